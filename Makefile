@@ -1,0 +1,236 @@
+# kuasar: a microVM sandboxer for containerd. `make help` lists the targets.
+#
+# Everything built lands in bin/ (ignored by git). Downloaded sources and the kernel build
+# are cached outside the repo in $(CACHE), keyed so that a stale cache is never used.
+
+CACHE ?= $(or $(KUASAR_CACHE),$(HOME)/.cache/kuasar)
+export KUASAR_CACHE := $(CACHE)
+
+V ?= 0
+ifeq ($(V),0)
+Q := @
+msg = @printf '  %-8s %s\n' '$(1)' '$(2)';
+else
+Q :=
+msg =
+endif
+
+BIN := bin
+GEN := $(BIN)/gen
+OBJ := $(BIN)/obj
+
+# ---------------------------------------------------------------------------------------
+# Host side: glibc, Debian's libraries.
+CC := gcc
+# Messages are truncated on purpose where they do not fit; that is not an error here.
+HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-truncation \
+	-Wno-unused-parameter -D_GNU_SOURCE -Ihost -I$(GEN)/host -I.
+HOST_LIBS := -lprotobuf-c -ljson-c
+
+# ---------------------------------------------------------------------------------------
+# Guest side: musl only, built for size. Kernel UAPI headers (headers only, no code) come
+# from Debian's linux-libc-dev through a private include dir.
+MUSL_CC := musl-gcc
+NANOPB_VER := 0.4.7
+NANOPB := $(CACHE)/src/nanopb-$(NANOPB_VER)
+GUEST_INC := $(BIN)/musl-include
+GUEST_CFLAGS := -std=gnu11 -Os -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+	-ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
+	-fno-stack-protector -fno-pie -D_GNU_SOURCE \
+	-isystem $(GUEST_INC) -I$(GEN)/guest -I$(NANOPB) -Iguest/init
+GUEST_LDFLAGS := -static -no-pie -Wl,--gc-sections -s
+INIT_MAX_BYTES := 102400
+
+PROTOS := ttrpc.proto sandbox.proto google/rpc/status.proto google/protobuf/any.proto \
+	google/protobuf/empty.proto
+
+GUEST_SRCS := $(wildcard guest/init/*.c)
+GUEST_PB := $(addprefix $(GEN)/guest/,$(PROTOS:.proto=.pb.c))
+NANOPB_SRCS := $(addprefix $(NANOPB)/,pb_common.c pb_encode.c pb_decode.c)
+GUEST_OBJS := $(patsubst %.c,$(OBJ)/guest/%.o,$(GUEST_SRCS)) \
+	$(patsubst $(GEN)/guest/%.c,$(OBJ)/guest/pb/%.o,$(GUEST_PB)) \
+	$(patsubst $(NANOPB)/%.c,$(OBJ)/guest/nanopb/%.o,$(NANOPB_SRCS))
+
+HOST_PB := $(addprefix $(GEN)/host/,$(PROTOS:.proto=.pb-c.c))
+HOST_LIB_SRCS := $(filter-out host/kuasar-ctl.c,$(wildcard host/*.c))
+HOST_LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(HOST_LIB_SRCS)) \
+	$(patsubst $(GEN)/host/%.c,$(OBJ)/host/pb/%.o,$(HOST_PB))
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(wildcard tests/unit/test-*.c))
+
+.PHONY: all help deps guest host kernel image test test-unit test-bats demo bench-boot \
+	check-size check-kernel-config clean distclean format
+.DEFAULT_GOAL := all
+# Generated sources are kept, not deleted as intermediates.
+.SECONDARY:
+
+all: $(BIN)/kuasar-init $(BIN)/kuasar.initrd $(BIN)/kuasar-ctl ## build the guest init, initrd and host tools
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_/.-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk -F':.*## ' '{ printf "  %-22s %s\n", $$1, $$2 }'
+
+deps: ## install every Debian package the build, tests and demo need (idempotent)
+	$(Q)tools/deps.sh
+
+# ---------------------------------------------------------------------------------------
+# Generated protobuf code.
+$(NANOPB)/pb.h:
+	$(call msg,FETCH,nanopb $(NANOPB_VER) (Debian source package))
+	$(Q)tools/fetch-nanopb.sh $(NANOPB_VER) $(CACHE)/src
+
+# The runtime files appear with the fetch; make must know they can be made.
+$(NANOPB_SRCS): $(NANOPB)/pb.h
+	@:
+
+$(GEN)/guest/%.pb.c $(GEN)/guest/%.pb.h: proto/%.proto $(wildcard proto/*.options proto/*/*/*.options)
+	$(call msg,NANOPB,$<)
+	$(Q)mkdir -p $(GEN)/guest
+	$(Q)cd proto && protoc --plugin=protoc-gen-nanopb=/usr/bin/protoc-gen-nanopb -I. \
+		--nanopb_out=$(abspath $(GEN)/guest) $*.proto
+
+$(GEN)/host/%.pb-c.c $(GEN)/host/%.pb-c.h: proto/%.proto
+	$(call msg,PROTOC-C,$<)
+	$(Q)mkdir -p $(GEN)/host
+	$(Q)cd proto && protoc-c -I. --c_out=$(abspath $(GEN)/host) $*.proto
+
+$(GUEST_INC)/.stamp:
+	$(Q)mkdir -p $(GUEST_INC)
+	$(Q)ln -sfn /usr/include/linux $(GUEST_INC)/linux
+	$(Q)ln -sfn /usr/include/asm-generic $(GUEST_INC)/asm-generic
+	$(Q)ln -sfn /usr/include/x86_64-linux-gnu/asm $(GUEST_INC)/asm
+	$(Q)touch $@
+
+# ---------------------------------------------------------------------------------------
+# Guest init.
+GUEST_PB_H := $(GUEST_PB:.c=.h)
+
+$(OBJ)/guest/%.o: %.c Makefile $(GUEST_PB_H) $(NANOPB)/pb.h $(GUEST_INC)/.stamp
+	$(call msg,MUSL-CC,$<)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(MUSL_CC) $(GUEST_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(OBJ)/guest/pb/%.o: $(GEN)/guest/%.c $(NANOPB)/pb.h $(GUEST_INC)/.stamp
+	$(call msg,MUSL-CC,$<)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(MUSL_CC) $(GUEST_CFLAGS) -c -o $@ $<
+
+$(OBJ)/guest/nanopb/%.o: $(NANOPB)/%.c $(GUEST_INC)/.stamp
+	$(call msg,MUSL-CC,$(notdir $<))
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(MUSL_CC) $(GUEST_CFLAGS) -c -o $@ $<
+
+$(BIN)/kuasar-init: $(GUEST_OBJS) ## the guest PID 1 (static musl, stripped)
+	$(call msg,LINK,$@)
+	$(Q)$(MUSL_CC) $(GUEST_LDFLAGS) -o $@ $^
+	@printf '  %-8s %s: %s bytes (budget %s)\n' SIZE $@ $$(stat -c %s $@) $(INIT_MAX_BYTES)
+
+guest: $(BIN)/kuasar-init
+
+check-size: $(BIN)/kuasar-init ## fail if the init exceeds its size budget
+	@size=$$(stat -c %s $<); [ $$size -le $(INIT_MAX_BYTES) ] || \
+		{ echo "kuasar-init is $$size bytes, over the $(INIT_MAX_BYTES) byte budget"; exit 1; }
+
+# ---------------------------------------------------------------------------------------
+# initrd: a gzip newc cpio written by our own tool, no root needed, reproducible.
+$(BIN)/mkcpio: tools/mkcpio.c
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $<
+
+$(BIN)/kuasar.initrd: $(BIN)/kuasar-init $(BIN)/mkcpio guest/rootfs/initrd.list ## the initrd (kuasar-init as /init)
+	$(call msg,CPIO,$@)
+	$(Q)$(BIN)/mkcpio -C $(BIN) guest/rootfs/initrd.list | gzip -9 -n > $@.tmp && mv $@.tmp $@
+
+# ---------------------------------------------------------------------------------------
+# Kernel (cached outside the repo by a hash of its inputs).
+KERNEL_INPUTS := $(wildcard kernel/configs/*.conf kernel/patches/*.patch) tools/build-kernel.sh
+
+$(BIN)/vmlinux.bin $(BIN)/bzImage: $(KERNEL_INPUTS) ## the guest kernel (PVH vmlinux and bzImage)
+	$(call msg,KERNEL,$(BIN)/vmlinux.bin $(BIN)/bzImage)
+	$(Q)tools/build-kernel.sh $(BIN)
+	$(Q)touch $(BIN)/vmlinux.bin $(BIN)/bzImage
+
+kernel: $(BIN)/vmlinux.bin
+
+check-kernel-config: $(BIN)/vmlinux.bin ## every requested kernel option is in the final config
+	$(Q)tools/build-kernel.sh --check $(BIN)/kernel.config
+
+# ---------------------------------------------------------------------------------------
+# Disk image for hosts that boot from a disk.
+$(BIN)/kuasar.img: $(BIN)/kuasar-init tools/mkimage.sh ## raw ext4 disk image with the same guest
+	$(call msg,IMAGE,$@)
+	$(Q)tools/mkimage.sh --init $(BIN)/kuasar-init --out $@
+
+image: $(BIN)/kuasar.img
+
+# ---------------------------------------------------------------------------------------
+# Host tools.
+$(OBJ)/host/%.o: host/%.c Makefile $(HOST_PB:.c=.h)
+	$(call msg,CC,$<)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(HOST_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(OBJ)/host/pb/%.o: $(GEN)/host/%.c $(HOST_PB:.c=.h)
+	$(call msg,CC,$<)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(filter-out -Wshadow,$(HOST_CFLAGS)) -c -o $@ $<
+
+$(BIN)/libkuasar.a: $(HOST_LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN)/kuasar-ctl: $(OBJ)/host/kuasar-ctl.o $(BIN)/libkuasar.a ## the host CLI
+	$(call msg,LINK,$@)
+	$(Q)$(CC) -o $@ $^ $(HOST_LIBS)
+
+host: $(BIN)/kuasar-ctl
+
+# ---------------------------------------------------------------------------------------
+# Tests. Unit tests are built for the host from the same sources both sides use.
+UNIT_GUEST_SRCS := guest/init/ttrpc.c guest/init/fmt.c
+
+$(BIN)/tests/test-ttrpc-guest: tests/unit/test-ttrpc-guest.c $(UNIT_GUEST_SRCS) tests/unit/tap.h
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(HOST_CFLAGS) -Iguest/init -Itests/unit -o $@ $< $(UNIT_GUEST_SRCS)
+
+$(BIN)/tests/test-fmt: tests/unit/test-fmt.c guest/init/fmt.c tests/unit/tap.h
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(HOST_CFLAGS) -Iguest/init -Itests/unit -o $@ $< guest/init/fmt.c
+
+$(BIN)/tests/test-%: tests/unit/test-%.c $(BIN)/libkuasar.a tests/unit/tap.h
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(HOST_CFLAGS) -Itests/unit -o $@ $< $(BIN)/libkuasar.a $(HOST_LIBS)
+
+test-unit: $(UNIT_TESTS) ## C unit tests (TAP)
+	$(Q)tools/run-unit-tests.sh $(UNIT_TESTS)
+
+test-bats: all $(BIN)/vmlinux.bin ## end-to-end tests against real QEMU VMs
+	$(Q)bats --timing tests/bats
+
+test: ## everything: deps, build, unit and bats tests
+	$(Q)$(MAKE) --no-print-directory deps
+	$(Q)$(MAKE) --no-print-directory all $(BIN)/vmlinux.bin
+	$(Q)$(MAKE) --no-print-directory test-unit
+	$(Q)$(MAKE) --no-print-directory test-bats
+
+demo: ## boot a sandbox VM and print its timings
+	$(Q)$(MAKE) --no-print-directory deps
+	$(Q)$(MAKE) --no-print-directory all $(BIN)/vmlinux.bin
+	$(Q)$(BIN)/kuasar-ctl boot --kernel $(BIN)/vmlinux.bin --initrd $(BIN)/kuasar.initrd
+
+bench-boot: all $(BIN)/vmlinux.bin ## cold boot: our kernel vs Debian's distro kernel
+	$(Q)tools/bench-boot.sh
+
+format: ## clang-format every C source
+	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean: ## remove bin/
+	rm -rf $(BIN)
+
+distclean: clean ## also remove the cache (kernel builds, sources)
+	rm -rf $(CACHE)
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)

@@ -1,0 +1,144 @@
+#include "boot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "netlink.h"
+
+struct boot_state boot;
+
+uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+struct mnt {
+	const char *src, *dst, *type;
+	unsigned long flags;
+	const char *data;
+};
+
+/* Order matters: /dev before /dev/pts and /dev/shm, /sys before its cgroup2 mount. */
+static const struct mnt basics[] = {
+	{ "devtmpfs", "/dev", "devtmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755" },
+	{ "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+	{ "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+	{ "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "ptmxmode=0666,mode=0620,gid=5" },
+	{ "shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
+	{ "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755" },
+	{ "cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+};
+
+static int mount_basics(void)
+{
+	for (size_t i = 0; i < sizeof(basics) / sizeof(basics[0]); i++) {
+		const struct mnt *m = &basics[i];
+
+		mkdir(m->dst, 0755);
+		if (mount(m->src, m->dst, m->type, m->flags, m->data) < 0 && errno != EBUSY) {
+			err("mount %s on %s: errno %d", m->type, m->dst, errno);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* stdin/stdout/stderr on /dev/console: the kernel may have given us none. */
+static void open_console(void)
+{
+	int fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	for (int i = 0; i < 3; i++)
+		if (fd != i)
+			dup2(fd, i);
+	if (fd > 2)
+		close(fd);
+	log_set_fd(2);
+}
+
+static int read_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return (int)n;
+}
+
+/* kuasar.log=LEVEL sets the console log level; unknown kuasar.* words are reported. */
+static void parse_cmdline(void)
+{
+	char buf[2048];
+	char *save = NULL;
+
+	if (read_file("/proc/cmdline", buf, sizeof(buf)) < 0)
+		return;
+	for (char *w = strtok_r(buf, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
+		if (strncmp(w, "kuasar.", 7))
+			continue;
+		if (!strncmp(w, "kuasar.log=", 11)) {
+			int l = log_parse_level(w + 11);
+
+			if (l >= 0)
+				log_level = l;
+			else
+				warn("kuasar.log: unknown level '%s'", w + 11);
+		} else {
+			warn("unknown kernel parameter '%s'", w);
+		}
+	}
+}
+
+void boot_early(void)
+{
+	/* Before /dev is mounted the kernel's console (if any) is on fds 0-2 already. */
+	if (mount_basics() < 0)
+		boot_fatal("mount the basic filesystems", errno);
+	open_console();
+	parse_cmdline();
+	if (nl_link_up("lo") < 0)
+		warn("bring up lo: errno %d", errno);
+	if (sethostname("kuasar", 6) < 0)
+		warn("sethostname: errno %d", errno);
+	/* Ctrl-Alt-Del becomes SIGINT to us, handled as a clean shutdown. */
+	reboot(RB_DISABLE_CAD);
+}
+
+__attribute__((noreturn)) void boot_poweroff(void)
+{
+	struct stat st;
+
+	info("powering off");
+	sync();
+	/* Without ACPI (QEMU microvm here) the kernel cannot power off; a reset, which the
+	 * VMM is started to treat as exit (-no-reboot, reboot=t), ends the VM instead. */
+	if (stat("/sys/firmware/acpi", &st) == 0)
+		reboot(RB_POWER_OFF);
+	reboot(RB_AUTOBOOT);
+	for (;;)
+		pause();
+}
+
+__attribute__((noreturn)) void boot_fatal(const char *what, int errnum)
+{
+	err("fatal: unable to %s: errno %d", what, errnum);
+	boot_poweroff();
+}

@@ -1,0 +1,15 @@
+/* Minimal printf-style formatting without stdio, for PID 1's size budget.
+ * Supports %s %.*s %c %d %i %u %x %p %% with a width (space or 0 padded) and the l, ll
+ * and z length modifiers.
+ * Always NUL-terminates when size > 0; returns the length written (truncated). */
+#ifndef KUASAR_FMT_H
+#define KUASAR_FMT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+size_t kvfmt(char *buf, size_t size, const char *fmt, va_list ap);
+size_t kfmt(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

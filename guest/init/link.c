@@ -1,0 +1,267 @@
+#include "link.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vm_sockets.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "boot.h"
+#include "fmt.h"
+#include "log.h"
+#include "netlink.h"
+#include "ttrpc.h"
+
+#define MAX_VSOCK_CONNS 16
+
+enum serial_state { SERIAL_ABSENT, SERIAL_WAIT_HOST, SERIAL_SERVING };
+
+static struct conn serial;
+static enum serial_state serial_state;
+static struct watch uevent_w = { .fd = -1 };
+static struct watch vsock_w = { .fd = -1 };
+static struct conn *vsock_conns[MAX_VSOCK_CONNS];
+
+static void link_ready(void)
+{
+	if (!boot.link_ns) {
+		boot.link_ns = mono_ns();
+		info("guest link ready after %llu us",
+		     (unsigned long long)(boot.link_ns - boot.init_ns) / 1000);
+	}
+}
+
+uint32_t link_local_cid(void)
+{
+	unsigned int cid = VMADDR_CID_ANY;
+	int fd = open("/dev/vsock", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (ioctl(fd, IOCTL_VM_SOCKETS_GET_LOCAL_CID, &cid) < 0)
+			cid = VMADDR_CID_ANY;
+		close(fd);
+	}
+	/* 1 (local loopback) and 2 (host) are not guest CIDs: no guest transport is up. */
+	return cid == VMADDR_CID_ANY || cid <= VMADDR_CID_HOST ? 0 : cid;
+}
+
+/* virtio_console reports POLLHUP while no host is attached to the port's chardev. */
+static int host_connected(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) >= 0 && !(p.revents & POLLHUP);
+}
+
+static void serial_serve(void)
+{
+	serial_state = SERIAL_SERVING;
+	loop_add(&serial.w, EPOLLIN);
+	debug("virtio-serial: host connected");
+}
+
+/* Out of the epoll set while no host is attached: EPOLLHUP cannot be masked. */
+static void serial_wait_host(void)
+{
+	serial_state = SERIAL_WAIT_HOST;
+	if (host_connected(serial.w.fd))
+		serial_serve();
+}
+
+static void serial_on_close(struct conn *c)
+{
+	char buf[4096];
+
+	loop_del(&c->w);
+	/* Bytes the old host left behind belong to its session, not the next one. */
+	while (read(c->w.fd, buf, sizeof(buf)) > 0)
+		;
+	conn_reset(c);
+	boot.link_resets++;
+	debug("virtio-serial: host went away, session reset");
+	serial_wait_host();
+}
+
+void link_on_sigio(void)
+{
+	if (serial_state == SERIAL_WAIT_HOST)
+		serial_wait_host();
+}
+
+static int port_name_matches(const char *dev)
+{
+	char path[128], name[64];
+	int fd, n;
+
+	kfmt(path, sizeof(path), "/sys/class/virtio-ports/%s/name", dev);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = (int)read(fd, name, sizeof(name) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	name[n] = '\0';
+	name[strcspn(name, "\n")] = '\0';
+	return !strcmp(name, LINK_PORT_NAME);
+}
+
+static int open_port(const char *dev)
+{
+	char path[128];
+	int fd;
+
+	kfmt(path, sizeof(path), "/dev/%s", dev);
+	fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		warn("open %s: errno %d", path, errno);
+		return -1;
+	}
+	/* SIGIO tells us when the host side connects or goes away. */
+	if (fcntl(fd, F_SETOWN, getpid()) < 0 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC) < 0)
+		warn("%s: no SIGIO on host connect (errno %d), polling instead", path, errno);
+	return fd;
+}
+
+static void serial_scan(void)
+{
+	DIR *d;
+	struct dirent *e;
+	int fd = -1;
+
+	if (serial_state != SERIAL_ABSENT || !(d = opendir("/sys/class/virtio-ports")))
+		return;
+	while (fd < 0 && (e = readdir(d)))
+		if (e->d_name[0] != '.' && port_name_matches(e->d_name))
+			fd = open_port(e->d_name);
+	closedir(d);
+	if (fd < 0)
+		return;
+	conn_init(&serial, fd, CONN_SERIAL, serial_on_close);
+	info("virtio-serial port %s open", LINK_PORT_NAME);
+	link_ready();
+	serial_wait_host();
+}
+
+static void uevent_on_event(struct watch *w, uint32_t events)
+{
+	char buf[4096];
+	ssize_t n;
+
+	(void)events;
+	while ((n = recv(w->fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
+		buf[n] = '\0';
+		/* Fields are NUL separated; look for the subsystem among them. */
+		for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1)
+			if (!strcmp(buf + i, "SUBSYSTEM=virtio-ports"))
+				serial_scan();
+	}
+	if (serial_state != SERIAL_ABSENT) {
+		loop_del(w);
+		close(w->fd);
+		w->fd = -1;
+	}
+}
+
+/* Ports are announced by the host after the driver probed: watch uevents until it shows. */
+static void uevent_open(void)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			NETLINK_KOBJECT_UEVENT);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		warn("uevent socket: errno %d; polling for the serial port", errno);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	uevent_w.fd = fd;
+	uevent_w.fn = uevent_on_event;
+	loop_add(&uevent_w, EPOLLIN);
+}
+
+static void vsock_on_close(struct conn *c)
+{
+	for (int i = 0; i < MAX_VSOCK_CONNS; i++)
+		if (vsock_conns[i] == c)
+			vsock_conns[i] = NULL;
+	loop_del(&c->w);
+	close(c->w.fd);
+	conn_reset(c);
+	free(c);
+}
+
+static void vsock_accept(struct watch *w, uint32_t events)
+{
+	int fd, slot = -1;
+	struct conn *c;
+
+	(void)events;
+	while ((fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		for (int i = 0; i < MAX_VSOCK_CONNS && slot < 0; i++)
+			if (!vsock_conns[i])
+				slot = i;
+		if (slot < 0 || !(c = malloc(sizeof(*c)))) {
+			warn("vsock: refusing a connection: %d already open", MAX_VSOCK_CONNS);
+			close(fd);
+			continue;
+		}
+		conn_init(c, fd, CONN_VSOCK, vsock_on_close);
+		vsock_conns[slot] = c;
+		loop_add(&c->w, EPOLLIN);
+		slot = -1;
+	}
+}
+
+static void vsock_listen(void)
+{
+	struct sockaddr_vm sa = {
+		.svm_family = AF_VSOCK,
+		.svm_cid = VMADDR_CID_ANY,
+		.svm_port = LINK_VSOCK_PORT,
+	};
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
+		debug("vsock: not listening (errno %d)", errno);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	vsock_w.fd = fd;
+	vsock_w.fn = vsock_accept;
+	loop_add(&vsock_w, EPOLLIN);
+	if (link_local_cid()) {
+		info("vsock: listening on port %d, cid %u", LINK_VSOCK_PORT, link_local_cid());
+		link_ready();
+	}
+}
+
+void link_start(void)
+{
+	vsock_listen();
+	uevent_open();
+	serial_scan();
+}
+
+int link_timeout_ms(void)
+{
+	/* Backstops for a missing SIGIO or uevent: look again once a second. */
+	return serial_state == SERIAL_SERVING ? -1 : 1000;
+}
+
+void link_tick(void)
+{
+	if (serial_state == SERIAL_ABSENT)
+		serial_scan();
+	else
+		link_on_sigio();
+}

@@ -1,0 +1,92 @@
+/* kuasar-init: PID 1 of a kuasar sandbox VM.
+ *
+ * Boots the guest (mounts, console, lo), then serves the host over the guest link from one
+ * epoll loop. From the moment the loop runs, nothing the host sends may end this process:
+ * errors become RPC statuses, and the only way out is a requested or fatal power off. */
+#include <errno.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "boot.h"
+#include "link.h"
+#include "log.h"
+#include "loop.h"
+
+static struct watch signal_w;
+
+static void reap(void)
+{
+	int status;
+
+	while (waitpid(-1, &status, WNOHANG) > 0)
+		;
+}
+
+static void on_signal(struct watch *w, uint32_t events)
+{
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			reap();
+			break;
+		case SIGIO:
+			link_on_sigio();
+			break;
+		case SIGTERM:
+		case SIGINT:
+		case SIGPWR:
+			info("signal %u: shutting down", si.ssi_signo);
+			boot_poweroff();
+		default:
+			break;
+		}
+	}
+}
+
+static int setup_signals(void)
+{
+	sigset_t set;
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+
+	/* A peer closing a vsock connection must not kill PID 1 on write. */
+	sigaction(SIGPIPE, &ign, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGIO);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGPWR);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	signal_w.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	signal_w.fn = on_signal;
+	return signal_w.fd < 0 ? -1 : loop_add(&signal_w, EPOLLIN);
+}
+
+int main(void)
+{
+	boot.init_ns = mono_ns();
+	if (getpid() != 1) {
+		(void)!write(2, "kuasar-init: fatal: must run as PID 1\n", 38);
+		return 1;
+	}
+	boot_early();
+	info("kuasar-init %s, kernel start to init %llu us", KUASAR_VERSION,
+	     (unsigned long long)boot.init_ns / 1000);
+	if (loop_init() < 0 || setup_signals() < 0)
+		boot_fatal("set up the event loop", errno);
+	link_start();
+	for (;;) {
+		int timeout = link_timeout_ms();
+
+		if (loop_once(timeout) == 0 && timeout >= 0)
+			link_tick();
+	}
+}

@@ -1,0 +1,27 @@
+/* A small rtnetlink helper in libmnl's style: bounded attribute builders and replies
+ * checked by sequence number and port id. The guest cannot link Debian's libmnl. */
+#ifndef KUASAR_NETLINK_H
+#define KUASAR_NETLINK_H
+
+#include <linux/netlink.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct nl_sock {
+	int fd;
+	uint32_t seq;
+	uint32_t portid;
+};
+
+int nl_open(struct nl_sock *nl);
+void nl_close(struct nl_sock *nl);
+/* Starts a message in buf (size bytes, aligned) with hdrlen bytes of family header. */
+struct nlmsghdr *nl_msg_start(void *buf, size_t size, uint16_t type, uint16_t flags,
+			      size_t hdrlen);
+/* Appends an attribute; -1 (EMSGSIZE) if it would not fit in size bytes. */
+int nl_attr_put(struct nlmsghdr *nlh, size_t size, uint16_t type, const void *data, size_t len);
+/* Sends a request and waits for its ack. Returns 0 or -1 with errno from the kernel. */
+int nl_talk(struct nl_sock *nl, struct nlmsghdr *nlh);
+int nl_link_up(const char *ifname);
+
+#endif

@@ -1,0 +1,203 @@
+#include "rpc.h"
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt.h"
+#include "log.h"
+#include "ttrpc.pb.h"
+
+static const struct rpc_service *const services[] = {
+	&sandbox_service,
+};
+
+struct bytes_view {
+	const uint8_t *p;
+	size_t n;
+};
+
+/* Zero-copy: the payload stays in the frame buffer, we only note where it is. */
+static bool view_decode(pb_istream_t *s, const pb_field_t *f, void **arg)
+{
+	struct bytes_view *v = *arg;
+
+	(void)f;
+	v->p = s->state;
+	v->n = s->bytes_left;
+	return pb_read(s, NULL, s->bytes_left);
+}
+
+static bool view_encode(pb_ostream_t *s, const pb_field_t *f, void *const *arg)
+{
+	const struct bytes_view *v = *arg;
+
+	if (!v->n)
+		return true;
+	return pb_encode_tag_for_field(s, f) && pb_encode_string(s, v->p, v->n);
+}
+
+/* Frames a Response {status?, payload} on the caller's stream. */
+static void send_response(struct rpc_ctx *ctx, int code, const char *msg, const uint8_t *payload,
+			  size_t len)
+{
+	ttrpc_Response r = ttrpc_Response_init_zero;
+	struct bytes_view v = { payload, len };
+	struct txbuf *b;
+	size_t size;
+	pb_ostream_t os;
+
+	if (code) {
+		r.has_status = true;
+		r.status.code = code;
+		kfmt(r.status.message, sizeof(r.status.message), "%s", msg);
+	}
+	r.payload.funcs.encode = view_encode;
+	r.payload.arg = &v;
+	if (!pb_get_encoded_size(&size, ttrpc_Response_fields, &r) || !(b = conn_frame_alloc(size))) {
+		warn("stream %u: cannot build a response", ctx->stream);
+		return;
+	}
+	os = pb_ostream_from_buffer(b->data + TTRPC_HEADER_LEN, size);
+	if (!pb_encode(&os, ttrpc_Response_fields, &r)) {
+		free(b);
+		return;
+	}
+	ctx->replied = 1;
+	conn_send(ctx->conn, b, ctx->stream, TTRPC_RESPONSE, 0);
+}
+
+void rpc_error(struct rpc_ctx *ctx, int code, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	kvfmt(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	debug("stream %u: status %d: %s", ctx->stream, code, msg);
+	send_response(ctx, code, msg, NULL, 0);
+}
+
+void rpc_reply(struct rpc_ctx *ctx, const pb_msgdesc_t *fields, const void *msg)
+{
+	size_t size;
+	uint8_t *buf;
+	pb_ostream_t os;
+
+	if (!pb_get_encoded_size(&size, fields, msg) || !(buf = malloc(size ? size : 1))) {
+		rpc_error(ctx, RPC_INTERNAL, "cannot encode the reply");
+		return;
+	}
+	os = pb_ostream_from_buffer(buf, size);
+	if (pb_encode(&os, fields, msg))
+		send_response(ctx, RPC_OK, NULL, buf, size);
+	else
+		rpc_error(ctx, RPC_INTERNAL, "encode reply: %s", PB_GET_ERROR(&os));
+	free(buf);
+}
+
+int rpc_decode(struct rpc_ctx *ctx, const pb_msgdesc_t *fields, void *msg)
+{
+	pb_istream_t is = pb_istream_from_buffer(ctx->payload, ctx->payload_len);
+
+	if (pb_decode(&is, fields, msg))
+		return 0;
+	rpc_error(ctx, RPC_INVALID_ARGUMENT, "unmarshal request: %s", PB_GET_ERROR(&is));
+	return -1;
+}
+
+static const struct rpc_service *find_service(const char *name)
+{
+	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
+		if (!strcmp(services[i]->name, name))
+			return services[i];
+	return NULL;
+}
+
+static rpc_handler find_method(const struct rpc_service *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_methods; i++)
+		if (!strcmp(s->methods[i].name, name))
+			return s->methods[i].fn;
+	return NULL;
+}
+
+static void call(struct rpc_ctx *ctx, const ttrpc_Request *req)
+{
+	const struct rpc_service *s = find_service(req->service);
+	rpc_handler fn;
+
+	if (!s) {
+		rpc_error(ctx, RPC_UNIMPLEMENTED, "service %s", req->service);
+		return;
+	}
+	fn = find_method(s, req->method);
+	if (!fn) {
+		rpc_error(ctx, RPC_UNIMPLEMENTED, "method %s", req->method);
+		return;
+	}
+	debug("stream %u: %s/%s", ctx->stream, req->service, req->method);
+	fn(ctx);
+	if (!ctx->replied)
+		rpc_error(ctx, RPC_INTERNAL, "%s/%s gave no answer", req->service, req->method);
+}
+
+/* Stream id rules as ttrpc's server applies them: client ids are odd and increase. */
+static int check_stream(struct rpc_ctx *ctx)
+{
+	if (ctx->stream % 2 != 1) {
+		rpc_error(ctx, RPC_INVALID_ARGUMENT, "StreamID must be odd for client initiated streams");
+		return -1;
+	}
+	if (ctx->stream <= ctx->conn->last_stream) {
+		rpc_error(ctx, RPC_INVALID_ARGUMENT, "StreamID cannot be re-used and must increment");
+		return -1;
+	}
+	ctx->conn->last_stream = ctx->stream;
+	return 0;
+}
+
+static void on_request(struct rpc_ctx *ctx, const uint8_t *data, size_t len)
+{
+	ttrpc_Request req = ttrpc_Request_init_zero;
+	struct bytes_view v = { NULL, 0 };
+	pb_istream_t is = pb_istream_from_buffer(data, len);
+
+	if (check_stream(ctx) < 0)
+		return;
+	req.payload.funcs.decode = view_decode;
+	req.payload.arg = &v;
+	if (!pb_decode(&is, ttrpc_Request_fields, &req)) {
+		rpc_error(ctx, RPC_INVALID_ARGUMENT, "unmarshal request error: %s", PB_GET_ERROR(&is));
+		return;
+	}
+	ctx->payload = v.p;
+	ctx->payload_len = v.n;
+	call(ctx, &req);
+}
+
+void rpc_on_frame(struct ttrpc_rx *rx, const struct ttrpc_header *h, const uint8_t *data)
+{
+	struct rpc_ctx ctx = { .conn = rx->owner, .stream = h->stream };
+
+	if (!data) {
+		rpc_error(&ctx, RPC_RESOURCE_EXHAUSTED,
+			  "message length %u exceed maximum message size of %u", h->length,
+			  TTRPC_MAX_DATA);
+		return;
+	}
+	switch (h->type) {
+	case TTRPC_REQUEST:
+		on_request(&ctx, data, h->length);
+		break;
+	case TTRPC_DATA:
+		rpc_error(&ctx, RPC_INVALID_ARGUMENT, "StreamID is no longer active");
+		break;
+	default:
+		/* Unknown frame types are ignored for forward compatibility, as ttrpc does. */
+		debug("stream %u: ignoring frame type %u", h->stream, h->type);
+	}
+}

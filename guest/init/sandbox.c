@@ -1,0 +1,161 @@
+/* kuasar.sandbox.v1.Sandbox: liveness, clock, entropy and shutdown for the host. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/random.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/timex.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "boot.h"
+#include "fmt.h"
+#include "google/protobuf/empty.pb.h"
+#include "link.h"
+#include "log.h"
+#include "rpc.h"
+#include "sandbox.pb.h"
+
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void sb_check(struct rpc_ctx *ctx)
+{
+	kuasar_sandbox_v1_CheckRequest req;
+	kuasar_sandbox_v1_CheckResponse r = kuasar_sandbox_v1_CheckResponse_init_zero;
+	struct utsname u;
+
+	if (rpc_decode(ctx, kuasar_sandbox_v1_CheckRequest_fields, &req) < 0)
+		return;
+	kfmt(r.version, sizeof(r.version), "%s", KUASAR_VERSION);
+	r.uptime_ns = (uint64_t)clock_ns(CLOCK_BOOTTIME);
+	r.kernel_to_init_ns = boot.init_ns;
+	r.init_to_link_ns = boot.link_ns ? boot.link_ns - boot.init_ns : 0;
+	kfmt(r.link, sizeof(r.link), "%s", conn_kind_name(ctx->conn->kind));
+	r.cid = link_local_cid();
+	if (uname(&u) == 0)
+		kfmt(r.hostname, sizeof(r.hostname), "%s", u.nodename);
+	r.link_resets = boot.link_resets;
+	rpc_reply(ctx, kuasar_sandbox_v1_CheckResponse_fields, &r);
+}
+
+/* Steps CLOCK_REALTIME by offset_ns atomically (no read-modify-write race). */
+static int clock_step(int64_t offset_ns)
+{
+	struct timex tx = { .modes = ADJ_SETOFFSET | ADJ_NANO };
+	int64_t sec = offset_ns / 1000000000, nsec = offset_ns % 1000000000;
+
+	if (nsec < 0) {
+		nsec += 1000000000;
+		sec--;
+	}
+	tx.time.tv_sec = sec;
+	tx.time.tv_usec = nsec; /* nanoseconds with ADJ_NANO */
+	return adjtimex(&tx) < 0 ? -1 : 0;
+}
+
+static void sb_sync_clock(struct rpc_ctx *ctx)
+{
+	int64_t t1 = clock_ns(CLOCK_REALTIME);
+	kuasar_sandbox_v1_SyncClockRequest req = kuasar_sandbox_v1_SyncClockRequest_init_zero;
+	kuasar_sandbox_v1_SyncClockResponse r = kuasar_sandbox_v1_SyncClockResponse_init_zero;
+
+	if (rpc_decode(ctx, kuasar_sandbox_v1_SyncClockRequest_fields, &req) < 0)
+		return;
+	r.guest_recv_ns = t1;
+	if (req.apply && req.offset_ns) {
+		if (clock_step(req.offset_ns) < 0) {
+			rpc_error(ctx, RPC_INTERNAL, "step the clock by %lld ns: errno %d",
+				  (long long)req.offset_ns, errno);
+			return;
+		}
+		r.applied_ns = req.offset_ns;
+		debug("clock stepped by %lld us", (long long)req.offset_ns / 1000);
+	}
+	r.guest_send_ns = clock_ns(CLOCK_REALTIME);
+	rpc_reply(ctx, kuasar_sandbox_v1_SyncClockResponse_fields, &r);
+}
+
+static uint32_t entropy_avail(void)
+{
+	char buf[16];
+	int fd = open("/proc/sys/kernel/random/entropy_avail", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	uint32_t v = 0;
+
+	if (fd >= 0)
+		close(fd);
+	for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+		v = v * 10 + (uint32_t)(buf[i] - '0');
+	return v;
+}
+
+/* Credits the host's bytes to the input pool and optionally reseeds the CRNG, so clones
+ * restored from one memory image stop producing the same random stream. */
+static int add_entropy(const uint8_t *data, size_t len, int reseed)
+{
+	struct {
+		struct rand_pool_info info;
+		uint8_t buf[4096];
+	} p;
+	int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -1;
+	p.info.entropy_count = (int)(len * 8);
+	p.info.buf_size = (int)len;
+	memcpy(p.buf, data, len);
+	if (len && ioctl(fd, RNDADDENTROPY, &p.info) < 0)
+		rc = -1;
+	if (rc == 0 && reseed && ioctl(fd, RNDRESEEDCRNG) < 0)
+		rc = -1;
+	close(fd);
+	return rc;
+}
+
+static void sb_add_entropy(struct rpc_ctx *ctx)
+{
+	kuasar_sandbox_v1_AddEntropyRequest req = kuasar_sandbox_v1_AddEntropyRequest_init_zero;
+	kuasar_sandbox_v1_AddEntropyResponse r = kuasar_sandbox_v1_AddEntropyResponse_init_zero;
+
+	if (rpc_decode(ctx, kuasar_sandbox_v1_AddEntropyRequest_fields, &req) < 0)
+		return;
+	if (add_entropy(req.data.bytes, req.data.size, req.reseed) < 0) {
+		rpc_error(ctx, RPC_INTERNAL, "add %u bytes of entropy: errno %d",
+			  (unsigned)req.data.size, errno);
+		return;
+	}
+	r.entropy_avail = entropy_avail();
+	rpc_reply(ctx, kuasar_sandbox_v1_AddEntropyResponse_fields, &r);
+}
+
+static void sb_shutdown(struct rpc_ctx *ctx)
+{
+	google_protobuf_Empty req, r = google_protobuf_Empty_init_zero;
+
+	if (rpc_decode(ctx, google_protobuf_Empty_fields, &req) < 0)
+		return;
+	rpc_reply(ctx, google_protobuf_Empty_fields, &r);
+	info("shutdown requested by the host");
+	conn_flush(ctx->conn, 1000);
+	boot_poweroff();
+}
+
+static const struct rpc_method sandbox_methods[] = {
+	{ "Check", sb_check },
+	{ "SyncClock", sb_sync_clock },
+	{ "AddEntropy", sb_add_entropy },
+	{ "Shutdown", sb_shutdown },
+};
+
+const struct rpc_service sandbox_service = {
+	"kuasar.sandbox.v1.Sandbox",
+	sandbox_methods,
+	sizeof(sandbox_methods) / sizeof(sandbox_methods[0]),
+};

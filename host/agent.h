@@ -1,0 +1,31 @@
+/* Client of kuasar-init's sandbox service (kuasar.sandbox.v1.Sandbox). */
+#ifndef KUASAR_AGENT_H
+#define KUASAR_AGENT_H
+
+#include <stdint.h>
+
+#include "sandbox.pb-c.h"
+#include "ttrpc.h"
+
+#define AGENT_SANDBOX_SERVICE "kuasar.sandbox.v1.Sandbox"
+
+typedef Kuasar__Sandbox__V1__CheckResponse agent_check_t;
+
+int agent_check(struct ttrpc_client *c, agent_check_t **out, int64_t deadline_ns, kerr_t *err);
+void agent_check_free(agent_check_t *r);
+
+struct clock_sync {
+	int64_t offset_ns; /* applied to the guest */
+	int64_t rtt_ns;	   /* of the best round */
+	int rounds;
+};
+/* NTP-style: several rounds, the one with the smallest round trip gives the offset, which
+ * the guest then applies. */
+int agent_sync_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t deadline_ns,
+		     kerr_t *err);
+/* Sends len bytes from the host's RNG and asks the guest to reseed. */
+int agent_add_entropy(struct ttrpc_client *c, size_t len, uint32_t *entropy_avail,
+		      int64_t deadline_ns, kerr_t *err);
+int agent_shutdown(struct ttrpc_client *c, int64_t deadline_ns, kerr_t *err);
+
+#endif

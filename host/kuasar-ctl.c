@@ -1,0 +1,384 @@
+/* kuasar-ctl: boot sandbox VMs and talk to kuasar-init.
+ *
+ *   kuasar-ctl boot [--kernel K] [--initrd I] [--memory MiB] [--vcpus N]
+ *                   [--accel auto|kvm|tcg] [--json] [--keep] [--id ID]
+ *   kuasar-ctl ping ID
+ *   kuasar-ctl shutdown ID
+ *   kuasar-ctl list */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "util.h"
+#include "vm.h"
+
+#define SHUTDOWN_TIMEOUT_MS 10000
+#define PING_TIMEOUT_MS 10000
+
+static const char *run_dir = "/run/kuasar";
+static char default_kernel[PATH_MAX], default_initrd[PATH_MAX];
+
+static int fail(const kerr_t *err)
+{
+	fprintf(stderr, "kuasar-ctl: error: %s\n", err->msg);
+	return 1;
+}
+
+static double ms(int64_t ns)
+{
+	return (double)ns / 1e6;
+}
+
+/* Kernel and initrd default to the ones next to this binary (a build tree), else the
+ * installed ones under /var/lib/kuasar. */
+static void find_defaults(const char *argv0)
+{
+	char exe[PATH_MAX], *dir;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	struct stat st;
+
+	snprintf(default_kernel, sizeof(default_kernel), "/var/lib/kuasar/vmlinux.bin");
+	snprintf(default_initrd, sizeof(default_initrd), "/var/lib/kuasar/kuasar.initrd");
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	dir = dirname(exe);
+	(void)argv0;
+	if (snprintf(default_kernel, sizeof(default_kernel), "%s/vmlinux.bin", dir) > 0 &&
+	    stat(default_kernel, &st) < 0)
+		snprintf(default_kernel, sizeof(default_kernel), "/var/lib/kuasar/vmlinux.bin");
+	if (snprintf(default_initrd, sizeof(default_initrd), "%s/kuasar.initrd", dir) > 0 &&
+	    stat(default_initrd, &st) < 0)
+		snprintf(default_initrd, sizeof(default_initrd), "/var/lib/kuasar/kuasar.initrd");
+}
+
+/* SIGINT and SIGTERM are read through a signalfd while a VM starts, so an interrupted
+ * boot still kills and reaps its VMM and removes its files. */
+static int watch_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || v < min || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+struct boot_opts {
+	struct vm_config cfg;
+	char id[65];
+	int json, keep;
+};
+
+static void random_id(char *buf, size_t n)
+{
+	unsigned char r[4] = { 0 };
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r[0] = (unsigned char)getpid();
+	snprintf(buf, n, "vm-%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+}
+
+static int boot_usage(void)
+{
+	fprintf(stderr,
+		"usage: kuasar-ctl boot [--kernel K] [--initrd I] [--memory MiB] [--vcpus N]\n"
+		"                       [--accel auto|kvm|tcg] [--timeout MS] [--log-level L]\n"
+		"                       [--id ID] [--keep] [--json]\n");
+	return 2;
+}
+
+static int parse_boot(int argc, char **argv, struct boot_opts *o)
+{
+	static const struct option opts[] = {
+		{ "kernel", required_argument, 0, 'k' }, { "initrd", required_argument, 0, 'i' },
+		{ "memory", required_argument, 0, 'm' }, { "vcpus", required_argument, 0, 'c' },
+		{ "accel", required_argument, 0, 'a' },	 { "timeout", required_argument, 0, 't' },
+		{ "log-level", required_argument, 0, 'l' }, { "id", required_argument, 0, 'n' },
+		{ "qemu", required_argument, 0, 'q' },	 { "keep", no_argument, 0, 'K' },
+		{ "json", no_argument, 0, 'j' },	 { 0, 0, 0, 0 },
+	};
+	unsigned timeout;
+	int c;
+
+	vm_config_defaults(&o->cfg);
+	o->cfg.kernel = default_kernel;
+	o->cfg.initrd = default_initrd;
+	random_id(o->id, sizeof(o->id));
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': o->cfg.kernel = optarg; break;
+		case 'i': o->cfg.initrd = optarg; break;
+		case 'q': o->cfg.qemu = optarg; break;
+		case 'l': o->cfg.log_level = optarg; break;
+		case 'n': snprintf(o->id, sizeof(o->id), "%s", optarg); break;
+		case 'K': o->keep = 1; break;
+		case 'j': o->json = 1; break;
+		case 'm':
+			if (parse_uint(optarg, 64, 1 << 20, &o->cfg.memory_mib) < 0)
+				return fprintf(stderr, "kuasar-ctl: --memory: 64 to 1048576 MiB\n"), -1;
+			break;
+		case 'c':
+			if (parse_uint(optarg, 1, 255, &o->cfg.vcpus) < 0)
+				return fprintf(stderr, "kuasar-ctl: --vcpus: 1 to 255\n"), -1;
+			break;
+		case 't':
+			if (parse_uint(optarg, 100, 3600000, &timeout) < 0)
+				return fprintf(stderr, "kuasar-ctl: --timeout: 100 to 3600000 ms\n"), -1;
+			o->cfg.boot_timeout_ms = (int)timeout;
+			break;
+		case 'a':
+			if (accel_parse(optarg, &o->cfg.accel) < 0)
+				return fprintf(stderr, "kuasar-ctl: --accel: auto, kvm or tcg\n"), -1;
+			break;
+		default: return -1;
+		}
+	}
+	return optind == argc ? 0 : -1;
+}
+
+static int check_inputs(const struct vm_config *cfg, kerr_t *err)
+{
+	if (access(cfg->kernel, R_OK) < 0)
+		return kerr_sys(err, "kernel %s (build it with 'make bin/vmlinux.bin')", cfg->kernel);
+	if (access(cfg->initrd, R_OK) < 0)
+		return kerr_sys(err, "initrd %s (build it with 'make bin/kuasar.initrd')",
+				cfg->initrd);
+	return 0;
+}
+
+struct boot_report {
+	struct clock_sync clock;
+	uint32_t entropy_avail;
+	int64_t shutdown_ns;
+};
+
+static void print_json(const struct vm *vm, const struct boot_opts *o, const struct boot_report *r)
+{
+	json_object *j = json_object_new_object();
+	const struct vm_times *t = &vm->t;
+
+	json_object_object_add(j, "id", json_object_new_string(vm->id));
+	json_object_object_add(j, "accel", json_object_new_string(accel_name(vm->accel)));
+	json_object_object_add(j, "accel_why", json_object_new_string(vm->accel_why));
+	json_object_object_add(j, "link", json_object_new_string(vm->link_kind));
+	json_object_object_add(j, "spawn_to_qmp_ms", json_object_new_double(ms(t->qmp_ns - t->spawn_ns)));
+	json_object_object_add(j, "spawn_to_console_ms",
+			       t->console_ns ? json_object_new_double(ms(t->console_ns - t->spawn_ns))
+					     : NULL);
+	json_object_object_add(j, "spawn_to_link_ms", json_object_new_double(ms(t->link_ns - t->spawn_ns)));
+	json_object_object_add(j, "guest_kernel_to_init_ms",
+			       json_object_new_double(ms((int64_t)t->kernel_to_init_ns)));
+	json_object_object_add(j, "guest_init_to_link_ms",
+			       json_object_new_double(ms((int64_t)t->init_to_link_ns)));
+	json_object_object_add(j, "clock_offset_ms", json_object_new_double(ms(r->clock.offset_ns)));
+	json_object_object_add(j, "clock_rtt_ms", json_object_new_double(ms(r->clock.rtt_ns)));
+	json_object_object_add(j, "entropy_avail", json_object_new_int((int)r->entropy_avail));
+	json_object_object_add(j, "kept", json_object_new_boolean(o->keep));
+	if (!o->keep)
+		json_object_object_add(j, "shutdown_ms", json_object_new_double(ms(r->shutdown_ns)));
+	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY));
+	json_object_put(j);
+}
+
+static void print_text(const struct vm *vm, const struct boot_opts *o, const struct boot_report *r)
+{
+	const struct vm_times *t = &vm->t;
+
+	printf("sandbox %s: guest answered %.1f ms after spawn (accel %s: %s)\n", vm->id,
+	       ms(t->link_ns - t->spawn_ns), accel_name(vm->accel), vm->accel_why);
+	printf("  spawn -> QMP ready          %8.1f ms\n", ms(t->qmp_ns - t->spawn_ns));
+	if (t->console_ns)
+		printf("  spawn -> init's first line  %8.1f ms\n", ms(t->console_ns - t->spawn_ns));
+	printf("  spawn -> link ready         %8.1f ms  (Check over %s)\n",
+	       ms(t->link_ns - t->spawn_ns), vm->link_kind);
+	printf("  guest: kernel -> init       %8.1f ms\n", ms((int64_t)t->kernel_to_init_ns));
+	printf("  guest: init -> link         %8.1f ms\n", ms((int64_t)t->init_to_link_ns));
+	printf("  clock synced: offset %.3f ms, round trip %.3f ms; entropy_avail %u\n",
+	       ms(r->clock.offset_ns), ms(r->clock.rtt_ns), r->entropy_avail);
+	if (o->keep) {
+		printf("kept running: kuasar-ctl ping %s | kuasar-ctl shutdown %s\n", vm->id, vm->id);
+		printf("  console log: %s\n", vm->paths.console_log);
+	} else {
+		printf("shut down cleanly in %.1f ms\n", ms(r->shutdown_ns));
+	}
+}
+
+/* A fresh guest gets the host's time and randomness before anything runs in it. */
+static int settle_guest(struct vm *vm, struct boot_report *r, kerr_t *err)
+{
+	int64_t deadline = mono_ns() + (int64_t)PING_TIMEOUT_MS * 1000000;
+
+	if (agent_sync_clock(&vm->link, &r->clock, deadline, err) < 0)
+		return -1;
+	return agent_add_entropy(&vm->link, 64, &r->entropy_avail, deadline, err);
+}
+
+static int cmd_boot(int argc, char **argv)
+{
+	struct boot_opts o = { .json = 0 };
+	struct boot_report r = { .entropy_avail = 0 };
+	struct vm vm;
+	kerr_t err;
+	int64_t t0;
+
+	if (parse_boot(argc, argv, &o) < 0)
+		return boot_usage();
+	if (check_inputs(&o.cfg, &err) < 0)
+		return fail(&err);
+	vm_init(&vm, o.id);
+	vm.sigfd = watch_signals();
+	if (vm_start(&vm, &o.cfg, run_dir, o.keep, &err) < 0)
+		return fail(&err);
+	if (settle_guest(&vm, &r, &err) < 0) {
+		vm_destroy(&vm);
+		return fail(&err);
+	}
+	if (o.keep) {
+		vm_release(&vm);
+	} else {
+		t0 = mono_ns();
+		if (vm_shutdown(&vm, SHUTDOWN_TIMEOUT_MS, &err) < 0)
+			return fail(&err);
+		r.shutdown_ns = mono_ns() - t0;
+	}
+	if (o.json)
+		print_json(&vm, &o, &r);
+	else
+		print_text(&vm, &o, &r);
+	return 0;
+}
+
+static int one_id(int argc, char **argv, const char *usage)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: kuasar-ctl %s\n", usage);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_ping(int argc, char **argv)
+{
+	struct vm vm;
+	kerr_t err;
+	agent_check_t *c = NULL;
+
+	if (one_id(argc, argv, "ping ID") < 0)
+		return 2;
+	if (vm_attach(&vm, run_dir, argv[1], &err) < 0)
+		return fail(&err);
+	if (agent_check(&vm.link, &c, mono_ns() + (int64_t)PING_TIMEOUT_MS * 1000000, &err) < 0) {
+		vm_release(&vm);
+		return fail(&err);
+	}
+	printf("%s: kuasar-init %s up %.3f s over %s, hostname %s, link resets %u\n", vm.id,
+	       c->version, (double)c->uptime_ns / 1e9, c->link, c->hostname, c->link_resets);
+	agent_check_free(c);
+	vm_release(&vm);
+	return 0;
+}
+
+static int cmd_shutdown(int argc, char **argv)
+{
+	struct vm vm;
+	kerr_t err;
+
+	if (one_id(argc, argv, "shutdown ID") < 0)
+		return 2;
+	if (vm_attach(&vm, run_dir, argv[1], &err) < 0)
+		return fail(&err);
+	if (vm_shutdown(&vm, SHUTDOWN_TIMEOUT_MS, &err) < 0)
+		return fail(&err);
+	printf("%s: shut down\n", argv[1]);
+	return 0;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	DIR *d = opendir(run_dir);
+	struct dirent *e;
+	char path[PATH_MAX];
+	struct stat st;
+
+	(void)argc;
+	(void)argv;
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		snprintf(path, sizeof(path), "%s/%s/vm.json", run_dir, e->d_name);
+		if (e->d_name[0] != '.' && stat(path, &st) == 0)
+			printf("%s\n", e->d_name);
+	}
+	closedir(d);
+	return 0;
+}
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+};
+
+static const struct command commands[] = {
+	{ "boot", cmd_boot, "boot a sandbox VM, print its timings, shut it down (--keep: leave it)" },
+	{ "ping", cmd_ping, "check that a kept VM's kuasar-init answers" },
+	{ "shutdown", cmd_shutdown, "power off a kept VM and remove its files" },
+	{ "list", cmd_list, "list kept VMs" },
+};
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: kuasar-ctl [--run-dir DIR] COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(stderr, "  %-10s %s\n", commands[i].name, commands[i].help);
+	fprintf(stderr, "\nenvironment: KUASAR_RUN_DIR (default /run/kuasar)\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	const char *env = getenv("KUASAR_RUN_DIR");
+
+	if (env && *env)
+		run_dir = env;
+	find_defaults(argv[0]);
+	if (argc >= 3 && !strcmp(argv[1], "--run-dir")) {
+		run_dir = argv[2];
+		argc -= 2;
+		argv += 2;
+	}
+	if (argc < 2)
+		return usage();
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "kuasar-ctl: unknown command '%s'\n", argv[1]);
+	return usage();
+}

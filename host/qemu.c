@@ -1,0 +1,151 @@
+#include "vmm.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ARGS 64
+
+void vm_config_defaults(struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->qemu = "qemu-system-x86_64";
+	cfg->kernel = "/var/lib/kuasar/vmlinux.bin";
+	cfg->initrd = "/var/lib/kuasar/kuasar.initrd";
+	cfg->memory_mib = 256;
+	cfg->vcpus = 1;
+	cfg->accel = ACCEL_AUTO;
+	cfg->log_level = "info";
+	cfg->kernel_params = "";
+	cfg->boot_timeout_ms = 60000;
+}
+
+void vm_paths_init(struct vm_paths *p, const char *run_dir, const char *id)
+{
+	snprintf(p->dir, sizeof(p->dir), "%s/%s", run_dir, id);
+	snprintf(p->qmp, sizeof(p->qmp), "%s/qmp.sock", p->dir);
+	snprintf(p->agent, sizeof(p->agent), "%s/agent.sock", p->dir);
+	snprintf(p->console, sizeof(p->console), "%s/console.sock", p->dir);
+	snprintf(p->console_log, sizeof(p->console_log), "%s/console.log", p->dir);
+	snprintf(p->vmm_log, sizeof(p->vmm_log), "%s/vmm.log", p->dir);
+	snprintf(p->state, sizeof(p->state), "%s/vm.json", p->dir);
+}
+
+unsigned long host_tsc_khz(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	char line[256];
+	double mhz = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "cpu MHz : %lf", &mhz) == 1)
+			break;
+	fclose(f);
+	return (unsigned long)(mhz * 1000.0 + 0.5);
+}
+
+struct args {
+	char *v[MAX_ARGS + 1];
+	int n;
+};
+
+static void add(struct args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add(struct args *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (a->n >= MAX_ARGS)
+		abort(); /* a programming error: the table below is fixed */
+	va_start(ap, fmt);
+	if (vasprintf(&a->v[a->n], fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	a->n++;
+}
+
+static void add_cmdline(struct args *a, const struct vm_config *cfg, enum accel accel)
+{
+	char tsc[48] = "";
+	unsigned long khz = host_tsc_khz();
+
+	/* Under TCG, microvm's TSC calibration never finishes without a known frequency. */
+	if (accel == ACCEL_TCG && khz)
+		snprintf(tsc, sizeof(tsc), " tsc_early_khz=%lu", khz);
+	/* reboot=t: a guest reboot is a triple fault, which -no-reboot turns into VMM exit.
+	 * pci=off: microvm has no PCI bus, probing it only prints an error. */
+	add(a, "-append");
+	add(a, "console=ttyS0 quiet reboot=t panic=-1 pci=off kuasar.log=%s%s%s%s", cfg->log_level,
+	    tsc, cfg->kernel_params[0] ? " " : "", cfg->kernel_params);
+}
+
+char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const char *id,
+		 enum accel accel)
+{
+	struct args a = { .n = 0 };
+	char **out;
+
+	add(&a, "%s", cfg->qemu);
+	add(&a, "-name");
+	add(&a, "kuasar-%s,process=kuasar-%s", id, id);
+	/* acpi=off: the guest kernel has no ACPI; QEMU then lists the virtio-mmio devices on
+	 * the kernel command line. */
+	add(&a, "-machine");
+	add(&a, "microvm,acpi=off,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on");
+	add(&a, "-accel");
+	add(&a, "%s", accel == ACCEL_KVM ? "kvm" : "tcg");
+	add(&a, "-cpu");
+	add(&a, "%s", accel == ACCEL_KVM ? "host" : "max");
+	add(&a, "-m");
+	add(&a, "%uM", cfg->memory_mib);
+	add(&a, "-smp");
+	add(&a, "%u", cfg->vcpus);
+	add(&a, "-nodefaults");
+	add(&a, "-no-user-config");
+	add(&a, "-nographic");
+	add(&a, "-no-reboot");
+	add(&a, "-kernel");
+	add(&a, "%s", cfg->kernel);
+	add(&a, "-initrd");
+	add(&a, "%s", cfg->initrd);
+	add_cmdline(&a, cfg, accel);
+	/* The console goes to our socket while we watch, and always to console.log. */
+	add(&a, "-chardev");
+	add(&a, "socket,id=con,path=%s,server=off,logfile=%s,logappend=on", p->console,
+	    p->console_log);
+	add(&a, "-serial");
+	add(&a, "chardev:con");
+	add(&a, "-chardev");
+	add(&a, "socket,id=qmp,path=%s,server=on,wait=off", p->qmp);
+	add(&a, "-mon");
+	add(&a, "chardev=qmp,mode=control");
+	/* The guest link: a virtio-serial port (no vhost-vsock needed on the host). */
+	add(&a, "-device");
+	add(&a, "virtio-serial-device,max_ports=2");
+	add(&a, "-chardev");
+	add(&a, "socket,id=agent,path=%s,server=on,wait=off", p->agent);
+	add(&a, "-device");
+	add(&a, "virtserialport,chardev=agent,name=io.kuasar.agent");
+	/* Entropy from the host for the guest's hwrng. */
+	add(&a, "-object");
+	add(&a, "rng-random,id=rng,filename=/dev/urandom");
+	add(&a, "-device");
+	add(&a, "virtio-rng-device,rng=rng");
+	out = calloc((size_t)a.n + 1, sizeof(char *));
+	if (!out)
+		abort();
+	memcpy(out, a.v, (size_t)a.n * sizeof(char *));
+	return out;
+}
+
+void argv_free(char **argv)
+{
+	if (!argv)
+		return;
+	for (char **p = argv; *p; p++)
+		free(*p);
+	free(argv);
+}

@@ -1,0 +1,54 @@
+/* Small host helpers: scoped cleanup, time, fds, files. */
+#ifndef KUASAR_UTIL_H
+#define KUASAR_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "err.h"
+
+static inline void freep(void *p)
+{
+	free(*(void **)p);
+}
+
+static inline void closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+
+#define _cleanup_free_ __attribute__((cleanup(freep)))
+#define _cleanup_close_ __attribute__((cleanup(closep)))
+
+/* Hands an fd out of a _cleanup_close_ scope. */
+static inline int take_fd(int *fd)
+{
+	int r = *fd;
+
+	*fd = -1;
+	return r;
+}
+#define TAKE_FD(fd) take_fd(&(fd))
+
+int64_t mono_ns(void);
+int64_t real_ns(void);
+/* Milliseconds left until a CLOCK_MONOTONIC deadline in ns, at least 0; -1 for no deadline. */
+int ms_until(int64_t deadline_ns);
+
+int write_all(int fd, const void *buf, size_t len);
+/* Writes path atomically: a temporary file, fsync, rename. */
+int write_file_atomic(const char *path, const void *data, size_t len, kerr_t *err);
+/* Reads a whole (small) file; the result is NUL-terminated. */
+int read_file(const char *path, char **out, size_t *len, size_t max, kerr_t *err);
+int mkdir_p(const char *path, int mode, kerr_t *err);
+/* Removes a directory and the plain files and sockets directly inside it. */
+int rm_dir_flat(const char *path);
+/* Ids name directories: 1-64 of [A-Za-z0-9_.-], no leading dot (so no '..'). */
+int id_valid(const char *id, kerr_t *err);
+int unix_connect(const char *path, kerr_t *err);
+int unix_listen(const char *path, kerr_t *err);
+
+#endif

@@ -1,0 +1,560 @@
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "util.h"
+
+/* Under real KVM our guest answers in well under a second; a guest that has not answered
+ * by then is taken as KVM not working (e.g. a nested PVM device). */
+#define KVM_BOOT_PROBE_MS 5000
+#define CONNECT_RETRY_NS 1000000
+
+void vm_init(struct vm *vm, const char *id)
+{
+	memset(vm, 0, sizeof(*vm));
+	snprintf(vm->id, sizeof(vm->id), "%s", id);
+	vm->pidfd = vm->sigfd = vm->con_listen = vm->con_fd = -1;
+	vm->qmp.fd = -1;
+	vm->link.fd = -1;
+}
+
+static void reap(struct vm *vm)
+{
+	int status = 0;
+
+	if (vm->exited)
+		return;
+	if (vm->is_child) {
+		if (waitpid(vm->pid, &status, WNOHANG) <= 0)
+			return;
+		vm->exit_status = status;
+	}
+	vm->exited = 1;
+}
+
+static void console_line(struct vm *vm)
+{
+	vm->con_line[vm->con_len] = '\0';
+	if (!vm->t.console_ns && strstr(vm->con_line, "kuasar-init:"))
+		vm->t.console_ns = mono_ns();
+	vm->con_len = 0;
+}
+
+/* Accepts QEMU's console connection, then reads it line by line (console.log keeps all). */
+static void console_pump(struct vm *vm)
+{
+	char buf[4096];
+	ssize_t n;
+
+	if (vm->con_fd < 0) {
+		vm->con_fd = accept4(vm->con_listen, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		return;
+	}
+	n = read(vm->con_fd, buf, sizeof(buf));
+	if (n <= 0) {
+		if (n == 0 || errno != EAGAIN) {
+			close(vm->con_fd);
+			vm->con_fd = -1;
+		}
+		return;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] == '\n' || vm->con_len == sizeof(vm->con_line) - 1)
+			console_line(vm);
+		else
+			vm->con_line[vm->con_len++] = buf[i];
+	}
+}
+
+void vm_console_tail(const struct vm *vm, char *buf, size_t n)
+{
+	char *log = NULL, *p;
+	size_t len = 0;
+	int lines = 0;
+
+	buf[0] = '\0';
+	if (read_file(vm->paths.console_log, &log, &len, 1 << 20, NULL) < 0)
+		return;
+	for (p = log + len; p > log && lines < 6; p--)
+		if (p[-1] == '\n' && p != log + len)
+			lines++;
+	snprintf(buf, n, "%s", p);
+	free(log);
+}
+
+static int vmm_exited_error(struct vm *vm, kerr_t *err)
+{
+	char tail[1024];
+
+	vm_console_tail(vm, tail, sizeof(tail));
+	if (vm->is_child && WIFSIGNALED(vm->exit_status))
+		kerr_set(err, ECHILD, "the VMM was killed by signal %d", WTERMSIG(vm->exit_status));
+	else if (vm->is_child)
+		kerr_set(err, ECHILD, "the VMM exited with status %d (see %s)",
+			 WEXITSTATUS(vm->exit_status), vm->paths.vmm_log);
+	else
+		kerr_set(err, ECHILD, "the VMM exited");
+	if (tail[0])
+		kerr_wrap(err, "console ends with:\n%s\n", tail);
+	return -1;
+}
+
+/* Waits until fd is ready while watching the VMM, signals and the console. */
+static int wait_for(struct vm *vm, int fd, short events, int64_t deadline_ns, kerr_t *err)
+{
+	for (;;) {
+		struct pollfd p[4] = {
+			{ .fd = vm->pidfd, .events = POLLIN },
+			{ .fd = vm->sigfd, .events = POLLIN },
+			{ .fd = vm->con_fd >= 0 ? vm->con_fd : vm->con_listen, .events = POLLIN },
+			{ .fd = fd, .events = events },
+		};
+		int n = poll(p, 4, ms_until(deadline_ns));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return kerr_sys(err, "poll");
+		if (n == 0)
+			return kerr_set(err, ETIMEDOUT, "timed out");
+		if (p[0].revents) {
+			reap(vm);
+			if (vm->exited || !vm->is_child)
+				return vmm_exited_error(vm, err);
+		}
+		if (p[1].revents) {
+			struct signalfd_siginfo si;
+
+			if (read(vm->sigfd, &si, sizeof(si)) > 0)
+				return kerr_set(err, EINTR, "interrupted by signal %u", si.ssi_signo);
+		}
+		if (p[2].revents)
+			console_pump(vm);
+		if (fd >= 0 && p[3].revents)
+			return 0;
+	}
+}
+
+static int link_wait(void *ctx, int fd, int64_t deadline_ns, kerr_t *err)
+{
+	return wait_for(ctx, fd, POLLIN, deadline_ns, err);
+}
+
+/* QEMU creates its server sockets while starting: retry until they accept. */
+static int connect_retry(struct vm *vm, const char *path, int64_t deadline_ns, kerr_t *err)
+{
+	for (;;) {
+		int fd = unix_connect(path, err);
+
+		if (fd >= 0)
+			return fd;
+		if (err->errnum != ENOENT && err->errnum != ECONNREFUSED)
+			return -1;
+		if (mono_ns() + CONNECT_RETRY_NS > deadline_ns)
+			return kerr_set(err, ETIMEDOUT, "%s did not appear in time", path);
+		if (wait_for(vm, -1, 0, mono_ns() + CONNECT_RETRY_NS, err) < 0 &&
+		    err->errnum != ETIMEDOUT)
+			return -1;
+	}
+}
+
+static void child_exec(char **argv, int log_fd, int keep)
+{
+	sigset_t all;
+	int null = open("/dev/null", O_RDONLY);
+
+	/* Without --keep the VMM must not outlive us, whatever kills us. */
+	if (!keep)
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Its own session: a terminal's Ctrl-C reaches us, and we stop the VM cleanly. */
+	setsid();
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	dup2(null, 0);
+	dup2(log_fd, 1);
+	dup2(log_fd, 2);
+	syscall(SYS_close_range, 3, ~0U, 0);
+	execvp(argv[0], argv);
+	dprintf(2, "kuasar: fatal: unable to exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+static int spawn(struct vm *vm, const struct vm_config *cfg, enum accel accel, int keep,
+		 kerr_t *err)
+{
+	char **argv = qemu_argv(cfg, &vm->paths, vm->id, accel);
+	_cleanup_close_ int log_fd =
+		open(vm->paths.vmm_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (log_fd < 0) {
+		argv_free(argv);
+		return kerr_sys(err, "create %s", vm->paths.vmm_log);
+	}
+	vm->t.spawn_ns = mono_ns();
+	vm->pid = fork();
+	if (vm->pid == 0)
+		child_exec(argv, log_fd, keep);
+	argv_free(argv);
+	if (vm->pid < 0)
+		return kerr_sys(err, "fork");
+	vm->is_child = 1;
+	vm->accel = accel;
+	vm->pidfd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
+	if (vm->pidfd < 0)
+		return kerr_sys(err, "pidfd_open");
+	return 0;
+}
+
+static int connect_guest(struct vm *vm, int64_t deadline_ns, kerr_t *err)
+{
+	agent_check_t *chk = NULL;
+	int fd = connect_retry(vm, vm->paths.agent, deadline_ns, err);
+
+	if (fd < 0)
+		return kerr_wrap(err, "connect to the guest link");
+	ttrpc_client_init(&vm->link, fd);
+	vm->link.wait = link_wait;
+	vm->link.wait_ctx = vm;
+	if (agent_check(&vm->link, &chk, deadline_ns, err) < 0)
+		return kerr_wrap(err, "wait for kuasar-init to answer");
+	vm->t.link_ns = mono_ns();
+	vm->t.kernel_to_init_ns = chk->kernel_to_init_ns;
+	vm->t.init_to_link_ns = chk->init_to_link_ns;
+	snprintf(vm->link_kind, sizeof(vm->link_kind), "%s", chk->link);
+	agent_check_free(chk);
+	return 0;
+}
+
+static int boot_once(struct vm *vm, const struct vm_config *cfg, enum accel accel, int keep,
+		     int timeout_ms, kerr_t *err)
+{
+	int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
+	int fd;
+
+	if (spawn(vm, cfg, accel, keep, err) < 0)
+		return -1;
+	fd = connect_retry(vm, vm->paths.qmp, deadline, err);
+	if (fd < 0)
+		return kerr_wrap(err, "connect to QMP");
+	if (qmp_open(&vm->qmp, fd, deadline, err) < 0)
+		return kerr_wrap(err, "QMP handshake");
+	vm->t.qmp_ns = mono_ns();
+	return connect_guest(vm, deadline, err);
+}
+
+static int make_dir(struct vm *vm, const char *run_dir, kerr_t *err)
+{
+	if (mkdir_p(run_dir, 0755, err) < 0)
+		return -1;
+	if (mkdir(vm->paths.dir, 0700) < 0) {
+		if (errno == EEXIST)
+			return kerr_set(err, EEXIST, "sandbox `%s` already exists (%s)", vm->id,
+					vm->paths.dir);
+		return kerr_sys(err, "mkdir %s", vm->paths.dir);
+	}
+	vm->con_listen = unix_listen(vm->paths.console, err);
+	return vm->con_listen < 0 ? -1 : 0;
+}
+
+/* Kills what one boot attempt started but keeps the directory for the next attempt. */
+static void undo_boot(struct vm *vm)
+{
+	if (vm->pid > 0 && !vm->exited) {
+		kill(vm->pid, SIGKILL);
+		if (vm->is_child)
+			waitpid(vm->pid, &vm->exit_status, 0);
+	}
+	vm->exited = 0;
+	vm->pid = 0;
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
+	vm->pidfd = -1;
+	qmp_close(&vm->qmp);
+	ttrpc_client_close(&vm->link);
+	if (vm->con_fd >= 0)
+		close(vm->con_fd);
+	vm->con_fd = -1;
+	vm->con_len = 0;
+	memset(&vm->t, 0, sizeof(vm->t));
+	unlink(vm->paths.qmp);
+	unlink(vm->paths.agent);
+}
+
+static void accel_cache_path(const char *run_dir, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/accel.json", run_dir);
+}
+
+static void boot_id(char *buf, size_t n)
+{
+	char *s = NULL;
+
+	if (read_file("/proc/sys/kernel/random/boot_id", &s, NULL, 64, NULL) == 0) {
+		s[strcspn(s, "\n")] = '\0';
+		snprintf(buf, n, "%s", s);
+		free(s);
+	} else {
+		snprintf(buf, n, "unknown");
+	}
+}
+
+/* The KVM verdict is remembered per host boot (the cache lives in the run dir). */
+static int accel_cache_get(const char *run_dir, enum accel *a, char *why, size_t n)
+{
+	char path[512], bid[64], *s = NULL;
+	json_object *o, *v;
+	int rc = -1;
+
+	accel_cache_path(run_dir, path, sizeof(path));
+	if (read_file(path, &s, NULL, 4096, NULL) < 0)
+		return -1;
+	boot_id(bid, sizeof(bid));
+	o = json_tokener_parse(s);
+	free(s);
+	if (o && json_object_object_get_ex(o, "boot_id", &v) &&
+	    !strcmp(json_object_get_string(v), bid) && json_object_object_get_ex(o, "accel", &v) &&
+	    accel_parse(json_object_get_string(v), a) == 0 && *a != ACCEL_AUTO) {
+		json_object_object_get_ex(o, "why", &v);
+		snprintf(why, n, "%s (remembered for this host boot)", json_object_get_string(v));
+		rc = 0;
+	}
+	json_object_put(o);
+	return rc;
+}
+
+static void accel_cache_put(const char *run_dir, enum accel a, const char *why)
+{
+	char path[512], bid[64];
+	json_object *o = json_object_new_object();
+	const char *s;
+
+	boot_id(bid, sizeof(bid));
+	json_object_object_add(o, "boot_id", json_object_new_string(bid));
+	json_object_object_add(o, "accel", json_object_new_string(accel_name(a)));
+	json_object_object_add(o, "why", json_object_new_string(why));
+	s = json_object_to_json_string(o);
+	accel_cache_path(run_dir, path, sizeof(path));
+	write_file_atomic(path, s, strlen(s), NULL);
+	json_object_put(o);
+}
+
+/* auto: KVM only when it has booted our guest on this host; otherwise TCG. */
+static int boot_auto(struct vm *vm, const struct vm_config *cfg, const char *run_dir, int keep,
+		     kerr_t *err)
+{
+	enum accel a;
+	char why[256];
+	kerr_t kerr;
+	int probe_ms = cfg->boot_timeout_ms < KVM_BOOT_PROBE_MS ? cfg->boot_timeout_ms
+								 : KVM_BOOT_PROBE_MS;
+
+	if (accel_cache_get(run_dir, &a, vm->accel_why, sizeof(vm->accel_why)) == 0)
+		return boot_once(vm, cfg, a, keep, cfg->boot_timeout_ms, err);
+	if (kvm_probe(why, sizeof(why)) < 0) {
+		accel_cache_put(run_dir, ACCEL_TCG, why);
+		snprintf(vm->accel_why, sizeof(vm->accel_why), "%s", why);
+		return boot_once(vm, cfg, ACCEL_TCG, keep, cfg->boot_timeout_ms, err);
+	}
+	if (boot_once(vm, cfg, ACCEL_KVM, keep, probe_ms, &kerr) == 0) {
+		snprintf(vm->accel_why, sizeof(vm->accel_why), "a guest booted under KVM");
+		accel_cache_put(run_dir, ACCEL_KVM, vm->accel_why);
+		return 0;
+	}
+	if (kerr.errnum == EINTR)
+		return kerr_set(err, EINTR, "%s", kerr.msg);
+	undo_boot(vm);
+	snprintf(vm->accel_why, sizeof(vm->accel_why),
+		 "/dev/kvm runs code but our guest did not boot under it: %.180s", kerr.msg);
+	accel_cache_put(run_dir, ACCEL_TCG, vm->accel_why);
+	return boot_once(vm, cfg, ACCEL_TCG, keep, cfg->boot_timeout_ms, err);
+}
+
+static int write_state(struct vm *vm, const struct vm_config *cfg, kerr_t *err)
+{
+	json_object *o = json_object_new_object();
+	const char *s;
+	int rc;
+
+	json_object_object_add(o, "id", json_object_new_string(vm->id));
+	json_object_object_add(o, "pid", json_object_new_int(vm->pid));
+	json_object_object_add(o, "accel", json_object_new_string(accel_name(vm->accel)));
+	json_object_object_add(o, "kernel", json_object_new_string(cfg->kernel));
+	json_object_object_add(o, "initrd", json_object_new_string(cfg->initrd));
+	json_object_object_add(o, "memory_mib", json_object_new_int((int)cfg->memory_mib));
+	json_object_object_add(o, "vcpus", json_object_new_int((int)cfg->vcpus));
+	json_object_object_add(o, "link", json_object_new_string(vm->link_kind));
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+	rc = write_file_atomic(vm->paths.state, s, strlen(s), err);
+	json_object_put(o);
+	return rc;
+}
+
+int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, int keep,
+	     kerr_t *err)
+{
+	int rc;
+
+	if (id_valid(vm->id, err) < 0)
+		return -1;
+	vm_paths_init(&vm->paths, run_dir, vm->id);
+	if (make_dir(vm, run_dir, err) < 0) {
+		if (err->errnum != EEXIST)
+			rm_dir_flat(vm->paths.dir);
+		return kerr_wrap(err, "start sandbox `%s`", vm->id);
+	}
+	if (cfg->accel == ACCEL_AUTO) {
+		rc = boot_auto(vm, cfg, run_dir, keep, err);
+	} else {
+		snprintf(vm->accel_why, sizeof(vm->accel_why), "requested");
+		rc = boot_once(vm, cfg, cfg->accel, keep, cfg->boot_timeout_ms, err);
+	}
+	if (rc == 0)
+		rc = write_state(vm, cfg, err);
+	if (rc < 0) {
+		vm_destroy(vm);
+		return kerr_wrap(err, "start sandbox `%s` (accel %s)", vm->id, accel_name(vm->accel));
+	}
+	return 0;
+}
+
+static int pid_is_our_vmm(pid_t pid, const char *id)
+{
+	char path[64], want[96], *cmd = NULL;
+	size_t len = 0;
+	int ok = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	if (read_file(path, &cmd, &len, 1 << 16, NULL) < 0)
+		return 0;
+	snprintf(want, sizeof(want), "kuasar-%s,process=kuasar-%s", id, id);
+	for (size_t i = 0; i < len; i += strlen(cmd + i) + 1)
+		if (!strcmp(cmd + i, want))
+			ok = 1;
+	free(cmd);
+	return ok;
+}
+
+static int read_state_pid(struct vm *vm, kerr_t *err)
+{
+	char *s = NULL;
+	json_object *o, *v;
+
+	if (read_file(vm->paths.state, &s, NULL, 1 << 16, err) < 0)
+		return kerr_wrap(err, "sandbox `%s` not found", vm->id);
+	o = json_tokener_parse(s);
+	free(s);
+	if (!o || !json_object_object_get_ex(o, "pid", &v)) {
+		json_object_put(o);
+		return kerr_set(err, EINVAL, "%s is malformed", vm->paths.state);
+	}
+	vm->pid = json_object_get_int(v);
+	json_object_put(o);
+	return 0;
+}
+
+int vm_attach(struct vm *vm, const char *run_dir, const char *id, kerr_t *err)
+{
+	int fd;
+
+	vm_init(vm, id);
+	if (id_valid(id, err) < 0)
+		return -1;
+	vm_paths_init(&vm->paths, run_dir, id);
+	if (read_state_pid(vm, err) < 0)
+		return -1;
+	if (vm->pid <= 0 || !pid_is_our_vmm(vm->pid, id))
+		return kerr_set(err, ESRCH, "sandbox `%s`: its VMM (pid %d) is not running", id,
+				vm->pid);
+	vm->pidfd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
+	if (vm->pidfd < 0)
+		return kerr_sys(err, "pidfd_open %d", vm->pid);
+	fd = unix_connect(vm->paths.agent, err);
+	if (fd < 0)
+		return kerr_wrap(err, "sandbox `%s`: guest link", id);
+	ttrpc_client_init(&vm->link, fd);
+	vm->link.wait = link_wait;
+	vm->link.wait_ctx = vm;
+	return 0;
+}
+
+static int wait_exit(struct vm *vm, int64_t deadline_ns)
+{
+	kerr_t e;
+
+	while (!vm->exited) {
+		if (wait_for(vm, -1, 0, deadline_ns, &e) < 0 && e.errnum != ECHILD)
+			return -1;
+		if (!vm->is_child)
+			vm->exited = 1;
+	}
+	return 0;
+}
+
+int vm_shutdown(struct vm *vm, int timeout_ms, kerr_t *err)
+{
+	int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
+	kerr_t e;
+	int forced = 0;
+
+	if (vm->link.fd >= 0 && agent_shutdown(&vm->link, deadline, &e) < 0 && e.errnum != ECHILD &&
+	    e.errnum != ECONNRESET)
+		kerr_set(err, e.errnum, "%s", e.msg);
+	if (wait_exit(vm, deadline) < 0) {
+		forced = 1;
+		if (vm->qmp.fd >= 0)
+			qmp_call(&vm->qmp, "quit", NULL, NULL, mono_ns() + 1000000000, &e);
+		if (wait_exit(vm, mono_ns() + 2000000000LL) < 0)
+			kill(vm->pid, SIGKILL);
+	}
+	vm_destroy(vm);
+	if (forced)
+		return kerr_set(err, ETIMEDOUT,
+				"sandbox `%s`: the guest did not power off within %d ms; stopped "
+				"by force",
+				vm->id, timeout_ms);
+	return 0;
+}
+
+void vm_release(struct vm *vm)
+{
+	qmp_close(&vm->qmp);
+	ttrpc_client_close(&vm->link);
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
+	if (vm->con_fd >= 0)
+		close(vm->con_fd);
+	if (vm->con_listen >= 0)
+		close(vm->con_listen);
+	vm->pidfd = vm->con_fd = vm->con_listen = -1;
+	unlink(vm->paths.console);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->pid > 0 && !vm->exited) {
+		kill(vm->pid, SIGKILL);
+		if (vm->is_child) {
+			waitpid(vm->pid, &vm->exit_status, 0);
+		} else {
+			struct pollfd p = { .fd = vm->pidfd, .events = POLLIN };
+
+			poll(&p, 1, 5000);
+		}
+		vm->exited = 1;
+	}
+	vm_release(vm);
+	if (vm->paths.dir[0])
+		rm_dir_flat(vm->paths.dir);
+}

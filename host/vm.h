@@ -1,0 +1,60 @@
+/* A sandbox VM: its directory, its VMM process, QMP and the guest link. Every failure path
+ * kills and reaps the VMM and removes the directory. */
+#ifndef KUASAR_VM_H
+#define KUASAR_VM_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agent.h"
+#include "qmp.h"
+#include "ttrpc.h"
+#include "vmm.h"
+
+struct vm_times {
+	int64_t spawn_ns;	   /* fork of the VMM (CLOCK_MONOTONIC) */
+	int64_t qmp_ns;		   /* QMP answered */
+	int64_t console_ns;	   /* the init's first console line, 0 if not seen */
+	int64_t link_ns;	   /* Check answered over the guest link */
+	uint64_t kernel_to_init_ns; /* as the guest measured it */
+	uint64_t init_to_link_ns;
+};
+
+struct vm {
+	char id[65];
+	struct vm_paths paths;
+	pid_t pid;
+	int pidfd;
+	int is_child;
+	int exited;
+	int exit_status;
+	int sigfd; /* SIGINT/SIGTERM while waiting, -1 if not watched */
+	int con_listen, con_fd;
+	char con_line[512];
+	size_t con_len;
+	struct qmp qmp;
+	struct ttrpc_client link;
+	enum accel accel;
+	char accel_why[256];
+	struct vm_times t;
+	char link_kind[16];
+};
+
+void vm_init(struct vm *vm, const char *id);
+/* Creates the VM directory, spawns the VMM and waits until the guest answers Check.
+ * keep: the VMM outlives this process (no parent-death signal). */
+int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, int keep,
+	     kerr_t *err);
+/* Attaches to a VM started earlier with keep (for ping and shutdown). */
+int vm_attach(struct vm *vm, const char *run_dir, const char *id, kerr_t *err);
+/* Asks the guest to power off and waits for the VMM to exit; escalates to QMP quit, then
+ * SIGKILL. Returns -1 if it had to force. Always leaves nothing behind. */
+int vm_shutdown(struct vm *vm, int timeout_ms, kerr_t *err);
+/* Kills the VMM if it runs, reaps it, closes everything, removes the directory. */
+void vm_destroy(struct vm *vm);
+/* Releases fds without touching the VMM (for --keep). */
+void vm_release(struct vm *vm);
+/* Last lines of the console log, for error messages. */
+void vm_console_tail(const struct vm *vm, char *buf, size_t n);
+
+#endif
