@@ -110,12 +110,12 @@ $(OBJ)/guest/%.o: %.c Makefile $(GUEST_PB_H) $(NANOPB)/pb.h $(GUEST_INC)/.stamp
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(MUSL_CC) $(GUEST_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(OBJ)/guest/pb/%.o: $(GEN)/guest/%.c $(NANOPB)/pb.h $(GUEST_INC)/.stamp
+$(OBJ)/guest/pb/%.o: $(GEN)/guest/%.c Makefile $(NANOPB)/pb.h $(GUEST_INC)/.stamp
 	$(call msg,MUSL-CC,$<)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(MUSL_CC) $(GUEST_CFLAGS) -c -o $@ $<
 
-$(OBJ)/guest/nanopb/%.o: $(NANOPB)/%.c $(GUEST_INC)/.stamp
+$(OBJ)/guest/nanopb/%.o: $(NANOPB)/%.c Makefile $(GUEST_INC)/.stamp
 	$(call msg,MUSL-CC,$(notdir $<))
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(MUSL_CC) $(GUEST_CFLAGS) -c -o $@ $<
@@ -170,7 +170,7 @@ $(OBJ)/host/%.o: host/%.c Makefile $(HOST_PB:.c=.h)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(HOST_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(OBJ)/host/pb/%.o: $(GEN)/host/%.c $(HOST_PB:.c=.h)
+$(OBJ)/host/pb/%.o: $(GEN)/host/%.c Makefile $(HOST_PB:.c=.h)
 	$(call msg,CC,$<)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(filter-out -Wshadow,$(HOST_CFLAGS)) -c -o $@ $<
@@ -187,19 +187,26 @@ host: $(BIN)/kuasar-ctl
 
 # ---------------------------------------------------------------------------------------
 # Tests. Unit tests are built for the host from the same sources both sides use.
-UNIT_GUEST_SRCS := guest/init/ttrpc.c guest/init/fmt.c
-
-$(BIN)/tests/test-ttrpc-guest: tests/unit/test-ttrpc-guest.c $(UNIT_GUEST_SRCS) tests/unit/tap.h
-	$(call msg,CC,$@)
-	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(HOST_CFLAGS) -Iguest/init -Itests/unit -o $@ $< $(UNIT_GUEST_SRCS)
-
 $(BIN)/tests/test-fmt: tests/unit/test-fmt.c guest/init/fmt.c tests/unit/tap.h
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(HOST_CFLAGS) -Iguest/init -Itests/unit -o $@ $< guest/init/fmt.c
 
-$(BIN)/tests/test-%: tests/unit/test-%.c $(BIN)/libkuasar.a tests/unit/tap.h
+# Guest server and host client in one process, talking over a socketpair.
+LINK_TEST_GUEST := $(addprefix guest/init/,ttrpc.c rpc.c sandbox.c log.c fmt.c loop.c)
+$(BIN)/tests/test-link: tests/unit/test-link.c $(LINK_TEST_GUEST) $(GUEST_PB) $(NANOPB_SRCS) \
+		$(BIN)/libkuasar.a tests/unit/tap.h tests/unit/link-abuse.h
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(filter-out -Wshadow,$(HOST_CFLAGS)) -I$(GEN)/guest -I$(NANOPB) -Itests/unit \
+		-o $@ $< $(LINK_TEST_GUEST) $(GUEST_PB) $(NANOPB_SRCS) $(BIN)/libkuasar.a $(HOST_LIBS)
+
+$(BIN)/tests/linkpoke: tests/tools/linkpoke.c tests/unit/link-abuse.h $(BIN)/libkuasar.a
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(HOST_CFLAGS) -Itests/unit -o $@ $< $(BIN)/libkuasar.a $(HOST_LIBS)
+
+$(BIN)/tests/test-%: tests/unit/test-%.c $(BIN)/libkuasar.a tests/unit/tap.h tests/unit/link-abuse.h
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(HOST_CFLAGS) -Itests/unit -o $@ $< $(BIN)/libkuasar.a $(HOST_LIBS)
@@ -207,7 +214,7 @@ $(BIN)/tests/test-%: tests/unit/test-%.c $(BIN)/libkuasar.a tests/unit/tap.h
 test-unit: $(UNIT_TESTS) ## C unit tests (TAP)
 	$(Q)tools/run-unit-tests.sh $(UNIT_TESTS)
 
-test-bats: all $(BIN)/vmlinux.bin ## end-to-end tests against real QEMU VMs
+test-bats: all $(BIN)/vmlinux.bin $(BIN)/tests/linkpoke $(BIN)/kuasar.img ## end-to-end tests against real QEMU VMs
 	$(Q)bats --timing tests/bats
 
 test: ## everything: deps, build, unit and bats tests

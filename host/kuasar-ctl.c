@@ -312,8 +312,15 @@ static int cmd_shutdown(int argc, char **argv)
 
 	if (one_id(argc, argv, "shutdown ID") < 0)
 		return 2;
-	if (vm_attach(&vm, run_dir, argv[1], &err) < 0)
-		return fail(&err);
+	if (vm_attach(&vm, run_dir, argv[1], &err) < 0) {
+		/* A VM that died on its own still leaves files to clean up. */
+		if (err.errnum != ESRCH)
+			return fail(&err);
+		vm_release(&vm);
+		rm_dir_flat(vm.paths.dir);
+		printf("%s: was not running (%s); removed its files\n", argv[1], err.msg);
+		return 0;
+	}
 	if (vm_shutdown(&vm, SHUTDOWN_TIMEOUT_MS, &err) < 0)
 		return fail(&err);
 	printf("%s: shut down\n", argv[1]);

@@ -94,16 +94,36 @@ void vm_console_tail(const struct vm *vm, char *buf, size_t n)
 	free(log);
 }
 
+/* The VMM's last words (its stderr goes to vmm.log). */
+static void vmm_log_last_line(const struct vm *vm, char *buf, size_t n)
+{
+	char *log = NULL, *end, *start;
+	size_t len = 0;
+
+	buf[0] = '\0';
+	if (read_file(vm->paths.vmm_log, &log, &len, 1 << 20, NULL) < 0)
+		return;
+	end = log + len;
+	while (end > log && end[-1] == '\n')
+		end--;
+	*end = '\0';
+	start = strrchr(log, '\n');
+	snprintf(buf, n, "%s", start ? start + 1 : log);
+	free(log);
+}
+
 static int vmm_exited_error(struct vm *vm, kerr_t *err)
 {
-	char tail[1024];
+	char tail[1024], last[256];
 
 	vm_console_tail(vm, tail, sizeof(tail));
+	vmm_log_last_line(vm, last, sizeof(last));
 	if (vm->is_child && WIFSIGNALED(vm->exit_status))
-		kerr_set(err, ECHILD, "the VMM was killed by signal %d", WTERMSIG(vm->exit_status));
+		kerr_set(err, ECHILD, "the VMM was killed by signal %d%s%s", WTERMSIG(vm->exit_status),
+			 last[0] ? ": " : "", last);
 	else if (vm->is_child)
-		kerr_set(err, ECHILD, "the VMM exited with status %d (see %s)",
-			 WEXITSTATUS(vm->exit_status), vm->paths.vmm_log);
+		kerr_set(err, ECHILD, "the VMM exited with status %d%s%s",
+			 WEXITSTATUS(vm->exit_status), last[0] ? ": " : "", last);
 	else
 		kerr_set(err, ECHILD, "the VMM exited");
 	if (tail[0])
@@ -237,21 +257,39 @@ static int connect_guest(struct vm *vm, int64_t deadline_ns, kerr_t *err)
 	return 0;
 }
 
-static int boot_once(struct vm *vm, const struct vm_config *cfg, enum accel accel, int keep,
-		     int timeout_ms, kerr_t *err)
+static int boot_steps(struct vm *vm, int64_t deadline, kerr_t *err)
 {
-	int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
-	int fd;
+	int fd = connect_retry(vm, vm->paths.qmp, deadline, err);
 
-	if (spawn(vm, cfg, accel, keep, err) < 0)
-		return -1;
-	fd = connect_retry(vm, vm->paths.qmp, deadline, err);
 	if (fd < 0)
 		return kerr_wrap(err, "connect to QMP");
 	if (qmp_open(&vm->qmp, fd, deadline, err) < 0)
 		return kerr_wrap(err, "QMP handshake");
 	vm->t.qmp_ns = mono_ns();
 	return connect_guest(vm, deadline, err);
+}
+
+static int boot_once(struct vm *vm, const struct vm_config *cfg, enum accel accel, int keep,
+		     int timeout_ms, kerr_t *err)
+{
+	int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
+	struct pollfd p;
+
+	if (spawn(vm, cfg, accel, keep, err) < 0)
+		return -1;
+	if (boot_steps(vm, deadline, err) == 0)
+		return 0;
+	if (err->errnum == ETIMEDOUT)
+		return kerr_wrap(err, "no answer from the guest within %d ms (console: %s)",
+				 timeout_ms, vm->paths.console_log);
+	/* A step that lost its peer usually means the VMM died: say that instead. */
+	p = (struct pollfd){ .fd = vm->pidfd, .events = POLLIN };
+	if (err->errnum != ECHILD && poll(&p, 1, 200) == 1) {
+		reap(vm);
+		if (vm->exited)
+			return vmm_exited_error(vm, err);
+	}
+	return -1;
 }
 
 static int make_dir(struct vm *vm, const char *run_dir, kerr_t *err)

@@ -14,7 +14,7 @@
 
 struct boot_state boot;
 
-uint64_t mono_ns(void)
+uint64_t mono_now(void)
 {
 	struct timespec ts;
 

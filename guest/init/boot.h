@@ -16,7 +16,7 @@ struct boot_state {
 
 extern struct boot_state boot;
 
-uint64_t mono_ns(void);
+uint64_t mono_now(void);
 /* Mounts the basics and opens the console; fatal errors power off. */
 void boot_early(void);
 /* Sync and power off (or reset, which the VMM is told to treat as exit). Never returns. */

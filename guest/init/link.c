@@ -31,7 +31,7 @@ static struct conn *vsock_conns[MAX_VSOCK_CONNS];
 static void link_ready(void)
 {
 	if (!boot.link_ns) {
-		boot.link_ns = mono_ns();
+		boot.link_ns = mono_now();
 		info("guest link ready after %llu us",
 		     (unsigned long long)(boot.link_ns - boot.init_ns) / 1000);
 	}
@@ -74,20 +74,20 @@ static void serial_wait_host(void)
 		serial_serve();
 }
 
+/* The port reads EOF only once every byte the old host sent has been read, so nothing of
+ * the old session is left to leak into the next one. */
 static void serial_on_close(struct conn *c)
 {
-	char buf[4096];
-
 	loop_del(&c->w);
-	/* Bytes the old host left behind belong to its session, not the next one. */
-	while (read(c->w.fd, buf, sizeof(buf)) > 0)
-		;
 	conn_reset(c);
 	boot.link_resets++;
 	debug("virtio-serial: host went away, session reset");
 	serial_wait_host();
 }
 
+/* The host side of the port connected or went away. While serving, the EOF that follows a
+ * disconnect arrives through epoll; a host that reconnects must give us that moment (the
+ * port has no session marker, so bytes from two sessions cannot be told apart). */
 void link_on_sigio(void)
 {
 	if (serial_state == SERIAL_WAIT_HOST)

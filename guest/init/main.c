@@ -72,7 +72,7 @@ static int setup_signals(void)
 
 int main(void)
 {
-	boot.init_ns = mono_ns();
+	boot.init_ns = mono_now();
 	if (getpid() != 1) {
 		(void)!write(2, "kuasar-init: fatal: must run as PID 1\n", 38);
 		return 1;

@@ -1,0 +1,120 @@
+/* Host library pieces that need no VM: ttrpc request/response encoding, ids, errors, the
+ * QEMU command line. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "google/rpc/status.pb-c.h"
+#include "tap.h"
+#include "ttrpc.h"
+#include "ttrpc.pb-c.h"
+#include "util.h"
+#include "vmm.h"
+
+static void test_request(void)
+{
+	uint8_t *frame = NULL;
+	size_t len = 0;
+	struct ttrpc_header h;
+	Ttrpc__Request *r;
+
+	ok(ttrpc_encode_request(7, "svc.S", "M", (const uint8_t *)"\x01\x02", 2, &frame, &len) == 0,
+	   "encode request");
+	ttrpc_header_decode(&h, frame);
+	is_int(h.length, len - TTRPC_HEADER_LEN, "header length covers the data only");
+	is_int(h.stream, 7, "stream id");
+	is_int(h.type, TTRPC_REQUEST, "request type");
+	is_int(frame[0], 0, "length is big endian");
+	r = ttrpc__request__unpack(NULL, h.length, frame + TTRPC_HEADER_LEN);
+	ok(r && !strcmp(r->service, "svc.S") && !strcmp(r->method, "M") && r->payload.len == 2,
+	   "request fields round-trip");
+	ttrpc__request__free_unpacked(r, NULL);
+	free(frame);
+}
+
+static void test_response(void)
+{
+	Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+	Ttrpc__Response resp = TTRPC__RESPONSE__INIT;
+	struct ttrpc_status out;
+	uint8_t buf[256], *payload = NULL;
+	size_t len, plen = 9;
+
+	st.code = 5;
+	st.message = "nope";
+	resp.status = &st;
+	len = ttrpc__response__pack(&resp, buf);
+	ok(ttrpc_decode_response(buf, len, &out, &payload, &plen) == 0, "decode error response");
+	is_int(out.code, 5, "status code");
+	is_str(out.message, "nope", "status message");
+	is_int(plen, 0, "no payload");
+	free(payload);
+	ok(ttrpc_decode_response((const uint8_t *)"\xff\xff\xff", 3, &out, &payload, &plen) < 0,
+	   "malformed response is rejected");
+	is_str(rpc_code_name(8), "RESOURCE_EXHAUSTED", "code names");
+	is_str(rpc_code_name(99), "CODE_OUT_OF_RANGE", "unknown code name");
+}
+
+static void test_ids(void)
+{
+	kerr_t err;
+
+	ok(id_valid("pod-1_a.b", &err) == 0, "plain id accepted");
+	ok(id_valid("..", &err) < 0 && err.errnum == EINVAL, "'..' rejected");
+	ok(id_valid("../etc", &err) < 0, "'../etc' rejected");
+	ok(id_valid("a/b", &err) < 0, "slash rejected");
+	ok(id_valid("", &err) < 0, "empty rejected");
+	ok(id_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &err) < 0,
+	   "65 characters rejected");
+}
+
+static void test_err(void)
+{
+	kerr_t err;
+
+	errno = ENOENT;
+	kerr_sys(&err, "open %s", "/x");
+	kerr_wrap(&err, "start `%s`", "a");
+	is_str(err.msg, "start `a`: open /x: No such file or directory", "context is prepended");
+	is_int(err.errnum, ENOENT, "errno kept");
+}
+
+static int has_arg(char **argv, const char *prefix)
+{
+	for (; *argv; argv++)
+		if (!strncmp(*argv, prefix, strlen(prefix)))
+			return 1;
+	return 0;
+}
+
+static void test_argv(void)
+{
+	struct vm_config cfg;
+	struct vm_paths p;
+	char **argv;
+
+	vm_config_defaults(&cfg);
+	vm_paths_init(&p, "/run/kuasar", "x1");
+	argv = qemu_argv(&cfg, &p, "x1", ACCEL_TCG);
+	ok(has_arg(argv, "microvm,acpi=off"), "microvm without ACPI");
+	ok(has_arg(argv, "-no-reboot"), "guest reset ends the VMM");
+	ok(has_arg(argv, "virtserialport,chardev=agent,name=io.kuasar.agent"), "agent port");
+	ok(has_arg(argv, "kuasar-x1,process=kuasar-x1"), "process named after the sandbox");
+	ok(host_tsc_khz() == 0 || has_arg(argv, "console=ttyS0 quiet reboot=t panic=-1 pci=off "
+						"kuasar.log=info tsc_early_khz="),
+	   "tsc_early_khz under TCG");
+	argv_free(argv);
+	argv = qemu_argv(&cfg, &p, "x1", ACCEL_KVM);
+	ok(!has_arg(argv, "console=ttyS0 quiet reboot=t panic=-1 pci=off kuasar.log=info tsc"),
+	   "no tsc_early_khz under KVM");
+	argv_free(argv);
+}
+
+int main(void)
+{
+	test_request();
+	test_response();
+	test_ids();
+	test_err();
+	test_argv();
+	return done_testing();
+}
