@@ -212,16 +212,17 @@ $(BIN)/tests/test-%: tests/unit/test-%.c $(BIN)/libkuasar.a tests/unit/tap.h tes
 	$(Q)$(CC) $(HOST_CFLAGS) -Itests/unit -o $@ $< $(BIN)/libkuasar.a $(HOST_LIBS)
 
 test-unit: $(UNIT_TESTS) ## C unit tests (TAP)
-	$(Q)tools/run-unit-tests.sh $(UNIT_TESTS)
+	$(Q)tools/test.sh unit
 
 test-bats: all $(BIN)/vmlinux.bin $(BIN)/tests/linkpoke $(BIN)/kuasar.img ## end-to-end tests against real QEMU VMs
-	$(Q)bats --timing tests/bats
+	$(Q)tools/test.sh bats
 
-test: ## everything: deps, build, unit and bats tests
+TEST_DEPS := all $(BIN)/vmlinux.bin $(BIN)/kuasar.img $(BIN)/tests/linkpoke $(UNIT_TESTS)
+
+test: ## everything: deps, build, unit and bats tests, one closing tally
 	$(Q)$(MAKE) --no-print-directory deps
-	$(Q)$(MAKE) --no-print-directory all $(BIN)/vmlinux.bin
-	$(Q)$(MAKE) --no-print-directory test-unit
-	$(Q)$(MAKE) --no-print-directory test-bats
+	$(Q)$(MAKE) --no-print-directory $(TEST_DEPS)
+	$(Q)tools/test.sh
 
 demo: ## boot a sandbox VM and print its timings
 	$(Q)$(MAKE) --no-print-directory deps

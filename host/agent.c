@@ -43,8 +43,8 @@ static int clock_round(struct ttrpc_client *c, int64_t offset, int apply, int64_
 	return 0;
 }
 
-int agent_sync_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t deadline_ns,
-		     kerr_t *err)
+int agent_measure_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t deadline_ns,
+			kerr_t *err)
 {
 	int64_t best_rtt = INT64_MAX, best_off = 0, t[4];
 
@@ -61,11 +61,21 @@ int agent_sync_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t dea
 			best_off = off;
 		}
 	}
-	if (clock_round(c, best_off, 1, t, deadline_ns, err) < 0)
-		return kerr_wrap(err, "apply clock offset");
 	out->offset_ns = best_off;
 	out->rtt_ns = best_rtt;
 	out->rounds = CLOCK_ROUNDS;
+	return 0;
+}
+
+int agent_sync_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t deadline_ns,
+		     kerr_t *err)
+{
+	int64_t t[4];
+
+	if (agent_measure_clock(c, out, deadline_ns, err) < 0)
+		return -1;
+	if (clock_round(c, out->offset_ns, 1, t, deadline_ns, err) < 0)
+		return kerr_wrap(err, "apply clock offset");
 	return 0;
 }
 

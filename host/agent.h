@@ -15,12 +15,14 @@ int agent_check(struct ttrpc_client *c, agent_check_t **out, int64_t deadline_ns
 void agent_check_free(agent_check_t *r);
 
 struct clock_sync {
-	int64_t offset_ns; /* applied to the guest */
+	int64_t offset_ns; /* host minus guest CLOCK_REALTIME */
 	int64_t rtt_ns;	   /* of the best round */
 	int rounds;
 };
-/* NTP-style: several rounds, the one with the smallest round trip gives the offset, which
- * the guest then applies. */
+/* NTP-style: several rounds; the one with the smallest round trip gives the offset. */
+int agent_measure_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t deadline_ns,
+			kerr_t *err);
+/* Measures, then has the guest step its clock by the offset. */
 int agent_sync_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t deadline_ns,
 		     kerr_t *err);
 /* Sends len bytes from the host's RNG and asks the guest to reseed. */

@@ -1,6 +1,6 @@
 /* kuasar-ctl: boot sandbox VMs and talk to kuasar-init.
  *
- *   kuasar-ctl boot [--kernel K] [--initrd I] [--memory MiB] [--vcpus N]
+ *   kuasar-ctl boot [--kernel K] [--initrd I | --image IMG] [--memory MiB] [--vcpus N]
  *                   [--accel auto|kvm|tcg] [--json] [--keep] [--id ID]
  *   kuasar-ctl ping ID
  *   kuasar-ctl shutdown ID
@@ -110,7 +110,10 @@ static int boot_usage(void)
 	fprintf(stderr,
 		"usage: kuasar-ctl boot [--kernel K] [--initrd I] [--memory MiB] [--vcpus N]\n"
 		"                       [--accel auto|kvm|tcg] [--timeout MS] [--log-level L]\n"
-		"                       [--id ID] [--keep] [--json]\n");
+		"                       [--image IMG] [--id ID] [--keep] [--json]\n"
+		"                       [--until link|console]\n"
+		"  --until console: stop at the init's first console line and kill the VM (for\n"
+		"  benchmarking kernels whose guest cannot answer, e.g. a distro kernel)\n");
 	return 2;
 }
 
@@ -122,10 +125,11 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 		{ "accel", required_argument, 0, 'a' },	 { "timeout", required_argument, 0, 't' },
 		{ "log-level", required_argument, 0, 'l' }, { "id", required_argument, 0, 'n' },
 		{ "qemu", required_argument, 0, 'q' },	 { "keep", no_argument, 0, 'K' },
-		{ "json", no_argument, 0, 'j' },	 { 0, 0, 0, 0 },
+		{ "json", no_argument, 0, 'j' },	 { "image", required_argument, 0, 'd' },
+		{ "until", required_argument, 0, 'u' }, { 0, 0, 0, 0 },
 	};
 	unsigned timeout;
-	int c;
+	int c, initrd_set = 0;
 
 	vm_config_defaults(&o->cfg);
 	o->cfg.kernel = default_kernel;
@@ -134,7 +138,13 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': o->cfg.kernel = optarg; break;
-		case 'i': o->cfg.initrd = optarg; break;
+		case 'i': o->cfg.initrd = optarg; initrd_set = 1; break;
+		case 'd': o->cfg.image = optarg; break;
+		case 'u':
+			if (strcmp(optarg, "link") && strcmp(optarg, "console"))
+				return fprintf(stderr, "kuasar-ctl: --until: link or console\n"), -1;
+			o->cfg.until_console = !strcmp(optarg, "console");
+			break;
 		case 'q': o->cfg.qemu = optarg; break;
 		case 'l': o->cfg.log_level = optarg; break;
 		case 'n': snprintf(o->id, sizeof(o->id), "%s", optarg); break;
@@ -160,6 +170,9 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 		default: return -1;
 		}
 	}
+	/* A disk image carries the init itself; an initrd only if asked for as well. */
+	if (o->cfg.image && !initrd_set)
+		o->cfg.initrd = NULL;
 	return optind == argc ? 0 : -1;
 }
 
@@ -167,7 +180,9 @@ static int check_inputs(const struct vm_config *cfg, kerr_t *err)
 {
 	if (access(cfg->kernel, R_OK) < 0)
 		return kerr_sys(err, "kernel %s (build it with 'make bin/vmlinux.bin')", cfg->kernel);
-	if (access(cfg->initrd, R_OK) < 0)
+	if (cfg->image && access(cfg->image, R_OK) < 0)
+		return kerr_sys(err, "disk image %s (build it with 'make bin/kuasar.img')", cfg->image);
+	if (cfg->initrd && access(cfg->initrd, R_OK) < 0)
 		return kerr_sys(err, "initrd %s (build it with 'make bin/kuasar.initrd')",
 				cfg->initrd);
 	return 0;
@@ -230,6 +245,21 @@ static void print_text(const struct vm *vm, const struct boot_opts *o, const str
 	}
 }
 
+static int print_console_only(const struct vm *vm, int json)
+{
+	double qmp = ms(vm->t.qmp_ns - vm->t.spawn_ns), con = ms(vm->t.console_ns - vm->t.spawn_ns);
+
+	if (json)
+		printf("{ \"id\": \"%s\", \"accel\": \"%s\", \"spawn_to_qmp_ms\": %.3f, "
+		       "\"spawn_to_console_ms\": %.3f }\n",
+		       vm->id, accel_name(vm->accel), qmp, con);
+	else
+		printf("sandbox %s: init's first console line %.1f ms after spawn (QMP %.1f ms); "
+		       "VM killed\n",
+		       vm->id, con, qmp);
+	return 0;
+}
+
 /* A fresh guest gets the host's time and randomness before anything runs in it. */
 static int settle_guest(struct vm *vm, struct boot_report *r, kerr_t *err)
 {
@@ -254,8 +284,14 @@ static int cmd_boot(int argc, char **argv)
 		return fail(&err);
 	vm_init(&vm, o.id);
 	vm.sigfd = watch_signals();
+	if (o.cfg.until_console && o.keep)
+		return fprintf(stderr, "kuasar-ctl: --until console cannot be kept\n"), 2;
 	if (vm_start(&vm, &o.cfg, run_dir, o.keep, &err) < 0)
 		return fail(&err);
+	if (o.cfg.until_console) {
+		vm_destroy(&vm);
+		return print_console_only(&vm, o.json);
+	}
 	if (settle_guest(&vm, &r, &err) < 0) {
 		vm_destroy(&vm);
 		return fail(&err);
@@ -289,17 +325,23 @@ static int cmd_ping(int argc, char **argv)
 	struct vm vm;
 	kerr_t err;
 	agent_check_t *c = NULL;
+	struct clock_sync cs;
+	int64_t deadline = mono_ns() + (int64_t)PING_TIMEOUT_MS * 1000000;
 
 	if (one_id(argc, argv, "ping ID") < 0)
 		return 2;
 	if (vm_attach(&vm, run_dir, argv[1], &err) < 0)
 		return fail(&err);
-	if (agent_check(&vm.link, &c, mono_ns() + (int64_t)PING_TIMEOUT_MS * 1000000, &err) < 0) {
+	if (agent_check(&vm.link, &c, deadline, &err) < 0 ||
+	    agent_measure_clock(&vm.link, &cs, deadline, &err) < 0) {
+		agent_check_free(c);
 		vm_release(&vm);
 		return fail(&err);
 	}
-	printf("%s: kuasar-init %s up %.3f s over %s, hostname %s, link resets %u\n", vm.id,
-	       c->version, (double)c->uptime_ns / 1e9, c->link, c->hostname, c->link_resets);
+	printf("%s: kuasar-init %s up %.3f s over %s, hostname %s, link resets %u, "
+	       "clock offset %.3f ms\n",
+	       vm.id, c->version, (double)c->uptime_ns / 1e9, c->link, c->hostname, c->link_resets,
+	       ms(cs.offset_ns));
 	agent_check_free(c);
 	vm_release(&vm);
 	return 0;

@@ -32,6 +32,19 @@ void vm_paths_init(struct vm_paths *p, const char *run_dir, const char *id)
 	snprintf(p->state, sizeof(p->state), "%s/vm.json", p->dir);
 }
 
+int kernel_is_elf(const char *path)
+{
+	unsigned char magic[4] = { 0 };
+	FILE *f = fopen(path, "rbe");
+	int n;
+
+	if (!f)
+		return 0;
+	n = (int)fread(magic, 1, sizeof(magic), f);
+	fclose(f);
+	return n == 4 && !memcmp(magic, "\x7f" "ELF", 4);
+}
+
 unsigned long host_tsc_khz(void)
 {
 	FILE *f = fopen("/proc/cpuinfo", "re");
@@ -78,8 +91,9 @@ static void add_cmdline(struct args *a, const struct vm_config *cfg, enum accel 
 	/* reboot=t: a guest reboot is a triple fault, which -no-reboot turns into VMM exit.
 	 * pci=off: microvm has no PCI bus, probing it only prints an error. */
 	add(a, "-append");
-	add(a, "console=ttyS0 quiet reboot=t panic=-1 pci=off kuasar.log=%s%s%s%s", cfg->log_level,
-	    tsc, cfg->kernel_params[0] ? " " : "", cfg->kernel_params);
+	add(a, "console=ttyS0 quiet reboot=t panic=-1 pci=off kuasar.log=%s%s%s%s%s", cfg->log_level,
+	    tsc, cfg->image && cfg->image[0] ? " root=/dev/vda ro" : "",
+	    cfg->kernel_params[0] ? " " : "", cfg->kernel_params);
 }
 
 char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const char *id,
@@ -93,8 +107,10 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 	add(&a, "kuasar-%s,process=kuasar-%s", id, id);
 	/* acpi=off: the guest kernel has no ACPI; QEMU then lists the virtio-mmio devices on
 	 * the kernel command line. */
+	/* A bzImage needs microvm's linuxboot option ROM; a vmlinux ELF boots through PVH. */
 	add(&a, "-machine");
-	add(&a, "microvm,acpi=off,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on");
+	add(&a, "microvm,acpi=off,x-option-roms=%s,pit=off,pic=off,isa-serial=on,rtc=on",
+	    kernel_is_elf(cfg->kernel) ? "off" : "on");
 	add(&a, "-accel");
 	add(&a, "%s", accel == ACCEL_KVM ? "kvm" : "tcg");
 	add(&a, "-cpu");
@@ -109,8 +125,16 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 	add(&a, "-no-reboot");
 	add(&a, "-kernel");
 	add(&a, "%s", cfg->kernel);
-	add(&a, "-initrd");
-	add(&a, "%s", cfg->initrd);
+	if (cfg->initrd && cfg->initrd[0]) {
+		add(&a, "-initrd");
+		add(&a, "%s", cfg->initrd);
+	}
+	if (cfg->image && cfg->image[0]) {
+		add(&a, "-drive");
+		add(&a, "id=root,file=%s,format=raw,if=none,readonly=on", cfg->image);
+		add(&a, "-device");
+		add(&a, "virtio-blk-device,drive=root");
+	}
 	add_cmdline(&a, cfg, accel);
 	/* The console goes to our socket while we watch, and always to console.log. */
 	add(&a, "-chardev");

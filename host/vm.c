@@ -131,7 +131,8 @@ static int vmm_exited_error(struct vm *vm, kerr_t *err)
 	return -1;
 }
 
-/* Waits until fd is ready while watching the VMM, signals and the console. */
+/* Waits until fd is ready (fd < 0: until the console moved) while watching the VMM,
+ * signals and the console. */
 static int wait_for(struct vm *vm, int fd, short events, int64_t deadline_ns, kerr_t *err)
 {
 	for (;;) {
@@ -160,16 +161,40 @@ static int wait_for(struct vm *vm, int fd, short events, int64_t deadline_ns, ke
 			if (read(vm->sigfd, &si, sizeof(si)) > 0)
 				return kerr_set(err, EINTR, "interrupted by signal %u", si.ssi_signo);
 		}
-		if (p[2].revents)
+		if (p[2].revents) {
 			console_pump(vm);
+			/* Without an fd to wait for, console progress is what the caller waits on. */
+			if (fd < 0)
+				return 0;
+		}
 		if (fd >= 0 && p[3].revents)
 			return 0;
 	}
 }
 
+/* QEMU stops reading a chardev while the guest has not opened its virtio-serial port,
+ * and only looks again when its main loop wakes up, which an idle TCG guest may not cause
+ * for hundreds of milliseconds. A cheap QMP command wakes it: while waiting for the first
+ * answer, kick every KICK_NS. */
+#define KICK_NS 20000000
+
 static int link_wait(void *ctx, int fd, int64_t deadline_ns, kerr_t *err)
 {
-	return wait_for(ctx, fd, POLLIN, deadline_ns, err);
+	struct vm *vm = ctx;
+
+	while (vm->kick && vm->qmp.fd >= 0) {
+		int64_t until = mono_ns() + KICK_NS;
+
+		if (until > deadline_ns)
+			break;
+		if (wait_for(vm, fd, POLLIN, until, err) == 0)
+			return 0;
+		if (err->errnum != ETIMEDOUT)
+			return -1;
+		if (qmp_call(&vm->qmp, "query-status", NULL, NULL, deadline_ns, err) < 0)
+			return kerr_wrap(err, "kick the VMM's main loop");
+	}
+	return wait_for(vm, fd, POLLIN, deadline_ns, err);
 }
 
 /* QEMU creates its server sockets while starting: retry until they accept. */
@@ -247,8 +272,10 @@ static int connect_guest(struct vm *vm, int64_t deadline_ns, kerr_t *err)
 	ttrpc_client_init(&vm->link, fd);
 	vm->link.wait = link_wait;
 	vm->link.wait_ctx = vm;
+	vm->kick = 1;
 	if (agent_check(&vm->link, &chk, deadline_ns, err) < 0)
 		return kerr_wrap(err, "wait for kuasar-init to answer");
+	vm->kick = 0;
 	vm->t.link_ns = mono_ns();
 	vm->t.kernel_to_init_ns = chk->kernel_to_init_ns;
 	vm->t.init_to_link_ns = chk->init_to_link_ns;
@@ -257,7 +284,15 @@ static int connect_guest(struct vm *vm, int64_t deadline_ns, kerr_t *err)
 	return 0;
 }
 
-static int boot_steps(struct vm *vm, int64_t deadline, kerr_t *err)
+static int wait_console(struct vm *vm, int64_t deadline, kerr_t *err)
+{
+	while (!vm->t.console_ns)
+		if (wait_for(vm, -1, 0, deadline, err) < 0)
+			return kerr_wrap(err, "wait for the init's first console line");
+	return 0;
+}
+
+static int boot_steps(struct vm *vm, const struct vm_config *cfg, int64_t deadline, kerr_t *err)
 {
 	int fd = connect_retry(vm, vm->paths.qmp, deadline, err);
 
@@ -266,6 +301,8 @@ static int boot_steps(struct vm *vm, int64_t deadline, kerr_t *err)
 	if (qmp_open(&vm->qmp, fd, deadline, err) < 0)
 		return kerr_wrap(err, "QMP handshake");
 	vm->t.qmp_ns = mono_ns();
+	if (cfg->until_console)
+		return wait_console(vm, deadline, err);
 	return connect_guest(vm, deadline, err);
 }
 
@@ -277,7 +314,7 @@ static int boot_once(struct vm *vm, const struct vm_config *cfg, enum accel acce
 
 	if (spawn(vm, cfg, accel, keep, err) < 0)
 		return -1;
-	if (boot_steps(vm, deadline, err) == 0)
+	if (boot_steps(vm, cfg, deadline, err) == 0)
 		return 0;
 	if (err->errnum == ETIMEDOUT)
 		return kerr_wrap(err, "no answer from the guest within %d ms (console: %s)",
@@ -429,7 +466,8 @@ static int write_state(struct vm *vm, const struct vm_config *cfg, kerr_t *err)
 	json_object_object_add(o, "pid", json_object_new_int(vm->pid));
 	json_object_object_add(o, "accel", json_object_new_string(accel_name(vm->accel)));
 	json_object_object_add(o, "kernel", json_object_new_string(cfg->kernel));
-	json_object_object_add(o, "initrd", json_object_new_string(cfg->initrd));
+	json_object_object_add(o, "initrd", json_object_new_string(cfg->initrd ? cfg->initrd : ""));
+	json_object_object_add(o, "image", json_object_new_string(cfg->image ? cfg->image : ""));
 	json_object_object_add(o, "memory_mib", json_object_new_int((int)cfg->memory_mib));
 	json_object_object_add(o, "vcpus", json_object_new_int((int)cfg->vcpus));
 	json_object_object_add(o, "link", json_object_new_string(vm->link_kind));

@@ -29,6 +29,7 @@ struct vm {
 	int exited;
 	int exit_status;
 	int sigfd; /* SIGINT/SIGTERM while waiting, -1 if not watched */
+	int kick;  /* wake the VMM's main loop while the first answer is pending */
 	int con_listen, con_fd;
 	char con_line[512];
 	size_t con_len;

@@ -10,13 +10,15 @@
 struct vm_config {
 	const char *qemu;	 /* VMM binary */
 	const char *kernel;	 /* PVH vmlinux or bzImage */
-	const char *initrd;
+	const char *initrd;	 /* NULL or "" to boot from image */
+	const char *image;	 /* raw root disk (root=/dev/vda, read-only), or NULL */
 	unsigned memory_mib;
 	unsigned vcpus;
 	enum accel accel;
 	const char *log_level;	   /* kuasar.log= in the guest */
 	const char *kernel_params; /* appended to the kernel command line */
 	int boot_timeout_ms;	   /* spawn to link ready */
+	int until_console;	   /* benchmarks: ready at the init's first console line */
 };
 
 void vm_config_defaults(struct vm_config *cfg);
@@ -38,6 +40,8 @@ void vm_paths_init(struct vm_paths *p, const char *run_dir, const char *id);
 char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const char *id,
 		 enum accel accel);
 void argv_free(char **argv);
+/* 1 if path is an ELF (PVH-bootable vmlinux), 0 for a bzImage or anything else. */
+int kernel_is_elf(const char *path);
 /* Host TSC frequency in kHz for tsc_early_khz under TCG, 0 if unknown. */
 unsigned long host_tsc_khz(void);
 

@@ -1,0 +1,59 @@
+# Shared by every tests/bats/*.bats file: paths, a runner with a timeout, and a teardown
+# that fails the test if it left a VMM, a socket or a file behind.
+
+TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+BIN=$TOP/bin
+CTL=$BIN/kuasar-ctl
+
+# Every test gets its own short run directory (unix socket paths are limited to 108 bytes).
+common_setup() {
+	KUASAR_RUN_DIR=$(mktemp -d /tmp/kuasar-test.XXXXXX)
+	export KUASAR_RUN_DIR
+	# The KVM verdict is per host boot; reuse it so each test does not probe again.
+	[ -f /tmp/kuasar-test-accel.json ] && cp /tmp/kuasar-test-accel.json "$KUASAR_RUN_DIR/accel.json"
+	return 0
+}
+
+# run_t SECONDS CMD...: bats' run with a hard time limit.
+run_t() {
+	local secs=$1
+	shift
+	run timeout --kill-after=5 "$secs" "$@"
+}
+
+ctl() {
+	"$CTL" "$@"
+}
+
+# PIDs of VMM processes started for this test's run directory.
+vmm_pids() {
+	pgrep -f -- "$KUASAR_RUN_DIR/" || true
+}
+
+# Fails when anything of this test is still around; kills leaked VMMs by PID first so one
+# failing test does not poison the next.
+common_teardown() {
+	local leaked pids
+	pids=$(vmm_pids)
+	if [ -n "$pids" ]; then
+		kill -9 $pids 2>/dev/null || true
+		leaked="VMM processes: $pids"
+	fi
+	[ -f "$KUASAR_RUN_DIR/accel.json" ] && cp "$KUASAR_RUN_DIR/accel.json" /tmp/kuasar-test-accel.json
+	local left
+	left=$(cd "$KUASAR_RUN_DIR" && find . -mindepth 1 ! -name accel.json | head -5)
+	rm -rf "$KUASAR_RUN_DIR"
+	[ -z "$leaked" ] || { echo "leaked $leaked" >&2; return 1; }
+	[ -z "$left" ] || { echo "leaked files: $left" >&2; return 1; }
+}
+
+setup() { common_setup; }
+teardown() { common_teardown; }
+
+# boot_kept ID [ARGS...]: starts a VM that stays up, failing the test if it does not.
+boot_kept() {
+	local id=$1
+	shift
+	run_t 120 "$CTL" boot --keep --id "$id" "$@"
+	[ "$status" -eq 0 ] || { echo "$output" >&2; return 1; }
+}
