@@ -111,7 +111,7 @@ static int boot_usage(void)
 		"usage: kuasar-ctl boot [--kernel K] [--initrd I] [--memory MiB] [--vcpus N]\n"
 		"                       [--accel auto|kvm|tcg] [--timeout MS] [--log-level L]\n"
 		"                       [--image IMG] [--id ID] [--keep] [--json]\n"
-		"                       [--until link|console]\n"
+		"                       [--until link|console] [--link auto|serial|vsock]\n"
 		"  --until console: stop at the init's first console line and kill the VM (for\n"
 		"  benchmarking kernels whose guest cannot answer, e.g. a distro kernel)\n");
 	return 2;
@@ -126,7 +126,8 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 		{ "log-level", required_argument, 0, 'l' }, { "id", required_argument, 0, 'n' },
 		{ "qemu", required_argument, 0, 'q' },	 { "keep", no_argument, 0, 'K' },
 		{ "json", no_argument, 0, 'j' },	 { "image", required_argument, 0, 'd' },
-		{ "until", required_argument, 0, 'u' }, { 0, 0, 0, 0 },
+		{ "until", required_argument, 0, 'u' }, { "link", required_argument, 0, 'L' },
+		{ 0, 0, 0, 0 },
 	};
 	unsigned timeout;
 	int c, initrd_set = 0;
@@ -140,6 +141,10 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 		case 'k': o->cfg.kernel = optarg; break;
 		case 'i': o->cfg.initrd = optarg; initrd_set = 1; break;
 		case 'd': o->cfg.image = optarg; break;
+		case 'L':
+			if (link_parse(optarg, &o->cfg.link) < 0)
+				return fprintf(stderr, "kuasar-ctl: --link: auto, serial or vsock\n"), -1;
+			break;
 		case 'u':
 			if (strcmp(optarg, "link") && strcmp(optarg, "console"))
 				return fprintf(stderr, "kuasar-ctl: --until: link or console\n"), -1;

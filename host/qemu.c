@@ -1,6 +1,9 @@
 #include "vmm.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,45 @@ void vm_paths_init(struct vm_paths *p, const char *run_dir, const char *id)
 	snprintf(p->console_log, sizeof(p->console_log), "%s/console.log", p->dir);
 	snprintf(p->vmm_log, sizeof(p->vmm_log), "%s/vmm.log", p->dir);
 	snprintf(p->state, sizeof(p->state), "%s/vm.json", p->dir);
+}
+
+int link_parse(const char *s, enum link_kind *out)
+{
+	if (!strcmp(s, "auto"))
+		*out = LINK_AUTO;
+	else if (!strcmp(s, "serial"))
+		*out = LINK_SERIAL;
+	else if (!strcmp(s, "vsock"))
+		*out = LINK_VSOCK;
+	else
+		return -1;
+	return 0;
+}
+
+const char *link_name(enum link_kind k)
+{
+	return k == LINK_VSOCK ? "vsock" : k == LINK_SERIAL ? "virtio-serial" : "auto";
+}
+
+int link_resolve(enum link_kind want, enum link_kind *got, char *why, size_t n)
+{
+	int fd;
+
+	if (want == LINK_SERIAL) {
+		*got = LINK_SERIAL;
+		return 0;
+	}
+	fd = open("/dev/vhost-vsock", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		*got = LINK_VSOCK;
+		return 0;
+	}
+	snprintf(why, n, "/dev/vhost-vsock: %s", strerror(errno));
+	if (want == LINK_VSOCK)
+		return -1;
+	*got = LINK_SERIAL;
+	return 0;
 }
 
 int kernel_is_elf(const char *path)
@@ -153,6 +195,10 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 	add(&a, "socket,id=agent,path=%s,server=on,wait=off", p->agent);
 	add(&a, "-device");
 	add(&a, "virtserialport,chardev=agent,name=io.kuasar.agent");
+	if (cfg->link == LINK_VSOCK) {
+		add(&a, "-device");
+		add(&a, "vhost-vsock-device,guest-cid=%u", cfg->guest_cid);
+	}
 	/* Entropy from the host for the guest's hwrng. */
 	add(&a, "-object");
 	add(&a, "rng-random,id=rng,filename=/dev/urandom");

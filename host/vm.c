@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/vm_sockets.h>
 
 #include "util.h"
 
@@ -20,6 +22,7 @@
  * by then is taken as KVM not working (e.g. a nested PVM device). */
 #define KVM_BOOT_PROBE_MS 5000
 #define CONNECT_RETRY_NS 1000000
+#define KUASAR_VSOCK_PORT 1024
 
 void vm_init(struct vm *vm, const char *id)
 {
@@ -239,7 +242,12 @@ static void child_exec(char **argv, int log_fd, int keep)
 static int spawn(struct vm *vm, const struct vm_config *cfg, enum accel accel, int keep,
 		 kerr_t *err)
 {
-	char **argv = qemu_argv(cfg, &vm->paths, vm->id, accel);
+	struct vm_config c = *cfg;
+	char **argv;
+
+	c.link = vm->link_type;
+	c.guest_cid = vm->cid;
+	argv = qemu_argv(&c, &vm->paths, vm->id, accel);
 	_cleanup_close_ int log_fd =
 		open(vm->paths.vmm_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
@@ -262,10 +270,57 @@ static int spawn(struct vm *vm, const struct vm_config *cfg, enum accel accel, i
 	return 0;
 }
 
+/* One non-blocking vsock connect, bounded by deadline; -1 with err on any failure. */
+static int vsock_try(struct vm *vm, int64_t deadline_ns, kerr_t *err)
+{
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = vm->cid,
+				  .svm_port = KUASAR_VSOCK_PORT };
+	_cleanup_close_ int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int soerr = 0;
+	socklen_t len = sizeof(soerr);
+
+	if (fd < 0)
+		return kerr_sys(err, "vsock socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS)
+		return kerr_sys(err, "connect to vsock %u:%u", vm->cid, KUASAR_VSOCK_PORT);
+	if (wait_for(vm, fd, POLLOUT, deadline_ns, err) < 0)
+		return -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0 || soerr) {
+		errno = soerr ? soerr : errno;
+		return kerr_sys(err, "connect to vsock %u:%u", vm->cid, KUASAR_VSOCK_PORT);
+	}
+	/* The ttrpc client writes with blocking semantics. */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return TAKE_FD(fd);
+}
+
+/* Until the guest listens, connects are reset or time out: retry until the deadline. */
+static int vsock_connect_retry(struct vm *vm, int64_t deadline_ns, kerr_t *err)
+{
+	for (;;) {
+		int64_t until = mono_ns() + 500000000;
+		int fd = vsock_try(vm, until < deadline_ns ? until : deadline_ns, err);
+
+		if (fd >= 0 || err->errnum == ECHILD || err->errnum == EINTR ||
+		    mono_ns() >= deadline_ns)
+			return fd;
+		if (wait_for(vm, -1, 0, mono_ns() + 10 * CONNECT_RETRY_NS, err) < 0 &&
+		    err->errnum != ETIMEDOUT)
+			return -1;
+	}
+}
+
+static int link_connect(struct vm *vm, int64_t deadline_ns, kerr_t *err)
+{
+	if (vm->link_type == LINK_VSOCK)
+		return vsock_connect_retry(vm, deadline_ns, err);
+	return connect_retry(vm, vm->paths.agent, deadline_ns, err);
+}
+
 static int connect_guest(struct vm *vm, int64_t deadline_ns, kerr_t *err)
 {
 	agent_check_t *chk = NULL;
-	int fd = connect_retry(vm, vm->paths.agent, deadline_ns, err);
+	int fd = link_connect(vm, deadline_ns, err);
 
 	if (fd < 0)
 		return kerr_wrap(err, "connect to the guest link");
@@ -470,20 +525,38 @@ static int write_state(struct vm *vm, const struct vm_config *cfg, kerr_t *err)
 	json_object_object_add(o, "image", json_object_new_string(cfg->image ? cfg->image : ""));
 	json_object_object_add(o, "memory_mib", json_object_new_int((int)cfg->memory_mib));
 	json_object_object_add(o, "vcpus", json_object_new_int((int)cfg->vcpus));
-	json_object_object_add(o, "link", json_object_new_string(vm->link_kind));
+	json_object_object_add(o, "link", json_object_new_string(link_name(vm->link_type)));
+	json_object_object_add(o, "cid", json_object_new_int64(vm->cid));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 	rc = write_file_atomic(vm->paths.state, s, strlen(s), err);
 	json_object_put(o);
 	return rc;
 }
 
+/* Guest CIDs are host-wide: a random one in [3, 2^31) does not collide in practice, and
+ * QEMU refuses to start (a clear error) if it ever does. */
+static unsigned random_cid(void)
+{
+	unsigned r = 0;
+
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r = (unsigned)getpid() * 2654435761u;
+	return 3 + r % 0x7ffffffcu;
+}
+
 int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, int keep,
 	     kerr_t *err)
 {
+	char why[256];
 	int rc;
 
 	if (id_valid(vm->id, err) < 0)
 		return -1;
+	if (link_resolve(cfg->link, &vm->link_type, why, sizeof(why)) < 0)
+		return kerr_set(err, ENODEV, "start sandbox `%s`: vsock link requested but %s",
+				vm->id, why);
+	if (vm->link_type == LINK_VSOCK)
+		vm->cid = cfg->guest_cid ? cfg->guest_cid : random_cid();
 	vm_paths_init(&vm->paths, run_dir, vm->id);
 	if (make_dir(vm, run_dir, err) < 0) {
 		if (err->errnum != EEXIST)
@@ -522,7 +595,7 @@ static int pid_is_our_vmm(pid_t pid, const char *id)
 	return ok;
 }
 
-static int read_state_pid(struct vm *vm, kerr_t *err)
+static int read_state(struct vm *vm, kerr_t *err)
 {
 	char *s = NULL;
 	json_object *o, *v;
@@ -536,6 +609,12 @@ static int read_state_pid(struct vm *vm, kerr_t *err)
 		return kerr_set(err, EINVAL, "%s is malformed", vm->paths.state);
 	}
 	vm->pid = json_object_get_int(v);
+	vm->link_type = LINK_SERIAL;
+	if (json_object_object_get_ex(o, "link", &v) && !strcmp(json_object_get_string(v), "vsock") &&
+	    json_object_object_get_ex(o, "cid", &v)) {
+		vm->link_type = LINK_VSOCK;
+		vm->cid = (unsigned)json_object_get_int64(v);
+	}
 	json_object_put(o);
 	return 0;
 }
@@ -548,7 +627,7 @@ int vm_attach(struct vm *vm, const char *run_dir, const char *id, kerr_t *err)
 	if (id_valid(id, err) < 0)
 		return -1;
 	vm_paths_init(&vm->paths, run_dir, id);
-	if (read_state_pid(vm, err) < 0)
+	if (read_state(vm, err) < 0)
 		return -1;
 	if (vm->pid <= 0 || !pid_is_our_vmm(vm->pid, id))
 		return kerr_set(err, ESRCH, "sandbox `%s`: its VMM (pid %d) is not running", id,
@@ -556,7 +635,7 @@ int vm_attach(struct vm *vm, const char *run_dir, const char *id, kerr_t *err)
 	vm->pidfd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
 	if (vm->pidfd < 0)
 		return kerr_sys(err, "pidfd_open %d", vm->pid);
-	fd = unix_connect(vm->paths.agent, err);
+	fd = link_connect(vm, mono_ns() + 10000000000LL, err);
 	if (fd < 0)
 		return kerr_wrap(err, "sandbox `%s`: guest link", id);
 	ttrpc_client_init(&vm->link, fd);

@@ -38,7 +38,9 @@ struct vm {
 	enum accel accel;
 	char accel_why[256];
 	struct vm_times t;
-	char link_kind[16];
+	char link_kind[16];  /* as the guest reported it */
+	enum link_kind link_type;
+	unsigned cid;	     /* vsock guest CID, 0 without vsock */
 };
 
 void vm_init(struct vm *vm, const char *id);

@@ -7,6 +7,10 @@
 
 #include "accel.h"
 
+/* What carries ttrpc to the guest: vhost-vsock where the host has it, else a virtio-serial
+ * port on a unix socket. */
+enum link_kind { LINK_AUTO, LINK_SERIAL, LINK_VSOCK };
+
 struct vm_config {
 	const char *qemu;	 /* VMM binary */
 	const char *kernel;	 /* PVH vmlinux or bzImage */
@@ -19,7 +23,15 @@ struct vm_config {
 	const char *kernel_params; /* appended to the kernel command line */
 	int boot_timeout_ms;	   /* spawn to link ready */
 	int until_console;	   /* benchmarks: ready at the init's first console line */
+	enum link_kind link;
+	unsigned guest_cid; /* with LINK_VSOCK; chosen at start when 0 */
 };
+
+int link_parse(const char *s, enum link_kind *out);
+const char *link_name(enum link_kind k);
+/* auto becomes vsock when /dev/vhost-vsock opens, else serial; vsock without the device is
+ * an error. */
+int link_resolve(enum link_kind want, enum link_kind *got, char *why, size_t n);
 
 void vm_config_defaults(struct vm_config *cfg);
 

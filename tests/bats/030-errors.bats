@@ -31,6 +31,13 @@ load helpers
 	[ "$status" -eq 0 ]
 }
 
+@test "a vsock link on a host without vhost-vsock is refused clearly" {
+	[ ! -e /dev/vhost-vsock ] || skip "this host has vhost-vsock"
+	run_t 30 "$CTL" boot --link vsock
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"vsock link requested but /dev/vhost-vsock: No such file"* ]]
+}
+
 @test "a VMM that dies while starting is reported with its last words" {
 	run_t 60 "$CTL" boot --accel tcg --kernel /etc/hostname
 	[ "$status" -eq 1 ]

@@ -103,9 +103,16 @@ static void test_argv(void)
 						"kuasar.log=info tsc_early_khz="),
 	   "tsc_early_khz under TCG");
 	argv_free(argv);
+	ok(!has_arg(argv, "vhost-vsock-device"), "no vsock device on a serial link");
+	argv_free(argv);
 	argv = qemu_argv(&cfg, &p, "x1", ACCEL_KVM);
 	ok(!has_arg(argv, "console=ttyS0 quiet reboot=t panic=-1 pci=off kuasar.log=info tsc"),
 	   "no tsc_early_khz under KVM");
+	argv_free(argv);
+	cfg.link = LINK_VSOCK;
+	cfg.guest_cid = 42;
+	argv = qemu_argv(&cfg, &p, "x1", ACCEL_KVM);
+	ok(has_arg(argv, "vhost-vsock-device,guest-cid=42"), "vsock link adds vhost-vsock with the CID");
 	argv_free(argv);
 }
 
