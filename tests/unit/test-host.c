@@ -102,7 +102,6 @@ static void test_argv(void)
 	ok(host_tsc_khz() == 0 || has_arg(argv, "console=ttyS0 quiet reboot=t panic=-1 pci=off "
 						"kuasar.log=info tsc_early_khz="),
 	   "tsc_early_khz under TCG");
-	argv_free(argv);
 	ok(!has_arg(argv, "vhost-vsock-device"), "no vsock device on a serial link");
 	argv_free(argv);
 	argv = qemu_argv(&cfg, &p, "x1", ACCEL_KVM);
