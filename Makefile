@@ -225,8 +225,8 @@ test: ## everything: deps, build, unit and bats tests, one closing tally
 	$(Q)tools/test.sh
 
 demo: ## boot a sandbox VM and print its timings
-	$(Q)$(MAKE) --no-print-directory deps
-	$(Q)$(MAKE) --no-print-directory all $(BIN)/vmlinux.bin
+	$(Q)$(MAKE) -s --no-print-directory deps
+	$(Q)$(MAKE) -s --no-print-directory all $(BIN)/vmlinux.bin
 	$(Q)$(BIN)/kuasar-ctl boot --kernel $(BIN)/vmlinux.bin --initrd $(BIN)/kuasar.initrd
 
 bench-boot: all $(BIN)/vmlinux.bin ## cold boot: our kernel vs Debian's distro kernel

@@ -42,7 +42,7 @@ static double ms(int64_t ns)
 
 /* Kernel and initrd default to the ones next to this binary (a build tree), else the
  * installed ones under /var/lib/kuasar. */
-static void find_defaults(const char *argv0)
+static void find_defaults(void)
 {
 	char exe[PATH_MAX], *dir;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -54,7 +54,6 @@ static void find_defaults(const char *argv0)
 		return;
 	exe[n] = '\0';
 	dir = dirname(exe);
-	(void)argv0;
 	if (snprintf(default_kernel, sizeof(default_kernel), "%s/vmlinux.bin", dir) > 0 &&
 	    stat(default_kernel, &st) < 0)
 		snprintf(default_kernel, sizeof(default_kernel), "/var/lib/kuasar/vmlinux.bin");
@@ -422,7 +421,7 @@ int main(int argc, char **argv)
 
 	if (env && *env)
 		run_dir = env;
-	find_defaults(argv[0]);
+	find_defaults();
 	if (argc >= 3 && !strcmp(argv[1], "--run-dir")) {
 		run_dir = argv[2];
 		argc -= 2;
