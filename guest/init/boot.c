@@ -2,13 +2,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "log.h"
 #include "netlink.h"
 
@@ -105,6 +108,73 @@ static void parse_cmdline(void)
 			warn("unknown kernel parameter '%s'", w);
 		}
 	}
+}
+
+#define RAMFS_MAGIC_ 0x858458f6
+#define TMPFS_MAGIC_ 0x01021994
+#define ROOT_ENV "KUASAR_ROOT=tmpfs"
+#define INIT_NS_ENV "KUASAR_INIT_NS="
+
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+	char buf[16384];
+	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
+	ssize_t n;
+
+	if (in < 0)
+		return -1;
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	while (out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			goto out;
+	rc = out >= 0 && n == 0 ? 0 : -1;
+out:
+	close(in);
+	if (out >= 0)
+		close(out);
+	return rc;
+}
+
+/* pivot_root(2) refuses to move away from the initramfs (rootfs is not a mount we can
+ * detach), and containers need it. So an init started from the initramfs moves onto a
+ * tmpfs mounted over / and executes itself again there; the copy finds ROOT_ENV set. */
+void boot_leave_initramfs(char **argv, char **envp)
+{
+	static const char *const dirs[] = { "dev", "proc", "sys", "run", "tmp" };
+	char *env[64], t0[48];
+	struct statfs st;
+	size_t n = 0;
+
+	if (statfs("/", &st) < 0 || (st.f_type != RAMFS_MAGIC_ && st.f_type != TMPFS_MAGIC_))
+		return; /* a real root filesystem (disk image): nothing to do */
+	for (; envp[n] && n < 61; n++) {
+		if (!strcmp(envp[n], ROOT_ENV)) {
+			boot.moved_root = 1;
+			return; /* we are the copy */
+		}
+		/* The copy keeps the original's start time: kernel start to the first exec. */
+		if (!strncmp(envp[n], INIT_NS_ENV, sizeof(INIT_NS_ENV) - 1))
+			boot.init_ns = strtoull(envp[n] + sizeof(INIT_NS_ENV) - 1, NULL, 10);
+	}
+	if (mkdir("/.root", 0755) < 0 && errno != EEXIST)
+		boot_fatal("create /.root", errno);
+	if (mount("tmpfs", "/.root", "tmpfs", 0, "mode=0755") < 0)
+		boot_fatal("mount a tmpfs root", errno);
+	if (copy_file("/init", "/.root/init", 0755) < 0)
+		boot_fatal("copy /init to the tmpfs root", errno);
+	if (chdir("/.root") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
+	    chdir("/") < 0)
+		boot_fatal("move onto the tmpfs root", errno);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		mkdir(dirs[i], 0755);
+	chmod("/tmp", 01777);
+	memcpy(env, envp, n * sizeof(*env));
+	kfmt(t0, sizeof(t0), "%s%llu", INIT_NS_ENV, (unsigned long long)boot.init_ns);
+	env[n++] = ROOT_ENV;
+	env[n++] = t0;
+	env[n] = NULL;
+	execve("/init", argv, env);
+	boot_fatal("execute /init on the tmpfs root", errno);
 }
 
 void boot_early(void)

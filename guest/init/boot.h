@@ -12,11 +12,16 @@ struct boot_state {
 	/* CLOCK_MONOTONIC when the guest link was first served; 0 before. */
 	uint64_t link_ns;
 	uint32_t link_resets;
+	/* Started from the initramfs and moved onto a tmpfs root. */
+	int moved_root;
 };
 
 extern struct boot_state boot;
 
 uint64_t mono_now(void);
+/* From the initramfs, moves onto a tmpfs root and re-executes there (pivot_root needs a
+ * real mount as /); returns at once on a disk root or in the re-executed copy. */
+void boot_leave_initramfs(char **argv, char **envp);
 /* Mounts the basics and opens the console; fatal errors power off. */
 void boot_early(void);
 /* Sync and power off (or reset, which the VMM is told to treat as exit). Never returns. */

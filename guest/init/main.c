@@ -70,16 +70,19 @@ static int setup_signals(void)
 	return signal_w.fd < 0 ? -1 : loop_add(&signal_w, EPOLLIN);
 }
 
-int main(void)
+int main(int argc, char **argv, char **envp)
 {
 	boot.init_ns = mono_now();
+	(void)argc;
 	if (getpid() != 1) {
 		(void)!write(2, "kuasar-init: fatal: must run as PID 1\n", 38);
 		return 1;
 	}
+	boot_leave_initramfs(argv, envp);
 	boot_early();
-	info("kuasar-init %s, kernel start to init %llu us", KUASAR_VERSION,
-	     (unsigned long long)boot.init_ns / 1000);
+	info("kuasar-init %s, kernel start to init %llu us, root %s", KUASAR_VERSION,
+	     (unsigned long long)boot.init_ns / 1000,
+	     boot.moved_root ? "moved from the initramfs to a tmpfs" : "as the kernel mounted it");
 	if (loop_init() < 0 || setup_signals() < 0)
 		boot_fatal("set up the event loop", errno);
 	link_start();

@@ -35,6 +35,8 @@ assert j["kept"] is False and j["shutdown_ms"] >= 0, j
 	[[ "$output" == *"kuasar-init 0.1.0 up"*"over virtio-serial"* ]]
 	run_t 30 "$CTL" list
 	[ "$output" = "k1" ]
+	# Started from the initramfs, the init moved onto a tmpfs root (pivot_root needs one).
+	grep -q "root moved from the initramfs to a tmpfs" "$KUASAR_RUN_DIR/k1/console.log"
 	run_t 30 "$CTL" shutdown k1
 	[ "$status" -eq 0 ]
 	[ ! -e "$KUASAR_RUN_DIR/k1" ]
@@ -71,6 +73,7 @@ assert j["kept"] is False and j["shutdown_ms"] >= 0, j
 	run_t 120 "$CTL" boot --keep --id d1 --image "$BIN/kuasar.img"
 	[ "$status" -eq 0 ]
 	grep -q '"initrd":""' <(tr -d ' \n' <"$KUASAR_RUN_DIR/d1/vm.json")
+	grep -q "root as the kernel mounted it" "$KUASAR_RUN_DIR/d1/console.log"
 	run_t 30 "$CTL" ping d1
 	[ "$status" -eq 0 ]
 	run_t 30 "$CTL" shutdown d1
