@@ -103,6 +103,24 @@ int agent_add_entropy(struct ttrpc_client *c, size_t len, uint32_t *entropy_avai
 	return 0;
 }
 
+int agent_mount_share(struct ttrpc_client *c, const char *fstype, uint64_t *fs_magic,
+		      int64_t deadline_ns, kerr_t *err)
+{
+	Kuasar__Sandbox__V1__MountShareRequest req = KUASAR__SANDBOX__V1__MOUNT_SHARE_REQUEST__INIT;
+	Kuasar__Sandbox__V1__MountShareResponse *r = NULL;
+
+	req.tag = "kuasar";
+	req.fstype = (char *)fstype;
+	if (ttrpc_call(c, AGENT_SANDBOX_SERVICE, "MountShare", &req.base,
+		       &kuasar__sandbox__v1__mount_share_response__descriptor,
+		       (ProtobufCMessage **)&r, deadline_ns, err) < 0)
+		return -1;
+	if (fs_magic)
+		*fs_magic = r->fs_magic;
+	kuasar__sandbox__v1__mount_share_response__free_unpacked(r, NULL);
+	return 0;
+}
+
 int agent_shutdown(struct ttrpc_client *c, int64_t deadline_ns, kerr_t *err)
 {
 	Google__Protobuf__Empty req = GOOGLE__PROTOBUF__EMPTY__INIT;

@@ -194,6 +194,7 @@ static int check_inputs(const struct vm_config *cfg, kerr_t *err)
 
 struct boot_report {
 	struct clock_sync clock;
+	uint64_t share_magic;
 	uint32_t entropy_avail;
 	int64_t shutdown_ns;
 };
@@ -219,6 +220,7 @@ static void print_json(const struct vm *vm, const struct boot_opts *o, const str
 	json_object_object_add(j, "clock_offset_ms", json_object_new_double(ms(r->clock.offset_ns)));
 	json_object_object_add(j, "clock_rtt_ms", json_object_new_double(ms(r->clock.rtt_ns)));
 	json_object_object_add(j, "entropy_avail", json_object_new_int((int)r->entropy_avail));
+	json_object_object_add(j, "share_fs_magic", json_object_new_int64((int64_t)r->share_magic));
 	json_object_object_add(j, "kept", json_object_new_boolean(o->keep));
 	if (!o->keep)
 		json_object_object_add(j, "shutdown_ms", json_object_new_double(ms(r->shutdown_ns)));
@@ -241,6 +243,8 @@ static void print_text(const struct vm *vm, const struct boot_opts *o, const str
 	printf("  guest: init -> link         %8.1f ms\n", ms((int64_t)t->init_to_link_ns));
 	printf("  clock synced: offset %.3f ms, round trip %.3f ms; entropy_avail %u\n",
 	       ms(r->clock.offset_ns), ms(r->clock.rtt_ns), r->entropy_avail);
+	printf("  share %s mounted in the guest on /run/kuasar/shared (fs magic 0x%llx)\n",
+	       vm->paths.shared, (unsigned long long)r->share_magic);
 	if (o->keep) {
 		printf("kept running: kuasar-ctl ping %s | kuasar-ctl shutdown %s\n", vm->id, vm->id);
 		printf("  console log: %s\n", vm->paths.console_log);
@@ -269,9 +273,10 @@ static int settle_guest(struct vm *vm, struct boot_report *r, kerr_t *err)
 {
 	int64_t deadline = mono_ns() + (int64_t)PING_TIMEOUT_MS * 1000000;
 
-	if (agent_sync_clock(&vm->link, &r->clock, deadline, err) < 0)
+	if (agent_sync_clock(&vm->link, &r->clock, deadline, err) < 0 ||
+	    agent_add_entropy(&vm->link, 64, &r->entropy_avail, deadline, err) < 0)
 		return -1;
-	return agent_add_entropy(&vm->link, 64, &r->entropy_avail, deadline, err);
+	return agent_mount_share(&vm->link, "9p", &r->share_magic, deadline, err);
 }
 
 static int cmd_boot(int argc, char **argv)
@@ -363,7 +368,7 @@ static int cmd_shutdown(int argc, char **argv)
 		if (err.errnum != ESRCH)
 			return fail(&err);
 		vm_release(&vm);
-		rm_dir_flat(vm.paths.dir);
+		rm_tree(vm.paths.dir);
 		printf("%s: was not running (%s); removed its files\n", argv[1], err.msg);
 		return 0;
 	}

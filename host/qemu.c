@@ -33,6 +33,7 @@ void vm_paths_init(struct vm_paths *p, const char *run_dir, const char *id)
 	snprintf(p->console_log, sizeof(p->console_log), "%s/console.log", p->dir);
 	snprintf(p->vmm_log, sizeof(p->vmm_log), "%s/vmm.log", p->dir);
 	snprintf(p->state, sizeof(p->state), "%s/vm.json", p->dir);
+	snprintf(p->shared, sizeof(p->shared), "%s/shared", p->dir);
 }
 
 int link_parse(const char *s, enum link_kind *out)
@@ -199,6 +200,11 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 		add(&a, "-device");
 		add(&a, "vhost-vsock-device,guest-cid=%u", cfg->guest_cid);
 	}
+	/* The share: bundles and root filesystems, mounted by the guest on request. */
+	add(&a, "-fsdev");
+	add(&a, "local,id=share,path=%s,security_model=none", p->shared);
+	add(&a, "-device");
+	add(&a, "virtio-9p-device,fsdev=share,mount_tag=kuasar");
 	/* Entropy from the host for the guest's hwrng. */
 	add(&a, "-object");
 	add(&a, "rng-random,id=rng,filename=/dev/urandom");

@@ -1,6 +1,7 @@
 #include "util.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -135,18 +136,22 @@ int mkdir_p(const char *path, int mode, kerr_t *err)
 	return 0;
 }
 
-int rm_dir_flat(const char *path)
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-	DIR *d = opendir(path);
-	struct dirent *e;
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+	return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
 
-	if (!d)
+int rm_tree(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -1;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			unlinkat(dirfd(d), e->d_name, 0);
-	closedir(d);
-	return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 int id_valid(const char *id, kerr_t *err)

@@ -44,8 +44,9 @@ int write_file_atomic(const char *path, const void *data, size_t len, kerr_t *er
 /* Reads a whole (small) file; the result is NUL-terminated. */
 int read_file(const char *path, char **out, size_t *len, size_t max, kerr_t *err);
 int mkdir_p(const char *path, int mode, kerr_t *err);
-/* Removes a directory and the plain files and sockets directly inside it. */
-int rm_dir_flat(const char *path);
+/* Removes a directory tree without following links or crossing mounts (a mount inside
+ * makes the removal fail rather than reach into it). */
+int rm_tree(const char *path);
 /* Ids name directories: 1-64 of [A-Za-z0-9_.-], no leading dot (so no '..'). */
 int id_valid(const char *id, kerr_t *err);
 int unix_connect(const char *path, kerr_t *err);

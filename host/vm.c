@@ -394,6 +394,8 @@ static int make_dir(struct vm *vm, const char *run_dir, kerr_t *err)
 					vm->paths.dir);
 		return kerr_sys(err, "mkdir %s", vm->paths.dir);
 	}
+	if (mkdir(vm->paths.shared, 0755) < 0)
+		return kerr_sys(err, "mkdir %s", vm->paths.shared);
 	vm->con_listen = unix_listen(vm->paths.console, err);
 	return vm->con_listen < 0 ? -1 : 0;
 }
@@ -560,7 +562,7 @@ int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, in
 	vm_paths_init(&vm->paths, run_dir, vm->id);
 	if (make_dir(vm, run_dir, err) < 0) {
 		if (err->errnum != EEXIST)
-			rm_dir_flat(vm->paths.dir);
+			rm_tree(vm->paths.dir);
 		return kerr_wrap(err, "start sandbox `%s`", vm->id);
 	}
 	if (cfg->accel == ACCEL_AUTO) {
@@ -711,5 +713,5 @@ void vm_destroy(struct vm *vm)
 	}
 	vm_release(vm);
 	if (vm->paths.dir[0])
-		rm_dir_flat(vm->paths.dir);
+		rm_tree(vm->paths.dir);
 }

@@ -44,6 +44,7 @@ struct vm_paths {
 	char console_log[300];
 	char vmm_log[300];
 	char state[300];
+	char shared[300]; /* exported to the guest (9p, tag "kuasar") */
 };
 
 void vm_paths_init(struct vm_paths *p, const char *run_dir, const char *id);

@@ -4,6 +4,9 @@
 #include <linux/random.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/timex.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -135,6 +138,55 @@ static void sb_add_entropy(struct rpc_ctx *ctx)
 	rpc_reply(ctx, kuasar_sandbox_v1_AddEntropyResponse_fields, &r);
 }
 
+#define SHARE_DIR "/run/kuasar/shared"
+
+static int mount_share(const char *tag, const char *fstype)
+{
+	if (!strcmp(fstype, "9p"))
+		return mount(tag, SHARE_DIR, "9p", MS_NODEV | MS_NOSUID,
+			     "trans=virtio,version=9p2000.L,msize=262144,cache=mmap");
+	if (!strcmp(fstype, "virtiofs"))
+		return mount(tag, SHARE_DIR, "virtiofs", MS_NODEV | MS_NOSUID, NULL);
+	errno = EPROTONOSUPPORT;
+	return -1;
+}
+
+static void sb_mount_share(struct rpc_ctx *ctx)
+{
+	kuasar_sandbox_v1_MountShareRequest req = kuasar_sandbox_v1_MountShareRequest_init_zero;
+	kuasar_sandbox_v1_MountShareResponse r = kuasar_sandbox_v1_MountShareResponse_init_zero;
+	const char *tag, *fstype;
+	struct statfs st;
+	struct stat dir, parent;
+
+	if (rpc_decode(ctx, kuasar_sandbox_v1_MountShareRequest_fields, &req) < 0)
+		return;
+	tag = req.tag[0] ? req.tag : "kuasar";
+	fstype = req.fstype[0] ? req.fstype : "9p";
+	if (strcmp(fstype, "9p") && strcmp(fstype, "virtiofs")) {
+		rpc_error(ctx, RPC_INVALID_ARGUMENT, "share type `%s`: 9p or virtiofs", fstype);
+		return;
+	}
+	mkdir("/run/kuasar", 0755);
+	mkdir(SHARE_DIR, 0755);
+	/* Mounts would stack: a second request is an error, not a second mount. */
+	if (stat(SHARE_DIR, &dir) == 0 && stat("/run/kuasar", &parent) == 0 &&
+	    dir.st_dev != parent.st_dev) {
+		rpc_error(ctx, RPC_ALREADY_EXISTS, "a share is already mounted on %s", SHARE_DIR);
+		return;
+	}
+	if (mount_share(tag, fstype) < 0) {
+		rpc_error(ctx, RPC_FAILED_PRECONDITION,
+			  "mount %s share `%s` on %s: errno %d", fstype, tag, SHARE_DIR, errno);
+		return;
+	}
+	kfmt(r.mountpoint, sizeof(r.mountpoint), "%s", SHARE_DIR);
+	if (statfs(SHARE_DIR, &st) == 0)
+		r.fs_magic = (uint64_t)st.f_type;
+	info("%s share `%s` mounted on %s", fstype, tag, SHARE_DIR);
+	rpc_reply(ctx, kuasar_sandbox_v1_MountShareResponse_fields, &r);
+}
+
 static void sb_shutdown(struct rpc_ctx *ctx)
 {
 	google_protobuf_Empty req, r = google_protobuf_Empty_init_zero;
@@ -151,6 +203,7 @@ static const struct rpc_method sandbox_methods[] = {
 	{ "Check", sb_check },
 	{ "SyncClock", sb_sync_clock },
 	{ "AddEntropy", sb_add_entropy },
+	{ "MountShare", sb_mount_share },
 	{ "Shutdown", sb_shutdown },
 };
 

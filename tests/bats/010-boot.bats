@@ -23,6 +23,7 @@ assert j["guest_kernel_to_init_ms"] > 0 and j["guest_init_to_link_ms"] > 0, j
 assert j["accel"] in ("kvm", "tcg") and j["accel_why"], j
 assert abs(j["clock_offset_ms"]) < 120000 and j["clock_rtt_ms"] >= 0, j
 assert j["kept"] is False and j["shutdown_ms"] >= 0, j
+assert j["share_fs_magic"] > 0, j
 '
 }
 

@@ -51,6 +51,7 @@ int main(void)
 	loop_add(&srv.w, EPOLLIN);
 	test_abuse();
 	test_entropy_limit();
+	test_share_args();
 	ok(!closed, "the connection stayed up through all of it");
 	return done_testing();
 }
