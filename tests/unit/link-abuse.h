@@ -14,19 +14,6 @@
 
 #ifndef KUASAR_VERSION
 #define KUASAR_VERSION "0.1.0"
-static void test_share_args(void)
-{
-	Kuasar__Sandbox__V1__MountShareRequest req = KUASAR__SANDBOX__V1__MOUNT_SHARE_REQUEST__INIT;
-	uint8_t buf[128];
-	size_t n;
-
-	req.fstype = "ntfs";
-	n = kuasar__sandbox__v1__mount_share_request__pack(&req, buf);
-	stream += 2;
-	is_int(code_of(stream, "kuasar.sandbox.v1.Sandbox", "MountShare", buf, n), 3,
-	       "MountShare of an unknown filesystem type: INVALID_ARGUMENT");
-}
-
 #endif
 
 /* The driver sets these: the client end of the link, and a pump that lets the server run
