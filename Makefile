@@ -187,10 +187,16 @@ host: $(BIN)/kuasar-ctl
 
 # ---------------------------------------------------------------------------------------
 # Tests. Unit tests are built for the host from the same sources both sides use.
+# Guest-only pieces, built for the host.
 $(BIN)/tests/test-fmt: tests/unit/test-fmt.c guest/init/fmt.c tests/unit/tap.h
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(HOST_CFLAGS) -Iguest/init -Itests/unit -o $@ $< guest/init/fmt.c
+
+$(BIN)/tests/test-json: tests/unit/test-json.c guest/init/json.c guest/init/fmt.c tests/unit/tap.h
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(HOST_CFLAGS) -Iguest/init -Itests/unit -o $@ $< guest/init/json.c guest/init/fmt.c
 
 # Guest server and host client in one process, talking over a socketpair.
 LINK_TEST_GUEST := $(addprefix guest/init/,ttrpc.c rpc.c sandbox.c log.c fmt.c loop.c)
