@@ -198,6 +198,12 @@ $(BIN)/tests/test-json: tests/unit/test-json.c guest/init/json.c guest/init/fmt.
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(HOST_CFLAGS) -Iguest/init -Itests/unit -o $@ $< guest/init/json.c guest/init/fmt.c
 
+OCI_TEST_SRCS := guest/init/oci.c guest/init/json.c guest/init/fmt.c
+$(BIN)/tests/test-oci: tests/unit/test-oci.c $(OCI_TEST_SRCS) guest/init/oci.h tests/unit/tap.h
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(HOST_CFLAGS) -Iguest/init -Itests/unit -o $@ $< $(OCI_TEST_SRCS)
+
 # Guest server and host client in one process, talking over a socketpair.
 LINK_TEST_GUEST := $(addprefix guest/init/,ttrpc.c rpc.c sandbox.c log.c fmt.c loop.c)
 $(BIN)/tests/test-link: tests/unit/test-link.c $(LINK_TEST_GUEST) $(GUEST_PB) $(NANOPB_SRCS) \
