@@ -252,6 +252,16 @@ void link_start(void)
 	serial_scan();
 }
 
+struct conn *link_conn_by_id(uint64_t id)
+{
+	if (serial_state == SERIAL_SERVING && serial.id == id)
+		return &serial;
+	for (int i = 0; i < MAX_VSOCK_CONNS; i++)
+		if (vsock_conns[i] && vsock_conns[i]->id == id)
+			return vsock_conns[i];
+	return NULL;
+}
+
 int link_timeout_ms(void)
 {
 	/* Backstops for a missing SIGIO or uevent: look again once a second. */

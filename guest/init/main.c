@@ -11,18 +11,21 @@
 #include <unistd.h>
 
 #include "boot.h"
+#include "container.h"
 #include "link.h"
 #include "log.h"
 #include "loop.h"
 
 static struct watch signal_w;
 
+/* Every child of PID 1 is reaped here; container processes get their exit recorded. */
 static void reap(void)
 {
 	int status;
+	pid_t pid;
 
-	while (waitpid(-1, &status, WNOHANG) > 0)
-		;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		ctr_on_exit(pid, status);
 }
 
 static void on_signal(struct watch *w, uint32_t events)

@@ -12,6 +12,8 @@
 
 static const struct rpc_service *const services[] = {
 	&sandbox_service,
+	&task_v3_service,
+	&task_v2_service,
 };
 
 struct bytes_view {
@@ -39,11 +41,11 @@ static bool view_encode(pb_ostream_t *s, const pb_field_t *f, void *const *arg)
 	return pb_encode_tag_for_field(s, f) && pb_encode_string(s, v->p, v->n);
 }
 
-/* Frames a Response {status?, payload} on the caller's stream. */
-static void send_response(struct rpc_ctx *ctx, int code, const char *msg, const uint8_t *payload,
-			  size_t len)
+/* Frames a Response {status?, payload} on a stream. */
+static void send_to(struct conn *c, uint32_t stream, int code, const char *msg,
+		    const uint8_t *payload, size_t len)
 {
-	ttrpc_Response r = ttrpc_Response_init_zero;
+	ttrpc_Response r = { 0 };
 	struct bytes_view v = { payload, len };
 	struct txbuf *b;
 	size_t size;
@@ -57,7 +59,7 @@ static void send_response(struct rpc_ctx *ctx, int code, const char *msg, const 
 	r.payload.funcs.encode = view_encode;
 	r.payload.arg = &v;
 	if (!pb_get_encoded_size(&size, ttrpc_Response_fields, &r) || !(b = conn_frame_alloc(size))) {
-		warn("stream %u: cannot build a response", ctx->stream);
+		warn("stream %u: cannot build a response", stream);
 		return;
 	}
 	os = pb_ostream_from_buffer(b->data + TTRPC_HEADER_LEN, size);
@@ -65,8 +67,67 @@ static void send_response(struct rpc_ctx *ctx, int code, const char *msg, const 
 		free(b);
 		return;
 	}
+	conn_send(c, b, stream, TTRPC_RESPONSE, 0);
+}
+
+static void send_response(struct rpc_ctx *ctx, int code, const char *msg, const uint8_t *payload,
+			  size_t len)
+{
 	ctx->replied = 1;
-	conn_send(ctx->conn, b, ctx->stream, TTRPC_RESPONSE, 0);
+	send_to(ctx->conn, ctx->stream, code, msg, payload, len);
+}
+
+/* Encodes msg into a malloc'd buffer; NULL on failure. */
+static uint8_t *encode_msg(const pb_msgdesc_t *fields, const void *msg, size_t *size)
+{
+	uint8_t *buf;
+	pb_ostream_t os;
+
+	if (!pb_get_encoded_size(size, fields, msg) || !(buf = malloc(*size ? *size : 1)))
+		return NULL;
+	os = pb_ostream_from_buffer(buf, *size);
+	if (!pb_encode(&os, fields, msg)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+void rpc_defer(struct rpc_ctx *ctx, struct rpc_pending *p)
+{
+	p->conn_id = ctx->conn->id;
+	p->stream = ctx->stream;
+	ctx->replied = 1;
+}
+
+void rpc_pending_reply(const struct rpc_pending *p, const pb_msgdesc_t *fields, const void *msg)
+{
+	struct conn *c = link_conn_by_id(p->conn_id);
+	size_t size;
+	uint8_t *buf;
+
+	if (!c)
+		return; /* the caller went away; nobody to tell */
+	buf = encode_msg(fields, msg, &size);
+	if (buf)
+		send_to(c, p->stream, RPC_OK, NULL, buf, size);
+	else
+		send_to(c, p->stream, RPC_INTERNAL, "cannot encode the reply", NULL, 0);
+	free(buf);
+}
+
+void rpc_pending_error(const struct rpc_pending *p, int code, const char *fmt, ...)
+{
+	struct conn *c = link_conn_by_id(p->conn_id);
+	char msg[256];
+	va_list ap;
+
+	if (!c)
+		return;
+	va_start(ap, fmt);
+	kvfmt(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	send_to(c, p->stream, code, msg, NULL, 0);
 }
 
 void rpc_error(struct rpc_ctx *ctx, int code, const char *fmt, ...)
@@ -84,18 +145,13 @@ void rpc_error(struct rpc_ctx *ctx, int code, const char *fmt, ...)
 void rpc_reply(struct rpc_ctx *ctx, const pb_msgdesc_t *fields, const void *msg)
 {
 	size_t size;
-	uint8_t *buf;
-	pb_ostream_t os;
+	uint8_t *buf = encode_msg(fields, msg, &size);
 
-	if (!pb_get_encoded_size(&size, fields, msg) || !(buf = malloc(size ? size : 1))) {
+	if (!buf) {
 		rpc_error(ctx, RPC_INTERNAL, "cannot encode the reply");
 		return;
 	}
-	os = pb_ostream_from_buffer(buf, size);
-	if (pb_encode(&os, fields, msg))
-		send_response(ctx, RPC_OK, NULL, buf, size);
-	else
-		rpc_error(ctx, RPC_INTERNAL, "encode reply: %s", PB_GET_ERROR(&os));
+	send_response(ctx, RPC_OK, NULL, buf, size);
 	free(buf);
 }
 
@@ -162,7 +218,7 @@ static int check_stream(struct rpc_ctx *ctx)
 
 static void on_request(struct rpc_ctx *ctx, const uint8_t *data, size_t len)
 {
-	ttrpc_Request req = ttrpc_Request_init_zero;
+	ttrpc_Request req = { 0 };
 	struct bytes_view v = { NULL, 0 };
 	pb_istream_t is = pb_istream_from_buffer(data, len);
 

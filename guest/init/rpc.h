@@ -18,6 +18,12 @@ struct rpc_ctx {
 
 typedef void (*rpc_handler)(struct rpc_ctx *ctx);
 
+/* A reply owed later (Wait, Create): where to send it. */
+struct rpc_pending {
+	uint64_t conn_id;
+	uint32_t stream;
+};
+
 struct rpc_method {
 	const char *name;
 	rpc_handler fn;
@@ -35,6 +41,16 @@ void rpc_reply(struct rpc_ctx *ctx, const pb_msgdesc_t *fields, const void *msg)
 void rpc_error(struct rpc_ctx *ctx, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* The handler answers later through p; the connection may be gone by then. */
+void rpc_defer(struct rpc_ctx *ctx, struct rpc_pending *p);
+void rpc_pending_reply(const struct rpc_pending *p, const pb_msgdesc_t *fields, const void *msg);
+void rpc_pending_error(const struct rpc_pending *p, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The live connection with this id, or NULL (provided by link.c). */
+struct conn *link_conn_by_id(uint64_t id);
+
 extern const struct rpc_service sandbox_service;
+extern const struct rpc_service task_v3_service;
+extern const struct rpc_service task_v2_service;
 
 #endif

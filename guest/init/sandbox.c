@@ -31,7 +31,7 @@ static int64_t clock_ns(clockid_t id)
 static void sb_check(struct rpc_ctx *ctx)
 {
 	kuasar_sandbox_v1_CheckRequest req;
-	kuasar_sandbox_v1_CheckResponse r = kuasar_sandbox_v1_CheckResponse_init_zero;
+	kuasar_sandbox_v1_CheckResponse r = { 0 };
 	struct utsname u;
 
 	if (rpc_decode(ctx, kuasar_sandbox_v1_CheckRequest_fields, &req) < 0)
@@ -66,8 +66,8 @@ static int clock_step(int64_t offset_ns)
 static void sb_sync_clock(struct rpc_ctx *ctx)
 {
 	int64_t t1 = clock_ns(CLOCK_REALTIME);
-	kuasar_sandbox_v1_SyncClockRequest req = kuasar_sandbox_v1_SyncClockRequest_init_zero;
-	kuasar_sandbox_v1_SyncClockResponse r = kuasar_sandbox_v1_SyncClockResponse_init_zero;
+	kuasar_sandbox_v1_SyncClockRequest req = { 0 };
+	kuasar_sandbox_v1_SyncClockResponse r = { 0 };
 
 	if (rpc_decode(ctx, kuasar_sandbox_v1_SyncClockRequest_fields, &req) < 0)
 		return;
@@ -124,8 +124,8 @@ static int add_entropy(const uint8_t *data, size_t len, int reseed)
 
 static void sb_add_entropy(struct rpc_ctx *ctx)
 {
-	kuasar_sandbox_v1_AddEntropyRequest req = kuasar_sandbox_v1_AddEntropyRequest_init_zero;
-	kuasar_sandbox_v1_AddEntropyResponse r = kuasar_sandbox_v1_AddEntropyResponse_init_zero;
+	kuasar_sandbox_v1_AddEntropyRequest req = { 0 };
+	kuasar_sandbox_v1_AddEntropyResponse r = { 0 };
 
 	if (rpc_decode(ctx, kuasar_sandbox_v1_AddEntropyRequest_fields, &req) < 0)
 		return;
@@ -153,8 +153,8 @@ static int mount_share(const char *tag, const char *fstype)
 
 static void sb_mount_share(struct rpc_ctx *ctx)
 {
-	kuasar_sandbox_v1_MountShareRequest req = kuasar_sandbox_v1_MountShareRequest_init_zero;
-	kuasar_sandbox_v1_MountShareResponse r = kuasar_sandbox_v1_MountShareResponse_init_zero;
+	kuasar_sandbox_v1_MountShareRequest req = { 0 };
+	kuasar_sandbox_v1_MountShareResponse r = { 0 };
 	const char *tag, *fstype;
 	struct statfs st;
 	struct stat dir, parent;
@@ -189,7 +189,7 @@ static void sb_mount_share(struct rpc_ctx *ctx)
 
 static void sb_shutdown(struct rpc_ctx *ctx)
 {
-	google_protobuf_Empty req, r = google_protobuf_Empty_init_zero;
+	google_protobuf_Empty req, r = { 0 };
 
 	if (rpc_decode(ctx, google_protobuf_Empty_fields, &req) < 0)
 		return;

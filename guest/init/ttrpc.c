@@ -117,9 +117,12 @@ const char *conn_kind_name(enum conn_kind k)
 
 void rpc_on_frame(struct ttrpc_rx *rx, const struct ttrpc_header *h, const uint8_t *data);
 
+static uint64_t next_conn_id = 1;
+
 void conn_init(struct conn *c, int fd, enum conn_kind kind, void (*on_close)(struct conn *))
 {
 	memset(c, 0, sizeof(*c));
+	c->id = next_conn_id++;
 	c->w.fd = fd;
 	c->w.fn = conn_on_event;
 	c->kind = kind;
@@ -140,6 +143,7 @@ void conn_reset(struct conn *c)
 	c->tx_bytes = 0;
 	c->last_stream = 0;
 	c->broken = 0;
+	c->id = next_conn_id++;
 }
 
 struct txbuf *conn_frame_alloc(size_t len)

@@ -40,6 +40,8 @@ struct txbuf {
 
 struct conn {
 	struct watch w;
+	/* Changes with every session: a deferred reply for an old session is dropped. */
+	uint64_t id;
 	enum conn_kind kind;
 	struct ttrpc_rx rx;
 	uint32_t last_stream;

@@ -24,6 +24,12 @@ void boot_poweroff(void)
 }
 
 static struct conn srv;
+
+struct conn *link_conn_by_id(uint64_t id)
+{
+	return srv.id == id ? &srv : NULL;
+}
+
 static int closed;
 
 static void srv_close(struct conn *c)

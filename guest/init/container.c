@@ -1,0 +1,757 @@
+#include "container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fmt.h"
+#include "log.h"
+#include "loop.h"
+#include "oci.h"
+#include "spawn.h"
+
+#define MAX_CONTAINERS 64
+#define MAX_PROCS 32 /* per container; [0] is the container's own process */
+#define MAX_WAITERS 16
+
+enum pstate { P_FREE, P_CREATING, P_CREATED, P_RUNNING, P_STOPPED };
+
+struct container;
+
+struct proc {
+	enum pstate state;
+	struct container *ctr;
+	char exec_id[CTR_ID_MAX + 1];
+	pid_t pid;
+	int reaped;
+	uint32_t exit_status;
+	uint64_t exited_ns;
+	int start_fd;		 /* write end: Start releases the process */
+	struct watch status_w;	 /* read end: the child's setup result */
+	char status_msg[512];
+	size_t status_len;
+	struct rpc_pending create_reply;
+	struct rpc_pending waiters[MAX_WAITERS];
+	unsigned n_waiters;
+	char uri[3][513];
+	int terminal;
+	struct oci_spec *spec; /* exec processes own theirs; [0] uses the container's */
+};
+
+struct container {
+	int used;
+	char id[CTR_ID_MAX + 1];
+	char bundle[513];
+	char rootfs[1024];
+	char cgroup[256];
+	int paused;
+	struct oci_spec *spec;
+	struct proc procs[MAX_PROCS];
+};
+
+static struct container containers[MAX_CONTAINERS];
+
+static int fail(char *err, size_t n, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t n, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	kvfmt(err, n, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static struct container *find(const char *id)
+{
+	for (int i = 0; i < MAX_CONTAINERS; i++)
+		if (containers[i].used && !strcmp(containers[i].id, id))
+			return &containers[i];
+	return NULL;
+}
+
+/* exec_id "" is the container's own process. */
+static struct proc *find_proc(struct container *c, const char *exec_id)
+{
+	if (!exec_id || !exec_id[0])
+		return &c->procs[0];
+	for (int i = 1; i < MAX_PROCS; i++)
+		if (c->procs[i].state != P_FREE && !strcmp(c->procs[i].exec_id, exec_id))
+			return &c->procs[i];
+	return NULL;
+}
+
+static int lookup(const char *id, const char *exec_id, struct container **c, struct proc **p,
+		  char *err, size_t n)
+{
+	*c = find(id);
+	if (!*c)
+		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
+	*p = find_proc(*c, exec_id);
+	if (!*p || (*p)->state == P_FREE || (*p)->state == P_CREATING)
+		return fail(err, n, RPC_NOT_FOUND, "process %s in container %s: not found",
+			    exec_id && exec_id[0] ? exec_id : "(init)", id);
+	return 0;
+}
+
+/* Container and exec ids name cgroups and files: no separators, no dot names. */
+static int id_ok(const char *id)
+{
+	return id[0] && id[0] != '.' && !strchr(id, '/') && strlen(id) <= CTR_ID_MAX;
+}
+
+static int read_small_file(const char *path, char **out, size_t *len, size_t max)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	ssize_t r;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || (size_t)st.st_size > max) {
+		close(fd);
+		errno = EFBIG;
+		return -1;
+	}
+	*out = malloc((size_t)st.st_size + 1);
+	r = *out ? read(fd, *out, (size_t)st.st_size) : -1;
+	close(fd);
+	if (r != st.st_size) {
+		free(*out);
+		errno = EIO;
+		return -1;
+	}
+	*len = (size_t)r;
+	return 0;
+}
+
+static int open_stdio(const struct ctr_stdio *io, int fds[3], char *err, size_t n)
+{
+	for (int i = 0; i < 3; i++)
+		fds[i] = -1;
+	if (io->terminal)
+		return fail(err, n, RPC_UNIMPLEMENTED, "terminal mode is not supported yet");
+	for (int i = 0; i < 3; i++) {
+		const char *u = io->uri[i];
+		int flags = i == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_APPEND;
+
+		if (!u[0])
+			fds[i] = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+		else if (!strncmp(u, "file://", 7) && u[7] == '/')
+			fds[i] = open(u + 7, flags | O_CLOEXEC | O_NOCTTY, 0644);
+		else
+			return fail(err, n, RPC_INVALID_ARGUMENT,
+				    "stdio URI `%s`: only file:///path or none is supported yet", u);
+		if (fds[i] < 0)
+			return fail(err, n, RPC_INVALID_ARGUMENT, "open stdio %s: %s", u,
+				    strerror(errno));
+	}
+	return 0;
+}
+
+static void close_fds(int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+}
+
+static uint32_t exit_code(int status)
+{
+	if (WIFSIGNALED(status))
+		return 128u + (uint32_t)WTERMSIG(status);
+	return (uint32_t)WEXITSTATUS(status);
+}
+
+static void finish_waiters(struct proc *p)
+{
+	struct ctr_exit e = { p->pid, p->exit_status, p->exited_ns };
+
+	for (unsigned i = 0; i < p->n_waiters; i++)
+		task_wait_done(&p->waiters[i], &e);
+	p->n_waiters = 0;
+}
+
+static void free_container(struct container *c)
+{
+	for (int i = 0; i < MAX_PROCS; i++) {
+		if (i > 0)
+			free(c->procs[i].spec);
+		if (c->procs[i].start_fd >= 0)
+			close(c->procs[i].start_fd);
+	}
+	free(c->spec);
+	memset(c, 0, sizeof(*c));
+}
+
+/* The setup result: a zero byte, or an error message, then EOF. */
+static void creation_failed(struct proc *p, const char *msg)
+{
+	struct container *c = p->ctr;
+
+	kill(p->pid, SIGKILL);
+	if (!p->reaped)
+		waitpid(p->pid, NULL, 0);
+	if (p->start_fd >= 0)
+		close(p->start_fd);
+	p->start_fd = -1;
+	task_create_done(&p->create_reply, 0, msg);
+	if (p == &c->procs[0]) {
+		cgroup_remove(c->cgroup);
+		free_container(c);
+	} else {
+		free(p->spec);
+		memset(p, 0, sizeof(*p));
+		p->start_fd = -1;
+	}
+}
+
+static void on_status(struct watch *w, uint32_t events)
+{
+	struct proc *p = (struct proc *)((char *)w - offsetof(struct proc, status_w));
+	ssize_t r = read(w->fd, p->status_msg + p->status_len,
+			 sizeof(p->status_msg) - 1 - p->status_len);
+
+	(void)events;
+	if (r > 0) {
+		p->status_len += (size_t)r;
+		if (p->status_len < sizeof(p->status_msg) - 1)
+			return;
+	} else if (r < 0 && errno == EAGAIN) {
+		return;
+	}
+	loop_del(w);
+	close(w->fd);
+	w->fd = -1;
+	p->status_msg[p->status_len] = '\0';
+	if (p->status_len == 1 && p->status_msg[0] == '\0') {
+		p->state = P_CREATED;
+		task_create_done(&p->create_reply, p->pid, NULL);
+		if (p->reaped) { /* killed between its report and now */
+			p->state = P_STOPPED;
+			finish_waiters(p);
+		}
+	} else {
+		creation_failed(p, p->status_len ? p->status_msg
+						 : "the container process died during setup");
+	}
+}
+
+struct launch {
+	struct proc *p;
+	const struct oci_spec *spec;
+	const char *rootfs;
+	int stdio[3];
+	int ns_fds[4];
+	int pidns_fd; /* exec: the container's pid namespace, -1 for a new one */
+	int clone_flags;
+};
+
+/* Clones the child, places it in the cgroup, lets it set itself up; the result arrives on
+ * the status pipe in the event loop. */
+static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
+{
+	int go[2], status[2], start[2], self_ns = -1;
+	struct spawn_args a;
+	long pid;
+
+	if (pipe2(go, O_CLOEXEC) < 0)
+		return fail(err, n, RPC_INTERNAL, "pipe: %s", strerror(errno));
+	if (pipe2(status, O_CLOEXEC) < 0) {
+		close_fds(go, 2);
+		return fail(err, n, RPC_INTERNAL, "pipe: %s", strerror(errno));
+	}
+	if (pipe2(start, O_CLOEXEC) < 0) {
+		close_fds(go, 2);
+		close_fds(status, 2);
+		return fail(err, n, RPC_INTERNAL, "pipe: %s", strerror(errno));
+	}
+	a = (struct spawn_args){ .spec = l->spec, .rootfs = l->rootfs, .go_fd = go[0],
+				 .status_fd = status[1], .start_fd = start[0] };
+	memcpy(a.stdio, l->stdio, sizeof(a.stdio));
+	memcpy(a.ns_fds, l->ns_fds, sizeof(a.ns_fds));
+	/* An exec's child must be born in the container's pid namespace. */
+	if (l->pidns_fd >= 0) {
+		self_ns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+		if (self_ns < 0 || setns(l->pidns_fd, CLONE_NEWPID) < 0) {
+			if (self_ns >= 0)
+				close(self_ns);
+			close_fds(go, 2);
+			close_fds(status, 2);
+			close_fds(start, 2);
+			return fail(err, n, RPC_FAILED_PRECONDITION,
+				    "enter the container's pid namespace: %s", strerror(errno));
+		}
+	}
+	pid = syscall(SYS_clone, (unsigned long)(l->clone_flags | SIGCHLD), 0, 0, 0, 0);
+	if (pid == 0)
+		spawn_child(&a);
+	if (self_ns >= 0) {
+		if (setns(self_ns, CLONE_NEWPID) < 0)
+			warn("return to our own pid namespace: errno %d", errno);
+		close(self_ns);
+	}
+	close(go[0]);
+	close(status[1]);
+	close(start[0]);
+	if (pid < 0) {
+		close_fds((int[]){ go[1], status[0], start[1] }, 3);
+		return fail(err, n, RPC_INTERNAL, "clone: %s", strerror(errno));
+	}
+	l->p->pid = (pid_t)pid;
+	l->p->start_fd = start[1];
+	if (cgroup_add(cgroup, (pid_t)pid) < 0)
+		warn("add %ld to %s: errno %d", pid, cgroup, errno);
+	(void)!write(go[1], "g", 1);
+	close(go[1]);
+	fcntl(status[0], F_SETFL, O_NONBLOCK);
+	l->p->status_w.fd = status[0];
+	l->p->status_w.fn = on_status;
+	l->p->state = P_CREATING;
+	loop_add(&l->p->status_w, EPOLLIN);
+	return 0;
+}
+
+static int load_spec(struct container *c, const char *bundle, char *err, size_t n)
+{
+	char path[600], *text = NULL;
+	size_t len = 0;
+	struct stat st;
+	int rc;
+
+	if (bundle[0] != '/')
+		return fail(err, n, RPC_INVALID_ARGUMENT, "bundle %s: must be an absolute path",
+			    bundle);
+	kfmt(path, sizeof(path), "%s/config.json", bundle);
+	if (read_small_file(path, &text, &len, OCI_MAX_BYTES) < 0)
+		return fail(err, n, errno == ENOENT ? RPC_NOT_FOUND : RPC_INVALID_ARGUMENT,
+			    "%s: %s", path, errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
+	c->spec = malloc(sizeof(*c->spec));
+	rc = c->spec ? oci_parse(c->spec, text, len, err, n) : -1;
+	free(text);
+	if (rc < 0)
+		return c->spec ? RPC_INVALID_ARGUMENT
+			       : fail(err, n, RPC_RESOURCE_EXHAUSTED, "out of memory for the spec");
+	if (c->spec->root[0] == '/')
+		kfmt(c->rootfs, sizeof(c->rootfs), "%s", c->spec->root);
+	else
+		kfmt(c->rootfs, sizeof(c->rootfs), "%s/%s", bundle, c->spec->root);
+	if (stat(c->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
+		return fail(err, n, RPC_NOT_FOUND, "rootfs %s: %s", c->rootfs,
+			    errno ? strerror(errno) : "not a directory");
+	return 0;
+}
+
+static struct container *alloc_container(void)
+{
+	for (int i = 0; i < MAX_CONTAINERS; i++)
+		if (!containers[i].used) {
+			struct container *c = &containers[i];
+
+			memset(c, 0, sizeof(*c));
+			for (int k = 0; k < MAX_PROCS; k++) {
+				c->procs[k].start_fd = -1;
+				c->procs[k].status_w.fd = -1;
+				c->procs[k].ctr = c;
+			}
+			c->used = 1;
+			return c;
+		}
+	return NULL;
+}
+
+static void keep_uris(struct proc *p, const struct ctr_stdio *io)
+{
+	for (int i = 0; i < 3; i++)
+		kfmt(p->uri[i], sizeof(p->uri[i]), "%s", io->uri[i]);
+	p->terminal = io->terminal;
+}
+
+int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
+	       const struct rpc_pending *reply, char *err, size_t n)
+{
+	struct container *c;
+	struct launch l = { .pidns_fd = -1, .ns_fds = { -1, -1, -1, -1 } };
+	const char *what = "";
+	int rc;
+
+	if (!id_ok(id))
+		return fail(err, n, RPC_INVALID_ARGUMENT, "container id `%s` is not valid", id);
+	if (find(id))
+		return fail(err, n, RPC_ALREADY_EXISTS, "container %s: already exists", id);
+	c = alloc_container();
+	if (!c)
+		return fail(err, n, RPC_RESOURCE_EXHAUSTED, "at most %d containers", MAX_CONTAINERS);
+	kfmt(c->id, sizeof(c->id), "%s", id);
+	kfmt(c->bundle, sizeof(c->bundle), "%s", bundle);
+	if ((rc = load_spec(c, bundle, err, n)) != 0)
+		goto out;
+	if (cgroup_create(id, &c->spec->resources, c->cgroup, sizeof(c->cgroup), &what) < 0) {
+		rc = fail(err, n, RPC_FAILED_PRECONDITION, "cgroup %s: %s: %s", id, what,
+			  strerror(errno));
+		goto out;
+	}
+	if ((rc = open_stdio(io, l.stdio, err, n)) != 0) {
+		cgroup_remove(c->cgroup);
+		goto out;
+	}
+	l.p = &c->procs[0];
+	l.spec = c->spec;
+	l.rootfs = c->rootfs;
+	/* The cgroup namespace is entered by the child once it sits in its cgroup. */
+	l.clone_flags = c->spec->namespaces & ~CLONE_NEWCGROUP;
+	l.p->create_reply = *reply;
+	keep_uris(l.p, io);
+	rc = launch(&l, c->cgroup, err, n);
+	close_fds(l.stdio, 3);
+	if (rc) {
+		cgroup_remove(c->cgroup);
+		goto out;
+	}
+	info("container %s: created, pid %d", id, l.p->pid);
+	return 0;
+out:
+	close_fds(l.stdio, 3);
+	free_container(c);
+	return rc;
+}
+
+static int open_ns(pid_t pid, const char *ns)
+{
+	char path[64];
+
+	kfmt(path, sizeof(path), "/proc/%d/ns/%s", pid, ns);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+static struct proc *alloc_exec(struct container *c)
+{
+	for (int i = 1; i < MAX_PROCS; i++)
+		if (c->procs[i].state == P_FREE)
+			return &c->procs[i];
+	return NULL;
+}
+
+static int exec_launch(struct container *c, struct proc *p, const struct ctr_stdio *io,
+		       char *err, size_t n)
+{
+	static const char *const names[4] = { "mnt", "uts", "ipc", "cgroup" };
+	pid_t init = c->procs[0].pid;
+	struct launch l = { .p = p, .spec = p->spec, .rootfs = "/", .pidns_fd = -1 };
+	int rc;
+
+	for (int i = 0; i < 4; i++)
+		l.ns_fds[i] = open_ns(init, names[i]);
+	l.pidns_fd = open_ns(init, "pid");
+	if (l.ns_fds[0] < 0 || l.pidns_fd < 0) {
+		rc = fail(err, n, RPC_FAILED_PRECONDITION, "open the namespaces of pid %d: %s", init,
+			  strerror(errno));
+	} else if ((rc = open_stdio(io, l.stdio, err, n)) == 0) {
+		rc = launch(&l, c->cgroup, err, n);
+	}
+	close_fds(l.stdio, 3);
+	close_fds(l.ns_fds, 4);
+	close_fds(&l.pidns_fd, 1);
+	return rc;
+}
+
+int ctr_exec(const char *id, const char *exec_id, const char *process_json, size_t len,
+	     const struct ctr_stdio *io, const struct rpc_pending *reply, char *err, size_t n)
+{
+	struct container *c = find(id);
+	struct proc *p;
+	int rc;
+
+	if (!c)
+		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
+	if (!id_ok(exec_id))
+		return fail(err, n, RPC_INVALID_ARGUMENT, "exec id `%s` is not valid", exec_id);
+	if (find_proc(c, exec_id))
+		return fail(err, n, RPC_ALREADY_EXISTS, "exec %s in %s: already exists", exec_id, id);
+	if (c->procs[0].state != P_RUNNING)
+		return fail(err, n, RPC_FAILED_PRECONDITION, "container %s is not running", id);
+	p = alloc_exec(c);
+	if (!p)
+		return fail(err, n, RPC_RESOURCE_EXHAUSTED, "at most %d execs", MAX_PROCS - 1);
+	p->spec = malloc(sizeof(*p->spec));
+	if (!p->spec)
+		return fail(err, n, RPC_RESOURCE_EXHAUSTED, "out of memory");
+	memset(p->spec, 0, offsetof(struct oci_spec, pool));
+	p->spec->pool_used = 0;
+	if (oci_parse_process(p->spec, process_json, len, err, n) < 0) {
+		free(p->spec);
+		p->spec = NULL;
+		return RPC_INVALID_ARGUMENT;
+	}
+	kfmt(p->exec_id, sizeof(p->exec_id), "%s", exec_id);
+	p->create_reply = *reply;
+	keep_uris(p, io);
+	rc = exec_launch(c, p, io, err, n);
+	if (rc) {
+		free(p->spec);
+		memset(p, 0, sizeof(*p));
+		p->start_fd = -1;
+		p->status_w.fd = -1;
+		p->ctr = c;
+	}
+	return rc;
+}
+
+int ctr_start(const char *id, const char *exec_id, pid_t *pid, char *err, size_t n)
+{
+	struct container *c;
+	struct proc *p;
+	int rc = lookup(id, exec_id, &c, &p, err, n);
+
+	if (rc)
+		return rc;
+	if (p->state != P_CREATED)
+		return fail(err, n, RPC_FAILED_PRECONDITION, "process %d is %s, not created", p->pid,
+			    p->state == P_RUNNING ? "running" : "stopped");
+	if (write(p->start_fd, "s", 1) != 1)
+		return fail(err, n, RPC_INTERNAL, "release process %d: %s", p->pid, strerror(errno));
+	close(p->start_fd);
+	p->start_fd = -1;
+	p->state = P_RUNNING;
+	*pid = p->pid;
+	return 0;
+}
+
+static void signal_pid(pid_t pid, void *arg)
+{
+	kill(pid, *(int *)arg);
+}
+
+int ctr_kill(const char *id, const char *exec_id, int sig, int all, char *err, size_t n)
+{
+	struct container *c;
+	struct proc *p;
+	int rc = lookup(id, exec_id, &c, &p, err, n);
+
+	if (rc)
+		return rc;
+	if (sig <= 0 || sig >= 65)
+		return fail(err, n, RPC_INVALID_ARGUMENT, "signal %d is not valid", sig);
+	if (all && p == &c->procs[0]) {
+		cgroup_pids(c->cgroup, signal_pid, &sig);
+		return 0;
+	}
+	if (p->state == P_STOPPED)
+		return fail(err, n, RPC_NOT_FOUND, "process %d: already finished", p->pid);
+	if (kill(p->pid, sig) < 0)
+		return fail(err, n, RPC_INTERNAL, "kill %d: %s", p->pid, strerror(errno));
+	return 0;
+}
+
+/* A process that never started is killed and reaped on delete. */
+static void reap_unstarted(struct proc *p)
+{
+	int status;
+
+	if (p->state != P_CREATED)
+		return;
+	kill(p->pid, SIGKILL);
+	if (!p->reaped && waitpid(p->pid, &status, 0) == p->pid) {
+		p->reaped = 1;
+		p->exit_status = exit_code(status);
+		p->exited_ns = realtime_ns();
+	}
+	p->state = P_STOPPED;
+	finish_waiters(p);
+}
+
+int ctr_delete(const char *id, const char *exec_id, struct ctr_exit *out, char *err, size_t n)
+{
+	struct container *c;
+	struct proc *p;
+	int rc = lookup(id, exec_id, &c, &p, err, n);
+
+	if (rc)
+		return rc;
+	if (p->state == P_RUNNING)
+		return fail(err, n, RPC_FAILED_PRECONDITION, "process %d is running: kill it first",
+			    p->pid);
+	reap_unstarted(p);
+	*out = (struct ctr_exit){ p->pid, p->exit_status, p->exited_ns };
+	if (p != &c->procs[0]) {
+		free(p->spec);
+		memset(p, 0, sizeof(*p));
+		p->start_fd = -1;
+		p->status_w.fd = -1;
+		p->ctr = c;
+		return 0;
+	}
+	for (int i = 1; i < MAX_PROCS; i++)
+		reap_unstarted(&c->procs[i]);
+	if (cgroup_remove(c->cgroup) < 0)
+		warn("container %s: cgroup %s not removed: errno %d", id, c->cgroup, errno);
+	info("container %s: deleted", id);
+	free_container(c);
+	return 0;
+}
+
+static enum proc_status status_of(const struct container *c, const struct proc *p)
+{
+	switch (p->state) {
+	case P_CREATED:
+		return PS_CREATED;
+	case P_RUNNING:
+		return c->paused ? PS_PAUSED : PS_RUNNING;
+	case P_STOPPED:
+		return PS_STOPPED;
+	default:
+		return PS_UNKNOWN;
+	}
+}
+
+int ctr_state(const char *id, const char *exec_id, struct ctr_state *out, char *err, size_t n)
+{
+	struct container *c;
+	struct proc *p;
+	int rc = lookup(id, exec_id, &c, &p, err, n);
+
+	if (rc)
+		return rc;
+	out->bundle = c->bundle;
+	out->pid = p->pid;
+	out->status = status_of(c, p);
+	for (int i = 0; i < 3; i++)
+		out->uri[i] = p->uri[i];
+	out->terminal = p->terminal;
+	out->exit_status = p->exit_status;
+	out->exited_ns = p->exited_ns;
+	return 0;
+}
+
+int ctr_wait(const char *id, const char *exec_id, const struct rpc_pending *reply, int *done,
+	     struct ctr_exit *out, char *err, size_t n)
+{
+	struct container *c;
+	struct proc *p;
+	int rc = lookup(id, exec_id, &c, &p, err, n);
+
+	if (rc)
+		return rc;
+	*done = p->state == P_STOPPED;
+	if (*done) {
+		*out = (struct ctr_exit){ p->pid, p->exit_status, p->exited_ns };
+		return 0;
+	}
+	if (p->n_waiters >= MAX_WAITERS)
+		return fail(err, n, RPC_RESOURCE_EXHAUSTED, "at most %d waiters per process",
+			    MAX_WAITERS);
+	p->waiters[p->n_waiters++] = *reply;
+	return 0;
+}
+
+int ctr_pids(const char *id, void (*fn)(pid_t pid, void *arg), void *arg, char *err, size_t n)
+{
+	struct container *c = find(id);
+
+	if (!c)
+		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
+	if (cgroup_pids(c->cgroup, fn, arg) < 0)
+		return fail(err, n, RPC_INTERNAL, "read %s: %s", c->cgroup, strerror(errno));
+	return 0;
+}
+
+int ctr_pause(const char *id, int pause, char *err, size_t n)
+{
+	struct container *c = find(id);
+
+	if (!c)
+		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
+	if (c->procs[0].state != P_RUNNING)
+		return fail(err, n, RPC_FAILED_PRECONDITION, "container %s is not running", id);
+	if (c->paused == pause)
+		return fail(err, n, RPC_FAILED_PRECONDITION, "container %s is already %s", id,
+			    pause ? "paused" : "running");
+	if (cgroup_freeze(c->cgroup, pause) < 0)
+		return fail(err, n, RPC_INTERNAL, "%s %s: %s", pause ? "freeze" : "thaw", c->cgroup,
+			    strerror(errno));
+	c->paused = pause;
+	return 0;
+}
+
+int ctr_update(const char *id, const char *resources_json, size_t len, char *err, size_t n)
+{
+	struct container *c = find(id);
+	struct oci_resources r;
+	const char *what = "";
+
+	if (!c)
+		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
+	if (oci_parse_resources(&r, resources_json, len, err, n) < 0)
+		return RPC_INVALID_ARGUMENT;
+	if (cgroup_apply(c->cgroup, &r, &what) < 0)
+		return fail(err, n, RPC_FAILED_PRECONDITION, "update %s: %s: %s", id, what,
+			    strerror(errno));
+	return 0;
+}
+
+int ctr_stats(const char *id, struct cgroup_stats *st, char *err, size_t n)
+{
+	struct container *c = find(id);
+
+	if (!c)
+		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
+	if (cgroup_stats(c->cgroup, st) < 0)
+		return fail(err, n, RPC_INTERNAL, "read the stats of %s: %s", c->cgroup,
+			    strerror(errno));
+	return 0;
+}
+
+pid_t ctr_init_pid(const char *id)
+{
+	struct container *c = find(id);
+
+	return c ? c->procs[0].pid : 0;
+}
+
+void ctr_on_exit(pid_t pid, int wait_status)
+{
+	for (int i = 0; i < MAX_CONTAINERS; i++) {
+		struct container *c = &containers[i];
+
+		if (!c->used)
+			continue;
+		for (int k = 0; k < MAX_PROCS; k++) {
+			struct proc *p = &c->procs[k];
+
+			if (p->state == P_FREE || p->pid != pid)
+				continue;
+			p->reaped = 1;
+			p->exit_status = exit_code(wait_status);
+			p->exited_ns = realtime_ns();
+			if (p->state == P_CREATING)
+				return; /* the status pipe's EOF reports it */
+			p->state = P_STOPPED;
+			info("container %s: %s%s exited with %u", c->id, k ? "exec " : "process",
+			     k ? p->exec_id : "", p->exit_status);
+			finish_waiters(p);
+			return;
+		}
+	}
+}
