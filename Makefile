@@ -55,7 +55,8 @@ GUEST_OBJS := $(patsubst %.c,$(OBJ)/guest/%.o,$(GUEST_SRCS)) \
 	$(patsubst $(NANOPB)/%.c,$(OBJ)/guest/nanopb/%.o,$(NANOPB_SRCS))
 
 HOST_PB := $(addprefix $(GEN)/host/,$(PROTOS:.proto=.pb-c.c))
-HOST_LIB_SRCS := $(filter-out host/kuasar-ctl.c,$(wildcard host/*.c))
+CTL_SRCS := host/kuasar-ctl.c $(wildcard host/ctl_*.c)
+HOST_LIB_SRCS := $(filter-out $(CTL_SRCS),$(wildcard host/*.c))
 HOST_LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(HOST_LIB_SRCS)) \
 	$(patsubst $(GEN)/host/%.c,$(OBJ)/host/pb/%.o,$(HOST_PB))
 
@@ -183,7 +184,7 @@ $(BIN)/libkuasar.a: $(HOST_LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BIN)/kuasar-ctl: $(OBJ)/host/kuasar-ctl.o $(BIN)/libkuasar.a ## the host CLI
+$(BIN)/kuasar-ctl: $(patsubst %.c,$(OBJ)/%.o,$(CTL_SRCS)) $(BIN)/libkuasar.a ## the host CLI
 	$(call msg,LINK,$@)
 	$(Q)$(CC) -o $@ $^ $(HOST_LIBS)
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "ctl.h"
 #include "util.h"
 #include "vm.h"
 
@@ -29,10 +30,17 @@
 static const char *run_dir = "/run/kuasar";
 static char default_kernel[PATH_MAX], default_initrd[PATH_MAX];
 
-static int fail(const kerr_t *err)
+int ctl_fail(const kerr_t *err)
 {
 	fprintf(stderr, "kuasar-ctl: error: %s\n", err->msg);
 	return 1;
+}
+
+#define fail ctl_fail
+
+const char *ctl_run_dir(void)
+{
+	return run_dir;
 }
 
 static double ms(int64_t ns)
@@ -64,7 +72,7 @@ static void find_defaults(void)
 
 /* SIGINT and SIGTERM are read through a signalfd while a VM starts, so an interrupted
  * boot still kills and reaps its VMM and removes its files. */
-static int watch_signals(void)
+int ctl_watch_signals(void)
 {
 	sigset_t set;
 
@@ -76,7 +84,7 @@ static int watch_signals(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+int ctl_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 {
 	char *end;
 	unsigned long v;
@@ -95,7 +103,7 @@ struct boot_opts {
 	int json, keep;
 };
 
-static void random_id(char *buf, size_t n)
+void ctl_random_id(char *buf, size_t n)
 {
 	unsigned char r[4] = { 0 };
 
@@ -116,6 +124,17 @@ static int boot_usage(void)
 	return 2;
 }
 
+void ctl_config_defaults(struct vm_config *cfg)
+{
+	const char *level = getenv("KUASAR_GUEST_LOG");
+
+	vm_config_defaults(cfg);
+	cfg->kernel = default_kernel;
+	cfg->initrd = default_initrd;
+	if (level && *level)
+		cfg->log_level = level;
+}
+
 static int parse_boot(int argc, char **argv, struct boot_opts *o)
 {
 	static const struct option opts[] = {
@@ -131,10 +150,8 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 	unsigned timeout;
 	int c, initrd_set = 0;
 
-	vm_config_defaults(&o->cfg);
-	o->cfg.kernel = default_kernel;
-	o->cfg.initrd = default_initrd;
-	random_id(o->id, sizeof(o->id));
+	ctl_config_defaults(&o->cfg);
+	ctl_random_id(o->id, sizeof(o->id));
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': o->cfg.kernel = optarg; break;
@@ -155,15 +172,15 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 		case 'K': o->keep = 1; break;
 		case 'j': o->json = 1; break;
 		case 'm':
-			if (parse_uint(optarg, 64, 1 << 20, &o->cfg.memory_mib) < 0)
+			if (ctl_parse_uint(optarg, 64, 1 << 20, &o->cfg.memory_mib) < 0)
 				return fprintf(stderr, "kuasar-ctl: --memory: 64 to 1048576 MiB\n"), -1;
 			break;
 		case 'c':
-			if (parse_uint(optarg, 1, 255, &o->cfg.vcpus) < 0)
+			if (ctl_parse_uint(optarg, 1, 255, &o->cfg.vcpus) < 0)
 				return fprintf(stderr, "kuasar-ctl: --vcpus: 1 to 255\n"), -1;
 			break;
 		case 't':
-			if (parse_uint(optarg, 100, 3600000, &timeout) < 0)
+			if (ctl_parse_uint(optarg, 100, 3600000, &timeout) < 0)
 				return fprintf(stderr, "kuasar-ctl: --timeout: 100 to 3600000 ms\n"), -1;
 			o->cfg.boot_timeout_ms = (int)timeout;
 			break;
@@ -193,9 +210,7 @@ static int check_inputs(const struct vm_config *cfg, kerr_t *err)
 }
 
 struct boot_report {
-	struct clock_sync clock;
-	uint64_t share_magic;
-	uint32_t entropy_avail;
+	struct guest_prep prep;
 	int64_t shutdown_ns;
 };
 
@@ -217,10 +232,10 @@ static void print_json(const struct vm *vm, const struct boot_opts *o, const str
 			       json_object_new_double(ms((int64_t)t->kernel_to_init_ns)));
 	json_object_object_add(j, "guest_init_to_link_ms",
 			       json_object_new_double(ms((int64_t)t->init_to_link_ns)));
-	json_object_object_add(j, "clock_offset_ms", json_object_new_double(ms(r->clock.offset_ns)));
-	json_object_object_add(j, "clock_rtt_ms", json_object_new_double(ms(r->clock.rtt_ns)));
-	json_object_object_add(j, "entropy_avail", json_object_new_int((int)r->entropy_avail));
-	json_object_object_add(j, "share_fs_magic", json_object_new_int64((int64_t)r->share_magic));
+	json_object_object_add(j, "clock_offset_ms", json_object_new_double(ms(r->prep.clock.offset_ns)));
+	json_object_object_add(j, "clock_rtt_ms", json_object_new_double(ms(r->prep.clock.rtt_ns)));
+	json_object_object_add(j, "entropy_avail", json_object_new_int((int)r->prep.entropy_avail));
+	json_object_object_add(j, "share_fs_magic", json_object_new_int64((int64_t)r->prep.share_magic));
 	json_object_object_add(j, "kept", json_object_new_boolean(o->keep));
 	if (!o->keep)
 		json_object_object_add(j, "shutdown_ms", json_object_new_double(ms(r->shutdown_ns)));
@@ -242,9 +257,9 @@ static void print_text(const struct vm *vm, const struct boot_opts *o, const str
 	printf("  guest: kernel -> init       %8.1f ms\n", ms((int64_t)t->kernel_to_init_ns));
 	printf("  guest: init -> link         %8.1f ms\n", ms((int64_t)t->init_to_link_ns));
 	printf("  clock synced: offset %.3f ms, round trip %.3f ms; entropy_avail %u\n",
-	       ms(r->clock.offset_ns), ms(r->clock.rtt_ns), r->entropy_avail);
+	       ms(r->prep.clock.offset_ns), ms(r->prep.clock.rtt_ns), r->prep.entropy_avail);
 	printf("  share %s mounted in the guest on /run/kuasar/shared (fs magic 0x%llx)\n",
-	       vm->paths.shared, (unsigned long long)r->share_magic);
+	       vm->paths.shared, (unsigned long long)r->prep.share_magic);
 	if (o->keep) {
 		printf("kept running: kuasar-ctl ping %s | kuasar-ctl shutdown %s\n", vm->id, vm->id);
 		printf("  console log: %s\n", vm->paths.console_log);
@@ -268,21 +283,10 @@ static int print_console_only(const struct vm *vm, int json)
 	return 0;
 }
 
-/* A fresh guest gets the host's time and randomness before anything runs in it. */
-static int settle_guest(struct vm *vm, struct boot_report *r, kerr_t *err)
-{
-	int64_t deadline = mono_ns() + (int64_t)PING_TIMEOUT_MS * 1000000;
-
-	if (agent_sync_clock(&vm->link, &r->clock, deadline, err) < 0 ||
-	    agent_add_entropy(&vm->link, 64, &r->entropy_avail, deadline, err) < 0)
-		return -1;
-	return agent_mount_share(&vm->link, "9p", &r->share_magic, deadline, err);
-}
-
 static int cmd_boot(int argc, char **argv)
 {
 	struct boot_opts o = { .json = 0 };
-	struct boot_report r = { .entropy_avail = 0 };
+	struct boot_report r = { .shutdown_ns = 0 };
 	struct vm vm;
 	kerr_t err;
 	int64_t t0;
@@ -292,7 +296,7 @@ static int cmd_boot(int argc, char **argv)
 	if (check_inputs(&o.cfg, &err) < 0)
 		return fail(&err);
 	vm_init(&vm, o.id);
-	vm.sigfd = watch_signals();
+	vm.sigfd = ctl_watch_signals();
 	if (o.cfg.until_console && o.keep)
 		return fprintf(stderr, "kuasar-ctl: --until console cannot be kept\n"), 2;
 	if (vm_start(&vm, &o.cfg, run_dir, o.keep, &err) < 0)
@@ -301,7 +305,7 @@ static int cmd_boot(int argc, char **argv)
 		vm_destroy(&vm);
 		return print_console_only(&vm, o.json);
 	}
-	if (settle_guest(&vm, &r, &err) < 0) {
+	if (vm_prepare_guest(&vm, &r.prep, &err) < 0) {
 		vm_destroy(&vm);
 		return fail(&err);
 	}
@@ -406,6 +410,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "boot", cmd_boot, "boot a sandbox VM, print its timings, shut it down (--keep: leave it)" },
+	{ "run", ctl_run, "run a container from an OCI bundle in a new sandbox VM" },
 	{ "ping", cmd_ping, "check that a kept VM's kuasar-init answers" },
 	{ "shutdown", cmd_shutdown, "power off a kept VM and remove its files" },
 	{ "list", cmd_list, "list kept VMs" },
@@ -416,7 +421,8 @@ static int usage(void)
 	fprintf(stderr, "usage: kuasar-ctl [--run-dir DIR] COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(stderr, "  %-10s %s\n", commands[i].name, commands[i].help);
-	fprintf(stderr, "\nenvironment: KUASAR_RUN_DIR (default /run/kuasar)\n");
+	fprintf(stderr, "\nenvironment: KUASAR_RUN_DIR (default /run/kuasar), KUASAR_GUEST_LOG "
+			"(kuasar-init's log level: error, warn, info, debug)\n");
 	return 2;
 }
 

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -134,23 +135,36 @@ static int vmm_exited_error(struct vm *vm, kerr_t *err)
 	return -1;
 }
 
+#define TICK_NS 50000000
+
 /* Waits until fd is ready (fd < 0: until the console moved) while watching the VMM,
  * signals and the console. */
 static int wait_for(struct vm *vm, int fd, short events, int64_t deadline_ns, kerr_t *err)
 {
 	for (;;) {
+		int64_t until = deadline_ns;
+		int tick = 0;
+
+		if (vm->tick && (until <= 0 || until > mono_ns() + TICK_NS)) {
+			until = mono_ns() + TICK_NS;
+			tick = 1;
+		}
 		struct pollfd p[4] = {
 			{ .fd = vm->pidfd, .events = POLLIN },
 			{ .fd = vm->sigfd, .events = POLLIN },
 			{ .fd = vm->con_fd >= 0 ? vm->con_fd : vm->con_listen, .events = POLLIN },
 			{ .fd = fd, .events = events },
 		};
-		int n = poll(p, 4, ms_until(deadline_ns));
+		int n = poll(p, 4, ms_until(until));
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return kerr_sys(err, "poll");
+		if (n == 0 && tick) {
+			vm->tick(vm->tick_arg);
+			continue;
+		}
 		if (n == 0)
 			return kerr_set(err, ETIMEDOUT, "timed out");
 		if (p[0].revents) {
@@ -698,6 +712,41 @@ void vm_release(struct vm *vm)
 	unlink(vm->paths.console);
 }
 
+int vm_prepare_guest(struct vm *vm, struct guest_prep *out, kerr_t *err)
+{
+	int64_t deadline = mono_ns() + 10000000000LL;
+
+	if (agent_sync_clock(&vm->link, &out->clock, deadline, err) < 0 ||
+	    agent_add_entropy(&vm->link, 64, &out->entropy_avail, deadline, err) < 0)
+		return -1;
+	return agent_mount_share(&vm->link, "9p", &out->share_magic, deadline, err);
+}
+
+/* Detaches every mount below dir (bind-mounted root filesystems in the share), deepest
+ * first, so that removing the directory can never reach into what they expose. */
+static void umount_below(const char *dir)
+{
+	char *info = NULL, *line, *save = NULL, *mnts[64];
+	size_t len = strlen(dir), n = 0;
+
+	if (read_file("/proc/self/mountinfo", &info, NULL, 1 << 20, NULL) < 0)
+		return;
+	for (line = strtok_r(info, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char mp[4096];
+
+		/* fields: id parent major:minor root mountpoint ... */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && !strncmp(mp, dir, len) &&
+		    mp[len] == '/' && n < 64)
+			mnts[n++] = strdup(mp);
+	}
+	while (n--) {
+		if (mnts[n] && umount2(mnts[n], MNT_DETACH) < 0)
+			fprintf(stderr, "kuasar: warning: umount %s: %s\n", mnts[n], strerror(errno));
+		free(mnts[n]);
+	}
+	free(info);
+}
+
 void vm_destroy(struct vm *vm)
 {
 	if (vm->pid > 0 && !vm->exited) {
@@ -712,6 +761,8 @@ void vm_destroy(struct vm *vm)
 		vm->exited = 1;
 	}
 	vm_release(vm);
-	if (vm->paths.dir[0])
+	if (vm->paths.dir[0]) {
+		umount_below(vm->paths.dir);
 		rm_tree(vm->paths.dir);
+	}
 }

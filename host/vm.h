@@ -30,6 +30,9 @@ struct vm {
 	int exit_status;
 	int sigfd; /* SIGINT/SIGTERM while waiting, -1 if not watched */
 	int kick;  /* wake the VMM's main loop while the first answer is pending */
+	/* Called about every 50 ms while waiting (kuasar-ctl run tails output with it). */
+	void (*tick)(void *arg);
+	void *tick_arg;
 	int con_listen, con_fd;
 	char con_line[512];
 	size_t con_len;
@@ -43,7 +46,16 @@ struct vm {
 	unsigned cid;	     /* vsock guest CID, 0 without vsock */
 };
 
+struct guest_prep {
+	struct clock_sync clock;
+	uint32_t entropy_avail;
+	uint64_t share_magic;
+};
+
 void vm_init(struct vm *vm, const char *id);
+/* A fresh guest gets the host's time and randomness, then mounts the share, before
+ * anything runs in it. */
+int vm_prepare_guest(struct vm *vm, struct guest_prep *out, kerr_t *err);
 /* Creates the VM directory, spawns the VMM and waits until the guest answers Check.
  * keep: the VMM outlives this process (no parent-death signal). */
 int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, int keep,

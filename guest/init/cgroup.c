@@ -123,14 +123,6 @@ int cgroup_create(const char *id, const struct oci_resources *r, char *path, siz
 	return 0;
 }
 
-int cgroup_add(const char *path, pid_t pid)
-{
-	char v[24];
-
-	kfmt(v, sizeof(v), "%d", pid);
-	return write_at(path, "cgroup.procs", v);
-}
-
 /* Waits (bounded) for cgroup.events to report the frozen state asked for. */
 int cgroup_freeze(const char *path, int frozen)
 {

@@ -23,7 +23,6 @@ struct cgroup_stats {
 int cgroup_create(const char *id, const struct oci_resources *r, char *path, size_t n,
 		  const char **what);
 int cgroup_apply(const char *path, const struct oci_resources *r, const char **what);
-int cgroup_add(const char *path, pid_t pid);
 int cgroup_freeze(const char *path, int frozen);
 /* Kills whatever is left and removes the directory. */
 int cgroup_remove(const char *path);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -259,6 +260,31 @@ static void on_status(struct watch *w, uint32_t events)
 	}
 }
 
+/* clone3 with CLONE_INTO_CGROUP: the child is born in its cgroup, never counted
+ * elsewhere, and no migration (which takes a global lock) is needed. Fork semantics: no
+ * stack given, the child runs on a copy of ours. */
+static long clone_into(int flags, const char *cgroup)
+{
+	struct clone_args ca;
+	int cgfd = open(cgroup, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	long pid;
+
+	if (cgfd < 0)
+		return -1;
+	memset(&ca, 0, sizeof(ca));
+	ca.flags = (uint64_t)(unsigned)flags | CLONE_INTO_CGROUP;
+	ca.exit_signal = SIGCHLD;
+	ca.cgroup = (uint64_t)cgfd;
+	pid = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid != 0) {
+		int saved = errno;
+
+		close(cgfd);
+		errno = saved;
+	}
+	return pid;
+}
+
 struct launch {
 	struct proc *p;
 	const struct oci_spec *spec;
@@ -305,7 +331,7 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 				    "enter the container's pid namespace: %s", strerror(errno));
 		}
 	}
-	pid = syscall(SYS_clone, (unsigned long)(l->clone_flags | SIGCHLD), 0, 0, 0, 0);
+	pid = clone_into(l->clone_flags, cgroup);
 	if (pid == 0)
 		spawn_child(&a);
 	if (self_ns >= 0) {
@@ -322,8 +348,6 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 	}
 	l->p->pid = (pid_t)pid;
 	l->p->start_fd = start[1];
-	if (cgroup_add(cgroup, (pid_t)pid) < 0)
-		warn("add %ld to %s: errno %d", pid, cgroup, errno);
 	(void)!write(go[1], "g", 1);
 	close(go[1]);
 	fcntl(status[0], F_SETFL, O_NONBLOCK);

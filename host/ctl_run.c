@@ -1,0 +1,240 @@
+/* kuasar-ctl run: one container in a fresh sandbox VM.
+ *
+ * The bundle's root filesystem is bind-mounted into the VM's share next to a config.json
+ * rewritten for the guest (root.path "rootfs", args from the command line); the container
+ * writes stdout and stderr into files in the share, which are tailed here while it runs,
+ * and the VM's exit code is the container's. */
+#include "ctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "task_client.h"
+#include "util.h"
+#include "vm.h"
+
+#define GUEST_SHARE "/run/kuasar/shared"
+#define RPC_TIMEOUT_NS 30000000000LL
+
+struct tail {
+	int fd[2]; /* container stdout, stderr files in the share */
+	int out[2];
+};
+
+static void tail_once(struct tail *t)
+{
+	char buf[65536];
+
+	for (int i = 0; i < 2; i++) {
+		ssize_t n;
+
+		while (t->fd[i] >= 0 && (n = read(t->fd[i], buf, sizeof(buf))) > 0)
+			(void)!write_all(t->out[i], buf, (size_t)n);
+	}
+}
+
+static void tail_tick(void *arg)
+{
+	tail_once(arg);
+}
+
+struct run_opts {
+	struct vm_config cfg;
+	char id[65];
+	const char *bundle;
+	int interactive;
+	char **args;
+	int n_args;
+};
+
+static int run_usage(void)
+{
+	fprintf(stderr, "usage: kuasar-ctl run [-i] [--memory MiB] [--vcpus N] [--id ID]\n"
+			"                      [--kernel K] [--initrd I] [--accel A] BUNDLE [-- ARGS...]\n");
+	return 2;
+}
+
+static int parse_run(int argc, char **argv, struct run_opts *o)
+{
+	static const struct option opts[] = {
+		{ "memory", required_argument, 0, 'm' }, { "vcpus", required_argument, 0, 'c' },
+		{ "id", required_argument, 0, 'n' },	 { "kernel", required_argument, 0, 'k' },
+		{ "initrd", required_argument, 0, 'r' }, { "accel", required_argument, 0, 'a' },
+		{ "interactive", no_argument, 0, 'i' },	 { 0, 0, 0, 0 },
+	};
+	int c;
+
+	ctl_config_defaults(&o->cfg);
+	ctl_random_id(o->id, sizeof(o->id));
+	while ((c = getopt_long(argc, argv, "+i", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i': o->interactive = 1; break;
+		case 'k': o->cfg.kernel = optarg; break;
+		case 'r': o->cfg.initrd = optarg; break;
+		case 'n': snprintf(o->id, sizeof(o->id), "%s", optarg); break;
+		case 'm':
+			if (ctl_parse_uint(optarg, 64, 1 << 20, &o->cfg.memory_mib) < 0)
+				return -1;
+			break;
+		case 'c':
+			if (ctl_parse_uint(optarg, 1, 255, &o->cfg.vcpus) < 0)
+				return -1;
+			break;
+		case 'a':
+			if (accel_parse(optarg, &o->cfg.accel) < 0)
+				return -1;
+			break;
+		default: return -1;
+		}
+	}
+	if (optind >= argc)
+		return -1;
+	o->bundle = argv[optind++];
+	if (optind < argc && !strcmp(argv[optind], "--"))
+		optind++;
+	o->args = argv + optind;
+	o->n_args = argc - optind;
+	return 0;
+}
+
+/* Reads the bundle's config.json; rootfs gets the host path of its root. The guest copy
+ * points at "rootfs" and takes the command line's args. */
+static json_object *guest_spec(const struct run_opts *o, char *rootfs, size_t n, kerr_t *err)
+{
+	char path[PATH_MAX];
+	json_object *spec, *root, *proc, *v, *args;
+
+	snprintf(path, sizeof(path), "%s/config.json", o->bundle);
+	spec = json_object_from_file(path);
+	if (!spec || !json_object_object_get_ex(spec, "root", &root) ||
+	    !json_object_object_get_ex(root, "path", &v) ||
+	    !json_object_object_get_ex(spec, "process", &proc)) {
+		json_object_put(spec);
+		kerr_set(err, EINVAL, "%s: not an OCI config with root.path and process", path);
+		return NULL;
+	}
+	if (json_object_get_string(v)[0] == '/')
+		snprintf(rootfs, n, "%s", json_object_get_string(v));
+	else
+		snprintf(rootfs, n, "%s/%s", o->bundle, json_object_get_string(v));
+	json_object_object_add(root, "path", json_object_new_string("rootfs"));
+	if (o->n_args) {
+		args = json_object_new_array();
+		for (int i = 0; i < o->n_args; i++)
+			json_object_array_add(args, json_object_new_string(o->args[i]));
+		json_object_object_add(proc, "args", args);
+	}
+	return spec;
+}
+
+/* Lays out <share>/ctr: rootfs (bind mount), config.json, stdio files. */
+static int stage(struct vm *vm, const struct run_opts *o, struct tail *t, kerr_t *err)
+{
+	char dir[PATH_MAX], rootfs[PATH_MAX], p[PATH_MAX + 32];
+	json_object *spec = guest_spec(o, rootfs, sizeof(rootfs), err);
+	const char *text;
+
+	if (!spec)
+		return -1;
+	snprintf(dir, sizeof(dir), "%s/ctr", vm->paths.shared);
+	snprintf(p, sizeof(p), "%s/rootfs", dir);
+	if (mkdir_p(p, 0755, err) < 0 || mount(rootfs, p, NULL, MS_BIND | MS_REC, NULL) < 0) {
+		json_object_put(spec);
+		return err->msg[0] && errno == 0 ? -1 : kerr_sys(err, "bind %s into the share", rootfs);
+	}
+	text = json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN);
+	snprintf(p, sizeof(p), "%s/config.json", dir);
+	if (write_file_atomic(p, text, strlen(text), err) < 0) {
+		json_object_put(spec);
+		return -1;
+	}
+	json_object_put(spec);
+	for (int i = 0; i < 2; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, i ? "stderr" : "stdout");
+		t->fd[i] = open(p, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (t->fd[i] < 0)
+			return kerr_sys(err, "create %s", p);
+	}
+	if (o->interactive) {
+		char buf[65536];
+		ssize_t n;
+		int fd;
+
+		snprintf(p, sizeof(p), "%s/stdin", dir);
+		fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return kerr_sys(err, "create %s", p);
+		while ((n = read(0, buf, sizeof(buf))) > 0)
+			(void)!write_all(fd, buf, (size_t)n);
+		close(fd);
+	}
+	return 0;
+}
+
+static int run_container(struct vm *vm, const struct run_opts *o, struct tail *t,
+			 uint32_t *status, kerr_t *err)
+{
+	struct task_io io = {
+		o->interactive ? "file://" GUEST_SHARE "/ctr/stdin" : "",
+		"file://" GUEST_SHARE "/ctr/stdout",
+		"file://" GUEST_SHARE "/ctr/stderr",
+		0,
+	};
+	uint32_t pid;
+	int64_t deadline = mono_ns() + RPC_TIMEOUT_NS;
+
+	if (task_create(&vm->link, vm->id, GUEST_SHARE "/ctr", &io, &pid, deadline, err) < 0 ||
+	    task_start(&vm->link, vm->id, "", &pid, deadline, err) < 0)
+		return -1;
+	vm->tick = tail_tick;
+	vm->tick_arg = t;
+	/* No deadline: the container runs as long as it runs; ^C still stops everything. */
+	if (task_wait(&vm->link, vm->id, "", status, 0, err) < 0)
+		return -1;
+	vm->tick = NULL;
+	tail_once(t);
+	return task_delete(&vm->link, vm->id, "", NULL, mono_ns() + RPC_TIMEOUT_NS, err);
+}
+
+int ctl_run(int argc, char **argv)
+{
+	struct run_opts o = { .interactive = 0 };
+	struct tail t = { { -1, -1 }, { 1, 2 } };
+	struct guest_prep prep;
+	struct vm vm;
+	kerr_t err;
+	uint32_t status = 0;
+	int rc = -1;
+
+	if (parse_run(argc, argv, &o) < 0)
+		return run_usage();
+	vm_init(&vm, o.id);
+	vm.sigfd = ctl_watch_signals();
+	if (vm_start(&vm, &o.cfg, ctl_run_dir(), 0, &err) == 0 &&
+	    vm_prepare_guest(&vm, &prep, &err) == 0 && stage(&vm, &o, &t, &err) == 0)
+		rc = run_container(&vm, &o, &t, &status, &err);
+	for (int i = 0; i < 2; i++)
+		if (t.fd[i] >= 0)
+			close(t.fd[i]);
+	if (rc < 0) {
+		char tail[1024];
+
+		/* The guest's last words usually say why (a failed mount, a missing binary). */
+		vm_console_tail(&vm, tail, sizeof(tail));
+		if (tail[0] && err.errnum != EINTR)
+			fprintf(stderr, "kuasar-ctl: the guest console ends with:\n%s", tail);
+		vm_destroy(&vm);
+		return ctl_fail(&err);
+	}
+	if (vm_shutdown(&vm, 10000, &err) < 0)
+		fprintf(stderr, "kuasar-ctl: warning: %s\n", err.msg);
+	return (int)(status > 255 ? 255 : status);
+}

@@ -1,0 +1,124 @@
+#include "task_client.h"
+
+#include <string.h>
+
+#include "google/protobuf/empty.pb-c.h"
+#include "task.pb-c.h"
+
+int task_create(struct ttrpc_client *c, const char *id, const char *bundle,
+		const struct task_io *io, uint32_t *pid, int64_t deadline_ns, kerr_t *err)
+{
+	Containerd__Task__V3__CreateTaskRequest req = CONTAINERD__TASK__V3__CREATE_TASK_REQUEST__INIT;
+	Containerd__Task__V3__CreateTaskResponse *r = NULL;
+
+	req.id = (char *)id;
+	req.bundle = (char *)bundle;
+	req.stdin = (char *)io->stdin_uri;
+	req.stdout = (char *)io->stdout_uri;
+	req.stderr = (char *)io->stderr_uri;
+	req.terminal = io->terminal;
+	if (ttrpc_call(c, TASK_SERVICE, "Create", &req.base,
+		       &containerd__task__v3__create_task_response__descriptor,
+		       (ProtobufCMessage **)&r, deadline_ns, err) < 0)
+		return -1;
+	*pid = r->pid;
+	containerd__task__v3__create_task_response__free_unpacked(r, NULL);
+	return 0;
+}
+
+static int empty_call(struct ttrpc_client *c, const char *method, const ProtobufCMessage *req,
+		      int64_t deadline_ns, kerr_t *err)
+{
+	Google__Protobuf__Empty *r = NULL;
+
+	if (ttrpc_call(c, TASK_SERVICE, method, req, &google__protobuf__empty__descriptor,
+		       (ProtobufCMessage **)&r, deadline_ns, err) < 0)
+		return -1;
+	google__protobuf__empty__free_unpacked(r, NULL);
+	return 0;
+}
+
+int task_exec(struct ttrpc_client *c, const char *id, const char *exec_id,
+	      const char *process_json, const struct task_io *io, int64_t deadline_ns,
+	      kerr_t *err)
+{
+	Containerd__Task__V3__ExecProcessRequest req = CONTAINERD__TASK__V3__EXEC_PROCESS_REQUEST__INIT;
+	Google__Protobuf__Any spec = GOOGLE__PROTOBUF__ANY__INIT;
+
+	spec.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+	spec.value.data = (uint8_t *)process_json;
+	spec.value.len = strlen(process_json);
+	req.id = (char *)id;
+	req.exec_id = (char *)exec_id;
+	req.stdin = (char *)io->stdin_uri;
+	req.stdout = (char *)io->stdout_uri;
+	req.stderr = (char *)io->stderr_uri;
+	req.terminal = io->terminal;
+	req.spec = &spec;
+	return empty_call(c, "Exec", &req.base, deadline_ns, err);
+}
+
+int task_start(struct ttrpc_client *c, const char *id, const char *exec_id, uint32_t *pid,
+	       int64_t deadline_ns, kerr_t *err)
+{
+	Containerd__Task__V3__StartRequest req = CONTAINERD__TASK__V3__START_REQUEST__INIT;
+	Containerd__Task__V3__StartResponse *r = NULL;
+
+	req.id = (char *)id;
+	req.exec_id = (char *)exec_id;
+	if (ttrpc_call(c, TASK_SERVICE, "Start", &req.base,
+		       &containerd__task__v3__start_response__descriptor, (ProtobufCMessage **)&r,
+		       deadline_ns, err) < 0)
+		return -1;
+	if (pid)
+		*pid = r->pid;
+	containerd__task__v3__start_response__free_unpacked(r, NULL);
+	return 0;
+}
+
+int task_wait(struct ttrpc_client *c, const char *id, const char *exec_id,
+	      uint32_t *exit_status, int64_t deadline_ns, kerr_t *err)
+{
+	Containerd__Task__V3__WaitRequest req = CONTAINERD__TASK__V3__WAIT_REQUEST__INIT;
+	Containerd__Task__V3__WaitResponse *r = NULL;
+
+	req.id = (char *)id;
+	req.exec_id = (char *)exec_id;
+	if (ttrpc_call(c, TASK_SERVICE, "Wait", &req.base,
+		       &containerd__task__v3__wait_response__descriptor, (ProtobufCMessage **)&r,
+		       deadline_ns, err) < 0)
+		return -1;
+	*exit_status = r->exit_status;
+	containerd__task__v3__wait_response__free_unpacked(r, NULL);
+	return 0;
+}
+
+int task_kill(struct ttrpc_client *c, const char *id, const char *exec_id, uint32_t sig,
+	      int all, int64_t deadline_ns, kerr_t *err)
+{
+	Containerd__Task__V3__KillRequest req = CONTAINERD__TASK__V3__KILL_REQUEST__INIT;
+
+	req.id = (char *)id;
+	req.exec_id = (char *)exec_id;
+	req.signal = sig;
+	req.all = all;
+	return empty_call(c, "Kill", &req.base, deadline_ns, err);
+}
+
+int task_delete(struct ttrpc_client *c, const char *id, const char *exec_id,
+		uint32_t *exit_status, int64_t deadline_ns, kerr_t *err)
+{
+	Containerd__Task__V3__DeleteRequest req = CONTAINERD__TASK__V3__DELETE_REQUEST__INIT;
+	Containerd__Task__V3__DeleteResponse *r = NULL;
+
+	req.id = (char *)id;
+	req.exec_id = (char *)exec_id;
+	if (ttrpc_call(c, TASK_SERVICE, "Delete", &req.base,
+		       &containerd__task__v3__delete_response__descriptor, (ProtobufCMessage **)&r,
+		       deadline_ns, err) < 0)
+		return -1;
+	if (exit_status)
+		*exit_status = r->exit_status;
+	containerd__task__v3__delete_response__free_unpacked(r, NULL);
+	return 0;
+}

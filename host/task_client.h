@@ -1,0 +1,31 @@
+/* Client of the guest's Task API (containerd.task.v3.Task), for kuasar-ctl. */
+#ifndef KUASAR_TASK_CLIENT_H
+#define KUASAR_TASK_CLIENT_H
+
+#include <stdint.h>
+
+#include "ttrpc.h"
+
+#define TASK_SERVICE "containerd.task.v3.Task"
+
+struct task_io {
+	const char *stdin_uri, *stdout_uri, *stderr_uri;
+	int terminal;
+};
+
+int task_create(struct ttrpc_client *c, const char *id, const char *bundle,
+		const struct task_io *io, uint32_t *pid, int64_t deadline_ns, kerr_t *err);
+int task_exec(struct ttrpc_client *c, const char *id, const char *exec_id,
+	      const char *process_json, const struct task_io *io, int64_t deadline_ns,
+	      kerr_t *err);
+int task_start(struct ttrpc_client *c, const char *id, const char *exec_id, uint32_t *pid,
+	       int64_t deadline_ns, kerr_t *err);
+/* Blocks until the process exits (or the deadline). */
+int task_wait(struct ttrpc_client *c, const char *id, const char *exec_id,
+	      uint32_t *exit_status, int64_t deadline_ns, kerr_t *err);
+int task_kill(struct ttrpc_client *c, const char *id, const char *exec_id, uint32_t sig,
+	      int all, int64_t deadline_ns, kerr_t *err);
+int task_delete(struct ttrpc_client *c, const char *id, const char *exec_id,
+		uint32_t *exit_status, int64_t deadline_ns, kerr_t *err);
+
+#endif
