@@ -228,11 +228,18 @@ int ctl_run(int argc, char **argv)
 		char tail[1024];
 
 		/* The guest's last words usually say why (a failed mount, a missing binary). */
+		kerr_t serr;
+
 		vm_console_tail(&vm, tail, sizeof(tail));
-		if (tail[0] && err.errnum != EINTR)
+		if (tail[0] && err.errnum != EINTR && err.errnum != EREMOTEIO)
 			fprintf(stderr, "kuasar-ctl: the guest console ends with:\n%s", tail);
+		ctl_fail(&err);
+		/* A refused request leaves the guest serving: it powers off cleanly. */
+		if (vm.link.fd >= 0 && vm.exited == 0 && err.errnum == EREMOTEIO &&
+		    vm_shutdown(&vm, 10000, &serr) < 0)
+			fprintf(stderr, "kuasar-ctl: warning: %s\n", serr.msg);
 		vm_destroy(&vm);
-		return ctl_fail(&err);
+		return 1;
 	}
 	if (vm_shutdown(&vm, 10000, &err) < 0)
 		fprintf(stderr, "kuasar-ctl: warning: %s\n", err.msg);

@@ -5,7 +5,7 @@
 #
 # usage: tests/make-bundle.sh DIR [--user UID:GID] [--readonly] [--hostname H]
 #            [--memory BYTES] [--pids N] [--drop-cap CAP_X] [--deny-syscall NAME]
-#            [--terminal] [--env K=V] [-- ARGS...]
+#            [--terminal] [--env K=V] [--mask PATH] [-- ARGS...]
 set -euo pipefail
 
 die() { printf 'make-bundle: fatal: %s\n' "$*" >&2; exit 1; }
@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--) shift; args=("$@"); break ;;
 	--readonly | --terminal) opts+=("$1"); shift ;;
-	--user | --hostname | --memory | --pids | --drop-cap | --deny-syscall | --env)
+	--user | --hostname | --memory | --pids | --drop-cap | --deny-syscall | --env | --mask)
 		[ $# -ge 2 ] || die "$1 needs a value"
 		opts+=("$1" "$2"); shift 2 ;;
 	*) die "unknown option $1" ;;
@@ -118,6 +118,8 @@ while i < len(argv):
         sc["syscalls"].append({"names": [v], "action": "SCMP_ACT_ERRNO", "errnoRet": 1})
     elif a == "--env":
         spec["process"]["env"].append(v)
+    elif a == "--mask":
+        spec["linux"]["maskedPaths"].append(v)
     i += 2
 json.dump(spec, open(out, "w"), indent=2)
 PY

@@ -8,6 +8,7 @@
 
 #include "proto/ttrpc_wire.h"
 #include "sandbox.pb-c.h"
+#include "task.pb-c.h"
 #include "tap.h"
 #include "ttrpc.h"
 #include "util.h"
@@ -190,6 +191,46 @@ static void test_share_args(void)
 	stream += 2;
 	is_int(code_of(stream, "kuasar.sandbox.v1.Sandbox", "MountShare", buf, n), 3,
 	       "MountShare of an unknown filesystem type: INVALID_ARGUMENT");
+}
+
+/* The Task API refuses what it cannot act on with the codes containerd expects. */
+static void test_task_errors(void)
+{
+	Containerd__Task__V3__StateRequest st = CONTAINERD__TASK__V3__STATE_REQUEST__INIT;
+	Containerd__Task__V3__CreateTaskRequest cr = CONTAINERD__TASK__V3__CREATE_TASK_REQUEST__INIT;
+	uint8_t buf[512];
+	size_t n;
+
+	st.id = "no-such-container";
+	n = containerd__task__v3__state_request__pack(&st, buf);
+	stream += 2;
+	is_int(code_of(stream, "containerd.task.v3.Task", "State", buf, n), 5,
+	       "State of an unknown container: NOT_FOUND");
+	stream += 2;
+	is_int(code_of(stream, "containerd.task.v2.Task", "State", buf, n), 5,
+	       "the v2 service name answers too");
+	stream += 2;
+	is_int(code_of(stream, "containerd.task.v3.Task", "Kill", buf, n), 5,
+	       "Kill of an unknown container: NOT_FOUND");
+	cr.id = "../escape";
+	cr.bundle = "/nonexistent";
+	n = containerd__task__v3__create_task_request__pack(&cr, buf);
+	stream += 2;
+	is_int(code_of(stream, "containerd.task.v3.Task", "Create", buf, n), 3,
+	       "Create with '..' in the id: INVALID_ARGUMENT");
+	cr.id = "c1";
+	n = containerd__task__v3__create_task_request__pack(&cr, buf);
+	stream += 2;
+	is_int(code_of(stream, "containerd.task.v3.Task", "Create", buf, n), 5,
+	       "Create from a missing bundle: NOT_FOUND");
+	cr.id = "";
+	n = containerd__task__v3__create_task_request__pack(&cr, buf);
+	stream += 2;
+	is_int(code_of(stream, "containerd.task.v3.Task", "Create", buf, n), 3,
+	       "Create without an id: INVALID_ARGUMENT");
+	stream += 2;
+	is_int(code_of(stream, "containerd.task.v3.Task", "Checkpoint", NULL, 0), 12,
+	       "Checkpoint: UNIMPLEMENTED");
 }
 
 #endif

@@ -58,6 +58,7 @@ int main(void)
 	test_abuse();
 	test_entropy_limit();
 	test_share_args();
+	test_task_errors();
 	ok(!closed, "the connection stayed up through all of it");
 	return done_testing();
 }

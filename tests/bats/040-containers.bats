@@ -1,0 +1,115 @@
+#!/usr/bin/env bats
+# OCI containers run by kuasar-init itself (no runc in the guest), through kuasar-ctl run.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+bundle() {
+	local dir=$BATS_TEST_TMPDIR/bundle
+	"$TOP/tests/make-bundle.sh" "$dir" "$@" >/dev/null
+	echo "$dir"
+}
+
+run_ctr() {
+	run_t 120 "$CTL" run "$@"
+}
+
+@test "a container's stdout and stderr reach the caller" {
+	run_ctr "$(bundle -- sh -c 'echo to-out; echo to-err >&2')"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"to-out"* ]]
+	[[ "$output" == *"to-err"* ]]
+}
+
+@test "the container's exit code is kuasar-ctl's" {
+	run_ctr "$(bundle -- sh -c 'exit 7')"
+	[ "$status" -eq 7 ]
+}
+
+@test "command-line args replace the bundle's" {
+	run_ctr "$(bundle -- false)" -- echo replaced
+	[ "$status" -eq 0 ]
+	[ "$output" = "replaced" ]
+}
+
+@test "stdin is piped into the container" {
+	run bash -c "printf 'line one\nline two\n' | timeout 120 '$CTL' run -i '$(bundle -- wc -l)'"
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | tr -d ' ')" = "2" ]
+}
+
+@test "the container has its own hostname and pid namespace" {
+	run_ctr "$(bundle --hostname box1 -- sh -c 'hostname; echo pid=$$')"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"box1"* ]]
+	[[ "$output" == *"pid=1"* ]]
+}
+
+@test "a read-only root refuses writes" {
+	run_ctr "$(bundle --readonly -- touch /newfile)"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Read-only file system"* ]]
+}
+
+@test "a masked path reads as empty" {
+	run_ctr "$(bundle --mask /etc/passwd -- sh -c 'echo size=$(wc -c </etc/passwd)')"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"size=0"* ]]
+}
+
+@test "readonly paths are read-only" {
+	run_ctr "$(bundle -- sh -c 'echo x > /proc/sys/kernel/domainname')"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Read-only file system"* ]]
+}
+
+@test "a non-root user runs as that user" {
+	run_ctr "$(bundle --user 1000:1000 -- sh -c 'id -u; id -g; touch /root/x')"
+	[[ "$output" == *"1000"* ]]
+	[[ "$output" == *"Permission denied"* ]]
+}
+
+@test "without CAP_CHOWN chown fails, with it chown works" {
+	run_ctr "$(bundle --drop-cap CAP_CHOWN -- sh -c 'touch /tmp/f && chown 1000 /tmp/f')"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Operation not permitted"* ]]
+	run_ctr "$(bundle -- sh -c 'touch /tmp/f && chown 1000 /tmp/f && echo chowned')"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"chowned"* ]]
+}
+
+@test "the pids limit stops a fork bomb" {
+	run_ctr "$(bundle --pids 8 -- sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & done; wait')"
+	[[ "$output" == *"Resource temporarily unavailable"* ]] || [[ "$output" == *"can't fork"* ]]
+}
+
+@test "a memory hog under a limit is OOM-killed with exit 137" {
+	# tail keeps the last 90 MB of an endless stream: it grows until the 16 MB limit hits.
+	run_ctr --memory 256 "$(bundle --memory 16777216 -- tail -c 90000000 /dev/zero)"
+	[ "$status" -eq 137 ]
+}
+
+@test "a config.json the guest refuses is a clear error, and the guest stays up" {
+	local b
+	b=$(bundle -- true)
+	python3 -c "import json,sys; p=sys.argv[1]; j=json.load(open(p)); j['process']['cwd']='relative'; json.dump(j, open(p,'w'))" "$b/config.json"
+	run_ctr "$b"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"process.cwd: must be an absolute path"* ]]
+	[[ "$output" != *"stopped by force"* ]]
+}
+
+@test "a program that does not exist is exit 127 with a reason" {
+	run -127 timeout 120 "$CTL" run "$(bundle -- /no/such/program)"
+	[ "$status" -eq 127 ]
+	[[ "$output" == *"exec /no/such/program"* ]]
+}
+
+@test "a bundle without its root filesystem is refused" {
+	local b
+	b=$(bundle -- true)
+	rm -rf "$b/rootfs"
+	run_ctr "$b"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"rootfs"* ]]
+}
