@@ -19,6 +19,7 @@
 #include "log.h"
 #include "loop.h"
 #include "oci.h"
+#include "seccomp.h"
 #include "spawn.h"
 
 #define MAX_CONTAINERS 64
@@ -57,6 +58,7 @@ struct container {
 	char cgroup[256];
 	int paused;
 	struct oci_spec *spec;
+	struct sock_fprog seccomp; /* compiled once, for the container and its execs */
 	struct proc procs[MAX_PROCS];
 };
 
@@ -204,6 +206,7 @@ static void free_container(struct container *c)
 			close(c->procs[i].start_fd);
 	}
 	free(c->spec);
+	free(c->seccomp.filter);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -293,6 +296,7 @@ struct launch {
 	int ns_fds[4];
 	int pidns_fd; /* exec: the container's pid namespace, -1 for a new one */
 	int clone_flags;
+	struct sock_fprog *seccomp;
 };
 
 /* Clones the child, places it in the cgroup, lets it set itself up; the result arrives on
@@ -315,7 +319,7 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 		return fail(err, n, RPC_INTERNAL, "pipe: %s", strerror(errno));
 	}
 	a = (struct spawn_args){ .spec = l->spec, .rootfs = l->rootfs, .go_fd = go[0],
-				 .status_fd = status[1], .start_fd = start[0] };
+				 .status_fd = status[1], .start_fd = start[0], .seccomp = l->seccomp };
 	memcpy(a.stdio, l->stdio, sizeof(a.stdio));
 	memcpy(a.ns_fds, l->ns_fds, sizeof(a.ns_fds));
 	/* An exec's child must be born in the container's pid namespace. */
@@ -432,6 +436,10 @@ int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
 	kfmt(c->bundle, sizeof(c->bundle), "%s", bundle);
 	if ((rc = load_spec(c, bundle, err, n)) != 0)
 		goto out;
+	if (c->spec->seccomp.present && seccomp_compile(&c->spec->seccomp, &c->seccomp, err, n) < 0) {
+		rc = RPC_INVALID_ARGUMENT;
+		goto out;
+	}
 	if (cgroup_create(id, &c->spec->resources, c->cgroup, sizeof(c->cgroup), &what) < 0) {
 		rc = fail(err, n, RPC_FAILED_PRECONDITION, "cgroup %s: %s: %s", id, what,
 			  strerror(errno));
@@ -444,6 +452,7 @@ int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
 	l.p = &c->procs[0];
 	l.spec = c->spec;
 	l.rootfs = c->rootfs;
+	l.seccomp = c->seccomp.filter ? &c->seccomp : NULL;
 	/* The cgroup namespace is entered by the child once it sits in its cgroup. */
 	l.clone_flags = c->spec->namespaces & ~CLONE_NEWCGROUP;
 	l.p->create_reply = *reply;
@@ -483,7 +492,8 @@ static int exec_launch(struct container *c, struct proc *p, const struct ctr_std
 {
 	static const char *const names[4] = { "mnt", "uts", "ipc", "cgroup" };
 	pid_t init = c->procs[0].pid;
-	struct launch l = { .p = p, .spec = p->spec, .rootfs = "/", .pidns_fd = -1 };
+	struct launch l = { .p = p, .spec = p->spec, .rootfs = "/", .pidns_fd = -1,
+			    .seccomp = c->seccomp.filter ? &c->seccomp : NULL };
 	int rc;
 
 	for (int i = 0; i < 4; i++)

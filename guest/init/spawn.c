@@ -355,6 +355,12 @@ static void wait_start(void)
 	close(args->start_fd);
 }
 
+static void install_seccomp(void)
+{
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, args->seccomp) < 0)
+		die("install the seccomp filter", NULL);
+}
+
 static void build_container(void)
 {
 	const struct oci_spec *s = args->spec;
@@ -402,6 +408,11 @@ void spawn_child(const struct spawn_args *a)
 		build_container();
 	stdio();
 	limits();
+	/* Without no_new_privs the filter can only be installed while we still hold
+	 * CAP_SYS_ADMIN, so it goes in before the user switch (and then also filters the
+	 * few setup calls left); with it, right before exec. */
+	if (a->seccomp && !p->no_new_privs)
+		install_seccomp();
 	user();
 	if (chdir(p->cwd) < 0)
 		die("chdir", p->cwd);
@@ -412,9 +423,7 @@ void spawn_child(const struct spawn_args *a)
 	close(a->status_fd);
 	report_fd = 2;
 	wait_start();
-	if (a->seccomp && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, a->seccomp) < 0) {
-		(void)!write(2, "kuasar-init: seccomp filter refused\n", 36);
-		_exit(127);
-	}
+	if (a->seccomp && p->no_new_privs)
+		install_seccomp();
 	exec_program();
 }

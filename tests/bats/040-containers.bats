@@ -113,3 +113,12 @@ run_ctr() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"rootfs"* ]]
 }
+
+@test "a seccomp rule makes a syscall fail with EPERM" {
+	run_ctr "$(bundle --deny-syscall mkdir --deny-syscall mkdirat -- sh -c 'mkdir /tmp/d; echo rc=$?')"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"Operation not permitted"* ]]
+	[[ "$output" == *"rc=1"* ]]
+	run_ctr "$(bundle -- sh -c 'mkdir /tmp/d && echo made')"
+	[[ "$output" == *"made"* ]]
+}
