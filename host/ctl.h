@@ -16,6 +16,24 @@ int ctl_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 int ctl_watch_signals(void);
 int ctl_fail(const kerr_t *err);
 
+#define GUEST_SHARE "/run/kuasar/shared"
+#define RPC_TIMEOUT_NS 30000000000LL
+
+/* Output files of a container process in the share, copied to our stdout and stderr. */
+struct tail {
+	int fd[2];
+	int out[2];
+};
+void ctl_tail_once(struct tail *t);
+void ctl_tail_tick(void *arg);
+
 int ctl_run(int argc, char **argv);
+int ctl_exec(int argc, char **argv);
+int ctl_kill(int argc, char **argv);
+int ctl_ps(int argc, char **argv);
+int ctl_stats(int argc, char **argv);
+int ctl_state(int argc, char **argv);
+int ctl_pause(int argc, char **argv);
+int ctl_resume(int argc, char **argv);
 
 #endif

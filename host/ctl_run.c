@@ -21,15 +21,8 @@
 #include "util.h"
 #include "vm.h"
 
-#define GUEST_SHARE "/run/kuasar/shared"
-#define RPC_TIMEOUT_NS 30000000000LL
 
-struct tail {
-	int fd[2]; /* container stdout, stderr files in the share */
-	int out[2];
-};
-
-static void tail_once(struct tail *t)
+void ctl_tail_once(struct tail *t)
 {
 	char buf[65536];
 
@@ -41,9 +34,9 @@ static void tail_once(struct tail *t)
 	}
 }
 
-static void tail_tick(void *arg)
+void ctl_tail_tick(void *arg)
 {
-	tail_once(arg);
+	ctl_tail_once(arg);
 }
 
 struct run_opts {
@@ -51,13 +44,14 @@ struct run_opts {
 	char id[65];
 	const char *bundle;
 	int interactive;
+	int keep;
 	char **args;
 	int n_args;
 };
 
 static int run_usage(void)
 {
-	fprintf(stderr, "usage: kuasar-ctl run [-i] [--memory MiB] [--vcpus N] [--id ID]\n"
+	fprintf(stderr, "usage: kuasar-ctl run [-i] [--keep] [--memory MiB] [--vcpus N] [--id ID]\n"
 			"                      [--kernel K] [--initrd I] [--accel A] BUNDLE [-- ARGS...]\n");
 	return 2;
 }
@@ -68,7 +62,8 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 		{ "memory", required_argument, 0, 'm' }, { "vcpus", required_argument, 0, 'c' },
 		{ "id", required_argument, 0, 'n' },	 { "kernel", required_argument, 0, 'k' },
 		{ "initrd", required_argument, 0, 'r' }, { "accel", required_argument, 0, 'a' },
-		{ "interactive", no_argument, 0, 'i' },	 { 0, 0, 0, 0 },
+		{ "interactive", no_argument, 0, 'i' },	 { "keep", no_argument, 0, 'K' },
+		{ 0, 0, 0, 0 },
 	};
 	int c;
 
@@ -77,6 +72,7 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 	while ((c = getopt_long(argc, argv, "+i", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i': o->interactive = 1; break;
+		case 'K': o->keep = 1; break;
 		case 'k': o->cfg.kernel = optarg; break;
 		case 'r': o->cfg.initrd = optarg; break;
 		case 'n': snprintf(o->id, sizeof(o->id), "%s", optarg); break;
@@ -194,13 +190,15 @@ static int run_container(struct vm *vm, const struct run_opts *o, struct tail *t
 	if (task_create(&vm->link, vm->id, GUEST_SHARE "/ctr", &io, &pid, deadline, err) < 0 ||
 	    task_start(&vm->link, vm->id, "", &pid, deadline, err) < 0)
 		return -1;
-	vm->tick = tail_tick;
+	if (o->keep)
+		return 0;
+	vm->tick = ctl_tail_tick;
 	vm->tick_arg = t;
 	/* No deadline: the container runs as long as it runs; ^C still stops everything. */
 	if (task_wait(&vm->link, vm->id, "", status, 0, err) < 0)
 		return -1;
 	vm->tick = NULL;
-	tail_once(t);
+	ctl_tail_once(t);
 	return task_delete(&vm->link, vm->id, "", NULL, mono_ns() + RPC_TIMEOUT_NS, err);
 }
 
@@ -218,7 +216,7 @@ int ctl_run(int argc, char **argv)
 		return run_usage();
 	vm_init(&vm, o.id);
 	vm.sigfd = ctl_watch_signals();
-	if (vm_start(&vm, &o.cfg, ctl_run_dir(), 0, &err) == 0 &&
+	if (vm_start(&vm, &o.cfg, ctl_run_dir(), o.keep, &err) == 0 &&
 	    vm_prepare_guest(&vm, &prep, &err) == 0 && stage(&vm, &o, &t, &err) == 0)
 		rc = run_container(&vm, &o, &t, &status, &err);
 	for (int i = 0; i < 2; i++)
@@ -240,6 +238,14 @@ int ctl_run(int argc, char **argv)
 			fprintf(stderr, "kuasar-ctl: warning: %s\n", serr.msg);
 		vm_destroy(&vm);
 		return 1;
+	}
+	if (o.keep) {
+		vm_release(&vm);
+		printf("container %s running in its sandbox; output in %s/ctr/stdout and stderr\n"
+		       "  kuasar-ctl exec|kill|ps|stats|state|pause|resume %s ...; kuasar-ctl "
+		       "shutdown %s\n",
+		       vm.id, vm.paths.shared, vm.id, vm.id);
+		return 0;
 	}
 	if (vm_shutdown(&vm, 10000, &err) < 0)
 		fprintf(stderr, "kuasar-ctl: warning: %s\n", err.msg);

@@ -372,7 +372,7 @@ static int cmd_shutdown(int argc, char **argv)
 		if (err.errnum != ESRCH)
 			return fail(&err);
 		vm_release(&vm);
-		rm_tree(vm.paths.dir);
+		vm_remove_dir(&vm);
 		printf("%s: was not running (%s); removed its files\n", argv[1], err.msg);
 		return 0;
 	}
@@ -410,7 +410,14 @@ struct command {
 
 static const struct command commands[] = {
 	{ "boot", cmd_boot, "boot a sandbox VM, print its timings, shut it down (--keep: leave it)" },
-	{ "run", ctl_run, "run a container from an OCI bundle in a new sandbox VM" },
+	{ "run", ctl_run, "run a container from an OCI bundle in a new sandbox VM (--keep: leave it)" },
+	{ "exec", ctl_exec, "run a command in a kept container" },
+	{ "kill", ctl_kill, "signal a kept container (--all: every process in it)" },
+	{ "ps", ctl_ps, "list a kept container's processes" },
+	{ "state", ctl_state, "show a kept container's state" },
+	{ "stats", ctl_stats, "show a kept container's cgroup figures" },
+	{ "pause", ctl_pause, "freeze a kept container" },
+	{ "resume", ctl_resume, "thaw a paused container" },
 	{ "ping", cmd_ping, "check that a kept VM's kuasar-init answers" },
 	{ "shutdown", cmd_shutdown, "power off a kept VM and remove its files" },
 	{ "list", cmd_list, "list kept VMs" },

@@ -150,9 +150,12 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 	add(&a, "kuasar-%s,process=kuasar-%s", id, id);
 	/* acpi=off: the guest kernel has no ACPI; QEMU then lists the virtio-mmio devices on
 	 * the kernel command line. */
-	/* A bzImage needs microvm's linuxboot option ROM; a vmlinux ELF boots through PVH. */
+	/* A bzImage needs microvm's linuxboot option ROM; a vmlinux ELF boots through PVH.
+	 * The PIT and PIC stay: without them the guest cannot verify its LAPIC timer under
+	 * TCG, disables it, and every sleep or timeout in the guest then waits for some other
+	 * interrupt to come along. */
 	add(&a, "-machine");
-	add(&a, "microvm,acpi=off,x-option-roms=%s,pit=off,pic=off,isa-serial=on,rtc=on",
+	add(&a, "microvm,acpi=off,x-option-roms=%s,pit=on,pic=on,isa-serial=on,rtc=on",
 	    kernel_is_elf(cfg->kernel) ? "off" : "on");
 	add(&a, "-accel");
 	add(&a, "%s", accel == ACCEL_KVM ? "kvm" : "tcg");

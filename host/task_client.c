@@ -2,6 +2,9 @@
 
 #include <string.h>
 
+#include <errno.h>
+
+#include "cgroups_v2.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
 #include "task.pb-c.h"
 
@@ -120,5 +123,87 @@ int task_delete(struct ttrpc_client *c, const char *id, const char *exec_id,
 	if (exit_status)
 		*exit_status = r->exit_status;
 	containerd__task__v3__delete_response__free_unpacked(r, NULL);
+	return 0;
+}
+
+int task_pause(struct ttrpc_client *c, const char *id, int pause, int64_t deadline_ns,
+	       kerr_t *err)
+{
+	Containerd__Task__V3__PauseRequest p = CONTAINERD__TASK__V3__PAUSE_REQUEST__INIT;
+	Containerd__Task__V3__ResumeRequest r = CONTAINERD__TASK__V3__RESUME_REQUEST__INIT;
+
+	p.id = r.id = (char *)id;
+	return pause ? empty_call(c, "Pause", &p.base, deadline_ns, err)
+		     : empty_call(c, "Resume", &r.base, deadline_ns, err);
+}
+
+int task_state(struct ttrpc_client *c, const char *id, const char *exec_id,
+	       struct task_state *out, int64_t deadline_ns, kerr_t *err)
+{
+	static const char *const names[] = { "unknown", "created", "running",
+					     "stopped", "paused",  "pausing" };
+	Containerd__Task__V3__StateRequest req = CONTAINERD__TASK__V3__STATE_REQUEST__INIT;
+	Containerd__Task__V3__StateResponse *r = NULL;
+
+	req.id = (char *)id;
+	req.exec_id = (char *)exec_id;
+	if (ttrpc_call(c, TASK_SERVICE, "State", &req.base,
+		       &containerd__task__v3__state_response__descriptor, (ProtobufCMessage **)&r,
+		       deadline_ns, err) < 0)
+		return -1;
+	out->pid = r->pid;
+	out->exit_status = r->exit_status;
+	out->status = (unsigned)r->status < 6 ? names[r->status] : "unknown";
+	containerd__task__v3__state_response__free_unpacked(r, NULL);
+	return 0;
+}
+
+int task_pids(struct ttrpc_client *c, const char *id, uint32_t *pids, size_t max, size_t *n,
+	      int64_t deadline_ns, kerr_t *err)
+{
+	Containerd__Task__V3__PidsRequest req = CONTAINERD__TASK__V3__PIDS_REQUEST__INIT;
+	Containerd__Task__V3__PidsResponse *r = NULL;
+
+	req.id = (char *)id;
+	if (ttrpc_call(c, TASK_SERVICE, "Pids", &req.base,
+		       &containerd__task__v3__pids_response__descriptor, (ProtobufCMessage **)&r,
+		       deadline_ns, err) < 0)
+		return -1;
+	*n = 0;
+	for (size_t i = 0; i < r->n_processes && *n < max; i++)
+		pids[(*n)++] = r->processes[i]->pid;
+	containerd__task__v3__pids_response__free_unpacked(r, NULL);
+	return 0;
+}
+
+int task_stats(struct ttrpc_client *c, const char *id, struct task_stats *out,
+	       int64_t deadline_ns, kerr_t *err)
+{
+	Containerd__Task__V3__StatsRequest req = CONTAINERD__TASK__V3__STATS_REQUEST__INIT;
+	Containerd__Task__V3__StatsResponse *r = NULL;
+	Io__Containerd__Cgroups__V2__Metrics *m;
+
+	req.id = (char *)id;
+	if (ttrpc_call(c, TASK_SERVICE, "Stats", &req.base,
+		       &containerd__task__v3__stats_response__descriptor, (ProtobufCMessage **)&r,
+		       deadline_ns, err) < 0)
+		return -1;
+	m = r->stats && !strcmp(r->stats->type_url, "io.containerd.cgroups.v2.Metrics")
+		    ? io__containerd__cgroups__v2__metrics__unpack(NULL, r->stats->value.len,
+								      r->stats->value.data)
+		    : NULL;
+	containerd__task__v3__stats_response__free_unpacked(r, NULL);
+	if (!m)
+		return kerr_set(err, EPROTO, "Stats: no cgroup v2 metrics in the reply");
+	memset(out, 0, sizeof(*out));
+	if (m->pids)
+		out->pids = m->pids->current, out->pids_limit = m->pids->limit;
+	if (m->cpu)
+		out->cpu_usec = m->cpu->usage_usec;
+	if (m->memory)
+		out->memory = m->memory->usage, out->memory_limit = m->memory->usage_limit;
+	if (m->memory_events)
+		out->oom_kills = m->memory_events->oom_kill;
+	io__containerd__cgroups__v2__metrics__free_unpacked(m, NULL);
 	return 0;
 }

@@ -1,7 +1,6 @@
 #include "util.h"
 
 #include <dirent.h>
-#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -136,22 +135,70 @@ int mkdir_p(const char *path, int mode, kerr_t *err)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static int mount_id(int dirfd, const char *name, uint64_t *id)
 {
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
-	return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+	struct statx stx;
+
+	if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_MNT_ID, &stx) < 0)
+		return -1;
+	if (!(stx.stx_mask & STATX_MNT_ID))
+		return errno = ENOTSUP, -1;
+	*id = stx.stx_mnt_id;
+	return 0;
+}
+
+/* Empties the directory open as fd; subdirectories on another mount are refused (EBUSY),
+ * never entered: a bind mount of somebody's data must not be emptied through us. */
+static int rm_contents(int fd, uint64_t mnt, int depth)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *e;
+	int rc = 0;
+
+	if (!d) {
+		close(fd);
+		return -1;
+	}
+	while ((e = readdir(d))) {
+		uint64_t id;
+		int sub;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0 || errno == ENOENT)
+			continue;
+		if (errno != EISDIR && errno != EPERM) {
+			rc = -1;
+			continue;
+		}
+		if (depth > 64 || mount_id(dirfd(d), e->d_name, &id) < 0 || id != mnt) {
+			errno = EBUSY;
+			rc = -1;
+			continue;
+		}
+		sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0 || rm_contents(sub, mnt, depth + 1) < 0 ||
+		    unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) < 0)
+			rc = -1;
+	}
+	closedir(d);
+	return rc;
 }
 
 int rm_tree(const char *path)
 {
-	struct stat st;
+	uint64_t mnt;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-	if (lstat(path, &st) < 0)
+	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
-	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	if (mount_id(AT_FDCWD, path, &mnt) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (rm_contents(fd, mnt, 0) < 0)
+		return -1;
+	return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
 int id_valid(const char *id, kerr_t *err)

@@ -44,8 +44,9 @@ int write_file_atomic(const char *path, const void *data, size_t len, kerr_t *er
 /* Reads a whole (small) file; the result is NUL-terminated. */
 int read_file(const char *path, char **out, size_t *len, size_t max, kerr_t *err);
 int mkdir_p(const char *path, int mode, kerr_t *err);
-/* Removes a directory tree without following links or crossing mounts (a mount inside
- * makes the removal fail rather than reach into it). */
+/* Removes a directory tree without following links or entering another mount: a mount
+ * point inside (even a bind mount from the same filesystem) makes it fail with EBUSY and
+ * leaves what the mount shows untouched. */
 int rm_tree(const char *path);
 /* Ids name directories: 1-64 of [A-Za-z0-9_.-], no leading dot (so no '..'). */
 int id_valid(const char *id, kerr_t *err);

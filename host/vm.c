@@ -761,8 +761,14 @@ void vm_destroy(struct vm *vm)
 		vm->exited = 1;
 	}
 	vm_release(vm);
-	if (vm->paths.dir[0]) {
-		umount_below(vm->paths.dir);
-		rm_tree(vm->paths.dir);
-	}
+	vm_remove_dir(vm);
+}
+
+void vm_remove_dir(struct vm *vm)
+{
+	if (!vm->paths.dir[0])
+		return;
+	umount_below(vm->paths.dir);
+	if (rm_tree(vm->paths.dir) < 0)
+		fprintf(stderr, "kuasar: warning: remove %s: %s\n", vm->paths.dir, strerror(errno));
 }

@@ -67,6 +67,8 @@ int vm_attach(struct vm *vm, const char *run_dir, const char *id, kerr_t *err);
 int vm_shutdown(struct vm *vm, int timeout_ms, kerr_t *err);
 /* Kills the VMM if it runs, reaps it, closes everything, removes the directory. */
 void vm_destroy(struct vm *vm);
+/* Unmounts what is mounted below the VM's directory, then removes it. */
+void vm_remove_dir(struct vm *vm);
 /* Releases fds without touching the VMM (for --keep). */
 void vm_release(struct vm *vm);
 /* Last lines of the console log, for error messages. */

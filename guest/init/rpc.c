@@ -201,9 +201,16 @@ static void call(struct rpc_ctx *ctx, const ttrpc_Request *req)
 		rpc_error(ctx, RPC_INTERNAL, "%s/%s gave no answer", req->service, req->method);
 }
 
-/* Stream id rules as ttrpc's server applies them: client ids are odd and increase. */
+/* Stream id rules as ttrpc's server applies them: client ids are odd and increase.
+ * One exception: a virtio-serial port has no session marker, and a host that reconnects
+ * quickly can send its first request before we read the EOF of the previous session. A
+ * request on stream 1, which starts every client, then starts a new session. */
 static int check_stream(struct rpc_ctx *ctx)
 {
+	if (ctx->stream == 1 && ctx->conn->last_stream > 1 && ctx->conn->kind == CONN_SERIAL) {
+		debug("virtio-serial: stream 1 again, a new host session");
+		conn_new_session(ctx->conn);
+	}
 	if (ctx->stream % 2 != 1) {
 		rpc_error(ctx, RPC_INVALID_ARGUMENT, "StreamID must be odd for client initiated streams");
 		return -1;

@@ -146,6 +146,12 @@ void conn_reset(struct conn *c)
 	c->id = next_conn_id++;
 }
 
+void conn_new_session(struct conn *c)
+{
+	c->last_stream = 0;
+	c->id = next_conn_id++;
+}
+
 struct txbuf *conn_frame_alloc(size_t len)
 {
 	struct txbuf *b = malloc(sizeof(*b) + TTRPC_HEADER_LEN + len);

@@ -54,6 +54,9 @@ struct conn {
 void conn_init(struct conn *c, int fd, enum conn_kind kind, void (*on_close)(struct conn *));
 /* Drops buffered input and output and starts a new ttrpc session on the same fd. */
 void conn_reset(struct conn *c);
+/* Forgets the stream ids and pending replies of the session so far, keeping the byte
+ * stream as it is. */
+void conn_new_session(struct conn *c);
 /* Allocates a frame with room for len data bytes after the header. */
 struct txbuf *conn_frame_alloc(size_t len);
 /* Queues a frame built in a txbuf (header filled here) and writes what the fd takes. */

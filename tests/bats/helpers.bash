@@ -33,16 +33,21 @@ vmm_pids() {
 # Fails when anything of this test is still around; kills leaked VMMs by PID first so one
 # failing test does not poison the next.
 common_teardown() {
-	local leaked pids
+	local leaked="" pids
 	pids=$(vmm_pids)
 	if [ -n "$pids" ]; then
 		kill -9 $pids 2>/dev/null || true
 		leaked="VMM processes: $pids"
 	fi
 	[ -f "$KUASAR_RUN_DIR/accel.json" ] && cp "$KUASAR_RUN_DIR/accel.json" /tmp/kuasar-test-accel.json
+	# Mounts first: removing files through a leaked bind mount would reach its source.
+	local mounts m
+	mounts=$(awk -v d="$KUASAR_RUN_DIR/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r)
+	for m in $mounts; do umount -l "$m"; done
+	[ -z "$mounts" ] || leaked="$leaked mounts: $mounts"
 	local left
 	left=$(cd "$KUASAR_RUN_DIR" && find . -mindepth 1 ! -name accel.json | head -5)
-	rm -rf "$KUASAR_RUN_DIR"
+	rm -rf --one-file-system "$KUASAR_RUN_DIR"
 	[ -z "$leaked" ] || { echo "leaked $leaked" >&2; return 1; }
 	[ -z "$left" ] || { echo "leaked files: $left" >&2; return 1; }
 }

@@ -1,7 +1,11 @@
 /* Host library pieces that need no VM: ttrpc request/response encoding, ids, errors, the
  * QEMU command line. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "google/rpc/status.pb-c.h"
 #include "tap.h"
@@ -115,6 +119,36 @@ static void test_argv(void)
 	argv_free(argv);
 }
 
+/* rm_tree must never empty a bind mount it finds inside the tree. */
+static void test_rm_tree(void)
+{
+	char top[] = "/tmp/kuasar-rmtree.XXXXXX", keep[] = "/tmp/kuasar-keep.XXXXXX";
+	char p[256];
+	int fd;
+
+	if (getuid() != 0) {
+		ok(1, "# SKIP rm_tree and bind mounts need root");
+		return;
+	}
+	mkdtemp(top);
+	mkdtemp(keep);
+	snprintf(p, sizeof(p), "%s/precious", keep);
+	fd = open(p, O_WRONLY | O_CREAT, 0644);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/a/b/mnt", top);
+	mkdir_p(p, 0755, NULL);
+	ok(mount(keep, p, NULL, MS_BIND, NULL) == 0, "bind a directory into the tree");
+	ok(rm_tree(top) < 0 && errno == EBUSY, "rm_tree refuses to enter the bind mount");
+	snprintf(p, sizeof(p), "%s/precious", keep);
+	ok(access(p, F_OK) == 0, "what the mount shows is untouched");
+	snprintf(p, sizeof(p), "%s/a/b/mnt", top);
+	umount2(p, MNT_DETACH);
+	ok(rm_tree(top) == 0 && access(top, F_OK) < 0, "after the unmount the tree goes");
+	snprintf(p, sizeof(p), "%s/precious", keep);
+	unlink(p);
+	rmdir(keep);
+}
+
 int main(void)
 {
 	test_request();
@@ -122,5 +156,6 @@ int main(void)
 	test_ids();
 	test_err();
 	test_argv();
+	test_rm_tree();
 	return done_testing();
 }
