@@ -62,7 +62,8 @@ HOST_LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(HOST_LIB_SRCS)) \
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(wildcard tests/unit/test-*.c))
 
-.PHONY: all help deps guest host kernel image test test-unit test-bats demo bench-boot \
+.PHONY: all help deps guest host kernel image test test-unit test-bats demo bench bench-boot \
+	bench-container \
 	check-size check-kernel-config clean distclean format
 .DEFAULT_GOAL := all
 # Generated sources are kept, not deleted as intermediates.
@@ -266,6 +267,12 @@ demo: ## boot a sandbox VM, print its timings, then run a busybox container in a
 
 bench-boot: all $(BIN)/vmlinux.bin ## cold boot: our kernel vs Debian's distro kernel
 	$(Q)tools/bench-boot.sh
+
+bench-container: all $(BIN)/vmlinux.bin ## container start inside a running sandbox vs exec
+	$(Q)tests/make-bundle.sh $(BIN)/bench-bundle -- echo started >/dev/null
+	$(Q)$(BIN)/kuasar-ctl bench container $(BIN)/bench-bundle -n 21
+
+bench: bench-boot bench-container ## every benchmark (ratios against a baseline in the same run)
 
 format: ## clang-format every C source
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')

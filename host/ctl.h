@@ -27,7 +27,23 @@ struct tail {
 void ctl_tail_once(struct tail *t);
 void ctl_tail_tick(void *arg);
 
+struct ctl_run_opts {
+	struct vm_config cfg;
+	char id[65];
+	const char *bundle;
+	int interactive;
+	int keep;
+	char **args;
+	int n_args;
+};
+
+struct vm;
+/* Lays out <share>/ctr for a bundle: its root bind-mounted, a config.json for the guest,
+ * stdio files (t gets the output files open for reading). */
+int ctl_stage(struct vm *vm, const struct ctl_run_opts *o, struct tail *t, kerr_t *err);
+
 int ctl_run(int argc, char **argv);
+int ctl_bench(int argc, char **argv);
 int ctl_exec(int argc, char **argv);
 int ctl_kill(int argc, char **argv);
 int ctl_ps(int argc, char **argv);

@@ -39,16 +39,6 @@ void ctl_tail_tick(void *arg)
 	ctl_tail_once(arg);
 }
 
-struct run_opts {
-	struct vm_config cfg;
-	char id[65];
-	const char *bundle;
-	int interactive;
-	int keep;
-	char **args;
-	int n_args;
-};
-
 static int run_usage(void)
 {
 	fprintf(stderr, "usage: kuasar-ctl run [-i] [--keep] [--memory MiB] [--vcpus N] [--id ID]\n"
@@ -56,7 +46,7 @@ static int run_usage(void)
 	return 2;
 }
 
-static int parse_run(int argc, char **argv, struct run_opts *o)
+static int parse_run(int argc, char **argv, struct ctl_run_opts *o)
 {
 	static const struct option opts[] = {
 		{ "memory", required_argument, 0, 'm' }, { "vcpus", required_argument, 0, 'c' },
@@ -103,7 +93,7 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 
 /* Reads the bundle's config.json; rootfs gets the host path of its root. The guest copy
  * points at "rootfs" and takes the command line's args. */
-static json_object *guest_spec(const struct run_opts *o, char *rootfs, size_t n, kerr_t *err)
+static json_object *guest_spec(const struct ctl_run_opts *o, char *rootfs, size_t n, kerr_t *err)
 {
 	char path[PATH_MAX];
 	json_object *spec, *root, *proc, *v, *args;
@@ -132,7 +122,7 @@ static json_object *guest_spec(const struct run_opts *o, char *rootfs, size_t n,
 }
 
 /* Lays out <share>/ctr: rootfs (bind mount), config.json, stdio files. */
-static int stage(struct vm *vm, const struct run_opts *o, struct tail *t, kerr_t *err)
+int ctl_stage(struct vm *vm, const struct ctl_run_opts *o, struct tail *t, kerr_t *err)
 {
 	char dir[PATH_MAX], rootfs[PATH_MAX], p[PATH_MAX + 32];
 	json_object *spec = guest_spec(o, rootfs, sizeof(rootfs), err);
@@ -175,7 +165,7 @@ static int stage(struct vm *vm, const struct run_opts *o, struct tail *t, kerr_t
 	return 0;
 }
 
-static int run_container(struct vm *vm, const struct run_opts *o, struct tail *t,
+static int run_container(struct vm *vm, const struct ctl_run_opts *o, struct tail *t,
 			 uint32_t *status, kerr_t *err)
 {
 	struct task_io io = {
@@ -204,7 +194,7 @@ static int run_container(struct vm *vm, const struct run_opts *o, struct tail *t
 
 int ctl_run(int argc, char **argv)
 {
-	struct run_opts o = { .interactive = 0 };
+	struct ctl_run_opts o = { .interactive = 0 };
 	struct tail t = { { -1, -1 }, { 1, 2 } };
 	struct guest_prep prep;
 	struct vm vm;
@@ -217,7 +207,7 @@ int ctl_run(int argc, char **argv)
 	vm_init(&vm, o.id);
 	vm.sigfd = ctl_watch_signals();
 	if (vm_start(&vm, &o.cfg, ctl_run_dir(), o.keep, &err) == 0 &&
-	    vm_prepare_guest(&vm, &prep, &err) == 0 && stage(&vm, &o, &t, &err) == 0)
+	    vm_prepare_guest(&vm, &prep, &err) == 0 && ctl_stage(&vm, &o, &t, &err) == 0)
 		rc = run_container(&vm, &o, &t, &status, &err);
 	for (int i = 0; i < 2; i++)
 		if (t.fd[i] >= 0)

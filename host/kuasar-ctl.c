@@ -418,6 +418,7 @@ static const struct command commands[] = {
 	{ "stats", ctl_stats, "show a kept container's cgroup figures" },
 	{ "pause", ctl_pause, "freeze a kept container" },
 	{ "resume", ctl_resume, "thaw a paused container" },
+	{ "bench", ctl_bench, "bench container BUNDLE: container start inside a running sandbox" },
 	{ "ping", cmd_ping, "check that a kept VM's kuasar-init answers" },
 	{ "shutdown", cmd_shutdown, "power off a kept VM and remove its files" },
 	{ "list", cmd_list, "list kept VMs" },

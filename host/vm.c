@@ -145,8 +145,10 @@ static int wait_for(struct vm *vm, int fd, short events, int64_t deadline_ns, ke
 		int64_t until = deadline_ns;
 		int tick = 0;
 
-		if (vm->tick && (until <= 0 || until > mono_ns() + TICK_NS)) {
-			until = mono_ns() + TICK_NS;
+		int64_t period = vm->tick_ns ? vm->tick_ns : TICK_NS;
+
+		if (vm->tick && (until <= 0 || until > mono_ns() + period)) {
+			until = mono_ns() + period;
 			tick = 1;
 		}
 		struct pollfd p[4] = {

@@ -33,6 +33,7 @@ struct vm {
 	/* Called about every 50 ms while waiting (kuasar-ctl run tails output with it). */
 	void (*tick)(void *arg);
 	void *tick_arg;
+	int64_t tick_ns; /* 0: 50 ms */
 	int con_listen, con_fd;
 	char con_line[512];
 	size_t con_len;

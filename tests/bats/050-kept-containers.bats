@@ -95,3 +95,11 @@ start_counter() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"not found"* ]]
 }
+
+@test "the container-start benchmark runs end to end (no timing asserted)" {
+	local b=$BATS_TEST_TMPDIR/bundle
+	"$TOP/tests/make-bundle.sh" "$b" -- echo started >/dev/null
+	run_t 300 "$CTL" bench container "$b" -n 3
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"ratio container / exec"* ]]
+}
