@@ -12,6 +12,9 @@ const char *ctl_run_dir(void);
 void ctl_config_defaults(struct vm_config *cfg);
 void ctl_random_id(char *buf, size_t n);
 int ctl_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
+/* getopt codes shared by boot and run: k kernel, m memory, c vcpus, a accel, q qemu,
+ * l log level. 1 if handled, 0 if not one of them, -1 (message printed) if invalid. */
+int ctl_vm_option(int c, const char *arg, struct vm_config *cfg);
 /* Blocks SIGINT/SIGTERM/SIGHUP and returns a signalfd for them. */
 int ctl_watch_signals(void);
 int ctl_fail(const kerr_t *err);

@@ -60,24 +60,17 @@ static int parse_run(int argc, char **argv, struct ctl_run_opts *o)
 	ctl_config_defaults(&o->cfg);
 	ctl_random_id(o->id, sizeof(o->id));
 	while ((c = getopt_long(argc, argv, "+i", opts, NULL)) != -1) {
+		int handled = ctl_vm_option(c, optarg, &o->cfg);
+
+		if (handled < 0)
+			return -1;
+		if (handled)
+			continue;
 		switch (c) {
 		case 'i': o->interactive = 1; break;
 		case 'K': o->keep = 1; break;
-		case 'k': o->cfg.kernel = optarg; break;
 		case 'r': o->cfg.initrd = optarg; break;
 		case 'n': snprintf(o->id, sizeof(o->id), "%s", optarg); break;
-		case 'm':
-			if (ctl_parse_uint(optarg, 64, 1 << 20, &o->cfg.memory_mib) < 0)
-				return -1;
-			break;
-		case 'c':
-			if (ctl_parse_uint(optarg, 1, 255, &o->cfg.vcpus) < 0)
-				return -1;
-			break;
-		case 'a':
-			if (accel_parse(optarg, &o->cfg.accel) < 0)
-				return -1;
-			break;
 		default: return -1;
 		}
 	}

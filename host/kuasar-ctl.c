@@ -135,6 +135,29 @@ void ctl_config_defaults(struct vm_config *cfg)
 		cfg->log_level = level;
 }
 
+int ctl_vm_option(int c, const char *arg, struct vm_config *cfg)
+{
+	switch (c) {
+	case 'k': cfg->kernel = arg; return 1;
+	case 'q': cfg->qemu = arg; return 1;
+	case 'l': cfg->log_level = arg; return 1;
+	case 'm':
+		if (ctl_parse_uint(arg, 64, 1 << 20, &cfg->memory_mib) < 0)
+			return fprintf(stderr, "kuasar-ctl: --memory: 64 to 1048576 MiB\n"), -1;
+		return 1;
+	case 'c':
+		if (ctl_parse_uint(arg, 1, 255, &cfg->vcpus) < 0)
+			return fprintf(stderr, "kuasar-ctl: --vcpus: 1 to 255\n"), -1;
+		return 1;
+	case 'a':
+		if (accel_parse(arg, &cfg->accel) < 0)
+			return fprintf(stderr, "kuasar-ctl: --accel: auto, kvm or tcg\n"), -1;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static int parse_boot(int argc, char **argv, struct boot_opts *o)
 {
 	static const struct option opts[] = {
@@ -153,8 +176,13 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 	ctl_config_defaults(&o->cfg);
 	ctl_random_id(o->id, sizeof(o->id));
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		int handled = ctl_vm_option(c, optarg, &o->cfg);
+
+		if (handled < 0)
+			return -1;
+		if (handled)
+			continue;
 		switch (c) {
-		case 'k': o->cfg.kernel = optarg; break;
 		case 'i': o->cfg.initrd = optarg; initrd_set = 1; break;
 		case 'd': o->cfg.image = optarg; break;
 		case 'L':
@@ -166,27 +194,13 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 				return fprintf(stderr, "kuasar-ctl: --until: link or console\n"), -1;
 			o->cfg.until_console = !strcmp(optarg, "console");
 			break;
-		case 'q': o->cfg.qemu = optarg; break;
-		case 'l': o->cfg.log_level = optarg; break;
 		case 'n': snprintf(o->id, sizeof(o->id), "%s", optarg); break;
 		case 'K': o->keep = 1; break;
 		case 'j': o->json = 1; break;
-		case 'm':
-			if (ctl_parse_uint(optarg, 64, 1 << 20, &o->cfg.memory_mib) < 0)
-				return fprintf(stderr, "kuasar-ctl: --memory: 64 to 1048576 MiB\n"), -1;
-			break;
-		case 'c':
-			if (ctl_parse_uint(optarg, 1, 255, &o->cfg.vcpus) < 0)
-				return fprintf(stderr, "kuasar-ctl: --vcpus: 1 to 255\n"), -1;
-			break;
 		case 't':
 			if (ctl_parse_uint(optarg, 100, 3600000, &timeout) < 0)
 				return fprintf(stderr, "kuasar-ctl: --timeout: 100 to 3600000 ms\n"), -1;
 			o->cfg.boot_timeout_ms = (int)timeout;
-			break;
-		case 'a':
-			if (accel_parse(optarg, &o->cfg.accel) < 0)
-				return fprintf(stderr, "kuasar-ctl: --accel: auto, kvm or tcg\n"), -1;
 			break;
 		default: return -1;
 		}

@@ -16,13 +16,8 @@ static const struct rpc_service *const services[] = {
 	&task_v2_service,
 };
 
-struct bytes_view {
-	const uint8_t *p;
-	size_t n;
-};
-
 /* Zero-copy: the payload stays in the frame buffer, we only note where it is. */
-static bool view_decode(pb_istream_t *s, const pb_field_t *f, void **arg)
+bool rpc_view_decode(pb_istream_t *s, const pb_field_t *f, void **arg)
 {
 	struct bytes_view *v = *arg;
 
@@ -32,7 +27,7 @@ static bool view_decode(pb_istream_t *s, const pb_field_t *f, void **arg)
 	return pb_read(s, NULL, s->bytes_left);
 }
 
-static bool view_encode(pb_ostream_t *s, const pb_field_t *f, void *const *arg)
+bool rpc_view_encode(pb_ostream_t *s, const pb_field_t *f, void *const *arg)
 {
 	const struct bytes_view *v = *arg;
 
@@ -56,7 +51,7 @@ static void send_to(struct conn *c, uint32_t stream, int code, const char *msg,
 		r.status.code = code;
 		kfmt(r.status.message, sizeof(r.status.message), "%s", msg);
 	}
-	r.payload.funcs.encode = view_encode;
+	r.payload.funcs.encode = rpc_view_encode;
 	r.payload.arg = &v;
 	if (!pb_get_encoded_size(&size, ttrpc_Response_fields, &r) || !(b = conn_frame_alloc(size))) {
 		warn("stream %u: cannot build a response", stream);
@@ -231,7 +226,7 @@ static void on_request(struct rpc_ctx *ctx, const uint8_t *data, size_t len)
 
 	if (check_stream(ctx) < 0)
 		return;
-	req.payload.funcs.decode = view_decode;
+	req.payload.funcs.decode = rpc_view_decode;
 	req.payload.arg = &v;
 	if (!pb_decode(&is, ttrpc_Request_fields, &req)) {
 		rpc_error(ctx, RPC_INVALID_ARGUMENT, "unmarshal request error: %s", PB_GET_ERROR(&is));

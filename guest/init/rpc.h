@@ -3,6 +3,8 @@
 #define KUASAR_RPC_H
 
 #include <pb.h>
+#include <pb_decode.h>
+#include <pb_encode.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +19,14 @@ struct rpc_ctx {
 };
 
 typedef void (*rpc_handler)(struct rpc_ctx *ctx);
+
+/* Bytes fields as views into the frame buffer (nanopb callbacks): no copies. */
+struct bytes_view {
+	const uint8_t *p;
+	size_t n;
+};
+bool rpc_view_decode(pb_istream_t *s, const pb_field_t *f, void **arg);
+bool rpc_view_encode(pb_ostream_t *s, const pb_field_t *f, void *const *arg);
 
 /* A reply owed later (Wait, Create): where to send it. */
 struct rpc_pending {

@@ -15,28 +15,6 @@
 
 #define ERRLEN 256
 
-struct bytes_view {
-	const uint8_t *p;
-	size_t n;
-};
-
-static bool view_decode(pb_istream_t *s, const pb_field_t *f, void **arg)
-{
-	struct bytes_view *v = *arg;
-
-	(void)f;
-	v->p = s->state;
-	v->n = s->bytes_left;
-	return pb_read(s, NULL, s->bytes_left);
-}
-
-static bool view_encode(pb_ostream_t *s, const pb_field_t *f, void *const *arg)
-{
-	const struct bytes_view *v = *arg;
-
-	return pb_encode_tag_for_field(s, f) && pb_encode_string(s, v->p, v->n);
-}
-
 static void set_time(google_protobuf_Timestamp *t, bool *has, uint64_t ns)
 {
 	*has = ns != 0;
@@ -240,7 +218,7 @@ static void t_exec(struct rpc_ctx *ctx)
 	struct ctr_stdio io;
 	struct rpc_pending reply;
 
-	req.spec.value.funcs.decode = view_decode;
+	req.spec.value.funcs.decode = rpc_view_decode;
 	req.spec.value.arg = &spec;
 	if (rpc_decode(ctx, containerd_task_v3_ExecProcessRequest_fields, &req) < 0)
 		return;
@@ -276,7 +254,7 @@ static void t_update(struct rpc_ctx *ctx)
 	struct bytes_view res = { NULL, 0 };
 	containerd_task_v3_UpdateTaskRequest req = { 0 };
 
-	req.resources.value.funcs.decode = view_decode;
+	req.resources.value.funcs.decode = rpc_view_decode;
 	req.resources.value.arg = &res;
 	if (rpc_decode(ctx, containerd_task_v3_UpdateTaskRequest_fields, &req) < 0)
 		return;
@@ -316,7 +294,7 @@ static void t_stats(struct rpc_ctx *ctx)
 	v = (struct bytes_view){ buf, os.bytes_written };
 	r.has_stats = true;
 	strcpy(r.stats.type_url, "io.containerd.cgroups.v2.Metrics");
-	r.stats.value.funcs.encode = view_encode;
+	r.stats.value.funcs.encode = rpc_view_encode;
 	r.stats.value.arg = &v;
 	rpc_reply(ctx, containerd_task_v3_StatsResponse_fields, &r);
 }
