@@ -45,7 +45,7 @@ INIT_MAX_BYTES := 102400
 
 PROTOS := ttrpc.proto sandbox.proto task.proto containerd/types.proto google/rpc/status.proto \
 	google/protobuf/any.proto google/protobuf/empty.proto google/protobuf/timestamp.proto \
-	cgroups_v2.proto
+	cgroups_v2.proto events.proto
 
 GUEST_SRCS := $(wildcard guest/init/*.c)
 GUEST_PB := $(addprefix $(GEN)/guest/,$(PROTOS:.proto=.pb.c))

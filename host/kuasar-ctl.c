@@ -430,6 +430,7 @@ static const struct command commands[] = {
 	{ "ps", ctl_ps, "list a kept container's processes" },
 	{ "state", ctl_state, "show a kept container's state" },
 	{ "stats", ctl_stats, "show a kept container's cgroup figures" },
+	{ "events", ctl_events, "print a kept sandbox's task events (--count N, --timeout MS)" },
 	{ "pause", ctl_pause, "freeze a kept container" },
 	{ "resume", ctl_resume, "thaw a paused container" },
 	{ "bench", ctl_bench, "bench container BUNDLE: container start inside a running sandbox" },

@@ -154,7 +154,7 @@ void boot_leave_initramfs(char **argv, char **envp)
 		}
 		/* The copy keeps the original's start time: kernel start to the first exec. */
 		if (!strncmp(envp[n], INIT_NS_ENV, sizeof(INIT_NS_ENV) - 1))
-			boot.init_ns = strtoull(envp[n] + sizeof(INIT_NS_ENV) - 1, NULL, 10);
+			boot.init_ns = parse_u64(envp[n] + sizeof(INIT_NS_ENV) - 1, NULL);
 	}
 	if (mkdir("/.root", 0755) < 0 && errno != EEXIST)
 		boot_fatal("create /.root", errno);

@@ -132,7 +132,7 @@ int cgroup_freeze(const char *path, int frozen)
 		return -1;
 	kfmt(want, sizeof(want), "frozen %d", frozen);
 	for (int i = 0; i < 200; i++) {
-		if (read_at(path, "cgroup.events", buf, sizeof(buf)) > 0 && strstr(buf, want))
+		if (read_at(path, "cgroup.events", buf, sizeof(buf)) > 0 && str_find(buf, want))
 			return 0;
 		poll(NULL, 0, 5);
 	}
@@ -147,9 +147,9 @@ int cgroup_pids(const char *path, void (*fn)(pid_t pid, void *arg), void *arg)
 
 	if (read_at(path, "cgroup.procs", buf, sizeof(buf)) < 0)
 		return -1;
-	for (char *p = buf; *p;) {
-		char *end;
-		long pid = strtol(p, &end, 10);
+	for (const char *p = buf; *p;) {
+		const char *end;
+		uint64_t pid = parse_u64(p, &end);
 
 		if (end == p)
 			break;
@@ -186,7 +186,7 @@ static uint64_t field(const char *text, const char *key)
 
 	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
 		if (!strncmp(p, key, n) && p[n] == ' ')
-			return strtoull(p + n + 1, NULL, 10);
+			return parse_u64(p + n + 1, NULL);
 	return 0;
 }
 
@@ -196,7 +196,7 @@ static uint64_t value(const char *path, const char *file)
 
 	if (read_at(path, file, buf, sizeof(buf)) <= 0 || !strncmp(buf, "max", 3))
 		return 0;
-	return strtoull(buf, NULL, 10);
+	return parse_u64(buf, NULL);
 }
 
 int cgroup_stats(const char *path, struct cgroup_stats *st)

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "events.h"
+#include "events.pb.h"
 #include "fmt.h"
 #include "log.h"
 #include "loop.h"
@@ -188,6 +190,106 @@ static uint32_t exit_code(int status)
 	return (uint32_t)WEXITSTATUS(status);
 }
 
+/* --- events -------------------------------------------------------------------------- */
+
+static void set_ts(google_protobuf_Timestamp *t, bool *has, uint64_t ns)
+{
+	*has = true;
+	t->seconds = (int64_t)(ns / 1000000000u);
+	t->nanos = (int32_t)(ns % 1000000000u);
+}
+
+#define PUBLISH(topic, type, ev) \
+	events_publish(topic, "containerd.events." #type, containerd_events_##type##_fields, &ev)
+
+static void ev_created(struct proc *p)
+{
+	struct container *c = p->ctr;
+
+	if (p == &c->procs[0]) {
+		containerd_events_TaskCreate ev = { 0 };
+
+		kfmt(ev.container_id, sizeof(ev.container_id), "%s", c->id);
+		kfmt(ev.bundle, sizeof(ev.bundle), "%s", c->bundle);
+		ev.has_io = true;
+		kfmt(ev.io.stdin, sizeof(ev.io.stdin), "%s", p->uri[0]);
+		kfmt(ev.io.stdout, sizeof(ev.io.stdout), "%s", p->uri[1]);
+		kfmt(ev.io.stderr, sizeof(ev.io.stderr), "%s", p->uri[2]);
+		ev.io.terminal = p->terminal;
+		ev.pid = (uint32_t)p->pid;
+		PUBLISH("/tasks/create", TaskCreate, ev);
+	} else {
+		containerd_events_TaskExecAdded ev = { 0 };
+
+		kfmt(ev.container_id, sizeof(ev.container_id), "%s", c->id);
+		kfmt(ev.exec_id, sizeof(ev.exec_id), "%s", p->exec_id);
+		PUBLISH("/tasks/exec-added", TaskExecAdded, ev);
+	}
+}
+
+static void ev_started(struct proc *p)
+{
+	struct container *c = p->ctr;
+
+	if (p == &c->procs[0]) {
+		containerd_events_TaskStart ev = { 0 };
+
+		kfmt(ev.container_id, sizeof(ev.container_id), "%s", c->id);
+		ev.pid = (uint32_t)p->pid;
+		PUBLISH("/tasks/start", TaskStart, ev);
+	} else {
+		containerd_events_TaskExecStarted ev = { 0 };
+
+		kfmt(ev.container_id, sizeof(ev.container_id), "%s", c->id);
+		kfmt(ev.exec_id, sizeof(ev.exec_id), "%s", p->exec_id);
+		ev.pid = (uint32_t)p->pid;
+		PUBLISH("/tasks/exec-started", TaskExecStarted, ev);
+	}
+}
+
+/* containerd names the init process by the container id in exit events. */
+static void ev_exited(struct proc *p)
+{
+	struct container *c = p->ctr;
+	containerd_events_TaskExit ev = { 0 };
+
+	if (p == &c->procs[0])
+		events_unwatch_oom(c->id);
+	kfmt(ev.container_id, sizeof(ev.container_id), "%s", c->id);
+	kfmt(ev.id, sizeof(ev.id), "%s", p == &c->procs[0] ? c->id : p->exec_id);
+	ev.pid = (uint32_t)p->pid;
+	ev.exit_status = p->exit_status;
+	set_ts(&ev.exited_at, &ev.has_exited_at, p->exited_ns);
+	PUBLISH("/tasks/exit", TaskExit, ev);
+}
+
+static void ev_deleted(struct container *c, struct proc *p)
+{
+	containerd_events_TaskDelete ev = { 0 };
+
+	kfmt(ev.container_id, sizeof(ev.container_id), "%s", c->id);
+	kfmt(ev.id, sizeof(ev.id), "%s", p == &c->procs[0] ? "" : p->exec_id);
+	ev.pid = (uint32_t)p->pid;
+	ev.exit_status = p->exit_status;
+	set_ts(&ev.exited_at, &ev.has_exited_at, p->exited_ns);
+	PUBLISH("/tasks/delete", TaskDelete, ev);
+}
+
+static void ev_paused(struct container *c, int paused)
+{
+	if (paused) {
+		containerd_events_TaskPaused ev = { 0 };
+
+		kfmt(ev.container_id, sizeof(ev.container_id), "%s", c->id);
+		PUBLISH("/tasks/paused", TaskPaused, ev);
+	} else {
+		containerd_events_TaskResumed ev = { 0 };
+
+		kfmt(ev.container_id, sizeof(ev.container_id), "%s", c->id);
+		PUBLISH("/tasks/resumed", TaskResumed, ev);
+	}
+}
+
 static void finish_waiters(struct proc *p)
 {
 	struct ctr_exit e = { p->pid, p->exit_status, p->exited_ns };
@@ -253,8 +355,12 @@ static void on_status(struct watch *w, uint32_t events)
 	if (p->status_len == 1 && p->status_msg[0] == '\0') {
 		p->state = P_CREATED;
 		task_create_done(&p->create_reply, p->pid, NULL);
+		if (p == &p->ctr->procs[0])
+			events_watch_oom(p->ctr->id, p->ctr->cgroup);
+		ev_created(p);
 		if (p->reaped) { /* killed between its report and now */
 			p->state = P_STOPPED;
+			ev_exited(p);
 			finish_waiters(p);
 		}
 	} else {
@@ -570,6 +676,7 @@ int ctr_start(const char *id, const char *exec_id, pid_t *pid, char *err, size_t
 	p->start_fd = -1;
 	p->state = P_RUNNING;
 	*pid = p->pid;
+	ev_started(p);
 	return 0;
 }
 
@@ -613,6 +720,7 @@ static void reap_unstarted(struct proc *p)
 		p->exited_ns = realtime_ns();
 	}
 	p->state = P_STOPPED;
+	ev_exited(p);
 	finish_waiters(p);
 }
 
@@ -629,6 +737,7 @@ int ctr_delete(const char *id, const char *exec_id, struct ctr_exit *out, char *
 			    p->pid);
 	reap_unstarted(p);
 	*out = (struct ctr_exit){ p->pid, p->exit_status, p->exited_ns };
+	ev_deleted(c, p);
 	if (p != &c->procs[0]) {
 		free(p->spec);
 		memset(p, 0, sizeof(*p));
@@ -726,6 +835,7 @@ int ctr_pause(const char *id, int pause, char *err, size_t n)
 		return fail(err, n, RPC_INTERNAL, "%s %s: %s", pause ? "freeze" : "thaw", c->cgroup,
 			    strerror(errno));
 	c->paused = pause;
+	ev_paused(c, pause);
 	return 0;
 }
 
@@ -784,6 +894,7 @@ void ctr_on_exit(pid_t pid, int wait_status)
 			p->state = P_STOPPED;
 			info("container %s: %s%s exited with %u", c->id, k ? "exec " : "process",
 			     k ? p->exec_id : "", p->exit_status);
+			ev_exited(p);
 			finish_waiters(p);
 			return;
 		}

@@ -1,6 +1,7 @@
 #include "fmt.h"
 
 #include <stdint.h>
+#include <string.h>
 
 struct out {
 	char *buf;
@@ -186,4 +187,25 @@ size_t kfmt(char *buf, size_t size, const char *fmt, ...)
 	n = kvfmt(buf, size, fmt, ap);
 	va_end(ap);
 	return n;
+}
+
+uint64_t parse_u64(const char *s, const char **end)
+{
+	uint64_t v = 0;
+
+	while (*s >= '0' && *s <= '9')
+		v = v * 10 + (uint64_t)(*s++ - '0');
+	if (end)
+		*end = s;
+	return v;
+}
+
+const char *str_find(const char *h, const char *n)
+{
+	size_t len = strlen(n);
+
+	for (; *h; h++)
+		if (!strncmp(h, n, len))
+			return h;
+	return NULL;
 }

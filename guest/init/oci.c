@@ -409,7 +409,7 @@ static int parse_sysctl(struct ctx *c, int linux_)
 		if (str(c, k, "linux.sysctl", &s->sysctl_keys[s->n_sysctl]) < 0 ||
 		    str(c, k + 1, "linux.sysctl", &s->sysctl_values[s->n_sysctl]) < 0)
 			return -1;
-		if (strstr(s->sysctl_keys[s->n_sysctl], ".."))
+		if (str_find(s->sysctl_keys[s->n_sysctl], ".."))
 			return bad(c, "linux.sysctl", "key must not contain '..'");
 		s->n_sysctl++;
 	}

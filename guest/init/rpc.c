@@ -111,6 +111,26 @@ void rpc_pending_reply(const struct rpc_pending *p, const pb_msgdesc_t *fields, 
 	free(buf);
 }
 
+int rpc_pending_data(const struct rpc_pending *p, const pb_msgdesc_t *fields, const void *msg)
+{
+	struct conn *c = link_conn_by_id(p->conn_id);
+	struct txbuf *b;
+	size_t size;
+	pb_ostream_t os;
+
+	if (!c || c->broken)
+		return -1;
+	if (!pb_get_encoded_size(&size, fields, msg) || !(b = conn_frame_alloc(size)))
+		return 0; /* this message is lost, the stream is not */
+	os = pb_ostream_from_buffer(b->data + TTRPC_HEADER_LEN, size);
+	if (!pb_encode(&os, fields, msg)) {
+		free(b);
+		return 0;
+	}
+	conn_send(c, b, p->stream, TTRPC_DATA, 0);
+	return 0;
+}
+
 void rpc_pending_error(const struct rpc_pending *p, int code, const char *fmt, ...)
 {
 	struct conn *c = link_conn_by_id(p->conn_id);

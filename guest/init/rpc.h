@@ -56,6 +56,8 @@ void rpc_defer(struct rpc_ctx *ctx, struct rpc_pending *p);
 void rpc_pending_reply(const struct rpc_pending *p, const pb_msgdesc_t *fields, const void *msg);
 void rpc_pending_error(const struct rpc_pending *p, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* A data frame on a server-streaming call; -1 when its connection is gone. */
+int rpc_pending_data(const struct rpc_pending *p, const pb_msgdesc_t *fields, const void *msg);
 /* The live connection with this id, or NULL (provided by link.c). */
 struct conn *link_conn_by_id(uint64_t id);
 

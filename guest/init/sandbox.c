@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "boot.h"
+#include "events.h"
 #include "fmt.h"
 #include "google/protobuf/empty.pb.h"
 #include "link.h"
@@ -199,11 +200,23 @@ static void sb_shutdown(struct rpc_ctx *ctx)
 	boot_poweroff();
 }
 
+static void sb_get_events(struct rpc_ctx *ctx)
+{
+	kuasar_sandbox_v1_GetEventsRequest req;
+	struct rpc_pending sub;
+
+	if (rpc_decode(ctx, kuasar_sandbox_v1_GetEventsRequest_fields, &req) < 0)
+		return;
+	rpc_defer(ctx, &sub);
+	events_subscribe(&sub);
+}
+
 static const struct rpc_method sandbox_methods[] = {
 	{ "Check", sb_check },
 	{ "SyncClock", sb_sync_clock },
 	{ "AddEntropy", sb_add_entropy },
 	{ "MountShare", sb_mount_share },
+	{ "GetEvents", sb_get_events },
 	{ "Shutdown", sb_shutdown },
 };
 

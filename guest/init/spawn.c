@@ -89,7 +89,7 @@ static int make_target(const char *target, const char *source, int bind)
 /* Refuses targets that leave the root through "..": a spec cannot mount over the guest. */
 static int escapes(const char *dest)
 {
-	for (const char *p = dest; (p = strstr(p, "..")); p += 2)
+	for (const char *p = dest; (p = str_find(p, "..")); p += 2)
 		if ((p == dest || p[-1] == '/') && (p[2] == '/' || p[2] == '\0'))
 			return 1;
 	return 0;
