@@ -36,7 +36,7 @@ NANOPB := $(CACHE)/src/nanopb-$(NANOPB_VER)
 GUEST_INC := $(BIN)/musl-include
 GUEST_OPT := -Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables
 GUEST_CFLAGS := -std=gnu11 $(GUEST_OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-	-fno-stack-protector -fno-pie -D_GNU_SOURCE \
+	-fno-stack-protector -fno-pie -D_GNU_SOURCE -DPB_NO_ERRMSG \
 	-isystem $(GUEST_INC) -I$(GEN)/guest -I$(NANOPB) -Iguest/init
 # noseparate-code and norelro drop page-alignment padding a static PID 1 does not need.
 GUEST_LDFLAGS := $(GUEST_OPT) -static -no-pie -Wl,--gc-sections -s -Wl,-z,noseparate-code -Wl,-z,norelro \
@@ -45,7 +45,7 @@ INIT_MAX_BYTES := 102400
 
 PROTOS := ttrpc.proto sandbox.proto task.proto containerd/types.proto google/rpc/status.proto \
 	google/protobuf/any.proto google/protobuf/empty.proto google/protobuf/timestamp.proto \
-	cgroups_v2.proto events.proto
+	cgroups_v2.proto events.proto streaming.proto transfer.proto
 
 GUEST_SRCS := $(wildcard guest/init/*.c)
 GUEST_PB := $(addprefix $(GEN)/guest/,$(PROTOS:.proto=.pb.c))

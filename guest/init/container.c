@@ -23,6 +23,7 @@
 #include "oci.h"
 #include "seccomp.h"
 #include "spawn.h"
+#include "stream.h"
 
 #define MAX_CONTAINERS 64
 #define MAX_PROCS 32 /* per container; [0] is the container's own process */
@@ -159,14 +160,19 @@ static int open_stdio(const struct ctr_stdio *io, int fds[3], char *err, size_t 
 	for (int i = 0; i < 3; i++) {
 		const char *u = io->uri[i];
 		int flags = i == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_APPEND;
+		int rc = stream_bind(u, i == 0 ? STREAM_IN : STREAM_OUT, &fds[i], err, n);
 
+		if (rc == 1)
+			continue;
+		if (rc)
+			return rc;
 		if (!u[0])
 			fds[i] = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
 		else if (!strncmp(u, "file://", 7) && u[7] == '/')
 			fds[i] = open(u + 7, flags | O_CLOEXEC | O_NOCTTY, 0644);
 		else
 			return fail(err, n, RPC_INVALID_ARGUMENT,
-				    "stdio URI `%s`: only file:///path or none is supported yet", u);
+				    "stdio URI `%s`: streaming_id=, file:///path or none", u);
 		if (fds[i] < 0)
 			return fail(err, n, RPC_INVALID_ARGUMENT, "open stdio %s: %s", u,
 				    strerror(errno));

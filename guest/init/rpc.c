@@ -8,10 +8,12 @@
 
 #include "fmt.h"
 #include "log.h"
+#include "stream.h"
 #include "ttrpc.pb.h"
 
 static const struct rpc_service *const services[] = {
 	&sandbox_service,
+	&streaming_service,
 	&task_v3_service,
 	&task_v2_service,
 };
@@ -111,24 +113,38 @@ void rpc_pending_reply(const struct rpc_pending *p, const pb_msgdesc_t *fields, 
 	free(buf);
 }
 
-int rpc_pending_data(const struct rpc_pending *p, const pb_msgdesc_t *fields, const void *msg)
+int rpc_stream_send(const struct rpc_pending *p, uint8_t type, uint8_t flags,
+		    const pb_msgdesc_t *fields, const void *msg)
 {
 	struct conn *c = link_conn_by_id(p->conn_id);
 	struct txbuf *b;
-	size_t size;
+	size_t size = 0;
 	pb_ostream_t os;
 
 	if (!c || c->broken)
 		return -1;
-	if (!pb_get_encoded_size(&size, fields, msg) || !(b = conn_frame_alloc(size)))
+	if ((fields && !pb_get_encoded_size(&size, fields, msg)) || !(b = conn_frame_alloc(size)))
 		return 0; /* this message is lost, the stream is not */
 	os = pb_ostream_from_buffer(b->data + TTRPC_HEADER_LEN, size);
-	if (!pb_encode(&os, fields, msg)) {
+	if (fields && !pb_encode(&os, fields, msg)) {
 		free(b);
 		return 0;
 	}
-	conn_send(c, b, p->stream, TTRPC_DATA, 0);
+	conn_send(c, b, p->stream, type, flags);
 	return 0;
+}
+
+int rpc_pending_data(const struct rpc_pending *p, const pb_msgdesc_t *fields, const void *msg)
+{
+	return rpc_stream_send(p, TTRPC_DATA, 0, fields, msg);
+}
+
+void rpc_pending_ok(const struct rpc_pending *p)
+{
+	struct conn *c = link_conn_by_id(p->conn_id);
+
+	if (c)
+		send_to(c, p->stream, RPC_OK, NULL, NULL, 0);
 }
 
 void rpc_pending_error(const struct rpc_pending *p, int code, const char *fmt, ...)
@@ -176,7 +192,8 @@ int rpc_decode(struct rpc_ctx *ctx, const pb_msgdesc_t *fields, void *msg)
 
 	if (pb_decode(&is, fields, msg))
 		return 0;
-	rpc_error(ctx, RPC_INVALID_ARGUMENT, "unmarshal request: %s", PB_GET_ERROR(&is));
+	/* nanopb's own messages are compiled out for size (PB_NO_ERRMSG). */
+	rpc_error(ctx, RPC_INVALID_ARGUMENT, "unmarshal request: malformed protobuf");
 	return -1;
 }
 
@@ -249,7 +266,7 @@ static void on_request(struct rpc_ctx *ctx, const uint8_t *data, size_t len)
 	req.payload.funcs.decode = rpc_view_decode;
 	req.payload.arg = &v;
 	if (!pb_decode(&is, ttrpc_Request_fields, &req)) {
-		rpc_error(ctx, RPC_INVALID_ARGUMENT, "unmarshal request error: %s", PB_GET_ERROR(&is));
+		rpc_error(ctx, RPC_INVALID_ARGUMENT, "unmarshal request error: malformed ttrpc Request");
 		return;
 	}
 	ctx->payload = v.p;
@@ -272,7 +289,8 @@ void rpc_on_frame(struct ttrpc_rx *rx, const struct ttrpc_header *h, const uint8
 		on_request(&ctx, data, h->length);
 		break;
 	case TTRPC_DATA:
-		rpc_error(&ctx, RPC_INVALID_ARGUMENT, "StreamID is no longer active");
+		if (stream_on_data(ctx.conn, h, data) < 0)
+			rpc_error(&ctx, RPC_INVALID_ARGUMENT, "StreamID is no longer active");
 		break;
 	default:
 		/* Unknown frame types are ignored for forward compatibility, as ttrpc does. */

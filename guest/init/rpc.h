@@ -58,6 +58,11 @@ void rpc_pending_error(const struct rpc_pending *p, int code, const char *fmt, .
 	__attribute__((format(printf, 3, 4)));
 /* A data frame on a server-streaming call; -1 when its connection is gone. */
 int rpc_pending_data(const struct rpc_pending *p, const pb_msgdesc_t *fields, const void *msg);
+/* Any frame on a stream (fields NULL: no payload); -1 when its connection is gone. */
+int rpc_stream_send(const struct rpc_pending *p, uint8_t type, uint8_t flags,
+		    const pb_msgdesc_t *fields, const void *msg);
+/* The final, empty, successful response of a stream. */
+void rpc_pending_ok(const struct rpc_pending *p);
 /* The live connection with this id, or NULL (provided by link.c). */
 struct conn *link_conn_by_id(uint64_t id);
 
