@@ -41,9 +41,8 @@ struct ctl_run_opts {
 };
 
 struct vm;
-/* Lays out <share>/ctr for a bundle: its root bind-mounted, a config.json for the guest,
- * stdio files (t gets the output files open for reading). */
-int ctl_stage(struct vm *vm, const struct ctl_run_opts *o, struct tail *t, kerr_t *err);
+/* Lays out <share>/ctr for a bundle: its root bind-mounted, a config.json for the guest. */
+int ctl_stage(struct vm *vm, const struct ctl_run_opts *o, kerr_t *err);
 
 int ctl_run(int argc, char **argv);
 int ctl_bench(int argc, char **argv);

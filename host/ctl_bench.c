@@ -169,7 +169,6 @@ static char *exec_spec(struct vm *vm, kerr_t *err)
 int ctl_bench(int argc, char **argv)
 {
 	struct ctl_run_opts o = { .interactive = 0 };
-	struct tail t = { { -1, -1 }, { 1, 2 } };
 	struct guest_prep prep;
 	int64_t ctr[100], exe[100];
 	unsigned runs = 15;
@@ -191,7 +190,7 @@ int ctl_bench(int argc, char **argv)
 	vm_init(&vm, o.id);
 	vm.sigfd = ctl_watch_signals();
 	if (vm_start(&vm, &o.cfg, ctl_run_dir(), 0, &err) == 0 &&
-	    vm_prepare_guest(&vm, &prep, &err) == 0 && ctl_stage(&vm, &o, &t, &err) == 0 &&
+	    vm_prepare_guest(&vm, &prep, &err) == 0 && ctl_stage(&vm, &o, &err) == 0 &&
 	    start_holder(&vm, &err) == 0 && (spec = exec_spec(&vm, &err))) {
 		rc = 0;
 		for (unsigned i = 0; rc == 0 && i < runs; i++) {
@@ -203,9 +202,6 @@ int ctl_bench(int argc, char **argv)
 		fprintf(stderr, "\r");
 	}
 	free(spec);
-	for (int i = 0; i < 2; i++)
-		if (t.fd[i] >= 0)
-			close(t.fd[i]);
 	if (rc < 0) {
 		vm_destroy(&vm);
 		return ctl_fail(&err);

@@ -1,9 +1,9 @@
 /* kuasar-ctl run: one container in a fresh sandbox VM.
  *
  * The bundle's root filesystem is bind-mounted into the VM's share next to a config.json
- * rewritten for the guest (root.path "rootfs", args from the command line); the container
- * writes stdout and stderr into files in the share, which are tailed here while it runs,
- * and the VM's exit code is the container's. */
+ * rewritten for the guest (root.path "rootfs", args from the command line); stdio travels
+ * as containerd-style streams on the guest link (with --keep, output goes to files in the
+ * share), and the exit code is the container's. */
 #include "ctl.h"
 
 #include <errno.h>
@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "stdio_stream.h"
 #include "task_client.h"
 #include "util.h"
 #include "vm.h"
@@ -115,7 +116,7 @@ static json_object *guest_spec(const struct ctl_run_opts *o, char *rootfs, size_
 }
 
 /* Lays out <share>/ctr: rootfs (bind mount), config.json, stdio files. */
-int ctl_stage(struct vm *vm, const struct ctl_run_opts *o, struct tail *t, kerr_t *err)
+int ctl_stage(struct vm *vm, const struct ctl_run_opts *o, kerr_t *err)
 {
 	char dir[PATH_MAX], rootfs[PATH_MAX], p[PATH_MAX + 32];
 	json_object *spec = guest_spec(o, rootfs, sizeof(rootfs), err);
@@ -136,59 +137,74 @@ int ctl_stage(struct vm *vm, const struct ctl_run_opts *o, struct tail *t, kerr_
 		return -1;
 	}
 	json_object_put(spec);
-	for (int i = 0; i < 2; i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir, i ? "stderr" : "stdout");
-		t->fd[i] = open(p, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
-		if (t->fd[i] < 0)
-			return kerr_sys(err, "create %s", p);
-	}
-	if (o->interactive) {
-		char buf[65536];
-		ssize_t n;
-		int fd;
-
-		snprintf(p, sizeof(p), "%s/stdin", dir);
-		fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd < 0)
-			return kerr_sys(err, "create %s", p);
-		while ((n = read(0, buf, sizeof(buf))) > 0)
-			(void)!write_all(fd, buf, (size_t)n);
-		close(fd);
-	}
 	return 0;
 }
 
-static int run_container(struct vm *vm, const struct ctl_run_opts *o, struct tail *t,
-			 uint32_t *status, kerr_t *err)
+static void pump_tick(void *arg)
 {
-	struct task_io io = {
-		o->interactive ? "file://" GUEST_SHARE "/ctr/stdin" : "",
-		"file://" GUEST_SHARE "/ctr/stdout",
-		"file://" GUEST_SHARE "/ctr/stderr",
-		0,
-	};
+	hstreams_pump_input(arg);
+}
+
+/* stdout and stderr (and stdin with -i) travel as streams on the guest link, named after
+ * the sandbox, as containerd's streaming IO does. */
+static int open_streams(struct vm *vm, const struct ctl_run_opts *o, struct hstreams *hs,
+			struct task_io *io, char uri[3][256], kerr_t *err)
+{
+	static const char *const suffix[3] = { "stdin", "stdout", "stderr" };
+	int64_t deadline = mono_ns() + RPC_TIMEOUT_NS;
+	char name[160];
+
+	for (int i = o->interactive ? 0 : 1; i < 3; i++) {
+		snprintf(name, sizeof(name), "%s-%s", vm->id, suffix[i]);
+		if (hstream_open(hs, name, i ? HSTREAM_OUT : HSTREAM_IN, i, deadline, err) < 0)
+			return -1;
+		hstream_uri(&hs->s[hs->n - 1], uri[i], sizeof(uri[i]));
+	}
+	io->stdin_uri = o->interactive ? uri[0] : "";
+	io->stdout_uri = uri[1];
+	io->stderr_uri = uri[2];
+	io->terminal = 0;
+	return 0;
+}
+
+static int run_container(struct vm *vm, const struct ctl_run_opts *o, uint32_t *status,
+			 kerr_t *err)
+{
+	struct hstreams hs = { .c = &vm->link };
+	struct task_io io;
+	char uri[3][256];
 	uint32_t pid;
 	int64_t deadline = mono_ns() + RPC_TIMEOUT_NS;
 
+	if (o->keep) { /* detached: output stays in the share */
+		io = (struct task_io){ "", "file://" GUEST_SHARE "/ctr/stdout",
+				       "file://" GUEST_SHARE "/ctr/stderr", 0 };
+	} else if (open_streams(vm, o, &hs, &io, uri, err) < 0) {
+		return -1;
+	}
 	if (task_create(&vm->link, vm->id, GUEST_SHARE "/ctr", &io, &pid, deadline, err) < 0 ||
 	    task_start(&vm->link, vm->id, "", &pid, deadline, err) < 0)
 		return -1;
 	if (o->keep)
 		return 0;
-	vm->tick = ctl_tail_tick;
-	vm->tick_arg = t;
+	vm->tick = pump_tick;
+	vm->tick_arg = &hs;
+	vm->tick_ns = 5000000;
+	hstreams_pump_input(&hs);
 	/* No deadline: the container runs as long as it runs; ^C still stops everything. */
 	if (task_wait(&vm->link, vm->id, "", status, 0, err) < 0)
 		return -1;
 	vm->tick = NULL;
-	ctl_tail_once(t);
+	vm->tick_ns = 0;
+	if (hstreams_drain(&hs, mono_ns() + RPC_TIMEOUT_NS, err) < 0)
+		return -1;
+	vm->link.on_frame = NULL;
 	return task_delete(&vm->link, vm->id, "", NULL, mono_ns() + RPC_TIMEOUT_NS, err);
 }
 
 int ctl_run(int argc, char **argv)
 {
 	struct ctl_run_opts o = { .interactive = 0 };
-	struct tail t = { { -1, -1 }, { 1, 2 } };
 	struct guest_prep prep;
 	struct vm vm;
 	kerr_t err;
@@ -200,11 +216,8 @@ int ctl_run(int argc, char **argv)
 	vm_init(&vm, o.id);
 	vm.sigfd = ctl_watch_signals();
 	if (vm_start(&vm, &o.cfg, ctl_run_dir(), o.keep, &err) == 0 &&
-	    vm_prepare_guest(&vm, &prep, &err) == 0 && ctl_stage(&vm, &o, &t, &err) == 0)
-		rc = run_container(&vm, &o, &t, &status, &err);
-	for (int i = 0; i < 2; i++)
-		if (t.fd[i] >= 0)
-			close(t.fd[i]);
+	    vm_prepare_guest(&vm, &prep, &err) == 0 && ctl_stage(&vm, &o, &err) == 0)
+		rc = run_container(&vm, &o, &status, &err);
 	if (rc < 0) {
 		char tail[1024];
 

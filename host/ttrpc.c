@@ -174,8 +174,11 @@ static int wait_response(struct ttrpc_client *c, uint32_t stream, struct ttrpc_s
 
 		if (ttrpc_read_frame(c, &h, &data, deadline_ns, err) < 0)
 			return -1;
-		if (h.stream != stream || h.type != TTRPC_RESPONSE)
+		if (h.stream != stream || h.type != TTRPC_RESPONSE) {
+			if (c->on_frame)
+				c->on_frame(c->frame_ctx, &h, data);
 			continue;
+		}
 		if (ttrpc_decode_response(data ? data : (uint8_t *)"", h.length, st, resp,
 					  resp_len) < 0)
 			return kerr_set(err, EPROTO, "malformed response on stream %u", stream);

@@ -13,6 +13,9 @@
 /* Returns 0 when fd is readable, -1 with err set on timeout or when something else failed. */
 typedef int (*ttrpc_wait_fn)(void *ctx, int fd, int64_t deadline_ns, kerr_t *err);
 
+/* Frames that are not the answer being waited for (stream data, other streams' ends). */
+typedef void (*ttrpc_client_frame_fn)(void *ctx, const struct ttrpc_header *h, const uint8_t *data);
+
 struct ttrpc_client {
 	int fd;
 	uint32_t next_stream;
@@ -20,6 +23,8 @@ struct ttrpc_client {
 	size_t rhave, rcap;
 	ttrpc_wait_fn wait;
 	void *wait_ctx;
+	ttrpc_client_frame_fn on_frame;
+	void *frame_ctx;
 };
 
 struct ttrpc_status {

@@ -122,3 +122,10 @@ run_ctr() {
 	run_ctr "$(bundle -- sh -c 'mkdir /tmp/d && echo made')"
 	[[ "$output" == *"made"* ]]
 }
+
+@test "streamed stdio carries megabytes both ways intact (credit flow control)" {
+	head -c 3000000 /dev/urandom >"$BATS_TEST_TMPDIR/in"
+	run bash -c "timeout 120 '$CTL' run -i '$(bundle -- cat)' <'$BATS_TEST_TMPDIR/in' >'$BATS_TEST_TMPDIR/out'"
+	[ "$status" -eq 0 ]
+	cmp "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
+}

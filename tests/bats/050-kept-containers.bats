@@ -3,12 +3,13 @@
 
 load helpers
 
-# A container that counts, answers SIGTERM with exit 3, and never waits on a child (so
-# busybox sh runs its trap at once).
+# A container that counts once a second, answers SIGTERM with exit 3, and never waits on a
+# child (busybox sh runs its trap at once only then): it paces itself with a timed read on
+# a fifo nobody writes.
 start_counter() {
 	local b=$BATS_TEST_TMPDIR/bundle
 	"$TOP/tests/make-bundle.sh" "$b" --memory 33554432 --pids 32 -- sh -c \
-		'trap "echo got TERM; exit 3" TERM; i=0; while true; do i=$((i+1)); echo $i > /tmp/count; read -t 1 x; done' >/dev/null
+		'mkfifo /dev/shm/f; exec 3<>/dev/shm/f; trap "echo got TERM; exit 3" TERM; i=0; while true; do i=$((i+1)); echo $i > /dev/shm/count; read -t 1 x <&3; done' >/dev/null
 	run_t 120 "$CTL" run --keep --id "$1" "$b"
 	[ "$status" -eq 0 ] || { echo "$output" >&2; return 1; }
 }
@@ -69,10 +70,10 @@ start_counter() {
 	[ "$status" -eq 0 ]
 	run_t 30 "$CTL" state x4
 	[[ "$output" == running* ]]
-	run_t 30 "$CTL" exec x4 -- cat /tmp/count
+	run_t 30 "$CTL" exec x4 -- cat /dev/shm/count
 	local a=$output
 	sleep 2.5
-	run_t 30 "$CTL" exec x4 -- cat /tmp/count
+	run_t 30 "$CTL" exec x4 -- cat /dev/shm/count
 	[ "$output" -gt "$a" ]
 	run_t 30 "$CTL" shutdown x4
 }

@@ -5,7 +5,7 @@ load helpers
 
 @test "task events follow a container's life, queued until someone listens" {
 	local b=$BATS_TEST_TMPDIR/bundle
-	"$TOP/tests/make-bundle.sh" "$b" -- sh -c 'while true; do read -t 1 x; done' >/dev/null
+	"$TOP/tests/make-bundle.sh" "$b" -- sh -c 'mkfifo /dev/shm/f; exec 3<>/dev/shm/f; while true; do read -t 1 x <&3; done' >/dev/null
 	run_t 120 "$CTL" run --keep --id ev1 "$b"
 	[ "$status" -eq 0 ]
 	run_t 60 "$CTL" exec ev1 -- sh -c 'exit 5'
