@@ -108,6 +108,9 @@ build() {
 		rm -rf "$work"
 		trap - EXIT
 		say "cached in $dir"
+		# Keep the four most recent builds; older keys belong to inputs long gone.
+		ls -1dt "$cache"/kernel/*/ 2>/dev/null | grep -v '/build\.' | tail -n +5 |
+			xargs -r rm -rf
 	fi
 	mkdir -p "$out"
 	for f in vmlinux.bin bzImage kernel.config; do
