@@ -69,7 +69,7 @@ static int probe_vcpu(int kvm, int vm, void *mem)
 		return PROBE_VCPU;
 	size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
 	run = size > 0 ? mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0)
-		       : MAP_FAILED;
+	               : MAP_FAILED;
 	if (run == MAP_FAILED || ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
 		return PROBE_VCPU;
 	sregs.cs.base = 0;
@@ -87,8 +87,9 @@ static int probe_vcpu(int kvm, int vm, void *mem)
 /* Runs in the child: exits with a probe_exit code. */
 static int probe_child(void)
 {
-	struct kvm_userspace_memory_region region = { .slot = 0, .guest_phys_addr = 0x1000,
-						      .memory_size = 0x1000 };
+	struct kvm_userspace_memory_region region = { .slot = 0,
+		                                      .guest_phys_addr = 0x1000,
+		                                      .memory_size = 0x1000 };
 	void *mem;
 	int kvm, vm;
 
@@ -139,7 +140,7 @@ int kvm_probe(char *why, size_t n)
 		_exit(probe_child());
 	if (wait_probe(pid, &status) < 0) {
 		snprintf(why, n, "the KVM probe guest hung for %d ms (nested or broken KVM)",
-			 PROBE_TIMEOUT_MS);
+		         PROBE_TIMEOUT_MS);
 		return -1;
 	}
 	code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -148,8 +149,8 @@ int kvm_probe(char *why, size_t n)
 		return 0;
 	}
 	snprintf(why, n, "KVM probe failed: %s",
-		 code >= PROBE_NO_DEVICE && code <= PROBE_WRONG_EXIT ? probe_reasons[code]
-								       : "the probe crashed");
+	         code >= PROBE_NO_DEVICE && code <= PROBE_WRONG_EXIT ? probe_reasons[code]
+	                                                             : "the probe crashed");
 	return -1;
 }
 

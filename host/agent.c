@@ -13,8 +13,8 @@ int agent_check(struct ttrpc_client *c, agent_check_t **out, int64_t deadline_ns
 	Kuasar__Sandbox__V1__CheckRequest req = KUASAR__SANDBOX__V1__CHECK_REQUEST__INIT;
 
 	return ttrpc_call(c, AGENT_SANDBOX_SERVICE, "Check", &req.base,
-			  &kuasar__sandbox__v1__check_response__descriptor,
-			  (ProtobufCMessage **)out, deadline_ns, err);
+	                  &kuasar__sandbox__v1__check_response__descriptor,
+	                  (ProtobufCMessage **)out, deadline_ns, err);
 }
 
 void agent_check_free(agent_check_t *r)
@@ -24,7 +24,7 @@ void agent_check_free(agent_check_t *r)
 }
 
 static int clock_round(struct ttrpc_client *c, int64_t offset, int apply, int64_t *t,
-		       int64_t deadline_ns, kerr_t *err)
+                       int64_t deadline_ns, kerr_t *err)
 {
 	Kuasar__Sandbox__V1__SyncClockRequest req = KUASAR__SANDBOX__V1__SYNC_CLOCK_REQUEST__INIT;
 	Kuasar__Sandbox__V1__SyncClockResponse *r = NULL;
@@ -33,8 +33,8 @@ static int clock_round(struct ttrpc_client *c, int64_t offset, int apply, int64_
 	req.apply = apply;
 	t[0] = req.host_send_ns = real_ns();
 	if (ttrpc_call(c, AGENT_SANDBOX_SERVICE, "SyncClock", &req.base,
-		       &kuasar__sandbox__v1__sync_clock_response__descriptor,
-		       (ProtobufCMessage **)&r, deadline_ns, err) < 0)
+	               &kuasar__sandbox__v1__sync_clock_response__descriptor,
+	               (ProtobufCMessage **)&r, deadline_ns, err) < 0)
 		return -1;
 	t[3] = real_ns();
 	t[1] = r->guest_recv_ns;
@@ -44,7 +44,7 @@ static int clock_round(struct ttrpc_client *c, int64_t offset, int apply, int64_
 }
 
 int agent_measure_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t deadline_ns,
-			kerr_t *err)
+                        kerr_t *err)
 {
 	int64_t best_rtt = INT64_MAX, best_off = 0, t[4];
 
@@ -68,7 +68,7 @@ int agent_measure_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t 
 }
 
 int agent_sync_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t deadline_ns,
-		     kerr_t *err)
+                     kerr_t *err)
 {
 	int64_t t[4];
 
@@ -80,7 +80,7 @@ int agent_sync_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t dea
 }
 
 int agent_add_entropy(struct ttrpc_client *c, size_t len, uint32_t *entropy_avail,
-		      int64_t deadline_ns, kerr_t *err)
+                      int64_t deadline_ns, kerr_t *err)
 {
 	Kuasar__Sandbox__V1__AddEntropyRequest req = KUASAR__SANDBOX__V1__ADD_ENTROPY_REQUEST__INIT;
 	Kuasar__Sandbox__V1__AddEntropyResponse *r = NULL;
@@ -94,8 +94,8 @@ int agent_add_entropy(struct ttrpc_client *c, size_t len, uint32_t *entropy_avai
 	req.data.len = len;
 	req.reseed = 1;
 	if (ttrpc_call(c, AGENT_SANDBOX_SERVICE, "AddEntropy", &req.base,
-		       &kuasar__sandbox__v1__add_entropy_response__descriptor,
-		       (ProtobufCMessage **)&r, deadline_ns, err) < 0)
+	               &kuasar__sandbox__v1__add_entropy_response__descriptor,
+	               (ProtobufCMessage **)&r, deadline_ns, err) < 0)
 		return -1;
 	if (entropy_avail)
 		*entropy_avail = r->entropy_avail;
@@ -104,7 +104,7 @@ int agent_add_entropy(struct ttrpc_client *c, size_t len, uint32_t *entropy_avai
 }
 
 int agent_mount_share(struct ttrpc_client *c, const char *fstype, uint64_t *fs_magic,
-		      int64_t deadline_ns, kerr_t *err)
+                      int64_t deadline_ns, kerr_t *err)
 {
 	Kuasar__Sandbox__V1__MountShareRequest req = KUASAR__SANDBOX__V1__MOUNT_SHARE_REQUEST__INIT;
 	Kuasar__Sandbox__V1__MountShareResponse *r = NULL;
@@ -112,8 +112,8 @@ int agent_mount_share(struct ttrpc_client *c, const char *fstype, uint64_t *fs_m
 	req.tag = "kuasar";
 	req.fstype = (char *)fstype;
 	if (ttrpc_call(c, AGENT_SANDBOX_SERVICE, "MountShare", &req.base,
-		       &kuasar__sandbox__v1__mount_share_response__descriptor,
-		       (ProtobufCMessage **)&r, deadline_ns, err) < 0)
+	               &kuasar__sandbox__v1__mount_share_response__descriptor,
+	               (ProtobufCMessage **)&r, deadline_ns, err) < 0)
 		return -1;
 	if (fs_magic)
 		*fs_magic = r->fs_magic;
@@ -127,8 +127,8 @@ int agent_shutdown(struct ttrpc_client *c, int64_t deadline_ns, kerr_t *err)
 	Google__Protobuf__Empty *r = NULL;
 
 	if (ttrpc_call(c, AGENT_SANDBOX_SERVICE, "Shutdown", &req.base,
-		       &google__protobuf__empty__descriptor, (ProtobufCMessage **)&r, deadline_ns,
-		       err) < 0)
+	               &google__protobuf__empty__descriptor, (ProtobufCMessage **)&r, deadline_ns,
+	               err) < 0)
 		return -1;
 	google__protobuf__empty__free_unpacked(r, NULL);
 	return 0;

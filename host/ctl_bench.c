@@ -35,7 +35,7 @@ static void watch_file(void *arg)
 
 /* Waits for the process to exit, noting when its stdout file got its first byte. */
 static int timed_wait(struct vm *vm, const char *id, const char *exec_id, struct first_byte *f,
-		      kerr_t *err)
+                      kerr_t *err)
 {
 	uint32_t status;
 
@@ -63,7 +63,8 @@ static int one_container(struct vm *vm, int i, int64_t *ns, kerr_t *err)
 	snprintf(uri, sizeof(uri), "file://" GUEST_SHARE "/ctr/%s.out", id);
 	unlink(out);
 	t0 = mono_ns();
-	if (task_create(&vm->link, id, GUEST_SHARE "/ctr", &io, &pid, t0 + RPC_TIMEOUT_NS, err) < 0 ||
+	if (task_create(&vm->link, id, GUEST_SHARE "/ctr", &io, &pid, t0 + RPC_TIMEOUT_NS, err) <
+	        0 ||
 	    task_start(&vm->link, id, "", NULL, t0 + RPC_TIMEOUT_NS, err) < 0 ||
 	    timed_wait(vm, id, "", &f, err) < 0)
 		return -1;
@@ -73,7 +74,7 @@ static int one_container(struct vm *vm, int i, int64_t *ns, kerr_t *err)
 }
 
 static int one_exec(struct vm *vm, const char *holder, const char *spec, int i, int64_t *ns,
-		    kerr_t *err)
+                    kerr_t *err)
 {
 	char exec_id[64], out[PATH_MAX], uri[128];
 	struct task_io io = { "", uri, "", 0 };
@@ -105,13 +106,14 @@ static void report(int64_t *ctr, int64_t *exe, int n)
 {
 	qsort(ctr, (size_t)n, sizeof(*ctr), cmp64);
 	qsort(exe, (size_t)n, sizeof(*exe), cmp64);
-	printf("container start in a running sandbox, to the first output byte (%d interleaved runs)\n",
+	printf("container start in a running sandbox, to the first output byte (%d interleaved "
+	       "runs)\n",
 	       n);
 	printf("  %-44s %9s %10s\n", "", "min ms", "median ms");
 	printf("  %-44s %9.2f %10.2f\n", "Create+Start of a new container", ctr[0] / 1e6,
 	       ctr[n / 2] / 1e6);
-	printf("  %-44s %9.2f %10.2f\n", "baseline: Exec+Start in a running container", exe[0] / 1e6,
-	       exe[n / 2] / 1e6);
+	printf("  %-44s %9.2f %10.2f\n", "baseline: Exec+Start in a running container",
+	       exe[0] / 1e6, exe[n / 2] / 1e6);
 	printf("  %-44s %8.2fx %9.2fx\n", "ratio container / exec", (double)ctr[0] / (double)exe[0],
 	       (double)ctr[n / 2] / (double)exe[n / 2]);
 }
@@ -142,10 +144,11 @@ static int start_holder(struct vm *vm, kerr_t *err)
 	if (rc < 0 || symlink("../ctr/rootfs", path) < 0)
 		return kerr_sys(err, "write the holder bundle");
 	return task_create(&vm->link, "holder", GUEST_SHARE "/holder", &io, &pid,
-			   mono_ns() + RPC_TIMEOUT_NS, err) < 0 ||
-			       task_start(&vm->link, "holder", "", NULL, mono_ns() + RPC_TIMEOUT_NS, err) < 0
-		       ? -1
-		       : 0;
+	                   mono_ns() + RPC_TIMEOUT_NS, err) < 0 ||
+	               task_start(&vm->link, "holder", "", NULL, mono_ns() + RPC_TIMEOUT_NS, err) <
+	                   0
+	           ? -1
+	           : 0;
 }
 
 static char *exec_spec(struct vm *vm, kerr_t *err)
@@ -181,7 +184,7 @@ int ctl_bench(int argc, char **argv)
 	    (argc == 5 && (strcmp(argv[3], "-n") || ctl_parse_uint(argv[4], 3, 100, &runs) < 0)) ||
 	    (argc != 3 && argc != 5)) {
 		fprintf(stderr, "usage: kuasar-ctl bench container BUNDLE [-n RUNS]\n"
-				"  the bundle's process should print something and exit\n");
+		                "  the bundle's process should print something and exit\n");
 		return 2;
 	}
 	ctl_config_defaults(&o.cfg);

@@ -20,23 +20,25 @@ static void print_event(const Kuasar__Sandbox__V1__Event *e)
 
 	printf("%s", e->topic);
 	if (!strcmp(type, "containerd.events.TaskExit")) {
-		Containerd__Events__TaskExit *x = containerd__events__task_exit__unpack(NULL, v->len, v->data);
+		Containerd__Events__TaskExit *x =
+		    containerd__events__task_exit__unpack(NULL, v->len, v->data);
 
 		if (x)
 			printf(" container=%s id=%s pid=%u exit_status=%u", x->container_id, x->id,
 			       x->pid, x->exit_status);
 		containerd__events__task_exit__free_unpacked(x, NULL);
 	} else if (!strcmp(type, "containerd.events.TaskExecAdded") ||
-		   !strcmp(type, "containerd.events.TaskExecStarted")) {
+	           !strcmp(type, "containerd.events.TaskExecStarted")) {
 		Containerd__Events__TaskExecStarted *x =
-			containerd__events__task_exec_started__unpack(NULL, v->len, v->data);
+		    containerd__events__task_exec_started__unpack(NULL, v->len, v->data);
 
 		if (x)
 			printf(" container=%s exec=%s", x->container_id, x->exec_id);
 		containerd__events__task_exec_started__free_unpacked(x, NULL);
 	} else {
 		/* Every other task event starts with container_id = 1. */
-		Containerd__Events__TaskOOM *x = containerd__events__task_oom__unpack(NULL, v->len, v->data);
+		Containerd__Events__TaskOOM *x =
+		    containerd__events__task_oom__unpack(NULL, v->len, v->data);
 
 		if (x)
 			printf(" container=%s", x->container_id);
@@ -92,7 +94,8 @@ int ctl_events(int argc, char **argv)
 	int64_t deadline;
 
 	for (int i = 2; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--count") && ctl_parse_uint(argv[i + 1], 1, 1000000, &count) == 0)
+		if (!strcmp(argv[i], "--count") &&
+		    ctl_parse_uint(argv[i + 1], 1, 1000000, &count) == 0)
 			continue;
 		if (!strcmp(argv[i], "--timeout") &&
 		    ctl_parse_uint(argv[i + 1], 1, 86400000, &timeout) == 0)
@@ -114,7 +117,8 @@ int ctl_events(int argc, char **argv)
 	for (unsigned n = 0; !count || n < count; n++)
 		if (next_event(&vm, deadline, &err) < 0) {
 			vm_release(&vm);
-			/* Running out of time with what was asked for delivered is the normal end. */
+			/* Running out of time with what was asked for delivered is the normal end.
+			 */
 			return err.errnum == ETIMEDOUT && !count ? 0 : ctl_fail(&err);
 		}
 	vm_release(&vm);

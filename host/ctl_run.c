@@ -22,7 +22,6 @@
 #include "util.h"
 #include "vm.h"
 
-
 void ctl_tail_once(struct tail *t)
 {
 	char buf[65536];
@@ -42,18 +41,24 @@ void ctl_tail_tick(void *arg)
 
 static int run_usage(void)
 {
-	fprintf(stderr, "usage: kuasar-ctl run [-i] [--keep] [--memory MiB] [--vcpus N] [--id ID]\n"
-			"                      [--kernel K] [--initrd I] [--accel A] BUNDLE [-- ARGS...]\n");
+	fprintf(
+	    stderr,
+	    "usage: kuasar-ctl run [-i] [--keep] [--memory MiB] [--vcpus N] [--id ID]\n"
+	    "                      [--kernel K] [--initrd I] [--accel A] BUNDLE [-- ARGS...]\n");
 	return 2;
 }
 
 static int parse_run(int argc, char **argv, struct ctl_run_opts *o)
 {
 	static const struct option opts[] = {
-		{ "memory", required_argument, 0, 'm' }, { "vcpus", required_argument, 0, 'c' },
-		{ "id", required_argument, 0, 'n' },	 { "kernel", required_argument, 0, 'k' },
-		{ "initrd", required_argument, 0, 'r' }, { "accel", required_argument, 0, 'a' },
-		{ "interactive", no_argument, 0, 'i' },	 { "keep", no_argument, 0, 'K' },
+		{ "memory", required_argument, 0, 'm' },
+		{ "vcpus", required_argument, 0, 'c' },
+		{ "id", required_argument, 0, 'n' },
+		{ "kernel", required_argument, 0, 'k' },
+		{ "initrd", required_argument, 0, 'r' },
+		{ "accel", required_argument, 0, 'a' },
+		{ "interactive", no_argument, 0, 'i' },
+		{ "keep", no_argument, 0, 'K' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -128,7 +133,8 @@ int ctl_stage(struct vm *vm, const struct ctl_run_opts *o, kerr_t *err)
 	snprintf(p, sizeof(p), "%s/rootfs", dir);
 	if (mkdir_p(p, 0755, err) < 0 || mount(rootfs, p, NULL, MS_BIND | MS_REC, NULL) < 0) {
 		json_object_put(spec);
-		return err->msg[0] && errno == 0 ? -1 : kerr_sys(err, "bind %s into the share", rootfs);
+		return err->msg[0] && errno == 0 ? -1
+		                                 : kerr_sys(err, "bind %s into the share", rootfs);
 	}
 	text = json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN);
 	snprintf(p, sizeof(p), "%s/config.json", dir);
@@ -148,7 +154,7 @@ static void pump_tick(void *arg)
 /* stdout and stderr (and stdin with -i) travel as streams on the guest link, named after
  * the sandbox, as containerd's streaming IO does. */
 static int open_streams(struct vm *vm, const struct ctl_run_opts *o, struct hstreams *hs,
-			struct task_io *io, char uri[3][256], kerr_t *err)
+                        struct task_io *io, char uri[3][256], kerr_t *err)
 {
 	static const char *const suffix[3] = { "stdin", "stdout", "stderr" };
 	int64_t deadline = mono_ns() + RPC_TIMEOUT_NS;
@@ -167,8 +173,7 @@ static int open_streams(struct vm *vm, const struct ctl_run_opts *o, struct hstr
 	return 0;
 }
 
-static int run_container(struct vm *vm, const struct ctl_run_opts *o, uint32_t *status,
-			 kerr_t *err)
+static int run_container(struct vm *vm, const struct ctl_run_opts *o, uint32_t *status, kerr_t *err)
 {
 	struct hstreams hs = { .c = &vm->link };
 	struct task_io io;
@@ -178,7 +183,7 @@ static int run_container(struct vm *vm, const struct ctl_run_opts *o, uint32_t *
 
 	if (o->keep) { /* detached: output stays in the share */
 		io = (struct task_io){ "", "file://" GUEST_SHARE "/ctr/stdout",
-				       "file://" GUEST_SHARE "/ctr/stderr", 0 };
+			               "file://" GUEST_SHARE "/ctr/stderr", 0 };
 	} else if (open_streams(vm, o, &hs, &io, uri, err) < 0) {
 		return -1;
 	}

@@ -45,8 +45,9 @@ static char *process_json(int argc, char **argv)
 
 	for (int i = 0; i < argc; i++)
 		json_object_array_add(args, json_object_new_string(argv[i]));
-	json_object_array_add(env, json_object_new_string(
-					   "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+	json_object_array_add(
+	    env, json_object_new_string(
+	             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
 	json_object_object_add(user, "uid", json_object_new_int(0));
 	json_object_object_add(user, "gid", json_object_new_int(0));
 	json_object_object_add(p, "args", args);
@@ -63,7 +64,8 @@ static int open_outputs(struct vm *vm, const char *exec_id, struct tail *t, kerr
 	char p[PATH_MAX];
 
 	for (int i = 0; i < 2; i++) {
-		snprintf(p, sizeof(p), "%s/ctr/%s.%s", vm->paths.shared, exec_id, i ? "err" : "out");
+		snprintf(p, sizeof(p), "%s/ctr/%s.%s", vm->paths.shared, exec_id,
+		         i ? "err" : "out");
 		t->fd[i] = open(p, O_RDONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (t->fd[i] < 0)
 			return kerr_sys(err, "create %s", p);
@@ -78,13 +80,14 @@ static void remove_outputs(struct vm *vm, const char *exec_id, struct tail *t)
 	for (int i = 0; i < 2; i++) {
 		if (t->fd[i] >= 0)
 			close(t->fd[i]);
-		snprintf(p, sizeof(p), "%s/ctr/%s.%s", vm->paths.shared, exec_id, i ? "err" : "out");
+		snprintf(p, sizeof(p), "%s/ctr/%s.%s", vm->paths.shared, exec_id,
+		         i ? "err" : "out");
 		unlink(p);
 	}
 }
 
-static int exec_in(struct vm *vm, const char *exec_id, char *spec, struct tail *t,
-		   uint32_t *status, kerr_t *err)
+static int exec_in(struct vm *vm, const char *exec_id, char *spec, struct tail *t, uint32_t *status,
+                   kerr_t *err)
 {
 	char out[128], errf[128];
 	struct task_io io = { "", out, errf, 0 };
@@ -154,10 +157,10 @@ int ctl_kill(int argc, char **argv)
 	}
 	if (attach(&vm, argv[1], &err) < 0)
 		return ctl_fail(&err);
-	return done(&vm,
-		    task_kill(&vm.link, vm.id, "", (uint32_t)sig, all, mono_ns() + RPC_TIMEOUT_NS,
-			      &err),
-		    &err);
+	return done(
+	    &vm,
+	    task_kill(&vm.link, vm.id, "", (uint32_t)sig, all, mono_ns() + RPC_TIMEOUT_NS, &err),
+	    &err);
 }
 
 int ctl_ps(int argc, char **argv)
@@ -191,7 +194,8 @@ int ctl_stats(int argc, char **argv)
 		return ctl_fail(&err);
 	rc = task_stats(&vm.link, vm.id, &st, mono_ns() + RPC_TIMEOUT_NS, &err);
 	if (rc == 0)
-		printf("pids %llu (limit %llu)\ncpu_usec %llu\nmemory %llu (limit %llu)\noom_kills %llu\n",
+		printf("pids %llu (limit %llu)\ncpu_usec %llu\nmemory %llu (limit %llu)\noom_kills "
+		       "%llu\n",
 		       (unsigned long long)st.pids, (unsigned long long)st.pids_limit,
 		       (unsigned long long)st.cpu_usec, (unsigned long long)st.memory,
 		       (unsigned long long)st.memory_limit, (unsigned long long)st.oom_kills);
@@ -224,7 +228,8 @@ static int pause_cmd(int argc, char **argv, int pause)
 		return 2;
 	if (attach(&vm, argv[1], &err) < 0)
 		return ctl_fail(&err);
-	return done(&vm, task_pause(&vm.link, vm.id, pause, mono_ns() + RPC_TIMEOUT_NS, &err), &err);
+	return done(&vm, task_pause(&vm.link, vm.id, pause, mono_ns() + RPC_TIMEOUT_NS, &err),
+	            &err);
 }
 
 int ctl_pause(int argc, char **argv)

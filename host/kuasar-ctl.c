@@ -115,12 +115,12 @@ void ctl_random_id(char *buf, size_t n)
 static int boot_usage(void)
 {
 	fprintf(stderr,
-		"usage: kuasar-ctl boot [--kernel K] [--initrd I] [--memory MiB] [--vcpus N]\n"
-		"                       [--accel auto|kvm|tcg] [--timeout MS] [--log-level L]\n"
-		"                       [--image IMG] [--id ID] [--keep] [--json]\n"
-		"                       [--until link|console] [--link auto|serial|vsock]\n"
-		"  --until console: stop at the init's first console line and kill the VM (for\n"
-		"  benchmarking kernels whose guest cannot answer, e.g. a distro kernel)\n");
+	        "usage: kuasar-ctl boot [--kernel K] [--initrd I] [--memory MiB] [--vcpus N]\n"
+	        "                       [--accel auto|kvm|tcg] [--timeout MS] [--log-level L]\n"
+	        "                       [--image IMG] [--id ID] [--keep] [--json]\n"
+	        "                       [--until link|console] [--link auto|serial|vsock]\n"
+	        "  --until console: stop at the init's first console line and kill the VM (for\n"
+	        "  benchmarking kernels whose guest cannot answer, e.g. a distro kernel)\n");
 	return 2;
 }
 
@@ -153,21 +153,27 @@ int ctl_vm_option(int c, const char *arg, struct vm_config *cfg)
 		if (accel_parse(arg, &cfg->accel) < 0)
 			return fprintf(stderr, "kuasar-ctl: --accel: auto, kvm or tcg\n"), -1;
 		return 1;
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
 static int parse_boot(int argc, char **argv, struct boot_opts *o)
 {
 	static const struct option opts[] = {
-		{ "kernel", required_argument, 0, 'k' }, { "initrd", required_argument, 0, 'i' },
-		{ "memory", required_argument, 0, 'm' }, { "vcpus", required_argument, 0, 'c' },
-		{ "accel", required_argument, 0, 'a' },	 { "timeout", required_argument, 0, 't' },
-		{ "log-level", required_argument, 0, 'l' }, { "id", required_argument, 0, 'n' },
-		{ "qemu", required_argument, 0, 'q' },	 { "keep", no_argument, 0, 'K' },
-		{ "json", no_argument, 0, 'j' },	 { "image", required_argument, 0, 'd' },
-		{ "until", required_argument, 0, 'u' }, { "link", required_argument, 0, 'L' },
+		{ "kernel", required_argument, 0, 'k' },
+		{ "initrd", required_argument, 0, 'i' },
+		{ "memory", required_argument, 0, 'm' },
+		{ "vcpus", required_argument, 0, 'c' },
+		{ "accel", required_argument, 0, 'a' },
+		{ "timeout", required_argument, 0, 't' },
+		{ "log-level", required_argument, 0, 'l' },
+		{ "id", required_argument, 0, 'n' },
+		{ "qemu", required_argument, 0, 'q' },
+		{ "keep", no_argument, 0, 'K' },
+		{ "json", no_argument, 0, 'j' },
+		{ "image", required_argument, 0, 'd' },
+		{ "until", required_argument, 0, 'u' },
+		{ "link", required_argument, 0, 'L' },
 		{ 0, 0, 0, 0 },
 	};
 	unsigned timeout;
@@ -183,15 +189,21 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 		if (handled)
 			continue;
 		switch (c) {
-		case 'i': o->cfg.initrd = optarg; initrd_set = 1; break;
+		case 'i':
+			o->cfg.initrd = optarg;
+			initrd_set = 1;
+			break;
 		case 'd': o->cfg.image = optarg; break;
 		case 'L':
 			if (link_parse(optarg, &o->cfg.link) < 0)
-				return fprintf(stderr, "kuasar-ctl: --link: auto, serial or vsock\n"), -1;
+				return fprintf(stderr,
+				               "kuasar-ctl: --link: auto, serial or vsock\n"),
+				       -1;
 			break;
 		case 'u':
 			if (strcmp(optarg, "link") && strcmp(optarg, "console"))
-				return fprintf(stderr, "kuasar-ctl: --until: link or console\n"), -1;
+				return fprintf(stderr, "kuasar-ctl: --until: link or console\n"),
+				       -1;
 			o->cfg.until_console = !strcmp(optarg, "console");
 			break;
 		case 'n': snprintf(o->id, sizeof(o->id), "%s", optarg); break;
@@ -199,7 +211,9 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 		case 'j': o->json = 1; break;
 		case 't':
 			if (ctl_parse_uint(optarg, 100, 3600000, &timeout) < 0)
-				return fprintf(stderr, "kuasar-ctl: --timeout: 100 to 3600000 ms\n"), -1;
+				return fprintf(stderr,
+				               "kuasar-ctl: --timeout: 100 to 3600000 ms\n"),
+				       -1;
 			o->cfg.boot_timeout_ms = (int)timeout;
 			break;
 		default: return -1;
@@ -214,12 +228,14 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 static int check_inputs(const struct vm_config *cfg, kerr_t *err)
 {
 	if (access(cfg->kernel, R_OK) < 0)
-		return kerr_sys(err, "kernel %s (build it with 'make bin/vmlinux.bin')", cfg->kernel);
+		return kerr_sys(err, "kernel %s (build it with 'make bin/vmlinux.bin')",
+		                cfg->kernel);
 	if (cfg->image && access(cfg->image, R_OK) < 0)
-		return kerr_sys(err, "disk image %s (build it with 'make bin/kuasar.img')", cfg->image);
+		return kerr_sys(err, "disk image %s (build it with 'make bin/kuasar.img')",
+		                cfg->image);
 	if (cfg->initrd && access(cfg->initrd, R_OK) < 0)
 		return kerr_sys(err, "initrd %s (build it with 'make bin/kuasar.initrd')",
-				cfg->initrd);
+		                cfg->initrd);
 	return 0;
 }
 
@@ -237,22 +253,27 @@ static void print_json(const struct vm *vm, const struct boot_opts *o, const str
 	json_object_object_add(j, "accel", json_object_new_string(accel_name(vm->accel)));
 	json_object_object_add(j, "accel_why", json_object_new_string(vm->accel_why));
 	json_object_object_add(j, "link", json_object_new_string(vm->link_kind));
-	json_object_object_add(j, "spawn_to_qmp_ms", json_object_new_double(ms(t->qmp_ns - t->spawn_ns)));
-	json_object_object_add(j, "spawn_to_console_ms",
-			       t->console_ns ? json_object_new_double(ms(t->console_ns - t->spawn_ns))
-					     : NULL);
-	json_object_object_add(j, "spawn_to_link_ms", json_object_new_double(ms(t->link_ns - t->spawn_ns)));
+	json_object_object_add(j, "spawn_to_qmp_ms",
+	                       json_object_new_double(ms(t->qmp_ns - t->spawn_ns)));
+	json_object_object_add(
+	    j, "spawn_to_console_ms",
+	    t->console_ns ? json_object_new_double(ms(t->console_ns - t->spawn_ns)) : NULL);
+	json_object_object_add(j, "spawn_to_link_ms",
+	                       json_object_new_double(ms(t->link_ns - t->spawn_ns)));
 	json_object_object_add(j, "guest_kernel_to_init_ms",
-			       json_object_new_double(ms((int64_t)t->kernel_to_init_ns)));
+	                       json_object_new_double(ms((int64_t)t->kernel_to_init_ns)));
 	json_object_object_add(j, "guest_init_to_link_ms",
-			       json_object_new_double(ms((int64_t)t->init_to_link_ns)));
-	json_object_object_add(j, "clock_offset_ms", json_object_new_double(ms(r->prep.clock.offset_ns)));
+	                       json_object_new_double(ms((int64_t)t->init_to_link_ns)));
+	json_object_object_add(j, "clock_offset_ms",
+	                       json_object_new_double(ms(r->prep.clock.offset_ns)));
 	json_object_object_add(j, "clock_rtt_ms", json_object_new_double(ms(r->prep.clock.rtt_ns)));
 	json_object_object_add(j, "entropy_avail", json_object_new_int((int)r->prep.entropy_avail));
-	json_object_object_add(j, "share_fs_magic", json_object_new_int64((int64_t)r->prep.share_magic));
+	json_object_object_add(j, "share_fs_magic",
+	                       json_object_new_int64((int64_t)r->prep.share_magic));
 	json_object_object_add(j, "kept", json_object_new_boolean(o->keep));
 	if (!o->keep)
-		json_object_object_add(j, "shutdown_ms", json_object_new_double(ms(r->shutdown_ns)));
+		json_object_object_add(j, "shutdown_ms",
+		                       json_object_new_double(ms(r->shutdown_ns)));
 	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY));
 	json_object_put(j);
 }
@@ -275,7 +296,8 @@ static void print_text(const struct vm *vm, const struct boot_opts *o, const str
 	printf("  share %s mounted in the guest on /run/kuasar/shared (fs magic 0x%llx)\n",
 	       vm->paths.shared, (unsigned long long)r->prep.share_magic);
 	if (o->keep) {
-		printf("kept running: kuasar-ctl ping %s | kuasar-ctl shutdown %s\n", vm->id, vm->id);
+		printf("kept running: kuasar-ctl ping %s | kuasar-ctl shutdown %s\n", vm->id,
+		       vm->id);
 		printf("  console log: %s\n", vm->paths.console_log);
 	} else {
 		printf("shut down cleanly in %.1f ms\n", ms(r->shutdown_ns));
@@ -423,8 +445,10 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "boot", cmd_boot, "boot a sandbox VM, print its timings, shut it down (--keep: leave it)" },
-	{ "run", ctl_run, "run a container from an OCI bundle in a new sandbox VM (--keep: leave it)" },
+	{ "boot", cmd_boot,
+	  "boot a sandbox VM, print its timings, shut it down (--keep: leave it)" },
+	{ "run", ctl_run,
+	  "run a container from an OCI bundle in a new sandbox VM (--keep: leave it)" },
 	{ "exec", ctl_exec, "run a command in a kept container" },
 	{ "kill", ctl_kill, "signal a kept container (--all: every process in it)" },
 	{ "ps", ctl_ps, "list a kept container's processes" },
@@ -445,7 +469,7 @@ static int usage(void)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(stderr, "  %-10s %s\n", commands[i].name, commands[i].help);
 	fprintf(stderr, "\nenvironment: KUASAR_RUN_DIR (default /run/kuasar), KUASAR_GUEST_LOG "
-			"(kuasar-init's log level: error, warn, info, debug)\n");
+	                "(kuasar-init's log level: error, warn, info, debug)\n");
 	return 2;
 }
 

@@ -3,10 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_ARGS 64
 
@@ -85,7 +85,10 @@ int kernel_is_elf(const char *path)
 		return 0;
 	n = (int)fread(magic, 1, sizeof(magic), f);
 	fclose(f);
-	return n == 4 && !memcmp(magic, "\x7f" "ELF", 4);
+	return n == 4 && !memcmp(magic,
+	                         "\x7f"
+	                         "ELF",
+	                         4);
 }
 
 unsigned long host_tsc_khz(void)
@@ -134,13 +137,13 @@ static void add_cmdline(struct args *a, const struct vm_config *cfg, enum accel 
 	/* reboot=t: a guest reboot is a triple fault, which -no-reboot turns into VMM exit.
 	 * pci=off: microvm has no PCI bus, probing it only prints an error. */
 	add(a, "-append");
-	add(a, "console=ttyS0 quiet reboot=t panic=-1 pci=off kuasar.log=%s%s%s%s%s", cfg->log_level,
-	    tsc, cfg->image && cfg->image[0] ? " root=/dev/vda ro" : "",
+	add(a, "console=ttyS0 quiet reboot=t panic=-1 pci=off kuasar.log=%s%s%s%s%s",
+	    cfg->log_level, tsc, cfg->image && cfg->image[0] ? " root=/dev/vda ro" : "",
 	    cfg->kernel_params[0] ? " " : "", cfg->kernel_params);
 }
 
 char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const char *id,
-		 enum accel accel)
+                 enum accel accel)
 {
 	struct args a = { .n = 0 };
 	char **out;

@@ -24,7 +24,8 @@ static int read_line(struct qmp *q, json_object **out, int64_t deadline_ns, kerr
 			return 0;
 		}
 		if (q->have == sizeof(q->buf))
-			return kerr_set(err, EPROTO, "QMP line longer than %zu bytes", sizeof(q->buf));
+			return kerr_set(err, EPROTO, "QMP line longer than %zu bytes",
+			                sizeof(q->buf));
 		if (poll(&p, 1, ms_until(deadline_ns)) == 0)
 			return kerr_set(err, ETIMEDOUT, "QMP did not answer in time");
 		n = read(q->fd, q->buf + q->have, sizeof(q->buf) - q->have);
@@ -92,13 +93,13 @@ static int take_answer(json_object *o, const char *cmd, json_object **ret, kerr_
 	if (json_object_object_get_ex(o, "error", &v)) {
 		json_object_object_get_ex(v, "desc", &desc);
 		return kerr_set(err, EIO, "QMP %s failed: %s", cmd,
-				desc ? json_object_get_string(desc) : "(no description)");
+		                desc ? json_object_get_string(desc) : "(no description)");
 	}
 	return 1;
 }
 
 int qmp_call(struct qmp *q, const char *cmd, json_object *args, json_object **ret,
-	     int64_t deadline_ns, kerr_t *err)
+             int64_t deadline_ns, kerr_t *err)
 {
 	if (send_cmd(q, cmd, args, err) < 0)
 		return -1;

@@ -19,6 +19,6 @@ int qmp_open(struct qmp *q, int fd, int64_t deadline_ns, kerr_t *err);
 void qmp_close(struct qmp *q);
 /* Runs cmd with optional args (ownership taken); *ret gets the "return" value if asked. */
 int qmp_call(struct qmp *q, const char *cmd, json_object *args, json_object **ret,
-	     int64_t deadline_ns, kerr_t *err);
+             int64_t deadline_ns, kerr_t *err);
 
 #endif

@@ -18,7 +18,7 @@
 
 /* Sends one frame on a stream: an Any wrapping msg (NULL: no payload). */
 static int send_any(struct ttrpc_client *c, uint32_t stream, uint8_t flags, const char *type,
-		    const ProtobufCMessage *msg)
+                    const ProtobufCMessage *msg)
 {
 	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
 	struct ttrpc_header h = { 0, stream, TTRPC_DATA, flags };
@@ -50,7 +50,8 @@ static int send_any(struct ttrpc_client *c, uint32_t stream, uint8_t flags, cons
 
 static void grant(struct ttrpc_client *c, struct hstream *s, uint32_t bytes)
 {
-	Containerd__Types__Transfer__WindowUpdate wu = CONTAINERD__TYPES__TRANSFER__WINDOW_UPDATE__INIT;
+	Containerd__Types__Transfer__WindowUpdate wu =
+	    CONTAINERD__TYPES__TRANSFER__WINDOW_UPDATE__INIT;
 
 	wu.update = (int32_t)bytes;
 	send_any(c, s->id, 0, "containerd.types.transfer.WindowUpdate", &wu.base);
@@ -74,7 +75,7 @@ static void on_message(struct hstreams *hs, struct hstream *s, const uint8_t *da
 		s->acked = 1;
 	} else if (!strcmp(a->type_url, "containerd.types.transfer.Data")) {
 		Containerd__Types__Transfer__Data *d =
-			containerd__types__transfer__data__unpack(NULL, a->value.len, a->value.data);
+		    containerd__types__transfer__data__unpack(NULL, a->value.len, a->value.data);
 
 		if (d && s->dir == HSTREAM_OUT) {
 			(void)!write_all(s->fd, d->data.data, d->data.len);
@@ -83,8 +84,8 @@ static void on_message(struct hstreams *hs, struct hstream *s, const uint8_t *da
 		containerd__types__transfer__data__free_unpacked(d, NULL);
 	} else if (!strcmp(a->type_url, "containerd.types.transfer.WindowUpdate")) {
 		Containerd__Types__Transfer__WindowUpdate *w =
-			containerd__types__transfer__window_update__unpack(NULL, a->value.len,
-									   a->value.data);
+		    containerd__types__transfer__window_update__unpack(NULL, a->value.len,
+		                                                       a->value.data);
 
 		if (w && w->update > 0)
 			s->credit += w->update;
@@ -124,10 +125,10 @@ void hstreams_attach(struct hstreams *hs)
 }
 
 int hstream_open(struct hstreams *hs, const char *name, enum hstream_dir dir, int fd,
-		 int64_t deadline_ns, kerr_t *err)
+                 int64_t deadline_ns, kerr_t *err)
 {
 	Containerd__Services__Streaming__V1__StreamInit init =
-		CONTAINERD__SERVICES__STREAMING__V1__STREAM_INIT__INIT;
+	    CONTAINERD__SERVICES__STREAMING__V1__STREAM_INIT__INIT;
 	struct hstream *s = &hs->s[hs->n++];
 	uint8_t *frame;
 	size_t len;
@@ -138,8 +139,8 @@ int hstream_open(struct hstreams *hs, const char *name, enum hstream_dir dir, in
 	s->fd = fd;
 	s->id = hs->c->next_stream;
 	hs->c->next_stream += 2;
-	if (ttrpc_encode_request(s->id, "containerd.services.streaming.v1.Streaming", "Stream", NULL,
-				 0, &frame, &len) < 0)
+	if (ttrpc_encode_request(s->id, "containerd.services.streaming.v1.Streaming", "Stream",
+	                         NULL, 0, &frame, &len) < 0)
 		return kerr_set(err, ENOMEM, "encode a stream request");
 	frame[9] = TTRPC_FLAG_REMOTE_OPEN;
 	if (write_all(hs->c->fd, frame, len) < 0) {
@@ -148,7 +149,8 @@ int hstream_open(struct hstreams *hs, const char *name, enum hstream_dir dir, in
 	}
 	free(frame);
 	init.id = s->name;
-	if (send_any(hs->c, s->id, 0, "containerd.services.streaming.v1.StreamInit", &init.base) < 0)
+	if (send_any(hs->c, s->id, 0, "containerd.services.streaming.v1.StreamInit", &init.base) <
+	    0)
 		return kerr_sys(err, "init stream %s", name);
 	hstreams_attach(hs);
 	while (!s->acked) {
@@ -177,7 +179,8 @@ void hstreams_pump_input(struct hstreams *hs)
 		struct hstream *s = &hs->s[i];
 
 		while (s->dir == HSTREAM_IN && !s->local_closed && s->credit > 0) {
-			Containerd__Types__Transfer__Data d = CONTAINERD__TYPES__TRANSFER__DATA__INIT;
+			Containerd__Types__Transfer__Data d =
+			    CONTAINERD__TYPES__TRANSFER__DATA__INIT;
 			struct pollfd p = { .fd = s->fd, .events = POLLIN };
 			size_t want = s->credit < (int64_t)CHUNK ? (size_t)s->credit : CHUNK;
 			ssize_t n;

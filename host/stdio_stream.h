@@ -14,8 +14,8 @@ struct hstream {
 	uint32_t id;
 	char name[160];
 	enum hstream_dir dir;
-	int fd;		   /* OUT: where the output goes; IN: where stdin comes from */
-	int64_t credit;	   /* IN: what the guest lets us send */
+	int fd;         /* OUT: where the output goes; IN: where stdin comes from */
+	int64_t credit; /* IN: what the guest lets us send */
 	int acked, remote_closed, local_closed, finished;
 };
 
@@ -27,7 +27,7 @@ struct hstreams {
 
 /* Opens a stream named name and waits for the guest's acknowledgement. */
 int hstream_open(struct hstreams *hs, const char *name, enum hstream_dir dir, int fd,
-		 int64_t deadline_ns, kerr_t *err);
+                 int64_t deadline_ns, kerr_t *err);
 /* Installs the frame hook that feeds the streams; call once after opening them. */
 void hstreams_attach(struct hstreams *hs);
 /* Sends what stdin has within the credit; at EOF closes the stream. Never blocks on fd. */

@@ -15,36 +15,34 @@ struct task_io {
 };
 
 int task_create(struct ttrpc_client *c, const char *id, const char *bundle,
-		const struct task_io *io, uint32_t *pid, int64_t deadline_ns, kerr_t *err);
-int task_exec(struct ttrpc_client *c, const char *id, const char *exec_id,
-	      const char *process_json, const struct task_io *io, int64_t deadline_ns,
-	      kerr_t *err);
+                const struct task_io *io, uint32_t *pid, int64_t deadline_ns, kerr_t *err);
+int task_exec(struct ttrpc_client *c, const char *id, const char *exec_id, const char *process_json,
+              const struct task_io *io, int64_t deadline_ns, kerr_t *err);
 int task_start(struct ttrpc_client *c, const char *id, const char *exec_id, uint32_t *pid,
-	       int64_t deadline_ns, kerr_t *err);
+               int64_t deadline_ns, kerr_t *err);
 /* Blocks until the process exits (or the deadline). */
-int task_wait(struct ttrpc_client *c, const char *id, const char *exec_id,
-	      uint32_t *exit_status, int64_t deadline_ns, kerr_t *err);
-int task_kill(struct ttrpc_client *c, const char *id, const char *exec_id, uint32_t sig,
-	      int all, int64_t deadline_ns, kerr_t *err);
-int task_delete(struct ttrpc_client *c, const char *id, const char *exec_id,
-		uint32_t *exit_status, int64_t deadline_ns, kerr_t *err);
+int task_wait(struct ttrpc_client *c, const char *id, const char *exec_id, uint32_t *exit_status,
+              int64_t deadline_ns, kerr_t *err);
+int task_kill(struct ttrpc_client *c, const char *id, const char *exec_id, uint32_t sig, int all,
+              int64_t deadline_ns, kerr_t *err);
+int task_delete(struct ttrpc_client *c, const char *id, const char *exec_id, uint32_t *exit_status,
+                int64_t deadline_ns, kerr_t *err);
 
-int task_pause(struct ttrpc_client *c, const char *id, int pause, int64_t deadline_ns,
-	       kerr_t *err);
+int task_pause(struct ttrpc_client *c, const char *id, int pause, int64_t deadline_ns, kerr_t *err);
 
 struct task_state {
 	uint32_t pid, exit_status;
 	const char *status; /* created, running, stopped, paused */
 };
-int task_state(struct ttrpc_client *c, const char *id, const char *exec_id,
-	       struct task_state *out, int64_t deadline_ns, kerr_t *err);
+int task_state(struct ttrpc_client *c, const char *id, const char *exec_id, struct task_state *out,
+               int64_t deadline_ns, kerr_t *err);
 int task_pids(struct ttrpc_client *c, const char *id, uint32_t *pids, size_t max, size_t *n,
-	      int64_t deadline_ns, kerr_t *err);
+              int64_t deadline_ns, kerr_t *err);
 
 struct task_stats {
 	uint64_t pids, pids_limit, cpu_usec, memory, memory_limit, oom_kills;
 };
-int task_stats(struct ttrpc_client *c, const char *id, struct task_stats *out,
-	       int64_t deadline_ns, kerr_t *err);
+int task_stats(struct ttrpc_client *c, const char *id, struct task_stats *out, int64_t deadline_ns,
+               kerr_t *err);
 
 #endif

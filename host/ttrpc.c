@@ -11,10 +11,22 @@
 #include "util.h"
 
 static const char *const code_names[] = {
-	"OK",		     "CANCELLED",	  "UNKNOWN",	 "INVALID_ARGUMENT",
-	"DEADLINE_EXCEEDED", "NOT_FOUND",	  "ALREADY_EXISTS", "PERMISSION_DENIED",
-	"RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",	 "OUT_OF_RANGE",
-	"UNIMPLEMENTED",     "INTERNAL",	  "UNAVAILABLE",	 "DATA_LOSS",
+	"OK",
+	"CANCELLED",
+	"UNKNOWN",
+	"INVALID_ARGUMENT",
+	"DEADLINE_EXCEEDED",
+	"NOT_FOUND",
+	"ALREADY_EXISTS",
+	"PERMISSION_DENIED",
+	"RESOURCE_EXHAUSTED",
+	"FAILED_PRECONDITION",
+	"ABORTED",
+	"OUT_OF_RANGE",
+	"UNIMPLEMENTED",
+	"INTERNAL",
+	"UNAVAILABLE",
+	"DATA_LOSS",
 	"UNAUTHENTICATED",
 };
 
@@ -58,7 +70,7 @@ void ttrpc_client_close(struct ttrpc_client *c)
 }
 
 int ttrpc_encode_request(uint32_t stream, const char *service, const char *method,
-			 const uint8_t *payload, size_t len, uint8_t **out, size_t *out_len)
+                         const uint8_t *payload, size_t len, uint8_t **out, size_t *out_len)
 {
 	Ttrpc__Request req = TTRPC__REQUEST__INIT;
 	struct ttrpc_header h = { 0, stream, TTRPC_REQUEST, 0 };
@@ -82,7 +94,7 @@ int ttrpc_encode_request(uint32_t stream, const char *service, const char *metho
 }
 
 int ttrpc_decode_response(const uint8_t *data, size_t len, struct ttrpc_status *st,
-			  uint8_t **payload, size_t *payload_len)
+                          uint8_t **payload, size_t *payload_len)
 {
 	Ttrpc__Response *r = ttrpc__response__unpack(NULL, len, data);
 
@@ -90,7 +102,7 @@ int ttrpc_decode_response(const uint8_t *data, size_t len, struct ttrpc_status *
 		return -1;
 	st->code = r->status ? r->status->code : 0;
 	snprintf(st->message, sizeof(st->message), "%s",
-		 r->status && r->status->message ? r->status->message : "");
+	         r->status && r->status->message ? r->status->message : "");
 	*payload_len = r->payload.len;
 	*payload = malloc(r->payload.len ? r->payload.len : 1);
 	if (*payload && r->payload.len)
@@ -100,7 +112,7 @@ int ttrpc_decode_response(const uint8_t *data, size_t len, struct ttrpc_status *
 }
 
 int ttrpc_send_frame(struct ttrpc_client *c, const struct ttrpc_header *h, const void *data,
-		     kerr_t *err)
+                     kerr_t *err)
 {
 	uint8_t hdr[TTRPC_HEADER_LEN];
 
@@ -140,7 +152,7 @@ static int fill(struct ttrpc_client *c, size_t want, int64_t deadline_ns, kerr_t
 }
 
 int ttrpc_read_frame(struct ttrpc_client *c, struct ttrpc_header *h, uint8_t **data,
-		     int64_t deadline_ns, kerr_t *err)
+                     int64_t deadline_ns, kerr_t *err)
 {
 	size_t total;
 
@@ -149,7 +161,7 @@ int ttrpc_read_frame(struct ttrpc_client *c, struct ttrpc_header *h, uint8_t **d
 	ttrpc_header_decode(h, c->rbuf);
 	if (h->length > TTRPC_MAX_DATA)
 		return kerr_set(err, EPROTO, "the guest sent a %u byte frame, over the %u limit",
-				h->length, TTRPC_MAX_DATA);
+		                h->length, TTRPC_MAX_DATA);
 	total = TTRPC_HEADER_LEN + h->length;
 	if (fill(c, total, deadline_ns, err) < 0)
 		return -1;
@@ -166,7 +178,7 @@ int ttrpc_read_frame(struct ttrpc_client *c, struct ttrpc_header *h, uint8_t **d
 }
 
 static int wait_response(struct ttrpc_client *c, uint32_t stream, struct ttrpc_status *st,
-			 uint8_t **resp, size_t *resp_len, int64_t deadline_ns, kerr_t *err)
+                         uint8_t **resp, size_t *resp_len, int64_t deadline_ns, kerr_t *err)
 {
 	for (;;) {
 		struct ttrpc_header h;
@@ -180,15 +192,15 @@ static int wait_response(struct ttrpc_client *c, uint32_t stream, struct ttrpc_s
 			continue;
 		}
 		if (ttrpc_decode_response(data ? data : (uint8_t *)"", h.length, st, resp,
-					  resp_len) < 0)
+		                          resp_len) < 0)
 			return kerr_set(err, EPROTO, "malformed response on stream %u", stream);
 		return 0;
 	}
 }
 
-int ttrpc_call_raw(struct ttrpc_client *c, uint32_t stream, const char *service,
-		   const char *method, const uint8_t *payload, size_t len, struct ttrpc_status *st,
-		   uint8_t **resp, size_t *resp_len, int64_t deadline_ns, kerr_t *err)
+int ttrpc_call_raw(struct ttrpc_client *c, uint32_t stream, const char *service, const char *method,
+                   const uint8_t *payload, size_t len, struct ttrpc_status *st, uint8_t **resp,
+                   size_t *resp_len, int64_t deadline_ns, kerr_t *err)
 {
 	_cleanup_free_ uint8_t *frame = NULL;
 	size_t flen;
@@ -201,8 +213,8 @@ int ttrpc_call_raw(struct ttrpc_client *c, uint32_t stream, const char *service,
 }
 
 int ttrpc_call(struct ttrpc_client *c, const char *service, const char *method,
-	       const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
-	       ProtobufCMessage **resp, int64_t deadline_ns, kerr_t *err)
+               const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+               ProtobufCMessage **resp, int64_t deadline_ns, kerr_t *err)
 {
 	size_t len = protobuf_c_message_get_packed_size(req), rlen = 0;
 	_cleanup_free_ uint8_t *payload = malloc(len ? len : 1);
@@ -214,12 +226,12 @@ int ttrpc_call(struct ttrpc_client *c, const char *service, const char *method,
 		return kerr_set(err, ENOMEM, "out of memory");
 	protobuf_c_message_pack(req, payload);
 	c->next_stream += 2;
-	if (ttrpc_call_raw(c, stream, service, method, payload, len, &st, &rbuf, &rlen,
-			   deadline_ns, err) < 0)
+	if (ttrpc_call_raw(c, stream, service, method, payload, len, &st, &rbuf, &rlen, deadline_ns,
+	                   err) < 0)
 		return kerr_wrap(err, "%s/%s", service, method);
 	if (st.code)
 		return kerr_set(err, EREMOTEIO, "%s/%s: %s: %s", service, method,
-				rpc_code_name(st.code), st.message);
+		                rpc_code_name(st.code), st.message);
 	*resp = protobuf_c_message_unpack(resp_desc, NULL, rlen, rbuf);
 	if (!*resp)
 		return kerr_set(err, EPROTO, "%s/%s: malformed reply", service, method);

@@ -37,24 +37,24 @@ void ttrpc_client_close(struct ttrpc_client *c);
 
 /* Builds a whole Request frame (header included); *out is malloc'd. */
 int ttrpc_encode_request(uint32_t stream, const char *service, const char *method,
-			 const uint8_t *payload, size_t len, uint8_t **out, size_t *out_len);
+                         const uint8_t *payload, size_t len, uint8_t **out, size_t *out_len);
 /* Parses a Response frame's data into status and a malloc'd payload copy. */
 int ttrpc_decode_response(const uint8_t *data, size_t len, struct ttrpc_status *st,
-			  uint8_t **payload, size_t *payload_len);
+                          uint8_t **payload, size_t *payload_len);
 
 int ttrpc_send_frame(struct ttrpc_client *c, const struct ttrpc_header *h, const void *data,
-		     kerr_t *err);
+                     kerr_t *err);
 /* Reads the next frame; *data is malloc'd (NULL for empty frames). */
 int ttrpc_read_frame(struct ttrpc_client *c, struct ttrpc_header *h, uint8_t **data,
-		     int64_t deadline_ns, kerr_t *err);
+                     int64_t deadline_ns, kerr_t *err);
 /* Sends a request on stream and waits for that stream's response. */
-int ttrpc_call_raw(struct ttrpc_client *c, uint32_t stream, const char *service,
-		   const char *method, const uint8_t *payload, size_t len, struct ttrpc_status *st,
-		   uint8_t **resp, size_t *resp_len, int64_t deadline_ns, kerr_t *err);
+int ttrpc_call_raw(struct ttrpc_client *c, uint32_t stream, const char *service, const char *method,
+                   const uint8_t *payload, size_t len, struct ttrpc_status *st, uint8_t **resp,
+                   size_t *resp_len, int64_t deadline_ns, kerr_t *err);
 /* A unary call with protobuf-c messages; a non-OK status becomes an error. */
 int ttrpc_call(struct ttrpc_client *c, const char *service, const char *method,
-	       const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
-	       ProtobufCMessage **resp, int64_t deadline_ns, kerr_t *err);
+               const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+               ProtobufCMessage **resp, int64_t deadline_ns, kerr_t *err);
 const char *rpc_code_name(int code);
 
 #endif

@@ -207,14 +207,14 @@ int id_valid(const char *id, kerr_t *err)
 
 	if (n == 0 || n > 64 || id[0] == '.')
 		return kerr_set(err, EINVAL, "invalid id `%s`: 1 to 64 characters, no leading dot",
-				id);
+		                id);
 	for (size_t i = 0; i < n; i++) {
 		char c = id[i];
 
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 		      c == '_' || c == '-' || c == '.'))
 			return kerr_set(err, EINVAL, "invalid id `%s`: only [A-Za-z0-9_.-] allowed",
-					id);
+			                id);
 	}
 	return 0;
 }

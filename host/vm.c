@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <linux/vm_sockets.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,7 +16,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <linux/vm_sockets.h>
 
 #include "util.h"
 
@@ -123,11 +123,11 @@ static int vmm_exited_error(struct vm *vm, kerr_t *err)
 	vm_console_tail(vm, tail, sizeof(tail));
 	vmm_log_last_line(vm, last, sizeof(last));
 	if (vm->is_child && WIFSIGNALED(vm->exit_status))
-		kerr_set(err, ECHILD, "the VMM was killed by signal %d%s%s", WTERMSIG(vm->exit_status),
-			 last[0] ? ": " : "", last);
+		kerr_set(err, ECHILD, "the VMM was killed by signal %d%s%s",
+		         WTERMSIG(vm->exit_status), last[0] ? ": " : "", last);
 	else if (vm->is_child)
 		kerr_set(err, ECHILD, "the VMM exited with status %d%s%s",
-			 WEXITSTATUS(vm->exit_status), last[0] ? ": " : "", last);
+		         WEXITSTATUS(vm->exit_status), last[0] ? ": " : "", last);
 	else
 		kerr_set(err, ECHILD, "the VMM exited");
 	if (tail[0])
@@ -178,11 +178,13 @@ static int wait_for(struct vm *vm, int fd, short events, int64_t deadline_ns, ke
 			struct signalfd_siginfo si;
 
 			if (read(vm->sigfd, &si, sizeof(si)) > 0)
-				return kerr_set(err, EINTR, "interrupted by signal %u", si.ssi_signo);
+				return kerr_set(err, EINTR, "interrupted by signal %u",
+				                si.ssi_signo);
 		}
 		if (p[2].revents) {
 			console_pump(vm);
-			/* Without an fd to wait for, console progress is what the caller waits on. */
+			/* Without an fd to wait for, console progress is what the caller waits on.
+			 */
 			if (fd < 0)
 				return 0;
 		}
@@ -256,7 +258,7 @@ static void child_exec(char **argv, int log_fd, int keep)
 }
 
 static int spawn(struct vm *vm, const struct vm_config *cfg, enum accel accel, int keep,
-		 kerr_t *err)
+                 kerr_t *err)
 {
 	struct vm_config c = *cfg;
 	char **argv;
@@ -265,7 +267,7 @@ static int spawn(struct vm *vm, const struct vm_config *cfg, enum accel accel, i
 	c.guest_cid = vm->cid;
 	argv = qemu_argv(&c, &vm->paths, vm->id, accel);
 	_cleanup_close_ int log_fd =
-		open(vm->paths.vmm_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	    open(vm->paths.vmm_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
 	if (log_fd < 0) {
 		argv_free(argv);
@@ -289,8 +291,9 @@ static int spawn(struct vm *vm, const struct vm_config *cfg, enum accel accel, i
 /* One non-blocking vsock connect, bounded by deadline; -1 with err on any failure. */
 static int vsock_try(struct vm *vm, int64_t deadline_ns, kerr_t *err)
 {
-	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = vm->cid,
-				  .svm_port = KUASAR_VSOCK_PORT };
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK,
+		                  .svm_cid = vm->cid,
+		                  .svm_port = KUASAR_VSOCK_PORT };
 	_cleanup_close_ int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int soerr = 0;
 	socklen_t len = sizeof(soerr);
@@ -378,7 +381,7 @@ static int boot_steps(struct vm *vm, const struct vm_config *cfg, int64_t deadli
 }
 
 static int boot_once(struct vm *vm, const struct vm_config *cfg, enum accel accel, int keep,
-		     int timeout_ms, kerr_t *err)
+                     int timeout_ms, kerr_t *err)
 {
 	int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
 	struct pollfd p;
@@ -389,7 +392,7 @@ static int boot_once(struct vm *vm, const struct vm_config *cfg, enum accel acce
 		return 0;
 	if (err->errnum == ETIMEDOUT)
 		return kerr_wrap(err, "no answer from the guest within %d ms (console: %s)",
-				 timeout_ms, vm->paths.console_log);
+		                 timeout_ms, vm->paths.console_log);
 	/* A step that lost its peer usually means the VMM died: say that instead. */
 	p = (struct pollfd){ .fd = vm->pidfd, .events = POLLIN };
 	if (err->errnum != ECHILD && poll(&p, 1, 200) == 1) {
@@ -407,7 +410,7 @@ static int make_dir(struct vm *vm, const char *run_dir, kerr_t *err)
 	if (mkdir(vm->paths.dir, 0700) < 0) {
 		if (errno == EEXIST)
 			return kerr_set(err, EEXIST, "sandbox `%s` already exists (%s)", vm->id,
-					vm->paths.dir);
+			                vm->paths.dir);
 		return kerr_sys(err, "mkdir %s", vm->paths.dir);
 	}
 	if (mkdir(vm->paths.shared, 0755) < 0)
@@ -500,13 +503,13 @@ static void accel_cache_put(const char *run_dir, enum accel a, const char *why)
 
 /* auto: KVM only when it has booted our guest on this host; otherwise TCG. */
 static int boot_auto(struct vm *vm, const struct vm_config *cfg, const char *run_dir, int keep,
-		     kerr_t *err)
+                     kerr_t *err)
 {
 	enum accel a;
 	char why[256];
 	kerr_t kerr;
-	int probe_ms = cfg->boot_timeout_ms < KVM_BOOT_PROBE_MS ? cfg->boot_timeout_ms
-								 : KVM_BOOT_PROBE_MS;
+	int probe_ms =
+	    cfg->boot_timeout_ms < KVM_BOOT_PROBE_MS ? cfg->boot_timeout_ms : KVM_BOOT_PROBE_MS;
 
 	if (accel_cache_get(run_dir, &a, vm->accel_why, sizeof(vm->accel_why)) == 0)
 		return boot_once(vm, cfg, a, keep, cfg->boot_timeout_ms, err);
@@ -524,7 +527,7 @@ static int boot_auto(struct vm *vm, const struct vm_config *cfg, const char *run
 		return kerr_set(err, EINTR, "%s", kerr.msg);
 	undo_boot(vm);
 	snprintf(vm->accel_why, sizeof(vm->accel_why),
-		 "/dev/kvm runs code but our guest did not boot under it: %.180s", kerr.msg);
+	         "/dev/kvm runs code but our guest did not boot under it: %.180s", kerr.msg);
 	accel_cache_put(run_dir, ACCEL_TCG, vm->accel_why);
 	return boot_once(vm, cfg, ACCEL_TCG, keep, cfg->boot_timeout_ms, err);
 }
@@ -562,8 +565,7 @@ static unsigned random_cid(void)
 	return 3 + r % 0x7ffffffcu;
 }
 
-int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, int keep,
-	     kerr_t *err)
+int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, int keep, kerr_t *err)
 {
 	char why[256];
 	int rc;
@@ -572,7 +574,7 @@ int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, in
 		return -1;
 	if (link_resolve(cfg->link, &vm->link_type, why, sizeof(why)) < 0)
 		return kerr_set(err, ENODEV, "start sandbox `%s`: vsock link requested but %s",
-				vm->id, why);
+		                vm->id, why);
 	if (vm->link_type == LINK_VSOCK)
 		vm->cid = cfg->guest_cid ? cfg->guest_cid : random_cid();
 	vm_paths_init(&vm->paths, run_dir, vm->id);
@@ -591,7 +593,8 @@ int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, in
 		rc = write_state(vm, cfg, err);
 	if (rc < 0) {
 		vm_destroy(vm);
-		return kerr_wrap(err, "start sandbox `%s` (accel %s)", vm->id, accel_name(vm->accel));
+		return kerr_wrap(err, "start sandbox `%s` (accel %s)", vm->id,
+		                 accel_name(vm->accel));
 	}
 	return 0;
 }
@@ -628,7 +631,8 @@ static int read_state(struct vm *vm, kerr_t *err)
 	}
 	vm->pid = json_object_get_int(v);
 	vm->link_type = LINK_SERIAL;
-	if (json_object_object_get_ex(o, "link", &v) && !strcmp(json_object_get_string(v), "vsock") &&
+	if (json_object_object_get_ex(o, "link", &v) &&
+	    !strcmp(json_object_get_string(v), "vsock") &&
 	    json_object_object_get_ex(o, "cid", &v)) {
 		vm->link_type = LINK_VSOCK;
 		vm->cid = (unsigned)json_object_get_int64(v);
@@ -649,7 +653,7 @@ int vm_attach(struct vm *vm, const char *run_dir, const char *id, kerr_t *err)
 		return -1;
 	if (vm->pid <= 0 || !pid_is_our_vmm(vm->pid, id))
 		return kerr_set(err, ESRCH, "sandbox `%s`: its VMM (pid %d) is not running", id,
-				vm->pid);
+		                vm->pid);
 	vm->pidfd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
 	if (vm->pidfd < 0)
 		return kerr_sys(err, "pidfd_open %d", vm->pid);
@@ -694,9 +698,9 @@ int vm_shutdown(struct vm *vm, int timeout_ms, kerr_t *err)
 	vm_destroy(vm);
 	if (forced)
 		return kerr_set(err, ETIMEDOUT,
-				"sandbox `%s`: the guest did not power off within %d ms; stopped "
-				"by force",
-				vm->id, timeout_ms);
+		                "sandbox `%s`: the guest did not power off within %d ms; stopped "
+		                "by force",
+		                vm->id, timeout_ms);
 	return 0;
 }
 
@@ -743,7 +747,8 @@ static void umount_below(const char *dir)
 	}
 	while (n--) {
 		if (mnts[n] && umount2(mnts[n], MNT_DETACH) < 0)
-			fprintf(stderr, "kuasar: warning: umount %s: %s\n", mnts[n], strerror(errno));
+			fprintf(stderr, "kuasar: warning: umount %s: %s\n", mnts[n],
+			        strerror(errno));
 		free(mnts[n]);
 	}
 	free(info);

@@ -12,10 +12,10 @@
 #include "vmm.h"
 
 struct vm_times {
-	int64_t spawn_ns;	   /* fork of the VMM (CLOCK_MONOTONIC) */
-	int64_t qmp_ns;		   /* QMP answered */
-	int64_t console_ns;	   /* the init's first console line, 0 if not seen */
-	int64_t link_ns;	   /* Check answered over the guest link */
+	int64_t spawn_ns;           /* fork of the VMM (CLOCK_MONOTONIC) */
+	int64_t qmp_ns;             /* QMP answered */
+	int64_t console_ns;         /* the init's first console line, 0 if not seen */
+	int64_t link_ns;            /* Check answered over the guest link */
 	uint64_t kernel_to_init_ns; /* as the guest measured it */
 	uint64_t init_to_link_ns;
 };
@@ -42,9 +42,9 @@ struct vm {
 	enum accel accel;
 	char accel_why[256];
 	struct vm_times t;
-	char link_kind[16];  /* as the guest reported it */
+	char link_kind[16]; /* as the guest reported it */
 	enum link_kind link_type;
-	unsigned cid;	     /* vsock guest CID, 0 without vsock */
+	unsigned cid; /* vsock guest CID, 0 without vsock */
 };
 
 struct guest_prep {
@@ -60,7 +60,7 @@ int vm_prepare_guest(struct vm *vm, struct guest_prep *out, kerr_t *err);
 /* Creates the VM directory, spawns the VMM and waits until the guest answers Check.
  * keep: the VMM outlives this process (no parent-death signal). */
 int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, int keep,
-	     kerr_t *err);
+             kerr_t *err);
 /* Attaches to a VM started earlier with keep (for ping and shutdown). */
 int vm_attach(struct vm *vm, const char *run_dir, const char *id, kerr_t *err);
 /* Asks the guest to power off and waits for the VMM to exit; escalates to QMP quit, then

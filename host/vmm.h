@@ -12,17 +12,17 @@
 enum link_kind { LINK_AUTO, LINK_SERIAL, LINK_VSOCK };
 
 struct vm_config {
-	const char *qemu;	 /* VMM binary */
-	const char *kernel;	 /* PVH vmlinux or bzImage */
-	const char *initrd;	 /* NULL or "" to boot from image */
-	const char *image;	 /* raw root disk (root=/dev/vda, read-only), or NULL */
+	const char *qemu;   /* VMM binary */
+	const char *kernel; /* PVH vmlinux or bzImage */
+	const char *initrd; /* NULL or "" to boot from image */
+	const char *image;  /* raw root disk (root=/dev/vda, read-only), or NULL */
 	unsigned memory_mib;
 	unsigned vcpus;
 	enum accel accel;
-	const char *log_level;	   /* kuasar.log= in the guest */
+	const char *log_level;     /* kuasar.log= in the guest */
 	const char *kernel_params; /* appended to the kernel command line */
-	int boot_timeout_ms;	   /* spawn to link ready */
-	int until_console;	   /* benchmarks: ready at the init's first console line */
+	int boot_timeout_ms;       /* spawn to link ready */
+	int until_console;         /* benchmarks: ready at the init's first console line */
 	enum link_kind link;
 	unsigned guest_cid; /* with LINK_VSOCK; chosen at start when 0 */
 };
@@ -51,7 +51,7 @@ void vm_paths_init(struct vm_paths *p, const char *run_dir, const char *id);
 
 /* A NULL-terminated argv for the VMM; free with argv_free. */
 char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const char *id,
-		 enum accel accel);
+                 enum accel accel);
 void argv_free(char **argv);
 /* 1 if path is an ELF (PVH-bootable vmlinux), 0 for a bzImage or anything else. */
 int kernel_is_elf(const char *path);

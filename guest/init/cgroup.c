@@ -93,7 +93,9 @@ int cgroup_apply(const char *path, const struct oci_resources *r, const char **w
 	}
 	if (r->cpu_shares) {
 		/* cgroup v1 shares [2, 262144] onto v2 weight [1, 10000], as runc maps them. */
-		uint64_t s = r->cpu_shares < 2 ? 2 : r->cpu_shares > 262144 ? 262144 : r->cpu_shares;
+		uint64_t s = r->cpu_shares < 2        ? 2
+		             : r->cpu_shares > 262144 ? 262144
+		                                      : r->cpu_shares;
 
 		kfmt(v, sizeof(v), "%llu", (unsigned long long)(1 + ((s - 2) * 9999) / 262142));
 		*what = "cpu.weight";
@@ -104,7 +106,7 @@ int cgroup_apply(const char *path, const struct oci_resources *r, const char **w
 }
 
 int cgroup_create(const char *id, const struct oci_resources *r, char *path, size_t n,
-		  const char **what)
+                  const char **what)
 {
 	*what = "cgroup.subtree_control";
 	if (enable_controllers() < 0)

@@ -21,7 +21,7 @@ struct cgroup_stats {
 /* Creates the container's cgroup (path gets its directory) and applies r. errno on failure,
  * with the file that failed in what. */
 int cgroup_create(const char *id, const struct oci_resources *r, char *path, size_t n,
-		  const char **what);
+                  const char **what);
 int cgroup_apply(const char *path, const struct oci_resources *r, const char **what);
 int cgroup_freeze(const char *path, int frozen);
 /* Kills whatever is left and removes the directory. */

@@ -41,8 +41,8 @@ struct proc {
 	int reaped;
 	uint32_t exit_status;
 	uint64_t exited_ns;
-	int start_fd;		 /* write end: Start releases the process */
-	struct watch status_w;	 /* read end: the child's setup result */
+	int start_fd;          /* write end: Start releases the process */
+	struct watch status_w; /* read end: the child's setup result */
 	char status_msg[512];
 	size_t status_len;
 	struct rpc_pending create_reply;
@@ -68,7 +68,7 @@ struct container {
 static struct container containers[MAX_CONTAINERS];
 
 static int fail(char *err, size_t n, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int fail(char *err, size_t n, int code, const char *fmt, ...)
 {
@@ -108,7 +108,7 @@ static struct proc *find_proc(struct container *c, const char *exec_id)
 }
 
 static int lookup(const char *id, const char *exec_id, struct container **c, struct proc **p,
-		  char *err, size_t n)
+                  char *err, size_t n)
 {
 	*c = find(id);
 	if (!*c)
@@ -116,7 +116,7 @@ static int lookup(const char *id, const char *exec_id, struct container **c, str
 	*p = find_proc(*c, exec_id);
 	if (!*p || (*p)->state == P_FREE || (*p)->state == P_CREATING)
 		return fail(err, n, RPC_NOT_FOUND, "process %s in container %s: not found",
-			    exec_id && exec_id[0] ? exec_id : "(init)", id);
+		            exec_id && exec_id[0] ? exec_id : "(init)", id);
 	return 0;
 }
 
@@ -172,10 +172,10 @@ static int open_stdio(const struct ctr_stdio *io, int fds[3], char *err, size_t 
 			fds[i] = open(u + 7, flags | O_CLOEXEC | O_NOCTTY, 0644);
 		else
 			return fail(err, n, RPC_INVALID_ARGUMENT,
-				    "stdio URI `%s`: streaming_id=, file:///path or none", u);
+			            "stdio URI `%s`: streaming_id=, file:///path or none", u);
 		if (fds[i] < 0)
 			return fail(err, n, RPC_INVALID_ARGUMENT, "open stdio %s: %s", u,
-				    strerror(errno));
+			            strerror(errno));
 	}
 	return 0;
 }
@@ -205,7 +205,7 @@ static void set_ts(google_protobuf_Timestamp *t, bool *has, uint64_t ns)
 	t->nanos = (int32_t)(ns % 1000000000u);
 }
 
-#define PUBLISH(topic, type, ev) \
+#define PUBLISH(topic, type, ev)                                                                   \
 	events_publish(topic, "containerd.events." #type, containerd_events_##type##_fields, &ev)
 
 static void ev_created(struct proc *p)
@@ -343,8 +343,8 @@ static void creation_failed(struct proc *p, const char *msg)
 static void on_status(struct watch *w, uint32_t events)
 {
 	struct proc *p = (struct proc *)((char *)w - offsetof(struct proc, status_w));
-	ssize_t r = read(w->fd, p->status_msg + p->status_len,
-			 sizeof(p->status_msg) - 1 - p->status_len);
+	ssize_t r =
+	    read(w->fd, p->status_msg + p->status_len, sizeof(p->status_msg) - 1 - p->status_len);
 
 	(void)events;
 	if (r > 0) {
@@ -371,7 +371,7 @@ static void on_status(struct watch *w, uint32_t events)
 		}
 	} else {
 		creation_failed(p, p->status_len ? p->status_msg
-						 : "the container process died during setup");
+		                                 : "the container process died during setup");
 	}
 }
 
@@ -430,8 +430,12 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 		close_fds(status, 2);
 		return fail(err, n, RPC_INTERNAL, "pipe: %s", strerror(errno));
 	}
-	a = (struct spawn_args){ .spec = l->spec, .rootfs = l->rootfs, .go_fd = go[0],
-				 .status_fd = status[1], .start_fd = start[0], .seccomp = l->seccomp };
+	a = (struct spawn_args){ .spec = l->spec,
+		                 .rootfs = l->rootfs,
+		                 .go_fd = go[0],
+		                 .status_fd = status[1],
+		                 .start_fd = start[0],
+		                 .seccomp = l->seccomp };
 	memcpy(a.stdio, l->stdio, sizeof(a.stdio));
 	memcpy(a.ns_fds, l->ns_fds, sizeof(a.ns_fds));
 	/* An exec's child must be born in the container's pid namespace. */
@@ -444,7 +448,7 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 			close_fds(status, 2);
 			close_fds(start, 2);
 			return fail(err, n, RPC_FAILED_PRECONDITION,
-				    "enter the container's pid namespace: %s", strerror(errno));
+			            "enter the container's pid namespace: %s", strerror(errno));
 		}
 	}
 	pid = clone_into(l->clone_flags, cgroup);
@@ -483,24 +487,24 @@ static int load_spec(struct container *c, const char *bundle, char *err, size_t 
 
 	if (bundle[0] != '/')
 		return fail(err, n, RPC_INVALID_ARGUMENT, "bundle %s: must be an absolute path",
-			    bundle);
+		            bundle);
 	kfmt(path, sizeof(path), "%s/config.json", bundle);
 	if (read_small_file(path, &text, &len, OCI_MAX_BYTES) < 0)
 		return fail(err, n, errno == ENOENT ? RPC_NOT_FOUND : RPC_INVALID_ARGUMENT,
-			    "%s: %s", path, errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
+		            "%s: %s", path, errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
 	c->spec = malloc(sizeof(*c->spec));
 	rc = c->spec ? oci_parse(c->spec, text, len, err, n) : -1;
 	free(text);
 	if (rc < 0)
 		return c->spec ? RPC_INVALID_ARGUMENT
-			       : fail(err, n, RPC_RESOURCE_EXHAUSTED, "out of memory for the spec");
+		               : fail(err, n, RPC_RESOURCE_EXHAUSTED, "out of memory for the spec");
 	if (c->spec->root[0] == '/')
 		kfmt(c->rootfs, sizeof(c->rootfs), "%s", c->spec->root);
 	else
 		kfmt(c->rootfs, sizeof(c->rootfs), "%s/%s", bundle, c->spec->root);
 	if (stat(c->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
 		return fail(err, n, RPC_NOT_FOUND, "rootfs %s: %s", c->rootfs,
-			    errno ? strerror(errno) : "not a directory");
+		            errno ? strerror(errno) : "not a directory");
 	return 0;
 }
 
@@ -530,7 +534,7 @@ static void keep_uris(struct proc *p, const struct ctr_stdio *io)
 }
 
 int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
-	       const struct rpc_pending *reply, char *err, size_t n)
+               const struct rpc_pending *reply, char *err, size_t n)
 {
 	struct container *c;
 	struct launch l = { .pidns_fd = -1, .ns_fds = { -1, -1, -1, -1 } };
@@ -543,18 +547,20 @@ int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
 		return fail(err, n, RPC_ALREADY_EXISTS, "container %s: already exists", id);
 	c = alloc_container();
 	if (!c)
-		return fail(err, n, RPC_RESOURCE_EXHAUSTED, "at most %d containers", MAX_CONTAINERS);
+		return fail(err, n, RPC_RESOURCE_EXHAUSTED, "at most %d containers",
+		            MAX_CONTAINERS);
 	kfmt(c->id, sizeof(c->id), "%s", id);
 	kfmt(c->bundle, sizeof(c->bundle), "%s", bundle);
 	if ((rc = load_spec(c, bundle, err, n)) != 0)
 		goto out;
-	if (c->spec->seccomp.present && seccomp_compile(&c->spec->seccomp, &c->seccomp, err, n) < 0) {
+	if (c->spec->seccomp.present &&
+	    seccomp_compile(&c->spec->seccomp, &c->seccomp, err, n) < 0) {
 		rc = RPC_INVALID_ARGUMENT;
 		goto out;
 	}
 	if (cgroup_create(id, &c->spec->resources, c->cgroup, sizeof(c->cgroup), &what) < 0) {
 		rc = fail(err, n, RPC_FAILED_PRECONDITION, "cgroup %s: %s: %s", id, what,
-			  strerror(errno));
+		          strerror(errno));
 		goto out;
 	}
 	if ((rc = open_stdio(io, l.stdio, err, n)) != 0) {
@@ -599,21 +605,24 @@ static struct proc *alloc_exec(struct container *c)
 	return NULL;
 }
 
-static int exec_launch(struct container *c, struct proc *p, const struct ctr_stdio *io,
-		       char *err, size_t n)
+static int exec_launch(struct container *c, struct proc *p, const struct ctr_stdio *io, char *err,
+                       size_t n)
 {
 	static const char *const names[4] = { "mnt", "uts", "ipc", "cgroup" };
 	pid_t init = c->procs[0].pid;
-	struct launch l = { .p = p, .spec = p->spec, .rootfs = "/", .pidns_fd = -1,
-			    .seccomp = c->seccomp.filter ? &c->seccomp : NULL };
+	struct launch l = { .p = p,
+		            .spec = p->spec,
+		            .rootfs = "/",
+		            .pidns_fd = -1,
+		            .seccomp = c->seccomp.filter ? &c->seccomp : NULL };
 	int rc;
 
 	for (int i = 0; i < 4; i++)
 		l.ns_fds[i] = open_ns(init, names[i]);
 	l.pidns_fd = open_ns(init, "pid");
 	if (l.ns_fds[0] < 0 || l.pidns_fd < 0) {
-		rc = fail(err, n, RPC_FAILED_PRECONDITION, "open the namespaces of pid %d: %s", init,
-			  strerror(errno));
+		rc = fail(err, n, RPC_FAILED_PRECONDITION, "open the namespaces of pid %d: %s",
+		          init, strerror(errno));
 	} else if ((rc = open_stdio(io, l.stdio, err, n)) == 0) {
 		rc = launch(&l, c->cgroup, err, n);
 	}
@@ -624,7 +633,7 @@ static int exec_launch(struct container *c, struct proc *p, const struct ctr_std
 }
 
 int ctr_exec(const char *id, const char *exec_id, const char *process_json, size_t len,
-	     const struct ctr_stdio *io, const struct rpc_pending *reply, char *err, size_t n)
+             const struct ctr_stdio *io, const struct rpc_pending *reply, char *err, size_t n)
 {
 	struct container *c = find(id);
 	struct proc *p;
@@ -635,7 +644,8 @@ int ctr_exec(const char *id, const char *exec_id, const char *process_json, size
 	if (!id_ok(exec_id))
 		return fail(err, n, RPC_INVALID_ARGUMENT, "exec id `%s` is not valid", exec_id);
 	if (find_proc(c, exec_id))
-		return fail(err, n, RPC_ALREADY_EXISTS, "exec %s in %s: already exists", exec_id, id);
+		return fail(err, n, RPC_ALREADY_EXISTS, "exec %s in %s: already exists", exec_id,
+		            id);
 	if (c->procs[0].state != P_RUNNING)
 		return fail(err, n, RPC_FAILED_PRECONDITION, "container %s is not running", id);
 	p = alloc_exec(c);
@@ -674,10 +684,11 @@ int ctr_start(const char *id, const char *exec_id, pid_t *pid, char *err, size_t
 	if (rc)
 		return rc;
 	if (p->state != P_CREATED)
-		return fail(err, n, RPC_FAILED_PRECONDITION, "process %d is %s, not created", p->pid,
-			    p->state == P_RUNNING ? "running" : "stopped");
+		return fail(err, n, RPC_FAILED_PRECONDITION, "process %d is %s, not created",
+		            p->pid, p->state == P_RUNNING ? "running" : "stopped");
 	if (write(p->start_fd, "s", 1) != 1)
-		return fail(err, n, RPC_INTERNAL, "release process %d: %s", p->pid, strerror(errno));
+		return fail(err, n, RPC_INTERNAL, "release process %d: %s", p->pid,
+		            strerror(errno));
 	close(p->start_fd);
 	p->start_fd = -1;
 	p->state = P_RUNNING;
@@ -740,7 +751,7 @@ int ctr_delete(const char *id, const char *exec_id, struct ctr_exit *out, char *
 		return rc;
 	if (p->state == P_RUNNING)
 		return fail(err, n, RPC_FAILED_PRECONDITION, "process %d is running: kill it first",
-			    p->pid);
+		            p->pid);
 	reap_unstarted(p);
 	*out = (struct ctr_exit){ p->pid, p->exit_status, p->exited_ns };
 	ev_deleted(c, p);
@@ -764,14 +775,10 @@ int ctr_delete(const char *id, const char *exec_id, struct ctr_exit *out, char *
 static enum proc_status status_of(const struct container *c, const struct proc *p)
 {
 	switch (p->state) {
-	case P_CREATED:
-		return PS_CREATED;
-	case P_RUNNING:
-		return c->paused ? PS_PAUSED : PS_RUNNING;
-	case P_STOPPED:
-		return PS_STOPPED;
-	default:
-		return PS_UNKNOWN;
+	case P_CREATED: return PS_CREATED;
+	case P_RUNNING: return c->paused ? PS_PAUSED : PS_RUNNING;
+	case P_STOPPED: return PS_STOPPED;
+	default: return PS_UNKNOWN;
 	}
 }
 
@@ -795,7 +802,7 @@ int ctr_state(const char *id, const char *exec_id, struct ctr_state *out, char *
 }
 
 int ctr_wait(const char *id, const char *exec_id, const struct rpc_pending *reply, int *done,
-	     struct ctr_exit *out, char *err, size_t n)
+             struct ctr_exit *out, char *err, size_t n)
 {
 	struct container *c;
 	struct proc *p;
@@ -810,7 +817,7 @@ int ctr_wait(const char *id, const char *exec_id, const struct rpc_pending *repl
 	}
 	if (p->n_waiters >= MAX_WAITERS)
 		return fail(err, n, RPC_RESOURCE_EXHAUSTED, "at most %d waiters per process",
-			    MAX_WAITERS);
+		            MAX_WAITERS);
 	p->waiters[p->n_waiters++] = *reply;
 	return 0;
 }
@@ -836,10 +843,10 @@ int ctr_pause(const char *id, int pause, char *err, size_t n)
 		return fail(err, n, RPC_FAILED_PRECONDITION, "container %s is not running", id);
 	if (c->paused == pause)
 		return fail(err, n, RPC_FAILED_PRECONDITION, "container %s is already %s", id,
-			    pause ? "paused" : "running");
+		            pause ? "paused" : "running");
 	if (cgroup_freeze(c->cgroup, pause) < 0)
 		return fail(err, n, RPC_INTERNAL, "%s %s: %s", pause ? "freeze" : "thaw", c->cgroup,
-			    strerror(errno));
+		            strerror(errno));
 	c->paused = pause;
 	ev_paused(c, pause);
 	return 0;
@@ -857,7 +864,7 @@ int ctr_update(const char *id, const char *resources_json, size_t len, char *err
 		return RPC_INVALID_ARGUMENT;
 	if (cgroup_apply(c->cgroup, &r, &what) < 0)
 		return fail(err, n, RPC_FAILED_PRECONDITION, "update %s: %s: %s", id, what,
-			    strerror(errno));
+		            strerror(errno));
 	return 0;
 }
 
@@ -869,7 +876,7 @@ int ctr_stats(const char *id, struct cgroup_stats *st, char *err, size_t n)
 		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
 	if (cgroup_stats(c->cgroup, st) < 0)
 		return fail(err, n, RPC_INTERNAL, "read the stats of %s: %s", c->cgroup,
-			    strerror(errno));
+		            strerror(errno));
 	return 0;
 }
 

@@ -37,16 +37,16 @@ struct ctr_exit {
 };
 
 int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
-	       const struct rpc_pending *reply, char *err, size_t n);
+               const struct rpc_pending *reply, char *err, size_t n);
 int ctr_exec(const char *id, const char *exec_id, const char *process_json, size_t len,
-	     const struct ctr_stdio *io, const struct rpc_pending *reply, char *err, size_t n);
+             const struct ctr_stdio *io, const struct rpc_pending *reply, char *err, size_t n);
 int ctr_start(const char *id, const char *exec_id, pid_t *pid, char *err, size_t n);
 int ctr_kill(const char *id, const char *exec_id, int sig, int all, char *err, size_t n);
 int ctr_delete(const char *id, const char *exec_id, struct ctr_exit *out, char *err, size_t n);
 int ctr_state(const char *id, const char *exec_id, struct ctr_state *out, char *err, size_t n);
 /* done=1 with out filled when the process has already exited, else the reply is queued. */
 int ctr_wait(const char *id, const char *exec_id, const struct rpc_pending *reply, int *done,
-	     struct ctr_exit *out, char *err, size_t n);
+             struct ctr_exit *out, char *err, size_t n);
 int ctr_pids(const char *id, void (*fn)(pid_t pid, void *arg), void *arg, char *err, size_t n);
 int ctr_pause(const char *id, int pause, char *err, size_t n);
 int ctr_update(const char *id, const char *resources_json, size_t len, char *err, size_t n);

@@ -72,7 +72,7 @@ static void drain(void)
 }
 
 void events_publish(const char *topic, const char *type_url, const pb_msgdesc_t *fields,
-		    const void *msg)
+                    const void *msg)
 {
 	struct queued *q;
 	pb_ostream_t os;
@@ -142,7 +142,7 @@ static void check_oom(struct oom_watch *w)
 		w->kills = kills;
 		kfmt(ev.container_id, sizeof(ev.container_id), "%s", w->id);
 		events_publish("/tasks/oom", "containerd.events.TaskOOM",
-			       containerd_events_TaskOOM_fields, &ev);
+		               containerd_events_TaskOOM_fields, &ev);
 	}
 }
 
@@ -157,7 +157,8 @@ static void on_inotify(struct watch *iw, uint32_t events)
 			struct inotify_event *e = (struct inotify_event *)p;
 
 			for (int i = 0; i < MAX_OOM_WATCHES; i++)
-				if (watches[i].id[0] && watches[i].wd >= 0 && watches[i].wd == e->wd)
+				if (watches[i].id[0] && watches[i].wd >= 0 &&
+				    watches[i].wd == e->wd)
 					check_oom(&watches[i]);
 			p += sizeof(*e) + e->len;
 		}
@@ -175,7 +176,8 @@ void events_watch_oom(const char *container_id, const char *cgroup)
 			inotify_w.fd = -1;
 		}
 		if (inotify_w.fd < 0)
-			warn("inotify: errno %d; OOM kills are reported when containers exit", errno);
+			warn("inotify: errno %d; OOM kills are reported when containers exit",
+			     errno);
 	}
 	for (int i = 0; i < MAX_OOM_WATCHES && !w; i++)
 		if (!watches[i].id[0])

@@ -11,7 +11,7 @@
 
 /* Queues an event: msg is a containerd.events message described by fields. */
 void events_publish(const char *topic, const char *type_url, const pb_msgdesc_t *fields,
-		    const void *msg);
+                    const void *msg);
 /* A new GetEvents subscriber: queued events are sent to it at once. */
 void events_subscribe(const struct rpc_pending *sub);
 /* Watches the container's memory.events for OOM kills (inotify in the loop). */

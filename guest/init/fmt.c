@@ -31,7 +31,7 @@ struct spec {
 };
 
 static void put_num(struct out *o, unsigned long long v, unsigned base, int neg,
-		    const struct spec *sp)
+                    const struct spec *sp)
 {
 	char tmp[24];
 	size_t n = 0;
@@ -55,28 +55,20 @@ enum { LEN_INT, LEN_LONG, LEN_LLONG, LEN_SIZE };
 static long long get_signed(va_list *ap, int len)
 {
 	switch (len) {
-	case LEN_LONG:
-		return va_arg(*ap, long);
-	case LEN_LLONG:
-		return va_arg(*ap, long long);
-	case LEN_SIZE:
-		return va_arg(*ap, long);
-	default:
-		return va_arg(*ap, int);
+	case LEN_LONG: return va_arg(*ap, long);
+	case LEN_LLONG: return va_arg(*ap, long long);
+	case LEN_SIZE: return va_arg(*ap, long);
+	default: return va_arg(*ap, int);
 	}
 }
 
 static unsigned long long get_unsigned(va_list *ap, int len)
 {
 	switch (len) {
-	case LEN_LONG:
-		return va_arg(*ap, unsigned long);
-	case LEN_LLONG:
-		return va_arg(*ap, unsigned long long);
-	case LEN_SIZE:
-		return va_arg(*ap, size_t);
-	default:
-		return va_arg(*ap, unsigned);
+	case LEN_LONG: return va_arg(*ap, unsigned long);
+	case LEN_LLONG: return va_arg(*ap, unsigned long long);
+	case LEN_SIZE: return va_arg(*ap, size_t);
+	default: return va_arg(*ap, unsigned);
 	}
 }
 
@@ -122,34 +114,22 @@ static void conv(struct out *o, char c, const struct spec *sp, va_list *ap)
 	int len = sp->len;
 
 	switch (c) {
-	case 's':
-		put_str(o, va_arg(*ap, const char *), sp->prec);
-		break;
-	case 'c':
-		put(o, (char)va_arg(*ap, int));
-		break;
+	case 's': put_str(o, va_arg(*ap, const char *), sp->prec); break;
+	case 'c': put(o, (char)va_arg(*ap, int)); break;
 	case 'd':
 	case 'i':
 		s = get_signed(ap, len);
 		put_num(o, s < 0 ? 0ULL - (unsigned long long)s : (unsigned long long)s, 10, s < 0,
-			sp);
+		        sp);
 		break;
-	case 'u':
-		put_num(o, get_unsigned(ap, len), 10, 0, sp);
-		break;
-	case 'x':
-		put_num(o, get_unsigned(ap, len), 16, 0, sp);
-		break;
+	case 'u': put_num(o, get_unsigned(ap, len), 10, 0, sp); break;
+	case 'x': put_num(o, get_unsigned(ap, len), 16, 0, sp); break;
 	case 'p':
 		put_str(o, "0x", 2);
 		put_num(o, (uintptr_t)va_arg(*ap, void *), 16, 0, sp);
 		break;
-	case '%':
-		put(o, '%');
-		break;
-	default:
-		put(o, '%');
-		put(o, c);
+	case '%': put(o, '%'); break;
+	default: put(o, '%'); put(o, c);
 	}
 }
 

@@ -10,8 +10,7 @@
 #include <stdint.h>
 
 size_t kvfmt(char *buf, size_t size, const char *fmt, va_list ap);
-size_t kfmt(char *buf, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+size_t kfmt(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Small replacements that keep musl's strtoull (and its scanner) and strstr (two-way)
  * out of PID 1: decimal parsing that stops at the first non-digit, and a naive search. */

@@ -216,22 +216,14 @@ static int parse_value(struct parser *p)
 {
 	skip_ws(p);
 	switch (peek(p)) {
-	case '{':
-		return parse_container(p, J_OBJECT, '}');
-	case '[':
-		return parse_container(p, J_ARRAY, ']');
-	case '"':
-		return parse_string(p);
-	case 't':
-		return parse_literal(p, "true", J_TRUE);
-	case 'f':
-		return parse_literal(p, "false", J_FALSE);
-	case 'n':
-		return parse_literal(p, "null", J_NULL);
-	case -1:
-		return fail(p, "unexpected end");
-	default:
-		return parse_number(p);
+	case '{': return parse_container(p, J_OBJECT, '}');
+	case '[': return parse_container(p, J_ARRAY, ']');
+	case '"': return parse_string(p);
+	case 't': return parse_literal(p, "true", J_TRUE);
+	case 'f': return parse_literal(p, "false", J_FALSE);
+	case 'n': return parse_literal(p, "null", J_NULL);
+	case -1: return fail(p, "unexpected end");
+	default: return parse_number(p);
 	}
 }
 
@@ -324,18 +316,12 @@ static size_t unicode(const char *s, size_t left, char *out, size_t *outlen)
 static char simple_escape(char c)
 {
 	switch (c) {
-	case 'b':
-		return '\b';
-	case 'f':
-		return '\f';
-	case 'n':
-		return '\n';
-	case 'r':
-		return '\r';
-	case 't':
-		return '\t';
-	default:
-		return c; /* " \ / */
+	case 'b': return '\b';
+	case 'f': return '\f';
+	case 'n': return '\n';
+	case 'r': return '\r';
+	case 't': return '\t';
+	default: return c; /* " \ / */
 	}
 }
 

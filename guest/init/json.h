@@ -21,8 +21,8 @@ enum jtype { J_OBJECT = 1, J_ARRAY, J_STRING, J_NUMBER, J_TRUE, J_FALSE, J_NULL 
 struct jtok {
 	uint8_t type;
 	uint32_t start, end; /* bytes of the value (strings: without the quotes) */
-	uint32_t next;	     /* index of the token after this value's subtree */
-	uint32_t count;	     /* members of an object, elements of an array */
+	uint32_t next;       /* index of the token after this value's subtree */
+	uint32_t count;      /* members of an object, elements of an array */
 };
 
 struct json {

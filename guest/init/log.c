@@ -37,7 +37,7 @@ void klog(int level, const char *fmt, ...)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	n = kfmt(line, sizeof(line), "[%5lu.%06lu] kuasar-init: %s: ", (unsigned long)ts.tv_sec,
-		 (unsigned long)ts.tv_nsec / 1000, level_names[level]);
+	         (unsigned long)ts.tv_nsec / 1000, level_names[level]);
 	va_start(ap, fmt);
 	n += kvfmt(line + n, sizeof(line) - n, fmt, ap);
 	va_end(ap);

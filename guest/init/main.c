@@ -35,19 +35,12 @@ static void on_signal(struct watch *w, uint32_t events)
 	(void)events;
 	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		switch (si.ssi_signo) {
-		case SIGCHLD:
-			reap();
-			break;
-		case SIGIO:
-			link_on_sigio();
-			break;
+		case SIGCHLD: reap(); break;
+		case SIGIO: link_on_sigio(); break;
 		case SIGTERM:
 		case SIGINT:
-		case SIGPWR:
-			info("signal %u: shutting down", si.ssi_signo);
-			boot_poweroff();
-		default:
-			break;
+		case SIGPWR: info("signal %u: shutting down", si.ssi_signo); boot_poweroff();
+		default: break;
 		}
 	}
 }

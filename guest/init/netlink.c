@@ -32,8 +32,7 @@ void nl_close(struct nl_sock *nl)
 	nl->fd = -1;
 }
 
-struct nlmsghdr *nl_msg_start(void *buf, size_t size, uint16_t type, uint16_t flags,
-			      size_t hdrlen)
+struct nlmsghdr *nl_msg_start(void *buf, size_t size, uint16_t type, uint16_t flags, size_t hdrlen)
 {
 	struct nlmsghdr *nlh = buf;
 	size_t len = NLMSG_SPACE(hdrlen);

@@ -16,8 +16,7 @@ struct nl_sock {
 int nl_open(struct nl_sock *nl);
 void nl_close(struct nl_sock *nl);
 /* Starts a message in buf (size bytes, aligned) with hdrlen bytes of family header. */
-struct nlmsghdr *nl_msg_start(void *buf, size_t size, uint16_t type, uint16_t flags,
-			      size_t hdrlen);
+struct nlmsghdr *nl_msg_start(void *buf, size_t size, uint16_t type, uint16_t flags, size_t hdrlen);
 /* Appends an attribute; -1 (EMSGSIZE) if it would not fit in size bytes. */
 int nl_attr_put(struct nlmsghdr *nlh, size_t size, uint16_t type, const void *data, size_t len);
 /* Sends a request and waits for its ack. Returns 0 or -1 with errno from the kernel. */

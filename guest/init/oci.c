@@ -78,8 +78,8 @@ static int opt_uint(struct ctx *c, int obj, const char *key, const char *field, 
 }
 
 /* An optional array of strings into a bounded table. */
-static int str_array(struct ctx *c, int obj, const char *key, const char *field,
-		     const char **out, unsigned max, unsigned *n)
+static int str_array(struct ctx *c, int obj, const char *key, const char *field, const char **out,
+                     unsigned max, unsigned *n)
 {
 	int arr = json_get(c->j, obj, key);
 
@@ -100,13 +100,47 @@ static int str_array(struct ctx *c, int obj, const char *key, const char *field,
 /* --- process ------------------------------------------------------------------------ */
 
 static const char *const cap_names[] = {
-	"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-	"SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
-	"NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT",
-	"SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE",
-	"SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL",
-	"SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND",
-	"AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+	"CHOWN",
+	"DAC_OVERRIDE",
+	"DAC_READ_SEARCH",
+	"FOWNER",
+	"FSETID",
+	"KILL",
+	"SETGID",
+	"SETUID",
+	"SETPCAP",
+	"LINUX_IMMUTABLE",
+	"NET_BIND_SERVICE",
+	"NET_BROADCAST",
+	"NET_ADMIN",
+	"NET_RAW",
+	"IPC_LOCK",
+	"IPC_OWNER",
+	"SYS_MODULE",
+	"SYS_RAWIO",
+	"SYS_CHROOT",
+	"SYS_PTRACE",
+	"SYS_PACCT",
+	"SYS_ADMIN",
+	"SYS_BOOT",
+	"SYS_NICE",
+	"SYS_RESOURCE",
+	"SYS_TIME",
+	"SYS_TTY_CONFIG",
+	"MKNOD",
+	"LEASE",
+	"AUDIT_WRITE",
+	"AUDIT_CONTROL",
+	"SETFCAP",
+	"MAC_OVERRIDE",
+	"MAC_ADMIN",
+	"SYSLOG",
+	"WAKE_ALARM",
+	"BLOCK_SUSPEND",
+	"AUDIT_READ",
+	"PERFMON",
+	"BPF",
+	"CHECKPOINT_RESTORE",
 };
 
 int oci_cap_number(const char *name)
@@ -144,7 +178,7 @@ static int cap_set(struct ctx *c, int caps, const char *key, uint64_t *mask)
 static int parse_caps(struct ctx *c, int proc)
 {
 	static const char *const sets[] = { "bounding", "effective", "permitted", "inheritable",
-					    "ambient" };
+		                            "ambient" };
 	int caps = json_get(c->j, proc, "capabilities");
 
 	if (caps < 0 || json_type(c->j, caps) == J_NULL)
@@ -159,12 +193,14 @@ static int parse_caps(struct ctx *c, int proc)
 }
 
 static const char *const rlimit_names[] = {
-	[RLIMIT_CPU] = "CPU",	       [RLIMIT_FSIZE] = "FSIZE",	[RLIMIT_DATA] = "DATA",
-	[RLIMIT_STACK] = "STACK",      [RLIMIT_CORE] = "CORE",		[RLIMIT_RSS] = "RSS",
-	[RLIMIT_NPROC] = "NPROC",      [RLIMIT_NOFILE] = "NOFILE",	[RLIMIT_MEMLOCK] = "MEMLOCK",
-	[RLIMIT_AS] = "AS",	       [RLIMIT_LOCKS] = "LOCKS",	[RLIMIT_SIGPENDING] = "SIGPENDING",
-	[RLIMIT_MSGQUEUE] = "MSGQUEUE", [RLIMIT_NICE] = "NICE",		[RLIMIT_RTPRIO] = "RTPRIO",
-	[RLIMIT_RTTIME] = "RTTIME",
+	[RLIMIT_CPU] = "CPU",           [RLIMIT_FSIZE] = "FSIZE",
+	[RLIMIT_DATA] = "DATA",         [RLIMIT_STACK] = "STACK",
+	[RLIMIT_CORE] = "CORE",         [RLIMIT_RSS] = "RSS",
+	[RLIMIT_NPROC] = "NPROC",       [RLIMIT_NOFILE] = "NOFILE",
+	[RLIMIT_MEMLOCK] = "MEMLOCK",   [RLIMIT_AS] = "AS",
+	[RLIMIT_LOCKS] = "LOCKS",       [RLIMIT_SIGPENDING] = "SIGPENDING",
+	[RLIMIT_MSGQUEUE] = "MSGQUEUE", [RLIMIT_NICE] = "NICE",
+	[RLIMIT_RTPRIO] = "RTPRIO",     [RLIMIT_RTTIME] = "RTTIME",
 };
 
 static int rlimit_number(const struct json *j, int t)
@@ -198,7 +234,8 @@ static int parse_rlimits(struct ctx *c, int proc)
 			return bad(c, "process.rlimits.type", "unknown resource");
 		if (json_uint(c->j, json_get(c->j, e, "soft"), &r->soft) < 0 ||
 		    json_uint(c->j, json_get(c->j, e, "hard"), &r->hard) < 0)
-			return bad(c, "process.rlimits", "soft and hard must be non-negative integers");
+			return bad(c, "process.rlimits",
+			           "soft and hard must be non-negative integers");
 		p->n_rlimits++;
 	}
 	return 0;
@@ -253,15 +290,14 @@ static int parse_process_obj(struct ctx *c, int proc)
 	    opt_bool(c, proc, "noNewPrivileges", "process.noNewPrivileges", &p->no_new_privs) < 0)
 		return -1;
 	if (json_get(c->j, proc, "oomScoreAdj") >= 0) {
-		if (opt_int(c, proc, "oomScoreAdj", "process.oomScoreAdj", &adj) < 0 || adj < -1000 ||
-		    adj > 1000)
+		if (opt_int(c, proc, "oomScoreAdj", "process.oomScoreAdj", &adj) < 0 ||
+		    adj < -1000 || adj > 1000)
 			return bad(c, "process.oomScoreAdj", "must be -1000 to 1000");
 		p->has_oom_score_adj = 1;
 		p->oom_score_adj = (int)adj;
 	}
-	return parse_user(c, proc) < 0 || parse_caps(c, proc) < 0 || parse_rlimits(c, proc) < 0
-		       ? -1
-		       : 0;
+	return parse_user(c, proc) < 0 || parse_caps(c, proc) < 0 || parse_rlimits(c, proc) < 0 ? -1
+	                                                                                        : 0;
 }
 
 /* --- mounts ------------------------------------------------------------------------- */
@@ -273,24 +309,35 @@ struct mount_opt {
 };
 
 static const struct mount_opt mount_opts[] = {
-	{ "ro", 0, MS_RDONLY },		 { "rw", 1, MS_RDONLY },
-	{ "nosuid", 0, MS_NOSUID },	 { "suid", 1, MS_NOSUID },
-	{ "nodev", 0, MS_NODEV },	 { "dev", 1, MS_NODEV },
-	{ "noexec", 0, MS_NOEXEC },	 { "exec", 1, MS_NOEXEC },
-	{ "sync", 0, MS_SYNCHRONOUS },	 { "async", 1, MS_SYNCHRONOUS },
-	{ "dirsync", 0, MS_DIRSYNC },	 { "remount", 0, MS_REMOUNT },
-	{ "mand", 0, MS_MANDLOCK },	 { "nomand", 1, MS_MANDLOCK },
-	{ "atime", 1, MS_NOATIME },	 { "noatime", 0, MS_NOATIME },
-	{ "diratime", 1, MS_NODIRATIME }, { "nodiratime", 0, MS_NODIRATIME },
-	{ "relatime", 0, MS_RELATIME },	 { "norelatime", 1, MS_RELATIME },
-	{ "strictatime", 0, MS_STRICTATIME }, { "bind", 0, MS_BIND },
+	{ "ro", 0, MS_RDONLY },
+	{ "rw", 1, MS_RDONLY },
+	{ "nosuid", 0, MS_NOSUID },
+	{ "suid", 1, MS_NOSUID },
+	{ "nodev", 0, MS_NODEV },
+	{ "dev", 1, MS_NODEV },
+	{ "noexec", 0, MS_NOEXEC },
+	{ "exec", 1, MS_NOEXEC },
+	{ "sync", 0, MS_SYNCHRONOUS },
+	{ "async", 1, MS_SYNCHRONOUS },
+	{ "dirsync", 0, MS_DIRSYNC },
+	{ "remount", 0, MS_REMOUNT },
+	{ "mand", 0, MS_MANDLOCK },
+	{ "nomand", 1, MS_MANDLOCK },
+	{ "atime", 1, MS_NOATIME },
+	{ "noatime", 0, MS_NOATIME },
+	{ "diratime", 1, MS_NODIRATIME },
+	{ "nodiratime", 0, MS_NODIRATIME },
+	{ "relatime", 0, MS_RELATIME },
+	{ "norelatime", 1, MS_RELATIME },
+	{ "strictatime", 0, MS_STRICTATIME },
+	{ "bind", 0, MS_BIND },
 	{ "rbind", 0, MS_BIND | MS_REC },
 };
 
 static const struct mount_opt propagation_opts[] = {
-	{ "private", 0, MS_PRIVATE },	      { "rprivate", 0, MS_PRIVATE | MS_REC },
-	{ "shared", 0, MS_SHARED },	      { "rshared", 0, MS_SHARED | MS_REC },
-	{ "slave", 0, MS_SLAVE },	      { "rslave", 0, MS_SLAVE | MS_REC },
+	{ "private", 0, MS_PRIVATE },       { "rprivate", 0, MS_PRIVATE | MS_REC },
+	{ "shared", 0, MS_SHARED },         { "rshared", 0, MS_SHARED | MS_REC },
+	{ "slave", 0, MS_SLAVE },           { "rslave", 0, MS_SLAVE | MS_REC },
 	{ "unbindable", 0, MS_UNBINDABLE }, { "runbindable", 0, MS_UNBINDABLE | MS_REC },
 };
 
@@ -317,7 +364,8 @@ static int mount_options(struct ctx *c, int arr, struct oci_mount *m)
 			m->flags = o->clear ? m->flags & ~o->flag : m->flags | o->flag;
 			m->bind |= (o->flag & MS_BIND) != 0;
 		} else if ((o = find_opt(propagation_opts,
-					 sizeof(propagation_opts) / sizeof(*propagation_opts), opt))) {
+		                         sizeof(propagation_opts) / sizeof(*propagation_opts),
+		                         opt))) {
 			m->propagation = o->flag;
 		} else {
 			size_t n = strlen(opt);
@@ -375,10 +423,14 @@ static int parse_namespaces(struct ctx *c, int linux_)
 		const char *name;
 		int flag;
 	} kinds[] = {
-		{ "pid", CLONE_NEWPID },     { "mount", CLONE_NEWNS }, { "uts", CLONE_NEWUTS },
-		{ "ipc", CLONE_NEWIPC },     { "cgroup", CLONE_NEWCGROUP },
+		{ "pid", CLONE_NEWPID },
+		{ "mount", CLONE_NEWNS },
+		{ "uts", CLONE_NEWUTS },
+		{ "ipc", CLONE_NEWIPC },
+		{ "cgroup", CLONE_NEWCGROUP },
 		{ "network", 0 }, /* the VM is the pod's network namespace */
-		{ "user", CLONE_NEWUSER },   { "time", 0 },
+		{ "user", CLONE_NEWUSER },
+		{ "time", 0 },
 	};
 	int arr = json_get(c->j, linux_, "namespaces");
 
@@ -426,14 +478,14 @@ static int parse_resources_obj(struct ctx *c, int res, struct oci_resources *r)
 	if (res < 0)
 		return 0;
 	return opt_int(c, mem, "limit", "linux.resources.memory.limit", &r->memory_limit) < 0 ||
-			       opt_uint(c, cpu, "shares", "linux.resources.cpu.shares",
-					&r->cpu_shares) < 0 ||
-			       opt_int(c, cpu, "quota", "linux.resources.cpu.quota", &r->cpu_quota) < 0 ||
-			       opt_uint(c, cpu, "period", "linux.resources.cpu.period",
-					&r->cpu_period) < 0 ||
-			       opt_int(c, pids, "limit", "linux.resources.pids.limit", &r->pids_limit) < 0
-		       ? -1
-		       : 0;
+	               opt_uint(c, cpu, "shares", "linux.resources.cpu.shares", &r->cpu_shares) <
+	                   0 ||
+	               opt_int(c, cpu, "quota", "linux.resources.cpu.quota", &r->cpu_quota) < 0 ||
+	               opt_uint(c, cpu, "period", "linux.resources.cpu.period", &r->cpu_period) <
+	                   0 ||
+	               opt_int(c, pids, "limit", "linux.resources.pids.limit", &r->pids_limit) < 0
+	           ? -1
+	           : 0;
 }
 
 /* --- seccomp -------------------------------------------------------------------------- */
@@ -464,7 +516,8 @@ static int seccomp_action(struct ctx *c, int obj, uint32_t *out)
 		*out = actions[i].ret;
 		if (actions[i].ret == SECCOMP_RET_ERRNO || actions[i].ret == SECCOMP_RET_TRACE) {
 			if (opt_uint(c, obj, "errnoRet", "linux.seccomp.errnoRet", &eno) < 0 ||
-			    opt_uint(c, obj, "defaultErrnoRet", "linux.seccomp.defaultErrnoRet", &eno) < 0 ||
+			    opt_uint(c, obj, "defaultErrnoRet", "linux.seccomp.defaultErrnoRet",
+			             &eno) < 0 ||
 			    eno > SECCOMP_RET_DATA)
 				return bad(c, "linux.seccomp.errnoRet", "out of range");
 			*out |= (uint32_t)eno;
@@ -476,9 +529,9 @@ static int seccomp_action(struct ctx *c, int obj, uint32_t *out)
 
 static int seccomp_args(struct ctx *c, int arr, struct oci_syscall_rule *r)
 {
-	static const char *const ops[] = { "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE",
-					   "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
-					   "SCMP_CMP_MASKED_EQ" };
+	static const char *const ops[] = { "SCMP_CMP_NE",       "SCMP_CMP_LT", "SCMP_CMP_LE",
+		                           "SCMP_CMP_EQ",       "SCMP_CMP_GE", "SCMP_CMP_GT",
+		                           "SCMP_CMP_MASKED_EQ" };
 
 	for (int e = json_first(c->j, arr); e > 0; e = json_next(c->j, arr, e)) {
 		struct oci_arg_cmp *a = &r->args[r->n_args];
@@ -495,7 +548,8 @@ static int seccomp_args(struct ctx *c, int arr, struct oci_syscall_rule *r)
 		if (!a->op || opt_uint(c, e, "index", "args.index", &index) < 0 || index > 5 ||
 		    json_uint(c->j, json_get(c->j, e, "value"), &a->value) < 0 ||
 		    opt_uint(c, e, "valueTwo", "args.valueTwo", &a->value_two) < 0)
-			return bad(c, "linux.seccomp.syscalls.args", "need index 0-5, op and value");
+			return bad(c, "linux.seccomp.syscalls.args",
+			           "need index 0-5, op and value");
 		a->index = (unsigned)index;
 		r->n_args++;
 	}
@@ -543,8 +597,8 @@ static int parse_seccomp(struct ctx *c, int linux_)
 			return bad(c, "linux.seccomp.syscalls", "too many rules");
 		memset(r, 0, sizeof(*r));
 		r->first_name = sc->n_names;
-		if (str_array(c, e, "names", "linux.seccomp.syscalls.names", sc->names + sc->n_names,
-			      OCI_MAX_RULE_NAMES - sc->n_names, &n) < 0 ||
+		if (str_array(c, e, "names", "linux.seccomp.syscalls.names",
+		              sc->names + sc->n_names, OCI_MAX_RULE_NAMES - sc->n_names, &n) < 0 ||
 		    seccomp_action(c, e, &r->action) < 0 ||
 		    seccomp_args(c, json_get(c->j, e, "args"), r) < 0)
 			return -1;
@@ -563,14 +617,14 @@ static int parse_linux(struct ctx *c)
 	if (lx >= 0 && json_type(c->j, lx) != J_OBJECT)
 		return bad(c, "linux", "must be an object");
 	return parse_namespaces(c, lx) < 0 || parse_sysctl(c, lx) < 0 ||
-			       str_array(c, lx, "maskedPaths", "linux.maskedPaths", s->masked,
-					 OCI_MAX_PATHS, &s->n_masked) < 0 ||
-			       str_array(c, lx, "readonlyPaths", "linux.readonlyPaths", s->readonly,
-					 OCI_MAX_PATHS, &s->n_readonly) < 0 ||
-			       parse_resources_obj(c, json_get(c->j, lx, "resources"), &s->resources) < 0 ||
-			       parse_seccomp(c, lx) < 0
-		       ? -1
-		       : 0;
+	               str_array(c, lx, "maskedPaths", "linux.maskedPaths", s->masked,
+	                         OCI_MAX_PATHS, &s->n_masked) < 0 ||
+	               str_array(c, lx, "readonlyPaths", "linux.readonlyPaths", s->readonly,
+	                         OCI_MAX_PATHS, &s->n_readonly) < 0 ||
+	               parse_resources_obj(c, json_get(c->j, lx, "resources"), &s->resources) < 0 ||
+	               parse_seccomp(c, lx) < 0
+	           ? -1
+	           : 0;
 }
 
 /* --- entry points --------------------------------------------------------------------- */
@@ -585,7 +639,7 @@ static struct jtok *tokens_for(size_t len, unsigned *n)
 typedef int (*parse_fn)(struct ctx *c);
 
 static int with_json(struct oci_spec *spec, void *out, const char *text, size_t len, char *err,
-		     size_t errlen, parse_fn fn)
+                     size_t errlen, parse_fn fn)
 {
 	struct json j;
 	struct ctx c = { spec, &j, err, errlen, out };
@@ -615,9 +669,9 @@ static int parse_spec(struct ctx *c)
 	    opt_str(c, 0, "hostname", "hostname", &s->hostname) < 0)
 		return -1;
 	return parse_process_obj(c, json_get(c->j, 0, "process")) < 0 || parse_mounts(c) < 0 ||
-			       parse_linux(c) < 0
-		       ? -1
-		       : 0;
+	               parse_linux(c) < 0
+	           ? -1
+	           : 0;
 }
 
 static int parse_process_doc(struct ctx *c)
@@ -632,8 +686,7 @@ int oci_parse(struct oci_spec *spec, const char *text, size_t len, char *err, si
 	return with_json(spec, NULL, text, len, err, errlen, parse_spec);
 }
 
-int oci_parse_process(struct oci_spec *spec, const char *text, size_t len, char *err,
-		      size_t errlen)
+int oci_parse_process(struct oci_spec *spec, const char *text, size_t len, char *err, size_t errlen)
 {
 	memset(&spec->process, 0, sizeof(spec->process));
 	return with_json(spec, NULL, text, len, err, errlen, parse_process_doc);
@@ -647,7 +700,7 @@ static int parse_resources_doc(struct ctx *c)
 }
 
 int oci_parse_resources(struct oci_resources *r, const char *text, size_t len, char *err,
-			size_t errlen)
+                        size_t errlen)
 {
 	return with_json(NULL, r, text, len, err, errlen, parse_resources_doc);
 }

@@ -22,10 +22,10 @@
 
 struct oci_mount {
 	const char *dest, *type, *source;
-	unsigned long flags;	   /* MS_* from the options */
+	unsigned long flags;       /* MS_* from the options */
 	unsigned long propagation; /* MS_PRIVATE, MS_SLAVE... (0: none) */
-	const char *data;	   /* the options that are not flags, comma separated */
-	int bind;		   /* bind or rbind */
+	const char *data;          /* the options that are not flags, comma separated */
+	int bind;                  /* bind or rbind */
 };
 
 struct oci_rlimit {
@@ -41,7 +41,7 @@ struct oci_arg_cmp {
 
 struct oci_syscall_rule {
 	unsigned first_name, n_names; /* into seccomp.names */
-	uint32_t action;	      /* SECCOMP_RET_* with errno in the low bits */
+	uint32_t action;              /* SECCOMP_RET_* with errno in the low bits */
 	unsigned n_args;
 	struct oci_arg_cmp args[6];
 };
@@ -80,7 +80,7 @@ enum oci_cap_set { CAP_BOUNDING, CAP_EFFECTIVE, CAP_PERMITTED, CAP_INHERITABLE, 
 struct oci_resources {
 	int64_t memory_limit; /* bytes, -1: none */
 	uint64_t cpu_shares, cpu_period;
-	int64_t cpu_quota; /* -1: none */
+	int64_t cpu_quota;  /* -1: none */
 	int64_t pids_limit; /* -1: none */
 };
 
@@ -106,10 +106,10 @@ struct oci_spec {
 int oci_parse(struct oci_spec *spec, const char *text, size_t len, char *err, size_t errlen);
 /* Parses a bare "process" object (Exec's spec) into p, strings in spec's pool. */
 int oci_parse_process(struct oci_spec *spec, const char *text, size_t len, char *err,
-		      size_t errlen);
+                      size_t errlen);
 /* Parses LinuxResources JSON (Update's resources). */
 int oci_parse_resources(struct oci_resources *r, const char *text, size_t len, char *err,
-			size_t errlen);
+                        size_t errlen);
 int oci_cap_number(const char *name);
 
 #endif

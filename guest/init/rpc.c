@@ -40,7 +40,7 @@ bool rpc_view_encode(pb_ostream_t *s, const pb_field_t *f, void *const *arg)
 
 /* Frames a Response {status?, payload} on a stream. */
 static void send_to(struct conn *c, uint32_t stream, int code, const char *msg,
-		    const uint8_t *payload, size_t len)
+                    const uint8_t *payload, size_t len)
 {
 	ttrpc_Response r = { 0 };
 	struct bytes_view v = { payload, len };
@@ -55,7 +55,8 @@ static void send_to(struct conn *c, uint32_t stream, int code, const char *msg,
 	}
 	r.payload.funcs.encode = rpc_view_encode;
 	r.payload.arg = &v;
-	if (!pb_get_encoded_size(&size, ttrpc_Response_fields, &r) || !(b = conn_frame_alloc(size))) {
+	if (!pb_get_encoded_size(&size, ttrpc_Response_fields, &r) ||
+	    !(b = conn_frame_alloc(size))) {
 		warn("stream %u: cannot build a response", stream);
 		return;
 	}
@@ -68,7 +69,7 @@ static void send_to(struct conn *c, uint32_t stream, int code, const char *msg,
 }
 
 static void send_response(struct rpc_ctx *ctx, int code, const char *msg, const uint8_t *payload,
-			  size_t len)
+                          size_t len)
 {
 	ctx->replied = 1;
 	send_to(ctx->conn, ctx->stream, code, msg, payload, len);
@@ -114,7 +115,7 @@ void rpc_pending_reply(const struct rpc_pending *p, const pb_msgdesc_t *fields, 
 }
 
 int rpc_stream_send(const struct rpc_pending *p, uint8_t type, uint8_t flags,
-		    const pb_msgdesc_t *fields, const void *msg)
+                    const pb_msgdesc_t *fields, const void *msg)
 {
 	struct conn *c = link_conn_by_id(p->conn_id);
 	struct txbuf *b;
@@ -244,11 +245,13 @@ static int check_stream(struct rpc_ctx *ctx)
 		conn_new_session(ctx->conn);
 	}
 	if (ctx->stream % 2 != 1) {
-		rpc_error(ctx, RPC_INVALID_ARGUMENT, "StreamID must be odd for client initiated streams");
+		rpc_error(ctx, RPC_INVALID_ARGUMENT,
+		          "StreamID must be odd for client initiated streams");
 		return -1;
 	}
 	if (ctx->stream <= ctx->conn->last_stream) {
-		rpc_error(ctx, RPC_INVALID_ARGUMENT, "StreamID cannot be re-used and must increment");
+		rpc_error(ctx, RPC_INVALID_ARGUMENT,
+		          "StreamID cannot be re-used and must increment");
 		return -1;
 	}
 	ctx->conn->last_stream = ctx->stream;
@@ -266,7 +269,8 @@ static void on_request(struct rpc_ctx *ctx, const uint8_t *data, size_t len)
 	req.payload.funcs.decode = rpc_view_decode;
 	req.payload.arg = &v;
 	if (!pb_decode(&is, ttrpc_Request_fields, &req)) {
-		rpc_error(ctx, RPC_INVALID_ARGUMENT, "unmarshal request error: malformed ttrpc Request");
+		rpc_error(ctx, RPC_INVALID_ARGUMENT,
+		          "unmarshal request error: malformed ttrpc Request");
 		return;
 	}
 	ctx->payload = v.p;
@@ -280,14 +284,12 @@ void rpc_on_frame(struct ttrpc_rx *rx, const struct ttrpc_header *h, const uint8
 
 	if (!data) {
 		rpc_error(&ctx, RPC_RESOURCE_EXHAUSTED,
-			  "message length %u exceed maximum message size of %u", h->length,
-			  TTRPC_MAX_DATA);
+		          "message length %u exceed maximum message size of %u", h->length,
+		          TTRPC_MAX_DATA);
 		return;
 	}
 	switch (h->type) {
-	case TTRPC_REQUEST:
-		on_request(&ctx, data, h->length);
-		break;
+	case TTRPC_REQUEST: on_request(&ctx, data, h->length); break;
 	case TTRPC_DATA:
 		if (stream_on_data(ctx.conn, h, data) < 0)
 			rpc_error(&ctx, RPC_INVALID_ARGUMENT, "StreamID is no longer active");

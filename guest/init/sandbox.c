@@ -76,7 +76,7 @@ static void sb_sync_clock(struct rpc_ctx *ctx)
 	if (req.apply && req.offset_ns) {
 		if (clock_step(req.offset_ns) < 0) {
 			rpc_error(ctx, RPC_INTERNAL, "step the clock by %lld ns: errno %d",
-				  (long long)req.offset_ns, errno);
+			          (long long)req.offset_ns, errno);
 			return;
 		}
 		r.applied_ns = req.offset_ns;
@@ -132,7 +132,7 @@ static void sb_add_entropy(struct rpc_ctx *ctx)
 		return;
 	if (add_entropy(req.data.bytes, req.data.size, req.reseed) < 0) {
 		rpc_error(ctx, RPC_INTERNAL, "add %u bytes of entropy: errno %d",
-			  (unsigned)req.data.size, errno);
+		          (unsigned)req.data.size, errno);
 		return;
 	}
 	r.entropy_avail = entropy_avail();
@@ -145,7 +145,7 @@ static int mount_share(const char *tag, const char *fstype)
 {
 	if (!strcmp(fstype, "9p"))
 		return mount(tag, SHARE_DIR, "9p", MS_NODEV | MS_NOSUID,
-			     "trans=virtio,version=9p2000.L,msize=262144,cache=mmap");
+		             "trans=virtio,version=9p2000.L,msize=262144,cache=mmap");
 	if (!strcmp(fstype, "virtiofs"))
 		return mount(tag, SHARE_DIR, "virtiofs", MS_NODEV | MS_NOSUID, NULL);
 	errno = EPROTONOSUPPORT;
@@ -177,8 +177,8 @@ static void sb_mount_share(struct rpc_ctx *ctx)
 		return;
 	}
 	if (mount_share(tag, fstype) < 0) {
-		rpc_error(ctx, RPC_FAILED_PRECONDITION,
-			  "mount %s share `%s` on %s: errno %d", fstype, tag, SHARE_DIR, errno);
+		rpc_error(ctx, RPC_FAILED_PRECONDITION, "mount %s share `%s` on %s: errno %d",
+		          fstype, tag, SHARE_DIR, errno);
 		return;
 	}
 	kfmt(r.mountpoint, sizeof(r.mountpoint), "%s", SHARE_DIR);

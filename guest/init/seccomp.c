@@ -80,7 +80,7 @@ struct block {
 };
 
 static void jump(struct prog *p, struct block *b, uint16_t op, uint8_t jt, uint8_t jf, uint32_t k,
-		 char fail_branch)
+                 char fail_branch)
 {
 	if (b->n < 64)
 		b->fixes[b->n++] = (struct fix){ p->n, fail_branch };
@@ -180,7 +180,9 @@ int seccomp_compile(const struct oci_seccomp *sc, struct sock_fprog *out, char *
 			/* Names this kernel does not have are skipped, as runc does. */
 			if (nr >= 0 && emit_rule(&p, r, nr) < 0) {
 				free(p.f);
-				return kfmt(err, n, "seccomp: profile too large or conditions too far"), -1;
+				return kfmt(err, n,
+				            "seccomp: profile too large or conditions too far"),
+				       -1;
 			}
 		}
 	}

@@ -27,9 +27,9 @@ static int report_fd;
 __attribute__((noreturn)) static void die(const char *what, const char *path)
 {
 	char msg[512];
-	size_t n = kfmt(msg, sizeof(msg), "%s%s%s%s: %s%s", report_fd == 2 ? "kuasar-init: " : "",
-			what, path ? " " : "", path ? path : "", strerror(errno),
-			report_fd == 2 ? "\n" : "");
+	size_t n =
+	    kfmt(msg, sizeof(msg), "%s%s%s%s: %s%s", report_fd == 2 ? "kuasar-init: " : "", what,
+	         path ? " " : "", path ? path : "", strerror(errno), report_fd == 2 ? "\n" : "");
 
 	(void)!write(report_fd, msg, n);
 	_exit(127);
@@ -112,8 +112,8 @@ static void do_mount(const struct oci_mount *m)
 			die("bind mount", m->source);
 		/* Bind mounts take their flags on a remount. */
 		if ((m->flags & MS_RDONLY) || flags)
-			if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | flags | (m->flags & MS_RDONLY),
-				  NULL) < 0)
+			if (mount(NULL, target, NULL,
+			          MS_BIND | MS_REMOUNT | flags | (m->flags & MS_RDONLY), NULL) < 0)
 				die("remount bind mount", target);
 	} else if (mount(m->source, target, m->type, m->flags, m->data[0] ? m->data : NULL) < 0) {
 		/* cgroup v1 names in specs map to the v2 hierarchy here. */
@@ -131,7 +131,7 @@ static void default_devices(void)
 {
 	static const char *const nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
 	static const char *const links[][2] = {
-		{ "/proc/self/fd", "fd" },     { "/proc/self/fd/0", "stdin" },
+		{ "/proc/self/fd", "fd" },       { "/proc/self/fd/0", "stdin" },
 		{ "/proc/self/fd/1", "stdout" }, { "/proc/self/fd/2", "stderr" },
 		{ "pts/ptmx", "ptmx" },
 	};
@@ -194,8 +194,8 @@ static void mask_paths(void)
 		if (stat(p, &st) < 0)
 			continue; /* nothing to hide */
 		if (S_ISDIR(st.st_mode)
-			    ? mount("tmpfs", p, "tmpfs", MS_RDONLY, "size=0,mode=000") < 0
-			    : mount("/dev/null", p, NULL, MS_BIND, NULL) < 0)
+		        ? mount("tmpfs", p, "tmpfs", MS_RDONLY, "size=0,mode=000") < 0
+		        : mount("/dev/null", p, NULL, MS_BIND, NULL) < 0)
 			die("mask", p);
 	}
 	for (unsigned i = 0; i < s->n_readonly; i++) {
@@ -204,12 +204,12 @@ static void mask_paths(void)
 		if (stat(p, &st) < 0)
 			continue;
 		if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0 ||
-		    mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-			  NULL) < 0)
+		    mount(NULL, p, NULL,
+		          MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		          NULL) < 0)
 			die("make read-only", p);
 	}
-	if (s->root_readonly &&
-	    mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
+	if (s->root_readonly && mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
 		die("remount the root read-only", NULL);
 }
 

@@ -34,9 +34,9 @@ struct stream {
 	struct rpc_pending at; /* connection and ttrpc stream */
 	char name[257];
 	int remote_closed, local_closed;
-	int polled;	/* the pipe is in the epoll set */
+	int polled;     /* the pipe is in the epoll set */
 	int64_t credit; /* output: bytes the reader still accepts */
-	uint8_t *buf;	/* stdin: received, not yet written to the program */
+	uint8_t *buf;   /* stdin: received, not yet written to the program */
 	size_t len;
 };
 
@@ -81,8 +81,8 @@ static void sweep(void)
 			stream_free(&streams[i]);
 }
 
-static int send_any(struct stream *s, const char *type, const pb_msgdesc_t *fields,
-		    const void *msg, uint8_t flags)
+static int send_any(struct stream *s, const char *type, const pb_msgdesc_t *fields, const void *msg,
+                    uint8_t flags)
 {
 	static uint8_t buf[CHUNK + 64];
 	google_protobuf_Any any = { 0 };
@@ -113,7 +113,7 @@ static void close_local(struct stream *s)
 		return;
 	s->local_closed = 1;
 	rpc_stream_send(&s->at, TTRPC_DATA, TTRPC_FLAG_REMOTE_CLOSED | TTRPC_FLAG_NO_DATA, NULL,
-			NULL);
+	                NULL);
 	maybe_finish(s);
 }
 
@@ -267,9 +267,11 @@ static int on_message(struct stream *s, const uint8_t *data, size_t len)
 		return strcmp(a.any.type_url, T_INIT) ? -1 : on_init(s, &a);
 	if (!strcmp(a.any.type_url, T_WINDOW)) {
 		containerd_types_transfer_WindowUpdate wu = { 0 };
-		pb_istream_t is = pb_istream_from_buffer(a.v.p ? a.v.p : (const uint8_t *)"", a.v.n);
+		pb_istream_t is =
+		    pb_istream_from_buffer(a.v.p ? a.v.p : (const uint8_t *)"", a.v.n);
 
-		if (!pb_decode(&is, containerd_types_transfer_WindowUpdate_fields, &wu) || wu.update < 0)
+		if (!pb_decode(&is, containerd_types_transfer_WindowUpdate_fields, &wu) ||
+		    wu.update < 0)
 			return -1;
 		s->credit += wu.update;
 		if (s->state == S_BOUND && s->dir == STREAM_OUT && s->credit > 0)
@@ -279,7 +281,8 @@ static int on_message(struct stream *s, const uint8_t *data, size_t len)
 	if (!strcmp(a.any.type_url, T_DATA)) {
 		struct bytes_view v = { NULL, 0 };
 		containerd_types_transfer_Data d = { 0 };
-		pb_istream_t is = pb_istream_from_buffer(a.v.p ? a.v.p : (const uint8_t *)"", a.v.n);
+		pb_istream_t is =
+		    pb_istream_from_buffer(a.v.p ? a.v.p : (const uint8_t *)"", a.v.n);
 
 		d.data.funcs.decode = rpc_view_decode;
 		d.data.arg = &v;
@@ -307,7 +310,7 @@ int stream_on_data(struct conn *c, const struct ttrpc_header *h, const uint8_t *
 		return -1;
 	if (h->length && !(h->flags & TTRPC_FLAG_NO_DATA) && on_message(s, data, h->length) < 0) {
 		rpc_pending_error(&s->at, RPC_INVALID_ARGUMENT, "stream %s: unexpected message",
-				  s->name[0] ? s->name : "(not initialised)");
+		                  s->name[0] ? s->name : "(not initialised)");
 		stream_free(s);
 		return 0;
 	}

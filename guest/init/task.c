@@ -30,23 +30,23 @@ static void empty_reply(struct rpc_ctx *ctx)
 }
 
 /* Decodes the request or answers INVALID_ARGUMENT; also refuses an empty id. */
-#define DECODE(ctx, type, req)                                                          \
-	type req = { 0 };                                                  \
-	if (rpc_decode(ctx, type##_fields, &req) < 0)                                   \
-		return;                                                                 \
-	if (!req.id[0]) {                                                               \
-		rpc_error(ctx, RPC_INVALID_ARGUMENT, "id must not be empty");           \
-		return;                                                                 \
+#define DECODE(ctx, type, req)                                                                     \
+	type req = { 0 };                                                                          \
+	if (rpc_decode(ctx, type##_fields, &req) < 0)                                              \
+		return;                                                                            \
+	if (!req.id[0]) {                                                                          \
+		rpc_error(ctx, RPC_INVALID_ARGUMENT, "id must not be empty");                      \
+		return;                                                                            \
 	}
 
-#define CHECK(ctx, call)                                                                \
-	do {                                                                            \
-		char err_[ERRLEN];                                                      \
-		int code_ = (call);                                                     \
-		if (code_) {                                                            \
-			rpc_error(ctx, code_, "%s", err_);                               \
-			return;                                                         \
-		}                                                                       \
+#define CHECK(ctx, call)                                                                           \
+	do {                                                                                       \
+		char err_[ERRLEN];                                                                 \
+		int code_ = (call);                                                                \
+		if (code_) {                                                                       \
+			rpc_error(ctx, code_, "%s", err_);                                         \
+			return;                                                                    \
+		}                                                                                  \
 	} while (0)
 
 #define ERRBUF err_, sizeof(err_)
@@ -208,7 +208,7 @@ static void t_resume(struct rpc_ctx *ctx)
 static void t_checkpoint(struct rpc_ctx *ctx)
 {
 	rpc_error(ctx, RPC_UNIMPLEMENTED,
-		  "checkpoint is not supported inside kuasar sandboxes (use VM templates)");
+	          "checkpoint is not supported inside kuasar sandboxes (use VM templates)");
 }
 
 static void t_exec(struct rpc_ctx *ctx)
@@ -228,7 +228,8 @@ static void t_exec(struct rpc_ctx *ctx)
 	}
 	io = (struct ctr_stdio){ { req.stdin, req.stdout, req.stderr }, req.terminal };
 	rpc_defer(ctx, &reply);
-	CHECK(ctx, ctr_exec(req.id, req.exec_id, (const char *)spec.p, spec.n, &io, &reply, ERRBUF));
+	CHECK(ctx,
+	      ctr_exec(req.id, req.exec_id, (const char *)spec.p, spec.n, &io, &reply, ERRBUF));
 }
 
 static void t_resize_pty(struct rpc_ctx *ctx)
@@ -236,7 +237,7 @@ static void t_resize_pty(struct rpc_ctx *ctx)
 	DECODE(ctx, containerd_task_v3_ResizePtyRequest, req);
 
 	rpc_error(ctx, RPC_FAILED_PRECONDITION, "process %s in %s has no terminal",
-		  req.exec_id[0] ? req.exec_id : "(init)", req.id);
+	          req.exec_id[0] ? req.exec_id : "(init)", req.id);
 }
 
 static void t_close_io(struct rpc_ctx *ctx)
@@ -279,9 +280,9 @@ static void t_stats(struct rpc_ctx *ctx)
 	CHECK(ctx, ctr_stats(req.id, &st, ERRBUF));
 	m.has_pids = m.has_cpu = m.has_memory = m.has_memory_events = true;
 	m.pids = (io_containerd_cgroups_v2_PidsStat){ st.pids_current, st.pids_max };
-	m.cpu = (io_containerd_cgroups_v2_CPUStat){ st.cpu_usage_usec, st.cpu_user_usec,
-						    st.cpu_system_usec, st.cpu_nr_periods,
-						    st.cpu_nr_throttled, st.cpu_throttled_usec };
+	m.cpu = (io_containerd_cgroups_v2_CPUStat){ st.cpu_usage_usec,   st.cpu_user_usec,
+		                                    st.cpu_system_usec,  st.cpu_nr_periods,
+		                                    st.cpu_nr_throttled, st.cpu_throttled_usec };
 	m.memory.usage = st.memory_current;
 	m.memory.usage_limit = st.memory_max;
 	m.memory.swap_usage = st.memory_swap_current;
@@ -321,12 +322,23 @@ static void t_shutdown(struct rpc_ctx *ctx)
 }
 
 static const struct rpc_method task_methods[] = {
-	{ "State", t_state },	    { "Create", t_create },	    { "Start", t_start },
-	{ "Delete", t_delete },	    { "Pids", t_pids },		    { "Pause", t_pause },
-	{ "Resume", t_resume },	    { "Checkpoint", t_checkpoint }, { "Kill", t_kill },
-	{ "Exec", t_exec },	    { "ResizePty", t_resize_pty },  { "CloseIO", t_close_io },
-	{ "Update", t_update },	    { "Wait", t_wait },		    { "Stats", t_stats },
-	{ "Connect", t_connect },   { "Shutdown", t_shutdown },
+	{ "State", t_state },
+	{ "Create", t_create },
+	{ "Start", t_start },
+	{ "Delete", t_delete },
+	{ "Pids", t_pids },
+	{ "Pause", t_pause },
+	{ "Resume", t_resume },
+	{ "Checkpoint", t_checkpoint },
+	{ "Kill", t_kill },
+	{ "Exec", t_exec },
+	{ "ResizePty", t_resize_pty },
+	{ "CloseIO", t_close_io },
+	{ "Update", t_update },
+	{ "Wait", t_wait },
+	{ "Stats", t_stats },
+	{ "Connect", t_connect },
+	{ "Shutdown", t_shutdown },
 };
 
 const struct rpc_service task_v3_service = {

@@ -12,7 +12,7 @@
 struct ttrpc_rx;
 /* data is NULL when the frame exceeded TTRPC_MAX_DATA and was discarded. */
 typedef void (*ttrpc_frame_fn)(struct ttrpc_rx *rx, const struct ttrpc_header *h,
-			       const uint8_t *data);
+                               const uint8_t *data);
 
 struct ttrpc_rx {
 	uint8_t hdr[TTRPC_HEADER_LEN];

@@ -8,8 +8,8 @@
 
 #include "proto/ttrpc_wire.h"
 #include "sandbox.pb-c.h"
-#include "task.pb-c.h"
 #include "tap.h"
+#include "task.pb-c.h"
 #include "ttrpc.h"
 #include "util.h"
 
@@ -39,7 +39,7 @@ static void send_bytes(const void *p, size_t n)
 }
 
 static int rpc(uint32_t stream, const char *svc, const char *method, const uint8_t *payload,
-	       size_t len, struct ttrpc_status *st, uint8_t **resp, size_t *rlen)
+               size_t len, struct ttrpc_status *st, uint8_t **resp, size_t *rlen)
 {
 	uint8_t *frame;
 	size_t flen;
@@ -66,8 +66,7 @@ static int rpc(uint32_t stream, const char *svc, const char *method, const uint8
 	return 0;
 }
 
-static int code_of(uint32_t stream, const char *svc, const char *method, const uint8_t *p,
-		   size_t n)
+static int code_of(uint32_t stream, const char *svc, const char *method, const uint8_t *p, size_t n)
 {
 	struct ttrpc_status st;
 	uint8_t *resp = NULL;
@@ -114,7 +113,7 @@ static void check_works(const char *after)
 	    st.code == 0)
 		r = kuasar__sandbox__v1__check_response__unpack(NULL, rlen, resp);
 	ok(r && !strcmp(r->version, KUASAR_VERSION) && !strcmp(r->link, expect_link) &&
-		   r->kernel_to_init_ns > 0 && r->init_to_link_ns > 0,
+	       r->kernel_to_init_ns > 0 && r->init_to_link_ns > 0,
 	   "Check answers %s", after);
 	if (r)
 		kuasar__sandbox__v1__check_response__free_unpacked(r, NULL);
@@ -130,7 +129,8 @@ static void test_abuse(void)
 
 	check_works("at first");
 	stream += 2;
-	is_int(code_of(stream, "no.such.Service", "Check", NULL, 0), 12, "unknown service: UNIMPLEMENTED");
+	is_int(code_of(stream, "no.such.Service", "Check", NULL, 0), 12,
+	       "unknown service: UNIMPLEMENTED");
 	stream += 2;
 	is_int(code_of(stream, "kuasar.sandbox.v1.Sandbox", "Nope", NULL, 0), 12,
 	       "unknown method: UNIMPLEMENTED");
@@ -197,7 +197,8 @@ static void test_share_args(void)
 static void test_task_errors(void)
 {
 	Containerd__Task__V3__StateRequest st = CONTAINERD__TASK__V3__STATE_REQUEST__INIT;
-	Containerd__Task__V3__CreateTaskRequest cr = CONTAINERD__TASK__V3__CREATE_TASK_REQUEST__INIT;
+	Containerd__Task__V3__CreateTaskRequest cr =
+	    CONTAINERD__TASK__V3__CREATE_TASK_REQUEST__INIT;
 	uint8_t buf[512];
 	size_t n;
 

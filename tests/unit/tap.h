@@ -7,34 +7,34 @@
 
 static int tap_n, tap_failed;
 
-#define ok(cond, ...)                                                                  \
-	do {                                                                           \
-		int ok_ = !!(cond);                                                    \
-		tap_n++;                                                               \
-		if (!ok_)                                                              \
-			tap_failed++;                                                  \
-		printf("%sok %d - ", ok_ ? "" : "not ", tap_n);                        \
-		printf(__VA_ARGS__);                                                   \
-		printf("\n");                                                          \
-		if (!ok_)                                                              \
-			printf("#   failed at %s:%d\n", __FILE__, __LINE__);           \
+#define ok(cond, ...)                                                                              \
+	do {                                                                                       \
+		int ok_ = !!(cond);                                                                \
+		tap_n++;                                                                           \
+		if (!ok_)                                                                          \
+			tap_failed++;                                                              \
+		printf("%sok %d - ", ok_ ? "" : "not ", tap_n);                                    \
+		printf(__VA_ARGS__);                                                               \
+		printf("\n");                                                                      \
+		if (!ok_)                                                                          \
+			printf("#   failed at %s:%d\n", __FILE__, __LINE__);                       \
 	} while (0)
 
-#define is_int(got, want, name)                                                        \
-	do {                                                                           \
-		long long g_ = (long long)(got), w_ = (long long)(want);               \
-		ok(g_ == w_, "%s", name);                                              \
-		if (g_ != w_)                                                          \
-			printf("#   got %lld, want %lld\n", g_, w_);                       \
+#define is_int(got, want, name)                                                                    \
+	do {                                                                                       \
+		long long g_ = (long long)(got), w_ = (long long)(want);                           \
+		ok(g_ == w_, "%s", name);                                                          \
+		if (g_ != w_)                                                                      \
+			printf("#   got %lld, want %lld\n", g_, w_);                               \
 	} while (0)
 
-#define is_str(got, want, name)                                                        \
-	do {                                                                           \
-		const char *g_ = (got), *w_ = (want);                                  \
-		int same_ = g_ && w_ && !strcmp(g_, w_);                               \
-		ok(same_, "%s", name);                                                 \
-		if (!same_)                                                            \
-			printf("#   got '%s', want '%s'\n", g_ ? g_ : "(null)", w_);      \
+#define is_str(got, want, name)                                                                    \
+	do {                                                                                       \
+		const char *g_ = (got), *w_ = (want);                                              \
+		int same_ = g_ && w_ && !strcmp(g_, w_);                                           \
+		ok(same_, "%s", name);                                                             \
+		if (!same_)                                                                        \
+			printf("#   got '%s', want '%s'\n", g_ ? g_ : "(null)", w_);               \
 	} while (0)
 
 static inline int done_testing(void)

@@ -104,7 +104,7 @@ static void test_argv(void)
 	ok(has_arg(argv, "virtserialport,chardev=agent,name=io.kuasar.agent"), "agent port");
 	ok(has_arg(argv, "kuasar-x1,process=kuasar-x1"), "process named after the sandbox");
 	ok(host_tsc_khz() == 0 || has_arg(argv, "console=ttyS0 quiet reboot=t panic=-1 pci=off "
-						"kuasar.log=info tsc_early_khz="),
+	                                        "kuasar.log=info tsc_early_khz="),
 	   "tsc_early_khz under TCG");
 	ok(!has_arg(argv, "vhost-vsock-device"), "no vsock device on a serial link");
 	argv_free(argv);
@@ -115,7 +115,8 @@ static void test_argv(void)
 	cfg.link = LINK_VSOCK;
 	cfg.guest_cid = 42;
 	argv = qemu_argv(&cfg, &p, "x1", ACCEL_KVM);
-	ok(has_arg(argv, "vhost-vsock-device,guest-cid=42"), "vsock link adds vhost-vsock with the CID");
+	ok(has_arg(argv, "vhost-vsock-device,guest-cid=42"),
+	   "vsock link adds vhost-vsock with the CID");
 	argv_free(argv);
 }
 

@@ -14,8 +14,8 @@ static void test_navigation(void)
 {
 	struct json j;
 	const char *doc = "{ \"ociVersion\": \"1.1.0\", \"process\": { \"args\": [\"sh\", \"-c\", "
-			  "\"echo hi\"], \"terminal\": true, \"user\": {\"uid\": 1000} },"
-			  " \"empty\": {}, \"list\": [], \"n\": null }";
+	                  "\"echo hi\"], \"terminal\": true, \"user\": {\"uid\": 1000} },"
+	                  " \"empty\": {}, \"list\": [], \"n\": null }";
 	char buf[64];
 	int proc, args, a, n = 0;
 	int64_t uid = 0;
@@ -40,7 +40,8 @@ static void test_navigation(void)
 	is_int(json_first(&j, json_get(&j, 0, "empty")), -1, "empty object has no members");
 	is_int(json_first(&j, json_get(&j, 0, "list")), -1, "empty array has no elements");
 	is_int(json_type(&j, json_get(&j, 0, "n")), J_NULL, "null");
-	ok(json_get(&j, 0, "ociVersion") > 0 && json_str_eq(&j, json_get(&j, 0, "ociVersion"), "1.1.0"),
+	ok(json_get(&j, 0, "ociVersion") > 0 &&
+	       json_str_eq(&j, json_get(&j, 0, "ociVersion"), "1.1.0"),
 	   "string compare");
 	is_int(json_get(&j, args, "sh"), -1, "an array is not an object");
 }
@@ -52,7 +53,7 @@ static void test_strings(void)
 
 	ok(parse(&j, "\"a\\\"b\\\\c\\/d\\n\\u00e9\\ud83d\\ude00\"") > 0, "escapes parse");
 	ok(json_str(&j, 0, buf, sizeof(buf)) > 0 &&
-		   !strcmp(buf, "a\"b\\c/d\n\xc3\xa9\xf0\x9f\x98\x80"),
+	       !strcmp(buf, "a\"b\\c/d\n\xc3\xa9\xf0\x9f\x98\x80"),
 	   "escapes decode, including a surrogate pair");
 	ok(json_str_eq(&j, 0, "a\"b\\c/d\n\xc3\xa9\xf0\x9f\x98\x80"), "escaped compare");
 	ok(json_str(&j, 0, buf, 4) < 0, "too long for the buffer is refused");
@@ -71,17 +72,19 @@ static void test_numbers(void)
 	ok(json_int(&j, 1, &i) == 0 && i == INT64_MIN, "most negative int64");
 	ok(json_uint(&j, 2, &u) == 0 && u == UINT64_MAX, "largest uint64");
 	ok(json_int(&j, 2, &i) < 0, "uint64 max does not fit int64");
-	ok(json_int(&j, 3, &i) < 0 && json_int(&j, 4, &i) < 0, "fractions and exponents are not ints");
+	ok(json_int(&j, 3, &i) < 0 && json_int(&j, 4, &i) < 0,
+	   "fractions and exponents are not ints");
 	ok(json_uint(&j, 5, &u) < 0, "negative is not unsigned");
-	ok(parse(&j, "[99999999999999999999999]") > 0 && json_uint(&j, 1, &u) < 0, "overflow refused");
+	ok(parse(&j, "[99999999999999999999999]") > 0 && json_uint(&j, 1, &u) < 0,
+	   "overflow refused");
 }
 
 static void test_malformed(void)
 {
 	static const char *const bad[] = {
-		"",	      "{",	    "[1,]",	  "{\"a\":}", "{\"a\" 1}",   "{a:1}",
-		"[1 2]",      "\"abc",	    "\"\\x\"",	  "tru",      "01",	     "1.",
-		"-",	      "{} {}",	    "[\"\x01\"]", "\"\\u12\"", "{\"a\":1,}", "nul",
+		"",      "{",     "[1,]",       "{\"a\":}",  "{\"a\" 1}",  "{a:1}",
+		"[1 2]", "\"abc", "\"\\x\"",    "tru",       "01",         "1.",
+		"-",     "{} {}", "[\"\x01\"]", "\"\\u12\"", "{\"a\":1,}", "nul",
 	};
 	struct json j;
 	char deep[200];

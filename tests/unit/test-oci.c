@@ -11,29 +11,29 @@
 #include "tap.h"
 
 static const char spec_json[] =
-	"{\"ociVersion\":\"1.1.0\",\"root\":{\"path\":\"rootfs\",\"readonly\":true},"
-	"\"hostname\":\"box\","
-	"\"process\":{\"terminal\":false,\"user\":{\"uid\":1000,\"gid\":1000,"
-	"\"additionalGids\":[10,20]},\"args\":[\"sh\",\"-c\",\"echo \\\"hi\\\"\"],"
-	"\"env\":[\"PATH=/bin\",\"TERM=xterm\"],\"cwd\":\"/tmp\","
-	"\"capabilities\":{\"bounding\":[\"CAP_CHOWN\",\"CAP_KILL\",\"CAP_NOT_A_THING\"],"
-	"\"effective\":[\"CAP_KILL\"]},"
-	"\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":1024,\"soft\":512}],"
-	"\"noNewPrivileges\":true,\"oomScoreAdj\":-500},"
-	"\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
-	"{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\","
-	"\"options\":[\"nosuid\",\"strictatime\",\"mode=755\",\"size=65536k\"]},"
-	"{\"destination\":\"/data\",\"type\":\"bind\",\"source\":\"/srv\","
-	"\"options\":[\"rbind\",\"ro\",\"rprivate\"]}],"
-	"\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"mount\"},{\"type\":\"network\"},"
-	"{\"type\":\"uts\"}],\"maskedPaths\":[\"/proc/kcore\"],\"readonlyPaths\":[\"/proc/sys\"],"
-	"\"sysctl\":{\"kernel.msgmax\":\"8192\"},"
-	"\"resources\":{\"memory\":{\"limit\":67108864},\"cpu\":{\"shares\":512,"
-	"\"quota\":50000,\"period\":100000},\"pids\":{\"limit\":32}},"
-	"\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"architectures\":[\"SCMP_ARCH_X86_64\"],"
-	"\"syscalls\":[{\"names\":[\"mkdir\",\"mkdirat\"],\"action\":\"SCMP_ACT_ERRNO\","
-	"\"errnoRet\":1},{\"names\":[\"personality\"],\"action\":\"SCMP_ACT_ALLOW\","
-	"\"args\":[{\"index\":0,\"value\":8,\"op\":\"SCMP_CMP_EQ\"}]}]}}}";
+    "{\"ociVersion\":\"1.1.0\",\"root\":{\"path\":\"rootfs\",\"readonly\":true},"
+    "\"hostname\":\"box\","
+    "\"process\":{\"terminal\":false,\"user\":{\"uid\":1000,\"gid\":1000,"
+    "\"additionalGids\":[10,20]},\"args\":[\"sh\",\"-c\",\"echo \\\"hi\\\"\"],"
+    "\"env\":[\"PATH=/bin\",\"TERM=xterm\"],\"cwd\":\"/tmp\","
+    "\"capabilities\":{\"bounding\":[\"CAP_CHOWN\",\"CAP_KILL\",\"CAP_NOT_A_THING\"],"
+    "\"effective\":[\"CAP_KILL\"]},"
+    "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":1024,\"soft\":512}],"
+    "\"noNewPrivileges\":true,\"oomScoreAdj\":-500},"
+    "\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
+    "{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\","
+    "\"options\":[\"nosuid\",\"strictatime\",\"mode=755\",\"size=65536k\"]},"
+    "{\"destination\":\"/data\",\"type\":\"bind\",\"source\":\"/srv\","
+    "\"options\":[\"rbind\",\"ro\",\"rprivate\"]}],"
+    "\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"mount\"},{\"type\":\"network\"},"
+    "{\"type\":\"uts\"}],\"maskedPaths\":[\"/proc/kcore\"],\"readonlyPaths\":[\"/proc/sys\"],"
+    "\"sysctl\":{\"kernel.msgmax\":\"8192\"},"
+    "\"resources\":{\"memory\":{\"limit\":67108864},\"cpu\":{\"shares\":512,"
+    "\"quota\":50000,\"period\":100000},\"pids\":{\"limit\":32}},"
+    "\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"architectures\":[\"SCMP_ARCH_X86_64\"],"
+    "\"syscalls\":[{\"names\":[\"mkdir\",\"mkdirat\"],\"action\":\"SCMP_ACT_ERRNO\","
+    "\"errnoRet\":1},{\"names\":[\"personality\"],\"action\":\"SCMP_ACT_ALLOW\","
+    "\"args\":[{\"index\":0,\"value\":8,\"op\":\"SCMP_CMP_EQ\"}]}]}}}";
 
 static struct oci_spec spec;
 
@@ -52,33 +52,33 @@ static void test_full(void)
 	is_str(p->cwd, "/tmp", "cwd");
 	ok(p->uid == 1000 && p->gid == 1000 && p->n_gids == 2 && p->gids[1] == 20, "user");
 	ok(p->has_caps && p->caps[CAP_BOUNDING] == ((1ull << 0) | (1ull << 5)) &&
-		   p->caps[CAP_EFFECTIVE] == 1ull << 5 && p->caps[CAP_AMBIENT] == 0,
+	       p->caps[CAP_EFFECTIVE] == 1ull << 5 && p->caps[CAP_AMBIENT] == 0,
 	   "capabilities, unknown names skipped");
 	ok(p->n_rlimits == 1 && p->rlimits[0].resource == RLIMIT_NOFILE &&
-		   p->rlimits[0].soft == 512 && p->rlimits[0].hard == 1024,
+	       p->rlimits[0].soft == 512 && p->rlimits[0].hard == 1024,
 	   "rlimits");
 	ok(p->no_new_privs && p->has_oom_score_adj && p->oom_score_adj == -500,
 	   "noNewPrivileges and oomScoreAdj");
 	is_int(spec.n_mounts, 3, "mounts");
 	ok(spec.mounts[1].flags == (MS_NOSUID | MS_STRICTATIME) &&
-		   !strcmp(spec.mounts[1].data, "mode=755,size=65536k"),
+	       !strcmp(spec.mounts[1].data, "mode=755,size=65536k"),
 	   "mount flags and data split");
 	ok(spec.mounts[2].bind && spec.mounts[2].flags == (MS_BIND | MS_REC | MS_RDONLY) &&
-		   spec.mounts[2].propagation == (MS_PRIVATE | MS_REC),
+	       spec.mounts[2].propagation == (MS_PRIVATE | MS_REC),
 	   "rbind, ro and propagation");
 	is_int(spec.namespaces, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS,
 	       "namespaces (network stays the VM's)");
 	ok(spec.n_masked == 1 && spec.n_readonly == 1, "masked and readonly paths");
 	ok(spec.n_sysctl == 1 && !strcmp(spec.sysctl_values[0], "8192"), "sysctl");
 	ok(spec.resources.memory_limit == 67108864 && spec.resources.cpu_shares == 512 &&
-		   spec.resources.cpu_quota == 50000 && spec.resources.cpu_period == 100000 &&
-		   spec.resources.pids_limit == 32,
+	       spec.resources.cpu_quota == 50000 && spec.resources.cpu_period == 100000 &&
+	       spec.resources.pids_limit == 32,
 	   "resources");
 	ok(spec.seccomp.present && spec.seccomp.default_action == SECCOMP_RET_ALLOW &&
-		   spec.seccomp.n_rules == 2 && spec.seccomp.rules[0].n_names == 2 &&
-		   spec.seccomp.rules[0].action == (SECCOMP_RET_ERRNO | 1) &&
-		   !strcmp(spec.seccomp.names[2], "personality") &&
-		   spec.seccomp.rules[1].n_args == 1 && spec.seccomp.rules[1].args[0].op == 4,
+	       spec.seccomp.n_rules == 2 && spec.seccomp.rules[0].n_names == 2 &&
+	       spec.seccomp.rules[0].action == (SECCOMP_RET_ERRNO | 1) &&
+	       !strcmp(spec.seccomp.names[2], "personality") && spec.seccomp.rules[1].n_args == 1 &&
+	       spec.seccomp.rules[1].args[0].op == 4,
 	   "seccomp rules");
 }
 
@@ -86,8 +86,8 @@ static void refuses(const char *doc, const char *want, const char *name)
 {
 	char err[256] = "";
 
-	ok(oci_parse(&spec, doc, strlen(doc), err, sizeof(err)) < 0 && strstr(err, want),
-	   "%s: %s", name, err);
+	ok(oci_parse(&spec, doc, strlen(doc), err, sizeof(err)) < 0 && strstr(err, want), "%s: %s",
+	   name, err);
 }
 
 static void test_errors(void)
@@ -95,28 +95,28 @@ static void test_errors(void)
 	char *big;
 
 	refuses("{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[]}}", "process.args",
-		"no program");
+	        "no program");
 	refuses("{\"root\":{\"path\":\"r\"}}", "process", "no process");
 	refuses("{\"process\":{\"args\":[\"sh\"]}}", "root.path", "no root");
 	refuses("{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"sh\"],\"cwd\":\"rel\"}}",
-		"process.cwd", "relative cwd");
+	        "process.cwd", "relative cwd");
 	refuses("{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"sh\"]},\"linux\":"
-		"{\"namespaces\":[{\"type\":\"bogus\"}]}}",
-		"linux.namespaces", "unknown namespace");
+	        "{\"namespaces\":[{\"type\":\"bogus\"}]}}",
+	        "linux.namespaces", "unknown namespace");
 	refuses("{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"sh\"],\"rlimits\":"
-		"[{\"type\":\"RLIMIT_BOGUS\",\"soft\":1,\"hard\":1}]}}",
-		"rlimits", "unknown rlimit");
+	        "[{\"type\":\"RLIMIT_BOGUS\",\"soft\":1,\"hard\":1}]}}",
+	        "rlimits", "unknown rlimit");
 	refuses("{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"sh\"]},\"mounts\":"
-		"[{\"destination\":\"rel\"}]}",
-		"mounts.destination", "relative mount destination");
+	        "[{\"destination\":\"rel\"}]}",
+	        "mounts.destination", "relative mount destination");
 	refuses("{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"sh\"]},\"linux\":{\"seccomp\":"
-		"{\"defaultAction\":\"SCMP_ACT_NOPE\"}}}",
-		"seccomp", "unknown seccomp action");
+	        "{\"defaultAction\":\"SCMP_ACT_NOPE\"}}}",
+	        "seccomp", "unknown seccomp action");
 	refuses("{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"sh\"]},\"linux\":{\"sysctl\":"
-		"{\"../../x\":\"1\"}}}",
-		"linux.sysctl", "sysctl key escaping /proc/sys");
+	        "{\"../../x\":\"1\"}}}",
+	        "linux.sysctl", "sysctl key escaping /proc/sys");
 	refuses("{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"sh\"]}", "malformed JSON",
-		"truncated document");
+	        "truncated document");
 	refuses("[1,2]", "document", "not an object");
 	big = malloc(OCI_MAX_BYTES + 2);
 	memset(big, ' ', OCI_MAX_BYTES + 1);
@@ -135,10 +135,10 @@ static void test_parts(void)
 	static const char proc[] = "{\"args\":[\"ls\",\"-l\"],\"env\":[\"A=1\"],\"terminal\":true}";
 
 	ok(oci_parse_process(&spec, proc, sizeof(proc) - 1, err, sizeof(err)) == 0 &&
-		   spec.process.n_args == 2 && spec.process.terminal,
+	       spec.process.n_args == 2 && spec.process.terminal,
 	   "an exec process object (%s)", err);
 	ok(oci_parse_resources(&r, res, sizeof(res) - 1, err, sizeof(err)) == 0 &&
-		   r.memory_limit == 1048576 && r.pids_limit == 5 && r.cpu_quota == -1,
+	       r.memory_limit == 1048576 && r.pids_limit == 5 && r.cpu_quota == -1,
 	   "LinuxResources for Update (%s)", err);
 	is_int(oci_cap_number("CAP_SYS_ADMIN"), 21, "capability numbers");
 	is_int(oci_cap_number("SYS_ADMIN"), -1, "capability names need the CAP_ prefix");

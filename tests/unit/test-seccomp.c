@@ -22,10 +22,10 @@ static int compile(const char *rules, const char *def, struct sock_fprog *out)
 	char doc[4096], err[256] = "";
 
 	snprintf(doc, sizeof(doc),
-		 "{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"x\"]},\"linux\":{\"seccomp\":"
-		 "{\"defaultAction\":\"%s\",\"architectures\":[\"SCMP_ARCH_X86_64\"],"
-		 "\"syscalls\":%s}}}",
-		 def, rules);
+	         "{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"x\"]},\"linux\":{\"seccomp\":"
+	         "{\"defaultAction\":\"%s\",\"architectures\":[\"SCMP_ARCH_X86_64\"],"
+	         "\"syscalls\":%s}}}",
+	         def, rules);
 	if (oci_parse(&spec, doc, strlen(doc), err, sizeof(err)) < 0 ||
 	    seccomp_compile(&spec.seccomp, out, err, sizeof(err)) < 0) {
 		printf("# %s\n", err);
@@ -56,15 +56,15 @@ static void cond(const char *op, const char *value, unsigned long yes, unsigned 
 	struct sock_fprog f;
 
 	snprintf(rules, sizeof(rules),
-		 "[{\"names\":[\"umask\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":1,"
-		 "\"args\":[{\"index\":0,\"value\":%s,\"valueTwo\":%s,\"op\":\"%s\"}]}]",
-		 value, !strcmp(op, "SCMP_CMP_MASKED_EQ") ? "4" : "0", op);
+	         "[{\"names\":[\"umask\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":1,"
+	         "\"args\":[{\"index\":0,\"value\":%s,\"valueTwo\":%s,\"op\":\"%s\"}]}]",
+	         value, !strcmp(op, "SCMP_CMP_MASKED_EQ") ? "4" : "0", op);
 	if (compile(rules, "SCMP_ACT_ALLOW", &f) < 0) {
 		ok(0, "%s compiles", op);
 		return;
 	}
-	ok(try_umask(&f, yes) == EPERM && try_umask(&f, no) == 0, "%s %s: %#lx denied, %#lx allowed",
-	   op, value, yes, no);
+	ok(try_umask(&f, yes) == EPERM && try_umask(&f, no) == 0,
+	   "%s %s: %#lx denied, %#lx allowed", op, value, yes, no);
 	free(f.filter);
 }
 
@@ -73,17 +73,17 @@ int main(void)
 	struct sock_fprog f;
 
 	ok(seccomp_syscall_nr("read") == 0 && seccomp_syscall_nr("umask") == SYS_umask &&
-		   seccomp_syscall_nr("no_such_call") == -1,
+	       seccomp_syscall_nr("no_such_call") == -1,
 	   "names resolve from the generated table");
 	ok(compile("[{\"names\":[\"umask\",\"not_a_syscall\"],\"action\":\"SCMP_ACT_ERRNO\","
-		   "\"errnoRet\":13}]",
-		   "SCMP_ACT_ALLOW", &f) == 0,
+	           "\"errnoRet\":13}]",
+	           "SCMP_ACT_ALLOW", &f) == 0,
 	   "a deny rule compiles (unknown names skipped)");
 	is_int(try_umask(&f, 022), EACCES, "the rule's errnoRet comes back");
 	free(f.filter);
 	ok(compile("[{\"names\":[\"umask\",\"exit\",\"exit_group\",\"prctl\",\"seccomp\"],"
-		   "\"action\":\"SCMP_ACT_ALLOW\"}]",
-		   "SCMP_ACT_ERRNO", &f) == 0,
+	           "\"action\":\"SCMP_ACT_ALLOW\"}]",
+	           "SCMP_ACT_ERRNO", &f) == 0,
 	   "an allow list compiles");
 	is_int(try_umask(&f, 022), 0, "an allowed call passes the default-deny filter");
 	free(f.filter);
