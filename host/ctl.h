@@ -35,6 +35,7 @@ struct ctl_run_opts {
 	char id[65];
 	const char *bundle;
 	int interactive;
+	int terminal;
 	int keep;
 	char **args;
 	int n_args;

@@ -13,7 +13,10 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <termios.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,7 +68,7 @@ static int parse_run(int argc, char **argv, struct ctl_run_opts *o)
 
 	ctl_config_defaults(&o->cfg);
 	ctl_random_id(o->id, sizeof(o->id));
-	while ((c = getopt_long(argc, argv, "+i", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+it", opts, NULL)) != -1) {
 		int handled = ctl_vm_option(c, optarg, &o->cfg);
 
 		if (handled < 0)
@@ -74,6 +77,7 @@ static int parse_run(int argc, char **argv, struct ctl_run_opts *o)
 			continue;
 		switch (c) {
 		case 'i': o->interactive = 1; break;
+		case 't': o->terminal = 1; break;
 		case 'K': o->keep = 1; break;
 		case 'r': o->cfg.initrd = optarg; break;
 		case 'n': snprintf(o->id, sizeof(o->id), "%s", optarg); break;
@@ -160,7 +164,8 @@ static int open_streams(struct vm *vm, const struct ctl_run_opts *o, struct hstr
 	int64_t deadline = mono_ns() + RPC_TIMEOUT_NS;
 	char name[160];
 
-	for (int i = o->interactive ? 0 : 1; i < 3; i++) {
+	/* With a terminal, stderr is the terminal too: no stream of its own. */
+	for (int i = o->interactive ? 0 : 1; i < (o->terminal ? 2 : 3); i++) {
 		snprintf(name, sizeof(name), "%s-%s", vm->id, suffix[i]);
 		if (hstream_open(hs, name, i ? HSTREAM_OUT : HSTREAM_IN, i, deadline, err) < 0)
 			return -1;
@@ -168,9 +173,50 @@ static int open_streams(struct vm *vm, const struct ctl_run_opts *o, struct hstr
 	}
 	io->stdin_uri = o->interactive ? uri[0] : "";
 	io->stdout_uri = uri[1];
-	io->stderr_uri = uri[2];
-	io->terminal = 0;
+	io->stderr_uri = o->terminal ? "" : uri[2];
+	io->terminal = o->terminal;
 	return 0;
+}
+
+/* The terminal's size: ours if stdout is one, else $LINES/$COLUMNS, else 24x80. */
+static void window_size(unsigned *w, unsigned *h)
+{
+	struct winsize ws;
+	const char *l = getenv("LINES"), *c = getenv("COLUMNS");
+
+	*w = 80;
+	*h = 24;
+	if (ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col && ws.ws_row) {
+		*w = ws.ws_col;
+		*h = ws.ws_row;
+		return;
+	}
+	if (l && atoi(l) > 0)
+		*h = (unsigned)atoi(l);
+	if (c && atoi(c) > 0)
+		*w = (unsigned)atoi(c);
+}
+
+/* Raw mode while our own terminal feeds the container's. */
+static struct termios saved_tty;
+static int tty_raw;
+
+static void raw_tty(void)
+{
+	struct termios t;
+
+	if (!isatty(0) || tcgetattr(0, &saved_tty) < 0)
+		return;
+	t = saved_tty;
+	cfmakeraw(&t);
+	tty_raw = tcsetattr(0, TCSANOW, &t) == 0;
+}
+
+static void restore_tty(void)
+{
+	if (tty_raw)
+		tcsetattr(0, TCSANOW, &saved_tty);
+	tty_raw = 0;
 }
 
 static int run_container(struct vm *vm, const struct ctl_run_opts *o, uint32_t *status, kerr_t *err)
@@ -187,8 +233,18 @@ static int run_container(struct vm *vm, const struct ctl_run_opts *o, uint32_t *
 	} else if (open_streams(vm, o, &hs, &io, uri, err) < 0) {
 		return -1;
 	}
-	if (task_create(&vm->link, vm->id, GUEST_SHARE "/ctr", &io, &pid, deadline, err) < 0 ||
-	    task_start(&vm->link, vm->id, "", &pid, deadline, err) < 0)
+	if (task_create(&vm->link, vm->id, GUEST_SHARE "/ctr", &io, &pid, deadline, err) < 0)
+		return -1;
+	if (o->terminal && !o->keep) {
+		unsigned w, h;
+
+		window_size(&w, &h);
+		if (task_resize(&vm->link, vm->id, "", w, h, deadline, err) < 0)
+			return -1;
+		if (o->interactive)
+			raw_tty();
+	}
+	if (task_start(&vm->link, vm->id, "", &pid, deadline, err) < 0)
 		return -1;
 	if (o->keep)
 		return 0;
@@ -197,12 +253,17 @@ static int run_container(struct vm *vm, const struct ctl_run_opts *o, uint32_t *
 	vm->tick_ns = 5000000;
 	hstreams_pump_input(&hs);
 	/* No deadline: the container runs as long as it runs; ^C still stops everything. */
-	if (task_wait(&vm->link, vm->id, "", status, 0, err) < 0)
+	if (task_wait(&vm->link, vm->id, "", status, 0, err) < 0) {
+		restore_tty();
 		return -1;
+	}
 	vm->tick = NULL;
 	vm->tick_ns = 0;
-	if (hstreams_drain(&hs, mono_ns() + RPC_TIMEOUT_NS, err) < 0)
+	if (hstreams_drain(&hs, mono_ns() + RPC_TIMEOUT_NS, err) < 0) {
+		restore_tty();
 		return -1;
+	}
+	restore_tty();
 	vm->link.on_frame = NULL;
 	return task_delete(&vm->link, vm->id, "", NULL, mono_ns() + RPC_TIMEOUT_NS, err);
 }

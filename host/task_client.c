@@ -207,3 +207,15 @@ int task_stats(struct ttrpc_client *c, const char *id, struct task_stats *out, i
 	io__containerd__cgroups__v2__metrics__free_unpacked(m, NULL);
 	return 0;
 }
+
+int task_resize(struct ttrpc_client *c, const char *id, const char *exec_id, uint32_t width,
+                uint32_t height, int64_t deadline_ns, kerr_t *err)
+{
+	Containerd__Task__V3__ResizePtyRequest req = CONTAINERD__TASK__V3__RESIZE_PTY_REQUEST__INIT;
+
+	req.id = (char *)id;
+	req.exec_id = (char *)exec_id;
+	req.width = width;
+	req.height = height;
+	return empty_call(c, "ResizePty", &req.base, deadline_ns, err);
+}

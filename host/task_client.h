@@ -28,6 +28,8 @@ int task_kill(struct ttrpc_client *c, const char *id, const char *exec_id, uint3
 int task_delete(struct ttrpc_client *c, const char *id, const char *exec_id, uint32_t *exit_status,
                 int64_t deadline_ns, kerr_t *err);
 
+int task_resize(struct ttrpc_client *c, const char *id, const char *exec_id, uint32_t width,
+                uint32_t height, int64_t deadline_ns, kerr_t *err);
 int task_pause(struct ttrpc_client *c, const char *id, int pause, int64_t deadline_ns, kerr_t *err);
 
 struct task_state {

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -43,6 +45,7 @@ struct proc {
 	uint64_t exited_ns;
 	int start_fd;          /* write end: Start releases the process */
 	struct watch status_w; /* read end: the child's setup result */
+	int console_fd;         /* terminal: where the child sends the pty master */
 	char status_msg[512];
 	size_t status_len;
 	struct rpc_pending create_reply;
@@ -50,6 +53,7 @@ struct proc {
 	unsigned n_waiters;
 	char uri[3][513];
 	int terminal;
+	int pty; /* master of its terminal (ResizePty), -1 without one */
 	struct oci_spec *spec; /* exec processes own theirs; [0] uses the container's */
 };
 
@@ -155,8 +159,12 @@ static int open_stdio(const struct ctr_stdio *io, int fds[3], char *err, size_t 
 {
 	for (int i = 0; i < 3; i++)
 		fds[i] = -1;
+	/* A terminal is opened inside the container (spawn.c), its master attached to the
+	 * streams once it arrives (on_status); the stdout stream must be there already. */
 	if (io->terminal)
-		return fail(err, n, RPC_UNIMPLEMENTED, "terminal mode is not supported yet");
+		return stream_is_open(io->uri[1]) ? 0
+		                                  : fail(err, n, RPC_INVALID_ARGUMENT,
+		                                         "a terminal needs a stdout stream");
 	for (int i = 0; i < 3; i++) {
 		const char *u = io->uri[i];
 		int flags = i == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_APPEND;
@@ -312,6 +320,8 @@ static void free_container(struct container *c)
 			free(c->procs[i].spec);
 		if (c->procs[i].start_fd >= 0)
 			close(c->procs[i].start_fd);
+		if (c->procs[i].pty >= 0)
+			close(c->procs[i].pty);
 	}
 	free(c->spec);
 	free(c->seccomp.filter);
@@ -329,6 +339,9 @@ static void creation_failed(struct proc *p, const char *msg)
 	if (p->start_fd >= 0)
 		close(p->start_fd);
 	p->start_fd = -1;
+	if (p->console_fd >= 0)
+		close(p->console_fd);
+	p->console_fd = -1;
 	task_create_done(&p->create_reply, 0, msg);
 	if (p == &c->procs[0]) {
 		cgroup_remove(c->cgroup);
@@ -338,6 +351,33 @@ static void creation_failed(struct proc *p, const char *msg)
 		memset(p, 0, sizeof(*p));
 		p->start_fd = -1;
 	}
+}
+
+/* The child sent its pty master (before its status): stdout and stdin streams use it. */
+static int attach_terminal(struct proc *p)
+{
+	char buf[CMSG_SPACE(sizeof(int))], c;
+	struct iovec iov = { &c, 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf,
+			      .msg_controllen = sizeof(buf) };
+	struct cmsghdr *cm;
+	char err[128];
+	int m = -1;
+
+	if (recvmsg(p->console_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1 ||
+	    !(cm = CMSG_FIRSTHDR(&msg)) || cm->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&m, CMSG_DATA(cm), sizeof(int));
+	close(p->console_fd);
+	p->console_fd = -1;
+	p->pty = m;
+	if (stream_attach_fd(p->uri[1], STREAM_OUT, fcntl(m, F_DUPFD_CLOEXEC, 0), err,
+	                     sizeof(err)) != 1)
+		return -1;
+	return stream_attach_fd(p->uri[0], STREAM_IN, fcntl(m, F_DUPFD_CLOEXEC, 0), err,
+	                        sizeof(err)) > 1
+	               ? -1
+	               : 0;
 }
 
 static void on_status(struct watch *w, uint32_t events)
@@ -358,6 +398,11 @@ static void on_status(struct watch *w, uint32_t events)
 	close(w->fd);
 	w->fd = -1;
 	p->status_msg[p->status_len] = '\0';
+	if (p->status_len == 1 && p->status_msg[0] == '\0' && p->console_fd >= 0 &&
+	    attach_terminal(p) < 0) {
+		creation_failed(p, "the container's terminal could not be attached");
+		return;
+	}
 	if (p->status_len == 1 && p->status_msg[0] == '\0') {
 		p->state = P_CREATED;
 		task_create_done(&p->create_reply, p->pid, NULL);
@@ -408,6 +453,7 @@ struct launch {
 	int ns_fds[4];
 	int pidns_fd; /* exec: the container's pid namespace, -1 for a new one */
 	int clone_flags;
+	int terminal;
 	struct sock_fprog *seccomp;
 };
 
@@ -435,7 +481,21 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 		                 .go_fd = go[0],
 		                 .status_fd = status[1],
 		                 .start_fd = start[0],
-		                 .seccomp = l->seccomp };
+		                 .seccomp = l->seccomp,
+		                 .console_fd = -1 };
+	l->p->console_fd = -1;
+	if (l->terminal) {
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+			close_fds(go, 2);
+			close_fds(status, 2);
+			close_fds(start, 2);
+			return fail(err, n, RPC_INTERNAL, "console socket: %s", strerror(errno));
+		}
+		a.console_fd = sv[1];
+		l->p->console_fd = sv[0];
+	}
 	memcpy(a.stdio, l->stdio, sizeof(a.stdio));
 	memcpy(a.ns_fds, l->ns_fds, sizeof(a.ns_fds));
 	/* An exec's child must be born in the container's pid namespace. */
@@ -462,8 +522,10 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 	close(go[0]);
 	close(status[1]);
 	close(start[0]);
+	if (a.console_fd >= 0)
+		close(a.console_fd);
 	if (pid < 0) {
-		close_fds((int[]){ go[1], status[0], start[1] }, 3);
+		close_fds((int[]){ go[1], status[0], start[1], l->p->console_fd }, 4);
 		return fail(err, n, RPC_INTERNAL, "clone: %s", strerror(errno));
 	}
 	l->p->pid = (pid_t)pid;
@@ -518,6 +580,7 @@ static struct container *alloc_container(void)
 			for (int k = 0; k < MAX_PROCS; k++) {
 				c->procs[k].start_fd = -1;
 				c->procs[k].status_w.fd = -1;
+				c->procs[k].pty = -1;
 				c->procs[k].ctr = c;
 			}
 			c->used = 1;
@@ -571,6 +634,7 @@ int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
 	l.spec = c->spec;
 	l.rootfs = c->rootfs;
 	l.seccomp = c->seccomp.filter ? &c->seccomp : NULL;
+	l.terminal = io->terminal;
 	/* The cgroup namespace is entered by the child once it sits in its cgroup. */
 	l.clone_flags = c->spec->namespaces & ~CLONE_NEWCGROUP;
 	l.p->create_reply = *reply;
@@ -614,6 +678,7 @@ static int exec_launch(struct container *c, struct proc *p, const struct ctr_std
 		            .spec = p->spec,
 		            .rootfs = "/",
 		            .pidns_fd = -1,
+		            .terminal = io->terminal,
 		            .seccomp = c->seccomp.filter ? &c->seccomp : NULL };
 	int rc;
 
@@ -664,8 +729,11 @@ int ctr_exec(const char *id, const char *exec_id, const char *process_json, size
 	kfmt(p->exec_id, sizeof(p->exec_id), "%s", exec_id);
 	p->create_reply = *reply;
 	keep_uris(p, io);
+	p->pty = -1;
 	rc = exec_launch(c, p, io, err, n);
 	if (rc) {
+		if (p->pty >= 0)
+			close(p->pty);
 		free(p->spec);
 		memset(p, 0, sizeof(*p));
 		p->start_fd = -1;
@@ -756,6 +824,8 @@ int ctr_delete(const char *id, const char *exec_id, struct ctr_exit *out, char *
 	*out = (struct ctr_exit){ p->pid, p->exit_status, p->exited_ns };
 	ev_deleted(c, p);
 	if (p != &c->procs[0]) {
+		if (p->pty >= 0)
+			close(p->pty);
 		free(p->spec);
 		memset(p, 0, sizeof(*p));
 		p->start_fd = -1;
@@ -877,6 +947,34 @@ int ctr_stats(const char *id, struct cgroup_stats *st, char *err, size_t n)
 	if (cgroup_stats(c->cgroup, st) < 0)
 		return fail(err, n, RPC_INTERNAL, "read the stats of %s: %s", c->cgroup,
 		            strerror(errno));
+	return 0;
+}
+
+int ctr_resize(const char *id, const char *exec_id, unsigned w, unsigned h, char *err, size_t n)
+{
+	struct container *c;
+	struct proc *p;
+	struct winsize ws = { (unsigned short)h, (unsigned short)w, 0, 0 };
+	int rc = lookup(id, exec_id, &c, &p, err, n);
+
+	if (rc)
+		return rc;
+	if (p->pty < 0)
+		return fail(err, n, RPC_FAILED_PRECONDITION, "process %d has no terminal", p->pid);
+	if (ioctl(p->pty, TIOCSWINSZ, &ws) < 0)
+		return fail(err, n, RPC_INTERNAL, "resize the terminal: %s", strerror(errno));
+	return 0;
+}
+
+int ctr_close_io(const char *id, const char *exec_id, char *err, size_t n)
+{
+	struct container *c;
+	struct proc *p;
+	int rc = lookup(id, exec_id, &c, &p, err, n);
+
+	if (rc)
+		return rc;
+	stream_close_input(p->uri[0]);
 	return 0;
 }
 

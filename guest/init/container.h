@@ -51,6 +51,9 @@ int ctr_pids(const char *id, void (*fn)(pid_t pid, void *arg), void *arg, char *
 int ctr_pause(const char *id, int pause, char *err, size_t n);
 int ctr_update(const char *id, const char *resources_json, size_t len, char *err, size_t n);
 int ctr_stats(const char *id, struct cgroup_stats *st, char *err, size_t n);
+int ctr_resize(const char *id, const char *exec_id, unsigned w, unsigned h, char *err, size_t n);
+/* Ends the process's stdin (after what was already received). */
+int ctr_close_io(const char *id, const char *exec_id, char *err, size_t n);
 pid_t ctr_init_pid(const char *id);
 
 /* A child of PID 1 exited (from the SIGCHLD reaper). */

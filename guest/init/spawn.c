@@ -13,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -307,15 +308,51 @@ static void user(void)
 	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 }
 
+/* The terminal comes from the container's own devpts (so ttyname() works inside), and
+ * its master goes back to the init over the console socket, as runc's console socket. */
+static void open_terminal(void)
+{
+	char buf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { (void *)"t", 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf,
+			      .msg_controllen = sizeof(buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	int unlock = 0, m, slave;
+
+	m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0 || ioctl(m, TIOCSPTLCK, &unlock) < 0)
+		die("open /dev/ptmx in the container", NULL);
+	slave = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+	if (slave < 0)
+		die("open the terminal", NULL);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &m, sizeof(int));
+	if (sendmsg(args->console_fd, &msg, 0) != 1)
+		die("send the terminal to the init", NULL);
+	close(m);
+	close(args->console_fd);
+	for (int i = 0; i < 3; i++)
+		if (dup2(slave, i) < 0)
+			die("set up the terminal", NULL);
+	if (slave > 2)
+		close(slave);
+}
+
 static void stdio(void)
 {
+	if (setsid() < 0)
+		die("setsid", NULL);
+	if (args->console_fd >= 0) {
+		open_terminal();
+		if (ioctl(0, TIOCSCTTY, 0) < 0)
+			die("set the controlling terminal", NULL);
+		return;
+	}
 	for (int i = 0; i < 3; i++)
 		if (args->stdio[i] != i && dup2(args->stdio[i], i) < 0)
 			die("set up stdio", NULL);
-	if (setsid() < 0)
-		die("setsid", NULL);
-	if (args->new_session_tty && ioctl(0, TIOCSCTTY, 0) < 0)
-		die("set the controlling terminal", NULL);
 }
 
 /* execvp with the container's PATH, not ours. */

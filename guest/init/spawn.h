@@ -13,8 +13,9 @@ struct spawn_args {
 	int go_fd;           /* read: the parent has placed us in our cgroup */
 	int status_fd;       /* write: "" on success, else an error message */
 	int start_fd;        /* read: released by Start (-1: exec right away) */
-	int stdio[3];        /* fds for 0, 1, 2 (a pty slave three times with a terminal) */
-	int new_session_tty; /* make stdio[0] the controlling terminal */
+	int stdio[3];        /* fds for 0, 1, 2 (unused with a terminal) */
+	int console_fd;      /* terminal: the pty is opened inside the container and its
+	                        master sent back on this socket; -1 without a terminal */
 	struct sock_fprog *seccomp; /* compiled filter or NULL */
 };
 

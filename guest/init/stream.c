@@ -144,7 +144,7 @@ static void on_output(struct watch *w, uint32_t events)
 	n = read(w->fd, chunk, want);
 	if (n < 0 && errno == EAGAIN)
 		return;
-	if (n <= 0) { /* EOF: every writer is gone */
+	if (n <= 0) { /* EOF (EIO on a pty master): every writer is gone */
 		close_pipe(s);
 		close_local(s);
 		return;
@@ -349,31 +349,37 @@ static const char *stream_name(const char *uri)
 	return p ? p + 13 : NULL;
 }
 
-int stream_bind(const char *uri, enum stream_dir dir, int *child_fd, char *err, size_t n)
+static struct stream *parked(const char *name)
+{
+	for (int i = 0; i < MAX_STREAMS; i++)
+		if (streams[i].state == S_PARKED && !strcmp(streams[i].name, name))
+			return &streams[i];
+	return NULL;
+}
+
+int stream_is_open(const char *uri)
 {
 	const char *name = stream_name(uri);
-	struct stream *s = NULL;
-	int p[2];
+
+	return name && parked(name);
+}
+
+int stream_attach_fd(const char *uri, enum stream_dir dir, int fd, char *err, size_t n)
+{
+	const char *name = stream_name(uri);
+	struct stream *s = name ? parked(name) : NULL;
 
 	if (!name)
 		return 0;
-	for (int i = 0; i < MAX_STREAMS && !s; i++)
-		if (streams[i].state == S_PARKED && !strcmp(streams[i].name, name))
-			s = &streams[i];
 	if (!s) {
 		kfmt(err, n, "stdio stream `%s` is not open", name);
 		return RPC_FAILED_PRECONDITION;
 	}
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		kfmt(err, n, "pipe: errno %d", errno);
-		return RPC_INTERNAL;
-	}
 	s->dir = dir;
 	s->state = S_BOUND;
-	s->w.fd = dir == STREAM_OUT ? p[0] : p[1];
+	s->w.fd = fd;
 	s->w.fn = dir == STREAM_OUT ? on_output : on_input_ready;
-	*child_fd = dir == STREAM_OUT ? p[1] : p[0];
-	fcntl(s->w.fd, F_SETFL, O_NONBLOCK);
+	fcntl(s->w.fd, F_SETFL, fcntl(s->w.fd, F_GETFL) | O_NONBLOCK);
 	if (dir == STREAM_OUT && s->credit > 0)
 		poll_pipe(s, EPOLLIN);
 	if (dir == STREAM_IN) {
@@ -381,6 +387,41 @@ int stream_bind(const char *uri, enum stream_dir dir, int *child_fd, char *err, 
 		flush_input(s);
 	}
 	return 1;
+}
+
+int stream_bind(const char *uri, enum stream_dir dir, int *child_fd, char *err, size_t n)
+{
+	const char *name = stream_name(uri);
+	int p[2], rc;
+
+	if (!name)
+		return 0;
+	if (!parked(name)) {
+		kfmt(err, n, "stdio stream `%s` is not open", name);
+		return RPC_FAILED_PRECONDITION;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		kfmt(err, n, "pipe: errno %d", errno);
+		return RPC_INTERNAL;
+	}
+	rc = stream_attach_fd(uri, dir, dir == STREAM_OUT ? p[0] : p[1], err, n);
+	*child_fd = dir == STREAM_OUT ? p[1] : p[0];
+	return rc;
+}
+
+void stream_close_input(const char *uri)
+{
+	const char *name = stream_name(uri);
+
+	for (int i = 0; name && i < MAX_STREAMS; i++) {
+		struct stream *s = &streams[i];
+
+		if (s->state == S_BOUND && s->dir == STREAM_IN && !strcmp(s->name, name)) {
+			/* What was received still goes in first; then the program reads EOF. */
+			s->remote_closed = 1;
+			flush_input(s);
+		}
+	}
 }
 
 static const struct rpc_method streaming_methods[] = {

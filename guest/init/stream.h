@@ -19,6 +19,12 @@ enum stream_dir { STREAM_OUT, STREAM_IN };
 /* If uri names a stream, binds it: *child_fd gets the pipe end for the container process.
  * Returns 1 if bound, 0 if the URI names no stream, or an RPC code with err set. */
 int stream_bind(const char *uri, enum stream_dir dir, int *child_fd, char *err, size_t n);
+/* Whether uri names a stream waiting to be bound. */
+int stream_is_open(const char *uri);
+/* Same, with an fd we already have for our side (a pty master); the stream owns it. */
+int stream_attach_fd(const char *uri, enum stream_dir dir, int fd, char *err, size_t n);
+/* CloseIO: the program's stdin ends once what was received is delivered. */
+void stream_close_input(const char *uri);
 /* A data frame for a ttrpc stream of ours. Returns 0 if it was ours, -1 otherwise. */
 int stream_on_data(struct conn *c, const struct ttrpc_header *h, const uint8_t *data);
 

@@ -236,17 +236,16 @@ static void t_resize_pty(struct rpc_ctx *ctx)
 {
 	DECODE(ctx, containerd_task_v3_ResizePtyRequest, req);
 
-	rpc_error(ctx, RPC_FAILED_PRECONDITION, "process %s in %s has no terminal",
-	          req.exec_id[0] ? req.exec_id : "(init)", req.id);
+	CHECK(ctx, ctr_resize(req.id, req.exec_id, req.width, req.height, ERRBUF));
+	empty_reply(ctx);
 }
 
 static void t_close_io(struct rpc_ctx *ctx)
 {
 	DECODE(ctx, containerd_task_v3_CloseIORequest, req);
-	struct ctr_state st;
 
-	/* stdin is a file or /dev/null until streams arrive: nothing stays open to close. */
-	CHECK(ctx, ctr_state(req.id, req.exec_id, &st, ERRBUF));
+	if (req.stdin)
+		CHECK(ctx, ctr_close_io(req.id, req.exec_id, ERRBUF));
 	empty_reply(ctx);
 }
 

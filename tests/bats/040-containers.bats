@@ -129,3 +129,14 @@ run_ctr() {
 	[ "$status" -eq 0 ]
 	cmp "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
 }
+
+@test "a terminal: the container's own pty, sized by ResizePty, stdin and exit code through it" {
+	run bash -c "LINES=33 COLUMNS=101 timeout 120 '$CTL' run -t '$(bundle -- sh -c 'tty; stty size; test -t 0 && echo stdin-tty')'"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"/dev/pts/0"* ]]
+	[[ "$output" == *"33 101"* ]]
+	[[ "$output" == *"stdin-tty"* ]]
+	run bash -c "printf 'echo typed-\$((40+2))\nexit 3\n' | timeout 120 '$CTL' run -t -i '$(bundle -- sh)'"
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"typed-42"* ]]
+}
