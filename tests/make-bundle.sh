@@ -5,7 +5,7 @@
 #
 # usage: tests/make-bundle.sh DIR [--user UID:GID] [--readonly] [--hostname H]
 #            [--memory BYTES] [--pids N] [--drop-cap CAP_X] [--deny-syscall NAME]
-#            [--terminal] [--env K=V] [--mask PATH] [-- ARGS...]
+#            [--terminal] [--env K=V] [--mask PATH] [--cpu SHARES:QUOTA:PERIOD] [-- ARGS...]
 set -euo pipefail
 
 die() { printf 'make-bundle: fatal: %s\n' "$*" >&2; exit 1; }
@@ -22,7 +22,8 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--) shift; args=("$@"); break ;;
 	--readonly | --terminal) opts+=("$1"); shift ;;
-	--user | --hostname | --memory | --pids | --drop-cap | --deny-syscall | --env | --mask)
+	--user | --hostname | --memory | --pids | --drop-cap | --deny-syscall | --env | --mask | \
+		--cpu)
 		[ $# -ge 2 ] || die "$1 needs a value"
 		opts+=("$1" "$2"); shift 2 ;;
 	*) die "unknown option $1" ;;
@@ -120,6 +121,9 @@ while i < len(argv):
         spec["process"]["env"].append(v)
     elif a == "--mask":
         spec["linux"]["maskedPaths"].append(v)
+    elif a == "--cpu":
+        shares, quota, period = (int(x) for x in v.split(":"))
+        spec["linux"]["resources"]["cpu"] = {"shares": shares, "quota": quota, "period": period}
     i += 2
 json.dump(spec, open(out, "w"), indent=2)
 PY

@@ -140,3 +140,13 @@ run_ctr() {
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"typed-42"* ]]
 }
+
+@test "cpu shares and quota land in the container's cgroup, which its cgroup namespace shows as /" {
+	run_ctr "$(bundle --cpu 512:50000:100000 --pids 64 -- sh -c 'cat /proc/self/cgroup; cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/pids.max')"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "0::/" ]
+	[ "${lines[1]}" = "50000 100000" ]
+	# shares 512 map to weight 1 + (510 * 9999) / 262142 = 20
+	[ "${lines[2]}" = "20" ]
+	[ "${lines[3]}" = "64" ]
+}
