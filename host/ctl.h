@@ -55,5 +55,6 @@ int ctl_stats(int argc, char **argv);
 int ctl_state(int argc, char **argv);
 int ctl_pause(int argc, char **argv);
 int ctl_resume(int argc, char **argv);
+int ctl_update(int argc, char **argv);
 
 #endif

@@ -5,6 +5,7 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -240,4 +241,42 @@ int ctl_pause(int argc, char **argv)
 int ctl_resume(int argc, char **argv)
 {
 	return pause_cmd(argc, argv, 0);
+}
+
+/* kuasar-ctl update ID [--memory BYTES] [--pids N]: new cgroup limits, as Task.Update. */
+int ctl_update(int argc, char **argv)
+{
+	json_object *res = json_object_new_object(), *o;
+	struct vm vm;
+	kerr_t err;
+	int rc, set = 0;
+
+	for (int i = 2; i + 1 < argc; i += 2) {
+		long long v = atoll(argv[i + 1]);
+		const char *what = !strcmp(argv[i], "--memory") ? "memory"
+		                   : !strcmp(argv[i], "--pids") ? "pids"
+		                                                : NULL;
+
+		if (!what || v <= 0) {
+			set = -1;
+			break;
+		}
+		o = json_object_new_object();
+		json_object_object_add(o, "limit", json_object_new_int64(v));
+		json_object_object_add(res, what, o);
+		set++;
+	}
+	if (argc < 4 || argc % 2 || set <= 0) {
+		json_object_put(res);
+		fprintf(stderr, "usage: kuasar-ctl update ID [--memory BYTES] [--pids N]\n");
+		return 2;
+	}
+	if (attach(&vm, argv[1], &err) < 0) {
+		json_object_put(res);
+		return ctl_fail(&err);
+	}
+	rc = task_update(&vm.link, vm.id, json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN),
+	                 mono_ns() + RPC_TIMEOUT_NS, &err);
+	json_object_put(res);
+	return done(&vm, rc, &err);
 }

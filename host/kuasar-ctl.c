@@ -457,6 +457,7 @@ static const struct command commands[] = {
 	{ "events", ctl_events, "print a kept sandbox's task events (--count N, --timeout MS)" },
 	{ "pause", ctl_pause, "freeze a kept container" },
 	{ "resume", ctl_resume, "thaw a paused container" },
+	{ "update", ctl_update, "change a kept container's limits (--memory BYTES, --pids N)" },
 	{ "bench", ctl_bench, "bench container BUNDLE: container start inside a running sandbox" },
 	{ "ping", cmd_ping, "check that a kept VM's kuasar-init answers" },
 	{ "shutdown", cmd_shutdown, "power off a kept VM and remove its files" },

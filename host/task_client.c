@@ -219,3 +219,17 @@ int task_resize(struct ttrpc_client *c, const char *id, const char *exec_id, uin
 	req.height = height;
 	return empty_call(c, "ResizePty", &req.base, deadline_ns, err);
 }
+
+int task_update(struct ttrpc_client *c, const char *id, const char *resources_json,
+                int64_t deadline_ns, kerr_t *err)
+{
+	Containerd__Task__V3__UpdateTaskRequest req = CONTAINERD__TASK__V3__UPDATE_TASK_REQUEST__INIT;
+	Google__Protobuf__Any res = GOOGLE__PROTOBUF__ANY__INIT;
+
+	res.type_url = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
+	res.value.data = (uint8_t *)resources_json;
+	res.value.len = strlen(resources_json);
+	req.id = (char *)id;
+	req.resources = &res;
+	return empty_call(c, "Update", &req.base, deadline_ns, err);
+}

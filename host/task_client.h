@@ -30,6 +30,9 @@ int task_delete(struct ttrpc_client *c, const char *id, const char *exec_id, uin
 
 int task_resize(struct ttrpc_client *c, const char *id, const char *exec_id, uint32_t width,
                 uint32_t height, int64_t deadline_ns, kerr_t *err);
+/* resources_json: an OCI LinuxResources object. */
+int task_update(struct ttrpc_client *c, const char *id, const char *resources_json,
+                int64_t deadline_ns, kerr_t *err);
 int task_pause(struct ttrpc_client *c, const char *id, int pause, int64_t deadline_ns, kerr_t *err);
 
 struct task_state {

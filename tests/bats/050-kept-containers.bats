@@ -104,3 +104,15 @@ start_counter() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"ratio container / exec"* ]]
 }
+
+@test "update changes a running container's limits" {
+	start_counter x6
+	run_t 30 "$CTL" update x6 --memory 50331648 --pids 40
+	[ "$status" -eq 0 ]
+	run_t 30 "$CTL" stats x6
+	[[ "$output" == *"(limit 50331648)"* ]]
+	[[ "$output" == *"pids "*"(limit 40)"* ]]
+	run_t 30 "$CTL" update x6 --memory nonsense
+	[ "$status" -eq 2 ]
+	run_t 30 "$CTL" shutdown x6
+}
