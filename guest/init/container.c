@@ -313,6 +313,25 @@ static void finish_waiters(struct proc *p)
 	p->n_waiters = 0;
 }
 
+/* An empty process slot: no fds, owned by its container. */
+static void proc_init(struct container *c, struct proc *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->start_fd = p->status_w.fd = p->pty = p->console_fd = -1;
+	p->ctr = c;
+}
+
+/* Releases an exec's slot for reuse. */
+static void free_exec(struct proc *p)
+{
+	if (p->pty >= 0)
+		close(p->pty);
+	if (p->start_fd >= 0)
+		close(p->start_fd);
+	free(p->spec);
+	proc_init(p->ctr, p);
+}
+
 static void free_container(struct container *c)
 {
 	for (int i = 0; i < MAX_PROCS; i++) {
@@ -347,9 +366,7 @@ static void creation_failed(struct proc *p, const char *msg)
 		cgroup_remove(c->cgroup);
 		free_container(c);
 	} else {
-		free(p->spec);
-		memset(p, 0, sizeof(*p));
-		p->start_fd = -1;
+		free_exec(p);
 	}
 }
 
@@ -577,12 +594,8 @@ static struct container *alloc_container(void)
 			struct container *c = &containers[i];
 
 			memset(c, 0, sizeof(*c));
-			for (int k = 0; k < MAX_PROCS; k++) {
-				c->procs[k].start_fd = -1;
-				c->procs[k].status_w.fd = -1;
-				c->procs[k].pty = -1;
-				c->procs[k].ctr = c;
-			}
+			for (int k = 0; k < MAX_PROCS; k++)
+				proc_init(c, &c->procs[k]);
 			c->used = 1;
 			return c;
 		}
@@ -731,15 +744,8 @@ int ctr_exec(const char *id, const char *exec_id, const char *process_json, size
 	keep_uris(p, io);
 	p->pty = -1;
 	rc = exec_launch(c, p, io, err, n);
-	if (rc) {
-		if (p->pty >= 0)
-			close(p->pty);
-		free(p->spec);
-		memset(p, 0, sizeof(*p));
-		p->start_fd = -1;
-		p->status_w.fd = -1;
-		p->ctr = c;
-	}
+	if (rc)
+		free_exec(p);
 	return rc;
 }
 
@@ -824,13 +830,7 @@ int ctr_delete(const char *id, const char *exec_id, struct ctr_exit *out, char *
 	*out = (struct ctr_exit){ p->pid, p->exit_status, p->exited_ns };
 	ev_deleted(c, p);
 	if (p != &c->procs[0]) {
-		if (p->pty >= 0)
-			close(p->pty);
-		free(p->spec);
-		memset(p, 0, sizeof(*p));
-		p->start_fd = -1;
-		p->status_w.fd = -1;
-		p->ctr = c;
+		free_exec(p);
 		return 0;
 	}
 	for (int i = 1; i < MAX_PROCS; i++)
