@@ -212,6 +212,14 @@ $(BIN)/tests/test-json: tests/unit/test-json.c guest/init/json.c guest/init/fmt.
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(HOST_CFLAGS) -Iguest/init -Itests/unit -o $@ $< guest/init/json.c guest/init/fmt.c
 
+$(BIN)/tests/test-alloc: tests/unit/test-alloc.c guest/init/alloc.c tests/unit/tap.h
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(HOST_CFLAGS) -fno-builtin -Dmalloc=k_malloc -Dfree=k_free -Dcalloc=k_calloc \
+		-Drealloc=k_realloc -Itests/unit -o $@.alloc.o -c guest/init/alloc.c
+	$(Q)$(CC) $(HOST_CFLAGS) -Itests/unit -o $@ $< $@.alloc.o
+	$(Q)rm -f $@.alloc.o
+
 OCI_TEST_SRCS := guest/init/oci.c guest/init/json.c guest/init/fmt.c
 
 $(BIN)/tests/test-seccomp: tests/unit/test-seccomp.c guest/init/seccomp.c $(OCI_TEST_SRCS) \
@@ -226,7 +234,8 @@ $(BIN)/tests/test-oci: tests/unit/test-oci.c $(OCI_TEST_SRCS) guest/init/oci.h t
 	$(Q)$(CC) $(HOST_CFLAGS) -Iguest/init -Itests/unit -o $@ $< $(OCI_TEST_SRCS)
 
 # Guest server and host client in one process, talking over a socketpair.
-LINK_TEST_GUEST := $(filter-out $(addprefix guest/init/,main.c boot.c link.c netlink.c),$(GUEST_SRCS))
+# alloc.c replaces musl's malloc in PID 1; host test binaries keep glibc's.
+LINK_TEST_GUEST := $(filter-out $(addprefix guest/init/,main.c boot.c link.c netlink.c alloc.c),$(GUEST_SRCS))
 $(BIN)/tests/test-link: tests/unit/test-link.c $(LINK_TEST_GUEST) $(GUEST_PB) $(GUEST_PB_H) $(NANOPB_SRCS) \
 		$(BIN)/libkuasar.a tests/unit/tap.h tests/unit/link-abuse.h
 	$(call msg,CC,$@)
