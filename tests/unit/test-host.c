@@ -104,12 +104,14 @@ static void test_argv(void)
 	ok(has_arg(argv, "virtserialport,chardev=agent,name=io.kuasar.agent"), "agent port");
 	ok(has_arg(argv, "kuasar-x1,process=kuasar-x1"), "process named after the sandbox");
 	ok(host_tsc_khz() == 0 || has_arg(argv, "console=ttyS0 quiet reboot=t panic=-1 pci=off "
-	                                        "kuasar.log=info tsc_early_khz="),
+	                                        "lapic_timer_hz=1000000000 kuasar.log=info "
+	                                        "tsc_early_khz="),
 	   "tsc_early_khz under TCG");
 	ok(!has_arg(argv, "vhost-vsock-device"), "no vsock device on a serial link");
 	argv_free(argv);
 	argv = qemu_argv(&cfg, &p, "x1", ACCEL_KVM);
-	ok(!has_arg(argv, "console=ttyS0 quiet reboot=t panic=-1 pci=off kuasar.log=info tsc"),
+	ok(!has_arg(argv, "console=ttyS0 quiet reboot=t panic=-1 pci=off lapic_timer_hz=1000000000 "
+	                  "kuasar.log=info tsc"),
 	   "no tsc_early_khz under KVM");
 	argv_free(argv);
 	cfg.link = LINK_VSOCK;
