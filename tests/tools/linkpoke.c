@@ -33,6 +33,7 @@ int main(int argc, char **argv)
 	test_entropy_limit();
 	test_share_args();
 	test_task_errors();
+	test_stream_abuse();
 	/* Garbage desynchronises the framing (its "length" is huge): only a new session
 	 * recovers, as with ttrpc itself. The init must reset on the host's disconnect. */
 	send_bytes(garbage, sizeof(garbage));

@@ -234,4 +234,48 @@ static void test_task_errors(void)
 	       "Checkpoint: UNIMPLEMENTED");
 }
 
+/* Streaming stdio refuses what it cannot use and keeps serving. */
+static void open_stream(uint32_t id)
+{
+	uint8_t *frame;
+	size_t len;
+
+	ttrpc_encode_request(id, "containerd.services.streaming.v1.Streaming", "Stream", NULL, 0,
+	                     &frame, &len);
+	frame[9] = TTRPC_FLAG_REMOTE_OPEN;
+	send_bytes(frame, len);
+	free(frame);
+}
+
+static void send_data(uint32_t id, const uint8_t *p, size_t n)
+{
+	uint8_t hdr[TTRPC_HEADER_LEN];
+	struct ttrpc_header h = { (uint32_t)n, id, TTRPC_DATA, 0 };
+
+	ttrpc_header_encode(hdr, &h);
+	send_bytes(hdr, sizeof(hdr));
+	if (n)
+		send_bytes(p, n);
+}
+
+static void test_stream_abuse(void)
+{
+	static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0x01 };
+	/* Any { type_url: "containerd.types.transfer.Data" } before any StreamInit */
+	static const uint8_t early[] = { 0x0a, 0x1e, 'c', 'o', 'n', 't', 'a', 'i', 'n', 'e',
+		                         'r', 'd', '.', 't', 'y', 'p', 'e', 's', '.', 't',
+		                         'r', 'a', 'n', 's', 'f', 'e', 'r', '.', 'D', 'a',
+		                         't', 'a' };
+
+	stream += 2;
+	open_stream(stream);
+	send_data(stream, junk, sizeof(junk));
+	is_int(read_code(stream), 3, "a stream fed malformed protobuf ends with INVALID_ARGUMENT");
+	stream += 2;
+	open_stream(stream);
+	send_data(stream, early, sizeof(early));
+	is_int(read_code(stream), 3, "data before StreamInit ends the stream with INVALID_ARGUMENT");
+	check_works("after abused streams");
+}
+
 #endif

@@ -59,6 +59,7 @@ int main(void)
 	test_entropy_limit();
 	test_share_args();
 	test_task_errors();
+	test_stream_abuse();
 	ok(!closed, "the connection stayed up through all of it");
 	return done_testing();
 }
