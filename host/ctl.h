@@ -22,14 +22,6 @@ int ctl_fail(const kerr_t *err);
 #define GUEST_SHARE "/run/kuasar/shared"
 #define RPC_TIMEOUT_NS 30000000000LL
 
-/* Output files of a container process in the share, copied to our stdout and stderr. */
-struct tail {
-	int fd[2];
-	int out[2];
-};
-void ctl_tail_once(struct tail *t);
-void ctl_tail_tick(void *arg);
-
 struct ctl_run_opts {
 	struct vm_config cfg;
 	char id[65];

@@ -12,35 +12,18 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <stdio.h>
-#include <string.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
-#include <termios.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "stdio_stream.h"
 #include "task_client.h"
 #include "util.h"
 #include "vm.h"
-
-void ctl_tail_once(struct tail *t)
-{
-	char buf[65536];
-
-	for (int i = 0; i < 2; i++) {
-		ssize_t n;
-
-		while (t->fd[i] >= 0 && (n = read(t->fd[i], buf, sizeof(buf))) > 0)
-			(void)!write_all(t->out[i], buf, (size_t)n);
-	}
-}
-
-void ctl_tail_tick(void *arg)
-{
-	ctl_tail_once(arg);
-}
 
 static int run_usage(void)
 {

@@ -5,8 +5,8 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,6 +14,29 @@
 #include "task_client.h"
 #include "util.h"
 #include "vm.h"
+
+/* An exec's output files in the share, copied to our stdout and stderr while it runs. */
+struct tail {
+	int fd[2];
+	int out[2];
+};
+
+static void tail_once(struct tail *t)
+{
+	char buf[65536];
+
+	for (int i = 0; i < 2; i++) {
+		ssize_t n;
+
+		while (t->fd[i] >= 0 && (n = read(t->fd[i], buf, sizeof(buf))) > 0)
+			(void)!write_all(t->out[i], buf, (size_t)n);
+	}
+}
+
+static void tail_tick(void *arg)
+{
+	tail_once(arg);
+}
 
 static int attach(struct vm *vm, const char *id, kerr_t *err)
 {
@@ -100,7 +123,7 @@ static int exec_in(struct vm *vm, const char *exec_id, char *spec, struct tail *
 	    task_exec(&vm->link, vm->id, exec_id, spec, &io, deadline, err) < 0)
 		return -1;
 	if (task_start(&vm->link, vm->id, exec_id, NULL, deadline, err) < 0 ||
-	    (vm->tick = ctl_tail_tick, vm->tick_arg = t,
+	    (vm->tick = tail_tick, vm->tick_arg = t,
 	     task_wait(&vm->link, vm->id, exec_id, status, 0, err)) < 0) {
 		kerr_t e;
 
@@ -109,7 +132,7 @@ static int exec_in(struct vm *vm, const char *exec_id, char *spec, struct tail *
 		return -1;
 	}
 	vm->tick = NULL;
-	ctl_tail_once(t);
+	tail_once(t);
 	return task_delete(&vm->link, vm->id, exec_id, NULL, mono_ns() + RPC_TIMEOUT_NS, err);
 }
 
@@ -275,7 +298,8 @@ int ctl_update(int argc, char **argv)
 		json_object_put(res);
 		return ctl_fail(&err);
 	}
-	rc = task_update(&vm.link, vm.id, json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN),
+	rc = task_update(&vm.link, vm.id,
+	                 json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN),
 	                 mono_ns() + RPC_TIMEOUT_NS, &err);
 	json_object_put(res);
 	return done(&vm, rc, &err);

@@ -223,7 +223,8 @@ int task_resize(struct ttrpc_client *c, const char *id, const char *exec_id, uin
 int task_update(struct ttrpc_client *c, const char *id, const char *resources_json,
                 int64_t deadline_ns, kerr_t *err)
 {
-	Containerd__Task__V3__UpdateTaskRequest req = CONTAINERD__TASK__V3__UPDATE_TASK_REQUEST__INIT;
+	Containerd__Task__V3__UpdateTaskRequest req =
+	    CONTAINERD__TASK__V3__UPDATE_TASK_REQUEST__INIT;
 	Google__Protobuf__Any res = GOOGLE__PROTOBUF__ANY__INIT;
 
 	res.type_url = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";

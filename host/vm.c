@@ -380,6 +380,28 @@ static int boot_steps(struct vm *vm, const struct vm_config *cfg, int64_t deadli
 	return connect_guest(vm, deadline, err);
 }
 
+static int write_state(struct vm *vm, const struct vm_config *cfg, kerr_t *err)
+{
+	json_object *o = json_object_new_object();
+	const char *s;
+	int rc;
+
+	json_object_object_add(o, "id", json_object_new_string(vm->id));
+	json_object_object_add(o, "pid", json_object_new_int(vm->pid));
+	json_object_object_add(o, "accel", json_object_new_string(accel_name(vm->accel)));
+	json_object_object_add(o, "kernel", json_object_new_string(cfg->kernel));
+	json_object_object_add(o, "initrd", json_object_new_string(cfg->initrd ? cfg->initrd : ""));
+	json_object_object_add(o, "image", json_object_new_string(cfg->image ? cfg->image : ""));
+	json_object_object_add(o, "memory_mib", json_object_new_int((int)cfg->memory_mib));
+	json_object_object_add(o, "vcpus", json_object_new_int((int)cfg->vcpus));
+	json_object_object_add(o, "link", json_object_new_string(link_name(vm->link_type)));
+	json_object_object_add(o, "cid", json_object_new_int64(vm->cid));
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+	rc = write_file_atomic(vm->paths.state, s, strlen(s), err);
+	json_object_put(o);
+	return rc;
+}
+
 static int boot_once(struct vm *vm, const struct vm_config *cfg, enum accel accel, int keep,
                      int timeout_ms, kerr_t *err)
 {
@@ -387,6 +409,10 @@ static int boot_once(struct vm *vm, const struct vm_config *cfg, enum accel acce
 	struct pollfd p;
 
 	if (spawn(vm, cfg, accel, keep, err) < 0)
+		return -1;
+	/* The state exists as soon as a VMM does: whatever kills us now, shutdown can find
+	 * the VMM (or its remains) by this file. Rewritten once the guest answered. */
+	if (write_state(vm, cfg, err) < 0)
 		return -1;
 	if (boot_steps(vm, cfg, deadline, err) == 0)
 		return 0;
@@ -530,28 +556,6 @@ static int boot_auto(struct vm *vm, const struct vm_config *cfg, const char *run
 	         "/dev/kvm runs code but our guest did not boot under it: %.180s", kerr.msg);
 	accel_cache_put(run_dir, ACCEL_TCG, vm->accel_why);
 	return boot_once(vm, cfg, ACCEL_TCG, keep, cfg->boot_timeout_ms, err);
-}
-
-static int write_state(struct vm *vm, const struct vm_config *cfg, kerr_t *err)
-{
-	json_object *o = json_object_new_object();
-	const char *s;
-	int rc;
-
-	json_object_object_add(o, "id", json_object_new_string(vm->id));
-	json_object_object_add(o, "pid", json_object_new_int(vm->pid));
-	json_object_object_add(o, "accel", json_object_new_string(accel_name(vm->accel)));
-	json_object_object_add(o, "kernel", json_object_new_string(cfg->kernel));
-	json_object_object_add(o, "initrd", json_object_new_string(cfg->initrd ? cfg->initrd : ""));
-	json_object_object_add(o, "image", json_object_new_string(cfg->image ? cfg->image : ""));
-	json_object_object_add(o, "memory_mib", json_object_new_int((int)cfg->memory_mib));
-	json_object_object_add(o, "vcpus", json_object_new_int((int)cfg->vcpus));
-	json_object_object_add(o, "link", json_object_new_string(link_name(vm->link_type)));
-	json_object_object_add(o, "cid", json_object_new_int64(vm->cid));
-	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-	rc = write_file_atomic(vm->paths.state, s, strlen(s), err);
-	json_object_put(o);
-	return rc;
 }
 
 /* Guest CIDs are host-wide: a random one in [3, 2^31) does not collide in practice, and

@@ -45,7 +45,7 @@ struct proc {
 	uint64_t exited_ns;
 	int start_fd;          /* write end: Start releases the process */
 	struct watch status_w; /* read end: the child's setup result */
-	int console_fd;         /* terminal: where the child sends the pty master */
+	int console_fd;        /* terminal: where the child sends the pty master */
 	char status_msg[512];
 	size_t status_len;
 	struct rpc_pending create_reply;
@@ -53,7 +53,7 @@ struct proc {
 	unsigned n_waiters;
 	char uri[3][513];
 	int terminal;
-	int pty; /* master of its terminal (ResizePty), -1 without one */
+	int pty;               /* master of its terminal (ResizePty), -1 without one */
 	struct oci_spec *spec; /* exec processes own theirs; [0] uses the container's */
 };
 
@@ -162,9 +162,9 @@ static int open_stdio(const struct ctr_stdio *io, int fds[3], char *err, size_t 
 	/* A terminal is opened inside the container (spawn.c), its master attached to the
 	 * streams once it arrives (on_status); the stdout stream must be there already. */
 	if (io->terminal)
-		return stream_is_open(io->uri[1]) ? 0
-		                                  : fail(err, n, RPC_INVALID_ARGUMENT,
-		                                         "a terminal needs a stdout stream");
+		return stream_is_open(io->uri[1])
+		           ? 0
+		           : fail(err, n, RPC_INVALID_ARGUMENT, "a terminal needs a stdout stream");
 	for (int i = 0; i < 3; i++) {
 		const char *u = io->uri[i];
 		int flags = i == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_APPEND;
@@ -375,8 +375,9 @@ static int attach_terminal(struct proc *p)
 {
 	char buf[CMSG_SPACE(sizeof(int))], c;
 	struct iovec iov = { &c, 1 };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf,
-			      .msg_controllen = sizeof(buf) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf, .msg_controllen = sizeof(buf)
+	};
 	struct cmsghdr *cm;
 	char err[128];
 	int m = -1;
@@ -393,8 +394,8 @@ static int attach_terminal(struct proc *p)
 		return -1;
 	return stream_attach_fd(p->uri[0], STREAM_IN, fcntl(m, F_DUPFD_CLOEXEC, 0), err,
 	                        sizeof(err)) > 1
-	               ? -1
-	               : 0;
+	           ? -1
+	           : 0;
 }
 
 static void on_status(struct watch *w, uint32_t events)

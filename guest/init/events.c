@@ -55,7 +55,7 @@ static int send_event(const struct queued *q, uint32_t lost)
 	ev.timestamp.seconds = (int64_t)(q->ns / 1000000000u);
 	ev.timestamp.nanos = (int32_t)(q->ns % 1000000000u);
 	ev.dropped = lost;
-	return rpc_pending_data(&subscriber, kuasar_sandbox_v1_Event_fields, &ev);
+	return rpc_stream_send(&subscriber, TTRPC_DATA, 0, kuasar_sandbox_v1_Event_fields, &ev);
 }
 
 static void drain(void)

@@ -135,11 +135,6 @@ int rpc_stream_send(const struct rpc_pending *p, uint8_t type, uint8_t flags,
 	return 0;
 }
 
-int rpc_pending_data(const struct rpc_pending *p, const pb_msgdesc_t *fields, const void *msg)
-{
-	return rpc_stream_send(p, TTRPC_DATA, 0, fields, msg);
-}
-
 void rpc_pending_ok(const struct rpc_pending *p)
 {
 	struct conn *c = link_conn_by_id(p->conn_id);

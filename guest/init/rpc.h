@@ -56,8 +56,6 @@ void rpc_defer(struct rpc_ctx *ctx, struct rpc_pending *p);
 void rpc_pending_reply(const struct rpc_pending *p, const pb_msgdesc_t *fields, const void *msg);
 void rpc_pending_error(const struct rpc_pending *p, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* A data frame on a server-streaming call; -1 when its connection is gone. */
-int rpc_pending_data(const struct rpc_pending *p, const pb_msgdesc_t *fields, const void *msg);
 /* Any frame on a stream (fields NULL: no payload); -1 when its connection is gone. */
 int rpc_stream_send(const struct rpc_pending *p, uint8_t type, uint8_t flags,
                     const pb_msgdesc_t *fields, const void *msg);

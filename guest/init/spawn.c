@@ -314,8 +314,9 @@ static void open_terminal(void)
 {
 	char buf[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct iovec iov = { (void *)"t", 1 };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf,
-			      .msg_controllen = sizeof(buf) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf, .msg_controllen = sizeof(buf)
+	};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
 	int unlock = 0, m, slave;
 

@@ -117,11 +117,6 @@ static void close_local(struct stream *s)
 	maybe_finish(s);
 }
 
-static bool data_encode(pb_ostream_t *os, const pb_field_t *f, void *const *arg)
-{
-	return rpc_view_encode(os, f, arg);
-}
-
 /* Output: the program wrote; send what the credit allows. */
 static void on_output(struct watch *w, uint32_t events)
 {
@@ -151,7 +146,7 @@ static void on_output(struct watch *w, uint32_t events)
 	}
 	if (n > 0) {
 		v.n = (size_t)n;
-		d.data.funcs.encode = data_encode;
+		d.data.funcs.encode = rpc_view_encode;
 		d.data.arg = &v;
 		send_any(s, T_DATA, containerd_types_transfer_Data_fields, &d, 0);
 		s->credit -= n;
