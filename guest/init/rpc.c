@@ -135,14 +135,6 @@ int rpc_stream_send(const struct rpc_pending *p, uint8_t type, uint8_t flags,
 	return 0;
 }
 
-void rpc_pending_ok(const struct rpc_pending *p)
-{
-	struct conn *c = link_conn_by_id(p->conn_id);
-
-	if (c)
-		send_to(c, p->stream, RPC_OK, NULL, NULL, 0);
-}
-
 void rpc_pending_error(const struct rpc_pending *p, int code, const char *fmt, ...)
 {
 	struct conn *c = link_conn_by_id(p->conn_id);

@@ -59,8 +59,6 @@ void rpc_pending_error(const struct rpc_pending *p, int code, const char *fmt, .
 /* Any frame on a stream (fields NULL: no payload); -1 when its connection is gone. */
 int rpc_stream_send(const struct rpc_pending *p, uint8_t type, uint8_t flags,
                     const pb_msgdesc_t *fields, const void *msg);
-/* The final, empty, successful response of a stream. */
-void rpc_pending_ok(const struct rpc_pending *p);
 /* The live connection with this id, or NULL (provided by link.c). */
 struct conn *link_conn_by_id(uint64_t id);
 

@@ -98,12 +98,13 @@ static int send_any(struct stream *s, const char *type, const pb_msgdesc_t *fiel
 	return rpc_stream_send(&s->at, TTRPC_DATA, flags, google_protobuf_Any_fields, &any);
 }
 
-/* Both sides closed: the final response finishes the stream. */
+/* Both sides closed with empty close frames: the stream is over. No response follows
+ * (ttrpc clients forget a stream once both sides closed; a late response is an error to
+ * them); responses end streams only with an error status. */
 static void maybe_finish(struct stream *s)
 {
 	if (!s->local_closed || !s->remote_closed)
 		return;
-	rpc_pending_ok(&s->at);
 	stream_free(s);
 }
 
