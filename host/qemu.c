@@ -22,6 +22,7 @@ void vm_config_defaults(struct vm_config *cfg)
 	cfg->log_level = "info";
 	cfg->kernel_params = "";
 	cfg->boot_timeout_ms = 60000;
+	cfg->entropy_source = "/dev/urandom";
 }
 
 void vm_paths_init(struct vm_paths *p, const char *run_dir, const char *id)
@@ -212,12 +213,14 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 	}
 	/* The share: bundles and root filesystems, mounted by the guest on request. */
 	add(&a, "-fsdev");
-	add(&a, "local,id=share,path=%s,security_model=none", p->shared);
+	/* Root filesystems are mounts below the share: remap inode numbers across them. */
+	add(&a, "local,id=share,path=%s,security_model=none,multidevs=remap", p->shared);
 	add(&a, "-device");
 	add(&a, "virtio-9p-device,fsdev=share,mount_tag=kuasar");
 	/* Entropy from the host for the guest's hwrng. */
 	add(&a, "-object");
-	add(&a, "rng-random,id=rng,filename=/dev/urandom");
+	add(&a, "rng-random,id=rng,filename=%s",
+	    cfg->entropy_source ? cfg->entropy_source : "/dev/urandom");
 	add(&a, "-device");
 	add(&a, "virtio-rng-device,rng=rng");
 	out = calloc((size_t)a.n + 1, sizeof(char *));

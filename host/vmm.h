@@ -24,7 +24,8 @@ struct vm_config {
 	int boot_timeout_ms;       /* spawn to link ready */
 	int until_console;         /* benchmarks: ready at the init's first console line */
 	enum link_kind link;
-	unsigned guest_cid; /* with LINK_VSOCK; chosen at start when 0 */
+	unsigned guest_cid;         /* with LINK_VSOCK; chosen at start when 0 */
+	const char *entropy_source; /* backs the guest's virtio-rng */
 };
 
 int link_parse(const char *s, enum link_kind *out);
