@@ -25,7 +25,7 @@ CC := gcc
 # Messages are truncated on purpose where they do not fit; that is not an error here.
 HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-truncation \
 	-Wno-unused-parameter -D_GNU_SOURCE -Ihost -I$(GEN)/host -I.
-HOST_LIBS := -lprotobuf-c -ljson-c
+HOST_LIBS := -lprotobuf-c -ljson-c -lnghttp2
 
 # ---------------------------------------------------------------------------------------
 # Guest side: musl only, built for size. Kernel UAPI headers (headers only, no code) come
@@ -55,9 +55,13 @@ GUEST_OBJS := $(patsubst %.c,$(OBJ)/guest/%.o,$(GUEST_SRCS)) \
 	$(patsubst $(GEN)/guest/%.c,$(OBJ)/guest/pb/%.o,$(GUEST_PB)) \
 	$(patsubst $(NANOPB)/%.c,$(OBJ)/guest/nanopb/%.o,$(NANOPB_SRCS))
 
-HOST_PB := $(addprefix $(GEN)/host/,$(PROTOS:.proto=.pb-c.c))
+# Host-only protos: containerd's sandbox Controller and event service, and the CRI subset
+# the test client speaks.
+HOST_PROTOS := host/sandbox_controller.proto host/events_ttrpc.proto host/cri.proto
+HOST_PB := $(addprefix $(GEN)/host/,$(PROTOS:.proto=.pb-c.c) $(HOST_PROTOS:.proto=.pb-c.c))
 CTL_SRCS := host/kuasar-ctl.c $(wildcard host/ctl_*.c)
-HOST_LIB_SRCS := $(filter-out $(CTL_SRCS),$(wildcard host/*.c))
+SANDBOXER_SRCS := host/kuasar-sandboxer.c
+HOST_LIB_SRCS := $(filter-out $(CTL_SRCS) $(SANDBOXER_SRCS),$(wildcard host/*.c))
 HOST_LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(HOST_LIB_SRCS)) \
 	$(patsubst $(GEN)/host/%.c,$(OBJ)/host/pb/%.o,$(HOST_PB))
 
@@ -70,7 +74,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(wildcard tests/unit/tes
 # Generated sources are kept, not deleted as intermediates.
 .SECONDARY:
 
-all: $(BIN)/kuasar-init $(BIN)/kuasar.initrd $(BIN)/kuasar-ctl ## build the guest init, initrd and host tools
+all: $(BIN)/kuasar-init $(BIN)/kuasar.initrd $(BIN)/kuasar-ctl $(BIN)/kuasar-sandboxer ## build the guest init, initrd and host tools
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_/.-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -197,7 +201,11 @@ $(BIN)/kuasar-ctl: $(patsubst %.c,$(OBJ)/%.o,$(CTL_SRCS)) $(BIN)/libkuasar.a ## 
 	$(call msg,LINK,$@)
 	$(Q)$(CC) -o $@ $^ $(HOST_LIBS)
 
-host: $(BIN)/kuasar-ctl
+$(BIN)/kuasar-sandboxer: $(patsubst %.c,$(OBJ)/%.o,$(SANDBOXER_SRCS)) $(BIN)/libkuasar.a ## the sandbox daemon for containerd
+	$(call msg,LINK,$@)
+	$(Q)$(CC) -o $@ $^ $(HOST_LIBS)
+
+host: $(BIN)/kuasar-ctl $(BIN)/kuasar-sandboxer
 
 # ---------------------------------------------------------------------------------------
 # Tests. Unit tests are built for the host from the same sources both sides use.

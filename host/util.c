@@ -255,7 +255,7 @@ int unix_listen(const char *path, kerr_t *err)
 	if (fd < 0)
 		return kerr_sys(err, "socket");
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0)
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0)
 		return kerr_sys(err, "listen on %s", path);
 	return TAKE_FD(fd);
 }

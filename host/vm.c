@@ -329,7 +329,7 @@ static int vsock_connect_retry(struct vm *vm, int64_t deadline_ns, kerr_t *err)
 	}
 }
 
-static int link_connect(struct vm *vm, int64_t deadline_ns, kerr_t *err)
+int vm_link_connect(struct vm *vm, int64_t deadline_ns, kerr_t *err)
 {
 	if (vm->link_type == LINK_VSOCK)
 		return vsock_connect_retry(vm, deadline_ns, err);
@@ -339,7 +339,7 @@ static int link_connect(struct vm *vm, int64_t deadline_ns, kerr_t *err)
 static int connect_guest(struct vm *vm, int64_t deadline_ns, kerr_t *err)
 {
 	agent_check_t *chk = NULL;
-	int fd = link_connect(vm, deadline_ns, err);
+	int fd = vm_link_connect(vm, deadline_ns, err);
 
 	if (fd < 0)
 		return kerr_wrap(err, "connect to the guest link");
@@ -433,13 +433,13 @@ static int make_dir(struct vm *vm, const char *run_dir, kerr_t *err)
 {
 	if (mkdir_p(run_dir, 0755, err) < 0)
 		return -1;
-	if (mkdir(vm->paths.dir, 0700) < 0) {
+	if (mkdir(vm->paths.dir, 0700) < 0 && !(errno == EEXIST && vm->reuse_dir)) {
 		if (errno == EEXIST)
 			return kerr_set(err, EEXIST, "sandbox `%s` already exists (%s)", vm->id,
 			                vm->paths.dir);
 		return kerr_sys(err, "mkdir %s", vm->paths.dir);
 	}
-	if (mkdir(vm->paths.shared, 0755) < 0)
+	if (mkdir(vm->paths.shared, 0755) < 0 && !(errno == EEXIST && vm->reuse_dir))
 		return kerr_sys(err, "mkdir %s", vm->paths.shared);
 	vm->con_listen = unix_listen(vm->paths.console, err);
 	return vm->con_listen < 0 ? -1 : 0;
@@ -605,7 +605,7 @@ int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, in
 
 static int pid_is_our_vmm(pid_t pid, const char *id)
 {
-	char path[64], want[96], *cmd = NULL;
+	char path[64], want[200], *cmd = NULL;
 	size_t len = 0;
 	int ok = 0;
 
@@ -645,6 +645,17 @@ static int read_state(struct vm *vm, kerr_t *err)
 	return 0;
 }
 
+pid_t vm_find_vmm(const char *run_dir, const char *id)
+{
+	struct vm vm;
+
+	vm_init(&vm, id);
+	vm_paths_init(&vm.paths, run_dir, id);
+	if (read_state(&vm, NULL) < 0 || vm.pid <= 0 || !pid_is_our_vmm(vm.pid, id))
+		return 0;
+	return vm.pid;
+}
+
 int vm_attach(struct vm *vm, const char *run_dir, const char *id, kerr_t *err)
 {
 	int fd;
@@ -661,7 +672,7 @@ int vm_attach(struct vm *vm, const char *run_dir, const char *id, kerr_t *err)
 	vm->pidfd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
 	if (vm->pidfd < 0)
 		return kerr_sys(err, "pidfd_open %d", vm->pid);
-	fd = link_connect(vm, mono_ns() + 10000000000LL, err);
+	fd = vm_link_connect(vm, mono_ns() + 10000000000LL, err);
 	if (fd < 0)
 		return kerr_wrap(err, "sandbox `%s`: guest link", id);
 	ttrpc_client_init(&vm->link, fd);
@@ -734,7 +745,7 @@ int vm_prepare_guest(struct vm *vm, struct guest_prep *out, kerr_t *err)
 
 /* Detaches every mount below dir (bind-mounted root filesystems in the share), deepest
  * first, so that removing the directory can never reach into what they expose. */
-static void umount_below(const char *dir)
+void umount_below(const char *dir)
 {
 	char *info = NULL, *line, *save = NULL, *mnts[64];
 	size_t len = strlen(dir), n = 0;

@@ -44,7 +44,8 @@ struct vm {
 	struct vm_times t;
 	char link_kind[16]; /* as the guest reported it */
 	enum link_kind link_type;
-	unsigned cid; /* vsock guest CID, 0 without vsock */
+	unsigned cid;  /* vsock guest CID, 0 without vsock */
+	int reuse_dir; /* the directory exists already (the sandboxer made it at Create) */
 };
 
 struct guest_prep {
@@ -72,6 +73,12 @@ void vm_destroy(struct vm *vm);
 void vm_remove_dir(struct vm *vm);
 /* Releases fds without touching the VMM (for --keep). */
 void vm_release(struct vm *vm);
+/* Connects the guest link (vm->link is not touched); returns the fd. */
+int vm_link_connect(struct vm *vm, int64_t deadline_ns, kerr_t *err);
+/* The pid of the sandbox's VMM if its state names one that runs, else 0. */
+pid_t vm_find_vmm(const char *run_dir, const char *id);
+/* Detaches every mount below dir, deepest first. */
+void umount_below(const char *dir);
 /* Last lines of the console log, for error messages. */
 void vm_console_tail(const struct vm *vm, char *buf, size_t n);
 
