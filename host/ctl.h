@@ -39,6 +39,7 @@ int ctl_stage(struct vm *vm, const struct ctl_run_opts *o, kerr_t *err);
 
 int ctl_run(int argc, char **argv);
 int ctl_bench(int argc, char **argv);
+int ctl_cri(int argc, char **argv);
 int ctl_events(int argc, char **argv);
 int ctl_exec(int argc, char **argv);
 int ctl_kill(int argc, char **argv);

@@ -459,6 +459,7 @@ static const struct command commands[] = {
 	{ "resume", ctl_resume, "thaw a paused container" },
 	{ "update", ctl_update, "change a kept container's limits (--memory BYTES, --pids N)" },
 	{ "bench", ctl_bench, "bench container BUNDLE: container start inside a running sandbox" },
+	{ "cri", ctl_cri, "a small CRI client for containerd (pods, containers, exec, pod bench)" },
 	{ "ping", cmd_ping, "check that a kept VM's kuasar-init answers" },
 	{ "shutdown", cmd_shutdown, "power off a kept VM and remove its files" },
 	{ "list", cmd_list, "list kept VMs" },

@@ -16,6 +16,8 @@ pkgs=(
 	cpio gzip erofs-utils e2fsprogs busybox-static
 	# run and test
 	qemu-system-x86 bats util-linux procps iproute2
+	# containerd from the unstable suite needs runc (also the pod benchmark's baseline)
+	runc
 	# bench-boot compares against Debian's distro kernel
 	linux-image-amd64
 )
