@@ -22,6 +22,7 @@ void config_defaults(struct sb_config *c)
 	c->link = LINK_AUTO;
 	strcpy(c->listen, "/run/kuasar-sandboxer.sock");
 	strcpy(c->run_dir, "/run/kuasar");
+	strcpy(c->containerd_ttrpc, "/run/containerd/containerd.sock.ttrpc");
 	c->overhead_mib = 64;
 	c->stop_timeout_secs = 10;
 	c->boot_timeout_ms = 60000;

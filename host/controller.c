@@ -20,7 +20,9 @@
 #define DECODE(type, fn, call, msg, len)                                                           \
 	type *req = fn##__unpack(NULL, len, msg);                                                  \
 	if (!req)                                                                                  \
-		return grpc_reply_error(call, RPC_INVALID_ARGUMENT, "malformed %s", #type);
+		return grpc_reply_error(call, RPC_INVALID_ARGUMENT,                                \
+		                        "malformed %s (not a valid protobuf)",                     \
+		                        fn##__descriptor.short_name);
 
 static struct sandboxer *sbx_of(struct grpc_call *call)
 {
@@ -250,9 +252,8 @@ static void h_status(struct grpc_call *call, const uint8_t *msg, size_t len)
 		info_add(in, "vcpus", "%u", sb->vcpus);
 		info_add(in, "memory_mib", "%u", sb->memory_mib);
 		info_add(in, "vmm_pid", "%d", sb->pid);
-		info_add(in, "dir", "%s", sb->vm.paths.dir);
-		info_add(in, "guest_link", "%s", sb->link.up ? "up" : "down");
-		info_add(in, "task_connections", "%u", sb->tp.n_conns);
+		info_add(in, "task_proxy_pid", "%d", sb->proxy);
+		info_add(in, "dir", "%s", sb->paths.dir);
 		if (sb->netns[0])
 			info_add(in, "netns", "%s", sb->netns);
 		if (sb->state == SB_STOPPED)

@@ -9,9 +9,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "events_fwd.h"
 #include "host/events_ttrpc.pb-c.h"
 #include "log.h"
-#include "sandbox.h"
 #include "ttrpc.h"
 #include "util.h"
 

@@ -105,6 +105,8 @@ int main(int argc, char **argv)
 	int check = 0, c;
 	kerr_t err;
 
+	if (argc > 1 && !strcmp(argv[1], "proxy"))
+		return proxy_main(argc - 1, argv + 1);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;
@@ -129,6 +131,7 @@ int main(int argc, char **argv)
 	    (level &&
 	     copy_opt(sbx.cfg.log_level, sizeof(sbx.cfg.log_level), level, "--log-level") < 0))
 		return 2;
+	sbx.config_path = config;
 	if (check) {
 		print_config(&sbx.cfg);
 		return 0;
@@ -142,7 +145,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kuasar-sandboxer: fatal: %s\n", err.msg);
 		return 1;
 	}
-	sbx.events = events_fwd_new(&sbx.loop, sbx.cfg.containerd_ttrpc);
 	sandbox_recover_all(&sbx);
 	sbx.grpc.methods = controller_methods;
 	sbx.grpc.n_methods = controller_n_methods;

@@ -6,6 +6,12 @@
 #include <time.h>
 
 static enum log_level level = LOG_INFO;
+static char prefix[96];
+
+void log_set_prefix(const char *p)
+{
+	snprintf(prefix, sizeof(prefix), "[%s]", p);
+}
 
 void log_set_level(const char *name)
 {
@@ -29,6 +35,6 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%lld.%03ld kuasar-sandboxer: %s: %s\n", (long long)ts.tv_sec,
-	        ts.tv_nsec / 1000000, tags[lvl], line);
+	fprintf(stderr, "%lld.%03ld kuasar-sandboxer%s: %s: %s\n", (long long)ts.tv_sec,
+	        ts.tv_nsec / 1000000, prefix, tags[lvl], line);
 }

@@ -6,6 +6,8 @@
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 void log_set_level(const char *name);
+/* Names the process in each line: "kuasar-sandboxer[PREFIX]". */
+void log_set_prefix(const char *prefix);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)

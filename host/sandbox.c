@@ -23,6 +23,7 @@
 #include "log.h"
 #include "sandbox.pb-c.h"
 #include "util.h"
+#include "vm.h"
 
 #define STATE_FILE "sandbox.json"
 #define TASK_SOCK "task.sock"
@@ -65,7 +66,8 @@ static void state_write(struct sandbox *sb)
 	json_object_object_add(o, "memory_mib", json_object_new_int((int)sb->memory_mib));
 	json_object_object_add(o, "hostname", json_object_new_string(sb->hostname));
 	json_object_object_add(o, "netns", json_object_new_string(sb->netns));
-	json_object_object_add(o, "namespace", json_object_new_string(sb->tp.ns));
+	json_object_object_add(o, "vmm_pid", json_object_new_int(sb->pid));
+	json_object_object_add(o, "proxy_pid", json_object_new_int(sb->proxy));
 	json_object_object_add(o, "created_ns", json_object_new_int64(sb->created_ns));
 	json_object_object_add(o, "started_ns", json_object_new_int64(sb->started_ns));
 	json_object_object_add(o, "exited_ns", json_object_new_int64(sb->exited_ns));
@@ -86,15 +88,10 @@ static struct sandbox *sandbox_new(struct sandboxer *sbx, const char *id)
 		return NULL;
 	snprintf(sb->id, sizeof(sb->id), "%s", id);
 	sb->sbx = sbx;
-	vm_init(&sb->vm, id);
-	vm_paths_init(&sb->vm.paths, sbx->cfg.run_dir, id);
-	sb->pidfd_w.fd = -1;
-	sb->starter_w.fd = -1;
-	sb->starter_pidfd = -1;
-	sb->tp.listen.fd = -1;
-	sb->link.w.fd = -1;
+	vm_paths_init(&sb->paths, sbx->cfg.run_dir, id);
+	sb->vmm_w.fd = sb->proxy_w.fd = sb->result_w.fd = -1;
 	snprintf(sb->task_address, sizeof(sb->task_address), "ttrpc+unix://%s/" TASK_SOCK,
-	         sb->vm.paths.dir);
+	         sb->paths.dir);
 	sb->next = sbx->sandboxes;
 	sbx->sandboxes = sb;
 	sbx->n_sandboxes++;
@@ -238,30 +235,32 @@ static void stop_cancel(struct grpc_call *call, void *arg)
 
 /* ---- the VM is gone ---- */
 
-static void detach_runtime(struct sandbox *sb)
+static void close_watch(struct sandbox *sb, struct loop_watch *w)
 {
-	taskproxy_stop(&sb->tp);
-	glink_stop(&sb->link);
-	if (sb->pidfd_w.fd >= 0) {
-		loop_del(&sb->sbx->loop, &sb->pidfd_w);
-		sb->pidfd_w.fd = -1;
-	}
-	vm_release(&sb->vm);
-	loop_timer_cancel(&sb->sbx->loop, &sb->stop_timer);
+	if (w->fd < 0)
+		return;
+	loop_del(&sb->sbx->loop, w);
+	close(w->fd);
+	w->fd = -1;
 }
 
 static void became_stopped(struct sandbox *sb, int status)
 {
 	struct sb_waiter *w;
 
-	detach_runtime(sb);
+	close_watch(sb, &sb->proxy_w);
+	close_watch(sb, &sb->vmm_w);
+	close_watch(sb, &sb->result_w);
+	loop_timer_cancel(&sb->sbx->loop, &sb->stop_timer);
 	/* Root filesystems mounted for containers must not outlive the VM: containerd removes
 	 * their snapshots next. */
-	umount_below(sb->vm.paths.dir);
+	umount_below(sb->paths.dir);
+	unlink(sb->paths.qmp);
+	unlink(sb->paths.agent);
 	sb->state = SB_STOPPED;
 	sb->exit_status = status;
 	sb->exited_ns = real_ns();
-	sb->pid = 0;
+	sb->pid = sb->proxy = 0;
 	state_write(sb);
 	while ((w = sb->waiters)) {
 		sb->waiters = w->next;
@@ -277,237 +276,166 @@ static void became_stopped(struct sandbox *sb, int status)
 	}
 }
 
-static int vmm_status(int pidfd)
+static void kill_vmm(struct sandbox *sb)
 {
-	siginfo_t si = { 0 };
-
-	if (waitid((idtype_t)3 /* P_PIDFD */, (id_t)pidfd, &si, WEXITED | WNOHANG) < 0)
-		return 255; /* not our child (adopted after a restart): status unknown */
-	if (si.si_code == CLD_EXITED)
-		return si.si_status;
-	return 128 + si.si_status;
+	if (sb->vmm_w.fd >= 0)
+		syscall(SYS_pidfd_send_signal, sb->vmm_w.fd, SIGKILL, NULL, 0);
 }
 
-static void vmm_event(struct loop_watch *w, uint32_t events)
+/* The proxy exits with the VMM's status; an adopted one (not our child) left it in a file. */
+static int proxy_status(struct sandbox *sb)
 {
-	struct sandbox *sb = (struct sandbox *)((char *)w - offsetof(struct sandbox, pidfd_w));
-	int status = vmm_status(w->fd);
+	siginfo_t si = { 0 };
+	char path[400], *text = NULL;
+	int status = 255;
 
+	if (sb->proxy_child &&
+	    waitid((idtype_t)3 /* P_PIDFD */, (id_t)sb->proxy_w.fd, &si, WEXITED | WNOHANG) == 0 &&
+	    si.si_pid) {
+		return si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+	}
+	snprintf(path, sizeof(path), "%s/vmm-exit", sb->paths.dir);
+	if (read_file(path, &text, NULL, 64, NULL) == 0) {
+		status = atoi(text);
+		free(text);
+	}
+	return status;
+}
+
+static void result_event(struct loop_watch *w, uint32_t events);
+
+static void proxy_exited(struct loop_watch *w, uint32_t events)
+{
+	struct sandbox *sb = (struct sandbox *)((char *)w - offsetof(struct sandbox, proxy_w));
+	struct pollfd p = { .fd = sb->vmm_w.fd, .events = POLLIN };
+	int status;
+
+	/* Its start result first (it may have exited right after writing it). */
+	if (sb->result_w.fd >= 0)
+		return result_event(&sb->result_w, EPOLLIN);
+	status = proxy_status(sb);
+	/* Without its proxy nobody serves the task socket: the sandbox is over. */
+	if (p.fd >= 0 && poll(&p, 1, 0) == 0) {
+		log_warn("sandbox %s: task proxy %d died with the VMM running; stopping the VMM",
+		         sb->id, sb->proxy);
+		snprintf(sb->last_error, sizeof(sb->last_error), "task proxy died");
+		kill_vmm(sb);
+		poll(&p, 1, 5000);
+		status = 137;
+	}
 	log_info("sandbox %s: VMM %d exited (status %d)", sb->id, sb->pid, status);
 	became_stopped(sb, status);
 }
 
-/* ---- guest link and events ---- */
-
-static void subscribe_events(struct sandbox *sb);
-
-static void on_event(void *owner, uintptr_t tag, const struct ttrpc_header *h, const uint8_t *data)
+static void vmm_exited(struct loop_watch *w, uint32_t events)
 {
-	struct sandbox *sb = owner;
-	Kuasar__Sandbox__V1__Event *ev;
+	/* The proxy follows its VMM within moments; its exit completes the stop. Stop
+	 * watching so the loop does not spin on a readable pidfd meanwhile. */
+	struct sandbox *sb = (struct sandbox *)((char *)w - offsetof(struct sandbox, vmm_w));
 
-	if (h->type == TTRPC_RESPONSE) {
-		sb->events_gid = 0; /* the guest ended the subscription */
-		return;
-	}
-	if (h->type != TTRPC_DATA || !data)
-		return;
-	ev = kuasar__sandbox__v1__event__unpack(NULL, h->length, data);
-	if (!ev)
-		return;
-	if (ev->dropped)
-		log_warn("sandbox %s: the guest dropped %u events", sb->id, ev->dropped);
-	if (ev->event && ev->topic)
-		events_fwd_publish(sb->sbx->events, sb->tp.ns[0] ? sb->tp.ns : "k8s.io", ev->topic,
-		                   ev->event->type_url, ev->event->value.data, ev->event->value.len,
-		                   ev->timestamp ? ev->timestamp->seconds * 1000000000LL +
-		                                       ev->timestamp->nanos
-		                                 : real_ns());
-	kuasar__sandbox__v1__event__free_unpacked(ev, NULL);
+	loop_del(&sb->sbx->loop, w);
 }
 
-static void subscribe_events(struct sandbox *sb)
+static int watch_pid(struct sandbox *sb, struct loop_watch *w, pid_t pid,
+                     void (*fn)(struct loop_watch *, uint32_t), kerr_t *err)
 {
-	sb->events_gid = glink_open(&sb->link, on_event, sb, 0);
-	if (sb->events_gid && glink_request(&sb->link, sb->events_gid, TTRPC_FLAG_REMOTE_CLOSED,
-	                                    AGENT_SANDBOX_SERVICE, "GetEvents", NULL, 0) < 0)
-		sb->events_gid = 0;
-}
-
-static int link_up(struct sandbox *sb, kerr_t *err)
-{
-	int fd = vm_link_connect(&sb->vm, mono_ns() + 2000000000LL, err);
-
-	if (fd < 0)
-		return -1;
-	if (glink_start(&sb->link, &sb->sbx->loop, fd, err) < 0) {
-		close(fd);
+	w->fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (w->fd < 0)
+		return kerr_sys(err, "pidfd_open %d", pid);
+	w->fn = fn;
+	if (loop_add(&sb->sbx->loop, w, EPOLLIN, err) < 0) {
+		close(w->fd);
+		w->fd = -1;
 		return -1;
 	}
-	subscribe_events(sb);
 	return 0;
-}
-
-static void link_down(struct glink *l, void *arg)
-{
-	struct sandbox *sb = arg;
-	kerr_t err;
-
-	taskproxy_link_down(&sb->tp);
-	sb->events_gid = 0;
-	if (sb->state != SB_READY)
-		return;
-	/* The VMM may be gone (its pidfd says so next) or the link just reset: reconnect. */
-	if (link_up(sb, &err) < 0)
-		log_warn("sandbox %s: guest link lost and not re-established: %s", sb->id, err.msg);
-	else
-		log_info("sandbox %s: guest link re-established", sb->id);
-}
-
-static void on_ns(struct taskproxy *tp, void *arg)
-{
-	state_write(arg);
-}
-
-/* Takes over a running VMM: pidfd, guest link, task socket, events. */
-static int attach(struct sandbox *sb, kerr_t *err)
-{
-	char sock[400];
-
-	vm_init(&sb->vm, sb->id);
-	if (vm_attach(&sb->vm, sb->sbx->cfg.run_dir, sb->id, err) < 0)
-		return -1;
-	sb->pid = sb->vm.pid;
-	sb->link.on_down = link_down;
-	sb->link.down_arg = sb;
-	if (glink_start(&sb->link, &sb->sbx->loop, sb->vm.link.fd, err) < 0)
-		goto fail;
-	sb->vm.link.fd = -1; /* the glink owns it now */
-	snprintf(sock, sizeof(sock), "%s/" TASK_SOCK, sb->vm.paths.dir);
-	sb->tp.on_ns = on_ns;
-	sb->tp.arg = sb;
-	if (taskproxy_start(&sb->tp, &sb->sbx->loop, &sb->link, sock, sb->vm.paths.shared, err) < 0)
-		goto fail;
-	sb->pidfd_w.fd = sb->vm.pidfd;
-	sb->pidfd_w.fn = vmm_event;
-	if (loop_add(&sb->sbx->loop, &sb->pidfd_w, EPOLLIN, err) < 0) {
-		sb->pidfd_w.fd = -1;
-		goto fail;
-	}
-	subscribe_events(sb);
-	sb->state = SB_READY;
-	return 0;
-fail:
-	detach_runtime(sb);
-	return -1;
 }
 
 /* ---- start ---- */
 
-static void write_result(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void write_result(int fd, const char *fmt, ...)
+static void start_answer_error(struct sandbox *sb, int code, const char *msg)
 {
-	char buf[1200];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	write_all(fd, buf, n < (int)sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-}
-
-/* The starter: boots the VM, prepares the guest, leaves the VMM running, reports. */
-static void starter_main(struct sandbox *sb, int fd)
-{
-	struct vm_config cfg;
-	struct guest_prep prep;
-	struct vm vm;
-	kerr_t err;
-
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	config_vm(&sb->sbx->cfg, &cfg);
-	cfg.vcpus = sb->vcpus;
-	cfg.memory_mib = sb->memory_mib;
-	vm_init(&vm, sb->id);
-	vm.reuse_dir = 1;
-	if (vm_start(&vm, &cfg, sb->sbx->cfg.run_dir, 1, &err) < 0) {
-		write_result(fd, "E %d %s", err.errnum, err.msg);
-		_exit(1);
-	}
-	if (vm_prepare_guest(&vm, &prep, &err) < 0) {
-		vm_destroy(&vm);
-		write_result(fd, "E %d prepare the guest: %s", err.errnum, err.msg);
-		_exit(1);
-	}
-	vm_release(&vm);
-	write_result(fd, "OK %d %s %lld", vm.pid, accel_name(vm.accel),
-	             (long long)((vm.t.link_ns - vm.t.spawn_ns) / 1000000));
-	_exit(0);
+	if (!sb->start_call)
+		return;
+	grpc_call_on_cancel(sb->start_call, NULL, NULL);
+	grpc_reply_error(sb->start_call, code, "start sandbox %s: %s", sb->id, msg);
+	sb->start_call = NULL;
 }
 
 static void start_failed(struct sandbox *sb, const char *msg)
 {
-	char dir[400];
+	struct pollfd p = { .fd = sb->proxy_w.fd, .events = POLLIN };
 	pid_t pid = vm_find_vmm(sb->sbx->cfg.run_dir, sb->id);
 
 	if (pid > 0)
 		kill(pid, SIGKILL);
+	/* The proxy exits right after reporting; reap it here. */
+	if (p.fd >= 0 && poll(&p, 1, 5000) == 1)
+		proxy_status(sb);
+	else if (sb->proxy > 0)
+		kill(sb->proxy, SIGKILL);
 	snprintf(sb->last_error, sizeof(sb->last_error), "%s", msg);
 	log_warn("sandbox %s: start failed: %s", sb->id, msg);
-	/* The failed boot removed the directory; the sandbox stays known until Shutdown. */
-	snprintf(dir, sizeof(dir), "%s/%s", sb->sbx->cfg.run_dir, sb->id);
-	mkdir(dir, 0700);
+	/* A failed boot removes the directory; the sandbox stays known until Shutdown. */
+	mkdir(sb->paths.dir, 0700);
 	became_stopped(sb, 255);
-	if (sb->start_call) {
-		grpc_call_on_cancel(sb->start_call, NULL, NULL);
-		grpc_reply_error(sb->start_call, RPC_FAILED_PRECONDITION, "start sandbox %s: %s",
-		                 sb->id, msg);
-		sb->start_call = NULL;
-	}
+	start_answer_error(sb, RPC_FAILED_PRECONDITION, msg);
 }
 
-static void starter_event(struct loop_watch *w, uint32_t events)
+static void result_event(struct loop_watch *w, uint32_t events)
 {
-	struct sandbox *sb = (struct sandbox *)((char *)w - offsetof(struct sandbox, starter_w));
-	char buf[1300] = "";
+	struct sandbox *sb = (struct sandbox *)((char *)w - offsetof(struct sandbox, result_w));
+	char buf[1300] = "", accel[16] = "";
 	ssize_t n = read(w->fd, buf, sizeof(buf) - 1);
-	siginfo_t si;
-	kerr_t err;
-	int pid = 0;
-	char accel[16] = "";
 	long long boot_ms = 0;
+	int pid = 0;
+	kerr_t err;
 
 	if (n < 0 && errno == EAGAIN)
 		return;
-	loop_del(&sb->sbx->loop, w);
-	close(w->fd);
-	w->fd = -1;
-	waitid((idtype_t)3 /* P_PIDFD */, (id_t)sb->starter_pidfd, &si, WEXITED);
-	close(sb->starter_pidfd);
-	sb->starter_pidfd = -1;
-	sb->starter = 0;
+	close_watch(sb, w);
 	buf[n > 0 ? n : 0] = 0;
-	if (sb->state != SB_STARTING) /* stopped or shut down meanwhile */
-		return;
 	if (strncmp(buf, "OK ", 3) || sscanf(buf + 3, "%d %15s %lld", &pid, accel, &boot_ms) < 1) {
 		const char *msg = buf[0] == 'E' ? strchr(buf + 2, ' ') : NULL;
 
-		return start_failed(sb,
-		                    msg ? msg + 1 : "the starter process died without a result");
+		return start_failed(sb, msg ? msg + 1 : "the task proxy died without a result");
 	}
-	if (attach(sb, &err) < 0)
+	sb->pid = pid;
+	if (watch_pid(sb, &sb->vmm_w, pid, vmm_exited, &err) < 0)
 		return start_failed(sb, err.msg);
+	sb->state = SB_READY;
 	sb->started_ns = real_ns();
 	sb->last_error[0] = 0;
 	state_write(sb);
-	log_info("sandbox %s: ready (VMM %d, %s, %lld ms to the guest's answer)", sb->id, sb->pid,
-	         accel, boot_ms);
+	log_info("sandbox %s: ready (VMM %d, proxy %d, %s, %lld ms to the guest's answer)", sb->id,
+	         sb->pid, sb->proxy, accel, boot_ms);
 	if (sb->start_call) {
 		grpc_call_on_cancel(sb->start_call, NULL, NULL);
 		sandbox_reply_start(sb, sb->start_call);
 		sb->start_call = NULL;
 	}
+}
+
+/* The proxy is this binary again: fd 3 carries its start result. */
+static void exec_proxy(struct sandbox *sb, int result_fd)
+{
+	const struct sb_config *c = &sb->sbx->cfg;
+	char vcpus[16], mem[16];
+	sigset_t none;
+
+	snprintf(vcpus, sizeof(vcpus), "%u", sb->vcpus);
+	snprintf(mem, sizeof(mem), "%u", sb->memory_mib);
+	if (dup2(result_fd, 3) < 0)
+		_exit(127);
+	syscall(SYS_close_range, 4, ~0U, 0);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execl("/proc/self/exe", "kuasar-sandboxer", "proxy", "--id", sb->id, "--config",
+	      sb->sbx->config_path, "--run-dir", c->run_dir, "--containerd-ttrpc",
+	      c->containerd_ttrpc, "--vcpus", vcpus, "--memory", mem, "--log-level",
+	      c->debug ? "debug" : c->log_level, (char *)NULL);
+	dprintf(3, "E %d exec /proc/self/exe: %s", errno, strerror(errno));
+	_exit(127);
 }
 
 void sandbox_start(struct sandbox *sb, struct grpc_call *call)
@@ -526,94 +454,64 @@ void sandbox_start(struct sandbox *sb, struct grpc_call *call)
 		                        sandbox_state_name(sb));
 	case SB_CREATED: break;
 	}
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+	if (pipe2(p, O_CLOEXEC) < 0)
 		return grpc_reply_error(call, RPC_INTERNAL, "pipe: %s", strerror(errno));
-	sb->starter = fork();
-	if (sb->starter == 0) {
-		close(p[0]);
-		fcntl(p[1], F_SETFL, 0);
-		starter_main(sb, p[1]);
-	}
+	sb->proxy = fork();
+	if (sb->proxy == 0)
+		exec_proxy(sb, p[1]);
 	close(p[1]);
-	if (sb->starter < 0) {
+	if (sb->proxy < 0) {
 		close(p[0]);
 		return grpc_reply_error(call, RPC_INTERNAL, "fork: %s", strerror(errno));
 	}
-	sb->starter_pidfd = (int)syscall(SYS_pidfd_open, sb->starter, 0);
-	sb->starter_w.fd = p[0];
-	sb->starter_w.fn = starter_event;
-	if (loop_add(&sb->sbx->loop, &sb->starter_w, EPOLLIN, &err) < 0) {
-		kill(sb->starter, SIGKILL);
-		close(p[0]);
-		sb->starter_w.fd = -1;
+	sb->proxy_child = 1;
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	sb->result_w.fd = p[0];
+	sb->result_w.fn = result_event;
+	if (loop_add(&sb->sbx->loop, &sb->result_w, EPOLLIN, &err) < 0 ||
+	    watch_pid(sb, &sb->proxy_w, sb->proxy, proxy_exited, &err) < 0) {
+		kill(sb->proxy, SIGKILL);
+		close_watch(sb, &sb->result_w);
 		return grpc_reply_error(call, RPC_INTERNAL, "%s", err.msg);
 	}
 	sb->state = SB_STARTING;
 	sb->start_call = call;
 	grpc_call_on_cancel(call, start_cancel, sb);
+	state_write(sb);
 }
 
 /* ---- stop ---- */
-
-static void force_kill(struct sandbox *sb)
-{
-	if (sb->vm.pidfd >= 0)
-		syscall(SYS_pidfd_send_signal, sb->vm.pidfd, SIGKILL, NULL, 0);
-	else if (sb->pid > 0)
-		kill(sb->pid, SIGKILL);
-}
 
 static void stop_timeout(struct loop_timer *t)
 {
 	struct sandbox *sb = (struct sandbox *)((char *)t - offsetof(struct sandbox, stop_timer));
 
 	log_warn("sandbox %s: the guest did not power off in time; killing the VMM", sb->id);
-	force_kill(sb);
+	kill_vmm(sb);
 }
 
-static void on_shutdown_answer(void *owner, uintptr_t tag, const struct ttrpc_header *h,
-                               const uint8_t *data)
-{
-	/* The guest powers off after answering; the VMM's exit completes the stop. */
-}
-
-/* Kills a start in flight: the starter and whatever VMM it spawned. */
+/* Kills a start in flight: its proxy and whatever VMM it spawned. */
 static void abort_start(struct sandbox *sb)
 {
-	pid_t pid;
+	struct pollfd p = { .fd = sb->proxy_w.fd, .events = POLLIN };
+	pid_t pid = vm_find_vmm(sb->sbx->cfg.run_dir, sb->id);
 
-	if (sb->starter > 0)
-		kill(sb->starter, SIGKILL);
-	if (sb->starter_pidfd >= 0) {
-		siginfo_t si;
-
-		waitid((idtype_t)3, (id_t)sb->starter_pidfd, &si, WEXITED);
-		close(sb->starter_pidfd);
-		sb->starter_pidfd = -1;
-	}
-	if (sb->starter_w.fd >= 0) {
-		loop_del(&sb->sbx->loop, &sb->starter_w);
-		close(sb->starter_w.fd);
-		sb->starter_w.fd = -1;
-	}
-	sb->starter = 0;
-	pid = vm_find_vmm(sb->sbx->cfg.run_dir, sb->id);
+	if (sb->proxy > 0)
+		kill(sb->proxy, SIGKILL);
 	if (pid > 0)
 		kill(pid, SIGKILL);
-	if (sb->start_call) {
-		grpc_call_on_cancel(sb->start_call, NULL, NULL);
-		grpc_reply_error(sb->start_call, RPC_CANCELLED,
-		                 "sandbox %s was stopped while starting", sb->id);
-		sb->start_call = NULL;
-	}
+	if (p.fd >= 0 && poll(&p, 1, 5000) == 1)
+		proxy_status(sb);
+	start_answer_error(sb, RPC_CANCELLED, "stopped while starting");
 }
 
 void sandbox_stop(struct sandbox *sb, unsigned timeout_secs, struct grpc_call *call)
 {
-	if (sb->state == SB_CREATED || sb->state == SB_STARTING) {
-		if (sb->state == SB_STARTING)
-			abort_start(sb);
-		became_stopped(sb, sb->state == SB_STARTING ? 137 : 0);
+	if (sb->state == SB_CREATED)
+		became_stopped(sb, 0);
+	if (sb->state == SB_STARTING) {
+		abort_start(sb);
+		became_stopped(sb, 137);
 	}
 	if (sb->state == SB_STOPPED)
 		return grpc_reply(call, NULL);
@@ -629,34 +527,33 @@ void sandbox_stop(struct sandbox *sb, unsigned timeout_secs, struct grpc_call *c
 		timeout_secs = sb->sbx->cfg.stop_timeout_secs;
 	sb->stop_timer.fn = stop_timeout;
 	loop_timer_arm(&sb->sbx->loop, &sb->stop_timer, (int64_t)timeout_secs * 1000);
-	sb->shutdown_gid = glink_open(&sb->link, on_shutdown_answer, sb, 0);
-	if (!sb->shutdown_gid || glink_request(&sb->link, sb->shutdown_gid, 0,
-	                                       AGENT_SANDBOX_SERVICE, "Shutdown", NULL, 0) < 0)
-		force_kill(sb);
+	/* The proxy asks the guest to power off. */
+	if (syscall(SYS_pidfd_send_signal, sb->proxy_w.fd, SIGTERM, NULL, 0) < 0)
+		kill_vmm(sb);
 	log_info("sandbox %s: stopping (timeout %u s)", sb->id, timeout_secs);
 }
 
 int sandbox_remove(struct sandbox *sb, kerr_t *err)
 {
-	char dir[400];
-
-	if (sb->state == SB_STARTING)
+	if (sb->state == SB_STARTING) {
 		abort_start(sb);
+		became_stopped(sb, 137);
+	}
 	if (sb->state == SB_READY || sb->state == SB_STOPPING) {
-		struct pollfd p = { .fd = sb->vm.pidfd, .events = POLLIN };
+		struct pollfd p = { .fd = sb->proxy_w.fd, .events = POLLIN };
 
-		force_kill(sb);
-		if (p.fd >= 0 && poll(&p, 1, 5000) != 1)
-			return kerr_set(err, ETIMEDOUT, "sandbox %s: VMM %d did not die", sb->id,
-			                sb->pid);
-		became_stopped(sb, vmm_status(p.fd));
+		kill_vmm(sb);
+		if (poll(&p, 1, 5000) != 1) {
+			kill(sb->proxy, SIGKILL);
+			poll(&p, 1, 2000);
+		}
+		became_stopped(sb, proxy_status(sb));
 	} else if (sb->state != SB_STOPPED) {
 		became_stopped(sb, 0);
 	}
-	snprintf(dir, sizeof(dir), "%s/%s", sb->sbx->cfg.run_dir, sb->id);
-	umount_below(dir);
-	if (rm_tree(dir) < 0 && errno != ENOENT)
-		return kerr_sys(err, "sandbox %s: remove %s", sb->id, dir);
+	umount_below(sb->paths.dir);
+	if (rm_tree(sb->paths.dir) < 0 && errno != ENOENT)
+		return kerr_sys(err, "sandbox %s: remove %s", sb->id, sb->paths.dir);
 	log_info("sandbox %s: removed", sb->id);
 	sandbox_free(sb);
 	return 0;
@@ -678,6 +575,62 @@ static const char *jstr(json_object *o, const char *k)
 	return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : "";
 }
 
+/* A pid is our proxy for this sandbox if its command line says so. */
+static int is_proxy(pid_t pid, const char *id)
+{
+	char path[64], *cmd = NULL;
+	size_t len = 0;
+	int args = 0, ok = 0;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	if (read_file(path, &cmd, &len, 1 << 16, NULL) < 0)
+		return 0;
+	for (size_t i = 0; i < len; i += strlen(cmd + i) + 1, args++) {
+		if (args == 1 && strcmp(cmd + i, "proxy"))
+			break;
+		if (!strcmp(cmd + i, "--id") && i + 5 < len && !strcmp(cmd + i + 5, id))
+			ok = 1;
+	}
+	free(cmd);
+	return ok;
+}
+
+/* Kills what is left of a sandbox that cannot be re-adopted. */
+static void abandon(struct sandbox *sb, pid_t proxy, const char *why)
+{
+	pid_t vmm = vm_find_vmm(sb->sbx->cfg.run_dir, sb->id);
+
+	if (is_proxy(proxy, sb->id))
+		kill(proxy, SIGKILL);
+	if (vmm > 0)
+		kill(vmm, SIGKILL);
+	log_warn("sandbox %s: %s", sb->id, why);
+	snprintf(sb->last_error, sizeof(sb->last_error), "%s", why);
+	became_stopped(sb, 255);
+}
+
+/* A sandbox that was ready when the daemon went away: both its processes must still run. */
+static void adopt(struct sandbox *sb, pid_t proxy)
+{
+	pid_t vmm = vm_find_vmm(sb->sbx->cfg.run_dir, sb->id);
+	kerr_t err;
+
+	if (vmm <= 0 || !is_proxy(proxy, sb->id))
+		return abandon(sb, proxy,
+		               vmm <= 0 ? "VMM gone while the sandboxer was down"
+		                        : "task proxy gone while the sandboxer was down");
+	sb->pid = vmm;
+	sb->proxy = proxy;
+	sb->proxy_child = 0;
+	if (watch_pid(sb, &sb->proxy_w, proxy, proxy_exited, &err) < 0 ||
+	    watch_pid(sb, &sb->vmm_w, vmm, vmm_exited, &err) < 0)
+		return abandon(sb, proxy, err.msg);
+	sb->state = SB_READY;
+	log_info("sandbox %s: re-adopted VMM %d and task proxy %d", sb->id, vmm, proxy);
+}
+
 static void recover_one(struct sandboxer *sbx, const char *id)
 {
 	char path[512];
@@ -685,7 +638,6 @@ static void recover_one(struct sandboxer *sbx, const char *id)
 	json_object *o;
 	struct sandbox *sb;
 	const char *state;
-	kerr_t err;
 
 	snprintf(path, sizeof(path), "%s/%s/" STATE_FILE, sbx->cfg.run_dir, id);
 	if (id_valid(id, NULL) < 0 || read_file(path, &text, NULL, 1 << 16, NULL) < 0)
@@ -704,38 +656,21 @@ static void recover_one(struct sandboxer *sbx, const char *id)
 	sb->memory_mib = (unsigned)jint(o, "memory_mib");
 	snprintf(sb->hostname, sizeof(sb->hostname), "%s", jstr(o, "hostname"));
 	snprintf(sb->netns, sizeof(sb->netns), "%s", jstr(o, "netns"));
-	snprintf(sb->tp.ns, sizeof(sb->tp.ns), "%s", jstr(o, "namespace"));
 	snprintf(sb->last_error, sizeof(sb->last_error), "%s", jstr(o, "error"));
 	sb->created_ns = jint(o, "created_ns");
 	sb->started_ns = jint(o, "started_ns");
 	sb->exited_ns = jint(o, "exited_ns");
 	sb->exit_status = (int)jint(o, "exit_status");
 	state = jstr(o, "state");
-	if (!strcmp(state, "ready")) {
-		if (attach(sb, &err) == 0) {
-			log_info("sandbox %s: re-adopted VMM %d", id, sb->pid);
-		} else {
-			log_warn("sandbox %s: its VMM is gone (%s)", id, err.msg);
-			snprintf(sb->last_error, sizeof(sb->last_error),
-			         "VMM lost while the sandboxer was down");
-			sb->state = SB_READY;
-			became_stopped(sb, 255);
-		}
-	} else if (!strcmp(state, "created")) {
-		/* A start cut short by our own death leaves a VMM nobody prepared: kill it. */
-		pid_t pid = vm_find_vmm(sbx->cfg.run_dir, id);
-
-		if (pid > 0) {
-			kill(pid, SIGKILL);
-			snprintf(sb->last_error, sizeof(sb->last_error),
-			         "start interrupted by a sandboxer restart");
-			became_stopped(sb, 137);
-		} else {
-			sb->state = SB_CREATED;
-		}
-	} else {
+	if (!strcmp(state, "ready"))
+		adopt(sb, (pid_t)jint(o, "proxy_pid"));
+	else if (!strcmp(state, "starting"))
+		abandon(sb, (pid_t)jint(o, "proxy_pid"),
+		        "start interrupted by a sandboxer restart");
+	else if (!strcmp(state, "created"))
+		sb->state = SB_CREATED;
+	else
 		sb->state = SB_STOPPED;
-	}
 	json_object_put(o);
 }
 

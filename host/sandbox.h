@@ -1,10 +1,12 @@
 /* kuasar-sandboxer's sandboxes: one VM each, driven from the daemon's one loop.
  *
- * Lifecycle: Create writes the directory and state; Start forks a starter process that boots
- * the VM (the blocking part) and exits, leaving the VMM running; the daemon then attaches
- * to it exactly as it re-adopts VMMs after its own restart: pidfd, guest link, task socket,
- * event subscription. Stop asks the guest to power off, then forces. State files are
- * written atomically at every change. */
+ * The daemon is the control plane: Controller calls, state on disk, stop and cleanup. Each
+ * running sandbox has a task proxy process (this binary, `kuasar-sandboxer proxy`) that boots
+ * the VM and then owns the data plane: the guest link, the task socket containerd holds
+ * connections to, and the event forwarding. containerd treats a closed task connection as a
+ * dead task, so those connections must not live in a daemon that restarts: the proxy and
+ * the VMM outlive the daemon, and a restarted daemon re-adopts both by their pids. State
+ * files are written atomically at every change. */
 #ifndef KUASAR_SANDBOX_H
 #define KUASAR_SANDBOX_H
 
@@ -12,11 +14,9 @@
 #include <sys/types.h>
 
 #include "config.h"
-#include "glink.h"
 #include "grpc.h"
 #include "loop.h"
-#include "taskproxy.h"
-#include "vm.h"
+#include "vmm.h"
 
 enum sb_state { SB_CREATED, SB_STARTING, SB_READY, SB_STOPPING, SB_STOPPED };
 
@@ -32,42 +32,34 @@ struct sandbox {
 	char id[65];
 	struct sandboxer *sbx;
 	enum sb_state state;
-	struct vm vm;
+	struct vm_paths paths;
 	unsigned vcpus, memory_mib;
 	char hostname[128];
 	char netns[256];
 	int64_t created_ns, started_ns, exited_ns; /* CLOCK_REALTIME */
 	int exit_status;
 	char last_error[512];
-	pid_t pid; /* the VMM */
-	struct loop_watch pidfd_w;
-	/* Start in flight */
-	pid_t starter;
-	int starter_pidfd;
-	struct loop_watch starter_w; /* the starter's result pipe */
+	pid_t pid;   /* the VMM */
+	pid_t proxy; /* its task proxy (our child unless adopted after a restart) */
+	struct loop_watch vmm_w, proxy_w; /* pidfds */
+	int proxy_child;
+	struct loop_watch result_w; /* the proxy's start result pipe */
 	struct grpc_call *start_call;
-	/* Stop in flight */
 	struct grpc_call *stop_calls[8];
 	int n_stop_calls;
 	struct loop_timer stop_timer;
-	uint32_t shutdown_gid;
 	struct sb_waiter *waiters;
-	struct glink link;
-	struct taskproxy tp;
-	uint32_t events_gid;
 	char task_address[400];
 	struct sandbox *next;
 };
 
-struct events_fwd;
-
 struct sandboxer {
 	struct sb_config cfg;
+	const char *config_path; /* handed to the proxies */
 	struct loop loop;
 	struct grpc_server grpc;
 	struct sandbox *sandboxes;
 	unsigned n_sandboxes;
-	struct events_fwd *events;
 };
 
 struct sandbox *sandbox_find(struct sandboxer *sbx, const char *id);
@@ -90,9 +82,7 @@ void sandbox_reply_start(struct sandbox *sb, struct grpc_call *call);
 extern const struct grpc_method controller_methods[];
 extern const size_t controller_n_methods;
 
-/* Task events to containerd (events_fwd.c). */
-struct events_fwd *events_fwd_new(struct loop *loop, const char *ttrpc_path);
-void events_fwd_publish(struct events_fwd *ev, const char *ns, const char *topic,
-                        const char *type_url, const uint8_t *event, size_t len, int64_t ts_ns);
+/* `kuasar-sandboxer proxy`: one sandbox's VM boot and data plane (proxy.c). */
+int proxy_main(int argc, char **argv);
 
 #endif

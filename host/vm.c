@@ -57,7 +57,7 @@ static void console_line(struct vm *vm)
 }
 
 /* Accepts QEMU's console connection, then reads it line by line (console.log keeps all). */
-static void console_pump(struct vm *vm)
+void vm_console_pump(struct vm *vm)
 {
 	char buf[4096];
 	ssize_t n;
@@ -182,7 +182,7 @@ static int wait_for(struct vm *vm, int fd, short events, int64_t deadline_ns, ke
 				                si.ssi_signo);
 		}
 		if (p[2].revents) {
-			console_pump(vm);
+			vm_console_pump(vm);
 			/* Without an fd to wait for, console progress is what the caller waits on.
 			 */
 			if (fd < 0)
