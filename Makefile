@@ -68,7 +68,7 @@ HOST_LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(HOST_LIB_SRCS)) \
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(wildcard tests/unit/test-*.c))
 
 .PHONY: all help deps guest host kernel image test test-unit test-bats demo bench bench-boot \
-	bench-container \
+	bench-container bench-pod demo-cri install \
 	check-size check-kernel-config clean distclean format
 .DEFAULT_GOAL := all
 # Generated sources are kept, not deleted as intermediates.
@@ -256,6 +256,11 @@ $(BIN)/tests/linkpoke: tests/tools/linkpoke.c tests/unit/link-abuse.h $(BIN)/lib
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(HOST_CFLAGS) -Itests/unit -o $@ $< $(BIN)/libkuasar.a $(HOST_LIBS)
 
+$(BIN)/tests/grpcpoke: tests/tools/grpcpoke.c $(BIN)/libkuasar.a
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $< $(BIN)/libkuasar.a $(HOST_LIBS)
+
 $(BIN)/tests/test-%: tests/unit/test-%.c $(BIN)/libkuasar.a tests/unit/tap.h tests/unit/link-abuse.h
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(dir $@)
@@ -264,10 +269,11 @@ $(BIN)/tests/test-%: tests/unit/test-%.c $(BIN)/libkuasar.a tests/unit/tap.h tes
 test-unit: $(UNIT_TESTS) ## C unit tests (TAP)
 	$(Q)tools/test.sh unit
 
-test-bats: all $(BIN)/vmlinux.bin $(BIN)/tests/linkpoke $(BIN)/kuasar.img ## end-to-end tests against real QEMU VMs
+test-bats: all $(BIN)/vmlinux.bin $(BIN)/tests/linkpoke $(BIN)/tests/grpcpoke $(BIN)/kuasar.img ## end-to-end tests against real QEMU VMs
 	$(Q)tools/test.sh bats
 
-TEST_DEPS := all $(BIN)/vmlinux.bin $(BIN)/kuasar.img $(BIN)/tests/linkpoke $(UNIT_TESTS)
+TEST_DEPS := all $(BIN)/vmlinux.bin $(BIN)/kuasar.img $(BIN)/tests/linkpoke $(BIN)/tests/grpcpoke \
+	$(UNIT_TESTS)
 
 test: ## everything: deps, build, unit and bats tests, one closing tally
 	$(Q)$(MAKE) --no-print-directory deps
@@ -291,7 +297,10 @@ bench-container: all $(BIN)/vmlinux.bin ## container start inside a running sand
 	$(Q)tests/make-bundle.sh $(BIN)/bench-bundle -- echo started >/dev/null
 	$(Q)$(BIN)/kuasar-ctl bench container $(BIN)/bench-bundle -n 21
 
-bench: bench-boot bench-container ## every benchmark (ratios against a baseline in the same run)
+bench-pod: all $(BIN)/vmlinux.bin ## pod start via containerd's CRI: kuasar vs runc; sandboxer memory
+	$(Q)tools/bench-pod.sh
+
+bench: bench-boot bench-container bench-pod ## every benchmark (ratios against a baseline in the same run)
 
 format: ## clang-format every C source
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,0 +1,198 @@
+#!/usr/bin/env bats
+# Stock containerd drives kuasar-sandboxer through CRI: pods, containers, exec, restarts,
+# killed VMMs, bad input to the Controller.
+
+load cri
+
+setup_file() { cri_setup_file; }
+setup() { cri_setup; }
+teardown() { cri_teardown; }
+
+@test "CRI: a pod runs a container end to end" {
+	POD=$(cri --hostname web runp)
+	run cri podstatus "$POD"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"state=SANDBOX_READY handler=kuasar"* ]]
+	CTR=$(cri --container app --image kuasar.invalid/busybox:test --env GREETING=hello \
+		create "$POD" -- sh -c 'echo "$GREETING from $(hostname) on $(uname -r)"; echo to-stderr >&2; exec sleep 1000')
+	cri start "$CTR"
+	wait_log "$D/logs/app.log" "stdout F hello from"
+	wait_log "$D/logs/app.log" "stderr F to-stderr"
+	run cri status "$CTR"
+	[[ "$output" == *"state=RUNNING"* ]]
+	# ExecSync: output, errors and the exit code come back.
+	run cri exec "$CTR" -- sh -c 'echo out; echo err >&2; exit 7'
+	[ "$status" -eq 7 ]
+	[[ "$output" == *out* ]]
+	[[ "$output" == *err* ]]
+	# The container's rootfs is the image's, mounted into the VM's share.
+	run cri exec "$CTR" -- cat /etc/passwd
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"root:x:0:0"* ]]
+	cri --timeout 5 stop "$CTR"
+	run cri status "$CTR"
+	[[ "$output" == *"state=EXITED"* ]]
+	cri rm "$CTR"
+	[ -z "$(ls "$D/run/$POD/shared")" ]
+	cri stopp "$POD"
+	run cri podstatus "$POD"
+	[[ "$output" == *"state=SANDBOX_NOTREADY"* ]]
+	cri rmp "$POD"
+	[ ! -e "$D/run/$POD" ]
+}
+
+@test "CRI: a container that exits reports its code; task events reach containerd" {
+	timeout 60 "$CTRD_BIN/ctr" -a "$D/containerd.sock" events >"$D/events" 2>&1 &
+	local ev=$!
+	run_pod quick sh -c 'echo bye; exit 3'
+	wait_log "$D/logs/quick.log" "stdout F bye"
+	local i
+	for i in $(seq 100); do
+		cri status "$CTR" | grep -q EXITED && break
+		sleep 0.1
+	done
+	run cri status "$CTR"
+	[[ "$output" == *"state=EXITED exit_code=3"* ]]
+	for i in $(seq 100); do
+		grep -q /tasks/exit "$D/events" && break
+		sleep 0.1
+	done
+	kill $ev 2>/dev/null || true
+	grep -q "/tasks/start" "$D/events"
+	grep -q "/tasks/exit" "$D/events"
+	cri rm "$CTR"
+	cri stopp "$POD"
+	cri rmp "$POD"
+}
+
+@test "CRI: two pods at once, each in its own VM" {
+	run_pod one sh -c 'echo one-ready; exec sleep 1000'
+	local pod1=$POD ctr1=$CTR
+	run_pod two sh -c 'echo two-ready; exec sleep 1000'
+	local pod2=$POD ctr2=$CTR
+	wait_log "$D/logs/one.log" one-ready
+	wait_log "$D/logs/two.log" two-ready
+	[ "$(pgrep -fc -- "$D/run/")" -eq 2 ]
+	run cri exec "$ctr1" -- sh -c 'echo x > /tmp/mark; ls /tmp'
+	[[ "$output" == *mark* ]]
+	# Different VMs: the other pod does not see it.
+	run cri exec "$ctr2" -- ls /tmp
+	[[ "$output" != *mark* ]]
+	cri stopp "$pod1"
+	cri stopp "$pod2"
+	cri rmp "$pod1"
+	cri rmp "$pod2"
+}
+
+@test "sandboxer killed with -9 and restarted: the pod's container is still reachable" {
+	run_pod survivor sh -c 'echo up; exec sleep 1000'
+	wait_log "$D/logs/survivor.log" up
+	local vmm
+	vmm=$(pgrep -f -- "$D/run/$POD/")
+	kill -9 "$SB_PID"
+	wait "$SB_PID" 2>/dev/null || true
+	# The VM outlives the daemon.
+	kill -0 "$vmm"
+	sandboxer_start
+	grep -q "re-adopted VMM $vmm and task proxy" "$D/sandboxer.log"
+	run cri exec "$CTR" -- echo still-here
+	[ "$status" -eq 0 ]
+	[[ "$output" == *still-here* ]]
+	run cri podstatus "$POD"
+	[[ "$output" == *SANDBOX_READY* ]]
+	cri --timeout 5 stop "$CTR"
+	cri rm "$CTR"
+	cri stopp "$POD"
+	cri rmp "$POD"
+	! kill -0 "$vmm" 2>/dev/null
+}
+
+@test "a VMM killed with -9: Wait returns and Status says NOTREADY" {
+	run poke Create --id victim
+	[[ "$output" == code=0* ]]
+	run_t 60 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Start --id victim
+	[[ "$output" == code=0* ]]
+	[[ "$output" == *"ttrpc+unix://$D/run/victim/task.sock"* ]]
+	run poke Status --id victim
+	[[ "$output" == *SANDBOX_READY* ]]
+	poke Wait --id victim >"$D/wait.out" &
+	local waiter=$!
+	sleep 0.3
+	kill -9 "$(pgrep -f -- "$D/run/victim/")"
+	local i
+	for i in $(seq 200); do
+		kill -0 "$waiter" 2>/dev/null || break
+		sleep 0.1
+	done
+	! kill -0 "$waiter" 2>/dev/null
+	[[ "$(cat "$D/wait.out")" == code=0* ]]
+	run poke Status --id victim
+	[[ "$output" == *SANDBOX_NOTREADY* ]]
+	# A second Wait on a stopped sandbox answers at once.
+	run_t 5 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Wait --id victim
+	[[ "$output" == code=0* ]]
+	run poke Shutdown --id victim
+	[[ "$output" == code=0* ]]
+	[ ! -e "$D/run/victim" ]
+}
+
+@test "bad input to the Controller gets clear errors and the daemon stays up" {
+	run poke Status --id nosuch
+	[[ "$output" == "code=5 "*"not found"* ]]
+	run poke Create --id twice
+	[[ "$output" == code=0* ]]
+	run poke Create --id twice
+	[[ "$output" == "code=6 "*"already exists"* ]]
+	run poke Create --id 'a/b'
+	[[ "$output" == "code=3 "* ]]
+	run poke Create --id '..'
+	[[ "$output" == "code=3 "* ]]
+	run poke Start --id '../etc'
+	[[ "$output" == "code=3 "* ]]
+	run poke Create --hex 0aff
+	[[ "$output" == "code=3 "*"not a valid protobuf"* ]]
+	run poke Create --zeros 17000000
+	[[ "$output" == "code=8 "*"larger than"* ]]
+	run poke NoSuchMethod
+	[[ "$output" == "code=12 "* ]]
+	run poke Stop --id nosuch
+	[[ "$output" == "code=5 "* ]]
+	run poke Metrics --id twice
+	[[ "$output" == "code=9 "* ]]
+	run poke Update --id twice --hex 1a0022097265736f7572636573
+	[[ "$output" == "code=12 "*"resources"* ]]
+	# still serving, and the sandbox that exists is intact
+	run poke Status --id twice
+	[[ "$output" == code=0* ]]
+	run poke Shutdown --id twice
+	[[ "$output" == code=0* ]]
+	kill -0 "$SB_PID"
+}
+
+@test "Metrics has the VMM's figures; Platform says linux/amd64" {
+	run poke Create --id measured
+	run_t 60 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Start --id measured
+	[[ "$output" == code=0* ]]
+	run poke Metrics --id measured
+	[[ "$output" == code=0* ]]
+	[[ "$output" == *io.containerd.cgroups.v2.Metrics* ]]
+	run poke Platform --id measured
+	[[ "$output" == *linux*amd64* ]]
+	run poke Stop --id measured --field2 5
+	[[ "$output" == code=0* ]]
+	run poke Shutdown --id measured
+	[[ "$output" == code=0* ]]
+}
+
+@test "the sandboxer refuses a bad config, naming the line" {
+	printf '[hypervisor]\nvcpus = 2\nmemory_in_mb = "lots"\n' >"$D/bad.toml"
+	run "$BIN/kuasar-sandboxer" --config "$D/bad.toml" --check-config
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"bad.toml:3: hypervisor.memory_in_mb: expected a non-negative integer"* ]]
+	printf '[hypervisor]\nturbo = true\n' >"$D/bad.toml"
+	run "$BIN/kuasar-sandboxer" --config "$D/bad.toml" --check-config
+	[[ "$output" == *"bad.toml:2: unknown key \`turbo\` in [hypervisor]"* ]]
+	run "$BIN/kuasar-sandboxer" --config "$D/missing.toml" --check-config
+	[ "$status" -eq 0 ]
+	[[ "$output" == *'memory_in_mb = 256'* ]]
+}

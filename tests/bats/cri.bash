@@ -1,0 +1,77 @@
+# Stock containerd plus kuasar-sandboxer for one test (tools/cri-env.sh), in a directory
+# of its own, both stopped by PID in teardown, which then checks nothing was left behind.
+load helpers
+
+# shellcheck source=../../tools/cri-env.sh
+. "$TOP/tools/cri-env.sh"
+CRI_IMAGES=${BATS_FILE_TMPDIR:-/tmp}/images
+
+cri_setup_file() { cri_env_fetch; }
+
+sandboxer_start() { cri_env_sandboxer; }
+
+cri_setup() {
+	D=$(mktemp -d /tmp/kc.XXXXXX)
+	export D
+	KUASAR_RUN_DIR=$D/run
+	export KUASAR_RUN_DIR
+	cri_env_up
+}
+
+# cri ARGS...: kuasar-ctl's CRI client against this test's containerd.
+cri() {
+	"$CTL" cri --address "$D/containerd.sock" --log-dir "$D/logs" "$@"
+}
+
+# poke METHOD ARGS...: one raw call to the sandboxer's Controller.
+poke() {
+	local m=$1
+	shift
+	"$BIN/tests/grpcpoke" "$D/sandboxer.sock" "/containerd.services.sandbox.v1.Controller/$m" "$@"
+}
+
+# run_pod NAME: a pod with a busybox container running CMD; sets POD and CTR.
+run_pod() {
+	local name=$1
+	shift
+	POD=$(cri --name "$name" --uid "uid-$name" runp) || return 1
+	CTR=$(cri --name "$name" --uid "uid-$name" --container "$name" \
+		--image kuasar.invalid/busybox:test create "$POD" -- "$@") || return 1
+	cri start "$CTR"
+}
+
+# wait_log FILE TEXT: up to 20 s for TEXT to show up in a container log.
+wait_log() {
+	local i
+	for i in $(seq 200); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "\"$2\" not in $1:" >&2
+	cat "$1" >&2 2>/dev/null
+	return 1
+}
+
+cri_teardown() {
+	local leaked="" pids mounts m left
+	cri_env_down
+	pids=$(pgrep -f -- "$D/" || true)
+	if [ -n "$pids" ]; then
+		kill -9 $pids 2>/dev/null || true
+		leaked="processes: $pids"
+	fi
+	mounts=$(awk -v d="$D/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r)
+	for m in $mounts; do umount -l "$m"; done
+	# containerd's own (snapshots of runc containers) are its business; ours are below run/.
+	case "$mounts" in *"$D/run/"*) leaked="$leaked mounts: $mounts" ;; esac
+	left=$(cd "$D/run" && find . -mindepth 1 ! -name accel.json | head -5)
+	if [ -n "$leaked$left" ] || [ "${BATS_TEST_COMPLETED:-}" != 1 ]; then
+		echo "--- sandboxer log" >&2
+		tail -30 "$D/sandboxer.log" >&2
+		echo "--- containerd errors" >&2
+		grep -E 'level=(error|warning)' "$D/containerd.log" | tail -10 >&2
+	fi
+	rm -rf --one-file-system "$D"
+	[ -z "$leaked" ] || { echo "leaked $leaked" >&2; return 1; }
+	[ -z "$left" ] || { echo "leaked files: $left" >&2; return 1; }
+}

@@ -1,0 +1,175 @@
+/* The sandboxer's pure parts: config.toml parsing and the host-to-guest spec rewrite. */
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bundle.h"
+#include "config.h"
+#include "tap.h"
+
+static int parse(const char *text, struct sb_config *c, kerr_t *err)
+{
+	config_defaults(c);
+	return config_parse(c, text, "t.toml", err);
+}
+
+static void test_config(void)
+{
+	struct sb_config c;
+	kerr_t err;
+
+	ok(parse("", &c, &err) == 0, "an empty file is all defaults");
+	is_int(c.memory_mib, 256, "default memory");
+	is_str(c.listen, "/run/kuasar-sandboxer.sock", "default listen path");
+	ok(parse("# Kuasar's keys\n[sandbox]\nlog_level = \"debug\"\n\n[hypervisor]\n"
+	         "path = \"/usr/bin/qemu-system-x86_64\" # trailing comment\nvcpus = 2\n"
+	         "memory_in_mb = 512\nkernel_params = \"quiet \\\"x\\\"\"\ndebug = true\n"
+	         "accel = \"tcg\"\n[sandboxer]\nrun_dir = \"/tmp/r\"\n",
+	         &c, &err) == 0,
+	   "Kuasar's keys and ours parse");
+	is_str(c.log_level, "debug", "log_level");
+	is_str(c.qemu, "/usr/bin/qemu-system-x86_64", "string with a trailing comment");
+	is_int(c.vcpus, 2, "vcpus");
+	is_int(c.memory_mib, 512, "memory_in_mb");
+	is_str(c.kernel_params, "quiet \"x\"", "escaped quotes");
+	is_int(c.debug, 1, "debug = true");
+	is_int(c.accel, ACCEL_TCG, "accel");
+	is_str(c.run_dir, "/tmp/r", "run_dir");
+
+	ok(parse("[hypervisor]\nvcpus = 2\nturbo = true\n", &c, &err) < 0 &&
+	       strstr(err.msg, "t.toml:3: unknown key `turbo` in [hypervisor]"),
+	   "an unknown key names its line: %s", err.msg);
+	ok(parse("[hypervisor]\nmemory_in_mb = \"lots\"\n", &c, &err) < 0 &&
+	       strstr(err.msg,
+	              "t.toml:2: hypervisor.memory_in_mb: expected a non-negative integer"),
+	   "a string for a number: %s", err.msg);
+	ok(parse("[hypervisor]\nvcpus = 0\n", &c, &err) < 0 && strstr(err.msg, "out of range"),
+	   "vcpus 0 is out of range: %s", err.msg);
+	ok(parse("[hypervisor]\nvcpus = 99999999999999999999\n", &c, &err) < 0,
+	   "an overflowing integer is refused: %s", err.msg);
+	ok(parse("[cloud]\n", &c, &err) < 0 && strstr(err.msg, "unknown table [cloud]"),
+	   "an unknown table: %s", err.msg);
+	ok(parse("vcpus = 2\n", &c, &err) < 0 && strstr(err.msg, "outside any table"),
+	   "a key before any table: %s", err.msg);
+	ok(parse("[hypervisor]\npath = \"unterminated\n", &c, &err) < 0 &&
+	       strstr(err.msg, "unterminated string"),
+	   "an unterminated string: %s", err.msg);
+	ok(parse("[hypervisor]\ndebug = yes\n", &c, &err) < 0 && strstr(err.msg, "true or false"),
+	   "a bad boolean: %s", err.msg);
+	ok(parse("[sandbox]\nlog_level = \"loud\"\n", &c, &err) < 0, "a bad log level: %s",
+	   err.msg);
+	ok(parse("[hypervisor]\naccel = \"hvf\"\n", &c, &err) < 0, "a bad accel: %s", err.msg);
+	ok(parse("[hypervisor\n", &c, &err) < 0, "a malformed table header: %s", err.msg);
+}
+
+static int binds;
+static char last_src[256];
+
+static int fake_bind(const char *src, const char *dst, kerr_t *err)
+{
+	binds++;
+	snprintf(last_src, sizeof(last_src), "%s", src);
+	return 0;
+}
+
+static const char *jpath(json_object *o, const char *a, const char *b)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, a, &v))
+		return NULL;
+	if (b && !json_object_object_get_ex(v, b, &v))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static void test_spec(const char *tmp, const char *share)
+{
+	/* What CRI sends for a pod container, trimmed to the parts the rewrite touches. */
+	char text[2048];
+	json_object *spec, *mounts, *m, *nss;
+	kerr_t err;
+
+	snprintf(
+	    text, sizeof(text),
+	    "{\"ociVersion\":\"1.1.0\",\"root\":{\"path\":\"/var/lib/x/rootfs\",\"readonly\":true},"
+	    "\"process\":{\"args\":[\"sh\"],\"apparmorProfile\":\"cri-containerd.apparmor.d\","
+	    "\"selinuxLabel\":\"x\"},\"hooks\":{\"prestart\":[{\"path\":\"/usr/bin/hook\"}]},"
+	    "\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
+	    "{\"destination\":\"/etc/hosts\",\"type\":\"bind\",\"source\":\"%s\","
+	    "\"options\":[\"rbind\",\"rprivate\",\"rw\"]},"
+	    "{\"destination\":\"/dev/shm\",\"type\":\"bind\",\"source\":\"/run/containerd/shm\","
+	    "\"options\":[\"rbind\"]}],"
+	    "\"linux\":{\"cgroupsPath\":\"kubepods-besteffort.slice:cri-containerd:abc\","
+	    "\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\",\"path\":\"/var/run/netns/"
+	    "cni-1\"},"
+	    "{\"type\":\"ipc\",\"path\":\"/proc/42/ns/ipc\"},{\"type\":\"mount\"}]}}",
+	    tmp);
+	spec = json_tokener_parse(text);
+	ok(spec != NULL, "test spec parses");
+	binds = 0;
+	ok(spec_rewrite(spec, "ctr1", share, "/run/kuasar/shared/ctr1", fake_bind, &err) == 0,
+	   "a CRI-shaped spec is rewritten");
+	is_str(jpath(spec, "root", "path"), "rootfs", "root.path is the bundle's rootfs");
+	ok(json_object_get_boolean(
+	       json_object_object_get(json_object_object_get(spec, "root"), "readonly")),
+	   "root.readonly is kept");
+	ok(!json_object_object_get(spec, "hooks"), "host hooks are dropped");
+	ok(!jpath(spec, "process", "apparmorProfile") && !jpath(spec, "process", "selinuxLabel"),
+	   "host LSM labels are dropped");
+	is_int(binds, 1, "one host bind source is staged");
+	is_str(last_src, tmp, "the bind source handed over is the host path");
+	mounts = json_object_object_get(spec, "mounts");
+	m = json_object_array_get_idx(mounts, 1);
+	is_str(jpath(m, "source", NULL), "/run/kuasar/shared/ctr1/mounts/1",
+	       "its source becomes the guest path");
+	m = json_object_array_get_idx(mounts, 2);
+	is_str(jpath(m, "type", NULL), "tmpfs", "/dev/shm becomes a guest tmpfs");
+	is_str(jpath(json_object_array_get_idx(mounts, 0), "source", NULL), "proc",
+	       "kernel filesystems are untouched");
+	nss = json_object_object_get(json_object_object_get(spec, "linux"), "namespaces");
+	is_int(json_object_array_length(nss), 2, "namespaces given by host path are dropped");
+	is_str(jpath(spec, "linux", "cgroupsPath"), "/kuasar/ctr1",
+	       "a systemd-style cgroup path becomes a plain one");
+	json_object_put(spec);
+
+	spec = json_tokener_parse("{\"mounts\":[{\"destination\":\"/x\",\"type\":\"bind\","
+	                          "\"source\":\"relative\"}]}");
+	ok(spec_rewrite(spec, "c", "/h", "/g", fake_bind, &err) < 0 &&
+	       strstr(err.msg, "no absolute source"),
+	   "a relative bind source is refused: %s", err.msg);
+	json_object_put(spec);
+	spec = json_tokener_parse("{\"mounts\":[{\"destination\":\"/x\",\"type\":\"bind\","
+	                          "\"source\":\"/does/not/exist\"}]}");
+	ok(spec_rewrite(spec, "c", share, "/g", fake_bind, &err) < 0 &&
+	       strstr(err.msg, "/does/not/exist"),
+	   "a missing bind source is a clear error: %s", err.msg);
+	json_object_put(spec);
+	spec = json_tokener_parse("[1,2]");
+	ok(spec_rewrite(spec, "c", "/h", "/g", fake_bind, &err) < 0,
+	   "a spec that is not an object");
+	json_object_put(spec);
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/kuasar-unit-XXXXXX", file[300], share[300];
+	FILE *f;
+
+	test_config();
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(file, sizeof(file), "%s/hosts", dir);
+	f = fopen(file, "w");
+	fputs("127.0.0.1 localhost\n", f);
+	fclose(f);
+	snprintf(share, sizeof(share), "%s/ctr1", dir);
+	mkdir(share, 0755);
+	test_spec(file, share);
+	remove(file);
+	snprintf(file, sizeof(file), "rm -rf %s", dir);
+	if (system(file) != 0)
+		return 1;
+	return done_testing();
+}

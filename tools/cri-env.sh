@@ -1,0 +1,97 @@
+# Sourced: stock containerd plus kuasar-sandboxer in one directory, with their own sockets,
+# state and configs, images imported offline. Used by the CRI tests, `make demo-cri` and
+# `make bench-pod`. Needs TOP (the source tree) and D (a short directory: unix socket paths
+# are limited to 108 bytes) set by the caller.
+#
+#   cri_env_fetch          containerd (cached) and the image archives
+#   cri_env_up             write configs, start both, import images
+#   cri_env_sandboxer      (re)start the sandboxer alone
+#   cri_env_down           stop both by PID (sandboxes are the caller's to remove first)
+
+CTRD_BIN=${CTRD_BIN:-}
+CRI_IMAGES=${CRI_IMAGES:-/tmp/kuasar-images}
+
+cri_env_fetch() {
+	CTRD_BIN=$("$TOP/tools/fetch-containerd.sh" "${KUASAR_CACHE:-$HOME/.cache/kuasar}") || return 1
+	export CTRD_BIN
+	mkdir -p "$CRI_IMAGES"
+	[ -f "$CRI_IMAGES/busybox.tar" ] ||
+		"$TOP/tests/make-image.sh" "$CRI_IMAGES/busybox.tar" kuasar.invalid/busybox:test sh || return 1
+	[ -f "$CRI_IMAGES/pause.tar" ] ||
+		"$TOP/tests/make-image.sh" "$CRI_IMAGES/pause.tar" kuasar.invalid/pause:test sleep 2147483647
+}
+
+cri_env_wait_socket() {
+	local i
+	for i in $(seq 300); do
+		[ -S "$1" ] && return 0
+		sleep 0.1
+	done
+	echo "no socket at $1" >&2
+	return 1
+}
+
+cri_env_sandboxer() {
+	"$TOP/bin/kuasar-sandboxer" --config "$D/sandboxer.toml" >>"$D/sandboxer.log" 2>&1 &
+	SB_PID=$!
+	cri_env_wait_socket "$D/sandboxer.sock" || { cat "$D/sandboxer.log" >&2; return 1; }
+}
+
+cri_env_up() {
+	mkdir -p "$D/run" "$D/logs"
+	[ -f /tmp/kuasar-test-accel.json ] && cp /tmp/kuasar-test-accel.json "$D/run/accel.json"
+	cat >"$D/sandboxer.toml" <<-TOML
+	[sandbox]
+	log_level = "${CRI_ENV_LOG_LEVEL:-debug}"
+	[hypervisor]
+	kernel_path = "$TOP/bin/vmlinux.bin"
+	initrd_path = "$TOP/bin/kuasar.initrd"
+	memory_in_mb = ${CRI_ENV_MEMORY:-256}
+	[sandboxer]
+	listen = "$D/sandboxer.sock"
+	run_dir = "$D/run"
+	containerd_ttrpc = "$D/containerd.sock.ttrpc"
+	stop_timeout_secs = 5
+	TOML
+	cat >"$D/containerd.toml" <<-TOML
+	version = 3
+	root = "$D/root"
+	state = "$D/state"
+	[grpc]
+	  address = "$D/containerd.sock"
+	[ttrpc]
+	  address = "$D/containerd.sock.ttrpc"
+	$(sed "s#/run/kuasar-sandboxer.sock#$D/sandboxer.sock#" "$TOP/image/containerd/kuasar.toml")
+	[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+	  runtime_type = "io.containerd.runc.v2"
+	[plugins."io.containerd.cri.v1.images".pinned_images]
+	  sandbox = "kuasar.invalid/pause:test"
+	TOML
+	cri_env_sandboxer || return 1
+	PATH=$CTRD_BIN:$PATH "$CTRD_BIN/containerd" --config "$D/containerd.toml" >"$D/containerd.log" 2>&1 &
+	CTRD_PID=$!
+	cri_env_wait_socket "$D/containerd.sock" || { tail -20 "$D/containerd.log" >&2; return 1; }
+	local img
+	for img in busybox pause; do
+		"$CTRD_BIN/ctr" -a "$D/containerd.sock" -n k8s.io images import --platform linux/amd64 \
+			"$CRI_IMAGES/$img.tar" >/dev/null || return 1
+	done
+}
+
+cri_env_stop_pid() { # PID: TERM, then KILL after 10 s
+	local pid=$1 i
+	[ -n "$pid" ] || return 0
+	kill "$pid" 2>/dev/null || return 0
+	for i in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -9 "$pid" 2>/dev/null || true
+}
+
+cri_env_down() {
+	cri_env_stop_pid "${CTRD_PID:-}"
+	cri_env_stop_pid "${SB_PID:-}"
+	[ -f "$D/run/accel.json" ] && cp "$D/run/accel.json" /tmp/kuasar-test-accel.json
+	return 0
+}
