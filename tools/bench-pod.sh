@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Pod start through stock containerd's CRI: the kuasar runtime (a VM per pod) against
+# containerd's default runc runtime on the same containerd, interleaved, median ratio.
+# Then the sandboxer's memory with 1, 10 and 20 running sandboxes: the daemon, the
+# per-sandbox task proxies (RSS and PSS: their code pages are shared) and, for scale, the VMMs.
+#
+# usage: tools/bench-pod.sh [RUNS]
+set -euo pipefail
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${1:-9}
+D=$(mktemp -d /tmp/kb.XXXXXX)
+export D
+CRI_ENV_LOG_LEVEL=info
+CRI_ENV_MEMORY=128
+# shellcheck source=cri-env.sh
+. "$TOP/tools/cri-env.sh"
+
+ctl() { "$TOP/bin/kuasar-ctl" cri --address "$D/containerd.sock" --log-dir "$D/logs" "$@"; }
+
+pods=()
+cleanup() {
+	local p
+	for p in "${pods[@]}"; do
+		ctl stopp "$p" >/dev/null 2>&1 || true
+		ctl rmp "$p" >/dev/null 2>&1 || true
+	done
+	cri_env_down
+	rm -rf --one-file-system "$D"
+}
+trap cleanup EXIT
+
+kb() { # FIELD PID...: sum of a /proc/PID/{status,smaps_rollup} field in kB
+	local field=$1 pid sum=0 v
+	shift
+	for pid in "$@"; do
+		v=$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$pid/status" "/proc/$pid/smaps_rollup" 2>/dev/null | head -1)
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
+}
+
+cri_env_fetch
+cri_env_up
+echo "== pod start: kuasar (VM per pod, TCG here) vs runc, same containerd"
+ctl --handler kuasar --image kuasar.invalid/busybox:test -n "$RUNS" bench runc
+
+echo
+echo "== sandboxer memory by running sandboxes (VM memory ${CRI_ENV_MEMORY} MiB each)"
+printf '%-10s %12s %16s %16s %14s\n' sandboxes "daemon RSS" "proxies RSS" "proxies PSS" "VMMs RSS"
+n=0
+for want in 1 10 20; do
+	while [ "$n" -lt "$want" ]; do
+		pods+=("$(ctl --name "mem-$n" --uid "mem-$n" runp)")
+		n=$((n + 1))
+	done
+	mapfile -t proxies < <(pgrep -f -- "kuasar-sandboxer proxy .*--run-dir $D/run" || true)
+	mapfile -t vmms < <(pgrep -f -- "qemu-system.*$D/run/" || true)
+	printf '%-10s %9s kB %13s kB %13s kB %11s kB\n' "$n" "$(kb VmRSS "$SB_PID")" \
+		"$(kb VmRSS "${proxies[@]}")" "$(kb Pss "${proxies[@]}")" "$(kb VmRSS "${vmms[@]}")"
+done
