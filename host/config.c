@@ -26,6 +26,7 @@ void config_defaults(struct sb_config *c)
 	c->overhead_mib = 64;
 	c->stop_timeout_secs = 10;
 	c->boot_timeout_ms = 60000;
+	strcpy(c->cgroup_parent, "kuasar");
 }
 
 enum vtype { V_STR, V_UINT, V_BOOL, V_ACCEL, V_LINK, V_LEVEL };
@@ -66,6 +67,7 @@ static const struct key keys[] = {
 	S("sandboxer", "containerd_ttrpc", containerd_ttrpc),
 	U("sandboxer", "memory_overhead_mb", overhead_mib, 0, 1 << 16),
 	U("sandboxer", "stop_timeout_secs", stop_timeout_secs, 1, 3600),
+	S("sandboxer", "cgroup_parent", cgroup_parent),
 };
 
 static char *trim(char *s)

@@ -1,8 +1,8 @@
 /* kuasar-sandboxer's configuration: /var/lib/kuasar/config.toml. Kuasar's keys ([sandbox]
  * log_level; [hypervisor] path, vcpus, memory_in_mb, kernel_path, image_path, initrd_path,
  * kernel_params, entropy_source, debug) plus ours ([hypervisor] accel, link; [sandboxer]
- * listen, run_dir, containerd_ttrpc, memory_overhead_mb, stop_timeout_secs). A missing file
- * means defaults; an unknown key or a bad value is an error naming the line. */
+ * listen, run_dir, containerd_ttrpc, memory_overhead_mb, stop_timeout_secs, cgroup_parent). A
+ * missing file means defaults; an unknown key or a bad value is an error naming the line. */
 #ifndef KUASAR_CONFIG_H
 #define KUASAR_CONFIG_H
 
@@ -30,6 +30,7 @@ struct sb_config {
 	unsigned overhead_mib;      /* added to a pod's memory limit */
 	unsigned stop_timeout_secs; /* Stop's default when containerd sends 0 */
 	unsigned boot_timeout_ms;
+	char cgroup_parent[128]; /* "" : sandboxes get no cgroup of their own */
 };
 
 void config_defaults(struct sb_config *c);

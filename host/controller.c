@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "cgroups_v2.pb-c.h"
 #include "host/cri.pb-c.h"
 #include "host/sandbox_controller.pb-c.h"
@@ -323,21 +324,39 @@ static void h_metrics(struct grpc_call *call, const uint8_t *msg, size_t len)
 	Io__Containerd__Cgroups__V2__CPUStat cpu = IO__CONTAINERD__CGROUPS__V2__CPUSTAT__INIT;
 	Io__Containerd__Cgroups__V2__MemoryStat mem =
 	    IO__CONTAINERD__CGROUPS__V2__MEMORY_STAT__INIT;
+	Io__Containerd__Cgroups__V2__PidsStat pids = IO__CONTAINERD__CGROUPS__V2__PIDS_STAT__INIT;
 	struct sandbox *sb = lookup(call, req->sandbox_id);
 	uint64_t usec, rss;
 	uint8_t *buf = NULL;
+	struct cg_stats cs;
+	kerr_t err;
 
 	if (!sb)
 		goto out;
-	if (sb->state != SB_READY || vmm_usage(sb->pid, &usec, &rss) < 0) {
+	if (sb->state != SB_READY) {
 		grpc_reply_error(call, RPC_FAILED_PRECONDITION,
 		                 "sandbox %s is %s: no VMM to measure", sb->id,
 		                 sandbox_state_name(sb));
 		goto out;
 	}
-	cpu.usage_usec = usec;
-	mem.usage = rss;
-	mem.usage_limit = (uint64_t)sb->memory_mib << 20;
+	/* The sandbox's cgroup (VMM and task proxy) where it has one, else the VMM process. */
+	if (sb->has_cgroup &&
+	    sb_cgroup_stats(sbx_of(call)->cfg.cgroup_parent, sb->id, &cs, &err) == 0) {
+		cpu.usage_usec = cs.cpu_usec;
+		mem.usage = cs.memory_bytes;
+		mem.usage_limit =
+		    cs.memory_limit ? cs.memory_limit : (uint64_t)sb->memory_mib << 20;
+		pids.current = cs.pids;
+		cg.pids = &pids;
+	} else if (vmm_usage(sb->pid, &usec, &rss) == 0) {
+		cpu.usage_usec = usec;
+		mem.usage = rss;
+		mem.usage_limit = (uint64_t)sb->memory_mib << 20;
+	} else {
+		grpc_reply_error(call, RPC_UNAVAILABLE, "sandbox %s: VMM %d cannot be measured",
+		                 sb->id, sb->pid);
+		goto out;
+	}
 	cg.cpu = &cpu;
 	cg.memory = &mem;
 	any.type_url = "io.containerd.cgroups.v2.Metrics";

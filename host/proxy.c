@@ -41,6 +41,7 @@ struct proxy {
 	struct loop_watch vmm_w, sig_w, con_w;
 	uint32_t events_gid;
 	int exit_status;
+	int stopping; /* the guest was asked to power off */
 };
 
 static void result(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -93,7 +94,7 @@ static void subscribe_events(struct proxy *p)
 
 /* The link broke while the VMM runs (a chardev reset): calls in flight fail, then the
  * link comes back and the event subscription with it. */
-static int vmm_gone(struct proxy *p);
+static int vmm_gone(struct proxy *p, int wait_ms);
 static void vmm_exited(struct loop_watch *w, uint32_t events);
 
 static void link_down(struct glink *l, void *arg)
@@ -104,7 +105,7 @@ static void link_down(struct glink *l, void *arg)
 
 	taskproxy_link_down(&p->tp);
 	p->events_gid = 0;
-	if (vmm_gone(p))
+	if (vmm_gone(p, p->stopping ? 10000 : 300))
 		return vmm_exited(&p->vmm_w, EPOLLIN);
 	fd = vm_link_connect(&p->vm, mono_ns() + 2000000000LL, &err);
 	if (fd < 0) {
@@ -137,11 +138,12 @@ static void vmm_exited(struct loop_watch *w, uint32_t events)
 	p->loop.stop = 1;
 }
 
-static int vmm_gone(struct proxy *p)
+/* Whether the VMM is gone or going: a guest that powers off closes the link first. */
+static int vmm_gone(struct proxy *p, int wait_ms)
 {
 	struct pollfd pf = { .fd = p->vm.pidfd, .events = POLLIN };
 
-	return p->vm.exited || poll(&pf, 1, 0) == 1;
+	return p->vm.exited || poll(&pf, 1, wait_ms) == 1;
 }
 
 static void on_answer(void *owner, uintptr_t tag, const struct ttrpc_header *h, const uint8_t *data)
@@ -158,6 +160,7 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 	if (read(w->fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	log_info("signal %u: asking the guest to power off", si.ssi_signo);
+	p->stopping = 1;
 	gid = glink_open(&p->link, on_answer, p, 0);
 	if (!gid ||
 	    glink_request(&p->link, gid, 0, AGENT_SANDBOX_SERVICE, "Shutdown", NULL, 0) < 0) {

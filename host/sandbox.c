@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "cgroup.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "host/sandbox_controller.pb-c.h"
 #include "log.h"
@@ -261,6 +262,8 @@ static void became_stopped(struct sandbox *sb, int status)
 	sb->exit_status = status;
 	sb->exited_ns = real_ns();
 	sb->pid = sb->proxy = 0;
+	if (sb->has_cgroup && sb_cgroup_remove(sb->sbx->cfg.cgroup_parent, sb->id) == 0)
+		sb->has_cgroup = 0;
 	state_write(sb);
 	while ((w = sb->waiters)) {
 		sb->waiters = w->next;
@@ -427,6 +430,9 @@ static void exec_proxy(struct sandbox *sb, int result_fd)
 	snprintf(mem, sizeof(mem), "%u", sb->memory_mib);
 	if (dup2(result_fd, 3) < 0)
 		_exit(127);
+	if (sb->has_cgroup && sb_cgroup_enter(c->cgroup_parent, sb->id) < 0)
+		dprintf(2, "kuasar-sandboxer: warning: sandbox %s: cannot enter its cgroup: %s\n",
+		        sb->id, strerror(errno));
 	syscall(SYS_close_range, 4, ~0U, 0);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -456,6 +462,12 @@ void sandbox_start(struct sandbox *sb, struct grpc_call *call)
 	}
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return grpc_reply_error(call, RPC_INTERNAL, "pipe: %s", strerror(errno));
+	if (sb->sbx->cfg.cgroup_parent[0]) {
+		sb->has_cgroup = sb_cgroup_create(sb->sbx->cfg.cgroup_parent, sb->id, &err) == 0;
+		if (!sb->has_cgroup)
+			log_warn("sandbox %s: runs without a cgroup of its own: %s", sb->id,
+			         err.msg);
+	}
 	sb->proxy = fork();
 	if (sb->proxy == 0)
 		exec_proxy(sb, p[1]);
@@ -552,6 +564,8 @@ int sandbox_remove(struct sandbox *sb, kerr_t *err)
 		became_stopped(sb, 0);
 	}
 	umount_below(sb->paths.dir);
+	if (sb->sbx->cfg.cgroup_parent[0])
+		sb_cgroup_remove(sb->sbx->cfg.cgroup_parent, sb->id);
 	if (rm_tree(sb->paths.dir) < 0 && errno != ENOENT)
 		return kerr_sys(err, "sandbox %s: remove %s", sb->id, sb->paths.dir);
 	log_info("sandbox %s: removed", sb->id);
@@ -624,6 +638,7 @@ static void adopt(struct sandbox *sb, pid_t proxy)
 	sb->pid = vmm;
 	sb->proxy = proxy;
 	sb->proxy_child = 0;
+	sb->has_cgroup = sb->sbx->cfg.cgroup_parent[0] != 0;
 	if (watch_pid(sb, &sb->proxy_w, proxy, proxy_exited, &err) < 0 ||
 	    watch_pid(sb, &sb->vmm_w, vmm, vmm_exited, &err) < 0)
 		return abandon(sb, proxy, err.msg);

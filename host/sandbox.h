@@ -43,6 +43,7 @@ struct sandbox {
 	pid_t proxy; /* its task proxy (our child unless adopted after a restart) */
 	struct loop_watch vmm_w, proxy_w; /* pidfds */
 	int proxy_child;
+	int has_cgroup;
 	struct loop_watch result_w; /* the proxy's start result pipe */
 	struct grpc_call *start_call;
 	struct grpc_call *stop_calls[8];

@@ -52,6 +52,7 @@ cri_env_up() {
 	run_dir = "$D/run"
 	containerd_ttrpc = "$D/containerd.sock.ttrpc"
 	stop_timeout_secs = 5
+	cgroup_parent = "kuasar-$(basename "$D")"
 	TOML
 	cat >"$D/containerd.toml" <<-TOML
 	version = 3
@@ -61,6 +62,9 @@ cri_env_up() {
 	  address = "$D/containerd.sock"
 	[ttrpc]
 	  address = "$D/containerd.sock.ttrpc"
+	# These machines deny CAP_SYS_RESOURCE: runc cannot lower oom_score_adj below ours.
+	[plugins."io.containerd.cri.v1.runtime"]
+	  restrict_oom_score_adj = true
 	$(sed "s#/run/kuasar-sandboxer.sock#$D/sandboxer.sock#" "$TOP/image/containerd/kuasar.toml")
 	[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
 	  runtime_type = "io.containerd.runc.v2"
@@ -89,9 +93,18 @@ cri_env_stop_pid() { # PID: TERM, then KILL after 10 s
 	kill -9 "$pid" 2>/dev/null || true
 }
 
+# Sandbox cgroups left under this environment's parent (there should be none).
+cri_env_cgroups() {
+	find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d -path "*/kuasar-$(basename "$D")/*" 2>/dev/null
+}
+
 cri_env_down() {
+	local cg
 	cri_env_stop_pid "${CTRD_PID:-}"
 	cri_env_stop_pid "${SB_PID:-}"
+	for cg in $(cri_env_cgroups) $(find /sys/fs/cgroup -maxdepth 2 -type d -name "kuasar-$(basename "$D")" 2>/dev/null); do
+		rmdir "$cg" 2>/dev/null || true
+	done
 	[ -f "$D/run/accel.json" ] && cp "$D/run/accel.json" /tmp/kuasar-test-accel.json
 	return 0
 }

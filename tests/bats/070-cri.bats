@@ -173,6 +173,11 @@ teardown() { cri_teardown; }
 	run poke Create --id measured
 	run_t 60 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Start --id measured
 	[[ "$output" == code=0* ]]
+	# The sandbox's own cgroup holds its task proxy and VMM.
+	local cg
+	cg=$(cri_env_cgroups | grep '/measured$' | head -1)
+	[ -n "$cg" ]
+	grep -q "$(pgrep -f -- "$D/run/measured/" | head -1)" "$cg/cgroup.procs"
 	run poke Metrics --id measured
 	[[ "$output" == code=0* ]]
 	[[ "$output" == *io.containerd.cgroups.v2.Metrics* ]]
@@ -182,6 +187,7 @@ teardown() { cri_teardown; }
 	[[ "$output" == code=0* ]]
 	run poke Shutdown --id measured
 	[[ "$output" == code=0* ]]
+	[ -z "$(cri_env_cgroups)" ]
 }
 
 @test "the sandboxer refuses a bad config, naming the line" {

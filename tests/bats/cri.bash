@@ -53,7 +53,9 @@ wait_log() {
 }
 
 cri_teardown() {
-	local leaked="" pids mounts m left
+	local leaked="" pids mounts m left cgroups
+	cgroups=$(cri_env_cgroups)
+	[ -z "$cgroups" ] || leaked="cgroups: $cgroups"
 	cri_env_down
 	pids=$(pgrep -f -- "$D/" || true)
 	if [ -n "$pids" ]; then

@@ -1,0 +1,27 @@
+/* Host cgroups for sandboxes: each sandbox's task proxy and VMM run in
+ * <root>/<parent>/<id> (cgroup v2, or the cpuacct and memory hierarchies of v1), which gives
+ * Metrics real figures and Update a memory limit to set. Best effort: a host where the
+ * cgroup cannot be made runs the sandbox without one, and says so. */
+#ifndef KUASAR_CGROUP_H
+#define KUASAR_CGROUP_H
+
+#include <stdint.h>
+
+#include "err.h"
+
+struct cg_stats {
+	uint64_t cpu_usec;
+	uint64_t memory_bytes;
+	uint64_t memory_limit; /* 0: none */
+	uint64_t pids;
+};
+
+int sb_cgroup_create(const char *parent, const char *id, kerr_t *err);
+/* Moves the calling process in (a forked child, before exec). */
+int sb_cgroup_enter(const char *parent, const char *id);
+int sb_cgroup_stats(const char *parent, const char *id, struct cg_stats *st, kerr_t *err);
+int sb_cgroup_set_memory(const char *parent, const char *id, uint64_t bytes, kerr_t *err);
+/* Removes it (empty by then); 0 when it is gone or never existed. */
+int sb_cgroup_remove(const char *parent, const char *id);
+
+#endif
