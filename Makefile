@@ -290,6 +290,25 @@ demo: ## boot a sandbox VM, print its timings, then run a busybox container in a
 		sh -c 'echo hello from $$(hostname), a container in its own VM; uname -r; id' && \
 		echo "(sandbox boot, container run and shutdown: $$((($$(date +%s%N) - t0) / 1000000)) ms)"
 
+demo-cri: ## the same through stock containerd's CRI: a pod in its own VM via kuasar-sandboxer
+	$(Q)$(MAKE) -s --no-print-directory deps
+	$(Q)$(MAKE) -s --no-print-directory all $(BIN)/vmlinux.bin
+	$(Q)tools/demo-cri.sh
+
+PREFIX ?= /usr/local
+install: all $(BIN)/vmlinux.bin ## install the binaries, kernel, initrd, systemd unit and configs
+	install -D -m 0755 $(BIN)/kuasar-sandboxer $(DESTDIR)$(PREFIX)/bin/kuasar-sandboxer
+	install -D -m 0755 $(BIN)/kuasar-ctl $(DESTDIR)$(PREFIX)/bin/kuasar-ctl
+	install -D -m 0644 $(BIN)/vmlinux.bin $(DESTDIR)/var/lib/kuasar/vmlinux.bin
+	install -D -m 0644 $(BIN)/kuasar.initrd $(DESTDIR)/var/lib/kuasar/kuasar.initrd
+	[ -e $(DESTDIR)/var/lib/kuasar/config.toml ] || \
+		install -D -m 0644 image/config.toml $(DESTDIR)/var/lib/kuasar/config.toml
+	install -D -m 0644 image/systemd/kuasar-sandboxer.service \
+		$(DESTDIR)/etc/systemd/system/kuasar-sandboxer.service
+	install -D -m 0644 image/containerd/kuasar.toml $(DESTDIR)$(PREFIX)/share/kuasar/containerd-kuasar.toml
+	install -D -m 0644 image/kubernetes/runtimeclass.yaml $(DESTDIR)$(PREFIX)/share/kuasar/runtimeclass.yaml
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/kuasar/README.md
+
 bench-boot: all $(BIN)/vmlinux.bin ## cold boot: our kernel vs Debian's distro kernel
 	$(Q)tools/bench-boot.sh
 

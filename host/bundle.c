@@ -128,9 +128,12 @@ static int rewrite_mounts(json_object *spec, const char *host_dir, const char *g
 	return 0;
 }
 
-/* Namespaces given by path are the host's (the pod's netns, a pause process's ipc/uts):
- * in the VM the pod is the VM, so those containers share the VM's namespace instead. */
-static void adapt_namespaces(json_object *linux_)
+/* Namespaces given by path are the host's (the pod's netns, the sandbox process's pid, ipc
+ * and uts): meaningless in the VM. The VM is the pod's network, so a container joins the
+ * VM's network namespace; every other one becomes a new namespace of the container's own,
+ * never the VM's (which holds kuasar-init). Pod-wide sharing of pid and ipc between
+ * containers is therefore not provided. */
+static void adapt_namespaces(json_object *linux_, int *new_uts)
 {
 	json_object *nss, *kept;
 
@@ -140,23 +143,38 @@ static void adapt_namespaces(json_object *linux_)
 	kept = json_object_new_array();
 	for (size_t i = 0; i < json_object_array_length(nss); i++) {
 		json_object *ns = json_object_array_get_idx(nss, i);
+		const char *type = jstr(ns, "type"), *path = jstr(ns, "path");
 
-		if (!jstr(ns, "path") || !jstr(ns, "path")[0])
+		if (!path || !path[0]) {
 			json_object_array_add(kept, json_object_get(ns));
+		} else if (type && strcmp(type, "network")) {
+			json_object *fresh = json_object_new_object();
+
+			if (!strcmp(type, "uts"))
+				*new_uts = 1;
+			json_object_object_add(fresh, "type", json_object_new_string(type));
+			json_object_array_add(kept, fresh);
+		}
 	}
 	json_object_object_add(linux_, "namespaces", kept);
 }
 
-static void adapt_linux(json_object *spec, const char *id)
+static void adapt_linux(json_object *spec, const char *id, const char *hostname)
 {
 	json_object *linux_;
-	const char *cg;
+	const char *cg, *h;
 	char path[256];
+	int new_uts = 0;
 
 	if (!json_object_object_get_ex(spec, "linux", &linux_) ||
 	    !json_object_is_type(linux_, json_type_object))
 		return;
-	adapt_namespaces(linux_);
+	adapt_namespaces(linux_, &new_uts);
+	/* A container that was to join the pod's UTS namespace gets the pod's hostname in its
+	 * own instead. */
+	h = jstr(spec, "hostname");
+	if (new_uts && (!h || !h[0]) && hostname && hostname[0])
+		json_object_object_add(spec, "hostname", json_object_new_string(hostname));
 	/* The guest has no SELinux; systemd-style cgroup paths (slice:prefix:name) mean nothing
 	 * there either: the container gets a plain path named after it. */
 	json_object_object_del(linux_, "mountLabel");
@@ -168,7 +186,7 @@ static void adapt_linux(json_object *spec, const char *id)
 }
 
 int spec_rewrite(json_object *spec, const char *id, const char *host_dir, const char *guest_dir,
-                 bundle_bind_fn bind, kerr_t *err)
+                 const char *hostname, bundle_bind_fn bind, kerr_t *err)
 {
 	json_object *root, *process;
 
@@ -193,7 +211,7 @@ int spec_rewrite(json_object *spec, const char *id, const char *host_dir, const 
 		json_object_object_del(process, "apparmorProfile");
 		json_object_object_del(process, "selinuxLabel");
 	}
-	adapt_linux(spec, id);
+	adapt_linux(spec, id, hostname);
 	return 0;
 }
 
@@ -308,8 +326,8 @@ static int mount_rootfs(const char *host_bundle, json_object *spec,
 }
 
 int bundle_prepare(const char *shared, const char *id, const char *host_bundle,
-                   Containerd__Types__Mount **rootfs, size_t n_rootfs, char *guest_bundle, size_t n,
-                   kerr_t *err)
+                   Containerd__Types__Mount **rootfs, size_t n_rootfs, const char *hostname,
+                   char *guest_bundle, size_t n, kerr_t *err)
 {
 	char dir[PATH_MAX], target[PATH_MAX], gdir[PATH_MAX], cfg[PATH_MAX];
 	json_object *spec = NULL;
@@ -338,7 +356,7 @@ int bundle_prepare(const char *shared, const char *id, const char *host_bundle,
 		goto fail;
 	}
 	if (mount_rootfs(host_bundle, spec, rootfs, n_rootfs, target, err) < 0 ||
-	    spec_rewrite(spec, id, dir, gdir, bind_host, err) < 0)
+	    spec_rewrite(spec, id, dir, gdir, hostname, bind_host, err) < 0)
 		goto fail;
 	text = json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN);
 	if (write_file_atomic(cfg, text, strlen(text), err) < 0)

@@ -20,14 +20,15 @@
 typedef int (*bundle_bind_fn)(const char *src, const char *dst, kerr_t *err);
 
 /* Rewrites spec in place for the guest; bind sources get mount points below host_dir/mounts
- * and are handed to bind. */
+ * and are handed to bind. hostname: the pod's, for containers that were to share its UTS
+ * namespace. */
 int spec_rewrite(json_object *spec, const char *id, const char *host_dir, const char *guest_dir,
-                 bundle_bind_fn bind, kerr_t *err);
+                 const char *hostname, bundle_bind_fn bind, kerr_t *err);
 
 /* Prepares <shared>/<id> and returns the guest's bundle path. Undoes itself on failure. */
 int bundle_prepare(const char *shared, const char *id, const char *host_bundle,
-                   Containerd__Types__Mount **rootfs, size_t n_rootfs, char *guest_bundle, size_t n,
-                   kerr_t *err);
+                   Containerd__Types__Mount **rootfs, size_t n_rootfs, const char *hostname,
+                   char *guest_bundle, size_t n, kerr_t *err);
 /* Unmounts everything below <shared>/<id> and removes it; 0 when nothing is left. */
 int bundle_remove(const char *shared, const char *id);
 

@@ -240,6 +240,7 @@ int proxy_main(int argc, char **argv)
 		{ "id", 1, 0, 'i' },
 		{ "vcpus", 1, 0, 'v' },
 		{ "memory", 1, 0, 'm' },
+		{ "hostname", 1, 0, 'h' },
 		{ "log-level", 1, 0, 'L' },
 		{ 0 },
 	};
@@ -261,12 +262,16 @@ int proxy_main(int argc, char **argv)
 		case 'v': p.cfg.vcpus = (unsigned)atoi(optarg); break;
 		case 'm': p.cfg.memory_mib = (unsigned)atoi(optarg); break;
 		case 'L': level = optarg; break;
-		default: return 2;
+		case 'h': snprintf(p.tp.hostname, sizeof(p.tp.hostname), "%s", optarg); break;
+		default:
+			result("E %d kuasar-sandboxer proxy: bad arguments", EINVAL);
+			return 2;
 		}
 	}
 	if (!id) {
-		fprintf(stderr, "usage: kuasar-sandboxer proxy --id ID [--config F] ... (started "
-		                "by the daemon)\n");
+		result("E %d usage: kuasar-sandboxer proxy --id ID [--config F] ... (started by the "
+		       "daemon)",
+		       EINVAL);
 		return 2;
 	}
 	{

@@ -158,7 +158,8 @@ void sandbox_reply_start(struct sandbox *sb, struct grpc_call *call)
 	    CONTAINERD__SERVICES__SANDBOX__V1__START_RESPONSE__INIT;
 	Google__Protobuf__Timestamp created = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
 	Google__Protobuf__Any spec = GOOGLE__PROTOBUF__ANY__INIT;
-	char json[512];
+	json_object *o = json_object_new_object();
+	const char *json;
 
 	r.sandbox_id = sb->id;
 	r.pid = (uint32_t)sb->pid;
@@ -167,13 +168,16 @@ void sandbox_reply_start(struct sandbox *sb, struct grpc_call *call)
 	r.address = sb->task_address;
 	r.version = 3;
 	/* containerd decodes the spec it is handed; a minimal valid one says what the pod is. */
-	snprintf(json, sizeof(json), "{\"ociVersion\":\"1.1.0\",\"hostname\":\"%s\"}",
-	         sb->hostname);
+	json_object_object_add(o, "ociVersion", json_object_new_string("1.1.0"));
+	if (sb->hostname[0])
+		json_object_object_add(o, "hostname", json_object_new_string(sb->hostname));
+	json = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	spec.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 	spec.value.data = (uint8_t *)json;
 	spec.value.len = strlen(json);
 	r.spec = &spec;
 	grpc_reply(call, &r.base);
+	json_object_put(o);
 }
 
 static void reply_wait(struct grpc_call *call, struct sandbox *sb)
@@ -439,7 +443,7 @@ static void exec_proxy(struct sandbox *sb, int result_fd)
 	execl("/proc/self/exe", "kuasar-sandboxer", "proxy", "--id", sb->id, "--config",
 	      sb->sbx->config_path, "--run-dir", c->run_dir, "--containerd-ttrpc",
 	      c->containerd_ttrpc, "--vcpus", vcpus, "--memory", mem, "--log-level",
-	      c->debug ? "debug" : c->log_level, (char *)NULL);
+	      c->debug ? "debug" : c->log_level, "--hostname", sb->hostname, (char *)NULL);
 	dprintf(3, "E %d exec /proc/self/exe: %s", errno, strerror(errno));
 	_exit(127);
 }

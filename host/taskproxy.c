@@ -219,8 +219,8 @@ static uint8_t *rewrite_create(struct tp_conn *c, uint32_t sid, const Ttrpc__Req
 		client_error(c, sid, RPC_INVALID_ARGUMENT, "Create %s: %s", cr->id, why);
 		goto out;
 	}
-	if (bundle_prepare(c->tp->shared, cr->id, cr->bundle, cr->rootfs, cr->n_rootfs, gbundle,
-	                   sizeof(gbundle), &err) < 0) {
+	if (bundle_prepare(c->tp->shared, cr->id, cr->bundle, cr->rootfs, cr->n_rootfs,
+	                   c->tp->hostname, gbundle, sizeof(gbundle), &err) < 0) {
 		client_error(c, sid,
 		             err.errnum == EEXIST   ? RPC_ALREADY_EXISTS
 		             : err.errnum == EINVAL ? RPC_INVALID_ARGUMENT

@@ -23,6 +23,7 @@ struct taskproxy {
 	unsigned n_conns;
 	/* containerd's namespace (metadata containerd-namespace-ttrpc), for events. */
 	char ns[64];
+	char hostname[128]; /* the pod's */
 	void (*on_ns)(struct taskproxy *tp, void *arg);
 	void *arg;
 };

@@ -16,7 +16,8 @@ teardown() { cri_teardown; }
 	CTR=$(cri --container app --image kuasar.invalid/busybox:test --env GREETING=hello \
 		create "$POD" -- sh -c 'echo "$GREETING from $(hostname) on $(uname -r)"; echo to-stderr >&2; exec sleep 1000')
 	cri start "$CTR"
-	wait_log "$D/logs/app.log" "stdout F hello from"
+	# The container has a UTS namespace of its own with the pod's hostname.
+	wait_log "$D/logs/app.log" "stdout F hello from web on"
 	wait_log "$D/logs/app.log" "stderr F to-stderr"
 	run cri status "$CTR"
 	[[ "$output" == *"state=RUNNING"* ]]
@@ -29,6 +30,9 @@ teardown() { cri_teardown; }
 	run cri exec "$CTR" -- cat /etc/passwd
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"root:x:0:0"* ]]
+	# Its own PID namespace: the guest's init is not visible from inside.
+	run cri exec "$CTR" -- cat /proc/1/cmdline
+	[[ "$output" == sh* ]]
 	cri --timeout 5 stop "$CTR"
 	run cri status "$CTR"
 	[[ "$output" == *"state=EXITED"* ]]

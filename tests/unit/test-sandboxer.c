@@ -104,12 +104,15 @@ static void test_spec(const char *tmp, const char *share)
 	    "\"linux\":{\"cgroupsPath\":\"kubepods-besteffort.slice:cri-containerd:abc\","
 	    "\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\",\"path\":\"/var/run/netns/"
 	    "cni-1\"},"
-	    "{\"type\":\"ipc\",\"path\":\"/proc/42/ns/ipc\"},{\"type\":\"mount\"}]}}",
+	    "{\"type\":\"ipc\",\"path\":\"/proc/42/ns/ipc\"},{\"type\":\"uts\",\"path\":\"/proc/42/"
+	    "ns/uts\"},"
+	    "{\"type\":\"mount\"}]}}",
 	    tmp);
 	spec = json_tokener_parse(text);
 	ok(spec != NULL, "test spec parses");
 	binds = 0;
-	ok(spec_rewrite(spec, "ctr1", share, "/run/kuasar/shared/ctr1", fake_bind, &err) == 0,
+	ok(spec_rewrite(spec, "ctr1", share, "/run/kuasar/shared/ctr1", "web", fake_bind, &err) ==
+	       0,
 	   "a CRI-shaped spec is rewritten");
 	is_str(jpath(spec, "root", "path"), "rootfs", "root.path is the bundle's rootfs");
 	ok(json_object_get_boolean(
@@ -129,25 +132,30 @@ static void test_spec(const char *tmp, const char *share)
 	is_str(jpath(json_object_array_get_idx(mounts, 0), "source", NULL), "proc",
 	       "kernel filesystems are untouched");
 	nss = json_object_object_get(json_object_object_get(spec, "linux"), "namespaces");
-	is_int(json_object_array_length(nss), 2, "namespaces given by host path are dropped");
+	is_int(json_object_array_length(nss), 4,
+	       "the host's netns is dropped: the VM's is the pod's");
+	is_str(jpath(spec, "hostname", NULL), "web", "a new UTS namespace gets the pod's hostname");
+	is_str(jpath(json_object_array_get_idx(nss, 1), "type", NULL), "ipc",
+	       "a host ipc namespace path becomes a new ipc namespace");
+	ok(!jpath(json_object_array_get_idx(nss, 1), "path", NULL), "without the host path");
 	is_str(jpath(spec, "linux", "cgroupsPath"), "/kuasar/ctr1",
 	       "a systemd-style cgroup path becomes a plain one");
 	json_object_put(spec);
 
 	spec = json_tokener_parse("{\"mounts\":[{\"destination\":\"/x\",\"type\":\"bind\","
 	                          "\"source\":\"relative\"}]}");
-	ok(spec_rewrite(spec, "c", "/h", "/g", fake_bind, &err) < 0 &&
+	ok(spec_rewrite(spec, "c", "/h", "/g", NULL, fake_bind, &err) < 0 &&
 	       strstr(err.msg, "no absolute source"),
 	   "a relative bind source is refused: %s", err.msg);
 	json_object_put(spec);
 	spec = json_tokener_parse("{\"mounts\":[{\"destination\":\"/x\",\"type\":\"bind\","
 	                          "\"source\":\"/does/not/exist\"}]}");
-	ok(spec_rewrite(spec, "c", share, "/g", fake_bind, &err) < 0 &&
+	ok(spec_rewrite(spec, "c", share, "/g", NULL, fake_bind, &err) < 0 &&
 	       strstr(err.msg, "/does/not/exist"),
 	   "a missing bind source is a clear error: %s", err.msg);
 	json_object_put(spec);
 	spec = json_tokener_parse("[1,2]");
-	ok(spec_rewrite(spec, "c", "/h", "/g", fake_bind, &err) < 0,
+	ok(spec_rewrite(spec, "c", "/h", "/g", NULL, fake_bind, &err) < 0,
 	   "a spec that is not an object");
 	json_object_put(spec);
 }
