@@ -32,7 +32,7 @@ teardown() { cri_teardown; }
 	[[ "$output" == *"root:x:0:0"* ]]
 	# Its own PID namespace: the guest's init is not visible from inside.
 	run cri exec "$CTR" -- cat /proc/1/cmdline
-	[[ "$output" == sh* ]]
+	[[ "$output" == sleep1000* ]]
 	cri --timeout 5 stop "$CTR"
 	run cri status "$CTR"
 	[[ "$output" == *"state=EXITED"* ]]
@@ -205,4 +205,47 @@ teardown() { cri_teardown; }
 	run "$BIN/kuasar-sandboxer" --config "$D/missing.toml" --check-config
 	[ "$status" -eq 0 ]
 	[[ "$output" == *'memory_in_mb = 256'* ]]
+}
+
+@test "the task socket: a stalled client, an oversized frame and garbage do not hold up others" {
+	run_pod busy sh -c 'echo ready; exec sleep 1000'
+	wait_log "$D/logs/busy.log" ready
+	local sock=$D/run/$POD/task.sock
+	# A client that sends half a frame and then nothing, and never reads.
+	python3 -c '
+import socket, struct, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(struct.pack(">IIBB", 1000, 1, 1, 0) + b"x" * 10)
+time.sleep(60)' "$sock" &
+	local stalled=$!
+	# An oversized frame is answered with RESOURCE_EXHAUSTED on its stream; garbage after
+	# it gets INVALID_ARGUMENT; the connection stays usable.
+	run python3 -c '
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)
+def frame():
+    h = b""
+    while len(h) < 10: h += s.recv(10 - len(h))
+    n, sid, t, f = struct.unpack(">IIBB", h)
+    d = b""
+    while len(d) < n: d += s.recv(n - len(d))
+    return sid, t, d
+big = 5 << 20
+s.sendall(struct.pack(">IIBB", big, 1, 1, 0) + b"\0" * big)
+sid, t, d = frame(); print("big", sid, t, b"\x08" in d[:4], d.decode(errors="replace"))
+s.sendall(struct.pack(">IIBB", 4, 3, 1, 0) + b"\xff\xff\xff\xff")
+sid, t, d = frame(); print("garbage", sid, t, d.decode(errors="replace"))
+s.sendall(struct.pack(">IIBB", 0, 2, 1, 0))
+sid, t, d = frame(); print("even", sid, t, d.decode(errors="replace"))' "$sock"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"big 1 2 True"*"over the"* ]]
+	[[ "$output" == *"garbage 3 2"*"malformed ttrpc request"* ]]
+	[[ "$output" == *"even 2 2"*"odd and increasing"* ]]
+	# Meanwhile containerd's own calls go through.
+	run cri exec "$CTR" -- echo through
+	[ "$status" -eq 0 ]
+	[[ "$output" == *through* ]]
+	kill "$stalled"
+	cri stopp "$POD"
+	cri rmp "$POD"
 }
