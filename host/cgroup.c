@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -184,4 +186,50 @@ int sb_cgroup_remove(const char *parent, const char *id)
 			rc = -1;
 	}
 	return rc;
+}
+
+/* The pids in the sandbox's cgroup (one hierarchy holds them all). */
+static int read_procs(const char *parent, const char *id, pid_t *pids, int max)
+{
+	char path[PATH_MAX], *text = NULL, *p, *end;
+	int n = 0;
+
+	if (is_v2())
+		dir_of(path, sizeof(path), NULL, parent, id);
+	else
+		dir_of(path, sizeof(path), "memory", parent, id);
+	strncat(path, "/cgroup.procs", sizeof(path) - strlen(path) - 1);
+	if (read_file(path, &text, NULL, 1 << 20, NULL) < 0)
+		return 0;
+	for (p = text; *p && n < max; p = end) {
+		long v = strtol(p, &end, 10);
+
+		if (end == p)
+			break;
+		if (v > 0)
+			pids[n++] = (pid_t)v;
+		while (*end == '\n')
+			end++;
+	}
+	free(text);
+	return n;
+}
+
+int sb_cgroup_kill_all(const char *parent, const char *id, int timeout_ms)
+{
+	int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
+	pid_t pids[256];
+	int n;
+
+	while ((n = read_procs(parent, id, pids, 256)) > 0) {
+		for (int i = 0; i < n; i++) {
+			kill(pids[i], SIGKILL);
+			/* Orphans of the sandbox are ours (we are their subreaper): reap them. */
+			waitpid(pids[i], NULL, WNOHANG);
+		}
+		if (mono_ns() > deadline)
+			return -1;
+		usleep(5000);
+	}
+	return 0;
 }

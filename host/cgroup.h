@@ -21,6 +21,9 @@ int sb_cgroup_create(const char *parent, const char *id, kerr_t *err);
 int sb_cgroup_enter(const char *parent, const char *id);
 int sb_cgroup_stats(const char *parent, const char *id, struct cg_stats *st, kerr_t *err);
 int sb_cgroup_set_memory(const char *parent, const char *id, uint64_t bytes, kerr_t *err);
+/* Kills every process in it and waits (reaping our orphans) until it is empty; -1 if
+ * something is still there after timeout_ms. */
+int sb_cgroup_kill_all(const char *parent, const char *id, int timeout_ms);
 /* Removes it (empty by then); 0 when it is gone or never existed. */
 int sb_cgroup_remove(const char *parent, const char *id);
 

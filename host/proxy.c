@@ -263,15 +263,14 @@ int proxy_main(int argc, char **argv)
 		case 'm': p.cfg.memory_mib = (unsigned)atoi(optarg); break;
 		case 'L': level = optarg; break;
 		case 'h': snprintf(p.tp.hostname, sizeof(p.tp.hostname), "%s", optarg); break;
-		default:
-			result("E %d kuasar-sandboxer proxy: bad arguments", EINVAL);
-			return 2;
+		default: result("E %d kuasar-sandboxer proxy: bad arguments", EINVAL); return 2;
 		}
 	}
 	if (!id) {
-		result("E %d usage: kuasar-sandboxer proxy --id ID [--config F] ... (started by the "
-		       "daemon)",
-		       EINVAL);
+		result(
+		    "E %d usage: kuasar-sandboxer proxy --id ID [--config F] ... (started by the "
+		    "daemon)",
+		    EINVAL);
 		return 2;
 	}
 	{

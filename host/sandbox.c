@@ -249,10 +249,24 @@ static void close_watch(struct sandbox *sb, struct loop_watch *w)
 	w->fd = -1;
 }
 
+/* Whatever is left of the sandbox's processes (a VMM spawned but not yet recorded, orphans
+ * of a killed proxy): its cgroup knows them all. */
+static void kill_remains(struct sandbox *sb)
+{
+	if (sb->has_cgroup && sb_cgroup_kill_all(sb->sbx->cfg.cgroup_parent, sb->id, 5000) < 0)
+		log_warn("sandbox %s: processes remain in its cgroup", sb->id);
+}
+
 static void became_stopped(struct sandbox *sb, int status)
 {
 	struct sb_waiter *w;
 
+	/* A VMM whose proxy died before it is our orphan (we are the subreaper): reap it. */
+	if (sb->vmm_w.fd >= 0) {
+		siginfo_t si;
+
+		waitid((idtype_t)3 /* P_PIDFD */, (id_t)sb->vmm_w.fd, &si, WEXITED | WNOHANG);
+	}
 	close_watch(sb, &sb->proxy_w);
 	close_watch(sb, &sb->vmm_w);
 	close_watch(sb, &sb->result_w);
@@ -266,6 +280,7 @@ static void became_stopped(struct sandbox *sb, int status)
 	sb->exit_status = status;
 	sb->exited_ns = real_ns();
 	sb->pid = sb->proxy = 0;
+	kill_remains(sb);
 	if (sb->has_cgroup && sb_cgroup_remove(sb->sbx->cfg.cgroup_parent, sb->id) == 0)
 		sb->has_cgroup = 0;
 	state_write(sb);
@@ -381,6 +396,7 @@ static void start_failed(struct sandbox *sb, const char *msg)
 		proxy_status(sb);
 	else if (sb->proxy > 0)
 		kill(sb->proxy, SIGKILL);
+	kill_remains(sb);
 	snprintf(sb->last_error, sizeof(sb->last_error), "%s", msg);
 	log_warn("sandbox %s: start failed: %s", sb->id, msg);
 	/* A failed boot removes the directory; the sandbox stays known until Shutdown. */
@@ -518,6 +534,9 @@ static void abort_start(struct sandbox *sb)
 		kill(pid, SIGKILL);
 	if (p.fd >= 0 && poll(&p, 1, 5000) == 1)
 		proxy_status(sb);
+	kill_remains(sb);
+	if (pid > 0)
+		waitpid(pid, NULL, WNOHANG);
 	start_answer_error(sb, RPC_CANCELLED, "stopped while starting");
 }
 

@@ -119,17 +119,31 @@ teardown() { cri_teardown; }
 	[[ "$output" == *"ttrpc+unix://$D/run/victim/task.sock"* ]]
 	run poke Status --id victim
 	[[ "$output" == *SANDBOX_READY* ]]
-	poke Wait --id victim >"$D/wait.out" &
-	local waiter=$!
+	# Many waiters, one of them across a restart of the daemon (containerd retries Wait).
+	local w waiters=() i
+	for w in 1 2 3; do
+		poke Wait --id victim >"$D/wait$w.out" &
+		waiters+=($!)
+	done
+	sleep 0.3
+	kill -9 "$SB_PID"
+	wait "$SB_PID" 2>/dev/null || true
+	sandboxer_start
+	poke Wait --id victim >"$D/wait4.out" &
+	waiters+=($!)
 	sleep 0.3
 	kill -9 "$(pgrep -f -- "$D/run/victim/")"
-	local i
-	for i in $(seq 200); do
-		kill -0 "$waiter" 2>/dev/null || break
-		sleep 0.1
+	for w in "${waiters[@]}"; do
+		for i in $(seq 200); do
+			kill -0 "$w" 2>/dev/null || break
+			sleep 0.1
+		done
 	done
-	! kill -0 "$waiter" 2>/dev/null
-	[[ "$(cat "$D/wait.out")" == code=0* ]]
+	# The three held across the daemon's death lost their connection; the fourth returned.
+	[[ "$(cat "$D/wait4.out")" == code=0*"bytes="* ]]
+	for w in 1 2 3; do
+		[[ "$(cat "$D/wait$w.out")" != *code=0* ]]
+	done
 	run poke Status --id victim
 	[[ "$output" == *SANDBOX_NOTREADY* ]]
 	# A second Wait on a stopped sandbox answers at once.
@@ -248,4 +262,32 @@ sid, t, d = frame(); print("even", sid, t, d.decode(errors="replace"))' "$sock"
 	kill "$stalled"
 	cri stopp "$POD"
 	cri rmp "$POD"
+}
+
+@test "Stop and Shutdown while a sandbox is starting leave nothing behind" {
+	run poke Create --id hasty
+	"$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Start --id hasty >"$D/start.out" &
+	local starter=$!
+	sleep 0.2
+	run poke Shutdown --id hasty
+	[[ "$output" == code=0* ]]
+	wait "$starter" || true
+	[[ "$(cat "$D/start.out")" == "code=1 "*"stopped while starting"* ]]
+	[ ! -e "$D/run/hasty" ]
+	run poke Status --id hasty
+	[[ "$output" == "code=5 "* ]]
+	# Several waiters on one sandbox all get the answer.
+	run poke Create --id waited
+	local w waiters=()
+	for w in 1 2 3; do
+		poke Wait --id waited >"$D/w$w.out" &
+		waiters+=($!)
+	done
+	sleep 0.2
+	run poke Stop --id waited
+	[[ "$output" == code=0* ]]
+	for w in "${waiters[@]}"; do wait "$w"; done
+	for w in 1 2 3; do [[ "$(cat "$D/w$w.out")" == code=0* ]]; done
+	run poke Shutdown --id waited
+	[[ "$output" == code=0* ]]
 }
