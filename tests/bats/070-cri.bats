@@ -291,3 +291,23 @@ sid, t, d = frame(); print("even", sid, t, d.decode(errors="replace"))' "$sock"
 	run poke Shutdown --id waited
 	[[ "$output" == code=0* ]]
 }
+
+@test "a task proxy killed with -9: its VMM is stopped, reaped, and the sandbox is NOTREADY" {
+	run poke Create --id orphan
+	run_t 60 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Start --id orphan
+	[[ "$output" == code=0* ]]
+	local proxy vmm i
+	proxy=$(pgrep -f -- "kuasar-sandboxer proxy --id orphan ")
+	vmm=$(pgrep -f -- "$D/run/orphan/")
+	kill -9 "$proxy"
+	for i in $(seq 100); do
+		poke Status --id orphan | grep -q SANDBOX_NOTREADY && break
+		sleep 0.1
+	done
+	run poke Status --id orphan --hex 1001
+	[[ "$output" == *SANDBOX_NOTREADY*"task proxy died"* ]]
+	# Gone, not a zombie of the daemon's.
+	[ ! -e "/proc/$vmm" ]
+	run poke Shutdown --id orphan
+	[[ "$output" == code=0* ]]
+}
