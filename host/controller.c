@@ -1,5 +1,6 @@
 /* containerd.services.sandbox.v1.Controller over gRPC: decode, check, hand to sandbox.c. */
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,50 @@ static void size_from_pod(const struct sb_config *cfg, const Runtime__V1__PodSan
 	}
 }
 
+/* The pod as an OCI runtime spec, which Start hands back to containerd: hostname, the
+ * pod's annotations, its resources, and the VM size chosen from them. */
+static char *pod_spec(const Runtime__V1__PodSandboxConfig *pod, unsigned vcpus, unsigned mem)
+{
+	json_object *o = json_object_new_object(), *ann = json_object_new_object();
+	const Runtime__V1__LinuxContainerResources *r =
+	    pod && pod->linux_config ? pod->linux_config->resources : NULL;
+	char buf[32];
+	char *out;
+
+	json_object_object_add(o, "ociVersion", json_object_new_string("1.1.0"));
+	if (pod && pod->hostname && pod->hostname[0])
+		json_object_object_add(o, "hostname", json_object_new_string(pod->hostname));
+	for (size_t i = 0; pod && i < pod->n_annotations; i++)
+		json_object_object_add(ann, pod->annotations[i]->key,
+		                       json_object_new_string(pod->annotations[i]->value));
+	snprintf(buf, sizeof(buf), "%u", vcpus);
+	json_object_object_add(ann, "io.kuasar.vm.vcpus", json_object_new_string(buf));
+	snprintf(buf, sizeof(buf), "%u", mem);
+	json_object_object_add(ann, "io.kuasar.vm.memory_mib", json_object_new_string(buf));
+	json_object_object_add(o, "annotations", ann);
+	if (r) {
+		json_object *lin = json_object_new_object(), *res = json_object_new_object();
+		json_object *cpu = json_object_new_object(), *memo = json_object_new_object();
+
+		if (r->cpu_shares)
+			json_object_object_add(cpu, "shares", json_object_new_int64(r->cpu_shares));
+		if (r->cpu_quota)
+			json_object_object_add(cpu, "quota", json_object_new_int64(r->cpu_quota));
+		if (r->cpu_period)
+			json_object_object_add(cpu, "period", json_object_new_int64(r->cpu_period));
+		if (r->memory_limit_in_bytes)
+			json_object_object_add(memo, "limit",
+			                       json_object_new_int64(r->memory_limit_in_bytes));
+		json_object_object_add(res, "cpu", cpu);
+		json_object_object_add(res, "memory", memo);
+		json_object_object_add(lin, "resources", res);
+		json_object_object_add(o, "linux", lin);
+	}
+	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return out;
+}
+
 static int is_pod_config(const char *type_url)
 {
 	size_t n = type_url ? strlen(type_url) : 0;
@@ -94,6 +139,7 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 	    CONTAINERD__SERVICES__SANDBOX__V1__CREATE_RESPONSE__INIT;
 	Runtime__V1__PodSandboxConfig *pod = NULL;
 	struct sandboxer *sbx = sbx_of(call);
+	char *spec = NULL;
 	struct sandbox *sb;
 	unsigned vcpus, mem;
 	kerr_t err;
@@ -116,8 +162,9 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 		}
 	}
 	size_from_pod(&sbx->cfg, pod, &vcpus, &mem);
+	spec = pod_spec(pod, vcpus, mem);
 	if (sandbox_create(sbx, req->sandbox_id, vcpus, mem, pod ? pod->hostname : NULL,
-	                   req->netns_path, &sb, &err) < 0) {
+	                   req->netns_path, spec, &sb, &err) < 0) {
 		grpc_reply_error(call, err.errnum == EEXIST ? RPC_ALREADY_EXISTS : RPC_INTERNAL,
 		                 "%s", err.msg);
 		goto out;
@@ -128,6 +175,7 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 	r.sandbox_id = sb->id;
 	grpc_reply(call, &r.base);
 out:
+	free(spec);
 	if (pod)
 		runtime__v1__pod_sandbox_config__free_unpacked(pod, NULL);
 	containerd__services__sandbox__v1__create_request__free_unpacked(req, NULL);

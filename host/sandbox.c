@@ -67,6 +67,8 @@ static void state_write(struct sandbox *sb)
 	json_object_object_add(o, "memory_mib", json_object_new_int((int)sb->memory_mib));
 	json_object_object_add(o, "hostname", json_object_new_string(sb->hostname));
 	json_object_object_add(o, "netns", json_object_new_string(sb->netns));
+	json_object_object_add(o, "spec",
+	                       json_object_new_string(sb->spec_json ? sb->spec_json : ""));
 	json_object_object_add(o, "vmm_pid", json_object_new_int(sb->pid));
 	json_object_object_add(o, "proxy_pid", json_object_new_int(sb->proxy));
 	json_object_object_add(o, "created_ns", json_object_new_int64(sb->created_ns));
@@ -110,11 +112,13 @@ static void sandbox_free(struct sandbox *sb)
 		}
 	}
 	sbx->n_sandboxes--;
+	free(sb->spec_json);
 	free(sb);
 }
 
 int sandbox_create(struct sandboxer *sbx, const char *id, unsigned vcpus, unsigned memory_mib,
-                   const char *hostname, const char *netns, struct sandbox **out, kerr_t *err)
+                   const char *hostname, const char *netns, const char *spec_json,
+                   struct sandbox **out, kerr_t *err)
 {
 	struct sandbox *sb;
 	char dir[400];
@@ -138,6 +142,7 @@ int sandbox_create(struct sandboxer *sbx, const char *id, unsigned vcpus, unsign
 	sb->memory_mib = memory_mib;
 	snprintf(sb->hostname, sizeof(sb->hostname), "%s", hostname ? hostname : "");
 	snprintf(sb->netns, sizeof(sb->netns), "%s", netns ? netns : "");
+	sb->spec_json = spec_json ? strdup(spec_json) : NULL;
 	sb->created_ns = real_ns();
 	state_write(sb);
 	*out = sb;
@@ -171,7 +176,8 @@ void sandbox_reply_start(struct sandbox *sb, struct grpc_call *call)
 	json_object_object_add(o, "ociVersion", json_object_new_string("1.1.0"));
 	if (sb->hostname[0])
 		json_object_object_add(o, "hostname", json_object_new_string(sb->hostname));
-	json = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	json = sb->spec_json ? sb->spec_json
+	                     : json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	spec.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 	spec.value.data = (uint8_t *)json;
 	spec.value.len = strlen(json);
@@ -694,6 +700,7 @@ static void recover_one(struct sandboxer *sbx, const char *id)
 	sb->memory_mib = (unsigned)jint(o, "memory_mib");
 	snprintf(sb->hostname, sizeof(sb->hostname), "%s", jstr(o, "hostname"));
 	snprintf(sb->netns, sizeof(sb->netns), "%s", jstr(o, "netns"));
+	sb->spec_json = jstr(o, "spec")[0] ? strdup(jstr(o, "spec")) : NULL;
 	snprintf(sb->last_error, sizeof(sb->last_error), "%s", jstr(o, "error"));
 	sb->created_ns = jint(o, "created_ns");
 	sb->started_ns = jint(o, "started_ns");

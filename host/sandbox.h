@@ -36,6 +36,7 @@ struct sandbox {
 	unsigned vcpus, memory_mib;
 	char hostname[128];
 	char netns[256];
+	char *spec_json; /* the pod as an OCI spec, handed back by Start */
 	int64_t created_ns, started_ns, exited_ns; /* CLOCK_REALTIME */
 	int exit_status;
 	char last_error[512];
@@ -66,7 +67,8 @@ struct sandboxer {
 struct sandbox *sandbox_find(struct sandboxer *sbx, const char *id);
 /* Create: directory and state only. errnum EEXIST when the id is taken. */
 int sandbox_create(struct sandboxer *sbx, const char *id, unsigned vcpus, unsigned memory_mib,
-                   const char *hostname, const char *netns, struct sandbox **out, kerr_t *err);
+                   const char *hostname, const char *netns, const char *spec_json,
+                   struct sandbox **out, kerr_t *err);
 /* Start: the answer (StartResponse or an error) goes to call when the guest is ready. */
 void sandbox_start(struct sandbox *sb, struct grpc_call *call);
 void sandbox_stop(struct sandbox *sb, unsigned timeout_secs, struct grpc_call *call);

@@ -69,9 +69,18 @@ teardown() { cri_teardown; }
 	cri rmp "$POD"
 }
 
-@test "CRI: two pods at once, each in its own VM" {
-	run_pod one sh -c 'echo one-ready; exec sleep 1000'
+@test "CRI: two pods at once, each in its own VM, sized by its limits" {
+	# 1.5 CPUs round up to 2 vCPUs; a 128 MiB limit plus the 64 MiB overhead.
+	POD=$(cri --name one --uid uid-one --cpu-quota 150000 --cpu-period 100000 --memory 134217728 runp)
+	CTR=$(cri --name one --uid uid-one --container one --image kuasar.invalid/busybox:test \
+		create "$POD" -- sh -c 'echo one-ready; exec sleep 1000')
+	cri start "$CTR"
 	local pod1=$POD ctr1=$CTR
+	run poke Status --id "$pod1" --hex 1001
+	[[ "$output" == *vcpus??2* ]]
+	[[ "$output" == *memory_mib??192* ]]
+	run cri exec "$ctr1" -- grep -c ^processor /proc/cpuinfo
+	[ "$output" = 2 ]
 	run_pod two sh -c 'echo two-ready; exec sleep 1000'
 	local pod2=$POD ctr2=$CTR
 	wait_log "$D/logs/one.log" one-ready
