@@ -298,7 +298,7 @@ static int cri_bench(struct cri_opts *o, const char *base, unsigned runs)
 		               one_pod(*o, base, (int)i, &theirs[i])))
 			return 1;
 	}
-	fprintf(stderr, "\r");
+	fprintf(stderr, "\r%40s\r", "");
 	qsort(ours, runs, sizeof(ours[0]), cmp64);
 	qsort(theirs, runs, sizeof(theirs[0]), cmp64);
 	printf(
