@@ -60,7 +60,7 @@ GUEST_OBJS := $(patsubst %.c,$(OBJ)/guest/%.o,$(GUEST_SRCS)) \
 HOST_PROTOS := host/sandbox_controller.proto host/events_ttrpc.proto host/cri.proto
 HOST_PB := $(addprefix $(GEN)/host/,$(PROTOS:.proto=.pb-c.c) $(HOST_PROTOS:.proto=.pb-c.c))
 CTL_SRCS := host/kuasar-ctl.c $(wildcard host/ctl_*.c)
-SANDBOXER_SRCS := host/kuasar-sandboxer.c
+SANDBOXER_SRCS := host/kuasar-sandboxer.c host/shim_compat.c
 HOST_LIB_SRCS := $(filter-out $(CTL_SRCS) $(SANDBOXER_SRCS),$(wildcard host/*.c))
 HOST_LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(HOST_LIB_SRCS)) \
 	$(patsubst $(GEN)/host/%.c,$(OBJ)/host/pb/%.o,$(HOST_PB))
@@ -204,6 +204,7 @@ $(BIN)/kuasar-ctl: $(patsubst %.c,$(OBJ)/%.o,$(CTL_SRCS)) $(BIN)/libkuasar.a ## 
 $(BIN)/kuasar-sandboxer: $(patsubst %.c,$(OBJ)/%.o,$(SANDBOXER_SRCS)) $(BIN)/libkuasar.a ## the sandbox daemon for containerd
 	$(call msg,LINK,$@)
 	$(Q)$(CC) -o $@ $^ $(HOST_LIBS)
+	$(Q)ln -sf kuasar-sandboxer $(BIN)/containerd-shim-kuasar-v1
 
 host: $(BIN)/kuasar-ctl $(BIN)/kuasar-sandboxer
 
@@ -299,6 +300,7 @@ PREFIX ?= /usr/local
 install: all $(BIN)/vmlinux.bin ## install the binaries, kernel, initrd, systemd unit and configs
 	install -D -m 0755 $(BIN)/kuasar-sandboxer $(DESTDIR)$(PREFIX)/bin/kuasar-sandboxer
 	install -D -m 0755 $(BIN)/kuasar-ctl $(DESTDIR)$(PREFIX)/bin/kuasar-ctl
+	ln -sf kuasar-sandboxer $(DESTDIR)$(PREFIX)/bin/containerd-shim-kuasar-v1
 	install -D -m 0644 $(BIN)/vmlinux.bin $(DESTDIR)/var/lib/kuasar/vmlinux.bin
 	install -D -m 0644 $(BIN)/kuasar.initrd $(DESTDIR)/var/lib/kuasar/kuasar.initrd
 	[ -e $(DESTDIR)/var/lib/kuasar/config.toml ] || \

@@ -4,6 +4,7 @@
  * starts again. */
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,8 @@ int main(int argc, char **argv)
 	int check = 0, c;
 	kerr_t err;
 
+	if (!strncmp(basename(argv[0]), "containerd-shim-kuasar", 22))
+		return shim_compat_main(argc, argv);
 	if (argc > 1 && !strcmp(argv[1], "proxy"))
 		return proxy_main(argc - 1, argv + 1);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

@@ -87,5 +87,7 @@ extern const size_t controller_n_methods;
 
 /* `kuasar-sandboxer proxy`: one sandbox's VM boot and data plane (proxy.c). */
 int proxy_main(int argc, char **argv);
+/* Run as containerd-shim-kuasar-v1 (shim_compat.c). */
+int shim_compat_main(int argc, char **argv);
 
 #endif

@@ -6,6 +6,7 @@
 #   cri_env_fetch          containerd (cached) and the image archives
 #   cri_env_up             write configs, start both, import images
 #   cri_env_sandboxer      (re)start the sandboxer alone
+#   cri_env_containerd     (re)start containerd alone
 #   cri_env_down           stop both by PID (sandboxes are the caller's to remove first)
 
 CTRD_BIN=${CTRD_BIN:-}
@@ -35,6 +36,15 @@ cri_env_sandboxer() {
 	"$TOP/bin/kuasar-sandboxer" --config "$D/sandboxer.toml" >>"$D/sandboxer.log" 2>&1 &
 	SB_PID=$!
 	cri_env_wait_socket "$D/sandboxer.sock" || { cat "$D/sandboxer.log" >&2; return 1; }
+}
+
+cri_env_containerd() {
+	rm -f "$D/containerd.sock"
+	# containerd-shim-kuasar-v1 (a link to the sandboxer) must be on containerd's PATH: it
+	# resolves the runtime name to it when reloading tasks after a restart.
+	PATH=$TOP/bin:$CTRD_BIN:$PATH "$CTRD_BIN/containerd" --config "$D/containerd.toml" >>"$D/containerd.log" 2>&1 &
+	CTRD_PID=$!
+	cri_env_wait_socket "$D/containerd.sock" || { tail -20 "$D/containerd.log" >&2; return 1; }
 }
 
 cri_env_up() {
@@ -72,9 +82,7 @@ cri_env_up() {
 	  sandbox = "kuasar.invalid/pause:test"
 	TOML
 	cri_env_sandboxer || return 1
-	PATH=$CTRD_BIN:$PATH "$CTRD_BIN/containerd" --config "$D/containerd.toml" >"$D/containerd.log" 2>&1 &
-	CTRD_PID=$!
-	cri_env_wait_socket "$D/containerd.sock" || { tail -20 "$D/containerd.log" >&2; return 1; }
+	cri_env_containerd || return 1
 	local img
 	for img in busybox pause; do
 		"$CTRD_BIN/ctr" -a "$D/containerd.sock" -n k8s.io images import --platform linux/amd64 \

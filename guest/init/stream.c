@@ -236,6 +236,22 @@ static int decode_any(const uint8_t *data, size_t len, struct any_view *a)
 	return pb_decode(&is, google_protobuf_Any_fields, &a->any) ? 0 : -1;
 }
 
+/* A reader that comes back under the same name (containerd restarted and reopens a running
+ * container's output) takes over the stream its predecessor left: the program's output
+ * carries on into the new one. */
+static void take_over(struct stream *s, struct stream *old)
+{
+	if (old->state == S_BOUND && old->dir == STREAM_OUT && old->w.fd >= 0) {
+		poll_pipe(old, 0);
+		s->w.fd = old->w.fd;
+		old->w.fd = -1;
+		s->w.fn = on_output;
+		s->dir = STREAM_OUT;
+		s->state = S_BOUND;
+	}
+	stream_free(old);
+}
+
 static int on_init(struct stream *s, const struct any_view *a)
 {
 	containerd_services_streaming_v1_StreamInit init = { 0 };
@@ -244,12 +260,18 @@ static int on_init(struct stream *s, const struct any_view *a)
 	if (!pb_decode(&is, containerd_services_streaming_v1_StreamInit_fields, &init) ||
 	    !init.id[0])
 		return -1;
-	for (int i = 0; i < MAX_STREAMS; i++)
-		if (streams[i].state >= S_PARKED && !strcmp(streams[i].name, init.id))
-			return -1; /* the name is taken */
 	kfmt(s->name, sizeof(s->name), "%s", init.id);
 	s->state = S_PARKED;
-	debug("stream %s parked", s->name);
+	for (int i = 0; i < MAX_STREAMS; i++) {
+		struct stream *old = &streams[i];
+
+		if (old == s || old->state < S_PARKED || strcmp(old->name, init.id))
+			continue;
+		if (!old->remote_closed)
+			return -1; /* the name is taken */
+		take_over(s, old);
+	}
+	debug("stream %s %s", s->name, s->state == S_BOUND ? "re-attached" : "parked");
 	return send_any(s, T_EMPTY, NULL, NULL, 0);
 }
 

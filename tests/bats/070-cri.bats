@@ -97,7 +97,7 @@ teardown() { cri_teardown; }
 	cri rmp "$pod2"
 }
 
-@test "sandboxer killed with -9 and restarted: the pod's container is still reachable" {
+@test "sandboxer killed with -9 and restarted, then containerd restarted: the pod's container is still reachable" {
 	run_pod survivor sh -c 'echo up; exec sleep 1000'
 	wait_log "$D/logs/survivor.log" up
 	local vmm
@@ -113,6 +113,14 @@ teardown() { cri_teardown; }
 	[[ "$output" == *still-here* ]]
 	run cri podstatus "$POD"
 	[[ "$output" == *SANDBOX_READY* ]]
+	# containerd restarting reconnects to the same task socket.
+	cri_env_stop_pid "$CTRD_PID"
+	cri_env_containerd
+	run cri exec "$CTR" -- echo after-containerd-restart
+	[[ "$output" == *after-containerd-restart* ]]
+	# containerd reopened the running container's output: its log carries on.
+	cri exec "$CTR" -- sh -c 'echo still-logging > /proc/1/fd/1'
+	wait_log "$D/logs/survivor.log" "stdout F still-logging"
 	cri --timeout 5 stop "$CTR"
 	cri rm "$CTR"
 	cri stopp "$POD"
