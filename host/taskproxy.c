@@ -26,6 +26,7 @@ struct tp_stream {
 	int bidi;                        /* opened with REMOTE_OPEN: a stream, not a unary call */
 	int client_closed, guest_closed; /* a stream ends when both sent an empty close */
 	char cleanup[65]; /* Delete of this container: remove its bundle on success */
+	char undo[65];    /* Create of this container: remove its bundle if it fails */
 	struct tp_stream *next;
 };
 
@@ -136,8 +137,12 @@ static void from_guest(void *owner, uintptr_t tag, const struct ttrpc_header *gh
 		return;
 	h.stream = s->sid;
 	if (gh->type == TTRPC_RESPONSE) {
-		if (s->cleanup[0] && response_ok(data, gh->length))
+		int ok = response_ok(data, gh->length);
+
+		if (s->cleanup[0] && ok)
 			bundle_remove(c->tp->shared, s->cleanup);
+		if (s->undo[0] && !ok)
+			bundle_remove(c->tp->shared, s->undo);
 		stream_drop(c, s);
 	} else if (gh->type == TTRPC_DATA && (gh->flags & TTRPC_FLAG_REMOTE_CLOSED)) {
 		s->guest_closed = 1;
@@ -198,7 +203,7 @@ static int check_stdio(const char *const uri[3], char *why, size_t n)
 /* Task.Create: prepare the bundle in the share and point the request at it. Returns the
  * new payload (malloc'd) or NULL with the client already answered. */
 static uint8_t *rewrite_create(struct tp_conn *c, uint32_t sid, const Ttrpc__Request *req,
-                               size_t *out_len)
+                               size_t *out_len, char *created, size_t created_len)
 {
 	Containerd__Task__V3__CreateTaskRequest *cr;
 	char gbundle[512], why[600];
@@ -236,9 +241,10 @@ static uint8_t *rewrite_create(struct tp_conn *c, uint32_t sid, const Ttrpc__Req
 	cr->n_rootfs = 0;
 	*out_len = containerd__task__v3__create_task_request__get_packed_size(cr);
 	out = malloc(*out_len ? *out_len : 1);
-	if (out)
+	if (out) {
 		containerd__task__v3__create_task_request__pack(cr, out);
-	else
+		snprintf(created, created_len, "%s", cr->id);
+	} else
 		client_error(c, sid, RPC_RESOURCE_EXHAUSTED, "Create: out of memory");
 	cr->bundle = old_bundle;
 	cr->rootfs = rootfs;
@@ -288,11 +294,11 @@ static void delete_target(const Ttrpc__Request *req, char *id, size_t n)
 /* A Request frame from the client: validate, adapt Create, open a guest route, forward. */
 static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const uint8_t *data)
 {
-	_cleanup_free_ uint8_t *payload = NULL, *frame = NULL;
+	_cleanup_free_ uint8_t *payload = NULL;
 	Ttrpc__Request *req;
 	struct tp_stream *s;
-	char cleanup[65] = "";
-	size_t plen = 0, flen;
+	char cleanup[65] = "", created[65] = "";
+	size_t plen = 0;
 
 	if (!(h->stream & 1) || h->stream <= c->last_sid) {
 		client_error(c, h->stream, RPC_INVALID_ARGUMENT,
@@ -316,7 +322,8 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 	note_namespace(c, req);
 	if (is_task_service(req->service)) {
 		if (!strcmp(req->method, "Create")) {
-			payload = rewrite_create(c, h->stream, req, &plen);
+			payload =
+			    rewrite_create(c, h->stream, req, &plen, created, sizeof(created));
 			if (!payload)
 				goto out;
 		} else if (!strcmp(req->method, "Exec") && check_exec(c, h->stream, req) < 0) {
@@ -328,11 +335,12 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		client_error(c, h->stream, RPC_RESOURCE_EXHAUSTED, "out of memory");
-		goto out;
+		goto undo;
 	}
 	s->sid = h->stream;
 	s->bidi = !!(h->flags & TTRPC_FLAG_REMOTE_OPEN);
 	snprintf(s->cleanup, sizeof(s->cleanup), "%s", cleanup);
+	snprintf(s->undo, sizeof(s->undo), "%s", created);
 	s->gid = glink_open(c->tp->link, from_guest, c, s->sid);
 	s->next = c->streams;
 	c->streams = s;
@@ -340,23 +348,16 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 	if (!s->gid) {
 		client_error(c, s->sid, RPC_UNAVAILABLE, "the sandbox's guest link is down");
 		stream_drop(c, s);
-		goto out;
+		goto undo;
 	}
 	if (!payload) {
 		forward(c, s, TTRPC_REQUEST, h->flags, data, h->length);
 		goto out;
 	}
-	if (ttrpc_encode_request(s->gid, req->service, req->method, payload, plen, &frame, &flen) <
-	    0) {
-		client_error(c, s->sid, RPC_RESOURCE_EXHAUSTED, "out of memory");
-		glink_close(c->tp->link, s->gid);
-		stream_drop(c, s);
-		goto out;
-	}
 	/* The rewritten request keeps the client's metadata and timeout. */
 	{
 		Ttrpc__Request copy = *req;
-		uint8_t *buf;
+		_cleanup_free_ uint8_t *buf = NULL;
 		size_t n;
 
 		copy.payload.data = payload;
@@ -367,12 +368,17 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 			client_error(c, s->sid, RPC_RESOURCE_EXHAUSTED, "out of memory");
 			glink_close(c->tp->link, s->gid);
 			stream_drop(c, s);
-			goto out;
+			goto undo;
 		}
 		ttrpc__request__pack(&copy, buf);
-		forward(c, s, TTRPC_REQUEST, h->flags, buf, (uint32_t)n);
-		free(buf);
+		if (forward(c, s, TTRPC_REQUEST, h->flags, buf, (uint32_t)n) < 0)
+			goto undo;
 	}
+	goto out;
+undo:
+	/* The guest never saw this Create: its bundle goes. */
+	if (created[0])
+		bundle_remove(c->tp->shared, created);
 out:
 	ttrpc__request__free_unpacked(req, NULL);
 }
@@ -567,10 +573,9 @@ void taskproxy_stop(struct taskproxy *tp)
 
 void taskproxy_link_down(struct taskproxy *tp)
 {
-	for (struct tp_conn *c = tp->conns, *next; c; c = next) {
+	for (struct tp_conn *c = tp->conns; c; c = c->next) {
 		struct tp_stream *s;
 
-		next = c->next;
 		while ((s = c->streams)) {
 			client_error(c, s->sid, RPC_UNAVAILABLE,
 			             "the sandbox's guest link was lost");
@@ -578,7 +583,7 @@ void taskproxy_link_down(struct taskproxy *tp)
 			c->n_streams--;
 			free(s);
 		}
-		if (c->dead)
-			conn_close(c);
+		/* A connection that died here is closed by its own event handler: this may run
+		 * inside a call on that very connection. */
 	}
 }

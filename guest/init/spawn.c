@@ -356,29 +356,43 @@ static void stdio(void)
 			die("set up stdio", NULL);
 }
 
-/* execvp with the container's PATH, not ours. */
-__attribute__((noreturn)) static void exec_program(void)
+/* The program as execvp would find it, with the container's PATH (not ours), looked up
+ * before Create answers: like runc, a missing binary fails Create with its name rather than
+ * starting a container that exits 127. */
+static char program[512];
+
+static void find_program(void)
 {
 	const struct oci_process *p = &args->spec->process;
 	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	char buf[512];
 
 	for (unsigned i = 0; i < p->n_env; i++)
 		if (!strncmp(p->env[i], "PATH=", 5))
 			path = p->env[i] + 5;
 	if (strchr(p->args[0], '/')) {
-		execve(p->args[0], (char *const *)p->args, (char *const *)p->env);
-		die("exec", p->args[0]);
+		kfmt(program, sizeof(program), "%s", p->args[0]);
+		if (access(program, X_OK) < 0)
+			die("exec", p->args[0]);
+		return;
 	}
 	for (const char *d = path; *d;) {
 		size_t n = strcspn(d, ":");
 
-		kfmt(buf, sizeof(buf), "%.*s/%s", (int)n, d, p->args[0]);
-		execve(buf, (char *const *)p->args, (char *const *)p->env);
+		kfmt(program, sizeof(program), "%.*s/%s", (int)n, d, p->args[0]);
+		if (access(program, X_OK) == 0)
+			return;
 		d += n + (d[n] == ':');
 	}
 	errno = ENOENT;
 	die("exec: not found in PATH:", p->args[0]);
+}
+
+__attribute__((noreturn)) static void exec_program(void)
+{
+	const struct oci_process *p = &args->spec->process;
+
+	execve(program, (char *const *)p->args, (char *const *)p->env);
+	die("exec", program);
 }
 
 static void wait_start(void)
@@ -456,6 +470,7 @@ void spawn_child(const struct spawn_args *a)
 		die("chdir", p->cwd);
 	if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		die("set no_new_privs", NULL);
+	find_program();
 	/* Success (one zero byte): Create answers now; the program runs once started. */
 	(void)!write(a->status_fd, "", 1);
 	close(a->status_fd);

@@ -99,10 +99,13 @@ run_ctr() {
 	[[ "$output" != *"stopped by force"* ]]
 }
 
-@test "a program that does not exist is exit 127 with a reason" {
-	run -127 timeout 120 "$CTL" run "$(bundle -- /no/such/program)"
-	[ "$status" -eq 127 ]
-	[[ "$output" == *"exec /no/such/program"* ]]
+@test "a program that does not exist fails Create, naming it (as runc does)" {
+	run timeout 120 "$CTL" run "$(bundle -- /no/such/program)"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"exec /no/such/program: No such file or directory"* ]]
+	run timeout 120 "$CTL" run "$(bundle -- no-such-command)"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"not found in PATH: no-such-command"* ]]
 }
 
 @test "a bundle without its root filesystem is refused" {

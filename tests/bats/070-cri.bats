@@ -328,3 +328,22 @@ sid, t, d = frame(); print("even", sid, t, d.decode(errors="replace"))' "$sock"
 	run poke Shutdown --id orphan
 	[[ "$output" == code=0* ]]
 }
+
+@test "a container that cannot start is a clear error and leaves nothing in the share" {
+	POD=$(cri --name broken --uid uid-broken runp)
+	CTR=$(cri --container broken --image kuasar.invalid/busybox:test create "$POD" -- /no/such/binary)
+	# CRI creates the task at StartContainer: that is where the guest's Create fails.
+	run cri start "$CTR"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"exec /no/such/binary: No such file or directory"* ]]
+	run cri status "$CTR"
+	[[ "$output" != *RUNNING* ]]
+	cri rm "$CTR"
+	[ -z "$(ls "$D/run/$POD/shared")" ]
+	# The pod is still good for the next container.
+	CTR=$(cri --container ok --image kuasar.invalid/busybox:test create "$POD" -- echo fine)
+	cri start "$CTR"
+	wait_log "$D/logs/ok.log" "stdout F fine"
+	cri stopp "$POD"
+	cri rmp "$POD"
+}
