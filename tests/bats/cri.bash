@@ -56,12 +56,14 @@ cri_teardown() {
 	local leaked="" pids mounts m left cgroups
 	cgroups=$(cri_env_cgroups)
 	[ -z "$cgroups" ] || leaked="cgroups: $cgroups"
-	cri_env_down
-	pids=$(pgrep -f -- "$D/" || true)
+	# Leaked sandbox processes (proxies, VMMs) go first, so their cgroups can be removed.
+	pids=$(pgrep -f -- "$D/" | grep -vxF -e "${SB_PID:-x}" -e "${CTRD_PID:-x}" || true)
 	if [ -n "$pids" ]; then
 		kill -9 $pids 2>/dev/null || true
-		leaked="processes: $pids"
+		sleep 0.2
+		leaked="$leaked processes: $pids"
 	fi
+	cri_env_down
 	mounts=$(awk -v d="$D/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r)
 	for m in $mounts; do umount -l "$m"; done
 	# containerd's own (snapshots of runc containers) are its business; ours are below run/.
