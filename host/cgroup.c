@@ -154,23 +154,6 @@ int sb_cgroup_stats(const char *parent, const char *id, struct cg_stats *st, ker
 	return 0;
 }
 
-int sb_cgroup_set_memory(const char *parent, const char *id, uint64_t bytes, kerr_t *err)
-{
-	char path[PATH_MAX], val[32];
-
-	snprintf(val, sizeof(val), "%llu", (unsigned long long)bytes);
-	if (is_v2()) {
-		dir_of(path, sizeof(path), NULL, parent, id);
-		strncat(path, "/memory.max", sizeof(path) - strlen(path) - 1);
-	} else {
-		dir_of(path, sizeof(path), "memory", parent, id);
-		strncat(path, "/memory.limit_in_bytes", sizeof(path) - strlen(path) - 1);
-	}
-	if (write_str(path, val) < 0)
-		return kerr_sys(err, "write %s to %s", val, path);
-	return 0;
-}
-
 int sb_cgroup_remove(const char *parent, const char *id)
 {
 	char dir[PATH_MAX];

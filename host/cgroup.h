@@ -1,6 +1,6 @@
 /* Host cgroups for sandboxes: each sandbox's task proxy and VMM run in
- * <root>/<parent>/<id> (cgroup v2, or the cpuacct and memory hierarchies of v1), which gives
- * Metrics real figures and Update a memory limit to set. Best effort: a host where the
+ * <root>/<parent>/<id> (cgroup v2, or v1's cpuacct, memory and pids hierarchies), which gives
+ * Metrics real figures and cleanup the list of whatever is left. Best effort: a host where the
  * cgroup cannot be made runs the sandbox without one, and says so. */
 #ifndef KUASAR_CGROUP_H
 #define KUASAR_CGROUP_H
@@ -20,7 +20,6 @@ int sb_cgroup_create(const char *parent, const char *id, kerr_t *err);
 /* Moves the calling process in (a forked child, before exec). */
 int sb_cgroup_enter(const char *parent, const char *id);
 int sb_cgroup_stats(const char *parent, const char *id, struct cg_stats *st, kerr_t *err);
-int sb_cgroup_set_memory(const char *parent, const char *id, uint64_t bytes, kerr_t *err);
 /* Kills every process in it and waits (reaping our orphans) until it is empty; -1 if
  * something is still there after timeout_ms. */
 int sb_cgroup_kill_all(const char *parent, const char *id, int timeout_ms);

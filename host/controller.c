@@ -232,12 +232,6 @@ static void h_wait(struct grpc_call *call, const uint8_t *msg, size_t len)
 	containerd__services__sandbox__v1__wait_request__free_unpacked(req, NULL);
 }
 
-static void ts_set(Google__Protobuf__Timestamp *ts, int64_t ns)
-{
-	ts->seconds = ns / 1000000000;
-	ts->nanos = (int32_t)(ns % 1000000000);
-}
-
 #define INFO_MAX 12
 
 struct info {
@@ -286,10 +280,10 @@ static void h_status(struct grpc_call *call, const uint8_t *msg, size_t len)
 	r.sandbox_id = sb->id;
 	r.pid = (uint32_t)sb->pid;
 	r.state = sb->state == SB_READY ? "SANDBOX_READY" : "SANDBOX_NOTREADY";
-	ts_set(&created, sb->created_ns);
+	ts_from_ns(&created, sb->created_ns);
 	r.created_at = &created;
 	if (sb->state == SB_STOPPED) {
-		ts_set(&exited, sb->exited_ns);
+		ts_from_ns(&exited, sb->exited_ns);
 		r.exited_at = &exited;
 	}
 	if (sb->state == SB_READY || sb->state == SB_STOPPING) {
@@ -416,7 +410,7 @@ static void h_metrics(struct grpc_call *call, const uint8_t *msg, size_t len)
 	}
 	io__containerd__cgroups__v2__metrics__pack(&cg, buf);
 	any.value.data = buf;
-	ts_set(&ts, real_ns());
+	ts_from_ns(&ts, real_ns());
 	m.timestamp = &ts;
 	m.id = sb->id;
 	m.data = &any;

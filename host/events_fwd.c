@@ -111,8 +111,7 @@ void events_fwd_publish(struct events_fwd *ev, const char *ns, const char *topic
 	log_debug("event %s %s", ns, topic);
 	if (fwd_connect(ev) < 0)
 		return;
-	ts.seconds = ts_ns / 1000000000;
-	ts.nanos = (int32_t)(ts_ns % 1000000000);
+	ts_from_ns(&ts, ts_ns);
 	any.type_url = (char *)type_url;
 	any.value.data = (uint8_t *)event;
 	any.value.len = len;

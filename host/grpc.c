@@ -127,10 +127,6 @@ static void send_answer(struct grpc_call *call)
 	char code[16], msg[1600];
 
 	call->replied = 1;
-	if (!call->conn) {
-		call_free(call);
-		return;
-	}
 	if (call->code == 0) {
 		nghttp2_data_provider prd = { .source.ptr = call, .read_callback = body_read };
 

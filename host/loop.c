@@ -17,13 +17,6 @@ int loop_init(struct loop *l, kerr_t *err)
 	return 0;
 }
 
-void loop_close(struct loop *l)
-{
-	if (l->epfd >= 0)
-		close(l->epfd);
-	l->epfd = -1;
-}
-
 int loop_add(struct loop *l, struct loop_watch *w, uint32_t events, kerr_t *err)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = w };

@@ -29,7 +29,6 @@ struct loop {
 };
 
 int loop_init(struct loop *l, kerr_t *err);
-void loop_close(struct loop *l);
 int loop_add(struct loop *l, struct loop_watch *w, uint32_t events, kerr_t *err);
 /* Changes the events watched; a no-op when they are unchanged. */
 void loop_mod(struct loop *l, struct loop_watch *w, uint32_t events);

@@ -151,13 +151,8 @@ int sandbox_create(struct sandboxer *sbx, const char *id, unsigned vcpus, unsign
 
 /* ---- replies ---- */
 
-static void set_ts(Google__Protobuf__Timestamp *ts, int64_t ns)
-{
-	ts->seconds = ns / 1000000000;
-	ts->nanos = (int32_t)(ns % 1000000000);
-}
-
-void sandbox_reply_start(struct sandbox *sb, struct grpc_call *call)
+/* Answers a Start call from the sandbox's current data. */
+static void sandbox_reply_start(struct sandbox *sb, struct grpc_call *call)
 {
 	Containerd__Services__Sandbox__V1__StartResponse r =
 	    CONTAINERD__SERVICES__SANDBOX__V1__START_RESPONSE__INIT;
@@ -168,7 +163,7 @@ void sandbox_reply_start(struct sandbox *sb, struct grpc_call *call)
 
 	r.sandbox_id = sb->id;
 	r.pid = (uint32_t)sb->pid;
-	set_ts(&created, sb->created_ns);
+	ts_from_ns(&created, sb->created_ns);
 	r.created_at = &created;
 	r.address = sb->task_address;
 	r.version = 3;
@@ -193,7 +188,7 @@ static void reply_wait(struct grpc_call *call, struct sandbox *sb)
 	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
 
 	r.exit_status = (uint32_t)sb->exit_status;
-	set_ts(&ts, sb->exited_ns ? sb->exited_ns : real_ns());
+	ts_from_ns(&ts, sb->exited_ns ? sb->exited_ns : real_ns());
 	r.exited_at = &ts;
 	grpc_reply(call, &r.base);
 }

@@ -78,8 +78,6 @@ void sandbox_add_waiter(struct sandbox *sb, struct grpc_call *call);
 const char *sandbox_state_name(const struct sandbox *sb);
 /* Re-adopts every sandbox recorded under the run directory. */
 void sandbox_recover_all(struct sandboxer *sbx);
-/* Answers a Start call from the sandbox's current data. */
-void sandbox_reply_start(struct sandbox *sb, struct grpc_call *call);
 
 /* Controller service (controller.c). */
 extern const struct grpc_method controller_methods[];

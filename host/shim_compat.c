@@ -13,6 +13,7 @@
 
 #include "sandbox.h"
 #include "task.pb-c.h"
+#include "ttrpc.h"
 #include "util.h"
 
 int shim_compat_main(int argc, char **argv)
@@ -33,12 +34,10 @@ int shim_compat_main(int argc, char **argv)
 		Containerd__Task__V3__DeleteResponse r =
 		    CONTAINERD__TASK__V3__DELETE_RESPONSE__INIT;
 		Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-		int64_t now = real_ns();
 		uint8_t buf[64];
 		size_t n;
 
-		ts.seconds = now / 1000000000;
-		ts.nanos = (int32_t)(now % 1000000000);
+		ts_from_ns(&ts, real_ns());
 		r.exit_status = 255;
 		r.exited_at = &ts;
 		n = containerd__task__v3__delete_response__pack(&r, buf);

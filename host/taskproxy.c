@@ -137,7 +137,8 @@ static void from_guest(void *owner, uintptr_t tag, const struct ttrpc_header *gh
 		return;
 	h.stream = s->sid;
 	if (gh->type == TTRPC_RESPONSE) {
-		int ok = response_ok(data, gh->length);
+		/* Only Create and Delete answers are looked into; the rest pass through. */
+		int ok = (s->cleanup[0] || s->undo[0]) && response_ok(data, gh->length);
 
 		if (s->cleanup[0] && ok)
 			bundle_remove(c->tp->shared, s->cleanup);
