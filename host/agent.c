@@ -121,6 +121,22 @@ int agent_mount_share(struct ttrpc_client *c, const char *fstype, uint64_t *fs_m
 	return 0;
 }
 
+int agent_set_hostname(struct ttrpc_client *c, const char *hostname, int64_t deadline_ns,
+                       kerr_t *err)
+{
+	Kuasar__Sandbox__V1__SetHostnameRequest req =
+	    KUASAR__SANDBOX__V1__SET_HOSTNAME_REQUEST__INIT;
+	Google__Protobuf__Empty *r = NULL;
+
+	req.hostname = (char *)hostname;
+	if (ttrpc_call(c, AGENT_SANDBOX_SERVICE, "SetHostname", &req.base,
+	               &google__protobuf__empty__descriptor, (ProtobufCMessage **)&r, deadline_ns,
+	               err) < 0)
+		return kerr_wrap(err, "set the guest's hostname");
+	google__protobuf__empty__free_unpacked(r, NULL);
+	return 0;
+}
+
 int agent_shutdown(struct ttrpc_client *c, int64_t deadline_ns, kerr_t *err)
 {
 	Google__Protobuf__Empty req = GOOGLE__PROTOBUF__EMPTY__INIT;

@@ -223,11 +223,12 @@ static void call(struct rpc_ctx *ctx, const ttrpc_Request *req)
 
 /* Stream id rules as ttrpc's server applies them: client ids are odd and increase.
  * One exception: a virtio-serial port has no session marker, and a host that reconnects
- * quickly can send its first request before we read the EOF of the previous session. A
- * request on stream 1, which starts every client, then starts a new session. */
+ * quickly can send its first request before we read the EOF of the previous session (a
+ * template clone's host never closed the template's session at all). A request on stream
+ * 1, which starts every client, then starts a new session. */
 static int check_stream(struct rpc_ctx *ctx)
 {
-	if (ctx->stream == 1 && ctx->conn->last_stream > 1 && ctx->conn->kind == CONN_SERIAL) {
+	if (ctx->stream == 1 && ctx->conn->last_stream && ctx->conn->kind == CONN_SERIAL) {
 		debug("virtio-serial: stream 1 again, a new host session");
 		conn_new_session(ctx->conn);
 	}

@@ -1,4 +1,5 @@
-/* kuasar.sandbox.v1.Sandbox: liveness, clock, entropy and shutdown for the host. */
+/* kuasar.sandbox.v1.Sandbox: liveness, clock, entropy, hostname, share and shutdown for the
+ * host. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/random.h>
@@ -200,6 +201,28 @@ static void sb_shutdown(struct rpc_ctx *ctx)
 	boot_poweroff();
 }
 
+static void sb_set_hostname(struct rpc_ctx *ctx)
+{
+	kuasar_sandbox_v1_SetHostnameRequest req = { 0 };
+	google_protobuf_Empty r = { 0 };
+	size_t len;
+
+	if (rpc_decode(ctx, kuasar_sandbox_v1_SetHostnameRequest_fields, &req) < 0)
+		return;
+	len = strlen(req.hostname);
+	if (!len) {
+		rpc_error(ctx, RPC_INVALID_ARGUMENT, "hostname: empty");
+		return;
+	}
+	if (sethostname(req.hostname, len) < 0) {
+		rpc_error(ctx, RPC_INVALID_ARGUMENT, "sethostname `%s`: errno %d", req.hostname,
+		          errno);
+		return;
+	}
+	debug("hostname set to %s", req.hostname);
+	rpc_reply(ctx, google_protobuf_Empty_fields, &r);
+}
+
 static void sb_get_events(struct rpc_ctx *ctx)
 {
 	kuasar_sandbox_v1_GetEventsRequest req;
@@ -218,6 +241,7 @@ static const struct rpc_method sandbox_methods[] = {
 	{ "MountShare", sb_mount_share },
 	{ "GetEvents", sb_get_events },
 	{ "Shutdown", sb_shutdown },
+	{ "SetHostname", sb_set_hostname },
 };
 
 const struct rpc_service sandbox_service = {
