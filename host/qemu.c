@@ -163,8 +163,8 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 	 * TCG, disables it, and every sleep or timeout in the guest then waits for some other
 	 * interrupt to come along. */
 	add(&a, "-machine");
-	add(&a, "microvm,acpi=off,x-option-roms=%s,pit=on,pic=on,isa-serial=on,rtc=on",
-	    kernel_is_elf(cfg->kernel) ? "off" : "on");
+	add(&a, "microvm,acpi=off,x-option-roms=%s,pit=on,pic=on,isa-serial=on,rtc=on%s",
+	    kernel_is_elf(cfg->kernel) ? "off" : "on", cfg->mem_path ? ",memory-backend=mem" : "");
 	add(&a, "-accel");
 	add(&a, "%s", accel == ACCEL_KVM ? "kvm" : "tcg");
 	add(&a, "-cpu");
@@ -177,9 +177,18 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 	add(&a, "-no-user-config");
 	add(&a, "-nographic");
 	add(&a, "-no-reboot");
-	add(&a, "-kernel");
-	add(&a, "%s", cfg->kernel);
-	if (cfg->initrd && cfg->initrd[0]) {
+	if (cfg->mem_path) {
+		/* share=on: the template's writes reach the file; share=off: a clone's stay in
+		 * its own copy-on-write pages. */
+		add(&a, "-object");
+		add(&a, "memory-backend-file,id=mem,size=%uM,mem-path=%s,share=%s", cfg->memory_mib,
+		    cfg->mem_path, cfg->mem_shared ? "on" : "off");
+	}
+	if (!cfg->restore) {
+		add(&a, "-kernel");
+		add(&a, "%s", cfg->kernel);
+	}
+	if (!cfg->restore && cfg->initrd && cfg->initrd[0]) {
 		add(&a, "-initrd");
 		add(&a, "%s", cfg->initrd);
 	}
@@ -189,7 +198,14 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 		add(&a, "-device");
 		add(&a, "virtio-blk-device,drive=root");
 	}
-	add_cmdline(&a, cfg, accel);
+	if (!cfg->restore)
+		add_cmdline(&a, cfg, accel);
+	else if (cfg->no_guest)
+		add(&a, "-S");
+	else {
+		add(&a, "-incoming");
+		add(&a, "defer");
+	}
 	/* The console goes to our socket while we watch, and always to console.log. */
 	add(&a, "-chardev");
 	add(&a, "socket,id=con,path=%s,server=off,logfile=%s,logappend=on", p->console,

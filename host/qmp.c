@@ -2,7 +2,10 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "util.h"
 
@@ -64,19 +67,45 @@ void qmp_close(struct qmp *q)
 	q->fd = -1;
 }
 
-static int send_cmd(struct qmp *q, const char *cmd, json_object *args, kerr_t *err)
+/* The first byte carries fd (SCM_RIGHTS) when fd >= 0, as QMP's getfd expects. */
+static int send_line(struct qmp *q, const char *line, int fd)
+{
+	char ctl[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = (void *)line, .iov_len = strlen(line) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	if (fd < 0)
+		return write_all(q->fd, line, iov.iov_len);
+	mh.msg_control = ctl;
+	mh.msg_controllen = sizeof(ctl);
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	do
+		n = sendmsg(q->fd, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	return write_all(q->fd, line + n, iov.iov_len - (size_t)n);
+}
+
+static int send_cmd(struct qmp *q, const char *cmd, json_object *args, int fd, kerr_t *err)
 {
 	json_object *o = json_object_new_object();
-	const char *s;
+	char *line;
 	int rc;
 
 	json_object_object_add(o, "execute", json_object_new_string(cmd));
 	if (args)
 		json_object_object_add(o, "arguments", args);
-	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	rc = write_all(q->fd, s, strlen(s));
-	if (rc == 0)
-		rc = write_all(q->fd, "\n", 1);
+	if (asprintf(&line, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) < 0)
+		abort();
+	rc = send_line(q, line, fd);
+	free(line);
 	json_object_put(o);
 	return rc < 0 ? kerr_sys(err, "QMP %s", cmd) : 0;
 }
@@ -101,7 +130,13 @@ static int take_answer(json_object *o, const char *cmd, json_object **ret, kerr_
 int qmp_call(struct qmp *q, const char *cmd, json_object *args, json_object **ret,
              int64_t deadline_ns, kerr_t *err)
 {
-	if (send_cmd(q, cmd, args, err) < 0)
+	return qmp_call_fd(q, cmd, args, -1, ret, deadline_ns, err);
+}
+
+int qmp_call_fd(struct qmp *q, const char *cmd, json_object *args, int fd, json_object **ret,
+                int64_t deadline_ns, kerr_t *err)
+{
+	if (send_cmd(q, cmd, args, fd, err) < 0)
 		return -1;
 	for (;;) {
 		json_object *o;

@@ -20,5 +20,8 @@ void qmp_close(struct qmp *q);
 /* Runs cmd with optional args (ownership taken); *ret gets the "return" value if asked. */
 int qmp_call(struct qmp *q, const char *cmd, json_object *args, json_object **ret,
              int64_t deadline_ns, kerr_t *err);
+/* The same, passing fd along (SCM_RIGHTS) for commands such as getfd. */
+int qmp_call_fd(struct qmp *q, const char *cmd, json_object *args, int fd, json_object **ret,
+                int64_t deadline_ns, kerr_t *err);
 
 #endif

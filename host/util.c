@@ -259,3 +259,27 @@ int unix_listen(const char *path, kerr_t *err)
 		return kerr_sys(err, "listen on %s", path);
 	return TAKE_FD(fd);
 }
+
+int proc_mem(pid_t pid, struct proc_mem *m, kerr_t *err)
+{
+	char path[64], *text = NULL, *line, *save = NULL;
+	unsigned long long v, pc = 0, pd = 0;
+
+	memset(m, 0, sizeof(*m));
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+	if (read_file(path, &text, NULL, 1 << 16, err) < 0)
+		return -1;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, "Rss: %llu", &v) == 1)
+			m->rss_kib = v;
+		else if (sscanf(line, "Pss: %llu", &v) == 1)
+			m->pss_kib = v;
+		else if (sscanf(line, "Private_Clean: %llu", &v) == 1)
+			pc = v;
+		else if (sscanf(line, "Private_Dirty: %llu", &v) == 1)
+			pd = v;
+	}
+	free(text);
+	m->uss_kib = pc + pd;
+	return 0;
+}

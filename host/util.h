@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -52,5 +53,12 @@ int rm_tree(const char *path);
 int id_valid(const char *id, kerr_t *err);
 int unix_connect(const char *path, kerr_t *err);
 int unix_listen(const char *path, kerr_t *err);
+
+/* A process's memory from /proc/PID/smaps_rollup, in KiB. USS is its private pages
+ * (what killing it frees); PSS adds its share of pages it shares with others. */
+struct proc_mem {
+	unsigned long long rss_kib, pss_kib, uss_kib;
+};
+int proc_mem(pid_t pid, struct proc_mem *m, kerr_t *err);
 
 #endif

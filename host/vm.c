@@ -29,6 +29,8 @@ void vm_init(struct vm *vm, const char *id)
 {
 	memset(vm, 0, sizeof(*vm));
 	snprintf(vm->id, sizeof(vm->id), "%s", id);
+	snprintf(vm->hostname, sizeof(vm->hostname), "%s", id);
+	snprintf(vm->boot_mode, sizeof(vm->boot_mode), "cold");
 	vm->pidfd = vm->sigfd = vm->con_listen = vm->con_fd = -1;
 	vm->qmp.fd = -1;
 	vm->link.fd = -1;
@@ -336,13 +338,11 @@ int vm_link_connect(struct vm *vm, int64_t deadline_ns, kerr_t *err)
 	return connect_retry(vm, vm->paths.agent, deadline_ns, err);
 }
 
-static int connect_guest(struct vm *vm, int64_t deadline_ns, kerr_t *err)
+/* Asks over fd (connected to the guest link) until the guest answers Check. */
+static int check_guest(struct vm *vm, int fd, int64_t deadline_ns, kerr_t *err)
 {
 	agent_check_t *chk = NULL;
-	int fd = vm_link_connect(vm, deadline_ns, err);
 
-	if (fd < 0)
-		return kerr_wrap(err, "connect to the guest link");
 	ttrpc_client_init(&vm->link, fd);
 	vm->link.wait = link_wait;
 	vm->link.wait_ctx = vm;
@@ -358,6 +358,15 @@ static int connect_guest(struct vm *vm, int64_t deadline_ns, kerr_t *err)
 	return 0;
 }
 
+static int connect_guest(struct vm *vm, int64_t deadline_ns, kerr_t *err)
+{
+	int fd = vm_link_connect(vm, deadline_ns, err);
+
+	if (fd < 0)
+		return kerr_wrap(err, "connect to the guest link");
+	return check_guest(vm, fd, deadline_ns, err);
+}
+
 static int wait_console(struct vm *vm, int64_t deadline, kerr_t *err)
 {
 	while (!vm->t.console_ns)
@@ -366,7 +375,7 @@ static int wait_console(struct vm *vm, int64_t deadline, kerr_t *err)
 	return 0;
 }
 
-static int boot_steps(struct vm *vm, const struct vm_config *cfg, int64_t deadline, kerr_t *err)
+static int open_qmp(struct vm *vm, int64_t deadline, kerr_t *err)
 {
 	int fd = connect_retry(vm, vm->paths.qmp, deadline, err);
 
@@ -375,6 +384,13 @@ static int boot_steps(struct vm *vm, const struct vm_config *cfg, int64_t deadli
 	if (qmp_open(&vm->qmp, fd, deadline, err) < 0)
 		return kerr_wrap(err, "QMP handshake");
 	vm->t.qmp_ns = mono_ns();
+	return 0;
+}
+
+static int boot_steps(struct vm *vm, const struct vm_config *cfg, int64_t deadline, kerr_t *err)
+{
+	if (open_qmp(vm, deadline, err) < 0)
+		return -1;
 	if (cfg->until_console)
 		return wait_console(vm, deadline, err);
 	return connect_guest(vm, deadline, err);
@@ -402,11 +418,26 @@ static int write_state(struct vm *vm, const struct vm_config *cfg, kerr_t *err)
 	return rc;
 }
 
+/* A step that lost its peer usually means the VMM died: say that instead. */
+static int step_failed(struct vm *vm, int timeout_ms, kerr_t *err)
+{
+	struct pollfd p = { .fd = vm->pidfd, .events = POLLIN };
+
+	if (err->errnum == ETIMEDOUT)
+		return kerr_wrap(err, "no answer from the guest within %d ms (console: %s)",
+		                 timeout_ms, vm->paths.console_log);
+	if (err->errnum != ECHILD && poll(&p, 1, 200) == 1) {
+		reap(vm);
+		if (vm->exited)
+			return vmm_exited_error(vm, err);
+	}
+	return -1;
+}
+
 static int boot_once(struct vm *vm, const struct vm_config *cfg, enum accel accel, int keep,
                      int timeout_ms, kerr_t *err)
 {
 	int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
-	struct pollfd p;
 
 	if (spawn(vm, cfg, accel, keep, err) < 0)
 		return -1;
@@ -416,17 +447,7 @@ static int boot_once(struct vm *vm, const struct vm_config *cfg, enum accel acce
 		return -1;
 	if (boot_steps(vm, cfg, deadline, err) == 0)
 		return 0;
-	if (err->errnum == ETIMEDOUT)
-		return kerr_wrap(err, "no answer from the guest within %d ms (console: %s)",
-		                 timeout_ms, vm->paths.console_log);
-	/* A step that lost its peer usually means the VMM died: say that instead. */
-	p = (struct pollfd){ .fd = vm->pidfd, .events = POLLIN };
-	if (err->errnum != ECHILD && poll(&p, 1, 200) == 1) {
-		reap(vm);
-		if (vm->exited)
-			return vmm_exited_error(vm, err);
-	}
-	return -1;
+	return step_failed(vm, timeout_ms, err);
 }
 
 static int make_dir(struct vm *vm, const char *run_dir, kerr_t *err)
@@ -527,6 +548,24 @@ static void accel_cache_put(const char *run_dir, enum accel a, const char *why)
 	json_object_put(o);
 }
 
+int vm_known_accel(const struct vm_config *cfg, const char *run_dir, enum accel *out)
+{
+	char why[256];
+
+	if (cfg->accel != ACCEL_AUTO) {
+		*out = cfg->accel;
+		return 0;
+	}
+	if (accel_cache_get(run_dir, out, why, sizeof(why)) == 0)
+		return 0;
+	if (kvm_probe(why, sizeof(why)) < 0) {
+		accel_cache_put(run_dir, ACCEL_TCG, why);
+		*out = ACCEL_TCG;
+		return 0;
+	}
+	return -1;
+}
+
 /* auto: KVM only when it has booted our guest on this host; otherwise TCG. */
 static int boot_auto(struct vm *vm, const struct vm_config *cfg, const char *run_dir, int keep,
                      kerr_t *err)
@@ -569,10 +608,10 @@ static unsigned random_cid(void)
 	return 3 + r % 0x7ffffffcu;
 }
 
-int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, int keep, kerr_t *err)
+/* Link, CID, directory: what a cold boot and a restore both need first. */
+static int setup(struct vm *vm, const struct vm_config *cfg, const char *run_dir, kerr_t *err)
 {
 	char why[256];
-	int rc;
 
 	if (id_valid(vm->id, err) < 0)
 		return -1;
@@ -587,6 +626,15 @@ int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, in
 			rm_tree(vm->paths.dir);
 		return kerr_wrap(err, "start sandbox `%s`", vm->id);
 	}
+	return 0;
+}
+
+int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, int keep, kerr_t *err)
+{
+	int rc;
+
+	if (setup(vm, cfg, run_dir, err) < 0)
+		return -1;
 	if (cfg->accel == ACCEL_AUTO) {
 		rc = boot_auto(vm, cfg, run_dir, keep, err);
 	} else {
@@ -600,6 +648,170 @@ int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, in
 		return kerr_wrap(err, "start sandbox `%s` (accel %s)", vm->id,
 		                 accel_name(vm->accel));
 	}
+	return 0;
+}
+
+static int wait_exit(struct vm *vm, int64_t deadline_ns);
+
+static int set_ignore_shared(struct vm *vm, int64_t deadline, kerr_t *err)
+{
+	json_object *cap = json_object_new_object(), *caps = json_object_new_array(),
+	            *args = json_object_new_object();
+
+	json_object_object_add(cap, "capability", json_object_new_string("x-ignore-shared"));
+	json_object_object_add(cap, "state", json_object_new_boolean(1));
+	json_object_array_add(caps, cap);
+	json_object_object_add(args, "capabilities", caps);
+	return qmp_call(&vm->qmp, "migrate-set-capabilities", args, NULL, deadline, err);
+}
+
+/* Hands fd to the VMM under name (QMP getfd), for an fd: migration URI. */
+static int pass_fd(struct vm *vm, int fd, const char *name, int64_t deadline, kerr_t *err)
+{
+	json_object *args = json_object_new_object();
+
+	json_object_object_add(args, "fdname", json_object_new_string(name));
+	return qmp_call_fd(&vm->qmp, "getfd", args, fd, NULL, deadline, err);
+}
+
+static int migrate_cmd(struct vm *vm, const char *cmd, const char *uri, int64_t deadline,
+                       kerr_t *err)
+{
+	json_object *args = json_object_new_object();
+
+	json_object_object_add(args, "uri", json_object_new_string(uri));
+	return qmp_call(&vm->qmp, cmd, args, NULL, deadline, err);
+}
+
+/* The device state goes in while the VMM waits (-incoming defer). The template was saved
+ * running, so the clone runs as soon as the state is loaded: no `cont`. The serial link is
+ * connected before the load, so the port the template left connected stays connected and
+ * the guest serves us at once; a load that fails makes QEMU exit, which the waits below
+ * notice. */
+static int restore_steps(struct vm *vm, const char *state_path, int64_t deadline, kerr_t *err)
+{
+	_cleanup_close_ int link = -1;
+	_cleanup_close_ int st = -1;
+
+	if (open_qmp(vm, deadline, err) < 0)
+		return -1;
+	if (vm->link_type == LINK_SERIAL) {
+		link = connect_retry(vm, vm->paths.agent, deadline, err);
+		if (link < 0)
+			return kerr_wrap(err, "connect to the guest link");
+	}
+	st = open(state_path, O_RDONLY | O_CLOEXEC);
+	if (st < 0)
+		return kerr_sys(err, "open the template's device state %s", state_path);
+	if (set_ignore_shared(vm, deadline, err) < 0 ||
+	    pass_fd(vm, st, "state", deadline, err) < 0 ||
+	    migrate_cmd(vm, "migrate-incoming", "fd:state", deadline, err) < 0)
+		return kerr_wrap(err, "load the template's device state");
+	vm->t.load_ns = mono_ns();
+	if (link < 0) {
+		link = vm_link_connect(vm, deadline, err);
+		if (link < 0)
+			return kerr_wrap(err, "connect to the guest link");
+	}
+	return check_guest(vm, TAKE_FD(link), deadline, err);
+}
+
+int vm_restore(struct vm *vm, const struct vm_config *cfg, const char *state_path,
+               const char *run_dir, int keep, kerr_t *err)
+{
+	struct vm_config c = *cfg;
+	int64_t deadline = mono_ns() + (int64_t)cfg->boot_timeout_ms * 1000000;
+	int rc;
+
+	c.restore = 1;
+	c.mem_shared = 0;
+	if (!c.mem_path || c.accel == ACCEL_AUTO)
+		return kerr_set(err, EINVAL, "restore `%s`: no template memory or accelerator",
+		                vm->id);
+	if (setup(vm, &c, run_dir, err) < 0)
+		return -1;
+	snprintf(vm->accel_why, sizeof(vm->accel_why), "the template's");
+	rc = spawn(vm, &c, c.accel, keep, err);
+	if (rc == 0)
+		rc = write_state(vm, &c, err);
+	if (rc == 0 && restore_steps(vm, state_path, deadline, err) < 0)
+		rc = step_failed(vm, cfg->boot_timeout_ms, err);
+	if (rc == 0)
+		rc = write_state(vm, &c, err);
+	if (rc < 0) {
+		vm_destroy(vm);
+		return kerr_wrap(err, "restore sandbox `%s` (accel %s)", vm->id,
+		                 accel_name(c.accel));
+	}
+	snprintf(vm->boot_mode, sizeof(vm->boot_mode), "template");
+	return 0;
+}
+
+int vm_floor(struct vm *vm, const struct vm_config *cfg, const char *run_dir, kerr_t *err)
+{
+	struct vm_config c = *cfg;
+	int64_t deadline = mono_ns() + (int64_t)cfg->boot_timeout_ms * 1000000;
+	int rc;
+
+	c.restore = c.no_guest = 1;
+	c.mem_shared = 0;
+	if (setup(vm, &c, run_dir, err) < 0)
+		return -1;
+	rc = spawn(vm, &c, c.accel == ACCEL_AUTO ? ACCEL_TCG : c.accel, 0, err);
+	if (rc == 0 && open_qmp(vm, deadline, err) < 0)
+		rc = step_failed(vm, cfg->boot_timeout_ms, err);
+	vm_destroy(vm);
+	return rc;
+}
+
+static int migration_done(struct vm *vm, int64_t deadline, kerr_t *err)
+{
+	for (;;) {
+		json_object *r = NULL, *v;
+		const char *st;
+		int rc = 1;
+
+		if (qmp_call(&vm->qmp, "query-migrate", NULL, &r, deadline, err) < 0)
+			return -1;
+		st = json_object_object_get_ex(r, "status", &v) ? json_object_get_string(v) : "";
+		if (!strcmp(st, "completed"))
+			rc = 0;
+		else if (!strcmp(st, "failed") || !strcmp(st, "cancelled"))
+			rc = kerr_set(err, EIO, "migration %s: %s", st,
+			              json_object_object_get_ex(r, "error-desc", &v)
+			                  ? json_object_get_string(v)
+			                  : "(no reason given)");
+		json_object_put(r);
+		if (rc <= 0)
+			return rc;
+		if (mono_ns() > deadline)
+			return kerr_set(err, ETIMEDOUT, "migration did not complete in time");
+		if (wait_for(vm, -1, 0, mono_ns() + 2000000, err) < 0 && err->errnum != ETIMEDOUT)
+			return -1;
+	}
+}
+
+int vm_save_template(struct vm *vm, const char *state_path, kerr_t *err)
+{
+	int64_t deadline = mono_ns() + 30000000000LL;
+	_cleanup_close_ int fd =
+	    open(state_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	kerr_t e;
+
+	if (fd < 0)
+		return kerr_sys(err, "create %s", state_path);
+	/* Migrating a running VM: QEMU stops it for the final device state, and the state
+	 * records "running", so clones run as soon as they are loaded. */
+	if (set_ignore_shared(vm, deadline, err) < 0 ||
+	    pass_fd(vm, fd, "state", deadline, err) < 0 ||
+	    migrate_cmd(vm, "migrate", "fd:state", deadline, err) < 0 ||
+	    migration_done(vm, deadline, err) < 0)
+		return kerr_wrap(err, "save the device state");
+	if (fsync(fd) < 0)
+		return kerr_sys(err, "fsync %s", state_path);
+	qmp_call(&vm->qmp, "quit", NULL, NULL, deadline, &e);
+	if (wait_exit(vm, mono_ns() + 5000000000LL) < 0)
+		return kerr_set(err, ETIMEDOUT, "the template's VMM did not exit after saving");
 	return 0;
 }
 
@@ -737,8 +949,10 @@ int vm_prepare_guest(struct vm *vm, struct guest_prep *out, kerr_t *err)
 {
 	int64_t deadline = mono_ns() + 10000000000LL;
 
-	if (agent_sync_clock(&vm->link, &out->clock, deadline, err) < 0 ||
-	    agent_add_entropy(&vm->link, 64, &out->entropy_avail, deadline, err) < 0)
+	/* Randomness first: a clone's RNG state is its template's until reseeded. */
+	if (agent_add_entropy(&vm->link, 64, &out->entropy_avail, deadline, err) < 0 ||
+	    agent_sync_clock(&vm->link, &out->clock, deadline, err) < 0 ||
+	    agent_set_hostname(&vm->link, vm->hostname, deadline, err) < 0)
 		return -1;
 	return agent_mount_share(&vm->link, "9p", &out->share_magic, deadline, err);
 }

@@ -15,6 +15,7 @@ struct vm_times {
 	int64_t spawn_ns;           /* fork of the VMM (CLOCK_MONOTONIC) */
 	int64_t qmp_ns;             /* QMP answered */
 	int64_t console_ns;         /* the init's first console line, 0 if not seen */
+	int64_t load_ns;            /* a clone's device state handed to the VMM */
 	int64_t link_ns;            /* Check answered over the guest link */
 	uint64_t kernel_to_init_ns; /* as the guest measured it */
 	uint64_t init_to_link_ns;
@@ -44,8 +45,14 @@ struct vm {
 	struct vm_times t;
 	char link_kind[16]; /* as the guest reported it */
 	enum link_kind link_type;
-	unsigned cid;  /* vsock guest CID, 0 without vsock */
-	int reuse_dir; /* the directory exists already (the sandboxer made it at Create) */
+	unsigned cid;      /* vsock guest CID, 0 without vsock */
+	int reuse_dir;     /* the directory exists already (the sandboxer made it at Create) */
+	char hostname[65]; /* set in the guest by vm_prepare_guest; the id unless changed */
+	/* How it started: "cold" (kernel boot) or "template" (restored), the template's key,
+	 * and why a template was not used or what happened to it. */
+	char boot_mode[16];
+	char template_key[33];
+	char boot_note[512];
 };
 
 struct guest_prep {
@@ -55,13 +62,26 @@ struct guest_prep {
 };
 
 void vm_init(struct vm *vm, const char *id);
-/* A fresh guest gets the host's time and randomness, then mounts the share, before
- * anything runs in it. */
+/* A fresh guest (cold booted or a clone) gets the host's randomness with a reseed first,
+ * then the host's time, its hostname and the share, before anything runs in it. */
 int vm_prepare_guest(struct vm *vm, struct guest_prep *out, kerr_t *err);
 /* Creates the VM directory, spawns the VMM and waits until the guest answers Check.
  * keep: the VMM outlives this process (no parent-death signal). */
 int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, int keep,
              kerr_t *err);
+/* Restores a clone: a new VMM maps mem_path privately, loads the device state from
+ * state_path and continues; waits until the guest answers Check. */
+int vm_restore(struct vm *vm, const struct vm_config *cfg, const char *state_path,
+               const char *run_dir, int keep, kerr_t *err);
+/* The floor under any restore: the clone's VMM process (same command line, held paused,
+ * no guest state) started until QMP answers (vm->t.qmp_ns), then killed and removed. */
+int vm_floor(struct vm *vm, const struct vm_config *cfg, const char *run_dir, kerr_t *err);
+/* For a template: saves the running VM's device state to state_path (guest RAM stays in
+ * the shared memory file: x-ignore-shared), then stops the VMM and waits for its exit. */
+int vm_save_template(struct vm *vm, const char *state_path, kerr_t *err);
+/* The accelerator a start with cfg would use: cfg's, or what auto decided on this host
+ * boot. -1 while auto is undecided (KVM opens but no guest has run under it yet). */
+int vm_known_accel(const struct vm_config *cfg, const char *run_dir, enum accel *out);
 /* Attaches to a VM started earlier with keep (for ping and shutdown). */
 int vm_attach(struct vm *vm, const char *run_dir, const char *id, kerr_t *err);
 /* Asks the guest to power off and waits for the VMM to exit; escalates to QMP quit, then

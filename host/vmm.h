@@ -26,6 +26,16 @@ struct vm_config {
 	enum link_kind link;
 	unsigned guest_cid;         /* with LINK_VSOCK; chosen at start when 0 */
 	const char *entropy_source; /* backs the guest's virtio-rng */
+	/* Guest RAM in a file (templates): shared for the template VM, private (copy on
+	 * write) for its clones. NULL: anonymous memory. */
+	const char *mem_path;
+	int mem_shared;
+	/* A clone: no kernel, initrd or command line; the device state comes by QMP
+	 * (migrate-incoming) into a VMM started with -incoming defer. */
+	int restore;
+	/* With restore: the same VMM held paused (-S) instead of waiting for state, for
+	 * measuring what starting the process alone costs. */
+	int no_guest;
 };
 
 int link_parse(const char *s, enum link_kind *out);
