@@ -22,30 +22,26 @@
 
 #include "stdio_stream.h"
 #include "task_client.h"
+#include "template.h"
 #include "util.h"
 #include "vm.h"
 
 static int run_usage(void)
 {
-	fprintf(
-	    stderr,
-	    "usage: kuasar-ctl run [-i] [--keep] [--memory MiB] [--vcpus N] [--id ID]\n"
-	    "                      [--kernel K] [--initrd I] [--accel A] BUNDLE [-- ARGS...]\n");
+	fprintf(stderr, "usage: kuasar-ctl run [-i] [--keep] [--memory MiB] [--vcpus N] [--id ID]\n"
+	                "                      [--kernel K] [--initrd I] [--accel A] [--template]\n"
+	                "                      BUNDLE [-- ARGS...]\n");
 	return 2;
 }
 
 static int parse_run(int argc, char **argv, struct ctl_run_opts *o)
 {
 	static const struct option opts[] = {
-		{ "memory", required_argument, 0, 'm' },
-		{ "vcpus", required_argument, 0, 'c' },
-		{ "id", required_argument, 0, 'n' },
-		{ "kernel", required_argument, 0, 'k' },
-		{ "initrd", required_argument, 0, 'r' },
-		{ "accel", required_argument, 0, 'a' },
-		{ "interactive", no_argument, 0, 'i' },
-		{ "keep", no_argument, 0, 'K' },
-		{ 0, 0, 0, 0 },
+		{ "memory", required_argument, 0, 'm' }, { "vcpus", required_argument, 0, 'c' },
+		{ "id", required_argument, 0, 'n' },     { "kernel", required_argument, 0, 'k' },
+		{ "initrd", required_argument, 0, 'r' }, { "accel", required_argument, 0, 'a' },
+		{ "interactive", no_argument, 0, 'i' },  { "keep", no_argument, 0, 'K' },
+		{ "template", no_argument, 0, 'T' },     { 0, 0, 0, 0 },
 	};
 	int c;
 
@@ -264,7 +260,7 @@ int ctl_run(int argc, char **argv)
 		return run_usage();
 	vm_init(&vm, o.id);
 	vm.sigfd = ctl_watch_signals();
-	if (vm_start(&vm, &o.cfg, ctl_run_dir(), o.keep, &err) == 0 &&
+	if (vm_launch(&vm, &o.cfg, ctl_template_use(), ctl_run_dir(), o.keep, &err) == 0 &&
 	    vm_prepare_guest(&vm, &prep, &err) == 0 && ctl_stage(&vm, &o, &err) == 0)
 		rc = run_container(&vm, &o, &status, &err);
 	if (rc < 0) {

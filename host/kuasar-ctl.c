@@ -21,6 +21,7 @@
 
 #include "agent.h"
 #include "ctl.h"
+#include "template.h"
 #include "util.h"
 #include "vm.h"
 
@@ -29,6 +30,18 @@
 
 static const char *run_dir = "/run/kuasar";
 static char default_kernel[PATH_MAX], default_initrd[PATH_MAX];
+static struct tpl_store templates;
+static int use_template;
+
+const struct tpl_store *ctl_templates(void)
+{
+	return &templates;
+}
+
+const struct tpl_store *ctl_template_use(void)
+{
+	return use_template ? &templates : NULL;
+}
 
 int ctl_fail(const kerr_t *err)
 {
@@ -100,6 +113,7 @@ int ctl_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 struct boot_opts {
 	struct vm_config cfg;
 	char id[65];
+	char hostname[65];
 	int json, keep;
 };
 
@@ -119,6 +133,9 @@ static int boot_usage(void)
 	        "                       [--accel auto|kvm|tcg] [--timeout MS] [--log-level L]\n"
 	        "                       [--image IMG] [--id ID] [--keep] [--json]\n"
 	        "                       [--until link|console] [--link auto|serial|vsock]\n"
+	        "                       [--template] [--hostname NAME]\n"
+	        "  --template: restore from the template of this VM's shape (built on first\n"
+	        "  use; KUASAR_TEMPLATE_DIR, KUASAR_TEMPLATE_MEM_DIR), cold boot if unusable\n"
 	        "  --until console: stop at the init's first console line and kill the VM (for\n"
 	        "  benchmarking kernels whose guest cannot answer, e.g. a distro kernel)\n");
 	return 2;
@@ -153,6 +170,7 @@ int ctl_vm_option(int c, const char *arg, struct vm_config *cfg)
 		if (accel_parse(arg, &cfg->accel) < 0)
 			return fprintf(stderr, "kuasar-ctl: --accel: auto, kvm or tcg\n"), -1;
 		return 1;
+	case 'T': use_template = 1; return 1;
 	default: return 0;
 	}
 }
@@ -174,6 +192,8 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 		{ "image", required_argument, 0, 'd' },
 		{ "until", required_argument, 0, 'u' },
 		{ "link", required_argument, 0, 'L' },
+		{ "template", no_argument, 0, 'T' },
+		{ "hostname", required_argument, 0, 'H' },
 		{ 0, 0, 0, 0 },
 	};
 	unsigned timeout;
@@ -207,6 +227,7 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 			o->cfg.until_console = !strcmp(optarg, "console");
 			break;
 		case 'n': snprintf(o->id, sizeof(o->id), "%s", optarg); break;
+		case 'H': snprintf(o->hostname, sizeof(o->hostname), "%s", optarg); break;
 		case 'K': o->keep = 1; break;
 		case 'j': o->json = 1; break;
 		case 't':
@@ -241,7 +262,9 @@ static int check_inputs(const struct vm_config *cfg, kerr_t *err)
 
 struct boot_report {
 	struct guest_prep prep;
+	int64_t ready_ns; /* made unique, share mounted: what a sandbox waits for */
 	int64_t shutdown_ns;
+	struct proc_mem mem; /* of a kept VM's VMM */
 };
 
 static void print_json(const struct vm *vm, const struct boot_opts *o, const struct boot_report *r)
@@ -253,6 +276,16 @@ static void print_json(const struct vm *vm, const struct boot_opts *o, const str
 	json_object_object_add(j, "accel", json_object_new_string(accel_name(vm->accel)));
 	json_object_object_add(j, "accel_why", json_object_new_string(vm->accel_why));
 	json_object_object_add(j, "link", json_object_new_string(vm->link_kind));
+	json_object_object_add(j, "boot", json_object_new_string(vm->boot_mode));
+	json_object_object_add(j, "template", json_object_new_string(vm->template_key));
+	json_object_object_add(j, "boot_note", json_object_new_string(vm->boot_note));
+	json_object_object_add(j, "hostname", json_object_new_string(vm->hostname));
+	json_object_object_add(j, "cid", json_object_new_int64(vm->cid));
+	json_object_object_add(j, "spawn_to_load_ms",
+	                       t->load_ns ? json_object_new_double(ms(t->load_ns - t->spawn_ns))
+	                                  : NULL);
+	json_object_object_add(j, "spawn_to_ready_ms",
+	                       json_object_new_double(ms(r->ready_ns - t->spawn_ns)));
 	json_object_object_add(j, "spawn_to_qmp_ms",
 	                       json_object_new_double(ms(t->qmp_ns - t->spawn_ns)));
 	json_object_object_add(
@@ -271,6 +304,15 @@ static void print_json(const struct vm *vm, const struct boot_opts *o, const str
 	json_object_object_add(j, "share_fs_magic",
 	                       json_object_new_int64((int64_t)r->prep.share_magic));
 	json_object_object_add(j, "kept", json_object_new_boolean(o->keep));
+	if (o->keep) {
+		json_object_object_add(j, "vmm_pid", json_object_new_int(vm->pid));
+		json_object_object_add(j, "vmm_rss_kib",
+		                       json_object_new_int64((int64_t)r->mem.rss_kib));
+		json_object_object_add(j, "vmm_pss_kib",
+		                       json_object_new_int64((int64_t)r->mem.pss_kib));
+		json_object_object_add(j, "vmm_uss_kib",
+		                       json_object_new_int64((int64_t)r->mem.uss_kib));
+	}
 	if (!o->keep)
 		json_object_object_add(j, "shutdown_ms",
 		                       json_object_new_double(ms(r->shutdown_ns)));
@@ -282,15 +324,28 @@ static void print_text(const struct vm *vm, const struct boot_opts *o, const str
 {
 	const struct vm_times *t = &vm->t;
 
-	printf("sandbox %s: guest answered %.1f ms after spawn (accel %s: %s)\n", vm->id,
+	printf("sandbox %s: %s, guest answered %.1f ms after spawn (accel %s: %s)\n", vm->id,
+	       strcmp(vm->boot_mode, "template") ? "cold boot" : "restored from a template",
 	       ms(t->link_ns - t->spawn_ns), accel_name(vm->accel), vm->accel_why);
+	if (vm->template_key[0])
+		printf("  template %s%s%s\n", vm->template_key, vm->boot_note[0] ? ": " : "",
+		       vm->boot_note);
+	else if (vm->boot_note[0])
+		printf("  %s\n", vm->boot_note);
 	printf("  spawn -> QMP ready          %8.1f ms\n", ms(t->qmp_ns - t->spawn_ns));
+	if (t->load_ns)
+		printf("  spawn -> state loading      %8.1f ms\n", ms(t->load_ns - t->spawn_ns));
 	if (t->console_ns)
 		printf("  spawn -> init's first line  %8.1f ms\n", ms(t->console_ns - t->spawn_ns));
 	printf("  spawn -> link ready         %8.1f ms  (Check over %s)\n",
 	       ms(t->link_ns - t->spawn_ns), vm->link_kind);
-	printf("  guest: kernel -> init       %8.1f ms\n", ms((int64_t)t->kernel_to_init_ns));
-	printf("  guest: init -> link         %8.1f ms\n", ms((int64_t)t->init_to_link_ns));
+	printf("  spawn -> ready (unique)     %8.1f ms  (entropy, clock, hostname %s, share)\n",
+	       ms(r->ready_ns - t->spawn_ns), vm->hostname);
+	if (!t->load_ns) {
+		printf("  guest: kernel -> init       %8.1f ms\n",
+		       ms((int64_t)t->kernel_to_init_ns));
+		printf("  guest: init -> link         %8.1f ms\n", ms((int64_t)t->init_to_link_ns));
+	}
 	printf("  clock synced: offset %.3f ms, round trip %.3f ms; entropy_avail %u\n",
 	       ms(r->prep.clock.offset_ns), ms(r->prep.clock.rtt_ns), r->prep.entropy_avail);
 	printf("  share %s mounted in the guest on /run/kuasar/shared (fs magic 0x%llx)\n",
@@ -299,6 +354,9 @@ static void print_text(const struct vm *vm, const struct boot_opts *o, const str
 		printf("kept running: kuasar-ctl ping %s | kuasar-ctl shutdown %s\n", vm->id,
 		       vm->id);
 		printf("  console log: %s\n", vm->paths.console_log);
+		printf("  VMM %d memory: RSS %.1f MiB, PSS %.1f MiB, private (USS) %.1f MiB\n",
+		       vm->pid, r->mem.rss_kib / 1024.0, r->mem.pss_kib / 1024.0,
+		       r->mem.uss_kib / 1024.0);
 	} else {
 		printf("shut down cleanly in %.1f ms\n", ms(r->shutdown_ns));
 	}
@@ -335,8 +393,12 @@ static int cmd_boot(int argc, char **argv)
 	vm.sigfd = ctl_watch_signals();
 	if (o.cfg.until_console && o.keep)
 		return fprintf(stderr, "kuasar-ctl: --until console cannot be kept\n"), 2;
-	if (vm_start(&vm, &o.cfg, run_dir, o.keep, &err) < 0)
+	if (o.hostname[0])
+		snprintf(vm.hostname, sizeof(vm.hostname), "%s", o.hostname);
+	if (vm_launch(&vm, &o.cfg, ctl_template_use(), run_dir, o.keep, &err) < 0)
 		return fail(&err);
+	if (vm.boot_note[0] && !strncmp(vm.boot_note, "cold boot: ", 11))
+		fprintf(stderr, "kuasar-ctl: warning: template not used: %s\n", vm.boot_note + 11);
 	if (o.cfg.until_console) {
 		vm_destroy(&vm);
 		return print_console_only(&vm, o.json);
@@ -345,7 +407,9 @@ static int cmd_boot(int argc, char **argv)
 		vm_destroy(&vm);
 		return fail(&err);
 	}
+	r.ready_ns = mono_ns();
 	if (o.keep) {
+		proc_mem(vm.pid, &r.mem, NULL);
 		vm_release(&vm);
 	} else {
 		t0 = mono_ns();
@@ -387,10 +451,10 @@ static int cmd_ping(int argc, char **argv)
 		vm_release(&vm);
 		return fail(&err);
 	}
-	printf("%s: kuasar-init %s up %.3f s over %s, hostname %s, link resets %u, "
+	printf("%s: kuasar-init %s up %.3f s over %s, hostname %s, cid %u, link resets %u, "
 	       "clock offset %.3f ms\n",
-	       vm.id, c->version, (double)c->uptime_ns / 1e9, c->link, c->hostname, c->link_resets,
-	       ms(cs.offset_ns));
+	       vm.id, c->version, (double)c->uptime_ns / 1e9, c->link, c->hostname, c->cid,
+	       c->link_resets, ms(cs.offset_ns));
 	agent_check_free(c);
 	vm_release(&vm);
 	return 0;
@@ -458,8 +522,11 @@ static const struct command commands[] = {
 	{ "pause", ctl_pause, "freeze a kept container" },
 	{ "resume", ctl_resume, "thaw a paused container" },
 	{ "update", ctl_update, "change a kept container's limits (--memory BYTES, --pids N)" },
-	{ "bench", ctl_bench, "bench container BUNDLE: container start inside a running sandbox" },
+	{ "bench", ctl_bench,
+	  "bench startup: restore vs cold boot vs bare VMM; bench container BUNDLE: container "
+	  "start" },
 	{ "cri", ctl_cri, "a small CRI client for containerd (pods, containers, exec, pod bench)" },
+	{ "template", ctl_template, "VM templates: build, list, rm" },
 	{ "ping", cmd_ping, "check that a kept VM's kuasar-init answers" },
 	{ "shutdown", cmd_shutdown, "power off a kept VM and remove its files" },
 	{ "list", cmd_list, "list kept VMs" },
@@ -481,6 +548,8 @@ int main(int argc, char **argv)
 
 	if (env && *env)
 		run_dir = env;
+	tpl_store_init(&templates, getenv("KUASAR_TEMPLATE_DIR"),
+	               getenv("KUASAR_TEMPLATE_MEM_DIR"));
 	find_defaults();
 	if (argc >= 3 && !strcmp(argv[1], "--run-dir")) {
 		run_dir = argv[2];
