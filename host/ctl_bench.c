@@ -180,10 +180,13 @@ int ctl_bench(int argc, char **argv)
 	kerr_t err;
 	int rc = -1;
 
+	if (argc >= 2 && !strcmp(argv[1], "startup"))
+		return ctl_bench_startup(argc - 1, argv + 1);
 	if (argc < 3 || strcmp(argv[1], "container") ||
 	    (argc == 5 && (strcmp(argv[3], "-n") || ctl_parse_uint(argv[4], 3, 100, &runs) < 0)) ||
 	    (argc != 3 && argc != 5)) {
-		fprintf(stderr, "usage: kuasar-ctl bench container BUNDLE [-n RUNS]\n"
+		fprintf(stderr, "usage: kuasar-ctl bench startup [-n RUNS] [-k SANDBOXES] ...\n"
+		                "       kuasar-ctl bench container BUNDLE [-n RUNS]\n"
 		                "  the bundle's process should print something and exit\n");
 		return 2;
 	}
