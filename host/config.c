@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "template.h"
 #include "util.h"
 
 void config_defaults(struct sb_config *c)
@@ -27,6 +28,9 @@ void config_defaults(struct sb_config *c)
 	c->stop_timeout_secs = 10;
 	c->boot_timeout_ms = 60000;
 	strcpy(c->cgroup_parent, "kuasar");
+	c->template = 1;
+	strcpy(c->template_dir, TPL_DIR_DEFAULT);
+	strcpy(c->template_memory_dir, TPL_MEM_DIR_DEFAULT);
 }
 
 enum vtype { V_STR, V_UINT, V_BOOL, V_ACCEL, V_LINK, V_LEVEL };
@@ -68,6 +72,9 @@ static const struct key keys[] = {
 	U("sandboxer", "memory_overhead_mb", overhead_mib, 0, 1 << 16),
 	U("sandboxer", "stop_timeout_secs", stop_timeout_secs, 1, 3600),
 	S("sandboxer", "cgroup_parent", cgroup_parent),
+	{ "hypervisor", "template", V_BOOL, offsetof(struct sb_config, template), 0, 0, 0 },
+	S("sandboxer", "template_dir", template_dir),
+	S("sandboxer", "template_memory_dir", template_memory_dir),
 };
 
 static char *trim(char *s)

@@ -1,7 +1,8 @@
 /* kuasar-sandboxer's configuration: /var/lib/kuasar/config.toml. Kuasar's keys ([sandbox]
  * log_level; [hypervisor] path, vcpus, memory_in_mb, kernel_path, image_path, initrd_path,
- * kernel_params, entropy_source, debug) plus ours ([hypervisor] accel, link; [sandboxer]
- * listen, run_dir, containerd_ttrpc, memory_overhead_mb, stop_timeout_secs, cgroup_parent). A
+ * kernel_params, entropy_source, debug) plus ours ([hypervisor] accel, link, template;
+ * [sandboxer] listen, run_dir, containerd_ttrpc, memory_overhead_mb, stop_timeout_secs,
+ * cgroup_parent, template_dir, template_memory_dir). A
  * missing file means defaults; an unknown key or a bad value is an error naming the line. */
 #ifndef KUASAR_CONFIG_H
 #define KUASAR_CONFIG_H
@@ -31,6 +32,9 @@ struct sb_config {
 	unsigned stop_timeout_secs; /* Stop's default when containerd sends 0 */
 	unsigned boot_timeout_ms;
 	char cgroup_parent[128]; /* "" : sandboxes get no cgroup of their own */
+	int template;            /* restore sandboxes from VM templates (the default) */
+	char template_dir[200];
+	char template_memory_dir[200];
 };
 
 void config_defaults(struct sb_config *c);

@@ -232,7 +232,7 @@ static void h_wait(struct grpc_call *call, const uint8_t *msg, size_t len)
 	containerd__services__sandbox__v1__wait_request__free_unpacked(req, NULL);
 }
 
-#define INFO_MAX 12
+#define INFO_MAX 16
 
 struct info {
 	Containerd__Services__Sandbox__V1__StatusResponse__InfoEntry e[INFO_MAX];
@@ -268,6 +268,7 @@ static void h_status(struct grpc_call *call, const uint8_t *msg, size_t len)
 	Google__Protobuf__Timestamp created = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
 	Google__Protobuf__Timestamp exited = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
 	struct sandbox *sb = lookup(call, req->sandbox_id);
+	struct proc_mem pm;
 	struct info *in;
 
 	if (!sb)
@@ -297,6 +298,13 @@ static void h_status(struct grpc_call *call, const uint8_t *msg, size_t len)
 		info_add(in, "vmm_pid", "%d", sb->pid);
 		info_add(in, "task_proxy_pid", "%d", sb->proxy);
 		info_add(in, "dir", "%s", sb->paths.dir);
+		if (sb->boot[0])
+			info_add(in, "boot", "%s", sb->boot);
+		if (sb->state == SB_READY && sb->pid > 0 && proc_mem(sb->pid, &pm, NULL) == 0) {
+			info_add(in, "vmm_uss_kib", "%llu", pm.uss_kib);
+			info_add(in, "vmm_pss_kib", "%llu", pm.pss_kib);
+			info_add(in, "vmm_rss_kib", "%llu", pm.rss_kib);
+		}
 		if (sb->netns[0])
 			info_add(in, "netns", "%s", sb->netns);
 		if (sb->state == SB_STOPPED)

@@ -26,6 +26,7 @@
 #include "sandbox.h"
 #include "sandbox.pb-c.h"
 #include "taskproxy.h"
+#include "template.h"
 #include "util.h"
 #include "vm.h"
 
@@ -248,6 +249,7 @@ int proxy_main(int argc, char **argv)
 	const char *config = CONFIG_DEFAULT_PATH, *id = NULL, *run_dir = NULL, *ttrpc = NULL,
 	           *level = NULL;
 	struct vm_config vc;
+	struct tpl_store store;
 	struct guest_prep prep;
 	char tag[96];
 	kerr_t err;
@@ -299,18 +301,27 @@ int proxy_main(int argc, char **argv)
 	config_vm(&p.cfg, &vc);
 	vm_init(&p.vm, id);
 	p.vm.reuse_dir = 1;
-	if (vm_start(&p.vm, &vc, p.cfg.run_dir, 1, &err) < 0) {
+	if (p.tp.hostname[0])
+		snprintf(p.vm.hostname, sizeof(p.vm.hostname), "%s", p.tp.hostname);
+	tpl_store_init(&store, p.cfg.template_dir, p.cfg.template_memory_dir);
+	if (vm_launch(&p.vm, &vc, p.cfg.template ? &store : NULL, p.cfg.run_dir, 1, &err) < 0) {
 		result("E %d %s", err.errnum, err.msg);
 		return 1;
 	}
+	if (!strcmp(p.vm.boot_mode, "template"))
+		log_info("restored from template %s%s%s", p.vm.template_key,
+		         p.vm.boot_note[0] ? " (" : "", p.vm.boot_note[0] ? p.vm.boot_note : "");
+	else if (p.vm.boot_note[0])
+		log_warn("template not used, %s", p.vm.boot_note);
 	if (vm_prepare_guest(&p.vm, &prep, &err) < 0 || loop_init(&p.loop, &err) < 0 ||
 	    serve(&p, &err) < 0) {
 		vm_destroy(&p.vm);
 		result("E %d %s", err.errnum, err.msg);
 		return 1;
 	}
-	result("OK %d %s %lld", p.vm.pid, accel_name(p.vm.accel),
-	       (long long)((p.vm.t.link_ns - p.vm.t.spawn_ns) / 1000000));
+	result("OK %d %s %lld %s %s", p.vm.pid, accel_name(p.vm.accel),
+	       (long long)((mono_ns() - p.vm.t.spawn_ns) / 1000000), p.vm.boot_mode,
+	       p.vm.template_key[0] ? p.vm.template_key : "-");
 	log_info("serving %s (VMM %d)", p.tp.path, p.vm.pid);
 	loop_run(&p.loop);
 	write_exit(&p);

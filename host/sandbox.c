@@ -76,6 +76,7 @@ static void state_write(struct sandbox *sb)
 	json_object_object_add(o, "exited_ns", json_object_new_int64(sb->exited_ns));
 	json_object_object_add(o, "exit_status", json_object_new_int(sb->exit_status));
 	json_object_object_add(o, "error", json_object_new_string(sb->last_error));
+	json_object_object_add(o, "boot", json_object_new_string(sb->boot));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 	state_path(sb, path, sizeof(path));
 	if (write_file_atomic(path, s, strlen(s), &err) < 0)
@@ -409,7 +410,7 @@ static void start_failed(struct sandbox *sb, const char *msg)
 static void result_event(struct loop_watch *w, uint32_t events)
 {
 	struct sandbox *sb = (struct sandbox *)((char *)w - offsetof(struct sandbox, result_w));
-	char buf[1300] = "", accel[16] = "";
+	char buf[1300] = "", accel[16] = "", mode[16] = "", key[40] = "";
 	ssize_t n = read(w->fd, buf, sizeof(buf) - 1);
 	long long boot_ms = 0;
 	int pid = 0;
@@ -419,7 +420,8 @@ static void result_event(struct loop_watch *w, uint32_t events)
 		return;
 	close_watch(sb, w);
 	buf[n > 0 ? n : 0] = 0;
-	if (strncmp(buf, "OK ", 3) || sscanf(buf + 3, "%d %15s %lld", &pid, accel, &boot_ms) < 1) {
+	if (strncmp(buf, "OK ", 3) ||
+	    sscanf(buf + 3, "%d %15s %lld %15s %39s", &pid, accel, &boot_ms, mode, key) < 1) {
 		const char *msg = buf[0] == 'E' ? strchr(buf + 2, ' ') : NULL;
 
 		return start_failed(sb, msg ? msg + 1 : "the task proxy died without a result");
@@ -430,9 +432,13 @@ static void result_event(struct loop_watch *w, uint32_t events)
 	sb->state = SB_READY;
 	sb->started_ns = real_ns();
 	sb->last_error[0] = 0;
+	if (!strcmp(mode, "template"))
+		snprintf(sb->boot, sizeof(sb->boot), "template %s", key);
+	else
+		snprintf(sb->boot, sizeof(sb->boot), "cold");
 	state_write(sb);
-	log_info("sandbox %s: ready (VMM %d, proxy %d, %s, %lld ms to the guest's answer)", sb->id,
-	         sb->pid, sb->proxy, accel, boot_ms);
+	log_info("sandbox %s: ready in %lld ms (%s; VMM %d, proxy %d, %s)", sb->id, boot_ms,
+	         sb->boot, sb->pid, sb->proxy, accel);
 	if (sb->start_call) {
 		grpc_call_on_cancel(sb->start_call, NULL, NULL);
 		sandbox_reply_start(sb, sb->start_call);
@@ -697,6 +703,7 @@ static void recover_one(struct sandboxer *sbx, const char *id)
 	snprintf(sb->netns, sizeof(sb->netns), "%s", jstr(o, "netns"));
 	sb->spec_json = jstr(o, "spec")[0] ? strdup(jstr(o, "spec")) : NULL;
 	snprintf(sb->last_error, sizeof(sb->last_error), "%s", jstr(o, "error"));
+	snprintf(sb->boot, sizeof(sb->boot), "%s", jstr(o, "boot"));
 	sb->created_ns = jint(o, "created_ns");
 	sb->started_ns = jint(o, "started_ns");
 	sb->exited_ns = jint(o, "exited_ns");

@@ -40,8 +40,9 @@ struct sandbox {
 	int64_t created_ns, started_ns, exited_ns; /* CLOCK_REALTIME */
 	int exit_status;
 	char last_error[512];
-	pid_t pid;   /* the VMM */
-	pid_t proxy; /* its task proxy (our child unless adopted after a restart) */
+	char boot[48]; /* "cold" or "template <key>" */
+	pid_t pid;     /* the VMM */
+	pid_t proxy;   /* its task proxy (our child unless adopted after a restart) */
 	struct loop_watch vmm_w, proxy_w; /* pidfds */
 	int proxy_child;
 	int has_cgroup;

@@ -57,12 +57,15 @@ cri_env_up() {
 	kernel_path = "$TOP/bin/vmlinux.bin"
 	initrd_path = "$TOP/bin/kuasar.initrd"
 	memory_in_mb = ${CRI_ENV_MEMORY:-256}
+	template = ${CRI_ENV_TEMPLATE:-true}
 	[sandboxer]
 	listen = "$D/sandboxer.sock"
 	run_dir = "$D/run"
 	containerd_ttrpc = "$D/containerd.sock.ttrpc"
 	stop_timeout_secs = 5
 	cgroup_parent = "kuasar-$(basename "$D")"
+	template_dir = "$D/templates"
+	template_memory_dir = "$D/templates/mem"
 	TOML
 	cat >"$D/containerd.toml" <<-TOML
 	version = 3
