@@ -68,7 +68,7 @@ HOST_LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(HOST_LIB_SRCS)) \
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(wildcard tests/unit/test-*.c))
 
 .PHONY: all help deps guest host kernel image test test-unit test-bats demo bench bench-boot \
-	bench-container bench-pod demo-cri install \
+	bench-container bench-pod bench-startup demo-cri install \
 	check-size check-kernel-config clean distclean format
 .DEFAULT_GOAL := all
 # Generated sources are kept, not deleted as intermediates.
@@ -290,6 +290,13 @@ demo: ## boot a sandbox VM, print its timings, then run a busybox container in a
 	$(Q)t0=$$(date +%s%N); $(BIN)/kuasar-ctl run $(BIN)/demo-bundle -- \
 		sh -c 'echo hello from $$(hostname), a container in its own VM; uname -r; id' && \
 		echo "(sandbox boot, container run and shutdown: $$((($$(date +%s%N) - t0) / 1000000)) ms)"
+	@echo '$$ kuasar-ctl template build; kuasar-ctl run --template ... (a sandbox restored from a VM template)'
+	$(Q)export KUASAR_TEMPLATE_DIR=$(abspath $(BIN))/demo-templates KUASAR_TEMPLATE_MEM_DIR=/dev/shm/kuasar-demo; \
+		$(BIN)/kuasar-ctl template build && \
+		t0=$$(date +%s%N); $(BIN)/kuasar-ctl run --template $(BIN)/demo-bundle -- \
+		sh -c 'echo hello again from $$(hostname), restored from a template' && \
+		echo "(restore, container run and shutdown: $$((($$(date +%s%N) - t0) / 1000000)) ms)"; \
+		rc=$$?; $(BIN)/kuasar-ctl template rm --all >/dev/null; exit $$rc
 
 demo-cri: ## the same through stock containerd's CRI: a pod in its own VM via kuasar-sandboxer
 	$(Q)$(MAKE) -s --no-print-directory deps
@@ -321,7 +328,12 @@ bench-container: all $(BIN)/vmlinux.bin ## container start inside a running sand
 bench-pod: all $(BIN)/vmlinux.bin ## pod start via containerd's CRI: kuasar vs runc; sandboxer memory
 	$(Q)tools/bench-pod.sh
 
-bench: bench-boot bench-container bench-pod ## every benchmark (ratios against a baseline in the same run)
+bench-startup: all $(BIN)/vmlinux.bin ## sandbox start: template restore vs bare VMM floor vs cold boot; memory
+	$(Q)mkdir -p $(BIN)/bench
+	$(Q)$(BIN)/kuasar-ctl bench startup -n 30 -k 5 --json $(BIN)/bench/startup.json \
+		--svg $(BIN)/bench/startup.svg
+
+bench: bench-startup bench-boot bench-container bench-pod ## every benchmark (ratios against a baseline in the same run)
 
 format: ## clang-format every C source
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')

@@ -53,11 +53,12 @@ struct bench {
 
 static int usage(void)
 {
-	fprintf(stderr,
-	        "usage: kuasar-ctl bench startup [-n RUNS] [-k SANDBOXES] [--json FILE] [--svg FILE]\n"
-	        "                                [--memory MiB] [--vcpus N] [--kernel K] [--initrd I]\n"
-	        "  interleaves RUNS starts of each: bare VMM (floor), template restore, cold boot;\n"
-	        "  then runs SANDBOXES of each kind at once for their memory (defaults: 20, 5)\n");
+	fprintf(
+	    stderr,
+	    "usage: kuasar-ctl bench startup [-n RUNS] [-k SANDBOXES] [--json FILE] [--svg FILE]\n"
+	    "                                [--memory MiB] [--vcpus N] [--kernel K] [--initrd I]\n"
+	    "  interleaves RUNS starts of each: bare VMM (floor), template restore, cold boot;\n"
+	    "  then runs SANDBOXES of each kind at once for their memory (defaults: 20, 5)\n");
 	return 2;
 }
 
@@ -182,9 +183,11 @@ static void progress(const struct bench *b, unsigned i, enum mode m)
 {
 	const struct series *r = &b->s[M_RESTORE], *c = &b->s[M_COLD], *f = &b->s[M_FLOOR];
 
-	fprintf(stderr, "\rbench startup: round %u/%u %-7s  last: floor %5.1f  restore %6.1f  cold %7.1f ms ",
-	        i + 1, b->runs, mode_name[m], f->n ? f->link[f->n - 1] : 0.0,
-	        r->n ? r->link[r->n - 1] : 0.0, c->n ? c->link[c->n - 1] : 0.0);
+	fprintf(
+	    stderr,
+	    "\rbench startup: round %u/%u %-7s  last: floor %5.1f  restore %6.1f  cold %7.1f ms ",
+	    i + 1, b->runs, mode_name[m], f->n ? f->link[f->n - 1] : 0.0,
+	    r->n ? r->link[r->n - 1] : 0.0, c->n ? c->link[c->n - 1] : 0.0);
 }
 
 /* Rounds rotate the order of the three modes, so none always runs first or last. */
@@ -312,13 +315,15 @@ static void write_json(const struct bench *b, double r_floor, double c_restore)
 
 static double svg_x(double ms, double lo, double hi)
 {
-	return SVG_LEFT + (log10(ms) - log10(lo)) / (log10(hi) - log10(lo)) *
-	                      (SVG_W - SVG_LEFT - SVG_RIGHT);
+	return SVG_LEFT +
+	       (log10(ms) - log10(lo)) / (log10(hi) - log10(lo)) * (SVG_W - SVG_LEFT - SVG_RIGHT);
 }
 
 static void svg_axis(FILE *f, double lo, double hi, int y)
 {
-	static const double ticks[] = { 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000 };
+	static const double ticks[] = {
+		1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000
+	};
 
 	fprintf(f, "<line x1='%d' y1='%d' x2='%d' y2='%d' stroke='#444'/>\n", SVG_LEFT, y,
 	        SVG_W - SVG_RIGHT, y);
@@ -333,7 +338,8 @@ static void svg_axis(FILE *f, double lo, double hi, int y)
 		        "<text x='%.1f' y='%d' text-anchor='middle'>%g</text>\n",
 		        x, SVG_TOP - 10, x, y, x, y + 16, ticks[i]);
 	}
-	fprintf(f, "<text x='%d' y='%d' text-anchor='middle'>ms from VMM spawn (log scale)</text>\n",
+	fprintf(f,
+	        "<text x='%d' y='%d' text-anchor='middle'>ms from VMM spawn (log scale)</text>\n",
 	        (SVG_W + SVG_LEFT) / 2, y + 34);
 }
 
@@ -367,15 +373,17 @@ static void write_svg(const struct bench *b)
 		struct stats st = stats_of(b->s[m].link, b->s[m].n);
 		double mx = svg_x(st.median, lo, hi);
 
-		fprintf(f, "<text x='%d' y='%d' text-anchor='end'>%s</text>\n", SVG_LEFT - 10, y + 4,
-		        mode_name[m]);
+		fprintf(f, "<text x='%d' y='%d' text-anchor='end'>%s</text>\n", SVG_LEFT - 10,
+		        y + 4, mode_name[m]);
 		for (int i = 0; i < b->s[m].n; i++)
-			fprintf(f, "<circle cx='%.1f' cy='%d' r='3' fill='%s' fill-opacity='0.5'/>\n",
+			fprintf(f,
+			        "<circle cx='%.1f' cy='%d' r='3' fill='%s' fill-opacity='0.5'/>\n",
 			        svg_x(b->s[m].link[i], lo, hi), y + (i % 5 - 2) * 3, color[m]);
-		fprintf(f,
-		        "<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='black' stroke-width='2'/>"
-		        "<text x='%.1f' y='%d' text-anchor='middle'>%.1f</text>\n",
-		        mx, y - 14, mx, y + 14, mx, y - 17, st.median);
+		fprintf(
+		    f,
+		    "<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='black' stroke-width='2'/>"
+		    "<text x='%.1f' y='%d' text-anchor='middle'>%.1f</text>\n",
+		    mx, y - 14, mx, y + 14, mx, y - 17, st.median);
 	}
 	svg_axis(f, lo, hi, SVG_TOP + N_MODES * SVG_ROW);
 	fprintf(f, "</svg>\n");
@@ -387,7 +395,8 @@ static void summary(const struct bench *b, double r_floor, double c_restore)
 	printf("sandbox start (%u MiB, %u vCPU, template %s%s), %u interleaved runs each:\n",
 	       b->cfg.memory_mib, b->cfg.vcpus, b->key, b->built ? ", built for this run" : "",
 	       b->runs);
-	printf("  %-8s %9s %9s %9s   %s\n", "mode", "min ms", "median", "p90", "ready (unique) median");
+	printf("  %-8s %9s %9s %9s   %s\n", "mode", "min ms", "median", "p90",
+	       "ready (unique) median");
 	for (int m = 0; m < N_MODES; m++) {
 		struct stats st = stats_of(b->s[m].link, b->s[m].n),
 		             rd = stats_of(b->s[m].ready, b->s[m].n);
@@ -433,7 +442,7 @@ int ctl_bench_startup(int argc, char **argv)
 	b.cfg.accel = accel;
 	fprintf(stderr, "bench startup: template for %u MiB, %u vCPU (%s) ...", b.cfg.memory_mib,
 	        b.cfg.vcpus, accel_name(accel));
-	lock = tpl_acquire(store(), &b.cfg, accel, ctl_run_dir(), 1, &t, &in, &b.built, &err);
+	lock = tpl_acquire(store(), &b.cfg, accel, 1, &t, &in, &b.built, &err);
 	if (lock < 0)
 		return fprintf(stderr, "\n"), ctl_fail(&err);
 	close(lock);

@@ -53,9 +53,9 @@ static int decide_accel(const struct vm_config *cfg, enum accel *accel)
 static int build(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "kernel", required_argument, 0, 'k' }, { "initrd", required_argument, 0, 'i' },
-		{ "memory", required_argument, 0, 'm' }, { "vcpus", required_argument, 0, 'c' },
-		{ "accel", required_argument, 0, 'a' },  { "qemu", required_argument, 0, 'q' },
+		{ "kernel", required_argument, 0, 'k' },    { "initrd", required_argument, 0, 'i' },
+		{ "memory", required_argument, 0, 'm' },    { "vcpus", required_argument, 0, 'c' },
+		{ "accel", required_argument, 0, 'a' },     { "qemu", required_argument, 0, 'q' },
 		{ "log-level", required_argument, 0, 'l' }, { 0, 0, 0, 0 },
 	};
 	const struct tpl_store *s = ctl_templates();
@@ -81,14 +81,15 @@ static int build(int argc, char **argv)
 		return usage();
 	if (vm_known_accel(&cfg, ctl_run_dir(), &accel) < 0 && decide_accel(&cfg, &accel) < 0)
 		return 1;
-	lock = tpl_acquire(s, &cfg, accel, ctl_run_dir(), 1, &t, &in, &built, &err);
+	lock = tpl_acquire(s, &cfg, accel, 1, &t, &in, &built, &err);
 	if (lock < 0)
 		return ctl_fail(&err);
 	close(lock);
 	if (built)
 		printf("template %s built in %.0f ms\n", t.key, in.build_ms);
 	else
-		printf("template %s exists (built %s in %.0f ms)\n", t.key, in.created, in.build_ms);
+		printf("template %s exists (built %s in %.0f ms)\n", t.key, in.created,
+		       in.build_ms);
 	printf("  %u MiB, %u vCPU, %s; device state %lld bytes; memory %s\n", in.memory_mib,
 	       in.vcpus, in.accel, in.state_bytes, in.mem);
 	return 0;
@@ -171,7 +172,8 @@ static int remove_one(const struct template *t, int force, kerr_t *err)
 	/* Under the exclusive lock no clone is between its check and its VMM's start. */
 	users = tpl_users(t, pids, MAX_USERS);
 	for (int i = 0; i < users && i < MAX_USERS && strlen(who) < sizeof(who) - 16; i++)
-		snprintf(who + strlen(who), sizeof(who) - strlen(who), "%s%d", i ? " " : "", pids[i]);
+		snprintf(who + strlen(who), sizeof(who) - strlen(who), "%s%d", i ? " " : "",
+		         pids[i]);
 	if (users && !force) {
 		close(lock);
 		return kerr_set(err, EBUSY,
@@ -184,8 +186,7 @@ static int remove_one(const struct template *t, int force, kerr_t *err)
 		return -1;
 	}
 	close(lock);
-	printf("removed template %s%s%s\n", t->key, users ? "; still mapped by VMM pid " : "",
-	       who);
+	printf("removed template %s%s%s\n", t->key, users ? "; still mapped by VMM pid " : "", who);
 	return 0;
 }
 
@@ -229,13 +230,15 @@ static int rm(int argc, char **argv)
 		struct tpl_info in;
 		kerr_t err;
 
-		if (strlen(argv[i]) != TPL_KEY_LEN || strspn(argv[i], "0123456789abcdef") != TPL_KEY_LEN) {
+		if (strlen(argv[i]) != TPL_KEY_LEN ||
+		    strspn(argv[i], "0123456789abcdef") != TPL_KEY_LEN) {
 			fprintf(stderr, "kuasar-ctl: error: `%s` is not a template key\n", argv[i]);
 			r.failed = 1;
 			continue;
 		}
 		tpl_paths(ctl_templates(), argv[i], &t);
-		if (tpl_verify(&t, &in, &err) < 0 && err.errnum == ENOENT && access(t.dir, F_OK) < 0) {
+		if (tpl_verify(&t, &in, &err) < 0 && err.errnum == ENOENT &&
+		    access(t.dir, F_OK) < 0) {
 			ctl_fail(&err);
 			r.failed = 1;
 			continue;

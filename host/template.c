@@ -291,8 +291,9 @@ int tpl_verify(const struct template *t, struct tpl_info *in, kerr_t *err)
 		                "reboot)",
 		                t->key, t->mem, strerror(errno));
 	if ((unsigned long long)st.st_size != (unsigned long long)in->memory_mib << 20)
-		return kerr_set(err, EBADMSG, "template %s: memory file %s is %lld bytes, not %u MiB",
-		                t->key, t->mem, (long long)st.st_size, in->memory_mib);
+		return kerr_set(err, EBADMSG,
+		                "template %s: memory file %s is %lld bytes, not %u MiB", t->key,
+		                t->mem, (long long)st.st_size, in->memory_mib);
 	return 0;
 }
 
@@ -300,9 +301,12 @@ int tpl_verify(const struct template *t, struct tpl_info *in, kerr_t *err)
 
 int tpl_lock(const struct template *t, int exclusive, int64_t deadline_ns, kerr_t *err)
 {
+	char store[260];
 	int fd = -1;
 
-	if (mkdir_p(t->dir, 0700, err) < 0) /* makes the store too */
+	/* The lock lives next to the template's directory, in the store. */
+	snprintf(store, sizeof(store), "%.*s", (int)(strrchr(t->lock, '/') - t->lock), t->lock);
+	if (mkdir_p(store, 0700, err) < 0)
 		return -1;
 	for (;;) {
 		struct stat a, b;
@@ -325,9 +329,9 @@ int tpl_lock(const struct template *t, int exclusive, int64_t deadline_ns, kerr_
 		}
 		if (mono_ns() > deadline_ns) {
 			close(fd);
-			return kerr_set(err, ETIMEDOUT,
-			                "template %s is locked (being built or removed) for too long",
-			                t->key);
+			return kerr_set(
+			    err, ETIMEDOUT,
+			    "template %s is locked (being built or removed) for too long", t->key);
 		}
 		usleep(10000);
 	}
@@ -362,8 +366,8 @@ static void now_iso(char *out, size_t n)
 
 /* Saves a booted template VM: device state, then its files under their final names;
  * meta.json goes last and marks the template complete. */
-static int save(struct vm *vm, const struct template *t, const char *mem_tmp,
-                struct tpl_info *in, kerr_t *err)
+static int save(struct vm *vm, const struct template *t, const char *mem_tmp, struct tpl_info *in,
+                kerr_t *err)
 {
 	char state_tmp[300];
 	struct stat st;
@@ -382,11 +386,11 @@ static int save(struct vm *vm, const struct template *t, const char *mem_tmp,
 }
 
 int tpl_build(const struct tpl_store *s, const struct vm_config *cfg, enum accel accel,
-              const char *run_dir, struct template *t, struct tpl_info *in, kerr_t *err)
+              struct template *t, struct tpl_info *in, kerr_t *err)
 {
 	struct vm_config c = *cfg;
 	struct vm vm;
-	char mem_tmp[300], id[40];
+	char mem_tmp[300];
 	int64_t t0 = mono_ns();
 	int rc;
 
@@ -412,10 +416,11 @@ int tpl_build(const struct tpl_store *s, const struct vm_config *cfg, enum accel
 	in->memory_mib = cfg->memory_mib;
 	in->vcpus = cfg->vcpus;
 	/* Booted with its share unmounted (9p blocks migration while mounted) and nothing
-	 * run in it: clones are made unique after restore. */
-	snprintf(id, sizeof(id), "template-%.16s", t->key);
-	vm_init(&vm, id);
-	rc = vm_start(&vm, &c, run_dir, 0, err);
+	 * run in it: clones are made unique after restore. Its VM directory is <dir>/build,
+	 * inside the template, so a builder killed midway leaves nothing among the
+	 * sandboxes (and its VMM dies with it: no keep). */
+	vm_init(&vm, "build");
+	rc = vm_start(&vm, &c, t->dir, 0, err);
 	if (rc == 0) {
 		rc = save(&vm, t, mem_tmp, in, err);
 		vm_destroy(&vm);
@@ -435,6 +440,11 @@ int tpl_remove_files(const struct template *t, kerr_t *err)
 	int rc = 0;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", t->state);
+	unlink(tmp);
+	snprintf(tmp, sizeof(tmp), "%s/build", t->dir);
+	umount_below(tmp);
+	rm_tree(tmp);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", t->mem);
 	unlink(tmp);
 	/* meta.json first: a half-removed template is never taken for a complete one. */
 	if (unlink(t->meta) < 0 && errno != ENOENT)
@@ -459,7 +469,8 @@ static int maps_file(pid_t pid, const char *path, ino_t ino)
 	snprintf(p, sizeof(p), "/proc/%d/maps", pid);
 	if (read_file(p, &maps, &len, 64 << 20, NULL) < 0)
 		return 0;
-	for (line = strtok_r(maps, "\n", &save); line && !found; line = strtok_r(NULL, "\n", &save)) {
+	for (line = strtok_r(maps, "\n", &save); line && !found;
+	     line = strtok_r(NULL, "\n", &save)) {
 		unsigned long long inode = 0;
 		int off = 0;
 
@@ -508,8 +519,8 @@ static int is_key(const char *s)
 }
 
 int tpl_list(const struct tpl_store *s,
-             void (*fn)(const struct template *t, const struct tpl_info *info,
-                        const char *problem, void *arg),
+             void (*fn)(const struct template *t, const struct tpl_info *info, const char *problem,
+                        void *arg),
              void *arg)
 {
 	DIR *d = opendir(s->dir);
@@ -556,15 +567,14 @@ static int recent_failure(const struct template *t, kerr_t *err)
 }
 
 static int build_locked(const struct tpl_store *s, const struct vm_config *cfg, enum accel accel,
-                        const char *run_dir, struct template *t, struct tpl_info *in,
-                        kerr_t *err)
+                        struct template *t, struct tpl_info *in, kerr_t *err)
 {
 	char path[300];
 
 	if (recent_failure(t, err) < 0)
 		return -1;
 	failed_path(t, path, sizeof(path));
-	if (tpl_build(s, cfg, accel, run_dir, t, in, err) < 0) {
+	if (tpl_build(s, cfg, accel, t, in, err) < 0) {
 		write_file_atomic(path, err->msg, strlen(err->msg), NULL);
 		return -1;
 	}
@@ -572,9 +582,8 @@ static int build_locked(const struct tpl_store *s, const struct vm_config *cfg, 
 	return 0;
 }
 
-int tpl_acquire(const struct tpl_store *s, const struct vm_config *cfg, enum accel accel,
-                const char *run_dir, int build, struct template *t, struct tpl_info *in,
-                int *built, kerr_t *err)
+int tpl_acquire(const struct tpl_store *s, const struct vm_config *cfg, enum accel accel, int build,
+                struct template *t, struct tpl_info *in, int *built, kerr_t *err)
 {
 	int64_t deadline = mono_ns() + ((int64_t)cfg->boot_timeout_ms + 30000) * 1000000;
 	char key[TPL_KEY_LEN + 1];
@@ -608,7 +617,7 @@ int tpl_acquire(const struct tpl_store *s, const struct vm_config *cfg, enum acc
 		if (tpl_remove_files(t, &rm) == 0)
 			kerr_wrap(err, "removed it; the next start builds it again");
 	} else if (rc < 0 && err->errnum == ENOENT && build) {
-		rc = build_locked(s, cfg, accel, run_dir, t, in, err);
+		rc = build_locked(s, cfg, accel, t, in, err);
 		*built = rc == 0;
 	}
 	if (rc < 0) {
@@ -645,13 +654,13 @@ static int restore_from(struct vm *vm, const struct vm_config *cfg, const struct
 	struct tpl_info in;
 	int built = 0, lock, rc;
 
-	lock = tpl_acquire(s, cfg, accel, run_dir, 1, &t, &in, &built, err);
+	lock = tpl_acquire(s, cfg, accel, 1, &t, &in, &built, err);
 	if (lock < 0)
 		return -1;
 	snprintf(vm->template_key, sizeof(vm->template_key), "%s", t.key);
 	if (built)
-		snprintf(vm->boot_note, sizeof(vm->boot_note), "built template %s in %.0f ms", t.key,
-		         in.build_ms);
+		snprintf(vm->boot_note, sizeof(vm->boot_note), "built template %s in %.0f ms",
+		         t.key, in.build_ms);
 	c.accel = accel;
 	c.mem_path = t.mem;
 	rc = vm_restore(vm, &c, t.state, run_dir, keep, err);

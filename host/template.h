@@ -24,7 +24,8 @@ struct tpl_store {
 	char mem_dir[200];
 };
 
-struct template {
+struct template
+{
 	char key[TPL_KEY_LEN + 1];
 	char dir[240];
 	char meta[260];
@@ -59,18 +60,18 @@ int tpl_verify(const struct template *t, struct tpl_info *info, kerr_t *err);
 /* Takes the template's lock (shared or exclusive) before deadline; returns the fd that
  * holds it. */
 int tpl_lock(const struct template *t, int exclusive, int64_t deadline_ns, kerr_t *err);
-/* Boots cfg's shape as a template VM in run_dir and saves it under its key. The caller
- * holds the exclusive lock. */
+/* Boots cfg's shape as a template VM (in <dir>/<key>/build) and saves it under its key.
+ * The caller holds the exclusive lock. */
 int tpl_build(const struct tpl_store *s, const struct vm_config *cfg, enum accel accel,
-              const char *run_dir, struct template *t, struct tpl_info *info, kerr_t *err);
+              struct template *t, struct tpl_info *info, kerr_t *err);
 /* Removes the template's files (clones that map its memory keep their pages). */
 int tpl_remove_files(const struct template *t, kerr_t *err);
 /* Processes that map the template's memory (its clones); returns how many, fills pids. */
 int tpl_users(const struct template *t, pid_t *pids, int max);
 /* Calls fn for every template in the store, in directory order. */
-int tpl_list(const struct tpl_store *s, void (*fn)(const struct template *t,
-                                                    const struct tpl_info *info,
-                                                    const char *problem, void *arg),
+int tpl_list(const struct tpl_store *s,
+             void (*fn)(const struct template *t, const struct tpl_info *info, const char *problem,
+                        void *arg),
              void *arg);
 
 /* The template the VMM would restore for cfg: its key resolved, verified (ENOENT: none),
@@ -78,9 +79,8 @@ int tpl_list(const struct tpl_store *s, void (*fn)(const struct template *t,
  * a shared lock on it (close it once the clone's VMM has mapped the memory; removal waits
  * for it), -1 on error. A template found broken (EBADMSG) is removed, so that the next
  * start builds a fresh one; this one gets the error. */
-int tpl_acquire(const struct tpl_store *s, const struct vm_config *cfg, enum accel accel,
-                const char *run_dir, int build, struct template *t, struct tpl_info *info,
-                int *built, kerr_t *err);
+int tpl_acquire(const struct tpl_store *s, const struct vm_config *cfg, enum accel accel, int build,
+                struct template *t, struct tpl_info *info, int *built, kerr_t *err);
 
 struct vm;
 /* Starts vm restored from the template of cfg's shape when s is set (building it first if

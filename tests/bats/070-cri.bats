@@ -347,3 +347,26 @@ sid, t, d = frame(); print("even", sid, t, d.decode(errors="replace"))' "$sock"
 	cri stopp "$POD"
 	cri rmp "$POD"
 }
+
+@test "CRI: pods of one shape restore from one template; Status reports it and the VMM's USS/PSS" {
+	P1=$(cri --name t-one --uid uid-t1 runp)
+	P2=$(cri --name t-two --uid uid-t2 --hostname two runp)
+	run poke Status --id "$P1" --field2 1
+	[[ "$output" == code=0* ]]
+	[[ "$output" == *"template "* ]]
+	[[ "$output" == *vmm_uss_kib* ]] && [[ "$output" == *vmm_pss_kib* ]]
+	key=$(grep -o "sandbox $P2: ready in [0-9]* ms (template [0-9a-f]*" "$D/sandboxer.log" | awk '{print $NF}')
+	[ -n "$key" ]
+	grep -q "sandbox $P1: ready in [0-9]* ms (template $key" "$D/sandboxer.log"
+	[ -f "$D/templates/$key/meta.json" ]
+	# A container runs in the clone, with the pod's hostname.
+	CTR=$(cri --container n --image kuasar.invalid/busybox:test create "$P2" -- sh -c 'echo "up on $(hostname)"; exec sleep 1000')
+	cri start "$CTR"
+	wait_log "$D/logs/n.log" "stdout F up on two"
+	cri --timeout 5 stop "$CTR"
+	cri rm "$CTR"
+	cri stopp "$P1"
+	cri rmp "$P1"
+	cri stopp "$P2"
+	cri rmp "$P2"
+}
