@@ -330,8 +330,11 @@ bench-pod: all $(BIN)/vmlinux.bin ## pod start via containerd's CRI: kuasar vs r
 
 bench-startup: all $(BIN)/vmlinux.bin ## sandbox start: template restore vs bare VMM floor vs cold boot; memory
 	$(Q)mkdir -p $(BIN)/bench
-	$(Q)$(BIN)/kuasar-ctl bench startup -n 30 -k 5 --json $(BIN)/bench/startup.json \
-		--svg $(BIN)/bench/startup.svg
+	$(Q)export KUASAR_TEMPLATE_DIR=$(abspath $(BIN))/bench/templates \
+		KUASAR_TEMPLATE_MEM_DIR=/dev/shm/kuasar-bench; \
+		$(BIN)/kuasar-ctl bench startup -n 30 -k 5 --json $(BIN)/bench/startup.json \
+		--svg $(BIN)/bench/startup.svg; rc=$$?; \
+		$(BIN)/kuasar-ctl template rm --all >/dev/null; exit $$rc
 
 bench: bench-startup bench-boot bench-container bench-pod ## every benchmark (ratios against a baseline in the same run)
 

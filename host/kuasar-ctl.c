@@ -482,20 +482,48 @@ static int cmd_shutdown(int argc, char **argv)
 	return 0;
 }
 
+/* One line of `list --long`: how the VM started and what its VMM costs in memory. */
+static void list_long(const char *id, const char *state_path)
+{
+	json_object *o = json_object_from_file(state_path), *v;
+	struct proc_mem m = { 0 };
+	const char *boot = "cold", *key = "";
+	pid_t pid = vm_find_vmm(run_dir, id);
+
+	if (o && json_object_object_get_ex(o, "boot", &v) && json_object_get_string(v)[0])
+		boot = json_object_get_string(v);
+	if (o && json_object_object_get_ex(o, "template", &v))
+		key = json_object_get_string(v);
+	if (!pid || proc_mem(pid, &m, NULL) < 0)
+		printf("%-24s %-8s not running\n", id, boot);
+	else
+		printf("%-24s %-8s VMM %-7d USS %6.1f MiB  PSS %6.1f MiB  RSS %6.1f MiB  %s\n", id,
+		       boot, pid, m.uss_kib / 1024.0, m.pss_kib / 1024.0, m.rss_kib / 1024.0, key);
+	json_object_put(o);
+}
+
 static int cmd_list(int argc, char **argv)
 {
-	DIR *d = opendir(run_dir);
+	DIR *d;
 	struct dirent *e;
 	char path[PATH_MAX];
 	struct stat st;
+	int lng = argc == 2 && (!strcmp(argv[1], "-l") || !strcmp(argv[1], "--long"));
 
-	(void)argc;
-	(void)argv;
+	if (argc > 2 || (argc == 2 && !lng)) {
+		fprintf(stderr, "usage: kuasar-ctl list [-l|--long]\n");
+		return 2;
+	}
+	d = opendir(run_dir);
 	if (!d)
 		return 0;
 	while ((e = readdir(d))) {
 		snprintf(path, sizeof(path), "%s/%s/vm.json", run_dir, e->d_name);
-		if (e->d_name[0] != '.' && stat(path, &st) == 0)
+		if (e->d_name[0] == '.' || stat(path, &st) < 0)
+			continue;
+		if (lng)
+			list_long(e->d_name, path);
+		else
 			printf("%s\n", e->d_name);
 	}
 	closedir(d);
@@ -529,7 +557,7 @@ static const struct command commands[] = {
 	{ "template", ctl_template, "VM templates: build, list, rm" },
 	{ "ping", cmd_ping, "check that a kept VM's kuasar-init answers" },
 	{ "shutdown", cmd_shutdown, "power off a kept VM and remove its files" },
-	{ "list", cmd_list, "list kept VMs" },
+	{ "list", cmd_list, "list kept VMs (-l: how each started, its VMM's USS/PSS/RSS)" },
 };
 
 static int usage(void)

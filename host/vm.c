@@ -412,6 +412,8 @@ static int write_state(struct vm *vm, const struct vm_config *cfg, kerr_t *err)
 	json_object_object_add(o, "vcpus", json_object_new_int((int)cfg->vcpus));
 	json_object_object_add(o, "link", json_object_new_string(link_name(vm->link_type)));
 	json_object_object_add(o, "cid", json_object_new_int64(vm->cid));
+	json_object_object_add(o, "boot", json_object_new_string(vm->boot_mode));
+	json_object_object_add(o, "template", json_object_new_string(vm->template_key));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 	rc = write_file_atomic(vm->paths.state, s, strlen(s), err);
 	json_object_put(o);
@@ -731,6 +733,7 @@ int vm_restore(struct vm *vm, const struct vm_config *cfg, const char *state_pat
 	if (setup(vm, &c, run_dir, err) < 0)
 		return -1;
 	snprintf(vm->accel_why, sizeof(vm->accel_why), "the template's");
+	snprintf(vm->boot_mode, sizeof(vm->boot_mode), "template");
 	rc = spawn(vm, &c, c.accel, keep, err);
 	if (rc == 0)
 		rc = write_state(vm, &c, err);
@@ -740,10 +743,10 @@ int vm_restore(struct vm *vm, const struct vm_config *cfg, const char *state_pat
 		rc = write_state(vm, &c, err);
 	if (rc < 0) {
 		vm_destroy(vm);
+		snprintf(vm->boot_mode, sizeof(vm->boot_mode), "cold");
 		return kerr_wrap(err, "restore sandbox `%s` (accel %s)", vm->id,
 		                 accel_name(c.accel));
 	}
-	snprintf(vm->boot_mode, sizeof(vm->boot_mode), "template");
 	return 0;
 }
 

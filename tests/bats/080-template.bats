@@ -175,6 +175,9 @@ assert j["share_fs_magic"] > 0, j
 	run_t 30 "$CTL" template rm "$key"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"in use by 2 clones"* ]]
+	# Per-sandbox memory: each clone's VMM, with its template.
+	run_t 30 "$CTL" list -l
+	[ "$(grep -c "^u[12] .*template .*VMM .*USS .*PSS .*$key" <<<"$output")" -eq 2 ]
 	run_t 30 "$CTL" shutdown u1
 	run_t 30 "$CTL" shutdown u2
 	# Only the template is left: its files and memory, no VMM, no sandbox directory.

@@ -1,0 +1,220 @@
+/* The template store without VMs: what the key depends on, integrity checks on the saved
+ * files, locking, and who maps a template's memory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "template.h"
+#include "util.h"
+
+static char dir[64];
+static struct tpl_store store;
+
+static void put(const char *name, const char *text, char *path, size_t n)
+{
+	snprintf(path, n, "%s/%s", dir, name);
+	ok(write_file_atomic(path, text, strlen(text), NULL) == 0, "write %s", name);
+}
+
+static void key_of(const struct vm_config *c, char *key)
+{
+	kerr_t err;
+
+	if (tpl_key(&store, c, ACCEL_TCG, key, &err) < 0) {
+		printf("# tpl_key: %s\n", err.msg);
+		key[0] = '\0';
+	}
+}
+
+static void test_key(void)
+{
+	char kernel[128], initrd[128], k1[40], k2[40], k3[40];
+	struct vm_config c;
+
+	put("vmlinux", "kernel one", kernel, sizeof(kernel));
+	put("initrd", "initrd one", initrd, sizeof(initrd));
+	vm_config_defaults(&c);
+	c.qemu = "/bin/true"; /* any executable: its contents are part of the key */
+	c.kernel = kernel;
+	c.initrd = initrd;
+	c.link = LINK_SERIAL;
+	key_of(&c, k1);
+	is_int((int)strlen(k1), TPL_KEY_LEN, "a key is 32 hex digits");
+	key_of(&c, k2);
+	is_str(k2, k1, "the same inputs give the same key (the second time from the digest memo)");
+
+	put("initrd", "initrd two", initrd, sizeof(initrd));
+	key_of(&c, k2);
+	ok(strcmp(k2, k1) != 0, "a changed initrd changes the key");
+	put("initrd", "initrd one", initrd, sizeof(initrd));
+	key_of(&c, k2);
+	is_str(k2, k1, "the original initrd gives the original key again");
+
+	c.memory_mib = 512;
+	key_of(&c, k3);
+	ok(strcmp(k3, k1) != 0, "memory changes the key");
+	c.memory_mib = 256;
+	c.vcpus = 2;
+	key_of(&c, k3);
+	ok(strcmp(k3, k1) != 0, "vCPUs change the key");
+	c.vcpus = 1;
+	c.kernel_params = "quiet2";
+	key_of(&c, k3);
+	ok(strcmp(k3, k1) != 0, "the kernel command line changes the key");
+	c.kernel_params = "";
+	c.guest_cid = 1234;
+	key_of(&c, k3);
+	is_str(k3, k1, "a per-VM value (the vsock CID) does not");
+	c.qemu = "/bin/false";
+	key_of(&c, k3);
+	ok(strcmp(k3, k1) != 0, "another VMM binary changes the key");
+	c.qemu = "/bin/true";
+	{
+		kerr_t err;
+
+		c.kernel = "/nonexistent/vmlinux";
+		ok(tpl_key(&store, &c, ACCEL_TCG, k3, &err) < 0 && err.errnum == ENOENT,
+		   "a missing kernel is an error: %s", err.msg);
+	}
+}
+
+/* A template's files by hand, as tpl_build leaves them. */
+static void fake_template(struct template *t, const char *state)
+{
+	char meta[1024], sha[65] = "", cmd[300];
+	FILE *p;
+	int fd;
+
+	tpl_paths(&store, "0123456789abcdef0123456789abcdef", t);
+	mkdir_p(t->dir, 0700, NULL);
+	mkdir_p(store.mem_dir, 0700, NULL);
+	write_file_atomic(t->state, state, strlen(state), NULL);
+	snprintf(cmd, sizeof(cmd), "sha256sum %s", t->state);
+	p = popen(cmd, "r");
+	if (p && fscanf(p, "%64s", sha) != 1)
+		sha[0] = '\0';
+	if (p)
+		pclose(p);
+	snprintf(meta, sizeof(meta),
+	         "{\"key\":\"%s\",\"memory_mib\":1,\"vcpus\":1,\"state_bytes\":%zu,"
+	         "\"state_sha256\":\"%s\",\"accel\":\"tcg\"}",
+	         t->key, strlen(state), sha);
+	write_file_atomic(t->meta, meta, strlen(meta), NULL);
+	fd = open(t->mem, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd >= 0) {
+		if (ftruncate(fd, 1 << 20) < 0)
+			printf("# ftruncate: %s\n", strerror(errno));
+		close(fd);
+	}
+}
+
+static void test_verify(void)
+{
+	struct template t;
+	struct tpl_info in;
+	kerr_t err;
+
+	tpl_paths(&store, "ffffffffffffffffffffffffffffffff", &t);
+	ok(tpl_verify(&t, &in, &err) < 0 && err.errnum == ENOENT, "no template: ENOENT (%s)",
+	   err.msg);
+	fake_template(&t, "device state bytes");
+	ok(tpl_verify(&t, &in, &err) == 0, "an intact template verifies");
+	is_int(in.memory_mib, 1, "meta.json read back");
+	ok(truncate(t.state, 5) == 0, "truncate the state file");
+	ok(tpl_verify(&t, &in, &err) < 0 && err.errnum == EBADMSG && strstr(err.msg, "truncated"),
+	   "a truncated state file: %s", err.msg);
+	write_file_atomic(t.state, "device state bytez", 18, NULL);
+	ok(tpl_verify(&t, &in, &err) < 0 && err.errnum == EBADMSG && strstr(err.msg, "corrupted"),
+	   "a changed state file of the same size: %s", err.msg);
+	fake_template(&t, "device state bytes");
+	ok(truncate(t.mem, 4096) == 0, "shrink the memory file");
+	ok(tpl_verify(&t, &in, &err) < 0 && err.errnum == EBADMSG && strstr(err.msg, "not 1 MiB"),
+	   "a memory file of the wrong size: %s", err.msg);
+	unlink(t.mem);
+	ok(tpl_verify(&t, &in, &err) < 0 && err.errnum == EBADMSG && strstr(err.msg, "memory file"),
+	   "a missing memory file: %s", err.msg);
+	fake_template(&t, "device state bytes");
+	write_file_atomic(t.meta, "{not json", 9, NULL);
+	ok(tpl_verify(&t, &in, &err) < 0 && err.errnum == EBADMSG, "malformed meta.json: %s",
+	   err.msg);
+	ok(tpl_remove_files(&t, &err) == 0 && access(t.dir, F_OK) < 0 && access(t.mem, F_OK) < 0,
+	   "remove takes the directory and the memory file");
+}
+
+static void test_lock_and_users(void)
+{
+	struct template t;
+	int ex, sh, pfd[2];
+	pid_t child;
+	pid_t pids[4];
+	kerr_t err;
+	char c;
+
+	fake_template(&t, "state");
+	ex = tpl_lock(&t, 1, mono_ns() + 1000000000LL, &err);
+	ok(ex >= 0, "exclusive lock");
+	child = fork();
+	if (child == 0) {
+		/* Another process cannot share it while it is held. */
+		_exit(tpl_lock(&t, 0, mono_ns() + 100000000LL, &err) < 0 && err.errnum == ETIMEDOUT
+		          ? 0
+		          : 1);
+	}
+	{
+		int st = -1;
+
+		waitpid(child, &st, 0);
+		ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a shared lock waits, then times out");
+	}
+	close(ex);
+	sh = tpl_lock(&t, 0, mono_ns() + 1000000000LL, &err);
+	ok(sh >= 0, "shared lock once released");
+	close(sh);
+
+	is_int(tpl_users(&t, pids, 4), 0, "nobody maps the memory");
+	if (pipe(pfd) < 0)
+		return;
+	child = fork();
+	if (child == 0) {
+		int fd = open(t.mem, O_RDONLY);
+		void *m = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+
+		if (write(pfd[1], m == MAP_FAILED ? "n" : "y", 1) < 0)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	if (read(pfd[0], &c, 1) == 1 && c == 'y') {
+		ok(tpl_users(&t, pids, 4) == 1 && pids[0] == child, "a process mapping it is a user");
+	} else {
+		ok(0, "the child mapped the memory file");
+	}
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	tpl_remove_files(&t, NULL);
+}
+
+int main(void)
+{
+	char mem[96];
+
+	snprintf(dir, sizeof(dir), "/tmp/kuasar-unit-tpl.XXXXXX");
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(mem, sizeof(mem), "%s/mem", dir);
+	tpl_store_init(&store, dir, mem);
+	test_key();
+	test_verify();
+	test_lock_and_users();
+	rm_tree(dir);
+	return done_testing();
+}
