@@ -212,3 +212,25 @@ assert j["share_fs_magic"] > 0, j
 	[ "$(only_key | wc -l)" -eq 1 ]
 	run_t 30 "$CTL" template rm --all
 }
+
+@test "the startup benchmark runs end to end and writes its JSON and SVG (no timing asserted)" {
+	run_t 300 "$CTL" bench startup -n 3 -k 1 --json "$KUASAR_RUN_DIR/b.json" --svg "$KUASAR_RUN_DIR/b.svg"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"restore / floor:"* ]] && [[ "$output" == *"cold / restore:"* ]]
+	python3 - "$KUASAR_RUN_DIR/b.json" "$KUASAR_RUN_DIR/b.svg" <<-'PY'
+	import json, sys, xml.dom.minidom
+	j = json.load(open(sys.argv[1]))
+	for m in ("floor", "restore", "cold"):
+	    s = j["modes"][m]
+	    assert len(s["ms"]) == 3 and 0 < s["min_ms"] <= s["median_ms"] <= s["p90_ms"], (m, s)
+	assert j["restore_over_floor"] > 0 and j["cold_over_restore"] > 0, j
+	for m in ("restore", "cold"):
+	    mem = j["memory_per_sandbox"][m]
+	    assert mem["sandboxes"] == 1 and 0 < mem["uss_mib"] <= mem["pss_mib"] <= mem["rss_mib"], mem
+	svg = xml.dom.minidom.parse(sys.argv[2])
+	assert len(svg.getElementsByTagName("circle")) == 9
+	PY
+	rm -f "$KUASAR_RUN_DIR/b.json" "$KUASAR_RUN_DIR/b.svg"
+	run_t 30 "$CTL" template rm --all
+	[ "$status" -eq 0 ]
+}
