@@ -2,12 +2,14 @@
  *
  *   kuasar-ctl template build [--kernel K] [--initrd I] [--memory MiB] [--vcpus N] [--accel A]
  *   kuasar-ctl template list [--json]
- *   kuasar-ctl template rm [--force] KEY... | --all */
+ *   kuasar-ctl template rm [--force] KEY... | --all
+ *   kuasar-ctl template prune [--unused-for SECONDS] */
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -24,10 +26,12 @@ static int usage(void)
 	        "                                 [--vcpus N] [--accel auto|kvm|tcg]\n"
 	        "       kuasar-ctl template list [--json]\n"
 	        "       kuasar-ctl template rm [--force] KEY... | --all\n"
+	        "       kuasar-ctl template prune [--unused-for SECONDS]\n"
 	        "  store: KUASAR_TEMPLATE_DIR (default %s),\n"
 	        "         memory in KUASAR_TEMPLATE_MEM_DIR (default %s)\n"
 	        "  rm refuses a template whose memory clones still map, unless --force (running\n"
-	        "  clones keep their pages either way)\n",
+	        "  clones keep their pages either way); prune removes those no clone maps that\n"
+	        "  were not restored from for SECONDS (default a day), and broken ones\n",
 	        TPL_DIR_DEFAULT, TPL_MEM_DIR_DEFAULT);
 	return 2;
 }
@@ -127,6 +131,9 @@ static void list_one(const struct template *t, const struct tpl_info *in, const 
 		json_object_object_add(o, "qemu", json_object_new_string(in->qemu_version));
 		json_object_object_add(o, "state_bytes", json_object_new_int64(in->state_bytes));
 		json_object_object_add(o, "clones", json_object_new_int(users));
+		json_object_object_add(o, "memory_used_kib",
+		                       json_object_new_int64((int64_t)in->mem_used_kib));
+		json_object_object_add(o, "last_used", json_object_new_int64(in->last_used));
 		json_object_array_add(l->arr, o);
 		return;
 	}
@@ -134,8 +141,11 @@ static void list_one(const struct template *t, const struct tpl_info *in, const 
 		printf("%s  BROKEN: %s\n", t->key, problem);
 		return;
 	}
-	printf("%s  %4u MiB %2u vCPU %-3s  state %6lld B  clones %-3d  built %s\n", t->key,
-	       in->memory_mib, in->vcpus, in->accel, in->state_bytes, users, in->created);
+	printf("%s  %4u MiB %2u vCPU %-3s  state %6lld B  memory file holds %5.1f MiB  clones %-3d"
+	       "  built %s, used %llds ago\n",
+	       t->key, in->memory_mib, in->vcpus, in->accel, in->state_bytes,
+	       in->mem_used_kib / 1024.0, users, in->created,
+	       (long long)time(NULL) - in->last_used);
 }
 
 static int list(int argc, char **argv)
@@ -251,6 +261,40 @@ static int rm(int argc, char **argv)
 	return r.failed;
 }
 
+struct prune {
+	long long older;
+	int failed;
+};
+
+static void prune_one(const struct template *t, const struct tpl_info *in, const char *problem,
+                      void *arg)
+{
+	struct prune *p = arg;
+	pid_t pids[1];
+	kerr_t err;
+
+	if (tpl_users(t, pids, 1) || (!problem && (long long)time(NULL) - in->last_used < p->older))
+		return;
+	if (remove_one(t, 0, &err) < 0) {
+		ctl_fail(&err);
+		p->failed = 1;
+	}
+}
+
+static int prune(int argc, char **argv)
+{
+	struct prune p = { .older = 86400 };
+	unsigned secs;
+
+	if (argc == 3 && !strcmp(argv[1], "--unused-for") &&
+	    ctl_parse_uint(argv[2], 0, 100U * 365 * 86400, &secs) == 0)
+		p.older = secs;
+	else if (argc != 1)
+		return usage();
+	tpl_list(ctl_templates(), prune_one, &p);
+	return p.failed;
+}
+
 int ctl_template(int argc, char **argv)
 {
 	if (argc < 2)
@@ -261,5 +305,7 @@ int ctl_template(int argc, char **argv)
 		return list(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "rm"))
 		return rm(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "prune"))
+		return prune(argc - 1, argv + 1);
 	return usage();
 }

@@ -554,7 +554,7 @@ static const struct command commands[] = {
 	  "bench startup: restore vs cold boot vs bare VMM; bench container BUNDLE: container "
 	  "start" },
 	{ "cri", ctl_cri, "a small CRI client for containerd (pods, containers, exec, pod bench)" },
-	{ "template", ctl_template, "VM templates: build, list, rm" },
+	{ "template", ctl_template, "VM templates: build, list, rm, prune" },
 	{ "ping", cmd_ping, "check that a kept VM's kuasar-init answers" },
 	{ "shutdown", cmd_shutdown, "power off a kept VM and remove its files" },
 	{ "list", cmd_list, "list kept VMs (-l: how each started, its VMM's USS/PSS/RSS)" },

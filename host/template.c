@@ -294,7 +294,15 @@ int tpl_verify(const struct template *t, struct tpl_info *in, kerr_t *err)
 		return kerr_set(err, EBADMSG,
 		                "template %s: memory file %s is %lld bytes, not %u MiB", t->key,
 		                t->mem, (long long)st.st_size, in->memory_mib);
+	in->mem_used_kib = (unsigned long long)st.st_blocks / 2;
+	if (stat(t->dir, &st) == 0)
+		in->last_used = (long long)st.st_mtim.tv_sec;
 	return 0;
+}
+
+void tpl_touch(const struct template *t)
+{
+	utimensat(AT_FDCWD, t->dir, NULL, 0);
 }
 
 /* ---- locking ---- */
@@ -664,6 +672,8 @@ static int restore_from(struct vm *vm, const struct vm_config *cfg, const struct
 	c.accel = accel;
 	c.mem_path = t.mem;
 	rc = vm_restore(vm, &c, t.state, run_dir, keep, err);
+	if (rc == 0)
+		tpl_touch(&t);
 	close(lock);
 	if (rc < 0 && err->errnum != EINTR) {
 		/* Intact files that QEMU will not load (checked above): not worth keeping. */

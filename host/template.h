@@ -46,6 +46,10 @@ struct tpl_info {
 	char state_sha256[65];
 	char mem[260];
 	double build_ms;
+	/* Not in meta.json: what the memory file holds now (it is sparse), and when a clone
+	 * was last restored from it (or it was built). */
+	unsigned long long mem_used_kib;
+	long long last_used; /* seconds since the epoch */
 };
 
 /* NULL or "" selects the defaults. */
@@ -64,6 +68,8 @@ int tpl_lock(const struct template *t, int exclusive, int64_t deadline_ns, kerr_
  * The caller holds the exclusive lock. */
 int tpl_build(const struct tpl_store *s, const struct vm_config *cfg, enum accel accel,
               struct template *t, struct tpl_info *info, kerr_t *err);
+/* Records a restore (the directory's mtime), for `template list` and `prune`. */
+void tpl_touch(const struct template *t);
 /* Removes the template's files (clones that map its memory keep their pages). */
 int tpl_remove_files(const struct template *t, kerr_t *err);
 /* Processes that map the template's memory (its clones); returns how many, fills pids. */

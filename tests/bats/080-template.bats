@@ -134,8 +134,14 @@ assert j["share_fs_magic"] > 0, j
 	run_t 120 "$CTL" boot --template --json --id n2
 	[ "$(echo "$output" | json_field template)" = "$old" ]
 	rm -f "$KUASAR_RUN_DIR/changed.initrd"
-	run_t 30 "$CTL" template rm "$old" "$new"
+	# prune keeps what was used recently, removes what was not (no clone maps either).
+	run_t 30 "$CTL" template prune --unused-for 3600
+	[ "$status" -eq 0 ] && [ -z "$output" ]
+	run_t 30 "$CTL" template list
+	[[ "$output" == *"memory file holds"*"used "*"s ago"* ]]
+	run_t 30 "$CTL" template prune --unused-for 0
 	[ "$status" -eq 0 ]
+	[ "$(grep -c "^removed template" <<<"$output")" -eq 2 ]
 }
 
 @test "a truncated or corrupted state file: clear error, cold boot, then a fresh template" {

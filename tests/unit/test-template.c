@@ -192,7 +192,8 @@ static void test_lock_and_users(void)
 		_exit(0);
 	}
 	if (read(pfd[0], &c, 1) == 1 && c == 'y') {
-		ok(tpl_users(&t, pids, 4) == 1 && pids[0] == child, "a process mapping it is a user");
+		ok(tpl_users(&t, pids, 4) == 1 && pids[0] == child,
+		   "a process mapping it is a user");
 	} else {
 		ok(0, "the child mapped the memory file");
 	}
