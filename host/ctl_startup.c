@@ -32,6 +32,8 @@ static const char *const mode_name[N_MODES] = { "floor", "restore", "cold" };
 struct series {
 	double link[MAX_RUNS];  /* ms: QMP (floor) or Check answered */
 	double ready[MAX_RUNS]; /* ms: made unique and share mounted */
+	double qmp[MAX_RUNS];   /* ms: QMP answered */
+	double load[MAX_RUNS];  /* ms: device state handed over (restore) */
 	int n;
 };
 
@@ -173,6 +175,8 @@ static int one_start(struct bench *b, enum mode m, int i, kerr_t *err)
 	if (rc == 0) {
 		s->ready[s->n] = ms_between(vm.t.spawn_ns, mono_ns());
 		s->link[s->n] = ms_between(vm.t.spawn_ns, vm.t.link_ns);
+		s->qmp[s->n] = ms_between(vm.t.spawn_ns, vm.t.qmp_ns);
+		s->load[s->n] = vm.t.load_ns ? ms_between(vm.t.spawn_ns, vm.t.load_ns) : 0;
 		s->n++;
 	}
 	vm_destroy(&vm);
@@ -265,6 +269,10 @@ static json_object *json_series(const struct series *s)
 	json_object_object_add(o, "p90_ms", json_object_new_double(st.p90));
 	st = stats_of(s->ready, s->n);
 	json_object_object_add(o, "ready_median_ms", json_object_new_double(st.median));
+	st = stats_of(s->qmp, s->n);
+	json_object_object_add(o, "qmp_median_ms", json_object_new_double(st.median));
+	st = stats_of(s->load, s->n);
+	json_object_object_add(o, "load_median_ms", json_object_new_double(st.median));
 	return o;
 }
 
@@ -405,6 +413,15 @@ static void summary(const struct bench *b, double r_floor, double c_restore)
 		       m == M_FLOOR ? "(QEMU until QMP answers, no guest)\n" : "");
 		if (m != M_FLOOR)
 			printf("%.1f ms\n", rd.median);
+	}
+	{
+		const struct series *r = &b->s[M_RESTORE];
+		double q = stats_of(r->qmp, r->n).median, l = stats_of(r->load, r->n).median,
+		       a = stats_of(r->link, r->n).median, u = stats_of(r->ready, r->n).median;
+
+		printf("  restore, medians: QMP %.1f ms, state handed over +%.1f, guest answers "
+		       "+%.1f, unique and share mounted +%.1f\n",
+		       q, l - q, a - l, u - a);
 	}
 	printf("  restore / floor: %.2fx (medians; the target on TCG is <= 1.3x)\n", r_floor);
 	printf("  cold / restore:  %.1fx (medians; the target is >= 25x)\n", c_restore);
