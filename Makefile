@@ -25,7 +25,7 @@ CC := gcc
 # Messages are truncated on purpose where they do not fit; that is not an error here.
 HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-truncation \
 	-Wno-unused-parameter -D_GNU_SOURCE -Ihost -I$(GEN)/host -I.
-HOST_LIBS := -lprotobuf-c -ljson-c -lnghttp2 -lcrypto -lm
+HOST_LIBS := -lprotobuf-c -ljson-c -lnghttp2 -lm
 
 # ---------------------------------------------------------------------------------------
 # Guest side: musl only, built for size. Kernel UAPI headers (headers only, no code) come

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -13,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sha256.h"
 #include "util.h"
 #include "vm.h"
 
@@ -39,45 +39,27 @@ void tpl_paths(const struct tpl_store *s, const char *key, struct template *t)
 
 /* ---- digests ---- */
 
-static void hex(const unsigned char *d, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", d[i]);
-}
-
-static void sha256_hex(const void *data, size_t len, char out[65])
-{
-	unsigned char d[32];
-	unsigned int n = 0;
-
-	EVP_Digest(data, len, d, &n, EVP_sha256(), NULL);
-	hex(d, 32, out);
-}
-
 static int sha256_file(const char *path, char out[65], kerr_t *err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	EVP_MD_CTX *ctx;
-	unsigned char d[32], *buf;
-	unsigned int n = 0;
+	struct sha256 ctx;
+	uint8_t d[32], *buf;
 	ssize_t r = 0;
 
 	if (fd < 0)
 		return kerr_sys(err, "open %s", path);
-	ctx = EVP_MD_CTX_new();
 	buf = malloc(1 << 20);
-	if (!ctx || !buf)
+	if (!buf)
 		abort();
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	sha256_init(&ctx);
 	while ((r = read(fd, buf, 1 << 20)) > 0 || (r < 0 && errno == EINTR))
 		if (r > 0)
-			EVP_DigestUpdate(ctx, buf, (size_t)r);
-	EVP_DigestFinal_ex(ctx, d, &n);
-	EVP_MD_CTX_free(ctx);
+			sha256_update(&ctx, buf, (size_t)r);
 	free(buf);
 	if (r < 0)
 		return kerr_sys(err, "read %s", path);
-	hex(d, 32, out);
+	sha256_final(&ctx, d);
+	sha256_to_hex(d, out);
 	return 0;
 }
 

@@ -2,7 +2,8 @@
 # Pod start through stock containerd's CRI: the kuasar runtime (a VM per pod) against
 # containerd's default runc runtime on the same containerd, interleaved, median ratio.
 # Then the sandboxer's memory with 1, 10 and 20 running sandboxes: the daemon, the
-# per-sandbox task proxies (RSS and PSS: their code pages are shared) and, for scale, the VMMs.
+# per-sandbox task proxies (RSS and PSS: their code pages are shared) and, for scale, the VMMs
+# (restored from a template: PSS counts their shared template pages once).
 #
 # usage: tools/bench-pod.sh [RUNS]
 set -euo pipefail
@@ -47,7 +48,8 @@ ctl --handler kuasar --image kuasar.invalid/busybox:test -n "$RUNS" bench runc
 
 echo
 echo "== sandboxer memory by running sandboxes (VM memory ${CRI_ENV_MEMORY} MiB each)"
-printf '%-10s %12s %16s %16s %14s\n' sandboxes "daemon RSS" "proxies RSS" "proxies PSS" "VMMs RSS"
+printf '%-10s %12s %16s %16s %14s %14s\n' sandboxes "daemon RSS" "proxies RSS" "proxies PSS" \
+	"VMMs RSS" "VMMs PSS"
 n=0
 for want in 1 10 20; do
 	while [ "$n" -lt "$want" ]; do
@@ -56,6 +58,7 @@ for want in 1 10 20; do
 	done
 	mapfile -t proxies < <(pgrep -f -- "kuasar-sandboxer proxy .*--run-dir $D/run" || true)
 	mapfile -t vmms < <(pgrep -f -- "qemu-system.*$D/run/" || true)
-	printf '%-10s %9s kB %13s kB %13s kB %11s kB\n' "$n" "$(kb VmRSS "$SB_PID")" \
-		"$(kb VmRSS "${proxies[@]}")" "$(kb Pss "${proxies[@]}")" "$(kb VmRSS "${vmms[@]}")"
+	printf '%-10s %9s kB %13s kB %13s kB %11s kB %11s kB\n' "$n" "$(kb VmRSS "$SB_PID")" \
+		"$(kb VmRSS "${proxies[@]}")" "$(kb Pss "${proxies[@]}")" "$(kb VmRSS "${vmms[@]}")" \
+		"$(kb Pss "${vmms[@]}")"
 done

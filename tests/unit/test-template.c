@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sha256.h"
 #include "tap.h"
 #include "template.h"
 #include "util.h"
@@ -204,6 +205,37 @@ static void test_lock_and_users(void)
 	tpl_remove_files(&t, NULL);
 }
 
+/* FIPS 180-4 example vectors, and the same digest however the input is split. */
+static void test_sha256(void)
+{
+	static char million[1000000];
+	char hex[65], hex2[65];
+	struct sha256 c;
+	uint8_t d[32];
+
+	sha256_hex("", 0, hex);
+	is_str(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+	       "sha256 of ''");
+	sha256_hex("abc", 3, hex);
+	is_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+	       "sha256 of abc");
+	sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56, hex);
+	is_str(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+	       "sha256 of the 56-byte vector (padding spills into a second block)");
+	memset(million, 'a', sizeof(million));
+	sha256_hex(million, sizeof(million), hex);
+	is_str(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0",
+	       "sha256 of a million a");
+	sha256_init(&c);
+	for (size_t off = 0, step = 1; off < sizeof(million);
+	     off += step, step = step * 3 % 997 + 1)
+		sha256_update(&c, million + off,
+		              off + step > sizeof(million) ? sizeof(million) - off : step);
+	sha256_final(&c, d);
+	sha256_to_hex(d, hex2);
+	is_str(hex2, hex, "the same, fed in uneven pieces");
+}
+
 int main(void)
 {
 	char mem[96];
@@ -213,6 +245,7 @@ int main(void)
 		return 1;
 	snprintf(mem, sizeof(mem), "%s/mem", dir);
 	tpl_store_init(&store, dir, mem);
+	test_sha256();
 	test_key();
 	test_verify();
 	test_lock_and_users();
