@@ -369,4 +369,17 @@ sid, t, d = frame(); print("even", sid, t, d.decode(errors="replace"))' "$sock"
 	cri rmp "$P1"
 	cri stopp "$P2"
 	cri rmp "$P2"
+	# A corrupted template: the next pod cold boots, saying why; the one after rebuilds.
+	truncate -s 100 "$D/templates/$key/state"
+	P3=$(cri --name t-three --uid uid-t3 runp)
+	grep -q "proxy ${P3:0:12}\]: warn: template not used, cold boot: .*is 100 bytes" "$D/sandboxer.log"
+	grep -q "sandbox $P3: ready in [0-9]* ms (cold;" "$D/sandboxer.log"
+	run poke Status --id "$P3" --field2 1
+	[[ "$output" == *cold* ]]
+	P4=$(cri --name t-four --uid uid-t4 runp)
+	grep -q "sandbox $P4: ready in [0-9]* ms (template $key" "$D/sandboxer.log"
+	for p in "$P3" "$P4"; do
+		cri stopp "$p"
+		cri rmp "$p"
+	done
 }

@@ -37,6 +37,17 @@ static void test_config(void)
 	is_int(c.accel, ACCEL_TCG, "accel");
 	is_str(c.run_dir, "/tmp/r", "run_dir");
 
+	ok(parse("", &c, &err) == 0 && c.template == 1, "templates are on by default");
+	is_str(c.template_dir, "/var/lib/kuasar/templates", "default template_dir");
+	is_str(c.template_memory_dir, "/dev/shm/kuasar", "default template_memory_dir");
+	ok(parse("[hypervisor]\ntemplate = false\n[sandboxer]\ntemplate_dir = \"/t\"\n"
+	         "template_memory_dir = \"/dev/hugepages/k\"\n",
+	         &c, &err) == 0 &&
+	       c.template == 0,
+	   "template = false");
+	is_str(c.template_memory_dir, "/dev/hugepages/k", "template_memory_dir");
+	ok(parse("[hypervisor]\ntemplate = 1\n", &c, &err) < 0 && strstr(err.msg, "true or false"),
+	   "template must be a boolean: %s", err.msg);
 	ok(parse("[hypervisor]\nvcpus = 2\nturbo = true\n", &c, &err) < 0 &&
 	       strstr(err.msg, "t.toml:3: unknown key `turbo` in [hypervisor]"),
 	   "an unknown key names its line: %s", err.msg);
