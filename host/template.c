@@ -636,6 +636,14 @@ static void reset_for_cold_boot(struct vm *vm)
 	memcpy(vm->template_key, keep.template_key, sizeof(vm->template_key));
 }
 
+/* Whether a failed restore is the template's fault: the VMM refused the state or died
+ * loading it, or the clone never answered. Not: an id taken, a missing device, a signal. */
+static int restore_refused(int errnum)
+{
+	return errnum == ECHILD || errnum == EIO || errnum == EPROTO || errnum == ECONNRESET ||
+	       errnum == ETIMEDOUT;
+}
+
 static int restore_from(struct vm *vm, const struct vm_config *cfg, const struct tpl_store *s,
                         enum accel accel, const char *run_dir, int keep, kerr_t *err)
 {
@@ -657,7 +665,7 @@ static int restore_from(struct vm *vm, const struct vm_config *cfg, const struct
 	if (rc == 0)
 		tpl_touch(&t);
 	close(lock);
-	if (rc < 0 && err->errnum != EINTR) {
+	if (rc < 0 && restore_refused(err->errnum)) {
 		/* Intact files that QEMU will not load (checked above): not worth keeping. */
 		lock = tpl_lock(&t, 1, mono_ns() + 5000000000LL, NULL);
 		if (lock >= 0 && tpl_remove_files(&t, NULL) == 0)
@@ -676,6 +684,8 @@ int vm_launch(struct vm *vm, const struct vm_config *cfg, const struct tpl_store
 
 	if (!s)
 		return vm_start(vm, cfg, run_dir, keep, err);
+	if (id_valid(vm->id, err) < 0)
+		return -1;
 	if (vm_known_accel(cfg, run_dir, &accel) < 0) {
 		snprintf(vm->boot_note, sizeof(vm->boot_note),
 		         "cold boot: KVM is not proven on this host yet (this boot decides)");

@@ -181,6 +181,12 @@ assert j["share_fs_magic"] > 0, j
 	run_t 30 "$CTL" template rm "$key"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"in use by 2 clones"* ]]
+	# A taken id or a bad one is the caller's error, not the template's: it stays.
+	run_t 30 "$CTL" boot --template --id u1
+	[ "$status" -ne 0 ] && [[ "$output" == *"already exists"* ]]
+	run_t 30 "$CTL" boot --template --id ../u
+	[ "$status" -ne 0 ] && [[ "$output" == *"invalid id"* ]]
+	[ -f "$KUASAR_TEMPLATE_DIR/$key/meta.json" ]
 	# Per-sandbox memory: each clone's VMM, with its template.
 	run_t 30 "$CTL" list -l
 	[ "$(grep -c "^u[12] .*template .*VMM .*USS .*PSS .*$key" <<<"$output")" -eq 2 ]
