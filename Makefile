@@ -296,7 +296,7 @@ demo: ## boot a sandbox VM, print its timings, then run a busybox container in a
 		t0=$$(date +%s%N); $(BIN)/kuasar-ctl run --template $(BIN)/demo-bundle -- \
 		sh -c 'echo hello again from $$(hostname), restored from a template' && \
 		echo "(restore, container run and shutdown: $$((($$(date +%s%N) - t0) / 1000000)) ms)"; \
-		rc=$$?; $(BIN)/kuasar-ctl template rm --all >/dev/null; exit $$rc
+		rc=$$?; $(BIN)/kuasar-ctl template rm --all >/dev/null; rmdir "$$KUASAR_TEMPLATE_MEM_DIR"; exit $$rc
 
 demo-cri: ## the same through stock containerd's CRI: a pod in its own VM via kuasar-sandboxer
 	$(Q)$(MAKE) -s --no-print-directory deps
@@ -334,7 +334,7 @@ bench-startup: all $(BIN)/vmlinux.bin ## sandbox start: template restore vs bare
 		KUASAR_TEMPLATE_MEM_DIR=/dev/shm/kuasar-bench; \
 		$(BIN)/kuasar-ctl bench startup -n 30 -k 5 --json $(BIN)/bench/startup.json \
 		--svg $(BIN)/bench/startup.svg; rc=$$?; \
-		$(BIN)/kuasar-ctl template rm --all >/dev/null; exit $$rc
+		$(BIN)/kuasar-ctl template rm --all >/dev/null; rmdir "$$KUASAR_TEMPLATE_MEM_DIR"; exit $$rc
 
 bench: bench-startup bench-boot bench-container bench-pod ## every benchmark (ratios against a baseline in the same run)
 
