@@ -137,11 +137,6 @@ static double ms_between(int64_t a, int64_t b)
 	return (double)(b - a) / 1e6;
 }
 
-static const struct tpl_store *store(void)
-{
-	return ctl_templates();
-}
-
 /* One start of mode m; VMs are killed right after (they are not what is measured). */
 static int one_start(struct bench *b, enum mode m, int i, kerr_t *err)
 {
@@ -157,7 +152,7 @@ static int one_start(struct bench *b, enum mode m, int i, kerr_t *err)
 	if (m == M_FLOOR) {
 		struct template t;
 
-		tpl_paths(store(), b->key, &t);
+		tpl_paths(ctl_templates(), b->key, &t);
 		c.mem_path = t.mem;
 		if (vm_floor(&vm, &c, ctl_run_dir(), err) < 0)
 			return -1;
@@ -165,7 +160,7 @@ static int one_start(struct bench *b, enum mode m, int i, kerr_t *err)
 		s->n++;
 		return 0;
 	}
-	rc = vm_launch(&vm, &c, m == M_RESTORE ? store() : NULL, ctl_run_dir(), 0, err);
+	rc = vm_launch(&vm, &c, m == M_RESTORE ? ctl_templates() : NULL, ctl_run_dir(), 0, err);
 	if (rc == 0 && m == M_RESTORE && strcmp(vm.boot_mode, "template")) {
 		vm_destroy(&vm);
 		return kerr_set(err, EIO, "restore fell back to a %s", vm.boot_note);
@@ -225,8 +220,8 @@ static int memory_round(struct bench *b, enum mode m, kerr_t *err)
 		        b->k);
 		snprintf(id, sizeof(id), "bench-mem-%s-%d-%u", mode_name[m], getpid(), i);
 		vm_init(&vms[i], id);
-		rc = vm_launch(&vms[i], &b->cfg, m == M_RESTORE ? store() : NULL, ctl_run_dir(), 0,
-		               err);
+		rc = vm_launch(&vms[i], &b->cfg, m == M_RESTORE ? ctl_templates() : NULL,
+		               ctl_run_dir(), 0, err);
 		if (rc == 0)
 			started++;
 		if (rc == 0)
@@ -459,7 +454,7 @@ int ctl_bench_startup(int argc, char **argv)
 	b.cfg.accel = accel;
 	fprintf(stderr, "bench startup: template for %u MiB, %u vCPU (%s) ...", b.cfg.memory_mib,
 	        b.cfg.vcpus, accel_name(accel));
-	lock = tpl_acquire(store(), &b.cfg, accel, 1, &t, &in, &b.built, &err);
+	lock = tpl_acquire(ctl_templates(), &b.cfg, accel, 1, &t, &in, &b.built, &err);
 	if (lock < 0)
 		return fprintf(stderr, "\n"), ctl_fail(&err);
 	close(lock);

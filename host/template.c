@@ -354,8 +354,8 @@ static void now_iso(char *out, size_t n)
 	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Saves a booted template VM: device state, then its files under their final names;
- * meta.json goes last and marks the template complete. */
+/* Saves a booted template VM: device state, then its files under their final names. The
+ * caller writes meta.json last: it marks the template complete. */
 static int save(struct vm *vm, const struct template *t, const char *mem_tmp, struct tpl_info *in,
                 kerr_t *err)
 {
@@ -365,14 +365,16 @@ static int save(struct vm *vm, const struct template *t, const char *mem_tmp, st
 	snprintf(state_tmp, sizeof(state_tmp), "%s.tmp", t->state);
 	if (vm_save_template(vm, state_tmp, err) < 0)
 		return -1;
-	if (stat(state_tmp, &st) < 0 || sha256_file(state_tmp, in->state_sha256, err) < 0)
+	if (stat(state_tmp, &st) < 0)
 		return kerr_sys(err, "%s", state_tmp);
+	if (sha256_file(state_tmp, in->state_sha256, err) < 0)
+		return -1;
 	in->state_bytes = st.st_size;
 	if (rename(mem_tmp, t->mem) < 0)
 		return kerr_sys(err, "rename %s", mem_tmp);
 	if (rename(state_tmp, t->state) < 0)
 		return kerr_sys(err, "rename %s", state_tmp);
-	return write_meta(t, in, err);
+	return 0;
 }
 
 int tpl_build(const struct tpl_store *s, const struct vm_config *cfg, enum accel accel,
@@ -415,13 +417,14 @@ int tpl_build(const struct tpl_store *s, const struct vm_config *cfg, enum accel
 		rc = save(&vm, t, mem_tmp, in, err);
 		vm_destroy(&vm);
 	}
+	in->build_ms = (double)(mono_ns() - t0) / 1e6;
+	if (rc == 0)
+		rc = write_meta(t, in, err);
 	if (rc < 0) {
-		unlink(mem_tmp);
-		tpl_remove_files(t, NULL);
+		tpl_remove_files(t, NULL); /* with the .tmp memory file */
 		return kerr_wrap(err, "build template %s", t->key);
 	}
-	in->build_ms = (double)(mono_ns() - t0) / 1e6;
-	return write_meta(t, in, err);
+	return 0;
 }
 
 int tpl_remove_files(const struct template *t, kerr_t *err)
