@@ -22,8 +22,7 @@ OBJ := $(BIN)/obj
 # ---------------------------------------------------------------------------------------
 # Host side: glibc, Debian's libraries.
 CC := gcc
-# Messages are truncated on purpose where they do not fit; that is not an error here.
-HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-truncation \
+HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
 	-Wno-unused-parameter -D_GNU_SOURCE -Ihost -I$(GEN)/host -I.
 HOST_LIBS := -lprotobuf-c -ljson-c -lnghttp2 -lm
 
@@ -36,7 +35,7 @@ NANOPB := $(CACHE)/src/nanopb-$(NANOPB_VER)
 GUEST_INC := $(BIN)/musl-include
 # -Oz: the 100 KB budget is tight and nothing in PID 1 is hot enough to care.
 GUEST_OPT := -Oz -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables
-GUEST_CFLAGS := -std=gnu11 $(GUEST_OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+GUEST_CFLAGS := -std=gnu11 $(GUEST_OPT) -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wno-unused-parameter \
 	-fno-stack-protector -fno-pie -D_GNU_SOURCE -DPB_NO_ERRMSG \
 	-isystem $(GUEST_INC) -I$(GEN)/guest -I$(NANOPB) -Iguest/init
 # noseparate-code and norelro drop page-alignment padding a static PID 1 does not need.
@@ -59,13 +58,28 @@ GUEST_OBJS := $(patsubst %.c,$(OBJ)/guest/%.o,$(GUEST_SRCS)) \
 # the test client speaks.
 HOST_PROTOS := host/sandbox_controller.proto host/events_ttrpc.proto host/cri.proto
 HOST_PB := $(addprefix $(GEN)/host/,$(PROTOS:.proto=.pb-c.c) $(HOST_PROTOS:.proto=.pb-c.c))
-CTL_SRCS := host/kuasar-ctl.c $(wildcard host/ctl_*.c)
-SANDBOXER_SRCS := host/kuasar-sandboxer.c host/shim_compat.c
-HOST_LIB_SRCS := $(filter-out $(CTL_SRCS) $(SANDBOXER_SRCS),$(wildcard host/*.c))
-HOST_LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(HOST_LIB_SRCS)) \
-	$(patsubst $(GEN)/host/%.c,$(OBJ)/host/pb/%.o,$(HOST_PB))
 
-UNIT_TESTS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(wildcard tests/unit/test-*.c))
+# Host code in layers: each folder is one archive and may use only the folders listed before
+# it (tools/check-layers.sh enforces it); binaries link the archives in the reverse order.
+# The generated protobuf-c code is an archive of its own that any layer above base may use.
+HOST_LIB_LAYERS := base rpc vm proxy
+HOST_LAYERS := $(HOST_LIB_LAYERS) sandboxer ctl
+# SAN=1: host code and unit tests with ASan and UBSan, in their own object and test dirs.
+ifeq ($(SAN),1)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+HOBJ := $(BIN)/obj-san
+TESTBIN := $(BIN)/tests-san
+else
+SAN_FLAGS :=
+HOBJ := $(OBJ)
+TESTBIN := $(BIN)/tests
+endif
+host_objs = $(patsubst %.c,$(HOBJ)/%.o,$(wildcard host/$(1)/*.c))
+HOST_ARCHIVES := $(foreach l,proxy vm rpc base,$(HOBJ)/lib$(l).a) $(HOBJ)/libpb.a
+CTL_OBJS := $(call host_objs,ctl)
+SANDBOXER_OBJS := $(call host_objs,sandboxer)
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(TESTBIN)/%,$(wildcard tests/unit/test-*.c))
 
 .PHONY: all help deps guest host kernel image test test-unit test-bats demo bench bench-boot \
 	bench-container bench-pod bench-startup demo-cri install \
@@ -182,90 +196,92 @@ $(BIN)/kuasar.img: $(BIN)/kuasar-init tools/mkimage.sh ## raw ext4 disk image wi
 image: $(BIN)/kuasar.img
 
 # ---------------------------------------------------------------------------------------
-# Host tools.
-$(OBJ)/host/%.o: host/%.c Makefile $(HOST_PB:.c=.h)
+# Host tools: one archive per layer folder (see HOST_LAYERS).
+$(HOBJ)/host/%.o: host/%.c Makefile $(HOST_PB:.c=.h)
 	$(call msg,CC,$<)
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(HOST_CFLAGS) -MMD -MP -c -o $@ $<
+	$(Q)$(CC) $(HOST_CFLAGS) $(SAN_FLAGS) -MMD -MP -c -o $@ $<
 
-$(OBJ)/host/pb/%.o: $(GEN)/host/%.c Makefile $(HOST_PB:.c=.h)
+$(HOBJ)/host/pb/%.o: $(GEN)/host/%.c Makefile $(HOST_PB:.c=.h)
 	$(call msg,CC,$<)
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(filter-out -Wshadow,$(HOST_CFLAGS)) -c -o $@ $<
+	$(Q)$(CC) $(filter-out -Wshadow -Wmissing-prototypes,$(HOST_CFLAGS)) $(SAN_FLAGS) -c -o $@ $<
 
-$(BIN)/libkuasar.a: $(HOST_LIB_OBJS)
+$(HOBJ)/libpb.a: $(patsubst $(GEN)/host/%.c,$(HOBJ)/host/pb/%.o,$(HOST_PB))
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BIN)/kuasar-ctl: $(patsubst %.c,$(OBJ)/%.o,$(CTL_SRCS)) $(BIN)/libkuasar.a ## the host CLI
-	$(call msg,LINK,$@)
-	$(Q)$(CC) -o $@ $^ $(HOST_LIBS)
+.SECONDEXPANSION:
+$(HOBJ)/lib%.a: $$(call host_objs,$$*)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BIN)/kuasar-sandboxer: $(patsubst %.c,$(OBJ)/%.o,$(SANDBOXER_SRCS)) $(BIN)/libkuasar.a ## the sandbox daemon for containerd
+$(BIN)/kuasar-ctl: $(CTL_OBJS) $(HOST_ARCHIVES) ## the host CLI
 	$(call msg,LINK,$@)
-	$(Q)$(CC) -o $@ $^ $(HOST_LIBS)
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(HOST_LIBS)
+
+$(BIN)/kuasar-sandboxer: $(SANDBOXER_OBJS) $(HOST_ARCHIVES) ## the sandbox daemon for containerd
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(HOST_LIBS)
 	$(Q)ln -sf kuasar-sandboxer $(BIN)/containerd-shim-kuasar-v1
 
 host: $(BIN)/kuasar-ctl $(BIN)/kuasar-sandboxer
 
 # ---------------------------------------------------------------------------------------
-# Tests. Unit tests are built for the host from the same sources both sides use.
-# Guest-only pieces, built for the host.
-$(BIN)/tests/test-fmt: tests/unit/test-fmt.c guest/init/fmt.c tests/unit/tap.h
-	$(call msg,CC,$@)
-	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(HOST_CFLAGS) -Iguest/init -Itests/unit -o $@ $< guest/init/fmt.c
+# Tests. Unit tests are built for the host; guest sources they test are compiled for the
+# host too (glibc, the host's flags) into $(HOBJ)/hg. Every object tracks its headers.
+TEST_CFLAGS := $(filter-out -Wshadow,$(HOST_CFLAGS)) $(SAN_FLAGS) -I$(GEN)/guest -I$(NANOPB) \
+	-Iguest/init -Itests/unit
+hg = $(patsubst guest/init/%.c,$(HOBJ)/hg/%.o,$(addprefix guest/init/,$(1)))
 
-$(BIN)/tests/test-json: tests/unit/test-json.c guest/init/json.c guest/init/fmt.c tests/unit/tap.h
-	$(call msg,CC,$@)
+$(HOBJ)/hg/%.o: guest/init/%.c Makefile $(GUEST_PB_H) $(NANOPB)/pb.h
+	$(call msg,CC,$< (host))
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(HOST_CFLAGS) -Iguest/init -Itests/unit -o $@ $< guest/init/json.c guest/init/fmt.c
+	$(Q)$(CC) $(TEST_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BIN)/tests/test-alloc: tests/unit/test-alloc.c guest/init/alloc.c tests/unit/tap.h
-	$(call msg,CC,$@)
+$(HOBJ)/hg/pb/%.o: $(GEN)/guest/%.c Makefile $(GUEST_PB_H) $(NANOPB)/pb.h
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(HOST_CFLAGS) -fno-builtin -Dmalloc=k_malloc -Dfree=k_free -Dcalloc=k_calloc \
-		-Drealloc=k_realloc -Itests/unit -o $@.alloc.o -c guest/init/alloc.c
-	$(Q)$(CC) $(HOST_CFLAGS) -Itests/unit -o $@ $< $@.alloc.o
-	$(Q)rm -f $@.alloc.o
+	$(Q)$(CC) $(filter-out -Wmissing-prototypes,$(TEST_CFLAGS)) -c -o $@ $<
 
-OCI_TEST_SRCS := guest/init/oci.c guest/init/json.c guest/init/fmt.c
-
-$(BIN)/tests/test-seccomp: tests/unit/test-seccomp.c guest/init/seccomp.c $(OCI_TEST_SRCS) \
-		$(GEN)/guest/syscalls.h tests/unit/tap.h
-	$(call msg,CC,$@)
+$(HOBJ)/hg/nanopb/%.o: $(NANOPB)/%.c Makefile $(NANOPB)/pb.h
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(HOST_CFLAGS) -Iguest/init -I$(GEN)/guest -Itests/unit -o $@ $< \
-		guest/init/seccomp.c $(OCI_TEST_SRCS)
-$(BIN)/tests/test-oci: tests/unit/test-oci.c $(OCI_TEST_SRCS) guest/init/oci.h tests/unit/tap.h
-	$(call msg,CC,$@)
-	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(HOST_CFLAGS) -Iguest/init -Itests/unit -o $@ $< $(OCI_TEST_SRCS)
+	$(Q)$(CC) $(filter-out -Wmissing-prototypes,$(TEST_CFLAGS)) -c -o $@ $<
 
-# Guest server and host client in one process, talking over a socketpair.
-# alloc.c replaces musl's malloc in PID 1; host test binaries keep glibc's.
+# alloc.c replaces musl's malloc in PID 1; in a host test its functions get their own names.
+$(HOBJ)/hg/alloc-renamed.o: guest/init/alloc.c Makefile
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(TEST_CFLAGS) -fno-builtin -Dmalloc=k_malloc -Dfree=k_free -Dcalloc=k_calloc \
+		-Drealloc=k_realloc -MMD -MP -c -o $@ $<
+
+$(HOBJ)/tests/%.o: tests/%.c Makefile $(HOST_PB:.c=.h) $(GUEST_PB_H) $(NANOPB)/pb.h
+	$(call msg,CC,$<)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(TEST_CFLAGS) -MMD -MP -c -o $@ $<
+
+# What each unit test links besides its own object; the host's tests link the archives.
+OCI_TEST_OBJS := $(call hg,oci.c json.c fmt.c)
+# The guest's server in one process with the host's client, over a socketpair.
 LINK_TEST_GUEST := $(filter-out $(addprefix guest/init/,main.c boot.c link.c netlink.c alloc.c),$(GUEST_SRCS))
-$(BIN)/tests/test-link: tests/unit/test-link.c $(LINK_TEST_GUEST) $(GUEST_PB) $(GUEST_PB_H) $(NANOPB_SRCS) \
-		$(BIN)/libkuasar.a tests/unit/tap.h tests/unit/link-abuse.h
-	$(call msg,CC,$@)
-	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(filter-out -Wshadow,$(HOST_CFLAGS)) -I$(GEN)/guest -I$(NANOPB) -Itests/unit \
-		-o $@ $< $(LINK_TEST_GUEST) $(GUEST_PB) $(NANOPB_SRCS) $(BIN)/libkuasar.a $(HOST_LIBS)
+$(TESTBIN)/test-fmt: $(call hg,fmt.c)
+$(TESTBIN)/test-json: $(call hg,json.c fmt.c)
+$(TESTBIN)/test-alloc: $(HOBJ)/hg/alloc-renamed.o
+$(TESTBIN)/test-seccomp: $(call hg,seccomp.c) $(OCI_TEST_OBJS)
+$(TESTBIN)/test-oci: $(OCI_TEST_OBJS)
+$(TESTBIN)/test-link: $(call hg,$(notdir $(LINK_TEST_GUEST))) \
+	$(patsubst $(GEN)/guest/%.c,$(HOBJ)/hg/pb/%.o,$(GUEST_PB)) \
+	$(patsubst $(NANOPB)/%.c,$(HOBJ)/hg/nanopb/%.o,$(NANOPB_SRCS)) $(HOST_ARCHIVES)
+$(TESTBIN)/test-host $(TESTBIN)/test-sandboxer $(TESTBIN)/test-template: $(HOST_ARCHIVES)
+$(TESTBIN)/linkpoke $(TESTBIN)/grpcpoke: $(HOST_ARCHIVES)
 
-$(BIN)/tests/linkpoke: tests/tools/linkpoke.c tests/unit/link-abuse.h $(BIN)/libkuasar.a
-	$(call msg,CC,$@)
+$(TESTBIN)/test-%: $(HOBJ)/tests/unit/test-%.o
+	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(HOST_CFLAGS) -Itests/unit -o $@ $< $(BIN)/libkuasar.a $(HOST_LIBS)
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(HOST_LIBS)
 
-$(BIN)/tests/grpcpoke: tests/tools/grpcpoke.c $(BIN)/libkuasar.a
-	$(call msg,CC,$@)
+$(TESTBIN)/%: $(HOBJ)/tests/tools/%.o
+	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $< $(BIN)/libkuasar.a $(HOST_LIBS)
-
-$(BIN)/tests/test-%: tests/unit/test-%.c $(BIN)/libkuasar.a tests/unit/tap.h tests/unit/link-abuse.h
-	$(call msg,CC,$@)
-	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(HOST_CFLAGS) -Itests/unit -o $@ $< $(BIN)/libkuasar.a $(HOST_LIBS)
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(HOST_LIBS)
 
 test-unit: $(UNIT_TESTS) ## C unit tests (TAP)
 	$(Q)tools/test.sh unit
@@ -347,4 +363,4 @@ clean: ## remove bin/
 distclean: clean ## also remove the cache (kernel builds, sources)
 	rm -rf $(CACHE)
 
--include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+-include $(shell find $(BIN) -name '*.d' 2>/dev/null)

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "fmt.h"
-#include "log.h"
+#include "klog.h"
 #include "netlink.h"
 
 struct boot_state boot;
@@ -68,7 +68,7 @@ static void open_console(void)
 			dup2(fd, i);
 	if (fd > 2)
 		close(fd);
-	log_set_fd(2);
+	klog_set_fd(2);
 }
 
 static int read_file(const char *path, char *buf, size_t size)
@@ -98,10 +98,10 @@ static void parse_cmdline(void)
 		if (strncmp(w, "kuasar.", 7))
 			continue;
 		if (!strncmp(w, "kuasar.log=", 11)) {
-			int l = log_parse_level(w + 11);
+			int l = klog_parse_level(w + 11);
 
 			if (l >= 0)
-				log_level = l;
+				klog_level = l;
 			else
 				warn("kuasar.log: unknown level '%s'", w + 11);
 		} else {

@@ -1,7 +1,7 @@
 /* cgroup v2 for containers: /sys/fs/cgroup/kuasar/<id>, limits from the OCI resources,
  * freezing, and the figures Stats reports. */
-#ifndef KUASAR_CGROUP_H
-#define KUASAR_CGROUP_H
+#ifndef KUASAR_GUEST_CGROUP_H
+#define KUASAR_GUEST_CGROUP_H
 
 #include <stdint.h>
 #include <sys/types.h>

@@ -17,11 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ev.h"
 #include "events.h"
 #include "events.pb.h"
 #include "fmt.h"
-#include "log.h"
-#include "loop.h"
+#include "klog.h"
 #include "oci.h"
 #include "seccomp.h"
 #include "spawn.h"
@@ -48,8 +48,8 @@ struct proc {
 	int console_fd;        /* terminal: where the child sends the pty master */
 	char status_msg[512];
 	size_t status_len;
-	struct rpc_pending create_reply;
-	struct rpc_pending waiters[MAX_WAITERS];
+	struct ctr_created create_reply;
+	struct ctr_waited waiters[MAX_WAITERS];
 	unsigned n_waiters;
 	char uri[3][513];
 	int terminal;
@@ -309,7 +309,7 @@ static void finish_waiters(struct proc *p)
 	struct ctr_exit e = { p->pid, p->exit_status, p->exited_ns };
 
 	for (unsigned i = 0; i < p->n_waiters; i++)
-		task_wait_done(&p->waiters[i], &e);
+		p->waiters[i].fn(&p->waiters[i].reply, &e);
 	p->n_waiters = 0;
 }
 
@@ -361,7 +361,7 @@ static void creation_failed(struct proc *p, const char *msg)
 	if (p->console_fd >= 0)
 		close(p->console_fd);
 	p->console_fd = -1;
-	task_create_done(&p->create_reply, 0, msg);
+	p->create_reply.fn(&p->create_reply.reply, 0, msg);
 	if (p == &c->procs[0]) {
 		cgroup_remove(c->cgroup);
 		free_container(c);
@@ -412,7 +412,7 @@ static void on_status(struct watch *w, uint32_t events)
 	} else if (r < 0 && errno == EAGAIN) {
 		return;
 	}
-	loop_del(w);
+	ev_del(w);
 	close(w->fd);
 	w->fd = -1;
 	p->status_msg[p->status_len] = '\0';
@@ -423,7 +423,7 @@ static void on_status(struct watch *w, uint32_t events)
 	}
 	if (p->status_len == 1 && p->status_msg[0] == '\0') {
 		p->state = P_CREATED;
-		task_create_done(&p->create_reply, p->pid, NULL);
+		p->create_reply.fn(&p->create_reply.reply, p->pid, NULL);
 		if (p == &p->ctr->procs[0])
 			events_watch_oom(p->ctr->id, p->ctr->cgroup);
 		ev_created(p);
@@ -554,7 +554,7 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 	l->p->status_w.fd = status[0];
 	l->p->status_w.fn = on_status;
 	l->p->state = P_CREATING;
-	loop_add(&l->p->status_w, EPOLLIN);
+	ev_add(&l->p->status_w, EPOLLIN);
 	return 0;
 }
 
@@ -611,7 +611,7 @@ static void keep_uris(struct proc *p, const struct ctr_stdio *io)
 }
 
 int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
-               const struct rpc_pending *reply, char *err, size_t n)
+               const struct ctr_created *done, char *err, size_t n)
 {
 	struct container *c;
 	struct launch l = { .pidns_fd = -1, .ns_fds = { -1, -1, -1, -1 } };
@@ -651,7 +651,7 @@ int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
 	l.terminal = io->terminal;
 	/* The cgroup namespace is entered by the child once it sits in its cgroup. */
 	l.clone_flags = c->spec->namespaces & ~CLONE_NEWCGROUP;
-	l.p->create_reply = *reply;
+	l.p->create_reply = *done;
 	keep_uris(l.p, io);
 	rc = launch(&l, c->cgroup, err, n);
 	close_fds(l.stdio, 3);
@@ -712,7 +712,7 @@ static int exec_launch(struct container *c, struct proc *p, const struct ctr_std
 }
 
 int ctr_exec(const char *id, const char *exec_id, const char *process_json, size_t len,
-             const struct ctr_stdio *io, const struct rpc_pending *reply, char *err, size_t n)
+             const struct ctr_stdio *io, const struct ctr_created *done, char *err, size_t n)
 {
 	struct container *c = find(id);
 	struct proc *p;
@@ -741,7 +741,7 @@ int ctr_exec(const char *id, const char *exec_id, const char *process_json, size
 		return RPC_INVALID_ARGUMENT;
 	}
 	kfmt(p->exec_id, sizeof(p->exec_id), "%s", exec_id);
-	p->create_reply = *reply;
+	p->create_reply = *done;
 	keep_uris(p, io);
 	p->pty = -1;
 	rc = exec_launch(c, p, io, err, n);
@@ -872,7 +872,7 @@ int ctr_state(const char *id, const char *exec_id, struct ctr_state *out, char *
 	return 0;
 }
 
-int ctr_wait(const char *id, const char *exec_id, const struct rpc_pending *reply, int *done,
+int ctr_wait(const char *id, const char *exec_id, const struct ctr_waited *waiter, int *done,
              struct ctr_exit *out, char *err, size_t n)
 {
 	struct container *c;
@@ -889,7 +889,7 @@ int ctr_wait(const char *id, const char *exec_id, const struct rpc_pending *repl
 	if (p->n_waiters >= MAX_WAITERS)
 		return fail(err, n, RPC_RESOURCE_EXHAUSTED, "at most %d waiters per process",
 		            MAX_WAITERS);
-	p->waiters[p->n_waiters++] = *reply;
+	p->waiters[p->n_waiters++] = *waiter;
 	return 0;
 }
 

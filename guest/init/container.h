@@ -1,6 +1,6 @@
 /* Containers and their processes inside the guest: the runtime behind the Task API.
  * Functions return 0 or an RPC status code with a message in err; replies that come later
- * (Create, Exec, Wait) go through task.c's completion functions. */
+ * (Create, Exec, Wait) go through the completion the caller hands in with them. */
 #ifndef KUASAR_CONTAINER_H
 #define KUASAR_CONTAINER_H
 
@@ -36,16 +36,26 @@ struct ctr_exit {
 	uint64_t exited_ns;
 };
 
+/* A later answer: where it goes and the function that sends it. err NULL on success. */
+struct ctr_created {
+	struct rpc_pending reply;
+	void (*fn)(const struct rpc_pending *reply, pid_t pid, const char *err);
+};
+struct ctr_waited {
+	struct rpc_pending reply;
+	void (*fn)(const struct rpc_pending *reply, const struct ctr_exit *e);
+};
+
 int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
-               const struct rpc_pending *reply, char *err, size_t n);
+               const struct ctr_created *done, char *err, size_t n);
 int ctr_exec(const char *id, const char *exec_id, const char *process_json, size_t len,
-             const struct ctr_stdio *io, const struct rpc_pending *reply, char *err, size_t n);
+             const struct ctr_stdio *io, const struct ctr_created *done, char *err, size_t n);
 int ctr_start(const char *id, const char *exec_id, pid_t *pid, char *err, size_t n);
 int ctr_kill(const char *id, const char *exec_id, int sig, int all, char *err, size_t n);
 int ctr_delete(const char *id, const char *exec_id, struct ctr_exit *out, char *err, size_t n);
 int ctr_state(const char *id, const char *exec_id, struct ctr_state *out, char *err, size_t n);
 /* done=1 with out filled when the process has already exited, else the reply is queued. */
-int ctr_wait(const char *id, const char *exec_id, const struct rpc_pending *reply, int *done,
+int ctr_wait(const char *id, const char *exec_id, const struct ctr_waited *waiter, int *done,
              struct ctr_exit *out, char *err, size_t n);
 int ctr_pids(const char *id, void (*fn)(pid_t pid, void *arg), void *arg, char *err, size_t n);
 int ctr_pause(const char *id, int pause, char *err, size_t n);
@@ -58,9 +68,5 @@ pid_t ctr_init_pid(const char *id);
 
 /* A child of PID 1 exited (from the SIGCHLD reaper). */
 void ctr_on_exit(pid_t pid, int wait_status);
-
-/* Completions, implemented by task.c. err NULL on success. */
-void task_create_done(const struct rpc_pending *reply, pid_t pid, const char *err);
-void task_wait_done(const struct rpc_pending *reply, const struct ctr_exit *e);
 
 #endif

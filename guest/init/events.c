@@ -9,10 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ev.h"
 #include "events.pb.h"
 #include "fmt.h"
-#include "log.h"
-#include "loop.h"
+#include "klog.h"
 #include "sandbox.pb.h"
 
 #define QUEUE 128
@@ -171,7 +171,7 @@ void events_watch_oom(const char *container_id, const char *cgroup)
 	if (inotify_w.fd < 0) {
 		inotify_w.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 		inotify_w.fn = on_inotify;
-		if (inotify_w.fd >= 0 && loop_add(&inotify_w, EPOLLIN) < 0) {
+		if (inotify_w.fd >= 0 && ev_add(&inotify_w, EPOLLIN) < 0) {
 			close(inotify_w.fd);
 			inotify_w.fd = -1;
 		}

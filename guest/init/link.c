@@ -14,8 +14,9 @@
 
 #include "boot.h"
 #include "fmt.h"
-#include "log.h"
+#include "klog.h"
 #include "netlink.h"
+#include "serve.h"
 #include "ttrpc.h"
 
 #define MAX_VSOCK_CONNS 16
@@ -62,7 +63,7 @@ static int host_connected(int fd)
 static void serial_serve(void)
 {
 	serial_state = SERIAL_SERVING;
-	loop_add(&serial.w, EPOLLIN);
+	ev_add(&serial.w, EPOLLIN);
 	debug("virtio-serial: host connected");
 }
 
@@ -78,7 +79,7 @@ static void serial_wait_host(void)
  * the old session is left to leak into the next one. */
 static void serial_on_close(struct conn *c)
 {
-	loop_del(&c->w);
+	ev_del(&c->w);
 	conn_reset(c);
 	boot.link_resets++;
 	debug("virtio-serial: host went away, session reset");
@@ -144,7 +145,7 @@ static void serial_scan(void)
 	closedir(d);
 	if (fd < 0)
 		return;
-	conn_init(&serial, fd, CONN_SERIAL, serial_on_close);
+	conn_init(&serial, fd, CONN_SERIAL, serve_on_frame, serial_on_close);
 	info("virtio-serial port %s open", LINK_PORT_NAME);
 	link_ready();
 	serial_wait_host();
@@ -164,7 +165,7 @@ static void uevent_on_event(struct watch *w, uint32_t events)
 				serial_scan();
 	}
 	if (serial_state != SERIAL_ABSENT) {
-		loop_del(w);
+		ev_del(w);
 		close(w->fd);
 		w->fd = -1;
 	}
@@ -185,7 +186,7 @@ static void uevent_open(void)
 	}
 	uevent_w.fd = fd;
 	uevent_w.fn = uevent_on_event;
-	loop_add(&uevent_w, EPOLLIN);
+	ev_add(&uevent_w, EPOLLIN);
 }
 
 static void vsock_on_close(struct conn *c)
@@ -193,7 +194,7 @@ static void vsock_on_close(struct conn *c)
 	for (int i = 0; i < MAX_VSOCK_CONNS; i++)
 		if (vsock_conns[i] == c)
 			vsock_conns[i] = NULL;
-	loop_del(&c->w);
+	ev_del(&c->w);
 	close(c->w.fd);
 	conn_reset(c);
 	free(c);
@@ -214,9 +215,9 @@ static void vsock_accept(struct watch *w, uint32_t events)
 			close(fd);
 			continue;
 		}
-		conn_init(c, fd, CONN_VSOCK, vsock_on_close);
+		conn_init(c, fd, CONN_VSOCK, serve_on_frame, vsock_on_close);
 		vsock_conns[slot] = c;
-		loop_add(&c->w, EPOLLIN);
+		ev_add(&c->w, EPOLLIN);
 		slot = -1;
 	}
 }
@@ -238,7 +239,7 @@ static void vsock_listen(void)
 	}
 	vsock_w.fd = fd;
 	vsock_w.fn = vsock_accept;
-	loop_add(&vsock_w, EPOLLIN);
+	ev_add(&vsock_w, EPOLLIN);
 	if (link_local_cid()) {
 		info("vsock: listening on port %d, cid %u", LINK_VSOCK_PORT, link_local_cid());
 		link_ready();

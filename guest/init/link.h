@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+struct conn;
+
 #define LINK_PORT_NAME "io.kuasar.agent"
 #define LINK_VSOCK_PORT 1024
 
@@ -15,5 +17,7 @@ void link_on_sigio(void);
 int link_timeout_ms(void);
 void link_tick(void);
 uint32_t link_local_cid(void);
+/* The live connection with this id, or NULL. */
+struct conn *link_conn_by_id(uint64_t id);
 
 #endif

@@ -12,9 +12,9 @@
 
 #include "boot.h"
 #include "container.h"
+#include "ev.h"
+#include "klog.h"
 #include "link.h"
-#include "log.h"
-#include "loop.h"
 
 static struct watch signal_w;
 
@@ -63,7 +63,7 @@ static int setup_signals(void)
 		return -1;
 	signal_w.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	signal_w.fn = on_signal;
-	return signal_w.fd < 0 ? -1 : loop_add(&signal_w, EPOLLIN);
+	return signal_w.fd < 0 ? -1 : ev_add(&signal_w, EPOLLIN);
 }
 
 int main(int argc, char **argv, char **envp)
@@ -79,13 +79,13 @@ int main(int argc, char **argv, char **envp)
 	info("kuasar-init %s, kernel start to init %llu us, root %s", KUASAR_VERSION,
 	     (unsigned long long)boot.init_ns / 1000,
 	     boot.moved_root ? "moved from the initramfs to a tmpfs" : "as the kernel mounted it");
-	if (loop_init() < 0 || setup_signals() < 0)
+	if (ev_init() < 0 || setup_signals() < 0)
 		boot_fatal("set up the event loop", errno);
 	link_start();
 	for (;;) {
 		int timeout = link_timeout_ms();
 
-		if (loop_once(timeout) == 0 && timeout >= 0)
+		if (ev_once(timeout) == 0 && timeout >= 0)
 			link_tick();
 	}
 }

@@ -7,16 +7,9 @@
 #include <string.h>
 
 #include "fmt.h"
-#include "log.h"
-#include "stream.h"
+#include "klog.h"
+#include "link.h"
 #include "ttrpc.pb.h"
-
-static const struct rpc_service *const services[] = {
-	&sandbox_service,
-	&streaming_service,
-	&task_v3_service,
-	&task_v2_service,
-};
 
 /* Zero-copy: the payload stays in the frame buffer, we only note where it is. */
 bool rpc_view_decode(pb_istream_t *s, const pb_field_t *f, void **arg)
@@ -185,11 +178,11 @@ int rpc_decode(struct rpc_ctx *ctx, const pb_msgdesc_t *fields, void *msg)
 	return -1;
 }
 
-static const struct rpc_service *find_service(const char *name)
+static const struct rpc_service *find_service(const struct rpc_services *set, const char *name)
 {
-	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
-		if (!strcmp(services[i]->name, name))
-			return services[i];
+	for (size_t i = 0; i < set->n; i++)
+		if (!strcmp(set->list[i]->name, name))
+			return set->list[i];
 	return NULL;
 }
 
@@ -201,9 +194,9 @@ static rpc_handler find_method(const struct rpc_service *s, const char *name)
 	return NULL;
 }
 
-static void call(struct rpc_ctx *ctx, const ttrpc_Request *req)
+static void call(struct rpc_ctx *ctx, const struct rpc_services *set, const ttrpc_Request *req)
 {
-	const struct rpc_service *s = find_service(req->service);
+	const struct rpc_service *s = find_service(set, req->service);
 	rpc_handler fn;
 
 	if (!s) {
@@ -246,7 +239,8 @@ static int check_stream(struct rpc_ctx *ctx)
 	return 0;
 }
 
-static void on_request(struct rpc_ctx *ctx, const uint8_t *data, size_t len)
+void rpc_on_request(struct rpc_ctx *ctx, const struct rpc_services *set, const uint8_t *data,
+                    size_t len)
 {
 	ttrpc_Request req = { 0 };
 	struct bytes_view v = { NULL, 0 };
@@ -263,27 +257,5 @@ static void on_request(struct rpc_ctx *ctx, const uint8_t *data, size_t len)
 	}
 	ctx->payload = v.p;
 	ctx->payload_len = v.n;
-	call(ctx, &req);
-}
-
-void rpc_on_frame(struct ttrpc_rx *rx, const struct ttrpc_header *h, const uint8_t *data)
-{
-	struct rpc_ctx ctx = { .conn = rx->owner, .stream = h->stream };
-
-	if (!data) {
-		rpc_error(&ctx, RPC_RESOURCE_EXHAUSTED,
-		          "message length %u exceed maximum message size of %u", h->length,
-		          TTRPC_MAX_DATA);
-		return;
-	}
-	switch (h->type) {
-	case TTRPC_REQUEST: on_request(&ctx, data, h->length); break;
-	case TTRPC_DATA:
-		if (stream_on_data(ctx.conn, h, data) < 0)
-			rpc_error(&ctx, RPC_INVALID_ARGUMENT, "StreamID is no longer active");
-		break;
-	default:
-		/* Unknown frame types are ignored for forward compatibility, as ttrpc does. */
-		debug("stream %u: ignoring frame type %u", h->stream, h->type);
-	}
+	call(ctx, set, &req);
 }

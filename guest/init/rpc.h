@@ -45,6 +45,17 @@ struct rpc_service {
 	size_t n_methods;
 };
 
+/* What one server answers. */
+struct rpc_services {
+	const struct rpc_service *const *list;
+	size_t n;
+};
+
+/* A Request frame's data: checks the stream id, decodes the envelope and calls the
+ * handler of service/method in set (UNIMPLEMENTED when there is none). */
+void rpc_on_request(struct rpc_ctx *ctx, const struct rpc_services *set, const uint8_t *data,
+                    size_t len);
+
 /* Decodes the request payload; on failure answers INVALID_ARGUMENT and returns -1. */
 int rpc_decode(struct rpc_ctx *ctx, const pb_msgdesc_t *fields, void *msg);
 void rpc_reply(struct rpc_ctx *ctx, const pb_msgdesc_t *fields, const void *msg);
@@ -59,8 +70,6 @@ void rpc_pending_error(const struct rpc_pending *p, int code, const char *fmt, .
 /* Any frame on a stream (fields NULL: no payload); -1 when its connection is gone. */
 int rpc_stream_send(const struct rpc_pending *p, uint8_t type, uint8_t flags,
                     const pb_msgdesc_t *fields, const void *msg);
-/* The live connection with this id, or NULL (provided by link.c). */
-struct conn *link_conn_by_id(uint64_t id);
 
 extern const struct rpc_service sandbox_service;
 extern const struct rpc_service task_v3_service;

@@ -17,8 +17,8 @@
 #include "events.h"
 #include "fmt.h"
 #include "google/protobuf/empty.pb.h"
+#include "klog.h"
 #include "link.h"
-#include "log.h"
 #include "rpc.h"
 #include "sandbox.pb.h"
 

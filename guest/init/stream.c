@@ -9,10 +9,11 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "ev.h"
 #include "fmt.h"
 #include "google/protobuf/any.pb.h"
-#include "log.h"
-#include "loop.h"
+#include "klog.h"
+#include "link.h"
 #include "streaming.pb.h"
 #include "transfer.pb.h"
 
@@ -49,11 +50,11 @@ static void poll_pipe(struct stream *s, uint32_t events)
 	if (s->w.fd < 0)
 		return;
 	if (events && !s->polled)
-		loop_add(&s->w, events);
+		ev_add(&s->w, events);
 	else if (events)
-		loop_mod(&s->w, events);
+		ev_mod(&s->w, events);
 	else if (s->polled)
-		loop_del(&s->w);
+		ev_del(&s->w);
 	s->polled = events != 0;
 }
 

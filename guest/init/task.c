@@ -9,7 +9,7 @@
 #include "cgroups_v2.pb.h"
 #include "container.h"
 #include "google/protobuf/empty.pb.h"
-#include "log.h"
+#include "klog.h"
 #include "rpc.h"
 #include "task.pb.h"
 
@@ -51,7 +51,7 @@ static void empty_reply(struct rpc_ctx *ctx)
 
 #define ERRBUF err_, sizeof(err_)
 
-void task_create_done(const struct rpc_pending *reply, pid_t pid, const char *err)
+static void created(const struct rpc_pending *reply, pid_t pid, const char *err)
 {
 	containerd_task_v3_CreateTaskResponse r = { 0 };
 
@@ -63,7 +63,7 @@ void task_create_done(const struct rpc_pending *reply, pid_t pid, const char *er
 	rpc_pending_reply(reply, containerd_task_v3_CreateTaskResponse_fields, &r);
 }
 
-void task_wait_done(const struct rpc_pending *reply, const struct ctr_exit *e)
+static void waited(const struct rpc_pending *reply, const struct ctr_exit *e)
 {
 	containerd_task_v3_WaitResponse r = { 0 };
 
@@ -76,10 +76,10 @@ static void t_create(struct rpc_ctx *ctx)
 {
 	DECODE(ctx, containerd_task_v3_CreateTaskRequest, req);
 	struct ctr_stdio io = { { req.stdin, req.stdout, req.stderr }, req.terminal };
-	struct rpc_pending reply;
+	struct ctr_created done = { .fn = created };
 
-	rpc_defer(ctx, &reply);
-	CHECK(ctx, ctr_create(req.id, req.bundle, &io, &reply, ERRBUF));
+	rpc_defer(ctx, &done.reply);
+	CHECK(ctx, ctr_create(req.id, req.bundle, &io, &done, ERRBUF));
 }
 
 static void t_start(struct rpc_ctx *ctx)
@@ -138,14 +138,14 @@ static void t_delete(struct rpc_ctx *ctx)
 static void t_wait(struct rpc_ctx *ctx)
 {
 	DECODE(ctx, containerd_task_v3_WaitRequest, req);
-	struct rpc_pending reply;
+	struct ctr_waited waiter = { .fn = waited };
 	struct ctr_exit e;
 	int done = 0;
 
-	rpc_defer(ctx, &reply);
-	CHECK(ctx, ctr_wait(req.id, req.exec_id, &reply, &done, &e, ERRBUF));
+	rpc_defer(ctx, &waiter.reply);
+	CHECK(ctx, ctr_wait(req.id, req.exec_id, &waiter, &done, &e, ERRBUF));
 	if (done)
-		task_wait_done(&reply, &e);
+		waited(&waiter.reply, &e);
 }
 
 struct pid_list {
@@ -216,7 +216,7 @@ static void t_exec(struct rpc_ctx *ctx)
 	struct bytes_view spec = { NULL, 0 };
 	containerd_task_v3_ExecProcessRequest req = { 0 };
 	struct ctr_stdio io;
-	struct rpc_pending reply;
+	struct ctr_created done = { .fn = created };
 
 	req.spec.value.funcs.decode = rpc_view_decode;
 	req.spec.value.arg = &spec;
@@ -227,9 +227,8 @@ static void t_exec(struct rpc_ctx *ctx)
 		return;
 	}
 	io = (struct ctr_stdio){ { req.stdin, req.stdout, req.stderr }, req.terminal };
-	rpc_defer(ctx, &reply);
-	CHECK(ctx,
-	      ctr_exec(req.id, req.exec_id, (const char *)spec.p, spec.n, &io, &reply, ERRBUF));
+	rpc_defer(ctx, &done.reply);
+	CHECK(ctx, ctr_exec(req.id, req.exec_id, (const char *)spec.p, spec.n, &io, &done, ERRBUF));
 }
 
 static void t_resize_pty(struct rpc_ctx *ctx)

@@ -7,7 +7,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "klog.h"
 
 /* A peer that stops reading must not make PID 1 buffer without bound. */
 #define TX_LIMIT (64u << 20)
@@ -115,11 +115,10 @@ const char *conn_kind_name(enum conn_kind k)
 	return k == CONN_SERIAL ? "virtio-serial" : "vsock";
 }
 
-void rpc_on_frame(struct ttrpc_rx *rx, const struct ttrpc_header *h, const uint8_t *data);
-
 static uint64_t next_conn_id = 1;
 
-void conn_init(struct conn *c, int fd, enum conn_kind kind, void (*on_close)(struct conn *))
+void conn_init(struct conn *c, int fd, enum conn_kind kind, ttrpc_frame_fn on_frame,
+               void (*on_close)(struct conn *))
 {
 	memset(c, 0, sizeof(*c));
 	c->id = next_conn_id++;
@@ -127,7 +126,7 @@ void conn_init(struct conn *c, int fd, enum conn_kind kind, void (*on_close)(str
 	c->w.fn = conn_on_event;
 	c->kind = kind;
 	c->on_close = on_close;
-	ttrpc_rx_init(&c->rx, rpc_on_frame, c);
+	ttrpc_rx_init(&c->rx, on_frame, c);
 }
 
 void conn_reset(struct conn *c)
@@ -190,7 +189,7 @@ static int tx_drain(struct conn *c)
 
 static void update_events(struct conn *c)
 {
-	loop_mod(&c->w, EPOLLIN | (c->tx_head ? EPOLLOUT : 0));
+	ev_mod(&c->w, EPOLLIN | (c->tx_head ? EPOLLOUT : 0));
 }
 
 void conn_send(struct conn *c, struct txbuf *b, uint32_t stream, uint8_t type, uint8_t flags)

@@ -1,13 +1,13 @@
 /* ttrpc server side: frame reassembly (pure, unit-tested on the host) and connections
  * with a bounded transmit queue. */
-#ifndef KUASAR_TTRPC_H
-#define KUASAR_TTRPC_H
+#ifndef KUASAR_GUEST_TTRPC_H
+#define KUASAR_GUEST_TTRPC_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../../proto/ttrpc_wire.h"
-#include "loop.h"
+#include "ev.h"
 
 struct ttrpc_rx;
 /* data is NULL when the frame exceeded TTRPC_MAX_DATA and was discarded. */
@@ -51,7 +51,9 @@ struct conn {
 	void (*on_close)(struct conn *c);
 };
 
-void conn_init(struct conn *c, int fd, enum conn_kind kind, void (*on_close)(struct conn *));
+/* on_frame gets every whole frame the peer sends (rx->owner is c). */
+void conn_init(struct conn *c, int fd, enum conn_kind kind, ttrpc_frame_fn on_frame,
+               void (*on_close)(struct conn *));
 /* Drops buffered input and output and starts a new ttrpc session on the same fd. */
 void conn_reset(struct conn *c);
 /* Forgets the stream ids and pending replies of the session so far, keeping the byte

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "grpc.h"
+#include "rpc/grpc.h"
 
 static size_t put_varint(uint8_t *p, uint64_t v)
 {

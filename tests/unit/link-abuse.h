@@ -10,8 +10,8 @@
 #include "sandbox.pb-c.h"
 #include "tap.h"
 #include "task.pb-c.h"
-#include "ttrpc.h"
-#include "util.h"
+#include "rpc/ttrpc_client.h"
+#include "base/util.h"
 
 #ifndef KUASAR_VERSION
 #define KUASAR_VERSION "0.1.0"

@@ -7,12 +7,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "google/rpc/status.pb-c.h"
+#include "rpc/ttrpc_client.h"
 #include "tap.h"
-#include "ttrpc.h"
 #include "ttrpc.pb-c.h"
-#include "util.h"
-#include "vmm.h"
+#include "vm/vmm.h"
 
 static void test_request(void)
 {
@@ -96,8 +96,19 @@ static void test_argv(void)
 	struct vm_paths p;
 	char **argv;
 
+	char longdir[KPATH_SIZE];
+	kerr_t err;
+
 	vm_config_defaults(&cfg);
-	vm_paths_init(&p, "/run/kuasar", "x1");
+	memset(longdir, 'd', sizeof(longdir) - 1);
+	longdir[0] = '/';
+	longdir[sizeof(longdir) - 1] = 0;
+	ok(vm_paths_init(&p, longdir, "x1", &err) < 0 && err.errnum == ENAMETOOLONG,
+	   "a run directory too long for the VM's paths is an error, not a cut path");
+	longdir[KPATH_SIZE - 8] = 0;
+	ok(vm_paths_init(&p, longdir, "x1", &err) < 0 && err.errnum == ENAMETOOLONG,
+	   "so is one whose directory fits but whose socket paths do not");
+	ok(vm_paths_init(&p, "/run/kuasar", "x1", &err) == 0, "paths of a VM");
 	argv = qemu_argv(&cfg, &p, "x1", ACCEL_TCG);
 	ok(has_arg(argv, "microvm,acpi=off"), "microvm without ACPI");
 	ok(has_arg(argv, "-no-reboot"), "guest reset ends the VMM");

@@ -7,8 +7,9 @@
 #include <sys/socket.h>
 
 #include "../../guest/init/boot.h"
+#include "../../guest/init/ev.h"
 #include "../../guest/init/link.h"
-#include "../../guest/init/loop.h"
+#include "../../guest/init/serve.h"
 #include "../../guest/init/ttrpc.h"
 #include "link-abuse.h"
 
@@ -40,7 +41,7 @@ static void srv_close(struct conn *c)
 
 static void run_server(void)
 {
-	while (loop_once(0) > 0)
+	while (ev_once(0) > 0)
 		;
 }
 
@@ -48,13 +49,13 @@ int main(void)
 {
 	int sv[2];
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || loop_init() < 0)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || ev_init() < 0)
 		return 1;
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	cli_fd = sv[1];
 	pump = run_server;
-	conn_init(&srv, sv[0], CONN_SERIAL, srv_close);
-	loop_add(&srv.w, EPOLLIN);
+	conn_init(&srv, sv[0], CONN_SERIAL, serve_on_frame, srv_close);
+	ev_add(&srv.w, EPOLLIN);
 	test_abuse();
 	test_entropy_limit();
 	test_share_args();

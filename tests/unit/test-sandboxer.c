@@ -1,11 +1,13 @@
 /* The sandboxer's pure parts: config.toml parsing and the host-to-guest spec rewrite. */
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "bundle.h"
-#include "config.h"
+#include "proxy/bundle.h"
+#include "proxy/config.h"
+#include "proxy/proxy_result.h"
 #include "tap.h"
 
 static int parse(const char *text, struct sb_config *c, kerr_t *err)
@@ -171,12 +173,58 @@ static void test_spec(const char *tmp, const char *share)
 	json_object_put(spec);
 }
 
+/* The daemon<->proxy start result: what one end writes the other reads back, whatever the
+ * message, and a line that is not a result is refused. */
+static void test_proxy_result(void)
+{
+	struct proxy_result w = { .ok = 1, .vmm_pid = 4242, .accel = "tcg", .boot_ms = 57,
+		                  .boot_mode = "template",
+		                  .template_key = "0123456789abcdef0123456789abcdef" };
+	struct proxy_result r;
+	char buf[PROXY_RESULT_MAX];
+	size_t n = proxy_result_format(&w, buf, sizeof(buf));
+
+	ok(proxy_result_parse(buf, n, &r) == 0 && r.ok && r.vmm_pid == 4242 && r.boot_ms == 57 &&
+	       !strcmp(r.accel, "tcg") && !strcmp(r.boot_mode, "template") &&
+	       !strcmp(r.template_key, w.template_key),
+	   "an OK result reads back field by field");
+	w.template_key[0] = 0;
+	strcpy(w.boot_mode, "cold");
+	n = proxy_result_format(&w, buf, sizeof(buf));
+	ok(proxy_result_parse(buf, n, &r) == 0 && r.ok && !r.template_key[0] &&
+	       !strcmp(r.boot_mode, "cold"),
+	   "a cold boot has no template key");
+
+	memset(&w, 0, sizeof(w));
+	w.errnum = ENOENT;
+	memset(w.message, 'm', sizeof(w.message) - 1);
+	n = proxy_result_format(&w, buf, sizeof(buf));
+	ok(n < PROXY_RESULT_MAX && buf[n - 1] == '\n', "the longest error still fits one line (%zu)",
+	   n);
+	ok(proxy_result_parse(buf, n, &r) == 0 && !r.ok && r.errnum == ENOENT &&
+	       strlen(r.message) > 100 && r.message[0] == 'm',
+	   "an error reads back with its errno and message");
+	strcpy(w.message, "boot failed: no kernel");
+	n = proxy_result_format(&w, buf, sizeof(buf));
+	ok(proxy_result_parse(buf, n, &r) == 0 && !strcmp(r.message, "boot failed: no kernel"),
+	   "the message is exact when it fits");
+
+	ok(proxy_result_parse("", 0, &r) < 0, "an empty read is no result");
+	ok(proxy_result_parse("OK 12 tcg", 9, &r) < 0, "a cut OK line is refused");
+	ok(proxy_result_parse("OK -5 tcg 1 cold -\n", 19, &r) < 0, "a negative pid is refused");
+	ok(proxy_result_parse("OK 5 tcg 1 cold 0123456789abcdef0123456789abcdef0\n", 50, &r) < 0,
+	   "an over-long template key is refused");
+	ok(proxy_result_parse("E x oops\n", 9, &r) < 0, "an error without a number is refused");
+	ok(proxy_result_parse("HELLO\n", 6, &r) < 0, "anything else is refused");
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/kuasar-unit-XXXXXX", file[300], share[300];
 	FILE *f;
 
 	test_config();
+	test_proxy_result();
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(file, sizeof(file), "%s/hosts", dir);

@@ -10,10 +10,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sha256.h"
+#include "base/sha256.h"
+#include "base/util.h"
 #include "tap.h"
-#include "template.h"
-#include "util.h"
+#include "vm/template.h"
 
 static char dir[64];
 static struct tpl_store store;
@@ -89,11 +89,11 @@ static void test_key(void)
 /* A template's files by hand, as tpl_build leaves them. */
 static void fake_template(struct template *t, const char *state)
 {
-	char meta[1024], sha[65] = "", cmd[300];
+	char meta[1024], sha[65] = "", cmd[KPATH_SIZE + 32];
 	FILE *p;
 	int fd;
 
-	tpl_paths(&store, "0123456789abcdef0123456789abcdef", t);
+	tpl_paths(&store, "0123456789abcdef0123456789abcdef", t, NULL);
 	mkdir_p(t->dir, 0700, NULL);
 	mkdir_p(store.mem_dir, 0700, NULL);
 	write_file_atomic(t->state, state, strlen(state), NULL);
@@ -122,7 +122,7 @@ static void test_verify(void)
 	struct tpl_info in;
 	kerr_t err;
 
-	tpl_paths(&store, "ffffffffffffffffffffffffffffffff", &t);
+	tpl_paths(&store, "ffffffffffffffffffffffffffffffff", &t, NULL);
 	ok(tpl_verify(&t, &in, &err) < 0 && err.errnum == ENOENT, "no template: ENOENT (%s)",
 	   err.msg);
 	fake_template(&t, "device state bytes");
@@ -244,7 +244,8 @@ int main(void)
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(mem, sizeof(mem), "%s/mem", dir);
-	tpl_store_init(&store, dir, mem);
+	if (tpl_store_init(&store, dir, mem, NULL) < 0)
+		return 1;
 	test_sha256();
 	test_key();
 	test_verify();

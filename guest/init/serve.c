@@ -1,0 +1,39 @@
+/* The guest's one ttrpc server: the services it answers, and where each frame goes
+ * (requests to their handlers, stream data to the streams). Above both rpc.c and stream.c,
+ * so neither needs the other. */
+#include "serve.h"
+
+#include "klog.h"
+#include "rpc.h"
+#include "stream.h"
+
+static const struct rpc_service *const services[] = {
+	&sandbox_service,
+	&streaming_service,
+	&task_v3_service,
+	&task_v2_service,
+};
+
+static const struct rpc_services served = { services, sizeof(services) / sizeof(services[0]) };
+
+void serve_on_frame(struct ttrpc_rx *rx, const struct ttrpc_header *h, const uint8_t *data)
+{
+	struct rpc_ctx ctx = { .conn = rx->owner, .stream = h->stream };
+
+	if (!data) {
+		rpc_error(&ctx, RPC_RESOURCE_EXHAUSTED,
+		          "message length %u exceed maximum message size of %u", h->length,
+		          TTRPC_MAX_DATA);
+		return;
+	}
+	switch (h->type) {
+	case TTRPC_REQUEST: rpc_on_request(&ctx, &served, data, h->length); break;
+	case TTRPC_DATA:
+		if (stream_on_data(ctx.conn, h, data) < 0)
+			rpc_error(&ctx, RPC_INVALID_ARGUMENT, "StreamID is no longer active");
+		break;
+	default:
+		/* Unknown frame types are ignored for forward compatibility, as ttrpc does. */
+		debug("stream %u: ignoring frame type %u", h->stream, h->type);
+	}
+}

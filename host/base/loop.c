@@ -1,0 +1,158 @@
+#include "base/loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "base/util.h"
+
+int loop_init(struct loop *l, kerr_t *err)
+{
+	memset(l, 0, sizeof(*l));
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->epfd < 0)
+		return kerr_sys(err, "epoll_create1");
+	return 0;
+}
+
+int loop_add(struct loop *l, struct loop_watch *w, uint32_t events, kerr_t *err)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+
+	w->events = events;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, w->fd, &ev) < 0)
+		return kerr_sys(err, "epoll_ctl add fd %d", w->fd);
+	return 0;
+}
+
+void loop_mod(struct loop *l, struct loop_watch *w, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+
+	if (w->events == events)
+		return;
+	w->events = events;
+	epoll_ctl(l->epfd, EPOLL_CTL_MOD, w->fd, &ev);
+}
+
+void loop_del(struct loop *l, struct loop_watch *w)
+{
+	if (w->fd >= 0)
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+}
+
+void loop_timer_cancel(struct loop *l, struct loop_timer *t)
+{
+	struct loop_timer **pp;
+
+	for (pp = &l->timers; *pp; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	}
+	t->due_ns = 0;
+	t->next = NULL;
+}
+
+void loop_timer_arm(struct loop *l, struct loop_timer *t, int64_t ms)
+{
+	struct loop_timer **pp;
+
+	loop_timer_cancel(l, t);
+	t->due_ns = mono_ns() + ms * 1000000;
+	for (pp = &l->timers; *pp && (*pp)->due_ns <= t->due_ns; pp = &(*pp)->next)
+		;
+	t->next = *pp;
+	*pp = t;
+}
+
+static int next_timeout_ms(struct loop *l)
+{
+	if (!l->timers)
+		return -1;
+	return ms_until(l->timers->due_ns);
+}
+
+static void run_timers(struct loop *l)
+{
+	int64_t now = mono_ns();
+
+	while (l->timers && l->timers->due_ns <= now) {
+		struct loop_timer *t = l->timers;
+
+		l->timers = t->next;
+		t->next = NULL;
+		t->due_ns = 0;
+		t->fn(t);
+	}
+}
+
+void loop_run(struct loop *l)
+{
+	struct epoll_event evs[32];
+
+	while (!l->stop) {
+		int n = epoll_wait(l->epfd, evs, 32, next_timeout_ms(l));
+
+		if (n < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < n; i++) {
+			struct loop_watch *w = evs[i].data.ptr;
+
+			w->fn(w, evs[i].events);
+		}
+		run_timers(l);
+	}
+}
+
+int buf_append(struct buf *b, const void *data, size_t n)
+{
+	if (b->off && b->off == b->len)
+		b->off = b->len = 0;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		uint8_t *p;
+
+		if (b->off) {
+			memmove(b->p, b->p + b->off, b->len - b->off);
+			b->len -= b->off;
+			b->off = 0;
+		}
+		while (cap < b->len + n)
+			cap *= 2;
+		if (cap != b->cap) {
+			p = realloc(b->p, cap);
+			if (!p)
+				return -1;
+			b->p = p;
+			b->cap = cap;
+		}
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	return 0;
+}
+
+int buf_flush(struct buf *b, int fd)
+{
+	while (b->off < b->len) {
+		ssize_t w = write(fd, b->p + b->off, b->len - b->off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return errno == EAGAIN ? 0 : -1;
+		b->off += (size_t)w;
+	}
+	b->off = b->len = 0;
+	return 0;
+}
+
+void buf_free(struct buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}

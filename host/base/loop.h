@@ -1,0 +1,57 @@
+/* The sandboxer's one event loop: fds in an epoll set, plus one-shot timers. Callbacks run
+ * on the loop; nothing blocks in them for long. */
+#ifndef KUASAR_LOOP_H
+#define KUASAR_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct loop;
+
+struct loop_watch {
+	int fd;
+	uint32_t events;
+	void (*fn)(struct loop_watch *w, uint32_t events);
+};
+
+struct loop_timer {
+	int64_t due_ns; /* CLOCK_MONOTONIC; 0 when not armed */
+	void (*fn)(struct loop_timer *t);
+	struct loop_timer *next;
+};
+
+struct loop {
+	int epfd;
+	int stop;
+	struct loop_timer *timers; /* sorted by due_ns */
+};
+
+int loop_init(struct loop *l, kerr_t *err);
+int loop_add(struct loop *l, struct loop_watch *w, uint32_t events, kerr_t *err);
+/* Changes the events watched; a no-op when they are unchanged. */
+void loop_mod(struct loop *l, struct loop_watch *w, uint32_t events);
+void loop_del(struct loop *l, struct loop_watch *w);
+/* Arms (or re-arms) a timer to fire once after ms. */
+void loop_timer_arm(struct loop *l, struct loop_timer *t, int64_t ms);
+void loop_timer_cancel(struct loop *l, struct loop_timer *t);
+/* Runs until loop->stop is set. */
+void loop_run(struct loop *l);
+
+/* A growable byte buffer with a read offset: what a non-blocking writer keeps pending. */
+struct buf {
+	uint8_t *p;
+	size_t off, len, cap;
+};
+
+int buf_append(struct buf *b, const void *data, size_t n);
+static inline size_t buf_pending(const struct buf *b)
+{
+	return b->len - b->off;
+}
+/* Writes what it can; returns 0 (drained or would block) or -1 on a write error. */
+int buf_flush(struct buf *b, int fd);
+void buf_free(struct buf *b);
+
+#endif

@@ -1,0 +1,459 @@
+/* kuasar-ctl cri: a small CRI client (runtime.v1) for containerd's CRI socket, enough to
+ * drive pods end to end without crictl (which Debian does not package), and the pod start
+ * benchmark built on it. Pods use the node's network unless --pod-network is given (that
+ * needs CNI configured in containerd). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "ctl/ctl.h"
+#include "host/cri.pb-c.h"
+#include "rpc/grpc.h"
+
+#define RT "/runtime.v1.RuntimeService/"
+#define IMG "/runtime.v1.ImageService/"
+#define CRI_TIMEOUT_MS 120000
+
+struct cri_opts {
+	const char *address;
+	/* pod */
+	const char *name, *uid, *ns, *handler, *hostname, *log_dir;
+	int64_t cpu_quota, cpu_period, memory;
+	int pod_network;
+	/* container */
+	const char *ctr_name, *image;
+	int tty, stdin_, timeout;
+	char *env[32];
+	int n_env;
+	char **cmd;
+	int n_cmd;
+};
+
+/* Everything a PodSandboxConfig points to, owned by one struct. */
+struct pod_msg {
+	Runtime__V1__PodSandboxConfig cfg;
+	Runtime__V1__PodSandboxMetadata meta;
+	Runtime__V1__LinuxPodSandboxConfig lin;
+	Runtime__V1__LinuxSandboxSecurityContext sec;
+	Runtime__V1__NamespaceOption nso;
+	Runtime__V1__LinuxContainerResources res;
+};
+
+static void pod_build(const struct cri_opts *o, struct pod_msg *p)
+{
+	runtime__v1__pod_sandbox_config__init(&p->cfg);
+	runtime__v1__pod_sandbox_metadata__init(&p->meta);
+	runtime__v1__linux_pod_sandbox_config__init(&p->lin);
+	runtime__v1__linux_sandbox_security_context__init(&p->sec);
+	runtime__v1__namespace_option__init(&p->nso);
+	runtime__v1__linux_container_resources__init(&p->res);
+	p->meta.name = (char *)o->name;
+	p->meta.uid = (char *)o->uid;
+	p->meta.namespace_ = (char *)o->ns;
+	p->cfg.metadata = &p->meta;
+	p->cfg.hostname = (char *)o->hostname;
+	p->cfg.log_directory = (char *)o->log_dir;
+	p->nso.network = o->pod_network ? 0 : 2; /* POD : NODE */
+	p->sec.namespace_options = &p->nso;
+	p->lin.security_context = &p->sec;
+	p->res.cpu_quota = o->cpu_quota;
+	p->res.cpu_period = o->cpu_period;
+	p->res.memory_limit_in_bytes = o->memory;
+	if (o->cpu_quota || o->memory)
+		p->lin.resources = &p->res;
+	p->cfg.linux_config = &p->lin;
+}
+
+static int call(const struct cri_opts *o, const char *path, const ProtobufCMessage *req,
+                const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp)
+{
+	kerr_t err;
+
+	if (grpc_call_msg(o->address, path, req, desc, resp, CRI_TIMEOUT_MS, &err) < 0)
+		return ctl_fail(&err);
+	return 0;
+}
+
+static int cri_runp(const struct cri_opts *o, char *id, size_t n)
+{
+	Runtime__V1__RunPodSandboxRequest req = RUNTIME__V1__RUN_POD_SANDBOX_REQUEST__INIT;
+	Runtime__V1__RunPodSandboxResponse *r = NULL;
+	struct pod_msg p;
+
+	pod_build(o, &p);
+	req.config = &p.cfg;
+	req.runtime_handler = (char *)o->handler;
+	if (call(o, RT "RunPodSandbox", &req.base,
+	         &runtime__v1__run_pod_sandbox_response__descriptor, (ProtobufCMessage **)&r))
+		return 1;
+	snprintf(id, n, "%s", r->pod_sandbox_id);
+	runtime__v1__run_pod_sandbox_response__free_unpacked(r, NULL);
+	return 0;
+}
+
+static int cri_create(const struct cri_opts *o, const char *pod, char *id, size_t n)
+{
+	Runtime__V1__CreateContainerRequest req = RUNTIME__V1__CREATE_CONTAINER_REQUEST__INIT;
+	Runtime__V1__CreateContainerResponse *r = NULL;
+	Runtime__V1__ContainerConfig cfg = RUNTIME__V1__CONTAINER_CONFIG__INIT;
+	Runtime__V1__ContainerMetadata meta = RUNTIME__V1__CONTAINER_METADATA__INIT;
+	Runtime__V1__ImageSpec img = RUNTIME__V1__IMAGE_SPEC__INIT;
+	Runtime__V1__KeyValue kv[32], *kvp[32];
+	char logp[300];
+	struct pod_msg p;
+
+	pod_build(o, &p);
+	meta.name = (char *)o->ctr_name;
+	img.image = (char *)o->image;
+	cfg.metadata = &meta;
+	cfg.image = &img;
+	cfg.command = o->cmd;
+	cfg.n_command = (size_t)o->n_cmd;
+	cfg.tty = o->tty;
+	cfg.stdin = o->stdin_;
+	snprintf(logp, sizeof(logp), "%s.log", o->ctr_name);
+	cfg.log_path = logp;
+	for (int i = 0; i < o->n_env; i++) {
+		char *eq = strchr(o->env[i], '=');
+
+		runtime__v1__key_value__init(&kv[i]);
+		*eq = 0;
+		kv[i].key = o->env[i];
+		kv[i].value = eq + 1;
+		kvp[i] = &kv[i];
+	}
+	cfg.envs = kvp;
+	cfg.n_envs = (size_t)o->n_env;
+	req.pod_sandbox_id = (char *)pod;
+	req.config = &cfg;
+	req.sandbox_config = &p.cfg;
+	if (call(o, RT "CreateContainer", &req.base,
+	         &runtime__v1__create_container_response__descriptor, (ProtobufCMessage **)&r))
+		return 1;
+	snprintf(id, n, "%s", r->container_id);
+	runtime__v1__create_container_response__free_unpacked(r, NULL);
+	return 0;
+}
+
+/* Calls that take one id and answer nothing worth printing. */
+static int cri_simple(const struct cri_opts *o, const char *method, const char *id, int64_t timeout)
+{
+	Runtime__V1__StopContainerRequest req = RUNTIME__V1__STOP_CONTAINER_REQUEST__INIT;
+
+	/* Start/Remove/StopPodSandbox/RemovePodSandbox requests are { string id = 1 }; Stop
+	 * adds timeout = 2, zero (omitted) for the others. */
+	req.container_id = (char *)id;
+	req.timeout = timeout;
+	return call(o, method, &req.base, NULL, NULL);
+}
+
+static const char *const ctr_states[] = { "CREATED", "RUNNING", "EXITED", "UNKNOWN" };
+
+static int cri_status(const struct cri_opts *o, const char *id)
+{
+	Runtime__V1__ContainerStatusRequest req = RUNTIME__V1__CONTAINER_STATUS_REQUEST__INIT;
+	Runtime__V1__ContainerStatusResponse *r = NULL;
+	const Runtime__V1__ContainerStatus *s;
+
+	req.container_id = (char *)id;
+	if (call(o, RT "ContainerStatus", &req.base,
+	         &runtime__v1__container_status_response__descriptor, (ProtobufCMessage **)&r))
+		return 1;
+	s = r->status;
+	if (s)
+		printf("state=%s exit_code=%d reason=%s log_path=%s\n",
+		       s->state >= 0 && s->state < 4 ? ctr_states[s->state] : "?", s->exit_code,
+		       s->reason ? s->reason : "", s->log_path ? s->log_path : "");
+	runtime__v1__container_status_response__free_unpacked(r, NULL);
+	return s ? 0 : 1;
+}
+
+static int cri_podstatus(const struct cri_opts *o, const char *id)
+{
+	Runtime__V1__PodSandboxStatusRequest req = RUNTIME__V1__POD_SANDBOX_STATUS_REQUEST__INIT;
+	Runtime__V1__PodSandboxStatusResponse *r = NULL;
+
+	req.pod_sandbox_id = (char *)id;
+	if (call(o, RT "PodSandboxStatus", &req.base,
+	         &runtime__v1__pod_sandbox_status_response__descriptor, (ProtobufCMessage **)&r))
+		return 1;
+	if (r->status)
+		printf("state=%s handler=%s\n",
+		       r->status->state == 0 ? "SANDBOX_READY" : "SANDBOX_NOTREADY",
+		       r->status->runtime_handler ? r->status->runtime_handler : "");
+	runtime__v1__pod_sandbox_status_response__free_unpacked(r, NULL);
+	return 0;
+}
+
+static int cri_exec(const struct cri_opts *o, const char *id)
+{
+	Runtime__V1__ExecSyncRequest req = RUNTIME__V1__EXEC_SYNC_REQUEST__INIT;
+	Runtime__V1__ExecSyncResponse *r = NULL;
+	int code;
+
+	req.container_id = (char *)id;
+	req.cmd = o->cmd;
+	req.n_cmd = (size_t)o->n_cmd;
+	req.timeout = o->timeout;
+	if (call(o, RT "ExecSync", &req.base, &runtime__v1__exec_sync_response__descriptor,
+	         (ProtobufCMessage **)&r))
+		return 125;
+	fwrite(r->stdout.data, 1, r->stdout.len, stdout);
+	fwrite(r->stderr.data, 1, r->stderr.len, stderr);
+	code = r->exit_code;
+	runtime__v1__exec_sync_response__free_unpacked(r, NULL);
+	return code;
+}
+
+static int cri_image(const struct cri_opts *o, const char *ref)
+{
+	Runtime__V1__ImageStatusRequest req = RUNTIME__V1__IMAGE_STATUS_REQUEST__INIT;
+	Runtime__V1__ImageStatusResponse *r = NULL;
+	Runtime__V1__ImageSpec img = RUNTIME__V1__IMAGE_SPEC__INIT;
+	int rc;
+
+	img.image = (char *)ref;
+	req.image = &img;
+	if (call(o, IMG "ImageStatus", &req.base, &runtime__v1__image_status_response__descriptor,
+	         (ProtobufCMessage **)&r))
+		return 1;
+	rc = r->image ? 0 : 1;
+	printf("%s\n", r->image ? r->image->id : "absent");
+	runtime__v1__image_status_response__free_unpacked(r, NULL);
+	return rc;
+}
+
+/* ---- benchmark: pod start to first output, this runtime vs another, interleaved ---- */
+
+static int wait_log(const char *path, int64_t deadline)
+{
+	struct stat st;
+
+	while (mono_ns() < deadline) {
+		if (stat(path, &st) == 0 && st.st_size > 0)
+			return 0;
+		usleep(500);
+	}
+	return -1;
+}
+
+/* One pod start: RunPodSandbox, then CreateContainer + StartContainer until the first byte
+ * of output is in the container's log (its own file: a fresh name each run). */
+static int one_pod(struct cri_opts o, const char *handler, int i, int64_t *ns, int64_t *runp_ns)
+{
+	char pod[128], ctr[128], name[64], logp[400];
+	int64_t t0 = mono_ns();
+	int rc;
+
+	snprintf(name, sizeof(name), "bench-%d-%s", i, handler);
+	o.uid = name;
+	o.name = name;
+	o.ctr_name = name;
+	o.handler = handler;
+	snprintf(logp, sizeof(logp), "%s/%s.log", o.log_dir, name);
+	unlink(logp);
+	if (cri_runp(&o, pod, sizeof(pod)))
+		return -1;
+	*runp_ns = mono_ns() - t0;
+	if (cri_create(&o, pod, ctr, sizeof(ctr)) || cri_simple(&o, RT "StartContainer", ctr, 0))
+		return -1;
+	rc = wait_log(logp, t0 + 60000000000LL);
+	*ns = mono_ns() - t0;
+	cri_simple(&o, RT "StopPodSandbox", pod, 0);
+	cri_simple(&o, RT "RemovePodSandbox", pod, 0);
+	unlink(logp);
+	if (rc < 0)
+		fprintf(stderr, "bench: %s: no output in %s within 60 s\n", handler, logp);
+	return rc;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void report_line(const char *name, int64_t *all, int64_t *runp, unsigned runs)
+{
+	qsort(all, runs, sizeof(all[0]), cmp64);
+	qsort(runp, runs, sizeof(runp[0]), cmp64);
+	printf("  %-10s median %8.1f ms (RunPodSandbox %7.1f ms)   min %8.1f ms   max %8.1f ms\n",
+	       name, all[runs / 2] / 1e6, runp[runs / 2] / 1e6, all[0] / 1e6, all[runs - 1] / 1e6);
+}
+
+static int cri_bench(struct cri_opts *o, const char *base, unsigned runs)
+{
+	int64_t ours[64], theirs[64], ours_p[64], theirs_p[64];
+	char logdir[] = "/tmp/kuasar-bench-XXXXXX";
+	static char *echo[] = { "echo", "started", NULL };
+	int rc = 0;
+
+	if (!mkdtemp(logdir))
+		return perror("mkdtemp"), 1;
+	o->log_dir = logdir;
+	if (!o->cmd) {
+		o->cmd = echo;
+		o->n_cmd = 2;
+	}
+	for (unsigned i = 0; i < runs && !rc; i++) {
+		fprintf(stderr, "\rbench: run %u/%u", i + 1, runs);
+		/* Interleaved, alternating who goes first: drift hits both sides alike. */
+		if (i & 1)
+			rc = one_pod(*o, base, (int)i, &theirs[i], &theirs_p[i]) ||
+			     one_pod(*o, o->handler, (int)i, &ours[i], &ours_p[i]);
+		else
+			rc = one_pod(*o, o->handler, (int)i, &ours[i], &ours_p[i]) ||
+			     one_pod(*o, base, (int)i, &theirs[i], &theirs_p[i]);
+	}
+	fprintf(stderr, "\r%40s\r", "");
+	rm_tree(logdir);
+	if (rc)
+		return 1;
+	printf(
+	    "pod start via CRI (RunPodSandbox + CreateContainer + StartContainer to first output), "
+	    "%u runs each, interleaved\n",
+	    runs);
+	report_line(o->handler, ours, ours_p, runs);
+	report_line(base, theirs, theirs_p, runs);
+	printf("  ratio %s/%s (median): %.2fx\n", o->handler, base,
+	       (double)ours[runs / 2] / (double)theirs[runs / 2]);
+	return 0;
+}
+
+static const char cri_usage[] =
+    "usage: kuasar-ctl cri [OPTIONS] COMMAND [ARG] [-- CMD...]   (options first)\n"
+    "  version | image REF | runp | create POD | start ID | status ID | podstatus POD\n"
+    "  exec ID -- CMD... | stop ID | rm ID | stopp POD | rmp POD\n"
+    "  bench BASE_HANDLER   pod start, --handler vs BASE_HANDLER (-n RUNS, default 9)\n"
+    "options: --address SOCK (containerd's, default $CONTAINERD_ADDRESS or\n"
+    "  /run/containerd/containerd.sock) --name --uid --namespace --handler --hostname\n"
+    "  --log-dir DIR --cpu-quota N --cpu-period N --memory BYTES --pod-network\n"
+    "  --container NAME --image REF --tty --stdin --env K=V --timeout SECS\n";
+
+static int parse(int argc, char **argv, struct cri_opts *o, unsigned *runs)
+{
+	static const struct option opts[] = {
+		{ "address", 1, 0, 'a' },     { "name", 1, 0, 'N' },
+		{ "uid", 1, 0, 'U' },         { "namespace", 1, 0, 'S' },
+		{ "handler", 1, 0, 'H' },     { "hostname", 1, 0, 'h' },
+		{ "log-dir", 1, 0, 'L' },     { "cpu-quota", 1, 0, 'q' },
+		{ "cpu-period", 1, 0, 'p' },  { "memory", 1, 0, 'm' },
+		{ "pod-network", 0, 0, 'P' }, { "container", 1, 0, 'c' },
+		{ "image", 1, 0, 'i' },       { "tty", 0, 0, 't' },
+		{ "stdin", 0, 0, 's' },       { "env", 1, 0, 'e' },
+		{ "timeout", 1, 0, 'T' },     { 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+n:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a': o->address = optarg; break;
+		case 'N': o->name = optarg; break;
+		case 'U': o->uid = optarg; break;
+		case 'S': o->ns = optarg; break;
+		case 'H': o->handler = optarg; break;
+		case 'h': o->hostname = optarg; break;
+		case 'L': o->log_dir = optarg; break;
+		case 'q': o->cpu_quota = atoll(optarg); break;
+		case 'p': o->cpu_period = atoll(optarg); break;
+		case 'm': o->memory = atoll(optarg); break;
+		case 'P': o->pod_network = 1; break;
+		case 'c': o->ctr_name = optarg; break;
+		case 'i': o->image = optarg; break;
+		case 't': o->tty = 1; break;
+		case 's': o->stdin_ = 1; break;
+		case 'T': o->timeout = atoi(optarg); break;
+		case 'n':
+			if (ctl_parse_uint(optarg, 1, 64, runs) < 0)
+				return -1;
+			break;
+		case 'e':
+			if (o->n_env >= 32 || !strchr(optarg, '='))
+				return -1;
+			o->env[o->n_env++] = optarg;
+			break;
+		default: return -1;
+		}
+	}
+	return optind;
+}
+
+int ctl_cri(int argc, char **argv)
+{
+	struct cri_opts o = { .name = "pod",
+		              .uid = "uid-0",
+		              .ns = "default",
+		              .handler = "kuasar",
+		              .ctr_name = "ctr",
+		              .image = "busybox:latest" };
+	const char *env = getenv("CONTAINERD_ADDRESS"), *sub, *arg;
+	char id[128];
+	unsigned runs = 9;
+	int i = parse(argc, argv, &o, &runs);
+
+	o.address = o.address ? o.address : env && *env ? env : "/run/containerd/containerd.sock";
+	if (i < 0 || i >= argc)
+		return fputs(cri_usage, stderr), 2;
+	sub = argv[i++];
+	/* Options come first: SUB [ARG] [-- CMD...]. */
+	arg = i < argc && strcmp(argv[i], "--") ? argv[i++] : NULL;
+	if (i < argc && strcmp(argv[i], "--"))
+		return fputs(cri_usage, stderr), 2;
+	if (i < argc && i + 1 < argc) {
+		o.cmd = argv + i + 1;
+		o.n_cmd = argc - i - 1;
+	}
+	if (!strcmp(sub, "version")) {
+		Runtime__V1__VersionRequest req = RUNTIME__V1__VERSION_REQUEST__INIT;
+		Runtime__V1__VersionResponse *r = NULL;
+
+		if (call(&o, RT "Version", &req.base, &runtime__v1__version_response__descriptor,
+		         (ProtobufCMessage **)&r))
+			return 1;
+		printf("%s %s (CRI %s)\n", r->runtime_name, r->runtime_version,
+		       r->runtime_api_version);
+		runtime__v1__version_response__free_unpacked(r, NULL);
+		return 0;
+	}
+	if (!strcmp(sub, "runp")) {
+		if (cri_runp(&o, id, sizeof(id)))
+			return 1;
+		return puts(id), 0;
+	}
+	if (!arg)
+		return fputs(cri_usage, stderr), 2;
+	if (!strcmp(sub, "bench"))
+		return cri_bench(&o, arg, runs);
+	if (!strcmp(sub, "image"))
+		return cri_image(&o, arg);
+	if (!strcmp(sub, "create")) {
+		if (cri_create(&o, arg, id, sizeof(id)))
+			return 1;
+		return puts(id), 0;
+	}
+	if (!strcmp(sub, "start"))
+		return cri_simple(&o, RT "StartContainer", arg, 0);
+	if (!strcmp(sub, "stop"))
+		return cri_simple(&o, RT "StopContainer", arg, o.timeout);
+	if (!strcmp(sub, "rm"))
+		return cri_simple(&o, RT "RemoveContainer", arg, 0);
+	if (!strcmp(sub, "stopp"))
+		return cri_simple(&o, RT "StopPodSandbox", arg, 0);
+	if (!strcmp(sub, "rmp"))
+		return cri_simple(&o, RT "RemovePodSandbox", arg, 0);
+	if (!strcmp(sub, "status"))
+		return cri_status(&o, arg);
+	if (!strcmp(sub, "podstatus"))
+		return cri_podstatus(&o, arg);
+	if (!strcmp(sub, "exec"))
+		return o.cmd ? cri_exec(&o, arg) : (fputs(cri_usage, stderr), 2);
+	return fputs(cri_usage, stderr), 2;
+}

@@ -1,0 +1,351 @@
+/* kuasar-sandboxer proxy: one sandbox's data plane, started by the daemon per sandbox.
+ *
+ * It boots the VM (keeping the VMM as its child), prepares the guest, reports the result
+ * on fd 3, then serves the sandbox's task socket over the guest link and forwards the
+ * guest's task events to containerd until the VMM exits; it exits with the VMM's status
+ * (also left in <dir>/vmm-exit for a daemon that re-adopted it and cannot wait for it).
+ * SIGTERM asks the guest to power off. It runs in its own session and outlives the daemon,
+ * so containerd's connections to the task socket survive a daemon restart. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "proxy/events_fwd.h"
+#include "proxy/config.h"
+#include "proxy/glink.h"
+#include "proxy/proxy.h"
+#include "proxy/proxy_result.h"
+#include "proxy/taskproxy.h"
+#include "rpc/agent.h"
+#include "sandbox.pb-c.h"
+#include "vm/template.h"
+#include "vm/vm.h"
+
+#define RESULT_FD 3
+
+struct proxy {
+	struct sb_config cfg;
+	struct loop loop;
+	struct vm vm;
+	struct glink link;
+	struct taskproxy tp;
+	struct events_fwd *events;
+	struct loop_watch vmm_w, sig_w, con_w;
+	uint32_t events_gid;
+	int exit_status;
+	int stopping; /* the guest was asked to power off */
+};
+
+static void send_result(const struct proxy_result *r)
+{
+	char buf[PROXY_RESULT_MAX];
+
+	write_all(RESULT_FD, buf, proxy_result_format(r, buf, sizeof(buf)));
+	close(RESULT_FD);
+}
+
+static int fail(int errnum, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int errnum, const char *fmt, ...)
+{
+	struct proxy_result r = { .errnum = errnum };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r.message, sizeof(r.message), fmt, ap);
+	va_end(ap);
+	send_result(&r);
+	return 1;
+}
+
+static void on_event(void *owner, uintptr_t tag, const struct ttrpc_header *h, const uint8_t *data)
+{
+	struct proxy *p = owner;
+	Kuasar__Sandbox__V1__Event *ev;
+	int64_t ts;
+
+	if (h->type == TTRPC_RESPONSE) {
+		p->events_gid = 0; /* the guest ended the subscription */
+		return;
+	}
+	if (h->type != TTRPC_DATA || !data)
+		return;
+	ev = kuasar__sandbox__v1__event__unpack(NULL, h->length, data);
+	if (!ev)
+		return;
+	if (ev->dropped)
+		log_warn("the guest dropped %u events", ev->dropped);
+	ts = ev->timestamp ? ev->timestamp->seconds * 1000000000LL + ev->timestamp->nanos
+	                   : real_ns();
+	if (ev->event && ev->topic)
+		events_fwd_publish(p->events, p->tp.ns[0] ? p->tp.ns : "k8s.io", ev->topic,
+		                   ev->event->type_url, ev->event->value.data, ev->event->value.len,
+		                   ts);
+	kuasar__sandbox__v1__event__free_unpacked(ev, NULL);
+}
+
+static void subscribe_events(struct proxy *p)
+{
+	p->events_gid = glink_open(&p->link, on_event, p, 0);
+	if (p->events_gid && glink_request(&p->link, p->events_gid, TTRPC_FLAG_REMOTE_CLOSED,
+	                                   AGENT_SANDBOX_SERVICE, "GetEvents", NULL, 0) < 0)
+		p->events_gid = 0;
+}
+
+/* The link broke while the VMM runs (a chardev reset): calls in flight fail, then the
+ * link comes back and the event subscription with it. */
+static int vmm_gone(struct proxy *p, int wait_ms);
+static void vmm_exited(struct loop_watch *w, uint32_t events);
+
+static void link_down(struct glink *l, void *arg)
+{
+	struct proxy *p = arg;
+	kerr_t err;
+	int fd;
+
+	taskproxy_link_down(&p->tp);
+	p->events_gid = 0;
+	if (vmm_gone(p, p->stopping ? 10000 : 300))
+		return vmm_exited(&p->vmm_w, EPOLLIN);
+	fd = vm_link_connect(&p->vm, mono_ns() + 2000000000LL, &err);
+	if (fd < 0) {
+		log_warn("guest link lost and not re-established: %s", err.msg);
+		return;
+	}
+	if (glink_start(&p->link, &p->loop, fd, &err) < 0) {
+		close(fd);
+		log_warn("guest link: %s", err.msg);
+		return;
+	}
+	subscribe_events(p);
+	log_info("guest link re-established");
+}
+
+static void vmm_exited(struct loop_watch *w, uint32_t events)
+{
+	struct proxy *p = container_of(w, struct proxy, vmm_w);
+	siginfo_t si = { 0 };
+	int st;
+
+	if (p->vm.exited) { /* reaped already (a reconnect attempt noticed the death) */
+		st = p->vm.exit_status;
+		p->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	} else {
+		if (waitid(P_PID, (id_t)p->vm.pid, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+			return;
+		p->exit_status = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+	}
+	p->loop.stop = 1;
+}
+
+/* Whether the VMM is gone or going: a guest that powers off closes the link first. */
+static int vmm_gone(struct proxy *p, int wait_ms)
+{
+	struct pollfd pf = { .fd = p->vm.pidfd, .events = POLLIN };
+
+	return p->vm.exited || poll(&pf, 1, wait_ms) == 1;
+}
+
+static void on_answer(void *owner, uintptr_t tag, const struct ttrpc_header *h, const uint8_t *data)
+{
+	/* The guest powers off after answering Shutdown; the VMM's exit ends the proxy. */
+}
+
+static void on_signal(struct loop_watch *w, uint32_t events)
+{
+	struct proxy *p = container_of(w, struct proxy, sig_w);
+	struct signalfd_siginfo si;
+	uint32_t gid;
+
+	if (read(w->fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_info("signal %u: asking the guest to power off", si.ssi_signo);
+	p->stopping = 1;
+	gid = glink_open(&p->link, on_answer, p, 0);
+	if (!gid ||
+	    glink_request(&p->link, gid, 0, AGENT_SANDBOX_SERVICE, "Shutdown", NULL, 0) < 0) {
+		log_warn("guest link down: stopping the VMM by force");
+		kill(p->vm.pid, SIGKILL);
+	}
+}
+
+static void on_console(struct loop_watch *w, uint32_t events)
+{
+	struct proxy *p = container_of(w, struct proxy, con_w);
+
+	vm_console_pump(&p->vm);
+	if (p->vm.con_fd < 0) {
+		loop_del(&p->loop, w);
+		w->fd = -1;
+	}
+}
+
+static int watch_signals(struct proxy *p, kerr_t *err)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	p->sig_w.fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (p->sig_w.fd < 0)
+		return kerr_sys(err, "signalfd");
+	p->sig_w.fn = on_signal;
+	return loop_add(&p->loop, &p->sig_w, EPOLLIN, err);
+}
+
+/* From the ready VM to a served task socket. */
+static int serve(struct proxy *p, kerr_t *err)
+{
+	char sock[KPATH_SIZE];
+
+	p->events = events_fwd_new(&p->loop, p->cfg.containerd_ttrpc);
+	p->link.on_down = link_down;
+	p->link.down_arg = p;
+	if (glink_start(&p->link, &p->loop, p->vm.link.fd, err) < 0)
+		return -1;
+	p->vm.link.fd = -1; /* the glink owns it now */
+	if (fmt_path(sock, sizeof(sock), "%s/task.sock", p->vm.paths.dir) < 0)
+		return kerr_sys(err, "task socket in %s", p->vm.paths.dir);
+	if (taskproxy_start(&p->tp, &p->loop, &p->link, sock, p->vm.paths.shared, err) < 0)
+		return -1;
+	p->vmm_w.fd = p->vm.pidfd;
+	p->vmm_w.fn = vmm_exited;
+	if (loop_add(&p->loop, &p->vmm_w, EPOLLIN, err) < 0 || watch_signals(p, err) < 0)
+		return -1;
+	p->con_w.fd = p->vm.con_fd;
+	p->con_w.fn = on_console;
+	if (p->con_w.fd >= 0 && loop_add(&p->loop, &p->con_w, EPOLLIN, err) < 0)
+		return -1;
+	subscribe_events(p);
+	return 0;
+}
+
+static void report_ready(const struct proxy *p)
+{
+	struct proxy_result r = { .ok = 1, .vmm_pid = p->vm.pid };
+
+	fmt_msg(r.accel, sizeof(r.accel), "%s", accel_name(p->vm.accel));
+	r.boot_ms = (mono_ns() - p->vm.t.spawn_ns) / 1000000;
+	fmt_msg(r.boot_mode, sizeof(r.boot_mode), "%s", p->vm.boot_mode);
+	fmt_msg(r.template_key, sizeof(r.template_key), "%s", p->vm.template_key);
+	send_result(&r);
+}
+
+static void write_exit(struct proxy *p)
+{
+	char path[KPATH_SIZE], buf[16];
+	int n;
+	kerr_t err;
+
+	n = snprintf(buf, sizeof(buf), "%d\n", p->exit_status);
+	if (fmt_path(path, sizeof(path), "%s/vmm-exit", p->vm.paths.dir) < 0 ||
+	    write_file_atomic(path, buf, (size_t)n, &err) < 0)
+		log_warn("cannot leave the VMM's exit status for the daemon in %s", p->vm.paths.dir);
+}
+
+int proxy_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", 1, 0, 'c' },
+		{ "run-dir", 1, 0, 'r' },
+		{ "containerd-ttrpc", 1, 0, 't' },
+		{ "id", 1, 0, 'i' },
+		{ "vcpus", 1, 0, 'v' },
+		{ "memory", 1, 0, 'm' },
+		{ "hostname", 1, 0, 'h' },
+		{ "log-level", 1, 0, 'L' },
+		{ 0 },
+	};
+	static struct proxy p;
+	const char *config = CONFIG_DEFAULT_PATH, *id = NULL, *run_dir = NULL, *ttrpc = NULL,
+	           *level = NULL;
+	struct vm_config vc;
+	struct tpl_store store;
+	struct guest_prep prep;
+	char tag[96];
+	kerr_t err;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'r': run_dir = optarg; break;
+		case 't': ttrpc = optarg; break;
+		case 'i': id = optarg; break;
+		case 'v': p.cfg.vcpus = (unsigned)atoi(optarg); break;
+		case 'm': p.cfg.memory_mib = (unsigned)atoi(optarg); break;
+		case 'L': level = optarg; break;
+		case 'h':
+			if (fmt_path(p.tp.hostname, sizeof(p.tp.hostname), "%s", optarg) < 0)
+				return fail(EINVAL, "hostname `%.64s...` is over %d characters",
+				            optarg, HOSTNAME_MAX);
+			break;
+		default: return fail(EINVAL, "kuasar-sandboxer proxy: bad arguments"), 2;
+		}
+	}
+	if (!id || id_valid(id, &err) < 0)
+		return fail(EINVAL,
+		            "usage: kuasar-sandboxer proxy --id ID [--config F] ... (started by the "
+		            "daemon)"),
+		       2;
+	{
+		unsigned vcpus = p.cfg.vcpus, mem = p.cfg.memory_mib;
+
+		if (config_load(&p.cfg, config, &err) < 0)
+			return fail(err.errnum, "%s", err.msg);
+		if (vcpus)
+			p.cfg.vcpus = vcpus;
+		if (mem)
+			p.cfg.memory_mib = mem;
+	}
+	if (run_dir)
+		snprintf(p.cfg.run_dir, sizeof(p.cfg.run_dir), "%s", run_dir);
+	if (ttrpc)
+		snprintf(p.cfg.containerd_ttrpc, sizeof(p.cfg.containerd_ttrpc), "%s", ttrpc);
+	snprintf(tag, sizeof(tag), "proxy %.12s", id);
+	log_set_prefix(tag);
+	log_set_level(level ? level : p.cfg.debug ? "debug" : p.cfg.log_level);
+	/* Its own session: the daemon's death, or a signal to its process group, leaves the
+	 * sandbox running. */
+	setsid();
+	signal(SIGPIPE, SIG_IGN);
+	config_vm(&p.cfg, &vc);
+	vm_init(&p.vm, id);
+	p.vm.reuse_dir = 1;
+	if (p.tp.hostname[0])
+		memcpy(p.vm.hostname, p.tp.hostname, sizeof(p.vm.hostname));
+	if (tpl_store_init(&store, p.cfg.template_dir, p.cfg.template_memory_dir, &err) < 0)
+		return fail(err.errnum, "%s", err.msg);
+	if (vm_launch(&p.vm, &vc, p.cfg.template ? &store : NULL, p.cfg.run_dir, 1, &err) < 0)
+		return fail(err.errnum, "%s", err.msg);
+	if (!strcmp(p.vm.boot_mode, "template"))
+		log_info("restored from template %s%s%s", p.vm.template_key,
+		         p.vm.boot_note[0] ? " (" : "", p.vm.boot_note[0] ? p.vm.boot_note : "");
+	else if (p.vm.boot_note[0])
+		log_warn("template not used, %s", p.vm.boot_note);
+	if (vm_prepare_guest(&p.vm, &prep, &err) < 0 || loop_init(&p.loop, &err) < 0 ||
+	    serve(&p, &err) < 0) {
+		vm_destroy(&p.vm);
+		return fail(err.errnum, "%s", err.msg);
+	}
+	report_ready(&p);
+	log_info("serving %s (VMM %d)", p.tp.path, p.vm.pid);
+	loop_run(&p.loop);
+	write_exit(&p);
+	taskproxy_stop(&p.tp);
+	glink_stop(&p.link);
+	log_info("VMM %d exited with status %d", p.vm.pid, p.exit_status);
+	return p.exit_status;
+}

@@ -1,0 +1,590 @@
+#include "proxy/taskproxy.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "google/rpc/status.pb-c.h"
+#include "proxy/bundle.h"
+#include "rpc/ttrpc_client.h"
+#include "task.pb-c.h"
+#include "ttrpc.pb-c.h"
+
+/* A client holding more unread output than this is dropped (streams are credit-bounded, so
+ * only a client that stopped reading gets here). */
+#define CLIENT_MAX_PENDING (32u << 20)
+#define MAX_STREAMS_PER_CONN 4096
+
+struct tp_stream {
+	uint32_t sid, gid;
+	int bidi;                        /* opened with REMOTE_OPEN: a stream, not a unary call */
+	int client_closed, guest_closed; /* a stream ends when both sent an empty close */
+	char cleanup[ID_MAX + 1]; /* Delete of this container: remove its bundle on success */
+	char undo[ID_MAX + 1];    /* Create of this container: remove its bundle if it fails */
+	struct tp_stream *next;
+};
+
+struct tp_conn {
+	struct loop_watch w;
+	struct taskproxy *tp;
+	uint8_t *rbuf;
+	size_t rhave, rcap;
+	uint32_t discard; /* bytes of an oversized frame still to skip */
+	uint32_t last_sid;
+	unsigned n_streams;
+	struct tp_stream *streams;
+	struct buf out;
+	int dead;
+	struct tp_conn *next;
+};
+
+static const char *const task_services[] = { "containerd.task.v3.Task", "containerd.task.v2.Task" };
+
+static int is_task_service(const char *s)
+{
+	return !strcmp(s, task_services[0]) || !strcmp(s, task_services[1]);
+}
+
+static void conn_close(struct tp_conn *c);
+
+static void client_send(struct tp_conn *c, const struct ttrpc_header *h, const uint8_t *data)
+{
+	uint8_t hdr[TTRPC_HEADER_LEN];
+
+	if (c->dead)
+		return;
+	ttrpc_header_encode(hdr, h);
+	if (buf_append(&c->out, hdr, sizeof(hdr)) < 0 ||
+	    (h->length && buf_append(&c->out, data, h->length) < 0) ||
+	    buf_pending(&c->out) > CLIENT_MAX_PENDING) {
+		c->dead = 1;
+		return;
+	}
+	if (buf_flush(&c->out, c->w.fd) < 0) {
+		c->dead = 1;
+		return;
+	}
+	loop_mod(c->tp->loop, &c->w, EPOLLIN | (buf_pending(&c->out) ? EPOLLOUT : 0));
+}
+
+/* Answers a client stream with an error status (the guest never saw it). */
+static void client_error(struct tp_conn *c, uint32_t sid, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void client_error(struct tp_conn *c, uint32_t sid, int code, const char *fmt, ...)
+{
+	Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+	Ttrpc__Response r = TTRPC__RESPONSE__INIT;
+	char msg[1024];
+	uint8_t buf[1200];
+	struct ttrpc_header h = { 0, sid, TTRPC_RESPONSE, 0 };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	st.code = code;
+	st.message = msg;
+	r.status = &st;
+	h.length = (uint32_t)ttrpc__response__pack(&r, buf);
+	client_send(c, &h, buf);
+}
+
+static struct tp_stream *stream_find(struct tp_conn *c, uint32_t sid)
+{
+	for (struct tp_stream *s = c->streams; s; s = s->next)
+		if (s->sid == sid)
+			return s;
+	return NULL;
+}
+
+static void stream_drop(struct tp_conn *c, struct tp_stream *s)
+{
+	for (struct tp_stream **pp = &c->streams; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			c->n_streams--;
+			free(s);
+			return;
+		}
+	}
+}
+
+static int response_ok(const uint8_t *data, size_t len)
+{
+	Ttrpc__Response *r = ttrpc__response__unpack(NULL, len, data);
+	int ok = r && (!r->status || r->status->code == 0);
+
+	if (r)
+		ttrpc__response__free_unpacked(r, NULL);
+	return ok;
+}
+
+/* A guest frame for one of this client's streams. */
+static void from_guest(void *owner, uintptr_t tag, const struct ttrpc_header *gh,
+                       const uint8_t *data)
+{
+	struct tp_conn *c = owner;
+	struct tp_stream *s = stream_find(c, (uint32_t)tag);
+	struct ttrpc_header h = *gh;
+
+	if (!s)
+		return;
+	h.stream = s->sid;
+	if (gh->type == TTRPC_RESPONSE) {
+		/* Only Create and Delete answers are looked into; the rest pass through. */
+		int ok = (s->cleanup[0] || s->undo[0]) && response_ok(data, gh->length);
+
+		if (s->cleanup[0] && ok)
+			bundle_remove(c->tp->shared, s->cleanup);
+		if (s->undo[0] && !ok)
+			bundle_remove(c->tp->shared, s->undo);
+		stream_drop(c, s);
+	} else if (gh->type == TTRPC_DATA && (gh->flags & TTRPC_FLAG_REMOTE_CLOSED)) {
+		s->guest_closed = 1;
+		if (s->client_closed) {
+			glink_close(c->tp->link, s->gid);
+			stream_drop(c, s);
+		}
+	}
+	client_send(c, &h, data);
+	if (c->dead)
+		conn_close(c);
+}
+
+static int forward(struct tp_conn *c, struct tp_stream *s, uint8_t type, uint8_t flags,
+                   const uint8_t *data, uint32_t len)
+{
+	if (glink_send(c->tp->link, s->gid, type, flags, data, len) < 0) {
+		client_error(c, s->sid, RPC_UNAVAILABLE, "the sandbox's guest link is down");
+		glink_close(c->tp->link, s->gid);
+		stream_drop(c, s);
+		return -1;
+	}
+	return 0;
+}
+
+static void note_namespace(struct tp_conn *c, const Ttrpc__Request *req)
+{
+	for (size_t i = 0; i < req->n_metadata; i++) {
+		const Ttrpc__KeyValue *kv = req->metadata[i];
+
+		if (kv->key && kv->value && !strcmp(kv->key, "containerd-namespace-ttrpc") &&
+		    strlen(kv->value) < sizeof(c->tp->ns) && strcmp(c->tp->ns, kv->value)) {
+			snprintf(c->tp->ns, sizeof(c->tp->ns), "%s", kv->value);
+			if (c->tp->on_ns)
+				c->tp->on_ns(c->tp, c->tp->arg);
+		}
+	}
+}
+
+/* stdio must be streams served on this socket (io_type = "streaming"): the guest cannot
+ * open the host's FIFOs or log files. */
+static int check_stdio(const char *const uri[3], char *why, size_t n)
+{
+	static const char *const names[3] = { "stdin", "stdout", "stderr" };
+
+	for (int i = 0; i < 3; i++) {
+		if (uri[i] && uri[i][0] && !strstr(uri[i], "streaming_id=")) {
+			snprintf(why, n,
+			         "%s `%s` is not a streaming URI: configure the runtime with "
+			         "io_type = \"streaming\"",
+			         names[i], uri[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Task.Create: prepare the bundle in the share and point the request at it. Returns the
+ * new payload (malloc'd) or NULL with the client already answered. */
+static uint8_t *rewrite_create(struct tp_conn *c, uint32_t sid, const Ttrpc__Request *req,
+                               size_t *out_len, char *created, size_t created_len)
+{
+	Containerd__Task__V3__CreateTaskRequest *cr;
+	char gbundle[512], why[600];
+	uint8_t *out = NULL;
+	char *old_bundle;
+	size_t n_rootfs;
+	Containerd__Types__Mount **rootfs;
+	kerr_t err;
+
+	cr = containerd__task__v3__create_task_request__unpack(NULL, req->payload.len,
+	                                                       req->payload.data);
+	if (!cr) {
+		client_error(c, sid, RPC_INVALID_ARGUMENT, "Create: malformed CreateTaskRequest");
+		return NULL;
+	}
+	if (check_stdio((const char *const[]){ cr->stdin, cr->stdout, cr->stderr }, why,
+	                sizeof(why)) < 0) {
+		client_error(c, sid, RPC_INVALID_ARGUMENT, "Create %s: %s", cr->id, why);
+		goto out;
+	}
+	if (bundle_prepare(c->tp->shared, cr->id, cr->bundle, cr->rootfs, cr->n_rootfs,
+	                   c->tp->hostname, gbundle, sizeof(gbundle), &err) < 0) {
+		client_error(c, sid,
+		             err.errnum == EEXIST   ? RPC_ALREADY_EXISTS
+		             : err.errnum == EINVAL ? RPC_INVALID_ARGUMENT
+		                                    : RPC_FAILED_PRECONDITION,
+		             "Create %s: %s", cr->id, err.msg);
+		goto out;
+	}
+	old_bundle = cr->bundle;
+	rootfs = cr->rootfs;
+	n_rootfs = cr->n_rootfs;
+	cr->bundle = gbundle;
+	cr->rootfs = NULL;
+	cr->n_rootfs = 0;
+	*out_len = containerd__task__v3__create_task_request__get_packed_size(cr);
+	out = malloc(*out_len ? *out_len : 1);
+	if (out) {
+		containerd__task__v3__create_task_request__pack(cr, out);
+		snprintf(created, created_len, "%s", cr->id);
+	} else
+		client_error(c, sid, RPC_RESOURCE_EXHAUSTED, "Create: out of memory");
+	cr->bundle = old_bundle;
+	cr->rootfs = rootfs;
+	cr->n_rootfs = n_rootfs;
+	if (!out)
+		bundle_remove(c->tp->shared, cr->id);
+out:
+	containerd__task__v3__create_task_request__free_unpacked(cr, NULL);
+	return out;
+}
+
+static int check_exec(struct tp_conn *c, uint32_t sid, const Ttrpc__Request *req)
+{
+	Containerd__Task__V3__ExecProcessRequest *er;
+	char why[600];
+	int rc = 0;
+
+	er = containerd__task__v3__exec_process_request__unpack(NULL, req->payload.len,
+	                                                        req->payload.data);
+	if (!er) {
+		client_error(c, sid, RPC_INVALID_ARGUMENT, "Exec: malformed ExecProcessRequest");
+		return -1;
+	}
+	if (check_stdio((const char *const[]){ er->stdin, er->stdout, er->stderr }, why,
+	                sizeof(why)) < 0) {
+		client_error(c, sid, RPC_INVALID_ARGUMENT, "Exec %s/%s: %s", er->id, er->exec_id,
+		             why);
+		rc = -1;
+	}
+	containerd__task__v3__exec_process_request__free_unpacked(er, NULL);
+	return rc;
+}
+
+static void delete_target(const Ttrpc__Request *req, char *id, size_t n)
+{
+	Containerd__Task__V3__DeleteRequest *dr;
+
+	dr =
+	    containerd__task__v3__delete_request__unpack(NULL, req->payload.len, req->payload.data);
+	if (!dr)
+		return;
+	if ((!dr->exec_id || !dr->exec_id[0]) && dr->id && dr->id[0] && id_valid(dr->id, NULL) == 0)
+		snprintf(id, n, "%s", dr->id);
+	containerd__task__v3__delete_request__free_unpacked(dr, NULL);
+}
+
+/* A Request frame from the client: validate, adapt Create, open a guest route, forward. */
+static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const uint8_t *data)
+{
+	_cleanup_free_ uint8_t *payload = NULL;
+	Ttrpc__Request *req;
+	struct tp_stream *s;
+	char cleanup[ID_MAX + 1] = "", created[65] = "";
+	size_t plen = 0;
+
+	if (!(h->stream & 1) || h->stream <= c->last_sid) {
+		client_error(c, h->stream, RPC_INVALID_ARGUMENT,
+		             "stream id %u: client stream ids must be odd and increasing",
+		             h->stream);
+		return;
+	}
+	c->last_sid = h->stream;
+	if (c->n_streams >= MAX_STREAMS_PER_CONN) {
+		client_error(c, h->stream, RPC_RESOURCE_EXHAUSTED, "more than %d open streams",
+		             MAX_STREAMS_PER_CONN);
+		return;
+	}
+	req = ttrpc__request__unpack(NULL, h->length, data);
+	if (!req || !req->service || !req->method) {
+		if (req)
+			ttrpc__request__free_unpacked(req, NULL);
+		client_error(c, h->stream, RPC_INVALID_ARGUMENT, "malformed ttrpc request");
+		return;
+	}
+	note_namespace(c, req);
+	if (is_task_service(req->service)) {
+		if (!strcmp(req->method, "Create")) {
+			payload =
+			    rewrite_create(c, h->stream, req, &plen, created, sizeof(created));
+			if (!payload)
+				goto out;
+		} else if (!strcmp(req->method, "Exec") && check_exec(c, h->stream, req) < 0) {
+			goto out;
+		} else if (!strcmp(req->method, "Delete")) {
+			delete_target(req, cleanup, sizeof(cleanup));
+		}
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		client_error(c, h->stream, RPC_RESOURCE_EXHAUSTED, "out of memory");
+		goto undo;
+	}
+	s->sid = h->stream;
+	s->bidi = !!(h->flags & TTRPC_FLAG_REMOTE_OPEN);
+	snprintf(s->cleanup, sizeof(s->cleanup), "%s", cleanup);
+	snprintf(s->undo, sizeof(s->undo), "%s", created);
+	s->gid = glink_open(c->tp->link, from_guest, c, s->sid);
+	s->next = c->streams;
+	c->streams = s;
+	c->n_streams++;
+	if (!s->gid) {
+		client_error(c, s->sid, RPC_UNAVAILABLE, "the sandbox's guest link is down");
+		stream_drop(c, s);
+		goto undo;
+	}
+	if (!payload) {
+		forward(c, s, TTRPC_REQUEST, h->flags, data, h->length);
+		goto out;
+	}
+	/* The rewritten request keeps the client's metadata and timeout. */
+	{
+		Ttrpc__Request copy = *req;
+		_cleanup_free_ uint8_t *buf = NULL;
+		size_t n;
+
+		copy.payload.data = payload;
+		copy.payload.len = plen;
+		n = ttrpc__request__get_packed_size(&copy);
+		buf = malloc(n ? n : 1);
+		if (!buf) {
+			client_error(c, s->sid, RPC_RESOURCE_EXHAUSTED, "out of memory");
+			glink_close(c->tp->link, s->gid);
+			stream_drop(c, s);
+			goto undo;
+		}
+		ttrpc__request__pack(&copy, buf);
+		if (forward(c, s, TTRPC_REQUEST, h->flags, buf, (uint32_t)n) < 0)
+			goto undo;
+	}
+	goto out;
+undo:
+	/* The guest never saw this Create: its bundle goes. */
+	if (created[0])
+		bundle_remove(c->tp->shared, created);
+out:
+	ttrpc__request__free_unpacked(req, NULL);
+}
+
+static void on_frame(struct tp_conn *c, const struct ttrpc_header *h, const uint8_t *data)
+{
+	struct tp_stream *s;
+
+	switch (h->type) {
+	case TTRPC_REQUEST: on_request(c, h, data); break;
+	case TTRPC_DATA:
+		s = stream_find(c, h->stream);
+		if (!s || forward(c, s, TTRPC_DATA, h->flags, data, h->length) < 0)
+			break;
+		if (h->flags & TTRPC_FLAG_REMOTE_CLOSED) {
+			s->client_closed = 1;
+			if (s->guest_closed) {
+				glink_close(c->tp->link, s->gid);
+				stream_drop(c, s);
+			}
+		}
+		break;
+	default: break; /* responses are the server's to send */
+	}
+}
+
+/* Frames from the client; an oversized one is skipped and answered. */
+static void parse(struct tp_conn *c)
+{
+	size_t off = 0;
+
+	while (!c->dead) {
+		struct ttrpc_header h;
+		size_t left = c->rhave - off;
+
+		if (c->discard) {
+			size_t k = left < c->discard ? left : c->discard;
+
+			off += k;
+			c->discard -= (uint32_t)k;
+			if (c->discard)
+				break;
+			continue;
+		}
+		if (left < TTRPC_HEADER_LEN)
+			break;
+		ttrpc_header_decode(&h, c->rbuf + off);
+		if (h.length > TTRPC_MAX_DATA) {
+			off += TTRPC_HEADER_LEN;
+			c->discard = h.length;
+			client_error(c, h.stream, RPC_RESOURCE_EXHAUSTED,
+			             "frame of %u bytes is over the %u byte limit", h.length,
+			             TTRPC_MAX_DATA);
+			continue;
+		}
+		if (left < TTRPC_HEADER_LEN + h.length)
+			break;
+		on_frame(c, &h, c->rbuf + off + TTRPC_HEADER_LEN);
+		off += TTRPC_HEADER_LEN + h.length;
+	}
+	memmove(c->rbuf, c->rbuf + off, c->rhave - off);
+	c->rhave -= off;
+}
+
+static void conn_event(struct loop_watch *w, uint32_t events)
+{
+	struct tp_conn *c = container_of(w, struct tp_conn, w);
+
+	if ((events & EPOLLOUT) && buf_flush(&c->out, w->fd) < 0)
+		c->dead = 1;
+	if (!c->dead && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+		ssize_t n;
+
+		if (c->rcap - c->rhave < 65536) {
+			size_t cap = c->rcap ? c->rcap * 2 : 131072;
+			uint8_t *p;
+
+			if (cap > TTRPC_MAX_DATA + TTRPC_HEADER_LEN + 65536 && c->rcap)
+				cap = c->rcap + 65536;
+			p = realloc(c->rbuf, cap);
+			if (!p) {
+				conn_close(c);
+				return;
+			}
+			c->rbuf = p;
+			c->rcap = cap;
+		}
+		n = read(w->fd, c->rbuf + c->rhave, c->rcap - c->rhave);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			c->dead = 1;
+		else if (n > 0) {
+			c->rhave += (size_t)n;
+			parse(c);
+		}
+	}
+	if (c->dead) {
+		conn_close(c);
+		return;
+	}
+	loop_mod(c->tp->loop, w, EPOLLIN | (buf_pending(&c->out) ? EPOLLOUT : 0));
+}
+
+/* The client left: its open streams end on the guest side too (stdin sees EOF). */
+static void conn_close(struct tp_conn *c)
+{
+	struct taskproxy *tp = c->tp;
+	struct tp_stream *s;
+
+	for (struct tp_conn **pp = &tp->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	tp->n_conns--;
+	while ((s = c->streams)) {
+		if (s->bidi)
+			glink_send(tp->link, s->gid, TTRPC_DATA,
+			           TTRPC_FLAG_REMOTE_CLOSED | TTRPC_FLAG_NO_DATA, NULL, 0);
+		c->streams = s->next;
+		free(s);
+	}
+	glink_close_owner(tp->link, c);
+	loop_del(tp->loop, &c->w);
+	close(c->w.fd);
+	buf_free(&c->out);
+	free(c->rbuf);
+	free(c);
+}
+
+static void accept_event(struct loop_watch *w, uint32_t events)
+{
+	struct taskproxy *tp = container_of(w, struct taskproxy, listen);
+	struct tp_conn *c;
+	kerr_t err;
+	int fd;
+
+	fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->tp = tp;
+	c->w.fd = fd;
+	c->w.fn = conn_event;
+	if (loop_add(tp->loop, &c->w, EPOLLIN, &err) < 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = tp->conns;
+	tp->conns = c;
+	tp->n_conns++;
+}
+
+int taskproxy_start(struct taskproxy *tp, struct loop *loop, struct glink *link, const char *path,
+                    const char *shared, kerr_t *err)
+{
+	int fd;
+
+	tp->loop = loop;
+	tp->link = link;
+	snprintf(tp->path, sizeof(tp->path), "%s", path);
+	snprintf(tp->shared, sizeof(tp->shared), "%s", shared);
+	fd = unix_listen(path, err);
+	if (fd < 0)
+		return kerr_wrap(err, "task socket");
+	tp->listen.fd = fd;
+	tp->listen.fn = accept_event;
+	if (loop_add(loop, &tp->listen, EPOLLIN, err) < 0) {
+		close(fd);
+		tp->listen.fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+void taskproxy_stop(struct taskproxy *tp)
+{
+	while (tp->conns)
+		conn_close(tp->conns);
+	if (tp->listen.fd >= 0) {
+		loop_del(tp->loop, &tp->listen);
+		close(tp->listen.fd);
+		tp->listen.fd = -1;
+		unlink(tp->path);
+	}
+}
+
+void taskproxy_link_down(struct taskproxy *tp)
+{
+	for (struct tp_conn *c = tp->conns; c; c = c->next) {
+		struct tp_stream *s;
+
+		while ((s = c->streams)) {
+			client_error(c, s->sid, RPC_UNAVAILABLE,
+			             "the sandbox's guest link was lost");
+			c->streams = s->next;
+			c->n_streams--;
+			free(s);
+		}
+		/* A connection that died here is closed by its own event handler: this may run
+		 * inside a call on that very connection. */
+	}
+}

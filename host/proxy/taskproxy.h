@@ -1,0 +1,39 @@
+/* A sandbox's task socket (ttrpc+unix://<dir>/task.sock): containerd's Task API (v3 and v2
+ * names) and Streaming, served by forwarding to the guest over the sandbox's one link.
+ * Client stream ids are remapped onto fresh guest ids; Create prepares the bundle in the
+ * share first and Delete removes it after the guest is done. A client that reads too slowly
+ * is dropped rather than allowed to hold up the link. */
+#ifndef KUASAR_TASKPROXY_H
+#define KUASAR_TASKPROXY_H
+
+#include <stdint.h>
+
+#include "base/loop.h"
+#include "base/util.h"
+#include "proxy/glink.h"
+
+struct tp_conn;
+
+struct taskproxy {
+	struct loop *loop;
+	struct loop_watch listen;
+	struct glink *link;
+	char path[KPATH_SIZE];
+	char shared[KPATH_SIZE]; /* host side of the share */
+	struct tp_conn *conns;
+	unsigned n_conns;
+	/* containerd's namespace (metadata containerd-namespace-ttrpc), for events. */
+	char ns[64];
+	char hostname[HOSTNAME_MAX + 1]; /* the pod's */
+	void (*on_ns)(struct taskproxy *tp, void *arg);
+	void *arg;
+};
+
+int taskproxy_start(struct taskproxy *tp, struct loop *loop, struct glink *link, const char *path,
+                    const char *shared, kerr_t *err);
+/* The guest link broke: every call in flight ends with UNAVAILABLE. */
+void taskproxy_link_down(struct taskproxy *tp);
+/* Closes the socket and every connection. */
+void taskproxy_stop(struct taskproxy *tp);
+
+#endif

@@ -1,0 +1,38 @@
+/* Client of kuasar-init's sandbox service (kuasar.sandbox.v1.Sandbox). */
+#ifndef KUASAR_AGENT_H
+#define KUASAR_AGENT_H
+
+#include <stdint.h>
+
+#include "rpc/ttrpc_client.h"
+#include "sandbox.pb-c.h"
+
+#define AGENT_SANDBOX_SERVICE "kuasar.sandbox.v1.Sandbox"
+
+typedef Kuasar__Sandbox__V1__CheckResponse agent_check_t;
+
+int agent_check(struct ttrpc_client *c, agent_check_t **out, int64_t deadline_ns, kerr_t *err);
+void agent_check_free(agent_check_t *r);
+
+struct clock_sync {
+	int64_t offset_ns; /* host minus guest CLOCK_REALTIME */
+	int64_t rtt_ns;    /* of the best round */
+	int rounds;
+};
+/* NTP-style: several rounds; the one with the smallest round trip gives the offset. */
+int agent_measure_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t deadline_ns,
+                        kerr_t *err);
+/* Measures, then has the guest step its clock by the offset. */
+int agent_sync_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t deadline_ns,
+                     kerr_t *err);
+/* Sends len bytes from the host's RNG and asks the guest to reseed. */
+int agent_add_entropy(struct ttrpc_client *c, size_t len, uint32_t *entropy_avail,
+                      int64_t deadline_ns, kerr_t *err);
+/* Mounts the share in the guest; fs_magic gets its statfs type. */
+int agent_mount_share(struct ttrpc_client *c, const char *fstype, uint64_t *fs_magic,
+                      int64_t deadline_ns, kerr_t *err);
+int agent_set_hostname(struct ttrpc_client *c, const char *hostname, int64_t deadline_ns,
+                       kerr_t *err);
+int agent_shutdown(struct ttrpc_client *c, int64_t deadline_ns, kerr_t *err);
+
+#endif

@@ -1,0 +1,460 @@
+/* containerd.services.sandbox.v1.Controller over gRPC: decode, check, hand to sandbox.c. */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "cgroups_v2.pb-c.h"
+#include "host/cri.pb-c.h"
+#include "host/sandbox_controller.pb-c.h"
+#include "rpc/ttrpc_client.h"
+#include "sandboxer/sandbox.h"
+#include "sandboxer/sb_cgroup.h"
+
+#define PFX "/containerd.services.sandbox.v1.Controller/"
+
+/* Decodes the request or answers INVALID_ARGUMENT. */
+#define DECODE(type, fn, call, msg, len)                                                           \
+	type *req = fn##__unpack(NULL, len, msg);                                                  \
+	if (!req)                                                                                  \
+		return grpc_reply_error(call, RPC_INVALID_ARGUMENT,                                \
+		                        "malformed %s (not a valid protobuf)",                     \
+		                        fn##__descriptor.short_name);
+
+static struct sandboxer *sbx_of(struct grpc_call *call)
+{
+	return grpc_call_ctx(call);
+}
+
+/* The sandbox named by a request, or an answered error. */
+static struct sandbox *lookup(struct grpc_call *call, const char *id)
+{
+	struct sandbox *sb;
+	kerr_t err;
+
+	if (!id || !id[0]) {
+		grpc_reply_error(call, RPC_INVALID_ARGUMENT, "sandbox_id is empty");
+		return NULL;
+	}
+	if (id_valid(id, &err) < 0) {
+		grpc_reply_error(call, RPC_INVALID_ARGUMENT, "%s", err.msg);
+		return NULL;
+	}
+	sb = sandbox_find(sbx_of(call), id);
+	if (!sb)
+		grpc_reply_error(call, RPC_NOT_FOUND, "sandbox %s not found", id);
+	return sb;
+}
+
+/* VM size from the pod's linux resources: CPU quota/period rounds up to whole vCPUs, the
+ * memory limit gets the VM's own overhead on top. Config defaults otherwise. */
+static void size_from_pod(const struct sb_config *cfg, const Runtime__V1__PodSandboxConfig *pod,
+                          unsigned *vcpus, unsigned *mem)
+{
+	const Runtime__V1__LinuxContainerResources *r =
+	    pod && pod->linux_config ? pod->linux_config->resources : NULL;
+	long host_cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	*vcpus = cfg->vcpus;
+	*mem = cfg->memory_mib;
+	if (!r)
+		return;
+	if (r->cpu_quota > 0 && r->cpu_period > 0) {
+		int64_t n = (r->cpu_quota + r->cpu_period - 1) / r->cpu_period;
+
+		if (host_cpus > 0 && n > host_cpus)
+			n = host_cpus;
+		*vcpus = (unsigned)(n < 1 ? 1 : n);
+	}
+	if (r->memory_limit_in_bytes > 0) {
+		int64_t mib = (r->memory_limit_in_bytes + (1 << 20) - 1) >> 20;
+
+		*mem = (unsigned)(mib + cfg->overhead_mib);
+		if (*mem < 64)
+			*mem = 64;
+	}
+}
+
+/* The pod as an OCI runtime spec, which Start hands back to containerd: hostname, the
+ * pod's annotations, its resources, and the VM size chosen from them. */
+static char *pod_spec(const Runtime__V1__PodSandboxConfig *pod, unsigned vcpus, unsigned mem)
+{
+	json_object *o = json_object_new_object(), *ann = json_object_new_object();
+	const Runtime__V1__LinuxContainerResources *r =
+	    pod && pod->linux_config ? pod->linux_config->resources : NULL;
+	char buf[32];
+	char *out;
+
+	json_object_object_add(o, "ociVersion", json_object_new_string("1.1.0"));
+	if (pod && pod->hostname && pod->hostname[0])
+		json_object_object_add(o, "hostname", json_object_new_string(pod->hostname));
+	for (size_t i = 0; pod && i < pod->n_annotations; i++)
+		json_object_object_add(ann, pod->annotations[i]->key,
+		                       json_object_new_string(pod->annotations[i]->value));
+	snprintf(buf, sizeof(buf), "%u", vcpus);
+	json_object_object_add(ann, "io.kuasar.vm.vcpus", json_object_new_string(buf));
+	snprintf(buf, sizeof(buf), "%u", mem);
+	json_object_object_add(ann, "io.kuasar.vm.memory_mib", json_object_new_string(buf));
+	json_object_object_add(o, "annotations", ann);
+	if (r) {
+		json_object *lin = json_object_new_object(), *res = json_object_new_object();
+		json_object *cpu = json_object_new_object(), *memo = json_object_new_object();
+
+		if (r->cpu_shares)
+			json_object_object_add(cpu, "shares", json_object_new_int64(r->cpu_shares));
+		if (r->cpu_quota)
+			json_object_object_add(cpu, "quota", json_object_new_int64(r->cpu_quota));
+		if (r->cpu_period)
+			json_object_object_add(cpu, "period", json_object_new_int64(r->cpu_period));
+		if (r->memory_limit_in_bytes)
+			json_object_object_add(memo, "limit",
+			                       json_object_new_int64(r->memory_limit_in_bytes));
+		json_object_object_add(res, "cpu", cpu);
+		json_object_object_add(res, "memory", memo);
+		json_object_object_add(lin, "resources", res);
+		json_object_object_add(o, "linux", lin);
+	}
+	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return out;
+}
+
+static int is_pod_config(const char *type_url)
+{
+	size_t n = type_url ? strlen(type_url) : 0;
+
+	return n >= 16 && !strcmp(type_url + n - 16, "PodSandboxConfig");
+}
+
+static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
+{
+	DECODE(Containerd__Services__Sandbox__V1__CreateRequest,
+	       containerd__services__sandbox__v1__create_request, call, msg, len);
+	Containerd__Services__Sandbox__V1__CreateResponse r =
+	    CONTAINERD__SERVICES__SANDBOX__V1__CREATE_RESPONSE__INIT;
+	Runtime__V1__PodSandboxConfig *pod = NULL;
+	struct sandboxer *sbx = sbx_of(call);
+	char *spec = NULL;
+	struct sandbox *sb;
+	unsigned vcpus, mem;
+	kerr_t err;
+
+	if (!req->sandbox_id || !req->sandbox_id[0]) {
+		grpc_reply_error(call, RPC_INVALID_ARGUMENT, "sandbox_id is empty");
+		goto out;
+	}
+	if (id_valid(req->sandbox_id, &err) < 0) {
+		grpc_reply_error(call, RPC_INVALID_ARGUMENT, "%s", err.msg);
+		goto out;
+	}
+	if (req->options && is_pod_config(req->options->type_url)) {
+		pod = runtime__v1__pod_sandbox_config__unpack(NULL, req->options->value.len,
+		                                              req->options->value.data);
+		if (!pod) {
+			grpc_reply_error(call, RPC_INVALID_ARGUMENT,
+			                 "options: malformed PodSandboxConfig");
+			goto out;
+		}
+	}
+	size_from_pod(&sbx->cfg, pod, &vcpus, &mem);
+	spec = pod_spec(pod, vcpus, mem);
+	if (sandbox_create(sbx, req->sandbox_id, vcpus, mem, pod ? pod->hostname : NULL,
+	                   req->netns_path, spec, &sb, &err) < 0) {
+		grpc_reply_error(call, err.errnum == EEXIST ? RPC_ALREADY_EXISTS : RPC_INTERNAL,
+		                 "%s", err.msg);
+		goto out;
+	}
+	log_info("sandbox %s: created (%u vCPU, %u MiB%s%s)", sb->id, vcpus, mem,
+	         req->netns_path && req->netns_path[0] ? ", netns " : "",
+	         req->netns_path ? req->netns_path : "");
+	r.sandbox_id = sb->id;
+	grpc_reply(call, &r.base);
+out:
+	free(spec);
+	if (pod)
+		runtime__v1__pod_sandbox_config__free_unpacked(pod, NULL);
+	containerd__services__sandbox__v1__create_request__free_unpacked(req, NULL);
+}
+
+static void h_start(struct grpc_call *call, const uint8_t *msg, size_t len)
+{
+	DECODE(Containerd__Services__Sandbox__V1__StartRequest,
+	       containerd__services__sandbox__v1__start_request, call, msg, len);
+	struct sandbox *sb = lookup(call, req->sandbox_id);
+
+	if (sb)
+		sandbox_start(sb, call);
+	containerd__services__sandbox__v1__start_request__free_unpacked(req, NULL);
+}
+
+static void h_platform(struct grpc_call *call, const uint8_t *msg, size_t len)
+{
+	DECODE(Containerd__Services__Sandbox__V1__PlatformRequest,
+	       containerd__services__sandbox__v1__platform_request, call, msg, len);
+	Containerd__Services__Sandbox__V1__PlatformResponse r =
+	    CONTAINERD__SERVICES__SANDBOX__V1__PLATFORM_RESPONSE__INIT;
+	Containerd__Services__Sandbox__V1__Platform p =
+	    CONTAINERD__SERVICES__SANDBOX__V1__PLATFORM__INIT;
+
+	if (lookup(call, req->sandbox_id)) {
+		p.os = "linux";
+		p.architecture = "amd64";
+		r.platform = &p;
+		grpc_reply(call, &r.base);
+	}
+	containerd__services__sandbox__v1__platform_request__free_unpacked(req, NULL);
+}
+
+static void h_stop(struct grpc_call *call, const uint8_t *msg, size_t len)
+{
+	DECODE(Containerd__Services__Sandbox__V1__StopRequest,
+	       containerd__services__sandbox__v1__stop_request, call, msg, len);
+	struct sandbox *sb = lookup(call, req->sandbox_id);
+
+	if (sb)
+		sandbox_stop(sb, req->timeout_secs, call);
+	containerd__services__sandbox__v1__stop_request__free_unpacked(req, NULL);
+}
+
+static void h_wait(struct grpc_call *call, const uint8_t *msg, size_t len)
+{
+	DECODE(Containerd__Services__Sandbox__V1__WaitRequest,
+	       containerd__services__sandbox__v1__wait_request, call, msg, len);
+	struct sandbox *sb = lookup(call, req->sandbox_id);
+
+	if (sb)
+		sandbox_add_waiter(sb, call);
+	containerd__services__sandbox__v1__wait_request__free_unpacked(req, NULL);
+}
+
+#define INFO_MAX 16
+
+struct info {
+	Containerd__Services__Sandbox__V1__StatusResponse__InfoEntry e[INFO_MAX];
+	Containerd__Services__Sandbox__V1__StatusResponse__InfoEntry *p[INFO_MAX];
+	char v[INFO_MAX][512];
+	size_t n;
+};
+
+static void info_add(struct info *in, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void info_add(struct info *in, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (in->n >= INFO_MAX)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(in->v[in->n], sizeof(in->v[0]), fmt, ap);
+	va_end(ap);
+	containerd__services__sandbox__v1__status_response__info_entry__init(&in->e[in->n]);
+	in->e[in->n].key = (char *)key;
+	in->e[in->n].value = in->v[in->n];
+	in->p[in->n] = &in->e[in->n];
+	in->n++;
+}
+
+static void h_status(struct grpc_call *call, const uint8_t *msg, size_t len)
+{
+	DECODE(Containerd__Services__Sandbox__V1__StatusRequest,
+	       containerd__services__sandbox__v1__status_request, call, msg, len);
+	Containerd__Services__Sandbox__V1__StatusResponse r =
+	    CONTAINERD__SERVICES__SANDBOX__V1__STATUS_RESPONSE__INIT;
+	Google__Protobuf__Timestamp created = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+	Google__Protobuf__Timestamp exited = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+	struct sandbox *sb = lookup(call, req->sandbox_id);
+	struct proc_mem pm;
+	struct info *in;
+
+	if (!sb)
+		goto out;
+	in = calloc(1, sizeof(*in));
+	if (!in) {
+		grpc_reply_error(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+		goto out;
+	}
+	r.sandbox_id = sb->id;
+	r.pid = (uint32_t)sb->pid;
+	r.state = sb->state == SB_READY ? "SANDBOX_READY" : "SANDBOX_NOTREADY";
+	ts_from_ns(&created, sb->created_ns);
+	r.created_at = &created;
+	if (sb->state == SB_STOPPED) {
+		ts_from_ns(&exited, sb->exited_ns);
+		r.exited_at = &exited;
+	}
+	if (sb->state == SB_READY || sb->state == SB_STOPPING) {
+		r.address = sb->task_address;
+		r.version = 3;
+	}
+	if (req->verbose) {
+		info_add(in, "state", "%s", sandbox_state_name(sb));
+		info_add(in, "vcpus", "%u", sb->vcpus);
+		info_add(in, "memory_mib", "%u", sb->memory_mib);
+		info_add(in, "vmm_pid", "%d", sb->pid);
+		info_add(in, "task_proxy_pid", "%d", sb->proxy);
+		info_add(in, "dir", "%s", sb->paths.dir);
+		if (sb->boot[0])
+			info_add(in, "boot", "%s", sb->boot);
+		if (sb->state == SB_READY && sb->pid > 0 && proc_mem(sb->pid, &pm, NULL) == 0) {
+			info_add(in, "vmm_uss_kib", "%llu", pm.uss_kib);
+			info_add(in, "vmm_pss_kib", "%llu", pm.pss_kib);
+			info_add(in, "vmm_rss_kib", "%llu", pm.rss_kib);
+		}
+		if (sb->netns[0])
+			info_add(in, "netns", "%s", sb->netns);
+		if (sb->state == SB_STOPPED)
+			info_add(in, "exit_status", "%d", sb->exit_status);
+		if (sb->last_error[0])
+			info_add(in, "error", "%s", sb->last_error);
+		r.n_info = in->n;
+		r.info = in->p;
+	}
+	grpc_reply(call, &r.base);
+	free(in);
+out:
+	containerd__services__sandbox__v1__status_request__free_unpacked(req, NULL);
+}
+
+static void h_shutdown(struct grpc_call *call, const uint8_t *msg, size_t len)
+{
+	DECODE(Containerd__Services__Sandbox__V1__ShutdownRequest,
+	       containerd__services__sandbox__v1__shutdown_request, call, msg, len);
+	struct sandbox *sb = lookup(call, req->sandbox_id);
+	if (sb)
+		sandbox_shutdown(sb, call);
+	containerd__services__sandbox__v1__shutdown_request__free_unpacked(req, NULL);
+}
+
+/* Host-side figures of the VMM process: CPU time and resident memory. */
+static int vmm_usage(pid_t pid, uint64_t *cpu_usec, uint64_t *rss)
+{
+	char path[64], *text = NULL, *p;
+	unsigned long long ut, st;
+	long pages;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_file(path, &text, NULL, 4096, NULL) < 0)
+		return -1;
+	p = strrchr(text, ')');
+	if (!p || sscanf(p + 2,
+	                 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d "
+	                 "%*d %*d %*u %*u %ld",
+	                 &ut, &st, &pages) != 3) {
+		free(text);
+		return -1;
+	}
+	free(text);
+	*cpu_usec = (ut + st) * 1000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK);
+	*rss = (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+	return 0;
+}
+
+static void h_metrics(struct grpc_call *call, const uint8_t *msg, size_t len)
+{
+	DECODE(Containerd__Services__Sandbox__V1__MetricsRequest,
+	       containerd__services__sandbox__v1__metrics_request, call, msg, len);
+	Containerd__Services__Sandbox__V1__MetricsResponse r =
+	    CONTAINERD__SERVICES__SANDBOX__V1__METRICS_RESPONSE__INIT;
+	Containerd__Services__Sandbox__V1__Metric m =
+	    CONTAINERD__SERVICES__SANDBOX__V1__METRIC__INIT;
+	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	Io__Containerd__Cgroups__V2__Metrics cg = IO__CONTAINERD__CGROUPS__V2__METRICS__INIT;
+	Io__Containerd__Cgroups__V2__CPUStat cpu = IO__CONTAINERD__CGROUPS__V2__CPUSTAT__INIT;
+	Io__Containerd__Cgroups__V2__MemoryStat mem =
+	    IO__CONTAINERD__CGROUPS__V2__MEMORY_STAT__INIT;
+	Io__Containerd__Cgroups__V2__PidsStat pids = IO__CONTAINERD__CGROUPS__V2__PIDS_STAT__INIT;
+	struct sandbox *sb = lookup(call, req->sandbox_id);
+	uint64_t usec, rss;
+	uint8_t *buf = NULL;
+	struct cg_stats cs;
+	kerr_t err;
+
+	if (!sb)
+		goto out;
+	if (sb->state != SB_READY) {
+		grpc_reply_error(call, RPC_FAILED_PRECONDITION,
+		                 "sandbox %s is %s: no VMM to measure", sb->id,
+		                 sandbox_state_name(sb));
+		goto out;
+	}
+	/* The sandbox's cgroup (VMM and task proxy) where it has one, else the VMM process. */
+	if (sb->has_cgroup &&
+	    sb_cgroup_stats(sbx_of(call)->cfg.cgroup_parent, sb->id, &cs, &err) == 0) {
+		cpu.usage_usec = cs.cpu_usec;
+		mem.usage = cs.memory_bytes;
+		mem.usage_limit =
+		    cs.memory_limit ? cs.memory_limit : (uint64_t)sb->memory_mib << 20;
+		pids.current = cs.pids;
+		cg.pids = &pids;
+	} else if (vmm_usage(sb->pid, &usec, &rss) == 0) {
+		cpu.usage_usec = usec;
+		mem.usage = rss;
+		mem.usage_limit = (uint64_t)sb->memory_mib << 20;
+	} else {
+		grpc_reply_error(call, RPC_UNAVAILABLE, "sandbox %s: VMM %d cannot be measured",
+		                 sb->id, sb->pid);
+		goto out;
+	}
+	cg.cpu = &cpu;
+	cg.memory = &mem;
+	any.type_url = "io.containerd.cgroups.v2.Metrics";
+	any.value.len = io__containerd__cgroups__v2__metrics__get_packed_size(&cg);
+	buf = malloc(any.value.len + 1);
+	if (!buf) {
+		grpc_reply_error(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+		goto out;
+	}
+	io__containerd__cgroups__v2__metrics__pack(&cg, buf);
+	any.value.data = buf;
+	ts_from_ns(&ts, real_ns());
+	m.timestamp = &ts;
+	m.id = sb->id;
+	m.data = &any;
+	r.metrics = &m;
+	grpc_reply(call, &r.base);
+out:
+	free(buf);
+	containerd__services__sandbox__v1__metrics_request__free_unpacked(req, NULL);
+}
+
+static void h_update(struct grpc_call *call, const uint8_t *msg, size_t len)
+{
+	DECODE(Containerd__Services__Sandbox__V1__UpdateRequest,
+	       containerd__services__sandbox__v1__update_request, call, msg, len);
+	struct sandbox *sb = lookup(call, req->sandbox_id);
+
+	if (!sb)
+		goto out;
+	/* Labels and extensions are containerd's own records; nothing in the VM depends on
+	 * them. Resizing a running VM (vCPU or memory hotplug) is not supported. */
+	for (size_t i = 0; i < req->n_fields; i++) {
+		const char *f = req->fields[i];
+
+		if (strcmp(f, "labels") && strncmp(f, "labels.", 7) && strcmp(f, "extensions") &&
+		    strncmp(f, "extensions.", 11) && strcmp(f, "updated_at")) {
+			grpc_reply_error(
+			    call, RPC_UNIMPLEMENTED,
+			    "sandbox %s: updating `%s` of a running VM is not supported", sb->id,
+			    f);
+			goto out;
+		}
+	}
+	grpc_reply(call, NULL);
+out:
+	containerd__services__sandbox__v1__update_request__free_unpacked(req, NULL);
+}
+
+const struct grpc_method controller_methods[] = {
+	{ PFX "Create", h_create },     { PFX "Start", h_start },
+	{ PFX "Platform", h_platform }, { PFX "Stop", h_stop },
+	{ PFX "Wait", h_wait },         { PFX "Status", h_status },
+	{ PFX "Shutdown", h_shutdown }, { PFX "Metrics", h_metrics },
+	{ PFX "Update", h_update },
+};
+const size_t controller_n_methods = sizeof(controller_methods) / sizeof(controller_methods[0]);

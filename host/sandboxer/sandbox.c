@@ -1,0 +1,877 @@
+#include "sandboxer/sandbox.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/json.h"
+#include "base/log.h"
+#include "base/syscalls.h"
+#include "base/util.h"
+#include "google/protobuf/timestamp.pb-c.h"
+#include "host/sandbox_controller.pb-c.h"
+#include "rpc/agent.h"
+#include "sandbox.pb-c.h"
+#include "sandboxer/sb_cgroup.h"
+#include "proxy/proxy_result.h"
+#include "vm/vm.h"
+
+#define STATE_FILE "sandbox.json"
+#define TASK_SOCK "task.sock"
+
+static const char *const state_names[] = { "created", "starting", "ready", "stopping", "stopped" };
+
+const char *sandbox_state_name(const struct sandbox *sb)
+{
+	return state_names[sb->state];
+}
+
+struct sandbox *sandbox_find(struct sandboxer *sbx, const char *id)
+{
+	for (struct sandbox *sb = sbx->sandboxes; sb; sb = sb->next)
+		if (!strcmp(sb->id, id))
+			return sb;
+	return NULL;
+}
+
+/* Written at every change (write, fsync, rename) so a restarted daemon finds it. */
+static void state_write(struct sandbox *sb)
+{
+	json_object *o = json_object_new_object();
+	char path[KPATH_SIZE];
+	const char *s;
+	kerr_t err;
+	int rc;
+
+	json_object_object_add(o, "id", json_object_new_string(sb->id));
+	json_object_object_add(o, "state",
+	                       json_object_new_string(sb->state == SB_STARTING ? "created"
+	                                              : sb->state == SB_STOPPING
+	                                                  ? "ready"
+	                                                  : sandbox_state_name(sb)));
+	json_object_object_add(o, "vcpus", json_object_new_int((int)sb->vcpus));
+	json_object_object_add(o, "memory_mib", json_object_new_int((int)sb->memory_mib));
+	json_object_object_add(o, "hostname", json_object_new_string(sb->hostname));
+	json_object_object_add(o, "netns", json_object_new_string(sb->netns));
+	json_object_object_add(o, "spec",
+	                       json_object_new_string(sb->spec_json ? sb->spec_json : ""));
+	json_object_object_add(o, "vmm_pid", json_object_new_int(sb->pid));
+	json_object_object_add(o, "proxy_pid", json_object_new_int(sb->proxy));
+	json_object_object_add(o, "created_ns", json_object_new_int64(sb->created_ns));
+	json_object_object_add(o, "started_ns", json_object_new_int64(sb->started_ns));
+	json_object_object_add(o, "exited_ns", json_object_new_int64(sb->exited_ns));
+	json_object_object_add(o, "exit_status", json_object_new_int(sb->exit_status));
+	json_object_object_add(o, "error", json_object_new_string(sb->last_error));
+	json_object_object_add(o, "boot", json_object_new_string(sb->boot));
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+	rc = fmt_path(path, sizeof(path), "%s/" STATE_FILE, sb->paths.dir) < 0
+	         ? kerr_sys(&err, "state file in %s", sb->paths.dir)
+	         : write_file_atomic(path, s, strlen(s), &err);
+	if (rc < 0)
+		log_warn("sandbox %s: cannot save its state: %s", sb->id, err.msg);
+	json_object_put(o);
+}
+
+static struct sandbox *sandbox_new(struct sandboxer *sbx, const char *id, kerr_t *err)
+{
+	struct sandbox *sb = calloc(1, sizeof(*sb));
+
+	if (!sb) {
+		kerr_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	sb->sbx = sbx;
+	if (id_valid(id, err) < 0 || vm_paths_init(&sb->paths, sbx->cfg.run_dir, id, err) < 0 ||
+	    fmt_path(sb->task_address, sizeof(sb->task_address), "ttrpc+unix://%s/" TASK_SOCK,
+	             sb->paths.dir) < 0) {
+		if (errno == ENAMETOOLONG)
+			kerr_sys(err, "task socket of `%s`", id);
+		free(sb);
+		return NULL;
+	}
+	memcpy(sb->id, id, strlen(id) + 1);
+	sb->vmm_w.fd = sb->proxy_w.fd = sb->result_w.fd = -1;
+	sb->next = sbx->sandboxes;
+	sbx->sandboxes = sb;
+	sbx->n_sandboxes++;
+	return sb;
+}
+
+static void sandbox_free(struct sandbox *sb)
+{
+	struct sandboxer *sbx = sb->sbx;
+
+	for (struct sandbox **pp = &sbx->sandboxes; *pp; pp = &(*pp)->next) {
+		if (*pp == sb) {
+			*pp = sb->next;
+			break;
+		}
+	}
+	sbx->n_sandboxes--;
+	free(sb->spec_json);
+	free(sb);
+}
+
+int sandbox_create(struct sandboxer *sbx, const char *id, unsigned vcpus, unsigned memory_mib,
+                   const char *hostname, const char *netns, const char *spec_json,
+                   struct sandbox **out, kerr_t *err)
+{
+	struct sandbox *sb;
+
+	if (id_valid(id, err) < 0)
+		return -1;
+	if (sandbox_find(sbx, id))
+		return kerr_set(err, EEXIST, "sandbox `%s` already exists", id);
+	if (hostname && strlen(hostname) > HOSTNAME_MAX)
+		return kerr_set(err, EINVAL, "sandbox `%s`: hostname `%.64s...` is over %d characters",
+		                id, hostname, HOSTNAME_MAX);
+	sb = sandbox_new(sbx, id, err);
+	if (!sb)
+		return -1;
+	if (mkdir(sb->paths.dir, 0700) < 0) {
+		if (errno == EEXIST)
+			kerr_set(err, EEXIST, "sandbox `%s`: %s already exists", id, sb->paths.dir);
+		else
+			kerr_sys(err, "mkdir %s", sb->paths.dir);
+		sandbox_free(sb);
+		return -1;
+	}
+	sb->vcpus = vcpus;
+	sb->memory_mib = memory_mib;
+	snprintf(sb->hostname, sizeof(sb->hostname), "%s", hostname ? hostname : "");
+	snprintf(sb->netns, sizeof(sb->netns), "%s", netns ? netns : "");
+	sb->spec_json = spec_json ? strdup(spec_json) : NULL;
+	sb->created_ns = real_ns();
+	state_write(sb);
+	*out = sb;
+	return 0;
+}
+
+/* ---- replies ---- */
+
+/* Answers a Start call from the sandbox's current data. */
+static void sandbox_reply_start(struct sandbox *sb, struct grpc_call *call)
+{
+	Containerd__Services__Sandbox__V1__StartResponse r =
+	    CONTAINERD__SERVICES__SANDBOX__V1__START_RESPONSE__INIT;
+	Google__Protobuf__Timestamp created = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+	Google__Protobuf__Any spec = GOOGLE__PROTOBUF__ANY__INIT;
+	json_object *o = json_object_new_object();
+	const char *json;
+
+	r.sandbox_id = sb->id;
+	r.pid = (uint32_t)sb->pid;
+	ts_from_ns(&created, sb->created_ns);
+	r.created_at = &created;
+	r.address = sb->task_address;
+	r.version = 3;
+	/* containerd decodes the spec it is handed; a minimal valid one says what the pod is. */
+	json_object_object_add(o, "ociVersion", json_object_new_string("1.1.0"));
+	if (sb->hostname[0])
+		json_object_object_add(o, "hostname", json_object_new_string(sb->hostname));
+	json = sb->spec_json ? sb->spec_json
+	                     : json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	spec.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+	spec.value.data = (uint8_t *)json;
+	spec.value.len = strlen(json);
+	r.spec = &spec;
+	grpc_reply(call, &r.base);
+	json_object_put(o);
+}
+
+static void reply_wait(struct grpc_call *call, struct sandbox *sb)
+{
+	Containerd__Services__Sandbox__V1__WaitResponse r =
+	    CONTAINERD__SERVICES__SANDBOX__V1__WAIT_RESPONSE__INIT;
+	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+
+	r.exit_status = (uint32_t)sb->exit_status;
+	ts_from_ns(&ts, sb->exited_ns ? sb->exited_ns : real_ns());
+	r.exited_at = &ts;
+	grpc_reply(call, &r.base);
+}
+
+static void waiter_cancel(struct grpc_call *call, void *arg)
+{
+	struct sb_waiter *w = arg;
+
+	for (struct sb_waiter **pp = &w->sb->waiters; *pp; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	free(w);
+}
+
+void sandbox_add_waiter(struct sandbox *sb, struct grpc_call *call)
+{
+	struct sb_waiter *w;
+
+	if (sb->state == SB_STOPPED)
+		return reply_wait(call, sb);
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return grpc_reply_error(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+	w->call = call;
+	w->sb = sb;
+	w->next = sb->waiters;
+	sb->waiters = w;
+	grpc_call_on_cancel(call, waiter_cancel, w);
+}
+
+static void start_cancel(struct grpc_call *call, void *arg)
+{
+	((struct sandbox *)arg)->start_call = NULL;
+}
+
+static void stop_cancel(struct grpc_call *call, void *arg)
+{
+	struct sandbox *sb = arg;
+
+	for (int i = 0; i < sb->n_stop_calls; i++) {
+		if (sb->stop_calls[i] == call) {
+			sb->stop_calls[i] = sb->stop_calls[--sb->n_stop_calls];
+			return;
+		}
+	}
+}
+
+/* ---- the VM is gone ---- */
+
+static void close_watch(struct sandbox *sb, struct loop_watch *w)
+{
+	if (w->fd < 0)
+		return;
+	loop_del(&sb->sbx->loop, w);
+	close(w->fd);
+	w->fd = -1;
+}
+
+/* Whatever is left of the sandbox's processes (a VMM spawned but not yet recorded, orphans
+ * of a killed proxy): its cgroup knows them all. */
+static void kill_remains(struct sandbox *sb)
+{
+	if (sb->has_cgroup && sb_cgroup_kill_all(sb->sbx->cfg.cgroup_parent, sb->id, 5000) < 0)
+		log_warn("sandbox %s: processes remain in its cgroup", sb->id);
+}
+
+static void remove_stopped(struct loop_timer *t);
+
+static void became_stopped(struct sandbox *sb, int status)
+{
+	struct sb_waiter *w;
+
+	/* A VMM whose proxy died before it is our orphan (we are the subreaper): reap it. */
+	if (sb->vmm_w.fd >= 0) {
+		siginfo_t si;
+
+		waitid(P_PIDFD, (id_t)sb->vmm_w.fd, &si, WEXITED | WNOHANG);
+	}
+	close_watch(sb, &sb->proxy_w);
+	close_watch(sb, &sb->vmm_w);
+	close_watch(sb, &sb->result_w);
+	loop_timer_cancel(&sb->sbx->loop, &sb->stop_timer);
+	/* Root filesystems mounted for containers must not outlive the VM: containerd removes
+	 * their snapshots next. */
+	umount_below(sb->paths.dir);
+	unlink(sb->paths.qmp);
+	unlink(sb->paths.agent);
+	sb->state = SB_STOPPED;
+	sb->exit_status = status;
+	sb->exited_ns = real_ns();
+	sb->pid = sb->proxy = 0;
+	kill_remains(sb);
+	if (sb->has_cgroup && sb_cgroup_remove(sb->sbx->cfg.cgroup_parent, sb->id) == 0)
+		sb->has_cgroup = 0;
+	state_write(sb);
+	while ((w = sb->waiters)) {
+		sb->waiters = w->next;
+		grpc_call_on_cancel(w->call, NULL, NULL);
+		reply_wait(w->call, sb);
+		free(w);
+	}
+	while (sb->n_stop_calls) {
+		struct grpc_call *c = sb->stop_calls[--sb->n_stop_calls];
+
+		grpc_call_on_cancel(c, NULL, NULL);
+		grpc_reply(c, NULL);
+	}
+	/* A Shutdown waited for this; it finishes from the loop, after our caller is done
+	 * with sb. */
+	if (sb->n_shutdown_calls) {
+		sb->remove_timer.fn = remove_stopped;
+		loop_timer_arm(&sb->sbx->loop, &sb->remove_timer, 0);
+	}
+}
+
+static void kill_vmm(struct sandbox *sb)
+{
+	if (sb->vmm_w.fd >= 0)
+		sys_pidfd_send_signal(sb->vmm_w.fd, SIGKILL);
+}
+
+/* ---- waiting without blocking the loop ---- */
+
+/* A child that was told to exit (or killed) and only needs reaping: the loop waits for it,
+ * never a handler. Still there after kill_after_ms, it is killed. */
+struct reaper {
+	struct loop *loop;
+	struct loop_watch w;
+	struct loop_timer t;
+};
+
+static void reaper_done(struct loop_watch *w, uint32_t events)
+{
+	struct reaper *r = container_of(w, struct reaper, w);
+	siginfo_t si;
+
+	loop_del(r->loop, w);
+	loop_timer_cancel(r->loop, &r->t);
+	waitid(P_PIDFD, (id_t)w->fd, &si, WEXITED | WNOHANG);
+	close(w->fd);
+	free(r);
+}
+
+static void reaper_timeout(struct loop_timer *t)
+{
+	struct reaper *r = container_of(t, struct reaper, t);
+
+	sys_pidfd_send_signal(r->w.fd, SIGKILL);
+}
+
+/* Takes over the pidfd watched by w. */
+static void reap_later(struct sandbox *sb, struct loop_watch *w, int kill_after_ms)
+{
+	struct reaper *r = calloc(1, sizeof(*r));
+	kerr_t err;
+
+	if (w->fd < 0)
+		return;
+	loop_del(&sb->sbx->loop, w);
+	if (!r) {
+		sys_pidfd_send_signal(w->fd, SIGKILL);
+		close(w->fd);
+		w->fd = -1;
+		return;
+	}
+	r->loop = &sb->sbx->loop;
+	r->w.fd = w->fd;
+	r->w.fn = reaper_done;
+	r->t.fn = reaper_timeout;
+	w->fd = -1;
+	if (loop_add(r->loop, &r->w, EPOLLIN, &err) < 0) {
+		log_warn("sandbox %s: %s", sb->id, err.msg);
+		sys_pidfd_send_signal(r->w.fd, SIGKILL);
+		close(r->w.fd);
+		free(r);
+		return;
+	}
+	loop_timer_arm(r->loop, &r->t, kill_after_ms);
+}
+
+/* The proxy exits with the VMM's status; an adopted one (not our child) left it in a file. */
+static int proxy_status(struct sandbox *sb)
+{
+	siginfo_t si = { 0 };
+	char path[KPATH_SIZE], *text = NULL;
+	int status = 255;
+
+	if (sb->proxy_child && sb->proxy_w.fd >= 0 &&
+	    waitid(P_PIDFD, (id_t)sb->proxy_w.fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid)
+		return si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+	if (fmt_path(path, sizeof(path), "%s/vmm-exit", sb->paths.dir) == 0 &&
+	    read_file(path, &text, NULL, 64, NULL) == 0) {
+		status = atoi(text);
+		free(text);
+	}
+	return status;
+}
+
+static int vmm_running(struct sandbox *sb)
+{
+	struct pollfd p = { .fd = sb->vmm_w.fd, .events = POLLIN };
+
+	return p.fd >= 0 && poll(&p, 1, 0) == 0; /* a look, not a wait */
+}
+
+/* The VMM, killed after its proxy died, is gone: the sandbox is over. */
+static void vmm_killed(struct loop_watch *w, uint32_t events)
+{
+	became_stopped(container_of(w, struct sandbox, vmm_w), 137);
+}
+
+static void vmm_kill_timeout(struct loop_timer *t)
+{
+	struct sandbox *sb = container_of(t, struct sandbox, stop_timer);
+
+	log_warn("sandbox %s: VMM %d still there 5 s after SIGKILL; giving up on it", sb->id,
+	         sb->pid);
+	became_stopped(sb, 137);
+}
+
+static void result_event(struct loop_watch *w, uint32_t events);
+
+static void proxy_exited(struct loop_watch *w, uint32_t events)
+{
+	struct sandbox *sb = container_of(w, struct sandbox, proxy_w);
+	int status;
+
+	/* Its start result first (it may have exited right after writing it). */
+	if (sb->result_w.fd >= 0)
+		return result_event(&sb->result_w, EPOLLIN);
+	status = proxy_status(sb);
+	close_watch(sb, &sb->proxy_w);
+	/* Without its proxy nobody serves the task socket: the sandbox is over. The VMM's
+	 * exit, an event like any other, completes the stop. */
+	if (vmm_running(sb)) {
+		log_warn("sandbox %s: task proxy %d died with the VMM running; stopping the VMM",
+		         sb->id, sb->proxy);
+		fmt_msg(sb->last_error, sizeof(sb->last_error), "task proxy died");
+		kill_vmm(sb);
+		sb->vmm_w.fn = vmm_killed; /* still watched: it has not exited */
+		sb->stop_timer.fn = vmm_kill_timeout;
+		loop_timer_arm(&sb->sbx->loop, &sb->stop_timer, 5000);
+		return;
+	}
+	log_info("sandbox %s: VMM %d exited (status %d)", sb->id, sb->pid, status);
+	became_stopped(sb, status);
+}
+
+static void vmm_exited(struct loop_watch *w, uint32_t events)
+{
+	/* The proxy follows its VMM within moments; its exit completes the stop. Stop
+	 * watching so the loop does not spin on a readable pidfd meanwhile. */
+	struct sandbox *sb = container_of(w, struct sandbox, vmm_w);
+
+	loop_del(&sb->sbx->loop, w);
+}
+
+static int watch_pid(struct sandbox *sb, struct loop_watch *w, pid_t pid,
+                     void (*fn)(struct loop_watch *, uint32_t), kerr_t *err)
+{
+	w->fd = sys_pidfd_open(pid);
+	if (w->fd < 0)
+		return kerr_sys(err, "pidfd_open %d", pid);
+	w->fn = fn;
+	if (loop_add(&sb->sbx->loop, w, EPOLLIN, err) < 0) {
+		close(w->fd);
+		w->fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- start ---- */
+
+static void start_answer_error(struct sandbox *sb, int code, const char *msg)
+{
+	if (!sb->start_call)
+		return;
+	grpc_call_on_cancel(sb->start_call, NULL, NULL);
+	grpc_reply_error(sb->start_call, code, "start sandbox %s: %s", sb->id, msg);
+	sb->start_call = NULL;
+}
+
+/* Kills what a start left: the VMM it spawned, if any, and its proxy, reaped when it exits
+ * (it does right after reporting a failure). */
+static void kill_start(struct sandbox *sb)
+{
+	pid_t pid = vm_find_vmm(sb->sbx->cfg.run_dir, sb->id);
+
+	if (pid > 0)
+		kill(pid, SIGKILL);
+	if (sb->proxy_w.fd >= 0)
+		reap_later(sb, &sb->proxy_w, 5000);
+	else if (sb->proxy > 0)
+		kill(sb->proxy, SIGKILL);
+	kill_remains(sb);
+	if (pid > 0)
+		waitpid(pid, NULL, WNOHANG);
+}
+
+static void start_failed(struct sandbox *sb, const char *msg)
+{
+	kill_start(sb);
+	fmt_msg(sb->last_error, sizeof(sb->last_error), "%s", msg);
+	log_warn("sandbox %s: start failed: %s", sb->id, msg);
+	/* A failed boot removes the directory; the sandbox stays known until Shutdown. */
+	mkdir(sb->paths.dir, 0700);
+	became_stopped(sb, 255);
+	start_answer_error(sb, RPC_FAILED_PRECONDITION, msg);
+}
+
+static void result_event(struct loop_watch *w, uint32_t events)
+{
+	struct sandbox *sb = container_of(w, struct sandbox, result_w);
+	char buf[PROXY_RESULT_MAX];
+	ssize_t n = read(w->fd, buf, sizeof(buf));
+	struct proxy_result r;
+	kerr_t err;
+
+	if (n < 0 && errno == EAGAIN)
+		return;
+	close_watch(sb, w);
+	if (n <= 0 || proxy_result_parse(buf, (size_t)n, &r) < 0)
+		return start_failed(sb, n > 0 ? "the task proxy sent a malformed result"
+		                              : "the task proxy died without a result");
+	if (!r.ok)
+		return start_failed(sb, r.message);
+	sb->pid = r.vmm_pid;
+	if (watch_pid(sb, &sb->vmm_w, r.vmm_pid, vmm_exited, &err) < 0)
+		return start_failed(sb, err.msg);
+	sb->state = SB_READY;
+	sb->started_ns = real_ns();
+	sb->last_error[0] = 0;
+	if (!strcmp(r.boot_mode, "template"))
+		fmt_msg(sb->boot, sizeof(sb->boot), "template %s", r.template_key);
+	else
+		fmt_msg(sb->boot, sizeof(sb->boot), "cold");
+	state_write(sb);
+	log_info("sandbox %s: ready in %lld ms (%s; VMM %d, proxy %d, %s)", sb->id, r.boot_ms,
+	         sb->boot, sb->pid, sb->proxy, r.accel);
+	if (sb->start_call) {
+		grpc_call_on_cancel(sb->start_call, NULL, NULL);
+		sandbox_reply_start(sb, sb->start_call);
+		sb->start_call = NULL;
+	}
+}
+
+/* The proxy is this binary again: fd 3 carries its start result. */
+static void exec_proxy(struct sandbox *sb, int result_fd)
+{
+	const struct sb_config *c = &sb->sbx->cfg;
+	char vcpus[16], mem[16];
+	sigset_t none;
+
+	snprintf(vcpus, sizeof(vcpus), "%u", sb->vcpus);
+	snprintf(mem, sizeof(mem), "%u", sb->memory_mib);
+	if (dup2(result_fd, 3) < 0)
+		_exit(127);
+	if (sb->has_cgroup && sb_cgroup_enter(c->cgroup_parent, sb->id) < 0)
+		dprintf(2, "kuasar-sandboxer: warning: sandbox %s: cannot enter its cgroup: %s\n",
+		        sb->id, strerror(errno));
+	sys_close_from(4);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execl("/proc/self/exe", "kuasar-sandboxer", "proxy", "--id", sb->id, "--config",
+	      sb->sbx->config_path, "--run-dir", c->run_dir, "--containerd-ttrpc",
+	      c->containerd_ttrpc, "--vcpus", vcpus, "--memory", mem, "--log-level",
+	      c->debug ? "debug" : c->log_level, "--hostname", sb->hostname, (char *)NULL);
+	dprintf(3, "E %d exec /proc/self/exe: %s", errno, strerror(errno));
+	_exit(127);
+}
+
+void sandbox_start(struct sandbox *sb, struct grpc_call *call)
+{
+	int p[2];
+	kerr_t err;
+
+	switch (sb->state) {
+	case SB_READY: return sandbox_reply_start(sb, call);
+	case SB_STARTING:
+		return grpc_reply_error(call, RPC_FAILED_PRECONDITION,
+		                        "sandbox %s is already starting", sb->id);
+	case SB_STOPPING:
+	case SB_STOPPED:
+		return grpc_reply_error(call, RPC_FAILED_PRECONDITION, "sandbox %s is %s", sb->id,
+		                        sandbox_state_name(sb));
+	case SB_CREATED: break;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return grpc_reply_error(call, RPC_INTERNAL, "pipe: %s", strerror(errno));
+	if (sb->sbx->cfg.cgroup_parent[0]) {
+		sb->has_cgroup = sb_cgroup_create(sb->sbx->cfg.cgroup_parent, sb->id, &err) == 0;
+		if (!sb->has_cgroup)
+			log_warn("sandbox %s: runs without a cgroup of its own: %s", sb->id,
+			         err.msg);
+	}
+	sb->proxy = fork();
+	if (sb->proxy == 0)
+		exec_proxy(sb, p[1]);
+	close(p[1]);
+	if (sb->proxy < 0) {
+		close(p[0]);
+		return grpc_reply_error(call, RPC_INTERNAL, "fork: %s", strerror(errno));
+	}
+	sb->proxy_child = 1;
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	sb->result_w.fd = p[0];
+	sb->result_w.fn = result_event;
+	if (loop_add(&sb->sbx->loop, &sb->result_w, EPOLLIN, &err) < 0 ||
+	    watch_pid(sb, &sb->proxy_w, sb->proxy, proxy_exited, &err) < 0) {
+		kill(sb->proxy, SIGKILL);
+		close_watch(sb, &sb->result_w);
+		return grpc_reply_error(call, RPC_INTERNAL, "%s", err.msg);
+	}
+	sb->state = SB_STARTING;
+	sb->start_call = call;
+	grpc_call_on_cancel(call, start_cancel, sb);
+	state_write(sb);
+}
+
+/* ---- stop ---- */
+
+static void stop_timeout(struct loop_timer *t)
+{
+	struct sandbox *sb = container_of(t, struct sandbox, stop_timer);
+
+	log_warn("sandbox %s: the guest did not power off in time; killing the VMM", sb->id);
+	kill_vmm(sb);
+}
+
+/* Kills a start in flight: its proxy and whatever VMM it spawned. */
+static void abort_start(struct sandbox *sb)
+{
+	if (sb->proxy > 0)
+		kill(sb->proxy, SIGKILL);
+	kill_start(sb);
+	start_answer_error(sb, RPC_CANCELLED, "stopped while starting");
+}
+
+void sandbox_stop(struct sandbox *sb, unsigned timeout_secs, struct grpc_call *call)
+{
+	if (sb->state == SB_CREATED)
+		became_stopped(sb, 0);
+	if (sb->state == SB_STARTING) {
+		abort_start(sb);
+		became_stopped(sb, 137);
+	}
+	if (sb->state == SB_STOPPED)
+		return grpc_reply(call, NULL);
+	if (sb->n_stop_calls >= (int)(sizeof(sb->stop_calls) / sizeof(sb->stop_calls[0])))
+		return grpc_reply_error(call, RPC_RESOURCE_EXHAUSTED,
+		                        "too many Stop calls in flight");
+	sb->stop_calls[sb->n_stop_calls++] = call;
+	grpc_call_on_cancel(call, stop_cancel, sb);
+	if (sb->state == SB_STOPPING)
+		return;
+	sb->state = SB_STOPPING;
+	if (!timeout_secs)
+		timeout_secs = sb->sbx->cfg.stop_timeout_secs;
+	sb->stop_timer.fn = stop_timeout;
+	loop_timer_arm(&sb->sbx->loop, &sb->stop_timer, (int64_t)timeout_secs * 1000);
+	/* The proxy asks the guest to power off. */
+	if (sys_pidfd_send_signal(sb->proxy_w.fd, SIGTERM) < 0)
+		kill_vmm(sb);
+	log_info("sandbox %s: stopping (timeout %u s)", sb->id, timeout_secs);
+}
+
+/* ---- shutdown: stop if needed, then forget ---- */
+
+static void remove_now(struct sandbox *sb)
+{
+	kerr_t err;
+	int rc = 0;
+
+	umount_below(sb->paths.dir);
+	if (sb->sbx->cfg.cgroup_parent[0])
+		sb_cgroup_remove(sb->sbx->cfg.cgroup_parent, sb->id);
+	if (rm_tree(sb->paths.dir) < 0 && errno != ENOENT)
+		rc = kerr_sys(&err, "sandbox %s: remove %s", sb->id, sb->paths.dir);
+	while (sb->n_shutdown_calls) {
+		struct grpc_call *c = sb->shutdown_calls[--sb->n_shutdown_calls];
+
+		grpc_call_on_cancel(c, NULL, NULL);
+		if (rc < 0)
+			grpc_reply_error(c, RPC_INTERNAL, "%s", err.msg);
+		else
+			grpc_reply(c, NULL);
+	}
+	if (rc < 0)
+		return; /* known still, so a later Shutdown can try again */
+	log_info("sandbox %s: removed", sb->id);
+	sandbox_free(sb);
+}
+
+static void remove_stopped(struct loop_timer *t)
+{
+	remove_now(container_of(t, struct sandbox, remove_timer));
+}
+
+/* Still there after the VMM was killed: the proxy hangs (stopped, or stuck in the kernel). */
+static void shutdown_timeout(struct loop_timer *t)
+{
+	struct sandbox *sb = container_of(t, struct sandbox, stop_timer);
+
+	if (sb->proxy_w.fd >= 0) {
+		log_warn("sandbox %s: task proxy %d did not exit after its VMM was killed; "
+		         "killing it",
+		         sb->id, sb->proxy);
+		sys_pidfd_send_signal(sb->proxy_w.fd, SIGKILL);
+		sb->stop_timer.fn = vmm_kill_timeout;
+		loop_timer_arm(&sb->sbx->loop, &sb->stop_timer, 5000);
+	}
+}
+
+static void shutdown_cancel(struct grpc_call *call, void *arg)
+{
+	struct sandbox *sb = arg;
+
+	for (int i = 0; i < sb->n_shutdown_calls; i++) {
+		if (sb->shutdown_calls[i] == call) {
+			sb->shutdown_calls[i] = sb->shutdown_calls[--sb->n_shutdown_calls];
+			return;
+		}
+	}
+}
+
+void sandbox_shutdown(struct sandbox *sb, struct grpc_call *call)
+{
+	if (sb->n_shutdown_calls >=
+	    (int)(sizeof(sb->shutdown_calls) / sizeof(sb->shutdown_calls[0])))
+		return grpc_reply_error(call, RPC_RESOURCE_EXHAUSTED,
+		                        "too many Shutdown calls in flight");
+	sb->shutdown_calls[sb->n_shutdown_calls++] = call;
+	grpc_call_on_cancel(call, shutdown_cancel, sb);
+	if (sb->n_shutdown_calls > 1)
+		return; /* the first one's removal answers it too */
+	if (sb->state == SB_STARTING) {
+		abort_start(sb);
+		became_stopped(sb, 137);
+	}
+	if (sb->state == SB_READY || sb->state == SB_STOPPING) {
+		/* The proxy exits with its VMM; that exit, an event, completes the removal. */
+		kill_vmm(sb);
+		sb->stop_timer.fn = shutdown_timeout;
+		loop_timer_arm(&sb->sbx->loop, &sb->stop_timer, 5000);
+		return;
+	}
+	if (sb->state != SB_STOPPED)
+		became_stopped(sb, 0);
+	/* From the loop: an event of this round may still name the sandbox. */
+	sb->remove_timer.fn = remove_stopped;
+	loop_timer_arm(&sb->sbx->loop, &sb->remove_timer, 0);
+}
+
+/* ---- recovery ---- */
+
+/* A pid is our proxy for this sandbox if its command line says so. */
+static int is_proxy(pid_t pid, const char *id)
+{
+	char path[64], *cmd = NULL;
+	size_t len = 0;
+	int args = 0, ok = 0;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	if (read_file(path, &cmd, &len, 1 << 16, NULL) < 0)
+		return 0;
+	for (size_t i = 0; i < len; i += strlen(cmd + i) + 1, args++) {
+		if (args == 1 && strcmp(cmd + i, "proxy"))
+			break;
+		if (!strcmp(cmd + i, "--id") && i + 5 < len && !strcmp(cmd + i + 5, id))
+			ok = 1;
+	}
+	free(cmd);
+	return ok;
+}
+
+/* Kills what is left of a sandbox that cannot be re-adopted. */
+static void abandon(struct sandbox *sb, pid_t proxy, const char *why)
+{
+	pid_t vmm = vm_find_vmm(sb->sbx->cfg.run_dir, sb->id);
+
+	if (is_proxy(proxy, sb->id))
+		kill(proxy, SIGKILL);
+	if (vmm > 0)
+		kill(vmm, SIGKILL);
+	log_warn("sandbox %s: %s", sb->id, why);
+	snprintf(sb->last_error, sizeof(sb->last_error), "%s", why);
+	became_stopped(sb, 255);
+}
+
+/* A sandbox that was ready when the daemon went away: both its processes must still run. */
+static void adopt(struct sandbox *sb, pid_t proxy)
+{
+	pid_t vmm = vm_find_vmm(sb->sbx->cfg.run_dir, sb->id);
+	kerr_t err;
+
+	if (vmm <= 0 || !is_proxy(proxy, sb->id))
+		return abandon(sb, proxy,
+		               vmm <= 0 ? "VMM gone while the sandboxer was down"
+		                        : "task proxy gone while the sandboxer was down");
+	sb->pid = vmm;
+	sb->proxy = proxy;
+	sb->proxy_child = 0;
+	sb->has_cgroup = sb->sbx->cfg.cgroup_parent[0] != 0;
+	if (watch_pid(sb, &sb->proxy_w, proxy, proxy_exited, &err) < 0 ||
+	    watch_pid(sb, &sb->vmm_w, vmm, vmm_exited, &err) < 0)
+		return abandon(sb, proxy, err.msg);
+	sb->state = SB_READY;
+	log_info("sandbox %s: re-adopted VMM %d and task proxy %d", sb->id, vmm, proxy);
+}
+
+static void recover_one(struct sandboxer *sbx, const char *id)
+{
+	char path[KPATH_SIZE];
+	_cleanup_free_ char *text = NULL;
+	json_object *o;
+	struct sandbox *sb;
+	const char *state;
+	kerr_t err;
+
+	if (id_valid(id, NULL) < 0 ||
+	    fmt_path(path, sizeof(path), "%s/%s/" STATE_FILE, sbx->cfg.run_dir, id) < 0 ||
+	    read_file(path, &text, NULL, 1 << 16, NULL) < 0)
+		return;
+	o = json_tokener_parse(text);
+	if (!o) {
+		log_warn("sandbox %s: %s is malformed; left alone", id, path);
+		return;
+	}
+	sb = sandbox_new(sbx, id, &err);
+	if (!sb) {
+		log_warn("sandbox %s: not recovered: %s", id, err.msg);
+		json_object_put(o);
+		return;
+	}
+	sb->vcpus = (unsigned)jget_int(o, "vcpus", 0);
+	sb->memory_mib = (unsigned)jget_int(o, "memory_mib", 0);
+	snprintf(sb->hostname, sizeof(sb->hostname), "%s", jget_str(o, "hostname", ""));
+	snprintf(sb->netns, sizeof(sb->netns), "%s", jget_str(o, "netns", ""));
+	sb->spec_json = jget_str(o, "spec", "")[0] ? strdup(jget_str(o, "spec", "")) : NULL;
+	snprintf(sb->last_error, sizeof(sb->last_error), "%s", jget_str(o, "error", ""));
+	snprintf(sb->boot, sizeof(sb->boot), "%s", jget_str(o, "boot", ""));
+	sb->created_ns = jget_int(o, "created_ns", 0);
+	sb->started_ns = jget_int(o, "started_ns", 0);
+	sb->exited_ns = jget_int(o, "exited_ns", 0);
+	sb->exit_status = (int)jget_int(o, "exit_status", 0);
+	state = jget_str(o, "state", "");
+	if (!strcmp(state, "ready"))
+		adopt(sb, (pid_t)jget_int(o, "proxy_pid", 0));
+	else if (!strcmp(state, "starting"))
+		abandon(sb, (pid_t)jget_int(o, "proxy_pid", 0),
+		        "start interrupted by a sandboxer restart");
+	else if (!strcmp(state, "created"))
+		sb->state = SB_CREATED;
+	else
+		sb->state = SB_STOPPED;
+	json_object_put(o);
+}
+
+void sandbox_recover_all(struct sandboxer *sbx)
+{
+	DIR *d = opendir(sbx->cfg.run_dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			recover_one(sbx, de->d_name);
+	closedir(d);
+}

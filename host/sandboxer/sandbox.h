@@ -1,0 +1,95 @@
+/* kuasar-sandboxer's sandboxes: one VM each, driven from the daemon's one loop.
+ *
+ * The daemon is the control plane: Controller calls, state on disk, stop and cleanup. Each
+ * running sandbox has a task proxy process (this binary, `kuasar-sandboxer proxy`) that boots
+ * the VM and then owns the data plane: the guest link, the task socket containerd holds
+ * connections to, and the event forwarding. containerd treats a closed task connection as a
+ * dead task, so those connections must not live in a daemon that restarts: the proxy and
+ * the VMM outlive the daemon, and a restarted daemon re-adopts both by their pids. State
+ * files are written atomically at every change. */
+#ifndef KUASAR_SANDBOX_H
+#define KUASAR_SANDBOX_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/loop.h"
+#include "base/util.h"
+#include "proxy/config.h"
+#include "rpc/grpc.h"
+#include "vm/vmm.h"
+
+enum sb_state { SB_CREATED, SB_STARTING, SB_READY, SB_STOPPING, SB_STOPPED };
+
+struct sb_waiter {
+	struct grpc_call *call;
+	struct sandbox *sb;
+	struct sb_waiter *next;
+};
+
+struct sandboxer;
+
+struct sandbox {
+	char id[ID_MAX + 1];
+	struct sandboxer *sbx;
+	enum sb_state state;
+	struct vm_paths paths;
+	unsigned vcpus, memory_mib;
+	char hostname[HOSTNAME_MAX + 1];
+	char netns[256];
+	char *spec_json; /* the pod as an OCI spec, handed back by Start */
+	int64_t created_ns, started_ns, exited_ns; /* CLOCK_REALTIME */
+	int exit_status;
+	char last_error[512];
+	char boot[48]; /* "cold" or "template <key>" */
+	pid_t pid;     /* the VMM */
+	pid_t proxy;   /* its task proxy (our child unless adopted after a restart) */
+	struct loop_watch vmm_w, proxy_w; /* pidfds */
+	int proxy_child;
+	int has_cgroup;
+	struct loop_watch result_w; /* the proxy's start result pipe */
+	struct grpc_call *start_call;
+	struct grpc_call *stop_calls[8];
+	int n_stop_calls;
+	struct loop_timer stop_timer;
+	struct grpc_call *shutdown_calls[8];
+	int n_shutdown_calls;
+	struct loop_timer remove_timer; /* Shutdown's last step, run from the loop */
+	struct sb_waiter *waiters;
+	char task_address[KPATH_SIZE];
+	struct sandbox *next;
+};
+
+struct sandboxer {
+	struct sb_config cfg;
+	const char *config_path; /* handed to the proxies */
+	struct loop loop;
+	struct grpc_server grpc;
+	struct sandbox *sandboxes;
+	unsigned n_sandboxes;
+};
+
+struct sandbox *sandbox_find(struct sandboxer *sbx, const char *id);
+/* Create: directory and state only. errnum EEXIST when the id is taken. */
+int sandbox_create(struct sandboxer *sbx, const char *id, unsigned vcpus, unsigned memory_mib,
+                   const char *hostname, const char *netns, const char *spec_json,
+                   struct sandbox **out, kerr_t *err);
+/* Start: the answer (StartResponse or an error) goes to call when the guest is ready. */
+void sandbox_start(struct sandbox *sb, struct grpc_call *call);
+void sandbox_stop(struct sandbox *sb, unsigned timeout_secs, struct grpc_call *call);
+/* Shutdown: stops if needed and forgets the sandbox, leaving nothing behind; the answer
+ * goes to call once that is done (a VMM or proxy that is slow to die never holds the loop). */
+void sandbox_shutdown(struct sandbox *sb, struct grpc_call *call);
+void sandbox_add_waiter(struct sandbox *sb, struct grpc_call *call);
+const char *sandbox_state_name(const struct sandbox *sb);
+/* Re-adopts every sandbox recorded under the run directory. */
+void sandbox_recover_all(struct sandboxer *sbx);
+
+/* Controller service (controller.c). */
+extern const struct grpc_method controller_methods[];
+extern const size_t controller_n_methods;
+
+/* Run as containerd-shim-kuasar-v1 (shim_compat.c). */
+int shim_compat_main(int argc, char **argv);
+
+#endif

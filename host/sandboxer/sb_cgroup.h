@@ -1,0 +1,29 @@
+/* Host cgroups for sandboxes: each sandbox's task proxy and VMM run in
+ * <root>/<parent>/<id> (cgroup v2, or v1's cpuacct, memory and pids hierarchies), which gives
+ * Metrics real figures and cleanup the list of whatever is left. Best effort: a host where the
+ * cgroup cannot be made runs the sandbox without one, and says so. */
+#ifndef KUASAR_CGROUP_H
+#define KUASAR_CGROUP_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct cg_stats {
+	uint64_t cpu_usec;
+	uint64_t memory_bytes;
+	uint64_t memory_limit; /* 0: none */
+	uint64_t pids;
+};
+
+int sb_cgroup_create(const char *parent, const char *id, kerr_t *err);
+/* Moves the calling process in (a forked child, before exec). */
+int sb_cgroup_enter(const char *parent, const char *id);
+int sb_cgroup_stats(const char *parent, const char *id, struct cg_stats *st, kerr_t *err);
+/* Kills every process in it and waits (reaping our orphans) until it is empty; -1 if
+ * something is still there after timeout_ms. */
+int sb_cgroup_kill_all(const char *parent, const char *id, int timeout_ms);
+/* Removes it (empty by then); 0 when it is gone or never existed. */
+int sb_cgroup_remove(const char *parent, const char *id);
+
+#endif

@@ -1,0 +1,258 @@
+#include "vm/vmm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_ARGS 64
+
+void vm_config_defaults(struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->qemu = "qemu-system-x86_64";
+	cfg->kernel = "/var/lib/kuasar/vmlinux.bin";
+	cfg->initrd = "/var/lib/kuasar/kuasar.initrd";
+	cfg->memory_mib = 256;
+	cfg->vcpus = 1;
+	cfg->accel = ACCEL_AUTO;
+	cfg->log_level = "info";
+	cfg->kernel_params = "";
+	cfg->boot_timeout_ms = 60000;
+	cfg->entropy_source = "/dev/urandom";
+}
+
+int vm_paths_init(struct vm_paths *p, const char *run_dir, const char *id, kerr_t *err)
+{
+	if (fmt_path(p->dir, sizeof(p->dir), "%s/%s", run_dir, id) < 0 ||
+	    fmt_path(p->qmp, sizeof(p->qmp), "%s/qmp.sock", p->dir) < 0 ||
+	    fmt_path(p->agent, sizeof(p->agent), "%s/agent.sock", p->dir) < 0 ||
+	    fmt_path(p->console, sizeof(p->console), "%s/console.sock", p->dir) < 0 ||
+	    fmt_path(p->console_log, sizeof(p->console_log), "%s/console.log", p->dir) < 0 ||
+	    fmt_path(p->vmm_log, sizeof(p->vmm_log), "%s/vmm.log", p->dir) < 0 ||
+	    fmt_path(p->state, sizeof(p->state), "%s/vm.json", p->dir) < 0 ||
+	    fmt_path(p->shared, sizeof(p->shared), "%s/shared", p->dir) < 0)
+		return kerr_sys(err, "files of VM `%s` in %s", id, run_dir);
+	return 0;
+}
+
+int link_parse(const char *s, enum link_kind *out)
+{
+	if (!strcmp(s, "auto"))
+		*out = LINK_AUTO;
+	else if (!strcmp(s, "serial"))
+		*out = LINK_SERIAL;
+	else if (!strcmp(s, "vsock"))
+		*out = LINK_VSOCK;
+	else
+		return -1;
+	return 0;
+}
+
+const char *link_name(enum link_kind k)
+{
+	return k == LINK_VSOCK ? "vsock" : k == LINK_SERIAL ? "virtio-serial" : "auto";
+}
+
+int link_resolve(enum link_kind want, enum link_kind *got, char *why, size_t n)
+{
+	int fd;
+
+	if (want == LINK_SERIAL) {
+		*got = LINK_SERIAL;
+		return 0;
+	}
+	fd = open("/dev/vhost-vsock", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		*got = LINK_VSOCK;
+		return 0;
+	}
+	snprintf(why, n, "/dev/vhost-vsock: %s", strerror(errno));
+	if (want == LINK_VSOCK)
+		return -1;
+	*got = LINK_SERIAL;
+	return 0;
+}
+
+int kernel_is_elf(const char *path)
+{
+	unsigned char magic[4] = { 0 };
+	FILE *f = fopen(path, "rbe");
+	int n;
+
+	if (!f)
+		return 0;
+	n = (int)fread(magic, 1, sizeof(magic), f);
+	fclose(f);
+	return n == 4 && !memcmp(magic,
+	                         "\x7f"
+	                         "ELF",
+	                         4);
+}
+
+unsigned long host_tsc_khz(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	char line[256];
+	double mhz = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "cpu MHz : %lf", &mhz) == 1)
+			break;
+	fclose(f);
+	return (unsigned long)(mhz * 1000.0 + 0.5);
+}
+
+struct args {
+	char *v[MAX_ARGS + 1];
+	int n;
+};
+
+static void add(struct args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add(struct args *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (a->n >= MAX_ARGS)
+		abort(); /* a programming error: the table below is fixed */
+	va_start(ap, fmt);
+	if (vasprintf(&a->v[a->n], fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	a->n++;
+}
+
+static void add_cmdline(struct args *a, const struct vm_config *cfg, enum accel accel)
+{
+	char tsc[48] = "";
+	unsigned long khz = host_tsc_khz();
+
+	/* Under TCG, microvm's TSC calibration never finishes without a known frequency. */
+	if (accel == ACCEL_TCG && khz)
+		snprintf(tsc, sizeof(tsc), " tsc_early_khz=%lu", khz);
+	/* reboot=t: a guest reboot is a triple fault, which -no-reboot turns into VMM exit.
+	 * pci=off: microvm has no PCI bus, probing it only prints an error.
+	 * lapic_timer_hz: QEMU runs the LAPIC timer at 1 GHz; saying so spares the guest its
+	 * calibration (kernel/patches/0001), about 220 ms under TCG. */
+	add(a, "-append");
+	add(a,
+	    "console=ttyS0 quiet reboot=t panic=-1 pci=off lapic_timer_hz=1000000000 "
+	    "kuasar.log=%s%s%s%s%s",
+	    cfg->log_level, tsc, cfg->image && cfg->image[0] ? " root=/dev/vda ro" : "",
+	    cfg->kernel_params[0] ? " " : "", cfg->kernel_params);
+}
+
+char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const char *id,
+                 enum accel accel)
+{
+	struct args a = { .n = 0 };
+	char **out;
+
+	add(&a, "%s", cfg->qemu);
+	add(&a, "-name");
+	add(&a, "kuasar-%s,process=kuasar-%s", id, id);
+	/* acpi=off: the guest kernel has no ACPI; QEMU then lists the virtio-mmio devices on
+	 * the kernel command line. */
+	/* A bzImage needs microvm's linuxboot option ROM; a vmlinux ELF boots through PVH.
+	 * The PIT and PIC stay: without them the guest cannot verify its LAPIC timer under
+	 * TCG, disables it, and every sleep or timeout in the guest then waits for some other
+	 * interrupt to come along. */
+	add(&a, "-machine");
+	add(&a, "microvm,acpi=off,x-option-roms=%s,pit=on,pic=on,isa-serial=on,rtc=on%s",
+	    kernel_is_elf(cfg->kernel) ? "off" : "on", cfg->mem_path ? ",memory-backend=mem" : "");
+	add(&a, "-accel");
+	add(&a, "%s", accel == ACCEL_KVM ? "kvm" : "tcg");
+	add(&a, "-cpu");
+	add(&a, "%s", accel == ACCEL_KVM ? "host" : "max");
+	add(&a, "-m");
+	add(&a, "%uM", cfg->memory_mib);
+	add(&a, "-smp");
+	add(&a, "%u", cfg->vcpus);
+	add(&a, "-nodefaults");
+	add(&a, "-no-user-config");
+	add(&a, "-nographic");
+	add(&a, "-no-reboot");
+	if (cfg->mem_path) {
+		/* share=on: the template's writes reach the file; share=off: a clone's stay in
+		 * its own copy-on-write pages. */
+		add(&a, "-object");
+		add(&a, "memory-backend-file,id=mem,size=%uM,mem-path=%s,share=%s", cfg->memory_mib,
+		    cfg->mem_path, cfg->mem_shared ? "on" : "off");
+	}
+	if (!cfg->restore) {
+		add(&a, "-kernel");
+		add(&a, "%s", cfg->kernel);
+	}
+	if (!cfg->restore && cfg->initrd && cfg->initrd[0]) {
+		add(&a, "-initrd");
+		add(&a, "%s", cfg->initrd);
+	}
+	if (cfg->image && cfg->image[0]) {
+		add(&a, "-drive");
+		add(&a, "id=root,file=%s,format=raw,if=none,readonly=on", cfg->image);
+		add(&a, "-device");
+		add(&a, "virtio-blk-device,drive=root");
+	}
+	if (!cfg->restore)
+		add_cmdline(&a, cfg, accel);
+	else if (cfg->no_guest)
+		add(&a, "-S");
+	else {
+		add(&a, "-incoming");
+		add(&a, "defer");
+	}
+	/* The console goes to our socket while we watch, and always to console.log. */
+	add(&a, "-chardev");
+	add(&a, "socket,id=con,path=%s,server=off,logfile=%s,logappend=on", p->console,
+	    p->console_log);
+	add(&a, "-serial");
+	add(&a, "chardev:con");
+	add(&a, "-chardev");
+	add(&a, "socket,id=qmp,path=%s,server=on,wait=off", p->qmp);
+	add(&a, "-mon");
+	add(&a, "chardev=qmp,mode=control");
+	/* The guest link: a virtio-serial port (no vhost-vsock needed on the host). */
+	add(&a, "-device");
+	add(&a, "virtio-serial-device,max_ports=2");
+	add(&a, "-chardev");
+	add(&a, "socket,id=agent,path=%s,server=on,wait=off", p->agent);
+	add(&a, "-device");
+	add(&a, "virtserialport,chardev=agent,name=io.kuasar.agent");
+	if (cfg->link == LINK_VSOCK) {
+		add(&a, "-device");
+		add(&a, "vhost-vsock-device,guest-cid=%u", cfg->guest_cid);
+	}
+	/* The share: bundles and root filesystems, mounted by the guest on request. */
+	add(&a, "-fsdev");
+	/* Root filesystems are mounts below the share: remap inode numbers across them. */
+	add(&a, "local,id=share,path=%s,security_model=none,multidevs=remap", p->shared);
+	add(&a, "-device");
+	add(&a, "virtio-9p-device,fsdev=share,mount_tag=kuasar");
+	/* Entropy from the host for the guest's hwrng. */
+	add(&a, "-object");
+	add(&a, "rng-random,id=rng,filename=%s",
+	    cfg->entropy_source ? cfg->entropy_source : "/dev/urandom");
+	add(&a, "-device");
+	add(&a, "virtio-rng-device,rng=rng");
+	out = calloc((size_t)a.n + 1, sizeof(char *));
+	if (!out)
+		abort();
+	memcpy(out, a.v, (size_t)a.n * sizeof(char *));
+	return out;
+}
+
+void argv_free(char **argv)
+{
+	if (!argv)
+		return;
+	for (char **p = argv; *p; p++)
+		free(*p);
+	free(argv);
+}

@@ -1,0 +1,74 @@
+/* One VMM process per sandbox. QEMU (microvm) today; the command line is built here and
+ * nowhere else. */
+#ifndef KUASAR_VMM_H
+#define KUASAR_VMM_H
+
+#include <stddef.h>
+
+#include "base/util.h"
+#include "vm/accel.h"
+
+/* What carries ttrpc to the guest: vhost-vsock where the host has it, else a virtio-serial
+ * port on a unix socket. */
+enum link_kind { LINK_AUTO, LINK_SERIAL, LINK_VSOCK };
+
+struct vm_config {
+	const char *qemu;   /* VMM binary */
+	const char *kernel; /* PVH vmlinux or bzImage */
+	const char *initrd; /* NULL or "" to boot from image */
+	const char *image;  /* raw root disk (root=/dev/vda, read-only), or NULL */
+	unsigned memory_mib;
+	unsigned vcpus;
+	enum accel accel;
+	const char *log_level;     /* kuasar.log= in the guest */
+	const char *kernel_params; /* appended to the kernel command line */
+	int boot_timeout_ms;       /* spawn to link ready */
+	int until_console;         /* benchmarks: ready at the init's first console line */
+	enum link_kind link;
+	unsigned guest_cid;         /* with LINK_VSOCK; chosen at start when 0 */
+	const char *entropy_source; /* backs the guest's virtio-rng */
+	/* Guest RAM in a file (templates): shared for the template VM, private (copy on
+	 * write) for its clones. NULL: anonymous memory. */
+	const char *mem_path;
+	int mem_shared;
+	/* A clone: no kernel, initrd or command line; the device state comes by QMP
+	 * (migrate-incoming) into a VMM started with -incoming defer. */
+	int restore;
+	/* With restore: the same VMM held paused (-S) instead of waiting for state, for
+	 * measuring what starting the process alone costs. */
+	int no_guest;
+};
+
+int link_parse(const char *s, enum link_kind *out);
+const char *link_name(enum link_kind k);
+/* auto becomes vsock when /dev/vhost-vsock opens, else serial; vsock without the device is
+ * an error. */
+int link_resolve(enum link_kind want, enum link_kind *got, char *why, size_t n);
+
+void vm_config_defaults(struct vm_config *cfg);
+
+/* Paths of one VM's files inside its directory. */
+struct vm_paths {
+	char dir[KPATH_SIZE];
+	char qmp[KPATH_SIZE];
+	char agent[KPATH_SIZE];
+	char console[KPATH_SIZE];
+	char console_log[KPATH_SIZE];
+	char vmm_log[KPATH_SIZE];
+	char state[KPATH_SIZE];
+	char shared[KPATH_SIZE]; /* exported to the guest (9p, tag "kuasar") */
+};
+
+/* ENAMETOOLONG when a path would not fit. */
+int vm_paths_init(struct vm_paths *p, const char *run_dir, const char *id, kerr_t *err);
+
+/* A NULL-terminated argv for the VMM; free with argv_free. */
+char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const char *id,
+                 enum accel accel);
+void argv_free(char **argv);
+/* 1 if path is an ELF (PVH-bootable vmlinux), 0 for a bzImage or anything else. */
+int kernel_is_elf(const char *path);
+/* Host TSC frequency in kHz for tsc_early_khz under TCG, 0 if unknown. */
+unsigned long host_tsc_khz(void);
+
+#endif
