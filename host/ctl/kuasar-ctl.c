@@ -87,14 +87,9 @@ static void find_defaults(void)
  * boot still kills and reaps its VMM and removes its files. */
 int ctl_watch_signals(void)
 {
-	sigset_t set;
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, 0 };
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	return signalfd_for(sigs);
 }
 
 int ctl_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)

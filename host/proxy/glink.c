@@ -60,27 +60,20 @@ static void deliver(struct glink *l, const struct ttrpc_header *h, const uint8_t
 
 static void parse(struct glink *l)
 {
-	size_t off = 0;
-
-	while (l->up && l->rhave - off >= TTRPC_HEADER_LEN) {
+	while (l->up) {
 		struct ttrpc_header h;
+		const uint8_t *data;
 
-		ttrpc_header_decode(&h, l->rbuf + off);
-		if (h.length > TTRPC_MAX_DATA) {
+		switch (ttrpc_reader_next(&l->rd, &h, &data)) {
+		case TTRPC_NEED_MORE: return;
+		case TTRPC_OVERSIZED:
 			/* The guest never sends these; a corrupt stream cannot be resynchronised.
 			 */
 			link_down(l);
 			return;
+		case TTRPC_FRAME: deliver(l, &h, data); break;
 		}
-		if (l->rhave - off < TTRPC_HEADER_LEN + h.length)
-			break;
-		deliver(l, &h, h.length ? l->rbuf + off + TTRPC_HEADER_LEN : NULL);
-		off += TTRPC_HEADER_LEN + h.length;
 	}
-	if (!l->up)
-		return;
-	memmove(l->rbuf, l->rbuf + off, l->rhave - off);
-	l->rhave -= off;
 }
 
 static void link_event(struct loop_watch *w, uint32_t events)
@@ -94,26 +87,12 @@ static void link_event(struct loop_watch *w, uint32_t events)
 			loop_mod(l->loop, w, EPOLLIN);
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-		ssize_t n;
+		ssize_t n = ttrpc_reader_fill(&l->rd, w->fd);
 
-		if (l->rcap - l->rhave < 65536) {
-			size_t cap = l->rcap ? l->rcap * 2 : 131072;
-			uint8_t *p;
-
-			if (cap > TTRPC_MAX_DATA + 2 * 65536 + TTRPC_HEADER_LEN && l->rcap)
-				cap = l->rcap + 65536;
-			p = realloc(l->rbuf, cap);
-			if (!p)
-				return link_down(l);
-			l->rbuf = p;
-			l->rcap = cap;
-		}
-		n = read(w->fd, l->rbuf + l->rhave, l->rcap - l->rhave);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0)
 			return link_down(l);
-		l->rhave += (size_t)n;
 		parse(l);
 	}
 }
@@ -124,7 +103,7 @@ int glink_start(struct glink *l, struct loop *loop, int fd, kerr_t *err)
 	l->w.fd = fd;
 	l->w.fn = link_event;
 	l->next_id = 1;
-	l->rhave = 0;
+	ttrpc_reader_reset(&l->rd);
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	if (loop_add(loop, &l->w, EPOLLIN, err) < 0)
 		return -1;
@@ -139,9 +118,7 @@ void glink_stop(struct glink *l)
 	l->on_down = NULL;
 	link_down(l);
 	l->on_down = fn;
-	free(l->rbuf);
-	l->rbuf = NULL;
-	l->rcap = l->rhave = 0;
+	ttrpc_reader_free(&l->rd);
 }
 
 uint32_t glink_open(struct glink *l, glink_frame_fn fn, void *owner, uintptr_t tag)

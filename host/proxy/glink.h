@@ -9,6 +9,7 @@
 
 #include "base/loop.h"
 #include "proto/ttrpc_wire.h"
+#include "rpc/ttrpc_frame.h"
 
 struct glink;
 
@@ -28,8 +29,7 @@ struct glink {
 	struct loop *loop;
 	struct loop_watch w;
 	struct buf out;
-	uint8_t *rbuf;
-	size_t rhave, rcap;
+	struct ttrpc_reader rd;
 	uint32_t next_id;
 	struct glink_route *routes;
 	int up;

@@ -21,8 +21,8 @@
 
 #include "base/log.h"
 #include "base/util.h"
-#include "proxy/events_fwd.h"
 #include "proxy/config.h"
+#include "proxy/events_fwd.h"
 #include "proxy/glink.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_result.h"
@@ -192,13 +192,9 @@ static void on_console(struct loop_watch *w, uint32_t events)
 
 static int watch_signals(struct proxy *p, kerr_t *err)
 {
-	sigset_t set;
+	static const int sigs[] = { SIGTERM, SIGINT, 0 };
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	p->sig_w.fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	p->sig_w.fd = signalfd_for(sigs);
 	if (p->sig_w.fd < 0)
 		return kerr_sys(err, "signalfd");
 	p->sig_w.fn = on_signal;
@@ -252,7 +248,8 @@ static void write_exit(struct proxy *p)
 	n = snprintf(buf, sizeof(buf), "%d\n", p->exit_status);
 	if (fmt_path(path, sizeof(path), "%s/vmm-exit", p->vm.paths.dir) < 0 ||
 	    write_file_atomic(path, buf, (size_t)n, &err) < 0)
-		log_warn("cannot leave the VMM's exit status for the daemon in %s", p->vm.paths.dir);
+		log_warn("cannot leave the VMM's exit status for the daemon in %s",
+		         p->vm.paths.dir);
 }
 
 int proxy_main(int argc, char **argv)
@@ -296,9 +293,10 @@ int proxy_main(int argc, char **argv)
 		}
 	}
 	if (!id || id_valid(id, &err) < 0)
-		return fail(EINVAL,
-		            "usage: kuasar-sandboxer proxy --id ID [--config F] ... (started by the "
-		            "daemon)"),
+		return fail(
+		           EINVAL,
+		           "usage: kuasar-sandboxer proxy --id ID [--config F] ... (started by the "
+		           "daemon)"),
 		       2;
 	{
 		unsigned vcpus = p.cfg.vcpus, mem = p.cfg.memory_mib;

@@ -5,15 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 size_t proxy_result_format(const struct proxy_result *r, char *buf, size_t n)
 {
 	int len;
 
 	if (r->ok)
-		len = snprintf(buf, n, "OK %d %s %lld %s %s\n", (int)r->vmm_pid, r->accel,
-		               r->boot_ms, r->boot_mode,
-		               r->template_key[0] ? r->template_key : "-");
+		len =
+		    snprintf(buf, n, "OK %d %s %lld %s %s\n", (int)r->vmm_pid, r->accel, r->boot_ms,
+		             r->boot_mode, r->template_key[0] ? r->template_key : "-");
 	else
 		len = snprintf(buf, n, "E %d %s\n", r->errnum, r->message);
 	if (len < 0)

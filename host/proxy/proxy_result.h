@@ -12,7 +12,7 @@
 
 struct proxy_result {
 	int ok;
-	int errnum;       /* !ok */
+	int errnum;         /* !ok */
 	char message[1024]; /* !ok: why the start failed */
 	pid_t vmm_pid;
 	char accel[16];

@@ -33,9 +33,7 @@ struct tp_stream {
 struct tp_conn {
 	struct loop_watch w;
 	struct taskproxy *tp;
-	uint8_t *rbuf;
-	size_t rhave, rcap;
-	uint32_t discard; /* bytes of an oversized frame still to skip */
+	struct ttrpc_reader rd;
 	uint32_t last_sid;
 	unsigned n_streams;
 	struct tp_stream *streams;
@@ -409,39 +407,20 @@ static void on_frame(struct tp_conn *c, const struct ttrpc_header *h, const uint
 /* Frames from the client; an oversized one is skipped and answered. */
 static void parse(struct tp_conn *c)
 {
-	size_t off = 0;
-
 	while (!c->dead) {
 		struct ttrpc_header h;
-		size_t left = c->rhave - off;
+		const uint8_t *data;
 
-		if (c->discard) {
-			size_t k = left < c->discard ? left : c->discard;
-
-			off += k;
-			c->discard -= (uint32_t)k;
-			if (c->discard)
-				break;
-			continue;
-		}
-		if (left < TTRPC_HEADER_LEN)
-			break;
-		ttrpc_header_decode(&h, c->rbuf + off);
-		if (h.length > TTRPC_MAX_DATA) {
-			off += TTRPC_HEADER_LEN;
-			c->discard = h.length;
+		switch (ttrpc_reader_next(&c->rd, &h, &data)) {
+		case TTRPC_NEED_MORE: return;
+		case TTRPC_OVERSIZED:
 			client_error(c, h.stream, RPC_RESOURCE_EXHAUSTED,
 			             "frame of %u bytes is over the %u byte limit", h.length,
 			             TTRPC_MAX_DATA);
-			continue;
-		}
-		if (left < TTRPC_HEADER_LEN + h.length)
 			break;
-		on_frame(c, &h, c->rbuf + off + TTRPC_HEADER_LEN);
-		off += TTRPC_HEADER_LEN + h.length;
+		case TTRPC_FRAME: on_frame(c, &h, data ? data : (const uint8_t *)""); break;
+		}
 	}
-	memmove(c->rbuf, c->rbuf + off, c->rhave - off);
-	c->rhave -= off;
 }
 
 static void conn_event(struct loop_watch *w, uint32_t events)
@@ -451,29 +430,12 @@ static void conn_event(struct loop_watch *w, uint32_t events)
 	if ((events & EPOLLOUT) && buf_flush(&c->out, w->fd) < 0)
 		c->dead = 1;
 	if (!c->dead && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
-		ssize_t n;
+		ssize_t n = ttrpc_reader_fill(&c->rd, w->fd);
 
-		if (c->rcap - c->rhave < 65536) {
-			size_t cap = c->rcap ? c->rcap * 2 : 131072;
-			uint8_t *p;
-
-			if (cap > TTRPC_MAX_DATA + TTRPC_HEADER_LEN + 65536 && c->rcap)
-				cap = c->rcap + 65536;
-			p = realloc(c->rbuf, cap);
-			if (!p) {
-				conn_close(c);
-				return;
-			}
-			c->rbuf = p;
-			c->rcap = cap;
-		}
-		n = read(w->fd, c->rbuf + c->rhave, c->rcap - c->rhave);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 			c->dead = 1;
-		else if (n > 0) {
-			c->rhave += (size_t)n;
+		else if (n > 0)
 			parse(c);
-		}
 	}
 	if (c->dead) {
 		conn_close(c);
@@ -506,7 +468,7 @@ static void conn_close(struct tp_conn *c)
 	loop_del(tp->loop, &c->w);
 	close(c->w.fd);
 	buf_free(&c->out);
-	free(c->rbuf);
+	ttrpc_reader_free(&c->rd);
 	free(c);
 }
 

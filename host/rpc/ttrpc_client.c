@@ -70,9 +70,7 @@ void ttrpc_client_close(struct ttrpc_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	free(c->rbuf);
-	c->rbuf = NULL;
-	c->rhave = c->rcap = 0;
+	ttrpc_reader_free(&c->rd);
 }
 
 int ttrpc_encode_request(uint32_t stream, const char *service, const char *method,
@@ -129,58 +127,37 @@ int ttrpc_send_frame(struct ttrpc_client *c, const struct ttrpc_header *h, const
 	return 0;
 }
 
-/* Reads until at least want bytes are buffered. */
-static int fill(struct ttrpc_client *c, size_t want, int64_t deadline_ns, kerr_t *err)
+int ttrpc_read_frame(struct ttrpc_client *c, struct ttrpc_header *h, uint8_t **data,
+                     int64_t deadline_ns, kerr_t *err)
 {
-	if (want > c->rcap) {
-		uint8_t *p = realloc(c->rbuf, want);
-
-		if (!p)
-			return kerr_set(err, ENOMEM, "out of memory for a %zu byte frame", want);
-		c->rbuf = p;
-		c->rcap = want;
-	}
-	while (c->rhave < want) {
+	for (;;) {
+		const uint8_t *d;
 		ssize_t n;
 
+		switch (ttrpc_reader_next(&c->rd, h, &d)) {
+		case TTRPC_FRAME:
+			*data = NULL;
+			if (h->length && !(*data = malloc(h->length)))
+				return kerr_set(err, ENOMEM, "out of memory");
+			if (h->length)
+				memcpy(*data, d, h->length);
+			return 0;
+		case TTRPC_OVERSIZED:
+			return kerr_set(err, EPROTO,
+			                "the guest sent a %u byte frame, over the %u limit",
+			                h->length, TTRPC_MAX_DATA);
+		case TTRPC_NEED_MORE: break;
+		}
 		if (c->wait(c->wait_ctx, c->fd, deadline_ns, err) < 0)
 			return -1;
-		n = read(c->fd, c->rbuf + c->rhave, c->rcap - c->rhave);
+		n = ttrpc_reader_fill(&c->rd, c->fd);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
 			return kerr_sys(err, "read from the guest link");
 		if (n == 0)
 			return kerr_set(err, ECONNRESET, "the guest link closed");
-		c->rhave += (size_t)n;
 	}
-	return 0;
-}
-
-int ttrpc_read_frame(struct ttrpc_client *c, struct ttrpc_header *h, uint8_t **data,
-                     int64_t deadline_ns, kerr_t *err)
-{
-	size_t total;
-
-	if (fill(c, TTRPC_HEADER_LEN, deadline_ns, err) < 0)
-		return -1;
-	ttrpc_header_decode(h, c->rbuf);
-	if (h->length > TTRPC_MAX_DATA)
-		return kerr_set(err, EPROTO, "the guest sent a %u byte frame, over the %u limit",
-		                h->length, TTRPC_MAX_DATA);
-	total = TTRPC_HEADER_LEN + h->length;
-	if (fill(c, total, deadline_ns, err) < 0)
-		return -1;
-	*data = NULL;
-	if (h->length) {
-		*data = malloc(h->length);
-		if (!*data)
-			return kerr_set(err, ENOMEM, "out of memory");
-		memcpy(*data, c->rbuf + TTRPC_HEADER_LEN, h->length);
-	}
-	c->rhave -= total;
-	memmove(c->rbuf, c->rbuf + total, c->rhave);
-	return 0;
 }
 
 static int wait_response(struct ttrpc_client *c, uint32_t stream, struct ttrpc_status *st,

@@ -10,6 +10,7 @@
 #include "base/err.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "proto/ttrpc_wire.h"
+#include "rpc/ttrpc_frame.h"
 
 /* Returns 0 when fd is readable, -1 with err set on timeout or when something else failed. */
 typedef int (*ttrpc_wait_fn)(void *ctx, int fd, int64_t deadline_ns, kerr_t *err);
@@ -20,8 +21,7 @@ typedef void (*ttrpc_client_frame_fn)(void *ctx, const struct ttrpc_header *h, c
 struct ttrpc_client {
 	int fd;
 	uint32_t next_stream;
-	uint8_t *rbuf;
-	size_t rhave, rcap;
+	struct ttrpc_reader rd;
 	ttrpc_wait_fn wait;
 	void *wait_ctx;
 	ttrpc_client_frame_fn on_frame;

@@ -64,14 +64,9 @@ static void print_config(const struct sb_config *c)
 
 static int setup_signals(struct sigwatch *s, struct loop *loop, kerr_t *err)
 {
-	sigset_t set;
+	static const int sigs[] = { SIGTERM, SIGINT, 0 };
 
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	s->w.fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	s->w.fd = signalfd_for(sigs);
 	if (s->w.fd < 0)
 		return kerr_sys(err, "signalfd");
 	s->w.fn = on_signal;

@@ -22,10 +22,10 @@
 #include "base/util.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "host/sandbox_controller.pb-c.h"
+#include "proxy/proxy_result.h"
 #include "rpc/agent.h"
 #include "sandbox.pb-c.h"
 #include "sandboxer/sb_cgroup.h"
-#include "proxy/proxy_result.h"
 #include "vm/vm.h"
 
 #define STATE_FILE "sandbox.json"
@@ -135,8 +135,9 @@ int sandbox_create(struct sandboxer *sbx, const char *id, unsigned vcpus, unsign
 	if (sandbox_find(sbx, id))
 		return kerr_set(err, EEXIST, "sandbox `%s` already exists", id);
 	if (hostname && strlen(hostname) > HOSTNAME_MAX)
-		return kerr_set(err, EINVAL, "sandbox `%s`: hostname `%.64s...` is over %d characters",
-		                id, hostname, HOSTNAME_MAX);
+		return kerr_set(err, EINVAL,
+		                "sandbox `%s`: hostname `%.64s...` is over %d characters", id,
+		                hostname, HOSTNAME_MAX);
 	sb = sandbox_new(sbx, id, err);
 	if (!sb)
 		return -1;

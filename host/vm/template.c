@@ -4,8 +4,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -73,7 +73,8 @@ static int sha256_file(const char *path, char out[SHA256_HEX_SIZE], kerr_t *err)
 /* Contents are hashed once per file version: the digest is remembered under the file's
  * identity (path, device, inode, size, mtime, ctime; ctime cannot be set back), so a
  * restore does not re-read a 20 MB kernel. */
-static int file_digest(const struct tpl_store *s, const char *path, char out[SHA256_HEX_SIZE], kerr_t *err)
+static int file_digest(const struct tpl_store *s, const char *path, char out[SHA256_HEX_SIZE],
+                       kerr_t *err)
 {
 	char id[PATH_MAX + 160], name[SHA256_HEX_SIZE], memo[TPL_PATH_SIZE], *got = NULL;
 	struct stat st;

@@ -866,7 +866,8 @@ pid_t vm_find_vmm(const char *run_dir, const char *id)
 	struct vm vm;
 
 	vm_init(&vm, id);
-	if (vm_paths_init(&vm.paths, run_dir, id, NULL) < 0 || read_state(&vm, NULL) < 0 || vm.pid <= 0 || !pid_is_our_vmm(vm.pid, id))
+	if (vm_paths_init(&vm.paths, run_dir, id, NULL) < 0 || read_state(&vm, NULL) < 0 ||
+	    vm.pid <= 0 || !pid_is_our_vmm(vm.pid, id))
 		return 0;
 	return vm.pid;
 }

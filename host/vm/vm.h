@@ -45,9 +45,10 @@ struct vm {
 	struct vm_times t;
 	char link_kind[16]; /* as the guest reported it */
 	enum link_kind link_type;
-	unsigned cid;      /* vsock guest CID, 0 without vsock */
-	int reuse_dir;     /* the directory exists already (the sandboxer made it at Create) */
-	char hostname[HOSTNAME_MAX + 1]; /* set in the guest by vm_prepare_guest; the id unless changed */
+	unsigned cid;  /* vsock guest CID, 0 without vsock */
+	int reuse_dir; /* the directory exists already (the sandboxer made it at Create) */
+	char hostname[HOSTNAME_MAX +
+	              1]; /* set in the guest by vm_prepare_guest; the id unless changed */
 	/* How it started: "cold" (kernel boot) or "template" (restored), the template's key,
 	 * and why a template was not used or what happened to it. */
 	char boot_mode[16];

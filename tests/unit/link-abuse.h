@@ -6,12 +6,12 @@
 
 #include <stdlib.h>
 
+#include "base/util.h"
 #include "proto/ttrpc_wire.h"
+#include "rpc/ttrpc_client.h"
 #include "sandbox.pb-c.h"
 #include "tap.h"
 #include "task.pb-c.h"
-#include "rpc/ttrpc_client.h"
-#include "base/util.h"
 
 #ifndef KUASAR_VERSION
 #define KUASAR_VERSION "0.1.0"
@@ -56,7 +56,7 @@ static int rpc(uint32_t stream, const char *svc, const char *method, const uint8
 		printf("# %s\n", err.msg);
 		return -1;
 	}
-	free(c.rbuf);
+	ttrpc_reader_free(&c.rd);
 	if (h.stream != stream || h.type != TTRPC_RESPONSE)
 		return -1;
 	*resp = NULL;
@@ -95,7 +95,7 @@ static int read_code(uint32_t want_stream)
 	if (ttrpc_read_frame(&c, &h, &data, mono_ns() + 2000000000, &err) == 0 &&
 	    h.stream == want_stream && ttrpc_decode_response(data, h.length, &st, &p, &pl) == 0)
 		rc = st.code;
-	free(c.rbuf);
+	ttrpc_reader_free(&c.rd);
 	free(data);
 	free(p);
 	return rc;
@@ -262,10 +262,9 @@ static void test_stream_abuse(void)
 {
 	static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0x01 };
 	/* Any { type_url: "containerd.types.transfer.Data" } before any StreamInit */
-	static const uint8_t early[] = { 0x0a, 0x1e, 'c', 'o', 'n', 't', 'a', 'i', 'n', 'e',
-		                         'r', 'd', '.', 't', 'y', 'p', 'e', 's', '.', 't',
-		                         'r', 'a', 'n', 's', 'f', 'e', 'r', '.', 'D', 'a',
-		                         't', 'a' };
+	static const uint8_t early[] = { 0x0a, 0x1e, 'c', 'o', 'n', 't', 'a', 'i', 'n', 'e', 'r',
+		                         'd',  '.',  't', 'y', 'p', 'e', 's', '.', 't', 'r', 'a',
+		                         'n',  's',  'f', 'e', 'r', '.', 'D', 'a', 't', 'a' };
 
 	stream += 2;
 	open_stream(stream);
@@ -274,7 +273,8 @@ static void test_stream_abuse(void)
 	stream += 2;
 	open_stream(stream);
 	send_data(stream, early, sizeof(early));
-	is_int(read_code(stream), 3, "data before StreamInit ends the stream with INVALID_ARGUMENT");
+	is_int(read_code(stream), 3,
+	       "data before StreamInit ends the stream with INVALID_ARGUMENT");
 	check_works("after abused streams");
 }
 

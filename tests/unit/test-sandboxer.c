@@ -177,7 +177,10 @@ static void test_spec(const char *tmp, const char *share)
  * message, and a line that is not a result is refused. */
 static void test_proxy_result(void)
 {
-	struct proxy_result w = { .ok = 1, .vmm_pid = 4242, .accel = "tcg", .boot_ms = 57,
+	struct proxy_result w = { .ok = 1,
+		                  .vmm_pid = 4242,
+		                  .accel = "tcg",
+		                  .boot_ms = 57,
 		                  .boot_mode = "template",
 		                  .template_key = "0123456789abcdef0123456789abcdef" };
 	struct proxy_result r;
@@ -199,8 +202,8 @@ static void test_proxy_result(void)
 	w.errnum = ENOENT;
 	memset(w.message, 'm', sizeof(w.message) - 1);
 	n = proxy_result_format(&w, buf, sizeof(buf));
-	ok(n < PROXY_RESULT_MAX && buf[n - 1] == '\n', "the longest error still fits one line (%zu)",
-	   n);
+	ok(n < PROXY_RESULT_MAX && buf[n - 1] == '\n',
+	   "the longest error still fits one line (%zu)", n);
 	ok(proxy_result_parse(buf, n, &r) == 0 && !r.ok && r.errnum == ENOENT &&
 	       strlen(r.message) > 100 && r.message[0] == 'm',
 	   "an error reads back with its errno and message");
