@@ -14,6 +14,8 @@ pkgs=(
 	linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils patch
 	# images
 	cpio gzip erofs-utils e2fsprogs busybox-static
+	# make check: formatting and static analysis (ASan and UBSan come with gcc)
+	clang-format cppcheck
 	# run and test
 	qemu-system-x86 bats util-linux procps iproute2
 	# containerd from the unstable suite needs runc (also the pod benchmark's baseline)

@@ -1,38 +1,56 @@
 #!/usr/bin/env bash
 # Runs the unit tests and the bats suites, then prints one closing line for the whole run:
-# "test: N passed, N failed".
-# usage: tools/test.sh [unit|bats|all]
+# "test: N passed, N failed, N skipped".
+# A test binary must end with its TAP plan and run as many tests as it planned: one that
+# crashes or stops early fails, whatever it printed before.
+# usage: tools/test.sh [unit|bats|all]   (TESTBIN: where the unit test binaries are)
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
+testbin=${TESTBIN:-bin/tests}
 
-tally() { # reads TAP, echoes it, leaves counts in $pass $fail
-	local line
+pass=0 fail=0 skip=0
+
+# tally NAME: reads TAP on stdin, echoes it, counts it, and checks the plan.
+tally() {
+	local name=$1 line planned=-1 seen=0
 	while IFS= read -r line; do
 		printf '%s\n' "$line"
 		case "$line" in
-		"ok "*) pass=$((pass + 1)) ;;
-		"not ok "*) fail=$((fail + 1)) ;;
+		"ok "*"# SKIP"* | "ok "*"# skip"*) skip=$((skip + 1)) seen=$((seen + 1)) ;;
+		"ok "*) pass=$((pass + 1)) seen=$((seen + 1)) ;;
+		"not ok "*) fail=$((fail + 1)) seen=$((seen + 1)) ;;
+		1..*) planned=${line#1..} planned=${planned%% *} ;;
+		"# exit "*)
+			line=${line#"# exit "}
+			[ "$line" = 0 ] || { echo "not ok - $name exited with status $line"; fail=$((fail + 1)); }
+			;;
 		esac
 	done
+	if [ "$planned" -lt 0 ]; then
+		echo "not ok - $name printed no TAP plan (it stopped early)"
+		fail=$((fail + 1))
+	elif [ "$seen" -ne "$planned" ]; then
+		echo "not ok - $name planned $planned tests and ran $seen"
+		fail=$((fail + 1))
+	fi
 }
 
 what=${1:-all}
-pass=0 fail=0
 if [ "$what" != bats ]; then
-	for t in bin/tests/test-*; do
+	for t in "$testbin"/test-*; do
 		[ -x "$t" ] || continue
 		echo "# unit: $t"
-		# A test binary that crashes before its plan counts as a failure.
-		tally < <("$t" 2>&1 || echo "not ok - $t exited with status $?")
+		tally "$t" < <("$t" 2>&1; echo "# exit $?")
 	done
 fi
-unit_pass=$pass unit_fail=$fail
+unit_pass=$pass unit_fail=$fail unit_skip=$skip
 if [ "$what" != unit ]; then
 	echo "# bats: tests/bats"
-	tally < <(bats --tap tests/bats 2>&1)
+	tally bats < <(bats --tap tests/bats 2>&1; echo "# exit $?")
 fi
-echo "unit: $unit_pass passed, $unit_fail failed"
-echo "bats: $((pass - unit_pass)) passed, $((fail - unit_fail)) failed"
-echo "test: $pass passed, $fail failed"
+echo "unit: $unit_pass passed, $unit_fail failed, $unit_skip skipped"
+[ "$what" = unit ] ||
+	echo "bats: $((pass - unit_pass)) passed, $((fail - unit_fail)) failed, $((skip - unit_skip)) skipped"
+echo "test: $pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]

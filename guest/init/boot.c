@@ -147,7 +147,7 @@ void boot_leave_initramfs(char **argv, char **envp)
 
 	if (statfs("/", &st) < 0 || (st.f_type != RAMFS_MAGIC_ && st.f_type != TMPFS_MAGIC_))
 		return; /* a real root filesystem (disk image): nothing to do */
-	for (; envp[n] && n < 61; n++) {
+	for (; n < 61 && envp[n]; n++) {
 		if (!strcmp(envp[n], ROOT_ENV)) {
 			boot.moved_root = 1;
 			return; /* we are the copy */

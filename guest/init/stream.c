@@ -146,7 +146,7 @@ static void on_output(struct watch *w, uint32_t events)
 		close_local(s);
 		return;
 	}
-	if (n > 0) {
+	{
 		v.n = (size_t)n;
 		d.data.funcs.encode = rpc_view_encode;
 		d.data.arg = &v;

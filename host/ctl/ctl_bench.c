@@ -38,14 +38,18 @@ static int timed_wait(struct vm *vm, const char *id, const char *exec_id, struct
                       kerr_t *err)
 {
 	uint32_t status;
+	int rc;
 
 	vm->tick = watch_file;
 	vm->tick_arg = f;
 	vm->tick_ns = 1000000; /* look for the first byte every millisecond */
-	if (task_wait(&vm->link, id, exec_id, &status, mono_ns() + RPC_TIMEOUT_NS, err) < 0)
-		return -1;
+	rc = task_wait(&vm->link, id, exec_id, &status, mono_ns() + RPC_TIMEOUT_NS, err);
+	/* f is the caller's: the hook goes on every path. */
 	vm->tick = NULL;
+	vm->tick_arg = NULL;
 	vm->tick_ns = 0;
+	if (rc < 0)
+		return -1;
 	watch_file(f);
 	return f->at ? 0 : kerr_set(err, EIO, "the process wrote nothing to %s", f->path);
 }

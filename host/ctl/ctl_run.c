@@ -198,9 +198,10 @@ static void restore_tty(void)
 	tty_raw = 0;
 }
 
-static int run_container(struct vm *vm, const struct ctl_run_opts *o, uint32_t *status, kerr_t *err)
+/* Runs the container with hooks on vm that point at hs; run_container removes them. */
+static int run_hooked(struct vm *vm, const struct ctl_run_opts *o, struct hstreams *hs,
+                      uint32_t *status, kerr_t *err)
 {
-	struct hstreams hs = { .c = &vm->link };
 	struct task_io io;
 	char uri[3][256];
 	uint32_t pid;
@@ -209,7 +210,7 @@ static int run_container(struct vm *vm, const struct ctl_run_opts *o, uint32_t *
 	if (o->keep) { /* detached: output stays in the share */
 		io = (struct task_io){ "", "file://" GUEST_SHARE "/ctr/stdout",
 			               "file://" GUEST_SHARE "/ctr/stderr", 0 };
-	} else if (open_streams(vm, o, &hs, &io, uri, err) < 0) {
+	} else if (open_streams(vm, o, hs, &io, uri, err) < 0) {
 		return -1;
 	}
 	if (task_create(&vm->link, vm->id, GUEST_SHARE "/ctr", &io, &pid, deadline, err) < 0)
@@ -228,23 +229,33 @@ static int run_container(struct vm *vm, const struct ctl_run_opts *o, uint32_t *
 	if (o->keep)
 		return 0;
 	vm->tick = pump_tick;
-	vm->tick_arg = &hs;
+	vm->tick_arg = hs;
 	vm->tick_ns = 5000000;
-	hstreams_pump_input(&hs);
+	hstreams_pump_input(hs);
 	/* No deadline: the container runs as long as it runs; ^C still stops everything. */
-	if (task_wait(&vm->link, vm->id, "", status, 0, err) < 0) {
-		restore_tty();
+	if (task_wait(&vm->link, vm->id, "", status, 0, err) < 0)
 		return -1;
-	}
 	vm->tick = NULL;
-	vm->tick_ns = 0;
-	if (hstreams_drain(&hs, mono_ns() + RPC_TIMEOUT_NS, err) < 0) {
-		restore_tty();
+	if (hstreams_drain(hs, mono_ns() + RPC_TIMEOUT_NS, err) < 0)
 		return -1;
-	}
 	restore_tty();
-	vm->link.on_frame = NULL;
+	hstreams_detach(hs);
 	return task_delete(&vm->link, vm->id, "", NULL, mono_ns() + RPC_TIMEOUT_NS, err);
+}
+
+static int run_container(struct vm *vm, const struct ctl_run_opts *o, uint32_t *status, kerr_t *err)
+{
+	struct hstreams hs = { .c = &vm->link };
+	int rc = run_hooked(vm, o, &hs, status, err);
+
+	/* hs dies with this frame: on every path, nothing may call into it afterwards (the
+	 * VM's shutdown still reads frames and ticks). */
+	vm->tick = NULL;
+	vm->tick_arg = NULL;
+	vm->tick_ns = 0;
+	hstreams_detach(&hs);
+	restore_tty();
+	return rc;
 }
 
 int ctl_run(int argc, char **argv)

@@ -223,10 +223,10 @@ static int memory_round(struct bench *b, enum mode m, kerr_t *err)
 		vm_init(&vms[i], id);
 		rc = vm_launch(&vms[i], &b->cfg, m == M_RESTORE ? ctl_templates() : NULL,
 		               ctl_run_dir(), 0, err);
-		if (rc == 0)
+		if (rc == 0) {
 			started++;
-		if (rc == 0)
 			rc = vm_prepare_guest(&vms[i], &prep, err);
+		}
 	}
 	/* Let the guests settle (deferred work after the share mount) before reading. */
 	usleep(300000);

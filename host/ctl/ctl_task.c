@@ -116,22 +116,28 @@ static int exec_in(struct vm *vm, const char *exec_id, char *spec, struct tail *
 	char out[128], errf[128];
 	struct task_io io = { "", out, errf, 0 };
 	int64_t deadline = mono_ns() + RPC_TIMEOUT_NS;
+	int rc;
 
 	snprintf(out, sizeof(out), "file://" GUEST_SHARE "/ctr/%s.out", exec_id);
 	snprintf(errf, sizeof(errf), "file://" GUEST_SHARE "/ctr/%s.err", exec_id);
 	if (open_outputs(vm, exec_id, t, err) < 0 ||
 	    task_exec(&vm->link, vm->id, exec_id, spec, &io, deadline, err) < 0)
 		return -1;
-	if (task_start(&vm->link, vm->id, exec_id, NULL, deadline, err) < 0 ||
-	    (vm->tick = tail_tick, vm->tick_arg = t,
-	     task_wait(&vm->link, vm->id, exec_id, status, 0, err)) < 0) {
+	rc = task_start(&vm->link, vm->id, exec_id, NULL, deadline, err);
+	if (rc == 0) {
+		vm->tick = tail_tick;
+		vm->tick_arg = t;
+		rc = task_wait(&vm->link, vm->id, exec_id, status, 0, err);
+		vm->tick = NULL; /* t is the caller's: the hook goes on every path */
+		vm->tick_arg = NULL;
+	}
+	if (rc < 0) {
 		kerr_t e;
 
 		task_kill(&vm->link, vm->id, exec_id, SIGKILL, 0, deadline, &e);
 		task_delete(&vm->link, vm->id, exec_id, NULL, mono_ns() + RPC_TIMEOUT_NS, &e);
 		return -1;
 	}
-	vm->tick = NULL;
 	tail_once(t);
 	return task_delete(&vm->link, vm->id, exec_id, NULL, mono_ns() + RPC_TIMEOUT_NS, err);
 }

@@ -251,7 +251,7 @@ static int mount_one(const Containerd__Types__Mount *m, const char *target, kerr
 	}
 	if (!strcmp(type, "bind"))
 		flags |= MS_BIND;
-	if (mount(m->source, target, type, flags & ~(flags & MS_BIND ? MS_RDONLY : 0),
+	if (mount(m->source, target, type, flags & ~((flags & MS_BIND) ? MS_RDONLY : 0),
 	          used ? data : NULL) < 0)
 		return kerr_sys(err, "mount %s (%s) on %s", m->source, type, target);
 	/* A read-only bind needs a remount: the first call ignores MS_RDONLY. */

@@ -124,6 +124,14 @@ void hstreams_attach(struct hstreams *hs)
 	hs->c->frame_ctx = hs;
 }
 
+void hstreams_detach(struct hstreams *hs)
+{
+	if (hs->c && hs->c->frame_ctx == hs) {
+		hs->c->on_frame = NULL;
+		hs->c->frame_ctx = NULL;
+	}
+}
+
 int hstream_open(struct hstreams *hs, const char *name, enum hstream_dir dir, int fd,
                  int64_t deadline_ns, kerr_t *err)
 {

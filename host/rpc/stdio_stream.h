@@ -30,6 +30,8 @@ int hstream_open(struct hstreams *hs, const char *name, enum hstream_dir dir, in
                  int64_t deadline_ns, kerr_t *err);
 /* Installs the frame hook that feeds the streams; call once after opening them. */
 void hstreams_attach(struct hstreams *hs);
+/* Removes that hook; the link then drops stream frames. Pair it with every attach. */
+void hstreams_detach(struct hstreams *hs);
 /* Sends what stdin has within the credit; at EOF closes the stream. Never blocks on fd. */
 void hstreams_pump_input(struct hstreams *hs);
 /* Reads frames until every output stream has ended (or the deadline). */

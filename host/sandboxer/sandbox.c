@@ -356,12 +356,13 @@ static void reaper_timeout(struct loop_timer *t)
 /* Takes over the pidfd watched by w. */
 static void reap_later(struct sandbox *sb, struct loop_watch *w, int kill_after_ms)
 {
-	struct reaper *r = calloc(1, sizeof(*r));
+	struct reaper *r;
 	kerr_t err;
 
 	if (w->fd < 0)
 		return;
 	loop_del(&sb->sbx->loop, w);
+	r = calloc(1, sizeof(*r));
 	if (!r) {
 		sys_pidfd_send_signal(w->fd, SIGKILL);
 		close(w->fd);

@@ -107,7 +107,7 @@ static int file_digest(const struct tpl_store *s, const char *path, char out[SHA
 static int find_program(const char *name, char *out, size_t n)
 {
 	const char *path = getenv("PATH");
-	char *dup, *dir, *save = NULL;
+	char *dup, *dir, *pos = NULL;
 	int rc = -1;
 
 	if (strchr(name, '/')) {
@@ -115,7 +115,7 @@ static int find_program(const char *name, char *out, size_t n)
 		return access(out, X_OK);
 	}
 	dup = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-	for (dir = strtok_r(dup, ":", &save); dir && rc < 0; dir = strtok_r(NULL, ":", &save)) {
+	for (dir = strtok_r(dup, ":", &pos); dir && rc < 0; dir = strtok_r(NULL, ":", &pos)) {
 		snprintf(out, n, "%s/%s", *dir ? dir : ".", name);
 		if (access(out, X_OK) == 0)
 			rc = 0;
@@ -456,15 +456,14 @@ int tpl_remove_files(const struct template *t, kerr_t *err)
 
 static int maps_file(pid_t pid, const char *path, ino_t ino)
 {
-	char p[64], *maps = NULL, *line, *save = NULL;
+	char p[64], *maps = NULL, *line, *pos = NULL;
 	size_t len = 0;
 	int found = 0;
 
 	snprintf(p, sizeof(p), "/proc/%d/maps", pid);
 	if (read_file(p, &maps, &len, 64 << 20, NULL) < 0)
 		return 0;
-	for (line = strtok_r(maps, "\n", &save); line && !found;
-	     line = strtok_r(NULL, "\n", &save)) {
+	for (line = strtok_r(maps, "\n", &pos); line && !found; line = strtok_r(NULL, "\n", &pos)) {
 		unsigned long long inode = 0;
 		int off = 0;
 
