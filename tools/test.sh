@@ -52,5 +52,5 @@ fi
 echo "unit: $unit_pass passed, $unit_fail failed, $unit_skip skipped"
 [ "$what" = unit ] ||
 	echo "bats: $((pass - unit_pass)) passed, $((fail - unit_fail)) failed, $((skip - unit_skip)) skipped"
-echo "test: $pass passed, $fail failed, $skip skipped"
+[ "$what" = unit ] || echo "test: $pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]

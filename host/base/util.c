@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -322,4 +323,30 @@ int proc_mem(pid_t pid, struct proc_mem *m, kerr_t *err)
 	free(text);
 	m->uss_kib = pc + pd;
 	return 0;
+}
+
+/* Detaches every mount below dir (bind-mounted root filesystems in the share), deepest
+ * first, so that removing the directory can never reach into what they expose. */
+void umount_below(const char *dir)
+{
+	char *info = NULL, *line, *save = NULL, *mnts[64];
+	size_t len = strlen(dir), n = 0;
+
+	if (read_file("/proc/self/mountinfo", &info, NULL, 1 << 20, NULL) < 0)
+		return;
+	for (line = strtok_r(info, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char mp[4096];
+
+		/* fields: id parent major:minor root mountpoint ... */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && !strncmp(mp, dir, len) &&
+		    mp[len] == '/' && n < 64)
+			mnts[n++] = strdup(mp);
+	}
+	while (n--) {
+		if (mnts[n] && umount2(mnts[n], MNT_DETACH) < 0)
+			fprintf(stderr, "kuasar: warning: umount %s: %s\n", mnts[n],
+			        strerror(errno));
+		free(mnts[n]);
+	}
+	free(info);
 }

@@ -73,6 +73,9 @@ int mkdir_p(const char *path, int mode, kerr_t *err);
  * point inside (even a bind mount from the same filesystem) makes it fail with EBUSY and
  * leaves what the mount shows untouched. */
 int rm_tree(const char *path);
+/* Detaches every mount below dir (bind-mounted root filesystems in a share), deepest
+ * first, so that removing the directory can never reach into what they expose. */
+void umount_below(const char *dir);
 /* Ids name directories: 1-64 of [A-Za-z0-9_.-], no leading dot (so no '..'). */
 int id_valid(const char *id, kerr_t *err);
 int unix_connect(const char *path, kerr_t *err);

@@ -23,6 +23,7 @@
 #include "base/util.h"
 #include "rpc/stdio_stream.h"
 #include "rpc/task_client.h"
+#include "vm/launch.h"
 #include "vm/template.h"
 #include "vm/vm.h"
 

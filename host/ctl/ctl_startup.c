@@ -20,6 +20,7 @@
 
 #include "base/util.h"
 #include "ctl/ctl.h"
+#include "vm/launch.h"
 #include "vm/template.h"
 #include "vm/vm.h"
 

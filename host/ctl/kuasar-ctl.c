@@ -22,6 +22,7 @@
 #include "base/util.h"
 #include "ctl/ctl.h"
 #include "rpc/agent.h"
+#include "vm/launch.h"
 #include "vm/template.h"
 #include "vm/vm.h"
 

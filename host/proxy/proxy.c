@@ -29,6 +29,7 @@
 #include "proxy/taskproxy.h"
 #include "rpc/agent.h"
 #include "sandbox.pb-c.h"
+#include "vm/launch.h"
 #include "vm/template.h"
 #include "vm/vm.h"
 

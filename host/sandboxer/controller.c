@@ -307,6 +307,7 @@ static void h_status(struct grpc_call *call, const uint8_t *msg, size_t len)
 		}
 		if (sb->netns[0])
 			info_add(in, "netns", "%s", sb->netns);
+		info_add(in, "waiters", "%u", sandbox_n_waiters(sb));
 		if (sb->state == SB_STOPPED)
 			info_add(in, "exit_status", "%d", sb->exit_status);
 		if (sb->last_error[0])

@@ -233,6 +233,15 @@ void sandbox_add_waiter(struct sandbox *sb, struct grpc_call *call)
 	grpc_call_on_cancel(call, waiter_cancel, w);
 }
 
+unsigned sandbox_n_waiters(const struct sandbox *sb)
+{
+	unsigned n = 0;
+
+	for (const struct sb_waiter *w = sb->waiters; w; w = w->next)
+		n++;
+	return n;
+}
+
 static void start_cancel(struct grpc_call *call, void *arg)
 {
 	((struct sandbox *)arg)->start_call = NULL;
@@ -746,6 +755,10 @@ void sandbox_shutdown(struct sandbox *sb, struct grpc_call *call)
 	}
 	if (sb->state == SB_READY || sb->state == SB_STOPPING) {
 		/* The proxy exits with its VMM; that exit, an event, completes the removal. */
+		if (sb->state == SB_READY)
+			log_info("sandbox %s: shutting down", sb->id);
+		sb->state = SB_STOPPING;
+		state_write(sb);
 		kill_vmm(sb);
 		sb->stop_timer.fn = shutdown_timeout;
 		loop_timer_arm(&sb->sbx->loop, &sb->stop_timer, 5000);

@@ -81,6 +81,8 @@ void sandbox_stop(struct sandbox *sb, unsigned timeout_secs, struct grpc_call *c
  * goes to call once that is done (a VMM or proxy that is slow to die never holds the loop). */
 void sandbox_shutdown(struct sandbox *sb, struct grpc_call *call);
 void sandbox_add_waiter(struct sandbox *sb, struct grpc_call *call);
+/* How many Wait calls are held open. */
+unsigned sandbox_n_waiters(const struct sandbox *sb);
 const char *sandbox_state_name(const struct sandbox *sb);
 /* Re-adopts every sandbox recorded under the run directory. */
 void sandbox_recover_all(struct sandboxer *sbx);

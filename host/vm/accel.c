@@ -1,6 +1,5 @@
 #include "vm/accel.h"
 
-#include "base/syscalls.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -12,6 +11,13 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <json-c/json.h>
+#include <stdlib.h>
+
+#include "base/syscalls.h"
+#include "base/util.h"
+#include "vm/vm.h"
 
 #define PROBE_TIMEOUT_MS 1500
 #define PROBE_PORT 0x3f0
@@ -165,4 +171,82 @@ enum accel accel_resolve(enum accel want, char *why, size_t n)
 		return ACCEL_TCG;
 	}
 	return kvm_probe(why, n) == 0 ? ACCEL_KVM : ACCEL_TCG;
+}
+
+/* ---- the verdict of auto, remembered per host boot (in the run directory) ---- */
+
+static void boot_id(char *buf, size_t n)
+{
+	char *s = NULL;
+
+	if (read_file("/proc/sys/kernel/random/boot_id", &s, NULL, 64, NULL) == 0) {
+		s[strcspn(s, "\n")] = '\0';
+		snprintf(buf, n, "%s", s);
+		free(s);
+	} else {
+		snprintf(buf, n, "unknown");
+	}
+}
+
+static void accel_cache_path(const char *run_dir, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/accel.json", run_dir);
+}
+
+/* The KVM verdict is remembered per host boot (the cache lives in the run dir). */
+int accel_cache_get(const char *run_dir, enum accel *a, char *why, size_t n)
+{
+	char path[512], bid[64], *s = NULL;
+	json_object *o, *v;
+	int rc = -1;
+
+	accel_cache_path(run_dir, path, sizeof(path));
+	if (read_file(path, &s, NULL, 4096, NULL) < 0)
+		return -1;
+	boot_id(bid, sizeof(bid));
+	o = json_tokener_parse(s);
+	free(s);
+	if (o && json_object_object_get_ex(o, "boot_id", &v) &&
+	    !strcmp(json_object_get_string(v), bid) && json_object_object_get_ex(o, "accel", &v) &&
+	    accel_parse(json_object_get_string(v), a) == 0 && *a != ACCEL_AUTO) {
+		json_object_object_get_ex(o, "why", &v);
+		snprintf(why, n, "%s (remembered for this host boot)", json_object_get_string(v));
+		rc = 0;
+	}
+	json_object_put(o);
+	return rc;
+}
+
+void accel_cache_put(const char *run_dir, enum accel a, const char *why)
+{
+	char path[512], bid[64];
+	json_object *o = json_object_new_object();
+	const char *s;
+
+	boot_id(bid, sizeof(bid));
+	json_object_object_add(o, "boot_id", json_object_new_string(bid));
+	json_object_object_add(o, "accel", json_object_new_string(accel_name(a)));
+	json_object_object_add(o, "why", json_object_new_string(why));
+	s = json_object_to_json_string(o);
+	accel_cache_path(run_dir, path, sizeof(path));
+	write_file_atomic(path, s, strlen(s), NULL);
+	json_object_put(o);
+}
+
+int vm_known_accel(const struct vm_config *cfg, const char *run_dir, enum accel *out)
+{
+	char why[256];
+
+	if (cfg->accel != ACCEL_AUTO) {
+		*out = cfg->accel;
+		return 0;
+	}
+	if (accel_cache_get(run_dir, out, why, sizeof(why)) == 0)
+		return 0;
+	if (kvm_probe(why, sizeof(why)) < 0) {
+		accel_cache_put(run_dir, ACCEL_TCG, why);
+		*out = ACCEL_TCG;
+		return 0;
+	}
+	return -1;
 }

@@ -12,6 +12,10 @@ const char *accel_name(enum accel a);
 /* Runs a few instructions in a throwaway KVM VM in a child process, bounded in time.
  * Returns 0 if KVM works, else -1 with the reason in why. */
 int kvm_probe(char *why, size_t n);
+/* The verdict of auto for this host boot, remembered in run_dir: 0 and *a when there is
+ * one. */
+int accel_cache_get(const char *run_dir, enum accel *a, char *why, size_t n);
+void accel_cache_put(const char *run_dir, enum accel a, const char *why);
 /* Resolves auto to kvm or tcg; why says what decided it. */
 enum accel accel_resolve(enum accel want, char *why, size_t n);
 

@@ -93,12 +93,4 @@ int tpl_list(const struct tpl_store *s,
 int tpl_acquire(const struct tpl_store *s, const struct vm_config *cfg, enum accel accel, int build,
                 struct template *t, struct tpl_info *info, int *built, kerr_t *err);
 
-struct vm;
-/* Starts vm restored from the template of cfg's shape when s is set (building it first if
- * it is missing), else cold boots; a template that cannot be used (locked too long, broken,
- * failed to build or load) falls back to a cold boot. vm->boot_mode says which way it
- * started, vm->boot_note why (the reason is also meant for the log). */
-int vm_launch(struct vm *vm, const struct vm_config *cfg, const struct tpl_store *s,
-              const char *run_dir, int keep, kerr_t *err);
-
 #endif

@@ -98,8 +98,6 @@ void vm_release(struct vm *vm);
 int vm_link_connect(struct vm *vm, int64_t deadline_ns, kerr_t *err);
 /* The pid of the sandbox's VMM if its state names one that runs, else 0. */
 pid_t vm_find_vmm(const char *run_dir, const char *id);
-/* Detaches every mount below dir, deepest first. */
-void umount_below(const char *dir);
 /* Reads what the console socket has (QEMU's logfile keeps it all); whoever keeps a VM
  * running must keep calling this when con_fd is readable, or the guest's console stalls. */
 void vm_console_pump(struct vm *vm);

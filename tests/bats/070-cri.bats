@@ -50,17 +50,10 @@ teardown() { cri_teardown; }
 	local ev=$!
 	run_pod quick sh -c 'echo bye; exit 3'
 	wait_log "$D/logs/quick.log" "stdout F bye"
-	local i
-	for i in $(seq 100); do
-		cri status "$CTR" | grep -q EXITED && break
-		sleep 0.1
-	done
+	wait_until 10 ctr_exited "$CTR"
 	run cri status "$CTR"
 	[[ "$output" == *"state=EXITED exit_code=3"* ]]
-	for i in $(seq 100); do
-		grep -q /tasks/exit "$D/events" && break
-		sleep 0.1
-	done
+	wait_until 10 grep -q /tasks/exit "$D/events"
 	kill $ev 2>/dev/null || true
 	grep -q "/tasks/start" "$D/events"
 	grep -q "/tasks/exit" "$D/events"
@@ -131,7 +124,7 @@ teardown() { cri_teardown; }
 @test "a VMM killed with -9: Wait returns and Status says NOTREADY" {
 	run poke Create --id victim
 	[[ "$output" == code=0* ]]
-	run_t 60 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Start --id victim
+	run_t 60 0 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Start --id victim
 	[[ "$output" == code=0* ]]
 	[[ "$output" == *"ttrpc+unix://$D/run/victim/task.sock"* ]]
 	run poke Status --id victim
@@ -142,29 +135,33 @@ teardown() { cri_teardown; }
 		poke Wait --id victim >"$D/wait$w.out" &
 		waiters+=($!)
 	done
-	sleep 0.3
+	wait_until 10 sb_waiters victim 3
 	kill -9 "$SB_PID"
 	wait "$SB_PID" 2>/dev/null || true
 	sandboxer_start
 	poke Wait --id victim >"$D/wait4.out" &
 	waiters+=($!)
-	sleep 0.3
+	wait_until 10 sb_waiters victim 1
 	kill -9 "$(pgrep -f -- "$D/run/victim/")"
-	for w in "${waiters[@]}"; do
-		for i in $(seq 200); do
-			kill -0 "$w" 2>/dev/null || break
-			sleep 0.1
-		done
-	done
-	# The three held across the daemon's death lost their connection; the fourth returned.
-	[[ "$(cat "$D/wait4.out")" == code=0*"bytes="* ]]
-	for w in 1 2 3; do
-		[[ "$(cat "$D/wait$w.out")" != *code=0* ]]
+	# Each waiter is accounted for: the three held across the daemon's death lost their
+	# connection (grpcpoke fails), the fourth got the exit.
+	local rc
+	for w in 0 1 2 3; do
+		rc=0
+		timeout 20 tail --pid="${waiters[$w]}" -f /dev/null
+		wait "${waiters[$w]}" || rc=$?
+		if [ "$w" -lt 3 ]; then
+			[ "$rc" -ne 0 ] || { echo "waiter $((w + 1)) got an answer from a dead daemon" >&2; false; }
+			[[ "$(cat "$D/wait$((w + 1)).out")" != *code=* ]]
+		else
+			[ "$rc" -eq 0 ]
+			[[ "$(cat "$D/wait4.out")" == code=0*"bytes="* ]]
+		fi
 	done
 	run poke Status --id victim
 	[[ "$output" == *SANDBOX_NOTREADY* ]]
 	# A second Wait on a stopped sandbox answers at once.
-	run_t 5 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Wait --id victim
+	run_t 5 0 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Wait --id victim
 	[[ "$output" == code=0* ]]
 	run poke Shutdown --id victim
 	[[ "$output" == code=0* ]]
@@ -206,7 +203,7 @@ teardown() { cri_teardown; }
 
 @test "Metrics has the VMM's figures; Platform says linux/amd64" {
 	run poke Create --id measured
-	run_t 60 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Start --id measured
+	run_t 60 0 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Start --id measured
 	[[ "$output" == code=0* ]]
 	# The sandbox's own cgroup holds its task proxy and VMM.
 	local cg
@@ -285,7 +282,7 @@ sid, t, d = frame(); print("even", sid, t, d.decode(errors="replace"))' "$sock"
 	run poke Create --id hasty
 	"$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Start --id hasty >"$D/start.out" &
 	local starter=$!
-	sleep 0.2
+	wait_until 10 sb_state hasty starting
 	run poke Shutdown --id hasty
 	[[ "$output" == code=0* ]]
 	wait "$starter" || true
@@ -300,7 +297,7 @@ sid, t, d = frame(); print("even", sid, t, d.decode(errors="replace"))' "$sock"
 		poke Wait --id waited >"$D/w$w.out" &
 		waiters+=($!)
 	done
-	sleep 0.2
+	wait_until 10 sb_waiters waited 3
 	run poke Stop --id waited
 	[[ "$output" == code=0* ]]
 	for w in "${waiters[@]}"; do wait "$w"; done
@@ -311,21 +308,47 @@ sid, t, d = frame(); print("even", sid, t, d.decode(errors="replace"))' "$sock"
 
 @test "a task proxy killed with -9: its VMM is stopped, reaped, and the sandbox is NOTREADY" {
 	run poke Create --id orphan
-	run_t 60 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Start --id orphan
+	run_t 60 0 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Start --id orphan
 	[[ "$output" == code=0* ]]
 	local proxy vmm i
 	proxy=$(pgrep -f -- "kuasar-sandboxer proxy --id orphan ")
 	vmm=$(pgrep -f -- "$D/run/orphan/")
 	kill -9 "$proxy"
-	for i in $(seq 100); do
-		poke Status --id orphan | grep -q SANDBOX_NOTREADY && break
-		sleep 0.1
-	done
+	wait_until 10 sb_notready orphan
 	run poke Status --id orphan --hex 1001
 	[[ "$output" == *SANDBOX_NOTREADY*"task proxy died"* ]]
 	# Gone, not a zombie of the daemon's.
 	[ ! -e "/proc/$vmm" ]
 	run poke Shutdown --id orphan
+	[[ "$output" == code=0* ]]
+}
+
+@test "a sandbox whose stop hangs does not hold up the others: Status and Start answer meanwhile" {
+	run poke Create --id stuck
+	run_t 60 0 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Start --id stuck
+	[[ "$output" == code=0* ]]
+	run poke Create --id other
+	[[ "$output" == code=0* ]]
+	# A stopped proxy never notices its VMM's death: Shutdown has to wait for it (and kill it
+	# after 5 s). The daemon must keep serving everyone else meanwhile.
+	local proxy
+	proxy=$(pgrep -f -- "kuasar-sandboxer proxy --id stuck ")
+	kill -STOP "$proxy"
+	poke Shutdown --id stuck >"$D/shutdown.out" &
+	local shutter=$!
+	wait_until 5 sb_state stuck stopping
+	run_t 2 0 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Status --id other
+	[[ "$output" == code=0*SANDBOX_NOTREADY* ]]
+	kill -0 "$shutter" # the Shutdown is still waiting for the proxy
+	run_t 60 0 "$BIN/tests/grpcpoke" "$D/sandboxer.sock" /containerd.services.sandbox.v1.Controller/Start --id other
+	[[ "$output" == code=0* ]]
+	wait "$shutter"
+	[[ "$(cat "$D/shutdown.out")" == code=0* ]]
+	[ ! -e "/proc/$proxy" ] # killed and reaped, not a zombie of the daemon's
+	[ ! -e "$D/run/stuck" ]
+	run poke Status --id stuck
+	[[ "$output" == "code=5 "* ]]
+	run poke Shutdown --id other
 	[[ "$output" == code=0* ]]
 }
 

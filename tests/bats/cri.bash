@@ -30,6 +30,12 @@ poke() {
 	"$BIN/tests/grpcpoke" "$D/sandboxer.sock" "/containerd.services.sandbox.v1.Controller/$m" "$@"
 }
 
+# Conditions for wait_until, read from the sandboxer's verbose Status (field 2 = true).
+sb_waiters() { poke Status --id "$1" --hex 1001 | grep -q "waiters\.\.$2"; }
+sb_state() { poke Status --id "$1" --hex 1001 | grep -q "state\.\.$2"; }
+sb_notready() { poke Status --id "$1" | grep -q SANDBOX_NOTREADY; }
+ctr_exited() { cri status "$1" | grep -q EXITED; }
+
 # run_pod NAME: a pod with a busybox container running CMD; sets POD and CTR.
 run_pod() {
 	local name=$1
@@ -42,11 +48,7 @@ run_pod() {
 
 # wait_log FILE TEXT: up to 20 s for TEXT to show up in a container log.
 wait_log() {
-	local i
-	for i in $(seq 200); do
-		grep -q -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
+	wait_until 20 grep -q -- "$2" "$1" 2>/dev/null && return 0
 	echo "\"$2\" not in $1:" >&2
 	cat "$1" >&2 2>/dev/null
 	return 1

@@ -14,11 +14,35 @@ common_setup() {
 	return 0
 }
 
-# run_t SECONDS CMD...: bats' run with a hard time limit.
+# run_t SECONDS STATUS CMD...: bats' run with a hard time limit and the exit status the
+# command must have: a number, !N for anything but N, or "any" where the caller checks it.
 run_t() {
-	local secs=$1
-	shift
+	local secs=$1 want=$2
+	shift 2
 	run timeout --kill-after=5 "$secs" "$@"
+	case "$want" in
+	any) return 0 ;;
+	!*) [ "$status" -ne "${want#!}" ] && return 0 ;;
+	*) [ "$status" -eq "$want" ] && return 0 ;;
+	esac
+	echo "run_t: '$*' exited with $status, not $want; its output:" >&2
+	printf '%s\n' "$output" >&2
+	return 1
+}
+
+# wait_until SECONDS CMD...: runs CMD every 0.1 s until it succeeds; fails, saying what it
+# waited for, when SECONDS have passed. For waiting on a condition, never a fixed sleep.
+wait_until() {
+	local secs=$1 deadline
+	shift
+	deadline=$(($(date +%s%N) + secs * 1000000000))
+	until "$@"; do
+		if [ "$(date +%s%N)" -ge "$deadline" ]; then
+			echo "wait_until: still not true after ${secs} s: $*" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
 }
 
 ctl() {
@@ -29,6 +53,8 @@ ctl() {
 vmm_pids() {
 	pgrep -f -- "$KUASAR_RUN_DIR/" || true
 }
+has_vmm() { [ -n "$(vmm_pids)" ]; }
+no_vmm() { [ -z "$(vmm_pids)" ]; }
 
 # Fails when anything of this test is still around; kills leaked VMMs by PID first so one
 # failing test does not poison the next.
@@ -59,6 +85,6 @@ teardown() { common_teardown; }
 boot_kept() {
 	local id=$1
 	shift
-	run_t 120 "$CTL" boot --keep --id "$id" "$@"
+	run_t 120 0 "$CTL" boot --keep --id "$id" "$@"
 	[ "$status" -eq 0 ] || { echo "$output" >&2; return 1; }
 }
