@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 
 struct loop;
@@ -38,20 +39,5 @@ void loop_timer_arm(struct loop *l, struct loop_timer *t, int64_t ms);
 void loop_timer_cancel(struct loop *l, struct loop_timer *t);
 /* Runs until loop->stop is set. */
 void loop_run(struct loop *l);
-
-/* A growable byte buffer with a read offset: what a non-blocking writer keeps pending. */
-struct buf {
-	uint8_t *p;
-	size_t off, len, cap;
-};
-
-int buf_append(struct buf *b, const void *data, size_t n);
-static inline size_t buf_pending(const struct buf *b)
-{
-	return b->len - b->off;
-}
-/* Writes what it can; returns 0 (drained or would block) or -1 on a write error. */
-int buf_flush(struct buf *b, int fd);
-void buf_free(struct buf *b);
 
 #endif

@@ -13,6 +13,7 @@
 #include "base/util.h"
 #include "host/events_ttrpc.pb-c.h"
 #include "proxy/events_fwd.h"
+#include "rpc/timestamp.h"
 #include "rpc/ttrpc_client.h"
 
 /* Events queued while containerd is slow; beyond this they are dropped (and counted). */

@@ -30,12 +30,6 @@ static const char *const code_names[] = {
 	"UNAUTHENTICATED",
 };
 
-void ts_from_ns(Google__Protobuf__Timestamp *ts, int64_t ns)
-{
-	ts->seconds = ns / 1000000000;
-	ts->nanos = (int32_t)(ns % 1000000000);
-}
-
 const char *rpc_code_name(int code)
 {
 	if (code < 0 || code >= (int)(sizeof(code_names) / sizeof(code_names[0])))

@@ -8,7 +8,6 @@
 #include <stdint.h>
 
 #include "base/err.h"
-#include "google/protobuf/timestamp.pb-c.h"
 #include "proto/ttrpc_wire.h"
 #include "rpc/ttrpc_frame.h"
 
@@ -57,8 +56,5 @@ int ttrpc_call(struct ttrpc_client *c, const char *service, const char *method,
                const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
                ProtobufCMessage **resp, int64_t deadline_ns, kerr_t *err);
 const char *rpc_code_name(int code);
-
-/* google.protobuf.Timestamp from nanoseconds since the epoch. */
-void ts_from_ns(Google__Protobuf__Timestamp *ts, int64_t ns);
 
 #endif

@@ -12,6 +12,7 @@
 #include "cgroups_v2.pb-c.h"
 #include "host/cri.pb-c.h"
 #include "host/sandbox_controller.pb-c.h"
+#include "rpc/timestamp.h"
 #include "rpc/ttrpc_client.h"
 #include "sandboxer/sandbox.h"
 #include "sandboxer/sb_cgroup.h"

@@ -24,6 +24,7 @@
 #include "host/sandbox_controller.pb-c.h"
 #include "proxy/proxy_result.h"
 #include "rpc/agent.h"
+#include "rpc/timestamp.h"
 #include "sandbox.pb-c.h"
 #include "sandboxer/sb_cgroup.h"
 #include "vm/vm.h"

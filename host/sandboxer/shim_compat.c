@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "rpc/timestamp.h"
 #include "rpc/ttrpc_client.h"
 #include "sandboxer/sandbox.h"
 #include "task.pb-c.h"
