@@ -20,11 +20,6 @@ counted() {
 	[ "$status" -eq 0 ] && [ "${output:-0}" -ge "$2" ]
 }
 
-# in_state ID STATE: kuasar-ctl state says STATE.
-in_state() {
-	run timeout 30 "$CTL" state "$1"
-	[[ "$output" == "$2"* ]]
-}
 
 @test "exec runs in the container's namespaces and returns its exit code" {
 	start_counter x1

@@ -11,7 +11,7 @@ load helpers
 	run_t 30 0 "$CTL" pause ev1
 	run_t 30 0 "$CTL" resume ev1
 	run_t 30 0 "$CTL" kill ev1 9
-	# events waits (up to its timeout) until all nine are there.
+	wait_until 10 in_state ev1 stopped
 	run_t 60 0 "$CTL" events ev1 --count 9 --timeout 20000
 	echo "$output"
 	local expected=(

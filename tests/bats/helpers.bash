@@ -54,6 +54,12 @@ vmm_pids() {
 	pgrep -f -- "$KUASAR_RUN_DIR/" || true
 }
 has_vmm() { [ -n "$(vmm_pids)" ]; }
+
+# in_state ID STATE: kuasar-ctl state says the container is in STATE.
+in_state() {
+	run timeout 30 "$CTL" state "$1"
+	[[ "$output" == "$2"* ]]
+}
 no_vmm() { [ -z "$(vmm_pids)" ]; }
 
 # Fails when anything of this test is still around; kills leaked VMMs by PID first so one
