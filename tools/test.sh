@@ -13,21 +13,28 @@ pass=0 fail=0 skip=0
 
 # tally NAME: reads TAP on stdin, echoes it, counts it, and checks the plan.
 tally() {
-	local name=$1 line planned=-1 seen=0
+	local name=$1 line planned=-1 seen=0 failed=0
 	while IFS= read -r line; do
 		printf '%s\n' "$line"
 		case "$line" in
 		"ok "*"# SKIP"* | "ok "*"# skip"*) skip=$((skip + 1)) seen=$((seen + 1)) ;;
 		"ok "*) pass=$((pass + 1)) seen=$((seen + 1)) ;;
-		"not ok "*) fail=$((fail + 1)) seen=$((seen + 1)) ;;
+		"not ok "*) fail=$((fail + 1)) failed=$((failed + 1)) seen=$((seen + 1)) ;;
 		1..*) planned=${line#1..} planned=${planned%% *} ;;
 		"# exit "*)
+			# A failing test already makes the runner exit non-zero; the exit counts on
+			# its own only when no test failed (the runner itself died or broke).
 			line=${line#"# exit "}
-			[ "$line" = 0 ] || { echo "not ok - $name exited with status $line"; fail=$((fail + 1)); }
+			if [ "$line" != 0 ] && [ "$failed" -eq 0 ]; then
+				echo "not ok - $name exited with status $line"
+				fail=$((fail + 1)) failed=1
+			fi
 			;;
 		esac
 	done
-	if [ "$planned" -lt 0 ]; then
+	if [ "$failed" -gt 0 ]; then
+		: # already counted as failing; one count per broken binary
+	elif [ "$planned" -lt 0 ]; then
 		echo "not ok - $name printed no TAP plan (it stopped early)"
 		fail=$((fail + 1))
 	elif [ "$seen" -ne "$planned" ]; then

@@ -41,7 +41,6 @@ int signalfd_for(const int *sigs)
 {
 	sigset_t set;
 
-	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	for (; *sigs; sigs++)
 		sigaddset(&set, *sigs);

@@ -53,9 +53,8 @@ int fmt_path(char *buf, size_t n, const char *fmt, ...) __attribute__((format(pr
 /* The same for messages, where keeping what fits is the right thing. */
 void fmt_msg(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Blocks the signals in set (a 0-terminated list) and returns a non-blocking, close-on-exec
- * signalfd for them, -1 with errno on failure. SIGPIPE is ignored too: a peer that goes
- * away is an error return, never a death. */
+/* Blocks the signals in sigs (a 0-terminated list) and returns a non-blocking, close-on-exec
+ * signalfd for them, -1 with errno on failure. */
 int signalfd_for(const int *sigs);
 
 int64_t mono_ns(void);

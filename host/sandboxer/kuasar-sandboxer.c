@@ -66,6 +66,8 @@ static int setup_signals(struct sigwatch *s, struct loop *loop, kerr_t *err)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, 0 };
 
+	/* A client that goes away is an error return, never the daemon's death. */
+	signal(SIGPIPE, SIG_IGN);
 	s->w.fd = signalfd_for(sigs);
 	if (s->w.fd < 0)
 		return kerr_sys(err, "signalfd");

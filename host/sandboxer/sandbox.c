@@ -31,6 +31,8 @@
 
 #define STATE_FILE "sandbox.json"
 #define TASK_SOCK "task.sock"
+/* How long a process told to exit (or killed) gets before we kill it (or give up on it). */
+#define KILL_GRACE_MS 5000
 
 static const char *const state_names[] = { "created", "starting", "ready", "stopping", "stopped" };
 
@@ -95,10 +97,9 @@ static struct sandbox *sandbox_new(struct sandboxer *sbx, const char *id, kerr_t
 	}
 	sb->sbx = sbx;
 	if (id_valid(id, err) < 0 || vm_paths_init(&sb->paths, sbx->cfg.run_dir, id, err) < 0 ||
-	    fmt_path(sb->task_address, sizeof(sb->task_address), "ttrpc+unix://%s/" TASK_SOCK,
-	             sb->paths.dir) < 0) {
-		if (errno == ENAMETOOLONG)
-			kerr_sys(err, "task socket of `%s`", id);
+	    (fmt_path(sb->task_address, sizeof(sb->task_address), "ttrpc+unix://%s/" TASK_SOCK,
+	              sb->paths.dir) < 0 &&
+	     kerr_sys(err, "task socket of `%s`", id) < 0)) {
 		free(sb);
 		return NULL;
 	}
@@ -131,8 +132,6 @@ int sandbox_create(struct sandboxer *sbx, const char *id, unsigned vcpus, unsign
 {
 	struct sandbox *sb;
 
-	if (id_valid(id, err) < 0)
-		return -1;
 	if (sandbox_find(sbx, id))
 		return kerr_set(err, EEXIST, "sandbox `%s` already exists", id);
 	if (hostname && strlen(hostname) > HOSTNAME_MAX)
@@ -248,15 +247,41 @@ static void start_cancel(struct grpc_call *call, void *arg)
 	((struct sandbox *)arg)->start_call = NULL;
 }
 
-static void stop_cancel(struct grpc_call *call, void *arg)
+static void call_set_cancel(struct grpc_call *call, void *arg)
 {
-	struct sandbox *sb = arg;
+	struct call_set *s = arg;
 
-	for (int i = 0; i < sb->n_stop_calls; i++) {
-		if (sb->stop_calls[i] == call) {
-			sb->stop_calls[i] = sb->stop_calls[--sb->n_stop_calls];
+	for (int i = 0; i < s->n; i++) {
+		if (s->calls[i] == call) {
+			s->calls[i] = s->calls[--s->n];
 			return;
 		}
+	}
+}
+
+/* 0, or -1 with the call answered when the set is full. */
+static int call_set_add(struct call_set *s, struct grpc_call *call, const char *what)
+{
+	if (s->n >= (int)(sizeof(s->calls) / sizeof(s->calls[0]))) {
+		grpc_reply_error(call, RPC_RESOURCE_EXHAUSTED, "too many %s calls in flight", what);
+		return -1;
+	}
+	s->calls[s->n++] = call;
+	grpc_call_on_cancel(call, call_set_cancel, s);
+	return 0;
+}
+
+/* Answers every call in the set: OK, or err's message when err is set. */
+static void call_set_answer(struct call_set *s, const kerr_t *err)
+{
+	while (s->n) {
+		struct grpc_call *c = s->calls[--s->n];
+
+		grpc_call_on_cancel(c, NULL, NULL);
+		if (err)
+			grpc_reply_error(c, RPC_INTERNAL, "%s", err->msg);
+		else
+			grpc_reply(c, NULL);
 	}
 }
 
@@ -275,7 +300,8 @@ static void close_watch(struct sandbox *sb, struct loop_watch *w)
  * of a killed proxy): its cgroup knows them all. */
 static void kill_remains(struct sandbox *sb)
 {
-	if (sb->has_cgroup && sb_cgroup_kill_all(sb->sbx->cfg.cgroup_parent, sb->id, 5000) < 0)
+	if (sb->has_cgroup &&
+	    sb_cgroup_kill_all(sb->sbx->cfg.cgroup_parent, sb->id, KILL_GRACE_MS) < 0)
 		log_warn("sandbox %s: processes remain in its cgroup", sb->id);
 }
 
@@ -314,15 +340,10 @@ static void became_stopped(struct sandbox *sb, int status)
 		reply_wait(w->call, sb);
 		free(w);
 	}
-	while (sb->n_stop_calls) {
-		struct grpc_call *c = sb->stop_calls[--sb->n_stop_calls];
-
-		grpc_call_on_cancel(c, NULL, NULL);
-		grpc_reply(c, NULL);
-	}
+	call_set_answer(&sb->stops, NULL);
 	/* A Shutdown waited for this; it finishes from the loop, after our caller is done
 	 * with sb. */
-	if (sb->n_shutdown_calls) {
+	if (sb->shutdowns.n) {
 		sb->remove_timer.fn = remove_stopped;
 		loop_timer_arm(&sb->sbx->loop, &sb->remove_timer, 0);
 	}
@@ -425,12 +446,14 @@ static void vmm_killed(struct loop_watch *w, uint32_t events)
 	became_stopped(container_of(w, struct sandbox, vmm_w), 137);
 }
 
-static void vmm_kill_timeout(struct loop_timer *t)
+/* SIGKILL did not end it (a process stuck in the kernel): the sandbox is over regardless. */
+static void kill_timeout(struct loop_timer *t)
 {
 	struct sandbox *sb = container_of(t, struct sandbox, stop_timer);
 
-	log_warn("sandbox %s: VMM %d still there 5 s after SIGKILL; giving up on it", sb->id,
-	         sb->pid);
+	log_warn("sandbox %s: still not gone %d ms after SIGKILL (VMM %d, task proxy %d); "
+	         "giving up on it",
+	         sb->id, KILL_GRACE_MS, sb->pid, sb->proxy);
 	became_stopped(sb, 137);
 }
 
@@ -454,8 +477,8 @@ static void proxy_exited(struct loop_watch *w, uint32_t events)
 		fmt_msg(sb->last_error, sizeof(sb->last_error), "task proxy died");
 		kill_vmm(sb);
 		sb->vmm_w.fn = vmm_killed; /* still watched: it has not exited */
-		sb->stop_timer.fn = vmm_kill_timeout;
-		loop_timer_arm(&sb->sbx->loop, &sb->stop_timer, 5000);
+		sb->stop_timer.fn = kill_timeout;
+		loop_timer_arm(&sb->sbx->loop, &sb->stop_timer, KILL_GRACE_MS);
 		return;
 	}
 	log_info("sandbox %s: VMM %d exited (status %d)", sb->id, sb->pid, status);
@@ -506,7 +529,7 @@ static void kill_start(struct sandbox *sb)
 	if (pid > 0)
 		kill(pid, SIGKILL);
 	if (sb->proxy_w.fd >= 0)
-		reap_later(sb, &sb->proxy_w, 5000);
+		reap_later(sb, &sb->proxy_w, KILL_GRACE_MS);
 	else if (sb->proxy > 0)
 		kill(sb->proxy, SIGKILL);
 	kill_remains(sb);
@@ -663,12 +686,7 @@ void sandbox_stop(struct sandbox *sb, unsigned timeout_secs, struct grpc_call *c
 	}
 	if (sb->state == SB_STOPPED)
 		return grpc_reply(call, NULL);
-	if (sb->n_stop_calls >= (int)(sizeof(sb->stop_calls) / sizeof(sb->stop_calls[0])))
-		return grpc_reply_error(call, RPC_RESOURCE_EXHAUSTED,
-		                        "too many Stop calls in flight");
-	sb->stop_calls[sb->n_stop_calls++] = call;
-	grpc_call_on_cancel(call, stop_cancel, sb);
-	if (sb->state == SB_STOPPING)
+	if (call_set_add(&sb->stops, call, "Stop") < 0 || sb->state == SB_STOPPING)
 		return;
 	sb->state = SB_STOPPING;
 	if (!timeout_secs)
@@ -693,15 +711,7 @@ static void remove_now(struct sandbox *sb)
 		sb_cgroup_remove(sb->sbx->cfg.cgroup_parent, sb->id);
 	if (rm_tree(sb->paths.dir) < 0 && errno != ENOENT)
 		rc = kerr_sys(&err, "sandbox %s: remove %s", sb->id, sb->paths.dir);
-	while (sb->n_shutdown_calls) {
-		struct grpc_call *c = sb->shutdown_calls[--sb->n_shutdown_calls];
-
-		grpc_call_on_cancel(c, NULL, NULL);
-		if (rc < 0)
-			grpc_reply_error(c, RPC_INTERNAL, "%s", err.msg);
-		else
-			grpc_reply(c, NULL);
-	}
+	call_set_answer(&sb->shutdowns, rc < 0 ? &err : NULL);
 	if (rc < 0)
 		return; /* known still, so a later Shutdown can try again */
 	log_info("sandbox %s: removed", sb->id);
@@ -723,32 +733,16 @@ static void shutdown_timeout(struct loop_timer *t)
 		         "killing it",
 		         sb->id, sb->proxy);
 		sys_pidfd_send_signal(sb->proxy_w.fd, SIGKILL);
-		sb->stop_timer.fn = vmm_kill_timeout;
-		loop_timer_arm(&sb->sbx->loop, &sb->stop_timer, 5000);
-	}
-}
-
-static void shutdown_cancel(struct grpc_call *call, void *arg)
-{
-	struct sandbox *sb = arg;
-
-	for (int i = 0; i < sb->n_shutdown_calls; i++) {
-		if (sb->shutdown_calls[i] == call) {
-			sb->shutdown_calls[i] = sb->shutdown_calls[--sb->n_shutdown_calls];
-			return;
-		}
+		sb->stop_timer.fn = kill_timeout;
+		loop_timer_arm(&sb->sbx->loop, &sb->stop_timer, KILL_GRACE_MS);
 	}
 }
 
 void sandbox_shutdown(struct sandbox *sb, struct grpc_call *call)
 {
-	if (sb->n_shutdown_calls >=
-	    (int)(sizeof(sb->shutdown_calls) / sizeof(sb->shutdown_calls[0])))
-		return grpc_reply_error(call, RPC_RESOURCE_EXHAUSTED,
-		                        "too many Shutdown calls in flight");
-	sb->shutdown_calls[sb->n_shutdown_calls++] = call;
-	grpc_call_on_cancel(call, shutdown_cancel, sb);
-	if (sb->n_shutdown_calls > 1)
+	if (call_set_add(&sb->shutdowns, call, "Shutdown") < 0)
+		return;
+	if (sb->shutdowns.n > 1)
 		return; /* the first one's removal answers it too */
 	if (sb->state == SB_STARTING) {
 		abort_start(sb);
@@ -762,7 +756,7 @@ void sandbox_shutdown(struct sandbox *sb, struct grpc_call *call)
 		state_write(sb);
 		kill_vmm(sb);
 		sb->stop_timer.fn = shutdown_timeout;
-		loop_timer_arm(&sb->sbx->loop, &sb->stop_timer, 5000);
+		loop_timer_arm(&sb->sbx->loop, &sb->stop_timer, KILL_GRACE_MS);
 		return;
 	}
 	if (sb->state != SB_STOPPED)

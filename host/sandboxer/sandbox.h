@@ -29,6 +29,13 @@ struct sb_waiter {
 
 struct sandboxer;
 
+/* Calls that wait for the same moment (the sandbox stopped, or removed); a call whose
+ * client goes away first leaves the set. */
+struct call_set {
+	struct grpc_call *calls[8];
+	int n;
+};
+
 struct sandbox {
 	char id[ID_MAX + 1];
 	struct sandboxer *sbx;
@@ -49,11 +56,9 @@ struct sandbox {
 	int has_cgroup;
 	struct loop_watch result_w; /* the proxy's start result pipe */
 	struct grpc_call *start_call;
-	struct grpc_call *stop_calls[8];
-	int n_stop_calls;
+	struct call_set stops;
 	struct loop_timer stop_timer;
-	struct grpc_call *shutdown_calls[8];
-	int n_shutdown_calls;
+	struct call_set shutdowns;
 	struct loop_timer remove_timer; /* Shutdown's last step, run from the loop */
 	struct sb_waiter *waiters;
 	char task_address[KPATH_SIZE];
