@@ -24,7 +24,7 @@ OBJ := $(BIN)/obj
 CC := gcc
 HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
 	-Wno-unused-parameter -D_GNU_SOURCE -Ihost -I$(GEN)/host -I.
-HOST_LIBS := -lprotobuf-c -ljson-c -lnghttp2 -lm
+HOST_LIBS := -lprotobuf-c -ljson-c -lnghttp2 -lmnl -lm
 
 # ---------------------------------------------------------------------------------------
 # Guest side: musl only, built for size. Kernel UAPI headers (headers only, no code) come
@@ -62,10 +62,10 @@ HOST_PB := $(addprefix $(GEN)/host/,$(PROTOS:.proto=.pb-c.c) $(HOST_PROTOS:.prot
 # Host code in layers: each folder is one archive and may use only the folders listed before
 # it (tools/check-layers.sh enforces it); binaries link the archives in the reverse order.
 # The generated protobuf-c code is an archive of its own that any layer above base may use.
-HOST_LIB_LAYERS := base rpc vm proxy
+HOST_LIB_LAYERS := base rpc vm net proxy
 HOST_LAYERS := $(HOST_LIB_LAYERS) sandboxer ctl
 # The order tools/check-layers.sh enforces; "a/b" are side by side and use neither the other.
-HOST_LAYER_ORDER := base rpc vm proxy sandboxer/ctl
+HOST_LAYER_ORDER := base rpc vm/net proxy sandboxer/ctl
 # SAN=1: host code and unit tests with ASan and UBSan, in their own object and test dirs.
 ifeq ($(SAN),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -77,7 +77,7 @@ HOBJ := $(OBJ)
 TESTBIN := $(BIN)/tests
 endif
 host_objs = $(patsubst %.c,$(HOBJ)/%.o,$(wildcard host/$(1)/*.c))
-HOST_ARCHIVES := $(foreach l,proxy vm rpc base,$(HOBJ)/lib$(l).a) $(HOBJ)/libpb.a
+HOST_ARCHIVES := $(foreach l,proxy net vm rpc base,$(HOBJ)/lib$(l).a) $(HOBJ)/libpb.a
 CTL_OBJS := $(call host_objs,ctl)
 SANDBOXER_OBJS := $(call host_objs,sandboxer)
 
@@ -273,6 +273,7 @@ $(TESTBIN)/test-link: $(call hg,$(notdir $(LINK_TEST_GUEST))) \
 	$(patsubst $(GEN)/guest/%.c,$(HOBJ)/hg/pb/%.o,$(GUEST_PB)) \
 	$(patsubst $(NANOPB)/%.c,$(HOBJ)/hg/nanopb/%.o,$(NANOPB_SRCS)) $(HOST_ARCHIVES)
 $(TESTBIN)/test-host $(TESTBIN)/test-sandboxer $(TESTBIN)/test-template: $(HOST_ARCHIVES)
+$(TESTBIN)/test-net: $(call hg,netlink.c) $(HOST_ARCHIVES)
 $(TESTBIN)/linkpoke $(TESTBIN)/grpcpoke: $(HOST_ARCHIVES)
 
 $(TESTBIN)/test-%: $(HOBJ)/tests/unit/test-%.o

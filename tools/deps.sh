@@ -18,6 +18,8 @@ pkgs=(
 	clang-format cppcheck
 	# run and test
 	qemu-system-x86 bats util-linux procps iproute2
+	# pod networking tests: the CNI plugins (bridge, host-local, portmap) and a TCP client
+	containernetworking-plugins iptables netcat-openbsd iputils-ping
 	# containerd from the unstable suite needs runc (also the pod benchmark's baseline)
 	runc
 	# bench-boot compares against Debian's distro kernel

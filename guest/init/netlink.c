@@ -130,3 +130,71 @@ int nl_link_up(const char *ifname)
 	errno = saved;
 	return rc;
 }
+
+int nl_link_set(struct nl_sock *nl, int ifindex, const char *name, const uint8_t *mac, unsigned mtu,
+                int up)
+{
+	char buf[256] __attribute__((aligned(NLMSG_ALIGNTO)));
+	struct nlmsghdr *nlh =
+	    nl_msg_start(buf, sizeof(buf), RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+	struct ifinfomsg *ifi = NLMSG_DATA(nlh);
+
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = ifindex;
+	if (up >= 0) {
+		ifi->ifi_flags = up ? IFF_UP : 0;
+		ifi->ifi_change = IFF_UP;
+	}
+	if ((name && nl_attr_put(nlh, sizeof(buf), IFLA_IFNAME, name, strlen(name) + 1) < 0) ||
+	    (mac && nl_attr_put(nlh, sizeof(buf), IFLA_ADDRESS, mac, 6) < 0) ||
+	    (mtu && nl_attr_put(nlh, sizeof(buf), IFLA_MTU, &mtu, sizeof(mtu)) < 0))
+		return -1;
+	return nl_talk(nl, nlh);
+}
+
+static size_t addr_len(int family)
+{
+	return family == AF_INET6 ? 16 : 4;
+}
+
+int nl_addr_add(struct nl_sock *nl, int ifindex, int family, const uint8_t *ip, unsigned prefix_len)
+{
+	char buf[256] __attribute__((aligned(NLMSG_ALIGNTO)));
+	struct nlmsghdr *nlh = nl_msg_start(buf, sizeof(buf), RTM_NEWADDR,
+	                                    NLM_F_CREATE | NLM_F_REPLACE, sizeof(struct ifaddrmsg));
+	struct ifaddrmsg *ifa = NLMSG_DATA(nlh);
+
+	ifa->ifa_family = (uint8_t)family;
+	ifa->ifa_prefixlen = (uint8_t)prefix_len;
+	ifa->ifa_index = (uint32_t)ifindex;
+	/* CNI's IPAM owns the address: no duplicate detection delaying its use. */
+	ifa->ifa_flags = family == AF_INET6 ? IFA_F_NODAD : 0;
+	if (nl_attr_put(nlh, sizeof(buf), IFA_LOCAL, ip, addr_len(family)) < 0 ||
+	    nl_attr_put(nlh, sizeof(buf), IFA_ADDRESS, ip, addr_len(family)) < 0)
+		return -1;
+	return nl_talk(nl, nlh);
+}
+
+int nl_route_add(struct nl_sock *nl, const struct nl_route *r)
+{
+	char buf[256] __attribute__((aligned(NLMSG_ALIGNTO)));
+	struct nlmsghdr *nlh = nl_msg_start(buf, sizeof(buf), RTM_NEWROUTE,
+	                                    NLM_F_CREATE | NLM_F_REPLACE, sizeof(struct rtmsg));
+	struct rtmsg *rt = NLMSG_DATA(nlh);
+	size_t alen = addr_len(r->family);
+
+	rt->rtm_family = (uint8_t)r->family;
+	rt->rtm_dst_len = (uint8_t)r->dst_len;
+	rt->rtm_table = RT_TABLE_MAIN;
+	rt->rtm_protocol = RTPROT_BOOT;
+	rt->rtm_scope = r->gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+	rt->rtm_type = RTN_UNICAST;
+	rt->rtm_flags = r->onlink ? RTNH_F_ONLINK : 0;
+	if ((r->dst && r->dst_len && nl_attr_put(nlh, sizeof(buf), RTA_DST, r->dst, alen) < 0) ||
+	    (r->gw && nl_attr_put(nlh, sizeof(buf), RTA_GATEWAY, r->gw, alen) < 0) ||
+	    nl_attr_put(nlh, sizeof(buf), RTA_OIF, &r->ifindex, sizeof(r->ifindex)) < 0 ||
+	    (r->metric &&
+	     nl_attr_put(nlh, sizeof(buf), RTA_PRIORITY, &r->metric, sizeof(r->metric)) < 0))
+		return -1;
+	return nl_talk(nl, nlh);
+}

@@ -23,4 +23,22 @@ int nl_attr_put(struct nlmsghdr *nlh, size_t size, uint16_t type, const void *da
 int nl_talk(struct nl_sock *nl, struct nlmsghdr *nlh);
 int nl_link_up(const char *ifname);
 
+/* Link settings by index, each part optional: name NULL, mac NULL, mtu 0 leave it; up -1
+ * leaves the state, 0 or 1 sets it. */
+int nl_link_set(struct nl_sock *nl, int ifindex, const char *name, const uint8_t *mac, unsigned mtu,
+                int up);
+/* An address (4 or 16 bytes by family) on ifindex; IPv6 ones without duplicate detection. */
+int nl_addr_add(struct nl_sock *nl, int ifindex, int family, const uint8_t *ip,
+                unsigned prefix_len);
+/* A main-table route: dst/dst_len (dst NULL: default), gw NULL for a link route. */
+struct nl_route {
+	int family;
+	const uint8_t *dst, *gw;
+	unsigned dst_len;
+	int ifindex;
+	uint32_t metric;
+	int onlink;
+};
+int nl_route_add(struct nl_sock *nl, const struct nl_route *r);
+
 #endif

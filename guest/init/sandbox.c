@@ -19,6 +19,7 @@
 #include "google/protobuf/empty.pb.h"
 #include "klog.h"
 #include "link.h"
+#include "net.h"
 #include "rpc.h"
 #include "sandbox.pb.h"
 
@@ -242,6 +243,7 @@ static const struct rpc_method sandbox_methods[] = {
 	{ "GetEvents", sb_get_events },
 	{ "Shutdown", sb_shutdown },
 	{ "SetHostname", sb_set_hostname },
+	{ "SetupNetwork", sb_setup_network },
 };
 
 const struct rpc_service sandbox_service = {

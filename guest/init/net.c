@@ -1,0 +1,191 @@
+/* SetupNetwork: the pod's interfaces on the VM's virtio-net NICs, found by the MAC the VMM
+ * gave each device, then renamed, given the pod's MAC, MTU and addresses, brought up, and
+ * the pod's routes added. A NIC stays down until then, so a template VM (and a clone before
+ * this call) never speaks on the wire with its template's MAC. */
+#include <errno.h>
+#include <net/if.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fmt.h"
+#include "klog.h"
+#include "net.h"
+#include "netlink.h"
+#include "rpc.h"
+#include "sandbox.pb.h"
+
+#define NIC_SCAN_MAX 64
+
+/* The ifindex of the (non-loopback) link whose hardware address is mac, 0 if none. */
+static int find_nic(const uint8_t *mac)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), found = 0;
+	struct ifreq ifr;
+
+	if (fd < 0)
+		return 0;
+	for (int i = 1; i <= NIC_SCAN_MAX && !found; i++) {
+		memset(&ifr, 0, sizeof(ifr));
+		ifr.ifr_ifindex = i;
+		if (ioctl(fd, SIOCGIFNAME, &ifr) < 0 || ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
+			continue;
+		if (!memcmp(ifr.ifr_hwaddr.sa_data, mac, 6))
+			found = i;
+	}
+	close(fd);
+	return found;
+}
+
+static int family_of(size_t len)
+{
+	return len == 4 ? AF_INET : len == 16 ? AF_INET6 : -1;
+}
+
+static int name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n < IFNAMSIZ && !strchr(s, '/') && !strchr(s, ' ') && strcmp(s, ".") &&
+	       strcmp(s, "..");
+}
+
+/* Configures one NIC; on failure what fills why. */
+static int setup_iface(struct nl_sock *nl, const kuasar_sandbox_v1_Interface *in, int *ifindex,
+                       char *why, size_t n)
+{
+	int idx;
+
+	if (in->device_mac.size != 6 || (in->mac.size && in->mac.size != 6) ||
+	    !name_valid(in->name)) {
+		kfmt(why, n, "interface `%s`: a name, a 6-byte device MAC and MAC are needed",
+		     in->name);
+		return RPC_INVALID_ARGUMENT;
+	}
+	idx = find_nic(in->device_mac.bytes);
+	if (!idx) {
+		kfmt(why, n, "interface %s: no NIC with the device's MAC", in->name);
+		return RPC_NOT_FOUND;
+	}
+	/* Down first: the name and (without the control queue) the MAC only change then. */
+	if (nl_link_set(nl, idx, NULL, NULL, 0, 0) < 0 ||
+	    nl_link_set(nl, idx, in->name, in->mac.size ? in->mac.bytes : NULL, in->mtu, -1) < 0) {
+		kfmt(why, n, "interface %s: set name, MAC and MTU %u: errno %d", in->name, in->mtu,
+		     errno);
+		return RPC_INTERNAL;
+	}
+	for (pb_size_t i = 0; i < in->addresses_count; i++) {
+		const kuasar_sandbox_v1_IPAddress *a = &in->addresses[i];
+		int fam = family_of(a->ip.size);
+
+		if (fam < 0 || a->prefix_len > (fam == AF_INET ? 32u : 128u)) {
+			kfmt(why, n, "interface %s: address %u is not IPv4 or IPv6", in->name, i);
+			return RPC_INVALID_ARGUMENT;
+		}
+		if (nl_addr_add(nl, idx, fam, a->ip.bytes, a->prefix_len) < 0) {
+			kfmt(why, n, "interface %s: add address %u/%u: errno %d", in->name, i,
+			     a->prefix_len, errno);
+			return RPC_INTERNAL;
+		}
+	}
+	if (nl_link_set(nl, idx, NULL, NULL, 0, 1) < 0) {
+		kfmt(why, n, "interface %s: bring it up: errno %d", in->name, errno);
+		return RPC_INTERNAL;
+	}
+	*ifindex = idx;
+	return 0;
+}
+
+static int setup_route(struct nl_sock *nl, const kuasar_sandbox_v1_Route *r, int ifindex, char *why,
+                       size_t n)
+{
+	int fam = family_of(r->dst.size);
+	struct nl_route nr = { .family = fam,
+		               .dst = r->dst.bytes,
+		               .dst_len = r->dst_len,
+		               .gw = r->gateway.size ? r->gateway.bytes : NULL,
+		               .ifindex = ifindex,
+		               .metric = r->metric,
+		               .onlink = r->onlink };
+
+	if (fam < 0 || (r->gateway.size && family_of(r->gateway.size) != fam) ||
+	    r->dst_len > (fam == AF_INET ? 32u : 128u)) {
+		kfmt(why, n, "route on %s: destination and gateway must be one family", r->device);
+		return RPC_INVALID_ARGUMENT;
+	}
+	if (nl_route_add(nl, &nr) == 0)
+		return 0;
+	/* A gateway no prefix of ours covers is still on the link (CNI's /32 pod addresses). */
+	if (errno == ENETUNREACH && nr.gw && !nr.onlink) {
+		nr.onlink = 1;
+		if (nl_route_add(nl, &nr) == 0)
+			return 0;
+	}
+	kfmt(why, n, "route %u bytes/%u via %s on %s: errno %d", r->dst.size, r->dst_len,
+	     nr.gw ? "a gateway" : "the link", r->device, errno);
+	return RPC_INTERNAL;
+}
+
+static int setup(struct nl_sock *nl, const kuasar_sandbox_v1_SetupNetworkRequest *req,
+                 kuasar_sandbox_v1_SetupNetworkResponse *r, char *why, size_t n)
+{
+	int idx[4] = { 0 }, code;
+
+	for (pb_size_t i = 0; i < req->interfaces_count; i++) {
+		code = setup_iface(nl, &req->interfaces[i], &idx[i], why, n);
+		if (code)
+			return code;
+		kfmt(r->devices[i], sizeof(r->devices[i]), "%s", req->interfaces[i].name);
+		r->devices_count++;
+	}
+	/* Routes on the link before routes through gateways on it. */
+	for (int pass = 0; pass < 2; pass++)
+		for (pb_size_t i = 0; i < req->routes_count; i++) {
+			const kuasar_sandbox_v1_Route *rt = &req->routes[i];
+			int ifindex = 0;
+
+			if ((rt->gateway.size != 0) != pass)
+				continue;
+			for (pb_size_t k = 0; k < req->interfaces_count; k++)
+				if (!strcmp(rt->device, req->interfaces[k].name))
+					ifindex = idx[k];
+			if (!ifindex) {
+				kfmt(why, n, "route on `%s`: no such interface in the request",
+				     rt->device);
+				return RPC_INVALID_ARGUMENT;
+			}
+			code = setup_route(nl, rt, ifindex, why, n);
+			if (code)
+				return code;
+		}
+	return 0;
+}
+
+void sb_setup_network(struct rpc_ctx *ctx)
+{
+	kuasar_sandbox_v1_SetupNetworkRequest req;
+	kuasar_sandbox_v1_SetupNetworkResponse r;
+	struct nl_sock nl;
+	char why[160];
+	int code;
+
+	memset(&req, 0, sizeof(req));
+	memset(&r, 0, sizeof(r));
+	if (rpc_decode(ctx, kuasar_sandbox_v1_SetupNetworkRequest_fields, &req) < 0)
+		return;
+	if (nl_open(&nl) < 0) {
+		rpc_error(ctx, RPC_INTERNAL, "netlink socket: errno %d", errno);
+		return;
+	}
+	code = setup(&nl, &req, &r, why, sizeof(why));
+	nl_close(&nl);
+	if (code) {
+		warn("network setup: %s", why);
+		rpc_error(ctx, code, "%s", why);
+		return;
+	}
+	info("network: %u interfaces, %u routes", (unsigned)req.interfaces_count,
+	     (unsigned)req.routes_count);
+	rpc_reply(ctx, kuasar_sandbox_v1_SetupNetworkResponse_fields, &r);
+}
