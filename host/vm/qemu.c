@@ -81,6 +81,39 @@ static void add_cmdline(struct args *a, const struct vm_config *cfg, enum accel 
 	    cfg->kernel_params[0] ? " " : "", cfg->kernel_params);
 }
 
+void vm_template_mac(unsigned i, uint8_t mac[6])
+{
+	static const uint8_t base[6] = { 0x02, 0x4b, 0x51, 0x00, 0x00, 0x00 };
+
+	memcpy(mac, base, 6);
+	mac[5] = (uint8_t)i;
+}
+
+/* Each tap is fd 3 + i in the VMM (vm.c puts it there). A template's NICs (mem_path set:
+ * the template VM or a clone) have its MACs and no MTU, so that one template serves pods
+ * of any MAC and MTU. */
+static void add_nics(struct args *a, const struct vm_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->n_nics && i < VM_MAX_NICS; i++) {
+		int shape = cfg->mem_path != NULL;
+		const struct vm_nic *n = shape ? NULL : &cfg->nics[i];
+		uint8_t m[6];
+		char mtu[24] = "";
+
+		if (!n)
+			vm_template_mac(i, m);
+		else
+			memcpy(m, n->mac, 6);
+		if (n && n->mtu)
+			snprintf(mtu, sizeof(mtu), ",host_mtu=%u", n->mtu);
+		add(a, "-netdev");
+		add(a, "tap,id=net%u,fd=%u%s", i, 3 + i, cfg->vhost_net ? ",vhost=on" : "");
+		add(a, "-device");
+		add(a, "virtio-net-device,netdev=net%u,mac=%02x:%02x:%02x:%02x:%02x:%02x%s", i,
+		    m[0], m[1], m[2], m[3], m[4], m[5], mtu);
+	}
+}
+
 char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const char *id,
                  enum accel accel)
 {
@@ -167,6 +200,7 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 	add(&a, "local,id=share,path=%s,security_model=none,multidevs=remap", p->shared);
 	add(&a, "-device");
 	add(&a, "virtio-9p-device,fsdev=share,mount_tag=kuasar");
+	add_nics(&a, cfg);
 	/* Entropy from the host for the guest's hwrng. */
 	add(&a, "-object");
 	add(&a, "rng-random,id=rng,filename=%s",

@@ -375,10 +375,34 @@ static int save(struct vm *vm, const struct template *t, const char *mem_tmp, st
 	return 0;
 }
 
+/* A template VM's NICs: the same devices as its clones', on taps that go nowhere. */
+static int scratch_nics(const struct tpl_store *s, struct vm_config *c, struct vm_nic *nics,
+                        kerr_t *err)
+{
+	int fds[VM_MAX_NICS];
+
+	if (!c->n_nics)
+		return 0;
+	if (c->n_nics > VM_MAX_NICS)
+		return kerr_set(err, E2BIG, "a template with %u NICs (at most %d)", c->n_nics,
+		                VM_MAX_NICS);
+	if (!s->scratch_taps)
+		return kerr_set(err, ENOTSUP, "a template with NICs needs taps to build it on");
+	if (s->scratch_taps(c->n_nics, fds, err) < 0)
+		return kerr_wrap(err, "the template's NICs");
+	for (unsigned i = 0; i < c->n_nics; i++) {
+		memset(&nics[i], 0, sizeof(nics[i]));
+		nics[i].fd = fds[i];
+	}
+	c->nics = nics;
+	return 0;
+}
+
 int tpl_build(const struct tpl_store *s, const struct vm_config *cfg, enum accel accel,
               struct template *t, struct tpl_info *in, kerr_t *err)
 {
 	struct vm_config c = *cfg;
+	struct vm_nic nics[VM_MAX_NICS];
 	struct vm vm;
 	char mem_tmp[TPL_PATH_SIZE];
 	int64_t t0 = mono_ns();
@@ -411,11 +435,15 @@ int tpl_build(const struct tpl_store *s, const struct vm_config *cfg, enum accel
 	 * inside the template, so a builder killed midway leaves nothing among the
 	 * sandboxes (and its VMM dies with it: no keep). */
 	vm_init(&vm, "build");
-	rc = vm_start(&vm, &c, t->dir, 0, err);
+	rc = scratch_nics(s, &c, nics, err);
+	if (rc == 0)
+		rc = vm_start(&vm, &c, t->dir, 0, err);
 	if (rc == 0) {
 		rc = save(&vm, t, mem_tmp, in, err);
 		vm_destroy(&vm);
 	}
+	for (unsigned i = 0; i < c.n_nics && c.nics == nics; i++)
+		close(nics[i].fd);
 	in->build_ms = (double)(mono_ns() - t0) / 1e6;
 	if (rc == 0)
 		rc = write_meta(t, in, err);

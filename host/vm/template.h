@@ -23,6 +23,9 @@
 struct tpl_store {
 	char dir[KPATH_SIZE / 2];
 	char mem_dir[KPATH_SIZE / 2];
+	/* Opens n taps that go nowhere for a template VM's NICs (the net layer's
+	 * podnet_scratch_taps; set by whoever builds templates with NICs). */
+	int (*scratch_taps)(unsigned n, int *fds, kerr_t *err);
 };
 
 /* Each template path plus a short suffix (".tmp", "/build", ".failed") fits in this. */

@@ -107,7 +107,22 @@ int vm_wait_for(struct vm *vm, int fd, short events, int64_t deadline_ns, kerr_t
 	}
 }
 
-static void child_exec(char **argv, int log_fd, int keep, int go_fd)
+/* The NICs' taps become fds 3, 4, ... (the numbers on the command line). */
+static void child_nic_fds(const struct vm_config *cfg)
+{
+	int tmp[VM_MAX_NICS];
+	unsigned n = cfg->n_nics < VM_MAX_NICS ? cfg->n_nics : VM_MAX_NICS;
+
+	/* Out of the way first: a tap may already sit on one of the target numbers. */
+	for (unsigned i = 0; i < n; i++)
+		tmp[i] = fcntl(cfg->nics[i].fd, F_DUPFD_CLOEXEC, 64);
+	for (unsigned i = 0; i < n; i++)
+		if (tmp[i] < 0 || dup2(tmp[i], 3 + (int)i) < 0)
+			_exit(126);
+	sys_close_from(3 + (int)n);
+}
+
+static void child_exec(char **argv, const struct vm_config *cfg, int log_fd, int keep, int go_fd)
 {
 	sigset_t all;
 	int null = open("/dev/null", O_RDONLY);
@@ -127,7 +142,7 @@ static void child_exec(char **argv, int log_fd, int keep, int go_fd)
 	dup2(null, 0);
 	dup2(log_fd, 1);
 	dup2(log_fd, 2);
-	sys_close_from(3);
+	child_nic_fds(cfg);
 	execvp(argv[0], argv);
 	dprintf(2, "kuasar: fatal: unable to exec %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
@@ -157,7 +172,7 @@ int vm_spawn(struct vm *vm, const struct vm_config *cfg, enum accel accel, int k
 	vm->pid = fork();
 	if (vm->pid == 0) {
 		close(go[1]);
-		child_exec(argv, log_fd, keep, go[0]);
+		child_exec(argv, cfg, log_fd, keep, go[0]);
 	}
 	argv_free(argv);
 	close(go[0]);

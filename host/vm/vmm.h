@@ -4,6 +4,7 @@
 #define KUASAR_VMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/util.h"
 #include "vm/accel.h"
@@ -11,6 +12,17 @@
 /* What carries ttrpc to the guest: vhost-vsock where the host has it, else a virtio-serial
  * port on a unix socket. */
 enum link_kind { LINK_AUTO, LINK_SERIAL, LINK_VSOCK };
+
+/* A virtio-net NIC on a tap the caller opened (in the pod's netns). */
+struct vm_nic {
+	int fd; /* the tap; the VMM gets it as fd 3 + its index */
+	uint8_t mac[6];
+	unsigned mtu; /* 0: the device does not advertise one */
+};
+#define VM_MAX_NICS 4
+/* The MAC a template VM (and so every clone's device, until the guest changes it) has on
+ * NIC i: locally administered, never on the wire (the NIC stays down until configured). */
+void vm_template_mac(unsigned i, uint8_t mac[6]);
 
 struct vm_config {
 	const char *qemu;   /* VMM binary */
@@ -37,6 +49,12 @@ struct vm_config {
 	/* With restore: the same VMM held paused (-S) instead of waiting for state, for
 	 * measuring what starting the process alone costs. */
 	int no_guest;
+	/* NICs: cold boots get each pod interface's MAC and MTU on the device; templates and
+	 * their clones get template MACs (the guest is told the pod's). vhost_net: the data
+	 * path in the host kernel (/dev/vhost-net). */
+	const struct vm_nic *nics;
+	unsigned n_nics;
+	int vhost_net;
 };
 
 int link_parse(const char *s, enum link_kind *out);
