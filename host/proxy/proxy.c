@@ -21,9 +21,11 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "net/podnet.h"
 #include "proxy/config.h"
 #include "proxy/events_fwd.h"
 #include "proxy/glink.h"
+#include "proxy/guestnet.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_result.h"
 #include "proxy/taskproxy.h"
@@ -44,6 +46,10 @@ struct proxy {
 	struct events_fwd *events;
 	struct loop_watch vmm_w, sig_w, con_w;
 	uint32_t events_gid;
+	const char *netns; /* the pod's (CNI's) netns, NULL for host network */
+	struct pod_net net;
+	struct vm_nic nics[VM_MAX_NICS];
+	char net_desc[512];
 	int exit_status;
 	int stopping; /* the guest was asked to power off */
 };
@@ -237,6 +243,7 @@ static void report_ready(const struct proxy *p)
 	r.boot_ms = (mono_ns() - p->vm.t.spawn_ns) / 1000000;
 	fmt_msg(r.boot_mode, sizeof(r.boot_mode), "%s", p->vm.boot_mode);
 	fmt_msg(r.template_key, sizeof(r.template_key), "%s", p->vm.template_key);
+	fmt_msg(r.net, sizeof(r.net), "%s", p->net_desc);
 	send_result(&r);
 }
 
@@ -253,6 +260,56 @@ static void write_exit(struct proxy *p)
 		         p->vm.paths.dir);
 }
 
+/* The pod netns joined to the VM: a tap per CNI interface, handed to the VMM as its NICs.
+ * Host-network pods (no netns) get a VM without a NIC, and say so. */
+static int net_attach(struct proxy *p, struct vm_config *vc, kerr_t *err)
+{
+	int vhost = podnet_vhost_usable();
+
+	if (!p->netns) {
+		fmt_msg(p->net_desc, sizeof(p->net_desc),
+		        "none: host network (a VM cannot share the host's network stack; the VM "
+		        "has no NIC)");
+		log_info("%s", p->net_desc);
+		return 0;
+	}
+	if (podnet_attach(p->netns, &p->net, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < p->net.n_ifs; i++) {
+		p->nics[i].fd = p->net.ifs[i].tap_fd;
+		memcpy(p->nics[i].mac, p->net.ifs[i].mac, 6);
+		p->nics[i].mtu = p->net.ifs[i].mtu;
+	}
+	vc->nics = p->nics;
+	vc->n_nics = p->net.n_ifs;
+	vc->vhost_net = vhost;
+	podnet_describe(&p->net, p->net_desc, sizeof(p->net_desc));
+	if (!p->net.n_ifs)
+		fmt_msg(p->net_desc, sizeof(p->net_desc), "none: no interface in %s", p->netns);
+	else
+		fmt_msg(p->net_desc + strlen(p->net_desc),
+		        sizeof(p->net_desc) - strlen(p->net_desc), " (virtio-net, %s)",
+		        vhost ? "vhost-net" : "no vhost-net: userspace");
+	log_info("network: %s", p->net_desc);
+	return 0;
+}
+
+static void net_detach(struct proxy *p)
+{
+	kerr_t err;
+
+	if (p->netns && podnet_detach(p->netns, &err) < 0)
+		log_warn("pod network: %s", err.msg);
+}
+
+/* A failed start: nothing of ours stays in the pod netns. */
+static int start_failed(struct proxy *p, const kerr_t *err)
+{
+	podnet_close_fds(&p->net);
+	net_detach(p);
+	return fail(err->errnum, "%s", err->msg);
+}
+
 int proxy_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -263,6 +320,7 @@ int proxy_main(int argc, char **argv)
 		{ "vcpus", 1, 0, 'v' },
 		{ "memory", 1, 0, 'm' },
 		{ "hostname", 1, 0, 'h' },
+		{ "netns", 1, 0, 'n' },
 		{ "log-level", 1, 0, 'L' },
 		{ 0 },
 	};
@@ -285,6 +343,7 @@ int proxy_main(int argc, char **argv)
 		case 'v': p.cfg.vcpus = (unsigned)atoi(optarg); break;
 		case 'm': p.cfg.memory_mib = (unsigned)atoi(optarg); break;
 		case 'L': level = optarg; break;
+		case 'n': p.netns = optarg[0] ? optarg : NULL; break;
 		case 'h':
 			if (fmt_path(p.tp.hostname, sizeof(p.tp.hostname), "%s", optarg) < 0)
 				return fail(EINVAL, "hostname `%.64s...` is over %d characters",
@@ -327,21 +386,28 @@ int proxy_main(int argc, char **argv)
 		memcpy(p.vm.hostname, p.tp.hostname, sizeof(p.vm.hostname));
 	if (tpl_store_init(&store, p.cfg.template_dir, p.cfg.template_memory_dir, &err) < 0)
 		return fail(err.errnum, "%s", err.msg);
+	store.scratch_taps = podnet_scratch_taps;
+	if (net_attach(&p, &vc, &err) < 0)
+		return start_failed(&p, &err);
 	if (vm_launch(&p.vm, &vc, p.cfg.template ? &store : NULL, p.cfg.run_dir, 1, &err) < 0)
-		return fail(err.errnum, "%s", err.msg);
+		return start_failed(&p, &err);
+	podnet_close_fds(&p.net); /* the VMM holds the taps now */
 	if (!strcmp(p.vm.boot_mode, "template"))
 		log_info("restored from template %s%s%s", p.vm.template_key,
 		         p.vm.boot_note[0] ? " (" : "", p.vm.boot_note[0] ? p.vm.boot_note : "");
 	else if (p.vm.boot_note[0])
 		log_warn("template not used, %s", p.vm.boot_note);
-	if (vm_prepare_guest(&p.vm, &prep, &err) < 0 || loop_init(&p.loop, &err) < 0 ||
-	    serve(&p, &err) < 0) {
+	if (vm_prepare_guest(&p.vm, &prep, &err) < 0 ||
+	    (p.net.n_ifs && guestnet_setup(&p.vm.link, &p.net, !strcmp(p.vm.boot_mode, "template"),
+	                                   mono_ns() + 10000000000LL, &err) < 0) ||
+	    loop_init(&p.loop, &err) < 0 || serve(&p, &err) < 0) {
 		vm_destroy(&p.vm);
-		return fail(err.errnum, "%s", err.msg);
+		return start_failed(&p, &err);
 	}
 	report_ready(&p);
 	log_info("serving %s (VMM %d)", p.tp.path, p.vm.pid);
 	loop_run(&p.loop);
+	net_detach(&p);
 	write_exit(&p);
 	taskproxy_stop(&p.tp);
 	glink_stop(&p.link);

@@ -10,9 +10,9 @@ size_t proxy_result_format(const struct proxy_result *r, char *buf, size_t n)
 	int len;
 
 	if (r->ok)
-		len =
-		    snprintf(buf, n, "OK %d %s %lld %s %s\n", (int)r->vmm_pid, r->accel, r->boot_ms,
-		             r->boot_mode, r->template_key[0] ? r->template_key : "-");
+		len = snprintf(buf, n, "OK %d %s %lld %s %s %s\n", (int)r->vmm_pid, r->accel,
+		               r->boot_ms, r->boot_mode, r->template_key[0] ? r->template_key : "-",
+		               r->net);
 	else
 		len = snprintf(buf, n, "E %d %s\n", r->errnum, r->message);
 	if (len < 0)
@@ -49,6 +49,19 @@ static int parse_ll(const char *s, long long min, long long max, long long *out)
 	return errno || end == s || *end || *out < min || *out > max ? -1 : 0;
 }
 
+/* The rest of the line, without its end, into out. */
+static void rest(const char *p, const char *end, char *out, size_t n)
+{
+	size_t m = (size_t)(end - p);
+
+	while (m && (p[m - 1] == '\n' || p[m - 1] == 0))
+		m--;
+	if (m >= n)
+		m = n - 1;
+	memcpy(out, p, m);
+	out[m] = 0;
+}
+
 int proxy_result_parse(const char *buf, size_t len, struct proxy_result *r)
 {
 	const char *p = buf, *end = buf + len;
@@ -57,19 +70,11 @@ int proxy_result_parse(const char *buf, size_t len, struct proxy_result *r)
 
 	memset(r, 0, sizeof(*r));
 	if (len >= 2 && !memcmp(buf, "E ", 2)) {
-		size_t m;
-
 		p = word(p + 2, end, tok, sizeof(tok));
 		if (!p || parse_ll(tok, 0, 4095, &v) < 0)
 			return -1;
 		r->errnum = (int)v;
-		m = (size_t)(end - p);
-		while (m && (p[m - 1] == '\n' || p[m - 1] == 0))
-			m--;
-		if (m >= sizeof(r->message))
-			m = sizeof(r->message) - 1;
-		memcpy(r->message, p, m);
-		r->message[m] = 0;
+		rest(p, end, r->message, sizeof(r->message));
 		return 0;
 	}
 	if (len < 3 || memcmp(buf, "OK ", 3))
@@ -85,6 +90,7 @@ int proxy_result_parse(const char *buf, size_t len, struct proxy_result *r)
 		return -1;
 	if (!strcmp(r->template_key, "-"))
 		r->template_key[0] = 0;
+	rest(p, end, r->net, sizeof(r->net));
 	r->ok = 1;
 	return 0;
 }

@@ -1,5 +1,5 @@
 /* The one line a task proxy writes to the daemon when its sandbox's start is over (fd 3, a
- * pipe): "OK <vmm pid> <accel> <boot ms> <cold|template> <template key|->" or
+ * pipe): "OK <vmm pid> <accel> <boot ms> <cold|template> <template key|-> <network...>" or
  * "E <errno> <message>". Both ends use these two functions; the line fits one atomic pipe
  * write, so the daemon reads it whole. */
 #ifndef KUASAR_PROXY_RESULT_H
@@ -19,6 +19,7 @@ struct proxy_result {
 	long long boot_ms;
 	char boot_mode[16]; /* "cold" or "template" */
 	char template_key[33];
+	char net[512]; /* the pod network as the VM got it, or why it has none (rest of line) */
 };
 
 /* Writes r's line into buf (n >= PROXY_RESULT_MAX); a long message is cut to fit. Returns

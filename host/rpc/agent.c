@@ -149,3 +149,16 @@ int agent_shutdown(struct ttrpc_client *c, int64_t deadline_ns, kerr_t *err)
 	google__protobuf__empty__free_unpacked(r, NULL);
 	return 0;
 }
+
+int agent_setup_network(struct ttrpc_client *c, const Kuasar__Sandbox__V1__SetupNetworkRequest *req,
+                        int64_t deadline_ns, kerr_t *err)
+{
+	Kuasar__Sandbox__V1__SetupNetworkResponse *r = NULL;
+
+	if (ttrpc_call(c, AGENT_SANDBOX_SERVICE, "SetupNetwork", &req->base,
+	               &kuasar__sandbox__v1__setup_network_response__descriptor,
+	               (ProtobufCMessage **)&r, deadline_ns, err) < 0)
+		return kerr_wrap(err, "set up the guest's network");
+	kuasar__sandbox__v1__setup_network_response__free_unpacked(r, NULL);
+	return 0;
+}

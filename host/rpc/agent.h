@@ -33,6 +33,9 @@ int agent_mount_share(struct ttrpc_client *c, const char *fstype, uint64_t *fs_m
                       int64_t deadline_ns, kerr_t *err);
 int agent_set_hostname(struct ttrpc_client *c, const char *hostname, int64_t deadline_ns,
                        kerr_t *err);
+/* The pod's network on the guest's NICs; the guest names what failed. */
+int agent_setup_network(struct ttrpc_client *c, const Kuasar__Sandbox__V1__SetupNetworkRequest *req,
+                        int64_t deadline_ns, kerr_t *err);
 int agent_shutdown(struct ttrpc_client *c, int64_t deadline_ns, kerr_t *err);
 
 #endif
