@@ -179,6 +179,101 @@ static void adapt_linux(json_object *spec, const char *id, const char *hostname)
 	}
 }
 
+static int has_mount_on(json_object *mounts, const char *dst)
+{
+	for (size_t i = 0; i < json_object_array_length(mounts); i++) {
+		const char *d = jget_str(json_object_array_get_idx(mounts, i), "destination", "");
+
+		if (!strcmp(d, dst))
+			return 1;
+	}
+	return 0;
+}
+
+/* dir's parent (the share) + "/.pod/" + name into out. */
+static int pod_file(char *out, size_t n, const char *dir, const char *name)
+{
+	const char *slash = strrchr(dir, '/');
+	int len = slash ? (int)(slash - dir) : 0;
+
+	return fmt_path(out, n, "%.*s/%s/%s", len, dir, POD_FILES_DIR, name);
+}
+
+static void add_pod_files(json_object *spec, const char *host_dir, const char *guest_dir)
+{
+	static const char *const names[] = { "hosts", "resolv.conf", "hostname" };
+	json_object *mounts;
+
+	if (!json_object_object_get_ex(spec, "mounts", &mounts) ||
+	    !json_object_is_type(mounts, json_type_array)) {
+		mounts = json_object_new_array();
+		json_object_object_add(spec, "mounts", mounts);
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char dst[64], hpath[PATH_MAX], gpath[PATH_MAX];
+		json_object *m, *opts;
+
+		snprintf(dst, sizeof(dst), "/etc/%s", names[i]);
+		if (has_mount_on(mounts, dst) ||
+		    pod_file(hpath, sizeof(hpath), host_dir, names[i]) || access(hpath, F_OK) < 0 ||
+		    pod_file(gpath, sizeof(gpath), guest_dir, names[i]))
+			continue;
+		m = json_object_new_object();
+		opts = json_object_new_array();
+		json_object_array_add(opts, json_object_new_string("rbind"));
+		json_object_array_add(opts, json_object_new_string("rprivate"));
+		json_object_array_add(opts, json_object_new_string("rw"));
+		json_object_object_add(m, "destination", json_object_new_string(dst));
+		json_object_object_add(m, "type", json_object_new_string("bind"));
+		json_object_object_add(m, "source", json_object_new_string(gpath));
+		json_object_object_add(m, "options", opts);
+		json_object_array_add(mounts, m);
+	}
+}
+
+static int copy_or_write(const char *dir, const char *name, const char *text, const char *from,
+                         kerr_t *err)
+{
+	char path[PATH_MAX], *copy = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (fmt_path(path, sizeof(path), "%s/%s", dir, name) < 0)
+		return kerr_sys(err, "%s/%s", dir, name);
+	if (!text) {
+		if (read_file(from, &copy, &len, 1 << 20, NULL) < 0)
+			return 0; /* the host has none: neither do the containers */
+		text = copy;
+	} else {
+		len = strlen(text);
+	}
+	rc = write_file_atomic(path, text, len, err);
+	free(copy);
+	return rc;
+}
+
+int pod_files_write(const char *shared, const char *hostname, const char *resolv, kerr_t *err)
+{
+	char dir[PATH_MAX], host[HOSTNAME_MAX + 2];
+
+	if (fmt_path(dir, sizeof(dir), "%s/%s", shared, POD_FILES_DIR) < 0)
+		return kerr_sys(err, "pod files in %s", shared);
+	if (mkdir_p(dir, 0755, err) < 0)
+		return -1;
+	if (hostname && hostname[0])
+		snprintf(host, sizeof(host), "%s\n", hostname);
+	else if (gethostname(host, sizeof(host) - 1) == 0) {
+		host[sizeof(host) - 2] = 0;
+		strcat(host, "\n");
+	} else
+		host[0] = 0;
+	if (copy_or_write(dir, "hostname", host, NULL, err) < 0 ||
+	    copy_or_write(dir, "hosts", NULL, "/etc/hosts", err) < 0 ||
+	    copy_or_write(dir, "resolv.conf", resolv, "/etc/resolv.conf", err) < 0)
+		return kerr_wrap(err, "pod files");
+	return 0;
+}
+
 int spec_rewrite(json_object *spec, const char *id, const char *host_dir, const char *guest_dir,
                  const char *hostname, bundle_bind_fn bind, kerr_t *err)
 {
@@ -198,6 +293,7 @@ int spec_rewrite(json_object *spec, const char *id, const char *host_dir, const 
 	json_object_object_add(spec, "root", root);
 	if (rewrite_mounts(spec, host_dir, guest_dir, bind, err) < 0)
 		return -1;
+	add_pod_files(spec, host_dir, guest_dir);
 	/* Hooks name host binaries; AppArmor and SELinux labels name host policy. */
 	json_object_object_del(spec, "hooks");
 	if (json_object_object_get_ex(spec, "process", &process) &&

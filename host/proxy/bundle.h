@@ -25,6 +25,14 @@ typedef int (*bundle_bind_fn)(const char *src, const char *dst, kerr_t *err);
 int spec_rewrite(json_object *spec, const char *id, const char *host_dir, const char *guest_dir,
                  const char *hostname, bundle_bind_fn bind, kerr_t *err);
 
+/* The pod's /etc/hosts, /etc/resolv.conf and /etc/hostname live in <shared>/.pod/ (ids
+ * never start with a dot). containerd writes these files only for its own sandboxes and
+ * leaves them to a remote controller, so the sandboxer writes them at Create, from the pod's
+ * config, and every container that does not mount its own gets them. resolv: the file's
+ * text (NULL: a copy of the host's, as containerd does without a DNS config). */
+#define POD_FILES_DIR ".pod"
+int pod_files_write(const char *shared, const char *hostname, const char *resolv, kerr_t *err);
+
 /* Prepares <shared>/<id> and returns the guest's bundle path. Undoes itself on failure. */
 int bundle_prepare(const char *shared, const char *id, const char *host_bundle,
                    Containerd__Types__Mount **rootfs, size_t n_rootfs, const char *hostname,
