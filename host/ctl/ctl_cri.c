@@ -27,6 +27,11 @@ struct cri_opts {
 	const char *name, *uid, *ns, *handler, *hostname, *log_dir;
 	int64_t cpu_quota, cpu_period, memory;
 	int pod_network;
+	const char *cgroup_parent;
+	char *dns_servers[4], *dns_searches[4];
+	int n_dns_servers, n_dns_searches;
+	int ports[4][2]; /* host, container (TCP) */
+	int n_ports;
 	/* container */
 	const char *ctr_name, *image;
 	int tty, stdin_, timeout;
@@ -44,7 +49,28 @@ struct pod_msg {
 	Runtime__V1__LinuxSandboxSecurityContext sec;
 	Runtime__V1__NamespaceOption nso;
 	Runtime__V1__LinuxContainerResources res;
+	Runtime__V1__DNSConfig dns;
+	Runtime__V1__PortMapping pm[4], *pmp[4];
 };
+
+static void pod_build_net(const struct cri_opts *o, struct pod_msg *p)
+{
+	runtime__v1__dnsconfig__init(&p->dns);
+	p->dns.servers = (char **)o->dns_servers;
+	p->dns.n_servers = (size_t)o->n_dns_servers;
+	p->dns.searches = (char **)o->dns_searches;
+	p->dns.n_searches = (size_t)o->n_dns_searches;
+	if (o->n_dns_servers || o->n_dns_searches)
+		p->cfg.dns_config = &p->dns;
+	for (int i = 0; i < o->n_ports; i++) {
+		runtime__v1__port_mapping__init(&p->pm[i]);
+		p->pm[i].host_port = o->ports[i][0];
+		p->pm[i].container_port = o->ports[i][1];
+		p->pmp[i] = &p->pm[i];
+	}
+	p->cfg.port_mappings = p->pmp;
+	p->cfg.n_port_mappings = (size_t)o->n_ports;
+}
 
 static void pod_build(const struct cri_opts *o, struct pod_msg *p)
 {
@@ -68,7 +94,9 @@ static void pod_build(const struct cri_opts *o, struct pod_msg *p)
 	p->res.memory_limit_in_bytes = o->memory;
 	if (o->cpu_quota || o->memory)
 		p->lin.resources = &p->res;
+	p->lin.cgroup_parent = (char *)o->cgroup_parent;
 	p->cfg.linux_config = &p->lin;
+	pod_build_net(o, p);
 }
 
 static int call(const struct cri_opts *o, const char *path, const ProtobufCMessage *req,
@@ -184,11 +212,71 @@ static int cri_podstatus(const struct cri_opts *o, const char *id)
 	if (call(o, RT "PodSandboxStatus", &req.base,
 	         &runtime__v1__pod_sandbox_status_response__descriptor, (ProtobufCMessage **)&r))
 		return 1;
-	if (r->status)
-		printf("state=%s handler=%s\n",
+	if (r->status) {
+		const Runtime__V1__PodSandboxNetworkStatus *n = r->status->network;
+
+		printf("state=%s handler=%s ip=%s ips=",
 		       r->status->state == 0 ? "SANDBOX_READY" : "SANDBOX_NOTREADY",
-		       r->status->runtime_handler ? r->status->runtime_handler : "");
+		       r->status->runtime_handler ? r->status->runtime_handler : "",
+		       n && n->ip && n->ip[0] ? n->ip : "-");
+		for (size_t i = 0; n && i < n->n_additional_ips; i++)
+			printf("%s%s", i ? "," : "", n->additional_ips[i]->ip);
+		printf("\n");
+	}
 	runtime__v1__pod_sandbox_status_response__free_unpacked(r, NULL);
+	return 0;
+}
+
+static unsigned long long u64v(const Runtime__V1__UInt64Value *v)
+{
+	return v ? (unsigned long long)v->value : 0;
+}
+
+static void print_stats(const Runtime__V1__PodSandboxStats *s)
+{
+	const Runtime__V1__LinuxPodSandboxStats *l = s->linux_stats;
+	const Runtime__V1__NetworkInterfaceUsage *ni =
+	    l && l->network ? l->network->default_interface : NULL;
+
+	printf("id=%s cpu_ns=%llu memory_usage=%llu working_set=%llu net=%s rx_bytes=%llu "
+	       "tx_bytes=%llu processes=%llu\n",
+	       s->attributes && s->attributes->id ? s->attributes->id : "-",
+	       l && l->cpu ? u64v(l->cpu->usage_core_nano_seconds) : 0,
+	       l && l->memory ? u64v(l->memory->usage_bytes) : 0,
+	       l && l->memory ? u64v(l->memory->working_set_bytes) : 0,
+	       ni && ni->name ? ni->name : "-", ni ? u64v(ni->rx_bytes) : 0,
+	       ni ? u64v(ni->tx_bytes) : 0, l && l->process ? u64v(l->process->process_count) : 0);
+}
+
+/* statsp POD: one pod's stats; statsp -: every pod's (ListPodSandboxStats). */
+static int cri_statsp(const struct cri_opts *o, const char *id)
+{
+	if (strcmp(id, "-")) {
+		Runtime__V1__PodSandboxStatsRequest req =
+		    RUNTIME__V1__POD_SANDBOX_STATS_REQUEST__INIT;
+		Runtime__V1__PodSandboxStatsResponse *r = NULL;
+
+		req.pod_sandbox_id = (char *)id;
+		if (call(o, RT "PodSandboxStats", &req.base,
+		         &runtime__v1__pod_sandbox_stats_response__descriptor,
+		         (ProtobufCMessage **)&r))
+			return 1;
+		if (r->stats)
+			print_stats(r->stats);
+		runtime__v1__pod_sandbox_stats_response__free_unpacked(r, NULL);
+	} else {
+		Runtime__V1__ListPodSandboxStatsRequest req =
+		    RUNTIME__V1__LIST_POD_SANDBOX_STATS_REQUEST__INIT;
+		Runtime__V1__ListPodSandboxStatsResponse *r = NULL;
+
+		if (call(o, RT "ListPodSandboxStats", &req.base,
+		         &runtime__v1__list_pod_sandbox_stats_response__descriptor,
+		         (ProtobufCMessage **)&r))
+			return 1;
+		for (size_t i = 0; i < r->n_stats; i++)
+			print_stats(r->stats[i]);
+		runtime__v1__list_pod_sandbox_stats_response__free_unpacked(r, NULL);
+	}
 	return 0;
 }
 
@@ -331,11 +419,12 @@ static int cri_bench(struct cri_opts *o, const char *base, unsigned runs)
 static const char cri_usage[] =
     "usage: kuasar-ctl cri [OPTIONS] COMMAND [ARG] [-- CMD...]   (options first)\n"
     "  version | image REF | runp | create POD | start ID | status ID | podstatus POD\n"
-    "  exec ID -- CMD... | stop ID | rm ID | stopp POD | rmp POD\n"
+    "  exec ID -- CMD... | stop ID | rm ID | stopp POD | rmp POD | statsp POD|-\n"
     "  bench BASE_HANDLER   pod start, --handler vs BASE_HANDLER (-n RUNS, default 9)\n"
     "options: --address SOCK (containerd's, default $CONTAINERD_ADDRESS or\n"
     "  /run/containerd/containerd.sock) --name --uid --namespace --handler --hostname\n"
     "  --log-dir DIR --cpu-quota N --cpu-period N --memory BYTES --pod-network\n"
+    "  --cgroup-parent P --dns-server IP --dns-search DOMAIN --port HOST:CONTAINER\n"
     "  --container NAME --image REF --tty --stdin --env K=V --timeout SECS\n";
 
 static int parse(int argc, char **argv, struct cri_opts *o, unsigned *runs)
@@ -349,7 +438,9 @@ static int parse(int argc, char **argv, struct cri_opts *o, unsigned *runs)
 		{ "pod-network", 0, 0, 'P' }, { "container", 1, 0, 'c' },
 		{ "image", 1, 0, 'i' },       { "tty", 0, 0, 't' },
 		{ "stdin", 0, 0, 's' },       { "env", 1, 0, 'e' },
-		{ "timeout", 1, 0, 'T' },     { 0 },
+		{ "timeout", 1, 0, 'T' },     { "cgroup-parent", 1, 0, 'G' },
+		{ "dns-server", 1, 0, 'D' },  { "dns-search", 1, 0, 'R' },
+		{ "port", 1, 0, 'O' },        { 0 },
 	};
 	int c;
 
@@ -371,6 +462,23 @@ static int parse(int argc, char **argv, struct cri_opts *o, unsigned *runs)
 		case 't': o->tty = 1; break;
 		case 's': o->stdin_ = 1; break;
 		case 'T': o->timeout = atoi(optarg); break;
+		case 'G': o->cgroup_parent = optarg; break;
+		case 'D':
+			if (o->n_dns_servers >= 4)
+				return -1;
+			o->dns_servers[o->n_dns_servers++] = optarg;
+			break;
+		case 'R':
+			if (o->n_dns_searches >= 4)
+				return -1;
+			o->dns_searches[o->n_dns_searches++] = optarg;
+			break;
+		case 'O':
+			if (o->n_ports >= 4 || sscanf(optarg, "%d:%d", &o->ports[o->n_ports][0],
+			                              &o->ports[o->n_ports][1]) != 2)
+				return -1;
+			o->n_ports++;
+			break;
 		case 'n':
 			if (ctl_parse_uint(optarg, 1, 64, runs) < 0)
 				return -1;
@@ -453,6 +561,8 @@ int ctl_cri(int argc, char **argv)
 		return cri_status(&o, arg);
 	if (!strcmp(sub, "podstatus"))
 		return cri_podstatus(&o, arg);
+	if (!strcmp(sub, "statsp"))
+		return cri_statsp(&o, arg);
 	if (!strcmp(sub, "exec"))
 		return o.cmd ? cri_exec(&o, arg) : (fputs(cri_usage, stderr), 2);
 	return fputs(cri_usage, stderr), 2;

@@ -12,6 +12,7 @@
 #include "cgroups_v2.pb-c.h"
 #include "host/cri.pb-c.h"
 #include "host/sandbox_controller.pb-c.h"
+#include "proxy/bundle.h"
 #include "rpc/timestamp.h"
 #include "rpc/ttrpc_client.h"
 #include "sandboxer/sandbox.h"
@@ -125,6 +126,34 @@ static char *pod_spec(const Runtime__V1__PodSandboxConfig *pod, unsigned vcpus, 
 	return out;
 }
 
+/* resolv.conf from the pod's DNS config, as containerd writes it for its own sandboxes;
+ * NULL without one (the host's is copied then). */
+static char *pod_resolv(const Runtime__V1__PodSandboxConfig *pod)
+{
+	const Runtime__V1__DNSConfig *d = pod ? pod->dns_config : NULL;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!d)
+		return NULL;
+	f = open_memstream(&text, &len);
+	if (!f)
+		return NULL;
+	if (d->n_searches)
+		fputs("search", f);
+	for (size_t i = 0; i < d->n_searches; i++)
+		fprintf(f, " %s%s", d->searches[i], i + 1 == d->n_searches ? "\n" : "");
+	for (size_t i = 0; i < d->n_servers; i++)
+		fprintf(f, "nameserver %s\n", d->servers[i]);
+	if (d->n_options)
+		fputs("options", f);
+	for (size_t i = 0; i < d->n_options; i++)
+		fprintf(f, " %s%s", d->options[i], i + 1 == d->n_options ? "\n" : "");
+	fclose(f);
+	return text;
+}
+
 static int is_pod_config(const char *type_url)
 {
 	size_t n = type_url ? strlen(type_url) : 0;
@@ -140,7 +169,8 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 	    CONTAINERD__SERVICES__SANDBOX__V1__CREATE_RESPONSE__INIT;
 	Runtime__V1__PodSandboxConfig *pod = NULL;
 	struct sandboxer *sbx = sbx_of(call);
-	char *spec = NULL;
+	char *spec = NULL, *resolv;
+	struct sb_create c = { 0 };
 	struct sandbox *sb;
 	unsigned vcpus, mem;
 	kerr_t err;
@@ -164,12 +194,21 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 	}
 	size_from_pod(&sbx->cfg, pod, &vcpus, &mem);
 	spec = pod_spec(pod, vcpus, mem);
-	if (sandbox_create(sbx, req->sandbox_id, vcpus, mem, pod ? pod->hostname : NULL,
-	                   req->netns_path, spec, &sb, &err) < 0) {
+	c.vcpus = vcpus;
+	c.memory_mib = mem;
+	c.hostname = pod ? pod->hostname : NULL;
+	c.netns = req->netns_path;
+	c.spec_json = spec;
+	c.cgroup_parent = pod && pod->linux_config ? pod->linux_config->cgroup_parent : NULL;
+	if (sandbox_create(sbx, req->sandbox_id, &c, &sb, &err) < 0) {
 		grpc_reply_error(call, err.errnum == EEXIST ? RPC_ALREADY_EXISTS : RPC_INTERNAL,
 		                 "%s", err.msg);
 		goto out;
 	}
+	resolv = pod_resolv(pod);
+	if (pod_files_write(sb->paths.shared, pod ? pod->hostname : NULL, resolv, &err) < 0)
+		log_warn("sandbox %s: %s (containers get the image's)", sb->id, err.msg);
+	free(resolv);
 	log_info("sandbox %s: created (%u vCPU, %u MiB%s%s)", sb->id, vcpus, mem,
 	         req->netns_path && req->netns_path[0] ? ", netns " : "",
 	         req->netns_path ? req->netns_path : "");
@@ -308,6 +347,8 @@ static void h_status(struct grpc_call *call, const uint8_t *msg, size_t len)
 		}
 		if (sb->netns[0])
 			info_add(in, "netns", "%s", sb->netns);
+		if (sb->network[0])
+			info_add(in, "network", "%s", sb->network);
 		info_add(in, "waiters", "%u", sandbox_n_waiters(sb));
 		if (sb->state == SB_STOPPED)
 			info_add(in, "exit_status", "%d", sb->exit_status);
@@ -386,8 +427,7 @@ static void h_metrics(struct grpc_call *call, const uint8_t *msg, size_t len)
 		goto out;
 	}
 	/* The sandbox's cgroup (VMM and task proxy) where it has one, else the VMM process. */
-	if (sb->has_cgroup &&
-	    sb_cgroup_stats(sbx_of(call)->cfg.cgroup_parent, sb->id, &cs, &err) == 0) {
+	if (sb->has_cgroup && sb_cgroup_stats(sb->cg_parent, sb->id, &cs, &err) == 0) {
 		cpu.usage_usec = cs.cpu_usec;
 		mem.usage = cs.memory_bytes;
 		mem.usage_limit =

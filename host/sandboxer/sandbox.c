@@ -22,6 +22,7 @@
 #include "base/util.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "host/sandbox_controller.pb-c.h"
+#include "net/podnet.h"
 #include "proxy/proxy_result.h"
 #include "rpc/agent.h"
 #include "rpc/timestamp.h"
@@ -68,6 +69,7 @@ static void state_write(struct sandbox *sb)
 	json_object_object_add(o, "memory_mib", json_object_new_int((int)sb->memory_mib));
 	json_object_object_add(o, "hostname", json_object_new_string(sb->hostname));
 	json_object_object_add(o, "netns", json_object_new_string(sb->netns));
+	json_object_object_add(o, "cgroup_parent", json_object_new_string(sb->cg_parent));
 	json_object_object_add(o, "spec",
 	                       json_object_new_string(sb->spec_json ? sb->spec_json : ""));
 	json_object_object_add(o, "vmm_pid", json_object_new_int(sb->pid));
@@ -78,6 +80,7 @@ static void state_write(struct sandbox *sb)
 	json_object_object_add(o, "exit_status", json_object_new_int(sb->exit_status));
 	json_object_object_add(o, "error", json_object_new_string(sb->last_error));
 	json_object_object_add(o, "boot", json_object_new_string(sb->boot));
+	json_object_object_add(o, "network", json_object_new_string(sb->network));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 	rc = fmt_path(path, sizeof(path), "%s/" STATE_FILE, sb->paths.dir) < 0
 	         ? kerr_sys(&err, "state file in %s", sb->paths.dir)
@@ -126,21 +129,30 @@ static void sandbox_free(struct sandbox *sb)
 	free(sb);
 }
 
-int sandbox_create(struct sandboxer *sbx, const char *id, unsigned vcpus, unsigned memory_mib,
-                   const char *hostname, const char *netns, const char *spec_json,
+int sandbox_create(struct sandboxer *sbx, const char *id, const struct sb_create *c,
                    struct sandbox **out, kerr_t *err)
 {
 	struct sandbox *sb;
 
 	if (sandbox_find(sbx, id))
 		return kerr_set(err, EEXIST, "sandbox `%s` already exists", id);
-	if (hostname && strlen(hostname) > HOSTNAME_MAX)
+	if (c->hostname && strlen(c->hostname) > HOSTNAME_MAX)
 		return kerr_set(err, EINVAL,
 		                "sandbox `%s`: hostname `%.64s...` is over %d characters", id,
-		                hostname, HOSTNAME_MAX);
+		                c->hostname, HOSTNAME_MAX);
 	sb = sandbox_new(sbx, id, err);
 	if (!sb)
 		return -1;
+	if ((c->cgroup_parent && c->cgroup_parent[0] &&
+	     sb_cgroup_parent_path(c->cgroup_parent, sb->cg_parent, sizeof(sb->cg_parent), err) <
+	         0) ||
+	    (c->netns && strlen(c->netns) >= sizeof(sb->netns) &&
+	     kerr_set(err, ENAMETOOLONG, "netns path of %zu bytes", strlen(c->netns)))) {
+		sandbox_free(sb);
+		return kerr_wrap(err, "sandbox `%s`", id);
+	}
+	if (!sb->cg_parent[0])
+		snprintf(sb->cg_parent, sizeof(sb->cg_parent), "%s", sbx->cfg.cgroup_parent);
 	if (mkdir(sb->paths.dir, 0700) < 0) {
 		if (errno == EEXIST)
 			kerr_set(err, EEXIST, "sandbox `%s`: %s already exists", id, sb->paths.dir);
@@ -149,11 +161,11 @@ int sandbox_create(struct sandboxer *sbx, const char *id, unsigned vcpus, unsign
 		sandbox_free(sb);
 		return -1;
 	}
-	sb->vcpus = vcpus;
-	sb->memory_mib = memory_mib;
-	snprintf(sb->hostname, sizeof(sb->hostname), "%s", hostname ? hostname : "");
-	snprintf(sb->netns, sizeof(sb->netns), "%s", netns ? netns : "");
-	sb->spec_json = spec_json ? strdup(spec_json) : NULL;
+	sb->vcpus = c->vcpus;
+	sb->memory_mib = c->memory_mib;
+	snprintf(sb->hostname, sizeof(sb->hostname), "%s", c->hostname ? c->hostname : "");
+	snprintf(sb->netns, sizeof(sb->netns), "%s", c->netns ? c->netns : "");
+	sb->spec_json = c->spec_json ? strdup(c->spec_json) : NULL;
 	sb->created_ns = real_ns();
 	state_write(sb);
 	*out = sb;
@@ -300,12 +312,21 @@ static void close_watch(struct sandbox *sb, struct loop_watch *w)
  * of a killed proxy): its cgroup knows them all. */
 static void kill_remains(struct sandbox *sb)
 {
-	if (sb->has_cgroup &&
-	    sb_cgroup_kill_all(sb->sbx->cfg.cgroup_parent, sb->id, KILL_GRACE_MS) < 0)
+	if (sb->has_cgroup && sb_cgroup_kill_all(sb->cg_parent, sb->id, KILL_GRACE_MS) < 0)
 		log_warn("sandbox %s: processes remain in its cgroup", sb->id);
 }
 
 static void remove_stopped(struct loop_timer *t);
+
+/* The proxy takes the taps and filters out of the pod netns when its VMM exits; this
+ * covers a proxy that died first. CNI's own interfaces are CNI's to remove. */
+static void net_release(struct sandbox *sb)
+{
+	kerr_t err;
+
+	if (sb->netns[0] && podnet_detach(sb->netns, &err) < 0)
+		log_warn("sandbox %s: pod network: %s", sb->id, err.msg);
+}
 
 static void became_stopped(struct sandbox *sb, int status)
 {
@@ -326,12 +347,13 @@ static void became_stopped(struct sandbox *sb, int status)
 	umount_below(sb->paths.dir);
 	unlink(sb->paths.qmp);
 	unlink(sb->paths.agent);
+	net_release(sb);
 	sb->state = SB_STOPPED;
 	sb->exit_status = status;
 	sb->exited_ns = real_ns();
 	sb->pid = sb->proxy = 0;
 	kill_remains(sb);
-	if (sb->has_cgroup && sb_cgroup_remove(sb->sbx->cfg.cgroup_parent, sb->id) == 0)
+	if (sb->has_cgroup && sb_cgroup_remove(sb->cg_parent, sb->id) == 0)
 		sb->has_cgroup = 0;
 	state_write(sb);
 	while ((w = sb->waiters)) {
@@ -574,9 +596,10 @@ static void result_event(struct loop_watch *w, uint32_t events)
 		fmt_msg(sb->boot, sizeof(sb->boot), "template %s", r.template_key);
 	else
 		fmt_msg(sb->boot, sizeof(sb->boot), "cold");
+	fmt_msg(sb->network, sizeof(sb->network), "%s", r.net);
 	state_write(sb);
-	log_info("sandbox %s: ready in %lld ms (%s; VMM %d, proxy %d, %s)", sb->id, r.boot_ms,
-	         sb->boot, sb->pid, sb->proxy, r.accel);
+	log_info("sandbox %s: ready in %lld ms (%s; VMM %d, proxy %d, %s; network: %s)", sb->id,
+	         r.boot_ms, sb->boot, sb->pid, sb->proxy, r.accel, sb->network);
 	if (sb->start_call) {
 		grpc_call_on_cancel(sb->start_call, NULL, NULL);
 		sandbox_reply_start(sb, sb->start_call);
@@ -595,7 +618,7 @@ static void exec_proxy(struct sandbox *sb, int result_fd)
 	snprintf(mem, sizeof(mem), "%u", sb->memory_mib);
 	if (dup2(result_fd, 3) < 0)
 		_exit(127);
-	if (sb->has_cgroup && sb_cgroup_enter(c->cgroup_parent, sb->id) < 0)
+	if (sb->has_cgroup && sb_cgroup_enter(sb->cg_parent, sb->id) < 0)
 		dprintf(2, "kuasar-sandboxer: warning: sandbox %s: cannot enter its cgroup: %s\n",
 		        sb->id, strerror(errno));
 	sys_close_from(4);
@@ -604,7 +627,8 @@ static void exec_proxy(struct sandbox *sb, int result_fd)
 	execl("/proc/self/exe", "kuasar-sandboxer", "proxy", "--id", sb->id, "--config",
 	      sb->sbx->config_path, "--run-dir", c->run_dir, "--containerd-ttrpc",
 	      c->containerd_ttrpc, "--vcpus", vcpus, "--memory", mem, "--log-level",
-	      c->debug ? "debug" : c->log_level, "--hostname", sb->hostname, (char *)NULL);
+	      c->debug ? "debug" : c->log_level, "--hostname", sb->hostname, "--netns", sb->netns,
+	      (char *)NULL);
 	dprintf(3, "E %d exec /proc/self/exe: %s", errno, strerror(errno));
 	_exit(127);
 }
@@ -627,8 +651,8 @@ void sandbox_start(struct sandbox *sb, struct grpc_call *call)
 	}
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return grpc_reply_error(call, RPC_INTERNAL, "pipe: %s", strerror(errno));
-	if (sb->sbx->cfg.cgroup_parent[0]) {
-		sb->has_cgroup = sb_cgroup_create(sb->sbx->cfg.cgroup_parent, sb->id, &err) == 0;
+	if (sb->cg_parent[0]) {
+		sb->has_cgroup = sb_cgroup_create(sb->cg_parent, sb->id, &err) == 0;
 		if (!sb->has_cgroup)
 			log_warn("sandbox %s: runs without a cgroup of its own: %s", sb->id,
 			         err.msg);
@@ -707,8 +731,8 @@ static void remove_now(struct sandbox *sb)
 	int rc = 0;
 
 	umount_below(sb->paths.dir);
-	if (sb->sbx->cfg.cgroup_parent[0])
-		sb_cgroup_remove(sb->sbx->cfg.cgroup_parent, sb->id);
+	if (sb->cg_parent[0])
+		sb_cgroup_remove(sb->cg_parent, sb->id);
 	if (rm_tree(sb->paths.dir) < 0 && errno != ENOENT)
 		rc = kerr_sys(&err, "sandbox %s: remove %s", sb->id, sb->paths.dir);
 	call_set_answer(&sb->shutdowns, rc < 0 ? &err : NULL);
@@ -817,7 +841,7 @@ static void adopt(struct sandbox *sb, pid_t proxy)
 	sb->pid = vmm;
 	sb->proxy = proxy;
 	sb->proxy_child = 0;
-	sb->has_cgroup = sb->sbx->cfg.cgroup_parent[0] != 0;
+	sb->has_cgroup = sb->cg_parent[0] != 0;
 	if (watch_pid(sb, &sb->proxy_w, proxy, proxy_exited, &err) < 0 ||
 	    watch_pid(sb, &sb->vmm_w, vmm, vmm_exited, &err) < 0)
 		return abandon(sb, proxy, err.msg);
@@ -853,9 +877,12 @@ static void recover_one(struct sandboxer *sbx, const char *id)
 	sb->memory_mib = (unsigned)jget_int(o, "memory_mib", 0);
 	snprintf(sb->hostname, sizeof(sb->hostname), "%s", jget_str(o, "hostname", ""));
 	snprintf(sb->netns, sizeof(sb->netns), "%s", jget_str(o, "netns", ""));
+	snprintf(sb->cg_parent, sizeof(sb->cg_parent), "%s",
+	         jget_str(o, "cgroup_parent", sbx->cfg.cgroup_parent));
 	sb->spec_json = jget_str(o, "spec", "")[0] ? strdup(jget_str(o, "spec", "")) : NULL;
 	snprintf(sb->last_error, sizeof(sb->last_error), "%s", jget_str(o, "error", ""));
 	snprintf(sb->boot, sizeof(sb->boot), "%s", jget_str(o, "boot", ""));
+	snprintf(sb->network, sizeof(sb->network), "%s", jget_str(o, "network", ""));
 	sb->created_ns = jget_int(o, "created_ns", 0);
 	sb->started_ns = jget_int(o, "started_ns", 0);
 	sb->exited_ns = jget_int(o, "exited_ns", 0);

@@ -44,7 +44,9 @@ struct sandbox {
 	unsigned vcpus, memory_mib;
 	char hostname[HOSTNAME_MAX + 1];
 	char netns[256];
-	char *spec_json; /* the pod as an OCI spec, handed back by Start */
+	char cg_parent[256]; /* its cgroup is <cg_parent>/<id> (below the cgroup root) */
+	char network[512];   /* the pod network as its VM got it, or why it has none */
+	char *spec_json;     /* the pod as an OCI spec, handed back by Start */
 	int64_t created_ns, started_ns, exited_ns; /* CLOCK_REALTIME */
 	int exit_status;
 	char last_error[512];
@@ -75,9 +77,16 @@ struct sandboxer {
 };
 
 struct sandbox *sandbox_find(struct sandboxer *sbx, const char *id);
+/* What Create knows of a sandbox (strings may be NULL). */
+struct sb_create {
+	unsigned vcpus, memory_mib;
+	const char *hostname;
+	const char *netns;         /* CNI's, empty or NULL for host network */
+	const char *spec_json;     /* the pod as an OCI spec */
+	const char *cgroup_parent; /* the pod's (kubelet's) cgroup; NULL: the configured one */
+};
 /* Create: directory and state only. errnum EEXIST when the id is taken. */
-int sandbox_create(struct sandboxer *sbx, const char *id, unsigned vcpus, unsigned memory_mib,
-                   const char *hostname, const char *netns, const char *spec_json,
+int sandbox_create(struct sandboxer *sbx, const char *id, const struct sb_create *c,
                    struct sandbox **out, kerr_t *err);
 /* Start: the answer (StartResponse or an error) goes to call when the guest is ready. */
 void sandbox_start(struct sandbox *sb, struct grpc_call *call);

@@ -72,29 +72,88 @@ static int read_u64(const char *path, const char *key, uint64_t *out)
 	return rc;
 }
 
-int sb_cgroup_create(const char *parent, const char *id, kerr_t *err)
+static int slice_path(const char *name, char *out, size_t n)
 {
-	char dir[PATH_MAX];
+	size_t len = strlen(name) - strlen(".slice"), off = 0;
 
-	if (is_v2()) {
-		dir_of(dir, sizeof(dir), NULL, parent, NULL);
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return kerr_sys(err, "mkdir %s", dir);
-		/* Controllers for the children; refused where the host delegates none. */
-		snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/cgroup.subtree_control");
-		write_str(dir, "+cpu +memory +pids");
-		dir_of(dir, sizeof(dir), NULL, parent, id);
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return kerr_sys(err, "mkdir %s", dir);
+	out[0] = 0;
+	/* Every dash ends the name of an ancestor slice: a-b-c.slice is in a-b.slice in a.slice. */
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && name[i] != '-')
+			continue;
+		if (i == 0 || name[i - 1] == '-')
+			return -1;
+		off += (size_t)snprintf(out + off, off < n ? n - off : 0, "%s%.*s.slice",
+		                        off ? "/" : "", (int)i, name);
+		if (off >= n)
+			return -1;
+	}
+	return 0;
+}
+
+int sb_cgroup_parent_path(const char *pod_parent, char *out, size_t n, kerr_t *err)
+{
+	size_t len = strlen(pod_parent);
+	const char *p;
+
+	if (!strchr(pod_parent, '/') && len > 6 && !strcmp(pod_parent + len - 6, ".slice")) {
+		if (slice_path(pod_parent, out, n) < 0)
+			return kerr_set(err, EINVAL, "cgroup parent `%s`: not a slice name",
+			                pod_parent);
 		return 0;
 	}
+	while (*pod_parent == '/')
+		pod_parent++;
+	if (!*pod_parent || strlen(pod_parent) >= n || strstr(pod_parent, "//"))
+		return kerr_set(err, EINVAL, "cgroup parent `%s`: not a cgroup path", pod_parent);
+	for (p = pod_parent; p; p = strchr(p, '/') ? strchr(p, '/') + 1 : NULL)
+		if (!strncmp(p, "..", 2) && (p[2] == '/' || !p[2]))
+			return kerr_set(err, EINVAL, "cgroup parent `%s`: `..` in it", pod_parent);
+	snprintf(out, n, "%s", pod_parent);
+	len = strlen(out);
+	while (len && out[len - 1] == '/')
+		out[--len] = 0;
+	return 0;
+}
+
+/* mkdir of each level of rel below base; with v2, each level's children get the controllers
+ * (refused where the host delegates none). */
+static int mkdir_levels(const char *base, const char *rel, int v2, kerr_t *err)
+{
+	char dir[PATH_MAX], ctl[PATH_MAX + 32];
+	size_t off = (size_t)snprintf(dir, sizeof(dir), "%s", base);
+
+	for (const char *p = rel; *p;) {
+		const char *slash = strchr(p, '/');
+		size_t k = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (v2) {
+			snprintf(ctl, sizeof(ctl), "%s/cgroup.subtree_control", dir);
+			write_str(ctl, "+cpu +memory +pids");
+		}
+		off += (size_t)snprintf(dir + off, sizeof(dir) - off, "/%.*s", (int)k, p);
+		if (off >= sizeof(dir))
+			return kerr_set(err, ENAMETOOLONG, "cgroup %s/%s", base, rel);
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return kerr_sys(err, "mkdir %s", dir);
+		p += k;
+		while (*p == '/')
+			p++;
+	}
+	return 0;
+}
+
+int sb_cgroup_create(const char *parent, const char *id, kerr_t *err)
+{
+	char rel[PATH_MAX], base[64];
+
+	snprintf(rel, sizeof(rel), "%s/%s", parent, id);
+	if (is_v2())
+		return mkdir_levels(ROOT, rel, 1, err);
 	for (size_t i = 0; i < N_V1; i++) {
-		dir_of(dir, sizeof(dir), v1_controllers[i], parent, NULL);
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return kerr_sys(err, "mkdir %s", dir);
-		dir_of(dir, sizeof(dir), v1_controllers[i], parent, id);
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return kerr_sys(err, "mkdir %s", dir);
+		snprintf(base, sizeof(base), ROOT "/%s", v1_controllers[i]);
+		if (mkdir_levels(base, rel, 0, err) < 0)
+			return -1;
 	}
 	return 0;
 }

@@ -5,6 +5,7 @@
 #ifndef KUASAR_CGROUP_H
 #define KUASAR_CGROUP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -16,6 +17,12 @@ struct cg_stats {
 	uint64_t pids;
 };
 
+/* A pod's cgroup_parent as kubelet gives it, as a path below the cgroup root: cgroupfs
+ * style "/kubepods/burstable/pod<uid>" loses its leading slash; systemd style
+ * "kubepods-burstable-pod<uid>.slice" becomes kubepods.slice/kubepods-burstable.slice/...
+ * EINVAL for "..", empty components or a path that does not fit. */
+int sb_cgroup_parent_path(const char *pod_parent, char *out, size_t n, kerr_t *err);
+/* Creates <root>/<parent>/<id>, with the parent's missing levels. */
 int sb_cgroup_create(const char *parent, const char *id, kerr_t *err);
 /* Moves the calling process in (a forked child, before exec). */
 int sb_cgroup_enter(const char *parent, const char *id);
