@@ -7,7 +7,13 @@
 #   cri_env_up             write configs, start both, import images
 #   cri_env_sandboxer      (re)start the sandboxer alone
 #   cri_env_containerd     (re)start containerd alone
-#   cri_env_down           stop both by PID (sandboxes are the caller's to remove first)
+#   cri_env_down           stop both by PID (sandboxes are the caller's to remove first),
+#                          then remove the environment's bridge
+#
+# Pod networks: CNI (Debian's plugins in /usr/lib/cni) with a bridge + host-local (an IPv4
+# and an IPv6 range) + portmap conflist, in a bridge and subnets of this environment's own:
+# bridge kb<NET_ID>, 10.203.<NET_ID>.0/24 and fd00:6b75:<NET_ID>::/64, where NET_ID
+# (1-250) comes from CRI_ENV_NET_ID or the directory's name.
 
 CTRD_BIN=${CTRD_BIN:-}
 CRI_IMAGES=${CRI_IMAGES:-/tmp/kuasar-images}
@@ -47,8 +53,41 @@ cri_env_containerd() {
 	cri_env_wait_socket "$D/containerd.sock" || { tail -20 "$D/containerd.log" >&2; return 1; }
 }
 
+cri_env_net_id() {
+	[ -n "${CRI_ENV_NET_ID:-}" ] && { echo "$CRI_ENV_NET_ID"; return; }
+	echo $(($(printf '%s' "$D" | cksum | cut -d' ' -f1) % 250 + 1))
+}
+
+cri_env_cni() {
+	NET_ID=$(cri_env_net_id)
+	CRI_BRIDGE=kb$NET_ID
+	CRI_NET4=10.203.$NET_ID
+	CRI_NET6=fd00:6b75:$NET_ID:
+	export NET_ID CRI_BRIDGE CRI_NET4 CRI_NET6
+	mkdir -p "$D/cni"
+	cat >"$D/cni/10-kuasar-test.conflist" <<-JSON
+	{
+	  "cniVersion": "1.0.0",
+	  "name": "kuasar-test-$NET_ID",
+	  "plugins": [
+	    {
+	      "type": "bridge", "bridge": "$CRI_BRIDGE", "isGateway": true, "ipMasq": false,
+	      "hairpinMode": true,
+	      "ipam": {
+	        "type": "host-local", "dataDir": "$D/cni-ipam",
+	        "ranges": [[{"subnet": "$CRI_NET4.0/24"}], [{"subnet": "${CRI_NET6}:/64"}]],
+	        "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]
+	      }
+	    },
+	    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": false}
+	  ]
+	}
+	JSON
+}
+
 cri_env_up() {
 	mkdir -p "$D/run" "$D/logs"
+	cri_env_cni
 	[ -f /tmp/kuasar-test-accel.json ] && cp /tmp/kuasar-test-accel.json "$D/run/accel.json"
 	cat >"$D/sandboxer.toml" <<-TOML
 	[sandbox]
@@ -78,6 +117,10 @@ cri_env_up() {
 	# These machines deny CAP_SYS_RESOURCE: runc cannot lower oom_score_adj below ours.
 	[plugins."io.containerd.cri.v1.runtime"]
 	  restrict_oom_score_adj = true
+	[plugins."io.containerd.cri.v1.runtime".cni]
+	  bin_dirs = ["/usr/lib/cni"]
+	  conf_dir = "$D/cni"
+	  max_conf_num = 1
 	$(sed "s#/run/kuasar-sandboxer.sock#$D/sandboxer.sock#" "$TOP/image/containerd/kuasar.toml")
 	[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
 	  runtime_type = "io.containerd.runc.v2"
@@ -117,5 +160,7 @@ cri_env_down() {
 		rmdir "$cg" 2>/dev/null || true
 	done
 	[ -f "$D/run/accel.json" ] && cp "$D/run/accel.json" /tmp/kuasar-test-accel.json
+	# CNI leaves its bridge when the last pod goes; it is this environment's.
+	[ -n "${CRI_BRIDGE:-}" ] && ip link del "$CRI_BRIDGE" 2>/dev/null
 	return 0
 }
