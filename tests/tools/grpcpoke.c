@@ -1,8 +1,9 @@
 /* grpcpoke: one raw gRPC call, for tests of the sandboxer's bad-input handling.
  *
- *   grpcpoke SOCK PATH [--id ID] [--field2 N] [--hex HEX] [--zeros N] [--raw-frame]
+ *   grpcpoke SOCK PATH [--id ID] [--field2 N] [--netns PATH] [--hex HEX] [--zeros N]
  *
- * The request is { 1: ID, 2: N } (sandbox_id and, for Stop, timeout_secs), or HEX bytes,
+ * The request is { 1: ID, 2: N, 4: PATH } (sandbox_id, for Stop timeout_secs, for Create
+ * netns_path), or HEX bytes,
  * or N zero bytes. Prints "code=C bytes=B message=M text=T" (T: the answer's printable bytes)
  * and exits 0 whenever an answer came. */
 #include <stdio.h>
@@ -41,6 +42,13 @@ int main(int argc, char **argv)
 			size_t n = strlen(argv[i + 1]);
 
 			req[len++] = 0x0a;
+			len += put_varint(req + len, n);
+			memcpy(req + len, argv[i + 1], n);
+			len += n;
+		} else if (!strcmp(argv[i], "--netns")) {
+			size_t n = strlen(argv[i + 1]);
+
+			req[len++] = 0x22;
 			len += put_varint(req + len, n);
 			memcpy(req + len, argv[i + 1], n);
 			len += n;
