@@ -13,6 +13,7 @@
 
 #include "fmt.h"
 #include "klog.h"
+#include "net.h"
 #include "netlink.h"
 
 struct boot_state boot;
@@ -186,6 +187,7 @@ void boot_early(void)
 	parse_cmdline();
 	if (nl_link_up("lo") < 0)
 		warn("bring up lo: errno %d", errno);
+	net_boot();
 	if (sethostname("kuasar", 6) < 0)
 		warn("sethostname: errno %d", errno);
 	/* Ctrl-Alt-Del becomes SIGINT to us, handled as a clean shutdown. */

@@ -1,9 +1,14 @@
-/* SetupNetwork: the pod's interfaces on the VM's virtio-net NICs, found by the MAC the VMM
- * gave each device, then renamed, given the pod's MAC, MTU and addresses, brought up, and
- * the pod's routes added. A NIC stays down until then, so a template VM (and a clone before
- * this call) never speaks on the wire with its template's MAC. */
+/* The VM's NICs. At boot each one is brought up silent: IPv6 disabled on it and no IPv4
+ * address, so it sends nothing (a template's NICs never speak with the template's MAC) while
+ * its receive ring is filled once, before a template is saved rather than in every clone.
+ *
+ * SetupNetwork then gives each NIC, found by the MAC the VMM gave the device, the pod
+ * interface's name (renaming needs it down), MAC and MTU (both change while up), IPv6 back
+ * (its link-local address now from the pod's MAC), the addresses and the routes. */
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -18,21 +23,69 @@
 
 #define NIC_SCAN_MAX 64
 
-/* The ifindex of the (non-loopback) link whose hardware address is mac, 0 if none. */
-static int find_nic(const uint8_t *mac)
+static int ipv6_set(const char *ifname, int enable)
+{
+	char path[80];
+	int fd, rc;
+
+	kfmt(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rc = write(fd, enable ? "0" : "1", 1) == 1 ? 0 : -1;
+	close(fd);
+	return rc;
+}
+
+void net_boot(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct nl_sock nl;
+	struct ifreq ifr;
+
+	if (fd < 0 || nl_open(&nl) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	for (int i = 1; i <= NIC_SCAN_MAX; i++) {
+		memset(&ifr, 0, sizeof(ifr));
+		ifr.ifr_ifindex = i;
+		if (ioctl(fd, SIOCGIFNAME, &ifr) < 0 || ioctl(fd, SIOCGIFHWADDR, &ifr) < 0 ||
+		    ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER)
+			continue;
+		if (ipv6_set(ifr.ifr_name, 0 /* disable */) < 0 ||
+		    nl_link_set(&nl, i, NULL, NULL, 0, 1) < 0)
+			warn("NIC %s: bring it up silent: errno %d", ifr.ifr_name, errno);
+	}
+	nl_close(&nl);
+	close(fd);
+}
+
+/* The ifindex of the link whose hardware address is mac (its name in name), 0 if none. */
+static int find_nic(const uint8_t *mac, char name[IFNAMSIZ])
 {
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), found = 0;
 	struct ifreq ifr;
 
 	if (fd < 0)
 		return 0;
-	for (int i = 1; i <= NIC_SCAN_MAX && !found; i++) {
+	/* Indexes are dense in a VM that never deletes links: a run of misses ends the scan. */
+	for (int i = 1, miss = 0; i <= NIC_SCAN_MAX && !found && miss < 4; i++) {
 		memset(&ifr, 0, sizeof(ifr));
 		ifr.ifr_ifindex = i;
-		if (ioctl(fd, SIOCGIFNAME, &ifr) < 0 || ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
+		if (ioctl(fd, SIOCGIFNAME, &ifr) < 0) {
+			miss++;
 			continue;
-		if (!memcmp(ifr.ifr_hwaddr.sa_data, mac, 6))
+		}
+		miss = 0;
+		if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
+			continue;
+		if (ifr.ifr_hwaddr.sa_family == ARPHRD_ETHER &&
+		    !memcmp(ifr.ifr_hwaddr.sa_data, mac, 6)) {
 			found = i;
+			memcpy(name, ifr.ifr_name, IFNAMSIZ);
+		}
 	}
 	close(fd);
 	return found;
@@ -55,6 +108,7 @@ static int name_valid(const char *s)
 static int setup_iface(struct nl_sock *nl, const kuasar_sandbox_v1_Interface *in, int *ifindex,
                        char *why, size_t n)
 {
+	char cur[IFNAMSIZ];
 	int idx;
 
 	if (in->device_mac.size != 6 || (in->mac.size && in->mac.size != 6) ||
@@ -63,18 +117,28 @@ static int setup_iface(struct nl_sock *nl, const kuasar_sandbox_v1_Interface *in
 		     in->name);
 		return RPC_INVALID_ARGUMENT;
 	}
-	idx = find_nic(in->device_mac.bytes);
+	idx = find_nic(in->device_mac.bytes, cur);
 	if (!idx) {
 		kfmt(why, n, "interface %s: no NIC with the device's MAC", in->name);
 		return RPC_NOT_FOUND;
 	}
-	/* Down first: the name and (without the control queue) the MAC only change then. */
-	if (nl_link_set(nl, idx, NULL, NULL, 0, 0) < 0 ||
-	    nl_link_set(nl, idx, in->name, in->mac.size ? in->mac.bytes : NULL, in->mtu, -1) < 0) {
-		kfmt(why, n, "interface %s: set name, MAC and MTU %u: errno %d", in->name, in->mtu,
+	if (strcmp(cur, in->name) && (nl_link_set(nl, idx, NULL, NULL, 0, 0) < 0 ||
+	                              nl_link_set(nl, idx, in->name, NULL, 0, -1) < 0)) {
+		kfmt(why, n, "interface %s: rename %s: errno %d", in->name, cur, errno);
+		return RPC_INTERNAL;
+	}
+	/* Unchanged MAC and MTU are not set again (a cold boot's device has the pod's MAC). */
+	if (nl_link_set(nl, idx, NULL,
+	                in->mac.size && memcmp(in->mac.bytes, in->device_mac.bytes, 6)
+	                    ? in->mac.bytes
+	                    : NULL,
+	                in->mtu, -1) < 0) {
+		kfmt(why, n, "interface %s: set MAC and MTU %u: errno %d", in->name, in->mtu,
 		     errno);
 		return RPC_INTERNAL;
 	}
+	if (ipv6_set(in->name, 1) < 0)
+		warn("interface %s: IPv6 stays off: errno %d", in->name, errno);
 	for (pb_size_t i = 0; i < in->addresses_count; i++) {
 		const kuasar_sandbox_v1_IPAddress *a = &in->addresses[i];
 		int fam = family_of(a->ip.size);

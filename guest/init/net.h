@@ -5,5 +5,7 @@
 struct rpc_ctx;
 
 void sb_setup_network(struct rpc_ctx *ctx);
+/* At boot: every NIC up but silent (IPv6 off, no IPv4 address) until SetupNetwork. */
+void net_boot(void);
 
 #endif
