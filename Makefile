@@ -84,7 +84,7 @@ SANDBOXER_OBJS := $(call host_objs,sandboxer)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(TESTBIN)/%,$(wildcard tests/unit/test-*.c))
 
 .PHONY: all help deps guest host kernel image test test-unit test-bats check demo bench bench-boot \
-	bench-container bench-pod bench-startup demo-cri install \
+	bench-container bench-pod bench-net bench-startup demo-cri install \
 	check-size check-kernel-config clean distclean format
 .DEFAULT_GOAL := all
 # Generated sources are kept, not deleted as intermediates.
@@ -368,6 +368,9 @@ bench-container: all $(BIN)/vmlinux.bin ## container start inside a running sand
 bench-pod: all $(BIN)/vmlinux.bin ## pod start via containerd's CRI: kuasar vs runc; sandboxer memory
 	$(Q)tools/bench-pod.sh
 
+bench-net: all $(BIN)/vmlinux.bin ## pod network: VM pod vs runc pod data path; pod start with vs without CNI
+	$(Q)tools/bench-net.sh
+
 bench-startup: all $(BIN)/vmlinux.bin ## sandbox start: template restore vs bare VMM floor vs cold boot; memory
 	$(Q)mkdir -p $(BIN)/bench
 	$(Q)export KUASAR_TEMPLATE_DIR=$(abspath $(BIN))/bench/templates \
@@ -376,7 +379,7 @@ bench-startup: all $(BIN)/vmlinux.bin ## sandbox start: template restore vs bare
 		--svg $(BIN)/bench/startup.svg; rc=$$?; \
 		$(BIN)/kuasar-ctl template rm --all >/dev/null; rmdir "$$KUASAR_TEMPLATE_MEM_DIR"; exit $$rc
 
-bench: bench-startup bench-boot bench-container bench-pod ## every benchmark (ratios against a baseline in the same run)
+bench: bench-startup bench-boot bench-container bench-pod bench-net ## every benchmark (ratios against a baseline in the same run)
 
 format: ## clang-format every C source
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')

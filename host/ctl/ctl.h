@@ -46,6 +46,8 @@ int ctl_run(int argc, char **argv);
 int ctl_bench(int argc, char **argv);
 int ctl_template(int argc, char **argv);
 int ctl_bench_startup(int argc, char **argv);
+/* bench tcp: two pods' network paths side by side (ctl_bench_net.c). */
+int ctl_bench_tcp(int argc, char **argv);
 int ctl_cri(int argc, char **argv);
 int ctl_events(int argc, char **argv);
 int ctl_exec(int argc, char **argv);
