@@ -263,7 +263,7 @@ $(HOBJ)/tests/%.o: tests/%.c Makefile $(HOST_PB:.c=.h) $(GUEST_PB_H) $(NANOPB)/p
 # What each unit test links besides its own object; the host's tests link the archives.
 OCI_TEST_OBJS := $(call hg,oci.c json.c fmt.c)
 # The guest's server in one process with the host's client, over a socketpair.
-LINK_TEST_GUEST := $(filter-out $(addprefix guest/init/,main.c boot.c link.c netlink.c alloc.c),$(GUEST_SRCS))
+LINK_TEST_GUEST := $(filter-out $(addprefix guest/init/,main.c boot.c link.c alloc.c),$(GUEST_SRCS))
 $(TESTBIN)/test-fmt: $(call hg,fmt.c)
 $(TESTBIN)/test-json: $(call hg,json.c fmt.c)
 $(TESTBIN)/test-alloc: $(HOBJ)/hg/alloc-renamed.o
@@ -273,6 +273,7 @@ $(TESTBIN)/test-link: $(call hg,$(notdir $(LINK_TEST_GUEST))) \
 	$(patsubst $(GEN)/guest/%.c,$(HOBJ)/hg/pb/%.o,$(GUEST_PB)) \
 	$(patsubst $(NANOPB)/%.c,$(HOBJ)/hg/nanopb/%.o,$(NANOPB_SRCS)) $(HOST_ARCHIVES)
 $(TESTBIN)/test-host $(TESTBIN)/test-sandboxer $(TESTBIN)/test-template: $(HOST_ARCHIVES)
+$(TESTBIN)/test-sandboxer: $(HOBJ)/host/sandboxer/sb_cgroup.o
 $(TESTBIN)/test-net: $(call hg,netlink.c) $(HOST_ARCHIVES)
 $(TESTBIN)/linkpoke $(TESTBIN)/grpcpoke: $(HOST_ARCHIVES)
 

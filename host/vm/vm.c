@@ -108,18 +108,20 @@ int vm_wait_for(struct vm *vm, int fd, short events, int64_t deadline_ns, kerr_t
 }
 
 /* The NICs' taps become fds 3, 4, ... (the numbers on the command line). */
-static void child_nic_fds(const struct vm_config *cfg)
+static void child_nic_fds(const struct vm_nic *nics, unsigned n)
 {
 	int tmp[VM_MAX_NICS];
-	unsigned n = cfg->n_nics < VM_MAX_NICS ? cfg->n_nics : VM_MAX_NICS;
 
 	/* Out of the way first: a tap may already sit on one of the target numbers. */
-	for (unsigned i = 0; i < n; i++)
-		tmp[i] = fcntl(cfg->nics[i].fd, F_DUPFD_CLOEXEC, 64);
-	for (unsigned i = 0; i < n; i++)
-		if (tmp[i] < 0 || dup2(tmp[i], 3 + (int)i) < 0)
+	for (unsigned i = 0; i < n && i < VM_MAX_NICS; i++) {
+		tmp[i] = fcntl(nics[i].fd, F_DUPFD_CLOEXEC, 64);
+		if (tmp[i] < 0)
 			_exit(126);
-	sys_close_from(3 + (int)n);
+	}
+	for (unsigned i = 0; i < n && i < VM_MAX_NICS; i++)
+		if (dup2(tmp[i], 3 + (int)i) < 0)
+			_exit(126);
+	sys_close_from(3 + (int)(n < VM_MAX_NICS ? n : VM_MAX_NICS));
 }
 
 static void child_exec(char **argv, const struct vm_config *cfg, int log_fd, int keep, int go_fd)
@@ -142,7 +144,7 @@ static void child_exec(char **argv, const struct vm_config *cfg, int log_fd, int
 	dup2(null, 0);
 	dup2(log_fd, 1);
 	dup2(log_fd, 2);
-	child_nic_fds(cfg);
+	child_nic_fds(cfg->nics, cfg->n_nics);
 	execvp(argv[0], argv);
 	dprintf(2, "kuasar: fatal: unable to exec %s: %s\n", argv[0], strerror(errno));
 	_exit(127);

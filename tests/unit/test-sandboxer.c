@@ -8,6 +8,7 @@
 #include "proxy/bundle.h"
 #include "proxy/config.h"
 #include "proxy/proxy_result.h"
+#include "sandboxer/sb_cgroup.h"
 #include "tap.h"
 
 static int parse(const char *text, struct sb_config *c, kerr_t *err)
@@ -212,6 +213,17 @@ static void test_proxy_result(void)
 	ok(proxy_result_parse(buf, n, &r) == 0 && !strcmp(r.message, "boot failed: no kernel"),
 	   "the message is exact when it fits");
 
+	memset(&w, 0, sizeof(w));
+	w.ok = 1;
+	w.vmm_pid = 7;
+	strcpy(w.accel, "tcg");
+	strcpy(w.boot_mode, "cold");
+	strcpy(w.net, "eth0 02:00:00:00:00:01 mtu 1500 10.0.0.2/24 via tap0_kuasar (virtio-net)");
+	n = proxy_result_format(&w, buf, sizeof(buf));
+	ok(proxy_result_parse(buf, n, &r) == 0 && !strcmp(r.net, w.net),
+	   "the network description (spaces and all) reads back");
+	ok(proxy_result_parse("OK 5 tcg 1 cold -\n", 18, &r) == 0 && !r.net[0],
+	   "a line without one (an older proxy) still reads");
 	ok(proxy_result_parse("", 0, &r) < 0, "an empty read is no result");
 	ok(proxy_result_parse("OK 12 tcg", 9, &r) < 0, "a cut OK line is refused");
 	ok(proxy_result_parse("OK -5 tcg 1 cold -\n", 19, &r) < 0, "a negative pid is refused");
@@ -219,6 +231,76 @@ static void test_proxy_result(void)
 	   "an over-long template key is refused");
 	ok(proxy_result_parse("E x oops\n", 9, &r) < 0, "an error without a number is refused");
 	ok(proxy_result_parse("HELLO\n", 6, &r) < 0, "anything else is refused");
+}
+
+/* The pod's /etc files: written once per sandbox, mounted into containers without their own. */
+static void test_pod_files(const char *dir)
+{
+	char path[400], host_dir[400];
+	json_object *spec, *mounts;
+	const char *hosts_src = NULL, *resolv_src = NULL;
+	int n_hosts = 0, n_resolv = 0, n_hostname = 0;
+	char *text = NULL;
+	kerr_t err;
+
+	ok(pod_files_write(dir, "web", "search a.test\nnameserver 10.0.0.53\n", &err) == 0,
+	   "pod files written");
+	snprintf(path, sizeof(path), "%s/.pod/resolv.conf", dir);
+	ok(read_file(path, &text, NULL, 4096, NULL) == 0 && strstr(text, "nameserver 10.0.0.53"),
+	   "resolv.conf has the pod's DNS config");
+	free(text);
+	text = NULL;
+	snprintf(path, sizeof(path), "%s/.pod/hostname", dir);
+	ok(read_file(path, &text, NULL, 4096, NULL) == 0 && !strcmp(text, "web\n"),
+	   "hostname is the pod's");
+	free(text);
+	snprintf(host_dir, sizeof(host_dir), "%s/ctr2", dir);
+	mkdir(host_dir, 0755);
+	spec = json_tokener_parse("{\"mounts\":[{\"destination\":\"/etc/hosts\",\"type\":"
+	                          "\"tmpfs\",\"source\":\"tmpfs\"}]}");
+	ok(spec_rewrite(spec, "ctr2", host_dir, "/run/kuasar/shared/ctr2", NULL, fake_bind, &err) ==
+	       0,
+	   "spec with its own /etc/hosts rewritten");
+	mounts = json_object_object_get(spec, "mounts");
+	for (size_t i = 0; i < json_object_array_length(mounts); i++) {
+		json_object *m = json_object_array_get_idx(mounts, i);
+		const char *d = jpath(m, "destination", NULL);
+
+		if (!strcmp(d, "/etc/hosts")) {
+			n_hosts++;
+			hosts_src = jpath(m, "source", NULL);
+		} else if (!strcmp(d, "/etc/resolv.conf")) {
+			n_resolv++;
+			resolv_src = jpath(m, "source", NULL);
+		} else if (!strcmp(d, "/etc/hostname"))
+			n_hostname++;
+	}
+	ok(n_hosts == 1 && hosts_src && !strcmp(hosts_src, "tmpfs"),
+	   "the container's own /etc/hosts is kept, not doubled");
+	ok(n_resolv == 1 && resolv_src &&
+	       !strcmp(resolv_src, "/run/kuasar/shared/.pod/resolv.conf"),
+	   "resolv.conf comes from the pod files, as a guest path");
+	is_int(n_hostname, 1, "so does /etc/hostname");
+	json_object_put(spec);
+}
+
+static void test_cgroup_parent(void)
+{
+	char out[256];
+	kerr_t err;
+
+	ok(sb_cgroup_parent_path("/kubepods/burstable/pod1", out, sizeof(out), &err) == 0 &&
+	       !strcmp(out, "kubepods/burstable/pod1"),
+	   "cgroupfs parent: below the root (%s)", out);
+	ok(sb_cgroup_parent_path("kubepods-besteffort-pod12.slice", out, sizeof(out), &err) == 0 &&
+	       !strcmp(out,
+	               "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod12.slice"),
+	   "systemd slice: its ancestors spelled out (%s)", out);
+	ok(sb_cgroup_parent_path("/kubepods/../../etc", out, sizeof(out), &err) < 0,
+	   "`..` is refused: %s", err.msg);
+	ok(sb_cgroup_parent_path("a--b.slice", out, sizeof(out), &err) < 0,
+	   "a slice name with an empty part is refused");
+	ok(sb_cgroup_parent_path("/", out, sizeof(out), &err) < 0, "the root itself is refused");
 }
 
 int main(void)
@@ -237,6 +319,8 @@ int main(void)
 	snprintf(share, sizeof(share), "%s/ctr1", dir);
 	mkdir(share, 0755);
 	test_spec(file, share);
+	test_pod_files(dir);
+	test_cgroup_parent();
 	remove(file);
 	snprintf(file, sizeof(file), "rm -rf %s", dir);
 	if (system(file) != 0)

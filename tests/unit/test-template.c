@@ -66,6 +66,57 @@ static void test_key(void)
 	key_of(&c, k3);
 	ok(strcmp(k3, k1) != 0, "vCPUs change the key");
 	c.vcpus = 1;
+	{
+		struct vm_nic nics[2] = { { .fd = 7, .mac = { 2, 0, 0, 0, 0, 1 }, .mtu = 1500 },
+			                  { .fd = 9, .mac = { 2, 0, 0, 0, 0, 2 }, .mtu = 9000 } };
+		char k4[TPL_KEY_LEN + 1];
+
+		c.nics = nics;
+		c.n_nics = 1;
+		key_of(&c, k3);
+		ok(strcmp(k3, k1) != 0,
+		   "a NIC changes the key (networked pods get their own template)");
+		nics[0].mac[5] = 9;
+		nics[0].mtu = 1400;
+		nics[0].fd = 11;
+		key_of(&c, k4);
+		is_str(k4, k3, "the pod's MAC, MTU and tap fd do not");
+		c.n_nics = 2;
+		key_of(&c, k4);
+		ok(strcmp(k4, k3) != 0, "a second NIC does");
+		/* The command line: a cold boot's device has the pod's MAC and MTU, a template's
+		 * (and so its clones') the template MAC and no MTU. */
+		{
+			struct vm_paths p;
+			char **argv, line[4096] = "";
+			kerr_t err;
+
+			vm_paths_init(&p, "/run", "T", &err);
+			argv = qemu_argv(&c, &p, "T", ACCEL_TCG);
+			for (char **a = argv; *a; a++)
+				snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s ",
+				         *a);
+			argv_free(argv);
+			ok(strstr(line, "tap,id=net0,fd=3 ") && strstr(line, "tap,id=net1,fd=4 ") &&
+			       strstr(line, "netdev=net0,mac=02:00:00:00:00:09,host_mtu=1400 "),
+			   "cold boot: taps as fds 3 and 4, the pod's MAC and MTU");
+			c.mem_path = "/dev/shm/x";
+			argv = qemu_argv(&c, &p, "T", ACCEL_TCG);
+			line[0] = 0;
+			for (char **a = argv; *a; a++)
+				snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s ",
+				         *a);
+			argv_free(argv);
+			ok(strstr(line, "netdev=net0,mac=02:4b:51:00:00:00 ") &&
+			       strstr(line, "netdev=net1,mac=02:4b:51:00:00:01 ") &&
+			       !strstr(line, "host_mtu"),
+			   "template shape: template MACs, no MTU");
+			c.mem_path = NULL;
+		}
+		c.nics = NULL;
+		c.n_nics = 0;
+	}
+	c.vcpus = 1;
 	c.kernel_params = "quiet2";
 	key_of(&c, k3);
 	ok(strcmp(k3, k1) != 0, "the kernel command line changes the key");
