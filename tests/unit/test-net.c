@@ -126,6 +126,36 @@ static void test_attach(void)
 	ok(podnet_detach(nspath, &err) == 0, "detach again: nothing to do, no error");
 }
 
+/* A second CNI interface (multus-style net1): one tap each, routes on the right one. */
+static void test_two_ifaces(void)
+{
+	struct pod_net pn;
+	kerr_t err;
+	int rc;
+
+	if (sh(NULL, 0,
+	       "ip -n %s link add net1 type veth peer name peer1 netns %s && ip -n %s link set "
+	       "net1 up && ip -n %s addr add 10.198.0.5/24 dev net1 && ip -n %s route add "
+	       "10.197.0.0/16 via 10.198.0.1 dev net1",
+	       ns, br, ns, ns, ns) != 0) {
+		skip("a second veth");
+		return;
+	}
+	rc = podnet_attach(nspath, &pn, &err);
+	ok(rc == 0, "attach with two interfaces%s%s", rc ? ": " : "", rc ? err.msg : "");
+	if (rc)
+		return;
+	is_int(pn.n_ifs, 2, "two CNI interfaces");
+	ok(strcmp(pn.ifs[0].tap, pn.ifs[1].tap) && pn.ifs[0].tap_fd >= 0 && pn.ifs[1].tap_fd >= 0,
+	   "a tap each: %s, %s", pn.ifs[0].tap, pn.ifs[1].tap);
+	for (unsigned i = 0; i < pn.n_routes; i++)
+		if (pn.routes[i].dst_len == 16 && pn.routes[i].dst[1] == 197)
+			is_str(pn.ifs[pn.routes[i].iface].name, "net1", "net1's route is on net1");
+	podnet_close_fds(&pn);
+	ok(podnet_detach(nspath, &err) == 0, "detach both");
+	sh(NULL, 0, "ip -n %s link del net1", ns);
+}
+
 static void test_bad_paths(void)
 {
 	struct pod_net pn;
@@ -208,6 +238,7 @@ int main(void)
 		return done_testing();
 	}
 	test_attach();
+	test_two_ifaces();
 	test_bad_paths();
 	test_scratch();
 	sh(NULL, 0, "ip netns del %s; ip netns del %s", ns, br);
