@@ -24,11 +24,8 @@ CRI_ENV_LOG_LEVEL=info
 ctl() { "$TOP/bin/kuasar-ctl" cri --address "$D/containerd.sock" --log-dir "$D/logs" "$@"; }
 
 cleanup() {
-	local p
-	for p in $(cat "$D/pods" 2>/dev/null); do
-		ctl stopp "$p" >/dev/null 2>&1 || true
-		ctl rmp "$p" >/dev/null 2>&1 || true
-	done
+	# shellcheck disable=SC2046
+	cri_env_rmpods $(cat "$D/pods" 2>/dev/null)
 	cri_env_down
 	rm -rf --one-file-system "$D"
 }
@@ -60,10 +57,8 @@ echo "== data path: kuasar pod (VM: veth -> tc redirect -> tap -> virtio-net) vs
 ipk=$(web kuasar)
 ipr=$(web runc)
 "$TOP/bin/kuasar-ctl" bench tcp -n "$REQS" --bulk "$MIB" kuasar "$ipk" runc "$ipr"
-for p in $(cat "$D/pods"); do
-	ctl stopp "$p" >/dev/null
-	ctl rmp "$p" >/dev/null
-done
+# shellcheck disable=SC2046
+cri_env_rmpods $(cat "$D/pods")
 rm "$D/pods"
 
 echo

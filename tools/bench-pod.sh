@@ -21,11 +21,7 @@ ctl() { "$TOP/bin/kuasar-ctl" cri --address "$D/containerd.sock" --log-dir "$D/l
 
 pods=()
 cleanup() {
-	local p
-	for p in "${pods[@]}"; do
-		ctl stopp "$p" >/dev/null 2>&1 || true
-		ctl rmp "$p" >/dev/null 2>&1 || true
-	done
+	cri_env_rmpods "${pods[@]}"
 	cri_env_down
 	rm -rf --one-file-system "$D"
 }

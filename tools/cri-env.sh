@@ -7,6 +7,7 @@
 #   cri_env_up             write configs, start both, import images
 #   cri_env_sandboxer      (re)start the sandboxer alone
 #   cri_env_containerd     (re)start containerd alone
+#   cri_env_rmpods POD...  stop and remove pods through CRI
 #   cri_env_down           stop both by PID (sandboxes are the caller's to remove first),
 #                          then remove the environment's bridge
 #
@@ -133,6 +134,15 @@ cri_env_up() {
 	for img in busybox pause; do
 		"$CTRD_BIN/ctr" -a "$D/containerd.sock" -n k8s.io images import --platform linux/amd64 \
 			"$CRI_IMAGES/$img.tar" >/dev/null || return 1
+	done
+}
+
+# cri_env_rmpods POD...: stops and removes pods through CRI, ignoring those already gone.
+cri_env_rmpods() {
+	local p
+	for p in "$@"; do
+		"$TOP/bin/kuasar-ctl" cri --address "$D/containerd.sock" stopp "$p" >/dev/null 2>&1 || true
+		"$TOP/bin/kuasar-ctl" cri --address "$D/containerd.sock" rmp "$p" >/dev/null 2>&1 || true
 	done
 }
 

@@ -14,12 +14,10 @@ setup() {
 	SB_FILES=$(daemon_fds files)
 }
 teardown() {
-	local left="" p
+	local left=""
 	# A failed test leaves its pods: CRI removes them (and CNI its netns and rules) first.
-	for p in $(cat "$D/pods" 2>/dev/null); do
-		cri stopp "$p" >/dev/null 2>&1
-		cri rmp "$p" >/dev/null 2>&1
-	done
+	# shellcheck disable=SC2046
+	cri_env_rmpods $(cat "$D/pods" 2>/dev/null)
 	# Everything of ours out of every namespace: taps, and the bridge holds only what CNI
 	# still owns (nothing, once the pods are gone).
 	for ns in $(ip netns list | awk '{print $1}'); do
