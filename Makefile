@@ -56,7 +56,8 @@ GUEST_OBJS := $(patsubst %.c,$(OBJ)/guest/%.o,$(GUEST_SRCS)) \
 
 # Host-only protos: containerd's sandbox Controller and event service, and the CRI subset
 # the test client speaks.
-HOST_PROTOS := host/sandbox_controller.proto host/events_ttrpc.proto host/cri.proto
+HOST_PROTOS := host/sandbox_controller.proto host/events_ttrpc.proto host/cri.proto \
+	host/introspection.proto
 HOST_PB := $(addprefix $(GEN)/host/,$(PROTOS:.proto=.pb-c.c) $(HOST_PROTOS:.proto=.pb-c.c))
 
 # Host code in layers: each folder is one archive and may use only the folders listed before
@@ -308,7 +309,7 @@ check: ## format, cppcheck, the layer check, unit tests under ASan+UBSan
 	$(Q)cppcheck $(CPPCHECK_FLAGS) -j2 host guest/init
 	$(call msg,LAYERS,$(HOST_LAYER_ORDER))
 	$(Q)tools/check-layers.sh $(HOST_LAYER_ORDER) >/dev/null
-	$(Q)$(MAKE) --no-print-directory SAN=1 test-unit
+	$(Q)ASAN_OPTIONS=detect_stack_use_after_return=1 $(MAKE) --no-print-directory SAN=1 test-unit
 
 test-bats: all $(BIN)/vmlinux.bin $(BIN)/tests/linkpoke $(BIN)/tests/grpcpoke $(BIN)/kuasar.img ## end-to-end tests against real QEMU VMs
 	$(Q)tools/test.sh bats

@@ -11,13 +11,26 @@
 #include "link.h"
 #include "ttrpc.pb.h"
 
-/* Zero-copy: the payload stays in the frame buffer, we only note where it is. */
+static const uint8_t *frame_lo, *frame_hi;
+
+void rpc_frame_bounds(const uint8_t *data, size_t len)
+{
+	frame_lo = data;
+	frame_hi = data ? data + len : NULL;
+}
+
+/* Zero-copy: the payload stays in the frame buffer, we only note where it is. Only a view
+ * inside the frame is kept: a bytes field sent with another wire type (a varint) reaches
+ * us as a substream over nanopb's own stack buffer, which is gone once decoding returns. */
 bool rpc_view_decode(pb_istream_t *s, const pb_field_t *f, void **arg)
 {
 	struct bytes_view *v = *arg;
+	const uint8_t *p = s->state;
 
 	(void)f;
-	v->p = s->state;
+	if (!frame_lo || p < frame_lo || p > frame_hi || s->bytes_left > (size_t)(frame_hi - p))
+		PB_RETURN_ERROR(s, "bytes field not in the frame");
+	v->p = p;
 	v->n = s->bytes_left;
 	return pb_read(s, NULL, s->bytes_left);
 }

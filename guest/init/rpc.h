@@ -26,6 +26,8 @@ struct bytes_view {
 	size_t n;
 };
 bool rpc_view_decode(pb_istream_t *s, const pb_field_t *f, void **arg);
+/* The frame being handled: views are only taken inside it (NULL: none are). */
+void rpc_frame_bounds(const uint8_t *data, size_t len);
 bool rpc_view_encode(pb_ostream_t *s, const pb_field_t *f, void *const *arg);
 
 /* A reply owed later (Wait, Create): where to send it. */

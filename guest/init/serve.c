@@ -26,6 +26,7 @@ void serve_on_frame(struct ttrpc_rx *rx, const struct ttrpc_header *h, const uin
 		          TTRPC_MAX_DATA);
 		return;
 	}
+	rpc_frame_bounds(data, h->length);
 	switch (h->type) {
 	case TTRPC_REQUEST: rpc_on_request(&ctx, &served, data, h->length); break;
 	case TTRPC_DATA:
@@ -36,4 +37,5 @@ void serve_on_frame(struct ttrpc_rx *rx, const struct ttrpc_header *h, const uin
 		/* Unknown frame types are ignored for forward compatibility, as ttrpc does. */
 		debug("stream %u: ignoring frame type %u", h->stream, h->type);
 	}
+	rpc_frame_bounds(NULL, 0);
 }
