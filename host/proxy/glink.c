@@ -20,6 +20,7 @@ static void link_down(struct glink *l)
 	if (!l->up)
 		return;
 	l->up = 0;
+	l->broken = 0;
 	loop_del(l->loop, &l->w);
 	close(l->w.fd);
 	l->w.fd = -1;
@@ -80,6 +81,8 @@ static void link_event(struct loop_watch *w, uint32_t events)
 {
 	struct glink *l = container_of(w, struct glink, w);
 
+	if (l->broken)
+		return link_down(l);
 	if (events & EPOLLOUT) {
 		if (buf_flush(&l->out, w->fd) < 0)
 			return link_down(l);
@@ -103,6 +106,7 @@ int glink_start(struct glink *l, struct loop *loop, int fd, kerr_t *err)
 	l->w.fd = fd;
 	l->w.fn = link_event;
 	l->next_id = 1;
+	l->broken = 0;
 	ttrpc_reader_reset(&l->rd);
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	if (loop_add(loop, &l->w, EPOLLIN, err) < 0)
@@ -175,7 +179,7 @@ int glink_send(struct glink *l, uint32_t gid, uint8_t type, uint8_t flags, const
 	struct ttrpc_header h = { len, gid, type, flags };
 	uint8_t hdr[TTRPC_HEADER_LEN];
 
-	if (!l->up)
+	if (!l->up || l->broken)
 		return -1;
 	if (buf_pending(&l->out) + len > GLINK_MAX_PENDING)
 		return -1;
@@ -184,7 +188,8 @@ int glink_send(struct glink *l, uint32_t gid, uint8_t type, uint8_t flags, const
 	    (len && buf_append(&l->out, data, len) < 0))
 		return -1;
 	if (buf_flush(&l->out, l->w.fd) < 0) {
-		link_down(l);
+		l->broken = 1;
+		loop_mod(l->loop, &l->w, EPOLLIN | EPOLLOUT); /* a broken fd reports at once */
 		return -1;
 	}
 	loop_mod(l->loop, &l->w, EPOLLIN | (buf_pending(&l->out) ? EPOLLOUT : 0));

@@ -33,6 +33,9 @@ struct glink {
 	uint32_t next_id;
 	struct glink_route *routes;
 	int up;
+	/* A send found the link broken. The link goes down from the loop, never inside a
+	 * send: its callers hold streams that on_down's cleanup would free under them. */
+	int broken;
 	/* The link broke (guest gone or VMM dead); routes were dropped without a frame. */
 	void (*on_down)(struct glink *l, void *arg);
 	void *down_arg;
