@@ -10,6 +10,13 @@ void log_set_level(const char *name);
 void log_set_prefix(const char *prefix);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* What the process is doing now (a request's service, method and stream), for the line a
+ * fatal signal leaves. Cut to fit; cheap enough to call per request. */
+void log_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT write one line (signal, fault address, the
+ * context) to stderr before their default action: a process never dies without a word. */
+void log_catch_fatal(void);
+
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)

@@ -30,6 +30,7 @@
 #include "proxy/proxy_result.h"
 #include "proxy/taskproxy.h"
 #include "rpc/agent.h"
+#include "rpc/timestamp.h"
 #include "sandbox.pb-c.h"
 #include "vm/launch.h"
 #include "vm/template.h"
@@ -88,13 +89,15 @@ static void on_event(void *owner, uintptr_t tag, const struct ttrpc_header *h, c
 	}
 	if (h->type != TTRPC_DATA || !data)
 		return;
+	log_context("a guest event");
 	ev = kuasar__sandbox__v1__event__unpack(NULL, h->length, data);
 	if (!ev)
 		return;
 	if (ev->dropped)
 		log_warn("the guest dropped %u events", ev->dropped);
-	ts = ev->timestamp ? ev->timestamp->seconds * 1000000000LL + ev->timestamp->nanos
-	                   : real_ns();
+	/* The guest's clock is its own business; a time out of range becomes ours. */
+	if (ts_to_ns(ev->timestamp, &ts) < 0)
+		ts = real_ns();
 	if (ev->event && ev->topic)
 		events_fwd_publish(p->events, p->tp.ns[0] ? p->tp.ns : "k8s.io", ev->topic,
 		                   ev->event->type_url, ev->event->value.data, ev->event->value.len,
@@ -399,6 +402,7 @@ int proxy_main(int argc, char **argv)
 	 * sandbox running. */
 	setsid();
 	signal(SIGPIPE, SIG_IGN);
+	log_catch_fatal();
 	config_vm(&p.cfg, &vc);
 	vm_init(&p.vm, id);
 	p.vm.reuse_dir = 1;

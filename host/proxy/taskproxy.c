@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/util.h"
 #include "google/rpc/status.pb-c.h"
 #include "proxy/bundle.h"
@@ -133,6 +134,7 @@ static void from_guest(void *owner, uintptr_t tag, const struct ttrpc_header *gh
 
 	if (!s)
 		return;
+	log_context("a guest frame (type %u) for client stream %u", gh->type, s->sid);
 	h.stream = s->sid;
 	if (gh->type == TTRPC_RESPONSE) {
 		/* Only Create and Delete answers are looked into; the rest pass through. */
@@ -318,6 +320,7 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 		client_error(c, h->stream, RPC_INVALID_ARGUMENT, "malformed ttrpc request");
 		return;
 	}
+	log_context("%s/%s, client stream %u", req->service, req->method, h->stream);
 	note_namespace(c, req);
 	if (is_task_service(req->service)) {
 		if (!strcmp(req->method, "Create")) {
@@ -450,6 +453,7 @@ static void conn_close(struct tp_conn *c)
 	struct taskproxy *tp = c->tp;
 	struct tp_stream *s;
 
+	log_context("closing a task connection with %u streams", c->n_streams);
 	for (struct tp_conn **pp = &tp->conns; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;

@@ -68,6 +68,7 @@ static int setup_signals(struct sigwatch *s, struct loop *loop, kerr_t *err)
 
 	/* A client that goes away is an error return, never the daemon's death. */
 	signal(SIGPIPE, SIG_IGN);
+	log_catch_fatal();
 	s->w.fd = signalfd_for(sigs);
 	if (s->w.fd < 0)
 		return kerr_sys(err, "signalfd");

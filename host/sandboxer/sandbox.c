@@ -494,9 +494,18 @@ static void proxy_exited(struct loop_watch *w, uint32_t events)
 	/* Without its proxy nobody serves the task socket: the sandbox is over. The VMM's
 	 * exit, an event like any other, completes the stop. */
 	if (vmm_running(sb)) {
-		log_warn("sandbox %s: task proxy %d died with the VMM running; stopping the VMM",
-		         sb->id, sb->proxy);
-		fmt_msg(sb->last_error, sizeof(sb->last_error), "task proxy died");
+		char how[48];
+
+		if (!sb->proxy_child)
+			fmt_msg(how, sizeof(how), "how is unknown: adopted after a restart");
+		else if (status > 128)
+			fmt_msg(how, sizeof(how), "killed by signal %d", status - 128);
+		else
+			fmt_msg(how, sizeof(how), "exit status %d", status);
+		log_warn("sandbox %s: task proxy %d died (%s; its own last line is above) with the "
+		         "VMM running; stopping the VMM",
+		         sb->id, sb->proxy, how);
+		fmt_msg(sb->last_error, sizeof(sb->last_error), "task proxy died (%s)", how);
 		kill_vmm(sb);
 		sb->vmm_w.fn = vmm_killed; /* still watched: it has not exited */
 		sb->stop_timer.fn = kill_timeout;
