@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 #include <stdlib.h>
 
+#include "base/json.h"
 #include "base/syscalls.h"
 #include "base/util.h"
 #include "vm/vm.h"
@@ -197,7 +198,7 @@ static void accel_cache_path(const char *run_dir, char *buf, size_t n)
 int accel_cache_get(const char *run_dir, enum accel *a, char *why, size_t n)
 {
 	char path[512], bid[64], *s = NULL;
-	json_object *o, *v;
+	json_object *o;
 	int rc = -1;
 
 	accel_cache_path(run_dir, path, sizeof(path));
@@ -206,11 +207,10 @@ int accel_cache_get(const char *run_dir, enum accel *a, char *why, size_t n)
 	boot_id(bid, sizeof(bid));
 	o = json_tokener_parse(s);
 	free(s);
-	if (o && json_object_object_get_ex(o, "boot_id", &v) &&
-	    !strcmp(json_object_get_string(v), bid) && json_object_object_get_ex(o, "accel", &v) &&
-	    accel_parse(json_object_get_string(v), a) == 0 && *a != ACCEL_AUTO) {
-		json_object_object_get_ex(o, "why", &v);
-		snprintf(why, n, "%s (remembered for this host boot)", json_object_get_string(v));
+	/* Our own file, but read as untrusted: any field may be missing or of another type. */
+	if (o && !strcmp(jget_str(o, "boot_id", ""), bid) &&
+	    accel_parse(jget_str(o, "accel", ""), a) == 0 && *a != ACCEL_AUTO) {
+		snprintf(why, n, "%s (remembered for this host boot)", jget_str(o, "why", "?"));
 		rc = 0;
 	}
 	json_object_put(o);

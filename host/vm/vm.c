@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "base/json.h"
 #include "base/syscalls.h"
 #include "base/util.h"
 #include "vm/vm_priv.h"
@@ -417,9 +418,7 @@ static int read_state(struct vm *vm, kerr_t *err)
 	}
 	vm->pid = json_object_get_int(v);
 	vm->link_type = LINK_SERIAL;
-	if (json_object_object_get_ex(o, "link", &v) &&
-	    !strcmp(json_object_get_string(v), "vsock") &&
-	    json_object_object_get_ex(o, "cid", &v)) {
+	if (!strcmp(jget_str(o, "link", ""), "vsock") && json_object_object_get_ex(o, "cid", &v)) {
 		vm->link_type = LINK_VSOCK;
 		vm->cid = (unsigned)json_object_get_int64(v);
 	}
