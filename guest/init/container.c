@@ -398,6 +398,24 @@ static int attach_terminal(struct proc *p)
 	           : 0;
 }
 
+/* The child died before it could report: say so, and whether the memory limit killed it
+ * (a limit too small to start in), from the container cgroup's memory.events. */
+static void setup_died(struct proc *p)
+{
+	struct cgroup_stats st;
+	char msg[160];
+
+	if (p->ctr->cgroup[0] && cgroup_stats(p->ctr->cgroup, &st) == 0 && st.oom_kills) {
+		kfmt(msg, sizeof(msg),
+		     "the container process was killed for memory during setup (memory limit %llu "
+		     "bytes, %llu OOM kills)",
+		     (unsigned long long)st.memory_max, (unsigned long long)st.oom_kills);
+		creation_failed(p, msg);
+		return;
+	}
+	creation_failed(p, "the container process died during setup");
+}
+
 static void on_status(struct watch *w, uint32_t events)
 {
 	struct proc *p = (struct proc *)((char *)w - offsetof(struct proc, status_w));
@@ -432,9 +450,10 @@ static void on_status(struct watch *w, uint32_t events)
 			ev_exited(p);
 			finish_waiters(p);
 		}
+	} else if (p->status_len) {
+		creation_failed(p, p->status_msg);
 	} else {
-		creation_failed(p, p->status_len ? p->status_msg
-		                                 : "the container process died during setup");
+		setup_died(p);
 	}
 }
 
