@@ -68,7 +68,14 @@ HOST_LAYERS := $(HOST_LIB_LAYERS) sandboxer ctl
 # The order tools/check-layers.sh enforces; "a/b" are side by side and use neither the other.
 HOST_LAYER_ORDER := base rpc vm/net proxy sandboxer/ctl
 # SAN=1: host code and unit tests with ASan and UBSan, in their own object and test dirs.
-ifeq ($(SAN),1)
+# FUZZ=1: the same code built by clang for libFuzzer (tests/fuzz), in bin/obj-fuzz and bin/fuzz.
+ifeq ($(FUZZ),1)
+CC := clang
+SAN_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer
+HOBJ := $(BIN)/obj-fuzz
+TESTBIN := $(BIN)/fuzz
+else ifeq ($(SAN),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 HOBJ := $(BIN)/obj-san
 TESTBIN := $(BIN)/tests-san
@@ -85,6 +92,7 @@ SANDBOXER_OBJS := $(call host_objs,sandboxer)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(TESTBIN)/%,$(wildcard tests/unit/test-*.c))
 
 .PHONY: all help deps guest host kernel image test test-unit test-bats check demo bench bench-boot \
+	fuzz fuzz-build fuzz-regress fuzz-targets \
 	bench-container bench-pod bench-net bench-startup demo-cri install \
 	check-size check-kernel-config clean distclean format
 .DEFAULT_GOAL := all
@@ -288,6 +296,33 @@ $(TESTBIN)/%: $(HOBJ)/tests/tools/%.o
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(HOST_LIBS)
 
+# Fuzz targets (FUZZ=1 builds: clang, libFuzzer, ASan+UBSan). Each parses bytes from
+# outside with the real code; tests/fuzz/corpus/<target>/ holds its seeds and regressions.
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
+$(TESTBIN)/fuzz-guest-frames: $(call hg,$(notdir $(LINK_TEST_GUEST))) \
+	$(patsubst $(GEN)/guest/%.c,$(HOBJ)/hg/pb/%.o,$(GUEST_PB)) \
+	$(patsubst $(NANOPB)/%.c,$(HOBJ)/hg/nanopb/%.o,$(NANOPB_SRCS))
+$(TESTBIN)/fuzz-guest-frames: FUZZ_LDFLAGS := -Wl,--wrap=adjtimex,--wrap=ioctl
+$(TESTBIN)/fuzz-guest-oci: $(call hg,oci.c json.c fmt.c seccomp.c)
+$(addprefix $(TESTBIN)/,fuzz-host-frames fuzz-proxy-result fuzz-config fuzz-bundle fuzz-qmp): \
+	$(HOST_ARCHIVES)
+
+$(TESTBIN)/fuzz-%: $(HOBJ)/tests/fuzz/fuzz-%.o
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(subst fuzzer-no-link,fuzzer,$(SAN_FLAGS)) $(FUZZ_LDFLAGS) -o $@ $^ $(HOST_LIBS)
+
+fuzz-build: ## build every fuzz target (clang + libFuzzer) into bin/fuzz
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 fuzz-targets
+
+fuzz-targets: $(addprefix $(TESTBIN)/,$(FUZZ_TARGETS))
+
+fuzz: fuzz-build ## run each fuzz target for FUZZ_SECONDS (default 300), growing bin/fuzz/corpus
+	$(Q)tools/fuzz.sh run $(or $(FUZZ_SECONDS),300) $(FUZZ_TARGETS)
+
+fuzz-regress: fuzz-build ## every fuzz target over its committed corpus (part of make check)
+	$(Q)tools/fuzz.sh regress 0 $(FUZZ_TARGETS)
+
 test-unit: $(UNIT_TESTS) ## C unit tests (TAP); SAN=1 for ASan+UBSan builds
 	$(Q)TESTBIN=$(TESTBIN) tools/test.sh unit
 
@@ -302,7 +337,7 @@ CPPCHECK_FLAGS := --quiet --error-exitcode=1 --enable=warning,style,portability,
 	--suppress=missingInclude --suppress=unreadVariable --suppress=variableScope \
 	--suppress=constParameter
 
-check: ## format, cppcheck, the layer check, unit tests under ASan+UBSan
+check: ## format, cppcheck, the layer check, unit tests under ASan+UBSan, the fuzz corpora
 	$(call msg,FORMAT,clang-format --dry-run)
 	$(Q)clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 	$(call msg,CPPCHECK,host guest/init)
@@ -310,6 +345,7 @@ check: ## format, cppcheck, the layer check, unit tests under ASan+UBSan
 	$(call msg,LAYERS,$(HOST_LAYER_ORDER))
 	$(Q)tools/check-layers.sh $(HOST_LAYER_ORDER) >/dev/null
 	$(Q)ASAN_OPTIONS=detect_stack_use_after_return=1 $(MAKE) --no-print-directory SAN=1 test-unit
+	$(Q)$(MAKE) --no-print-directory fuzz-regress
 
 test-bats: all $(BIN)/vmlinux.bin $(BIN)/tests/linkpoke $(BIN)/tests/grpcpoke $(BIN)/kuasar.img ## end-to-end tests against real QEMU VMs
 	$(Q)tools/test.sh bats

@@ -16,6 +16,8 @@ pkgs=(
 	cpio gzip erofs-utils e2fsprogs busybox-static
 	# make check: formatting and static analysis (ASan and UBSan come with gcc)
 	clang-format cppcheck
+	# make fuzz and the fuzz corpora in make check: clang with libFuzzer and the sanitizers
+	clang libclang-rt-14-dev
 	# run and test
 	qemu-system-x86 bats util-linux procps iproute2
 	# pod networking tests: the CNI plugins (bridge, host-local, portmap) and a TCP client

@@ -106,18 +106,17 @@ static uint32_t entropy_avail(void)
  * restored from one memory image stop producing the same random stream. */
 static int add_entropy(const uint8_t *data, size_t len, int reseed)
 {
-	struct {
-		struct rand_pool_info info;
-		uint8_t buf[4096];
-	} p;
+	/* The header and its bytes as the kernel reads them: one run of memory. */
+	uint8_t raw[sizeof(struct rand_pool_info) + 4096] __attribute__((aligned(8)));
+	struct rand_pool_info *info = (struct rand_pool_info *)raw;
 	int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC), rc = 0;
 
 	if (fd < 0)
 		return -1;
-	p.info.entropy_count = (int)(len * 8);
-	p.info.buf_size = (int)len;
-	memcpy(p.buf, data, len);
-	if (len && ioctl(fd, RNDADDENTROPY, &p.info) < 0)
+	info->entropy_count = (int)(len * 8);
+	info->buf_size = (int)len;
+	memcpy(raw + sizeof(*info), data, len);
+	if (len && ioctl(fd, RNDADDENTROPY, info) < 0)
 		rc = -1;
 	if (rc == 0 && reseed && ioctl(fd, RNDRESEEDCRNG) < 0)
 		rc = -1;

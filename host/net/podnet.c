@@ -324,23 +324,23 @@ static int redirect_add(struct rtnl *nl, int from, int to)
 	char buf[RTNL_BUF] __attribute__((aligned(4)));
 	struct nlmsghdr *nlh = tc_msg(nl, buf, RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL, from, 0,
 	                              INGRESS_HANDLE, filter_info());
-	struct {
-		struct tc_u32_sel sel;
-		struct tc_u32_key key;
-	} sel;
+	/* A selector and its one key, as the kernel reads them: one run of bytes. */
+	uint8_t selbuf[sizeof(struct tc_u32_sel) + sizeof(struct tc_u32_key)]
+	    __attribute__((aligned(8)));
+	struct tc_u32_sel *sel = (struct tc_u32_sel *)selbuf;
 	struct tc_mirred m;
 	struct nlattr *opts, *acts, *act, *aopts;
 
-	memset(&sel, 0, sizeof(sel));
-	sel.sel.flags = TC_U32_TERMINAL;
-	sel.sel.nkeys = 1; /* mask 0, value 0 at offset 0: matches everything */
+	memset(selbuf, 0, sizeof(selbuf));
+	sel->flags = TC_U32_TERMINAL;
+	sel->nkeys = 1; /* mask 0, value 0 at offset 0: matches everything */
 	memset(&m, 0, sizeof(m));
 	m.action = TC_ACT_STOLEN;
 	m.eaction = TCA_EGRESS_REDIR;
 	m.ifindex = (uint32_t)to;
 	mnl_attr_put_strz(nlh, TCA_KIND, "u32");
 	opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
-	mnl_attr_put(nlh, TCA_U32_SEL, sizeof(sel), &sel);
+	mnl_attr_put(nlh, TCA_U32_SEL, sizeof(selbuf), selbuf);
 	acts = mnl_attr_nest_start(nlh, TCA_U32_ACT);
 	act = mnl_attr_nest_start(nlh, 1); /* the first action of the list */
 	mnl_attr_put_strz(nlh, TCA_ACT_KIND, "mirred");

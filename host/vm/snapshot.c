@@ -126,23 +126,29 @@ int vm_floor(struct vm *vm, const struct vm_config *cfg, const char *run_dir, ke
 	return rc;
 }
 
+int vm_migration_status(json_object *r, kerr_t *err)
+{
+	/* The VMM's answer is checked for type like any input: a status that is not a string
+	 * is no status. */
+	const char *st = jget_str(r, "status", "");
+
+	if (!strcmp(st, "completed"))
+		return 0;
+	if (!strcmp(st, "failed") || !strcmp(st, "cancelled"))
+		return kerr_set(err, EIO, "migration %s: %s", st,
+		                jget_str(r, "error-desc", "(no reason given)"));
+	return 1;
+}
+
 static int migration_done(struct vm *vm, int64_t deadline, kerr_t *err)
 {
 	for (;;) {
 		json_object *r = NULL;
-		const char *st;
-		int rc = 1;
+		int rc;
 
 		if (qmp_call(&vm->qmp, "query-migrate", NULL, &r, deadline, err) < 0)
 			return -1;
-		/* The VMM's answer is checked for type like any input: a status that is not a
-		 * string is no status. */
-		st = jget_str(r, "status", "");
-		if (!strcmp(st, "completed"))
-			rc = 0;
-		else if (!strcmp(st, "failed") || !strcmp(st, "cancelled"))
-			rc = kerr_set(err, EIO, "migration %s: %s", st,
-			              jget_str(r, "error-desc", "(no reason given)"));
+		rc = vm_migration_status(r, err);
 		json_object_put(r);
 		if (rc <= 0)
 			return rc;

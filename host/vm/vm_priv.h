@@ -37,4 +37,7 @@ int vm_check_guest(struct vm *vm, int fd, int64_t deadline_ns, kerr_t *err);
 int vm_connect_guest(struct vm *vm, int64_t deadline_ns, kerr_t *err);
 int vm_wait_console(struct vm *vm, int64_t deadline, kerr_t *err);
 
+/* query-migrate's answer: 0 completed, 1 still going, -1 failed or cancelled (err says why). */
+int vm_migration_status(json_object *r, kerr_t *err);
+
 #endif

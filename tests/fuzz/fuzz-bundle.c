@@ -1,0 +1,51 @@
+/* libFuzzer: a container's config.json (from containerd's bundle) rewritten for the guest,
+ * bind sources staged by a fake that only checks its arguments. */
+#include <json-c/json.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "proxy/bundle.h"
+
+static char host_dir[64];
+
+static int fake_bind(const char *src, const char *dst, kerr_t *err)
+{
+	return src[0] == '/' && dst[0] ? 0 : kerr_set(err, 22, "bad bind");
+}
+
+/* A real bundle directory: bind mount points are made in it (their sources are only
+ * stat'ed), and the pod files exist, as in a sandbox's share. */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	char share[] = "/tmp/kuasar-fuzz-bundle.XXXXXX";
+	kerr_t err;
+
+	if (!mkdtemp(share) || pod_files_write(share, "pod", "nameserver 10.0.0.53\n", &err) < 0)
+		abort();
+	snprintf(host_dir, sizeof(host_dir), "%s/ctr", share);
+	if (mkdir(host_dir, 0755) < 0)
+		abort();
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct json_tokener *tok = json_tokener_new();
+	json_object *spec;
+	kerr_t err;
+
+	spec =
+	    json_tokener_parse_ex(tok, (const char *)data, (int)(size > 1 << 20 ? 1 << 20 : size));
+	json_tokener_free(tok);
+	if (!spec)
+		return 0;
+	if (spec_rewrite(spec, "ctr", host_dir, GUEST_SHARED "/ctr", "pod", fake_bind, &err) == 0)
+		(void)json_object_to_json_string(spec);
+	json_object_put(spec);
+	return 0;
+}
