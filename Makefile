@@ -92,7 +92,7 @@ SANDBOXER_OBJS := $(call host_objs,sandboxer)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(TESTBIN)/%,$(wildcard tests/unit/test-*.c))
 
 .PHONY: all help deps guest host kernel image test test-unit test-bats check demo bench bench-boot \
-	fuzz fuzz-build fuzz-regress fuzz-targets \
+	fuzz fuzz-build fuzz-regress fuzz-targets stress \
 	bench-container bench-pod bench-net bench-startup demo-cri install \
 	check-size check-kernel-config clean distclean format
 .DEFAULT_GOAL := all
@@ -405,6 +405,9 @@ bench-container: all $(BIN)/vmlinux.bin ## container start inside a running sand
 
 bench-pod: all $(BIN)/vmlinux.bin ## pod start via containerd's CRI: kuasar vs runc; sandboxer memory
 	$(Q)tools/bench-pod.sh
+
+stress: all $(BIN)/vmlinux.bin $(BIN)/tests/grpcpoke ## the long hardening run (not in CI): 200 churn cycles, flat fds and RSS
+	$(Q)STRESS_CYCLES=$(or $(STRESS_CYCLES),200) bats --tap tests/bats/100-hardening.bats
 
 bench-net: all $(BIN)/vmlinux.bin ## pod network: VM pod vs runc pod data path; pod start with vs without CNI
 	$(Q)tools/bench-net.sh

@@ -37,6 +37,7 @@
 #include "vm/vm.h"
 
 #define RESULT_FD 3
+#define GONE_LINGER_MS 60000
 
 struct proxy {
 	struct sb_config cfg;
@@ -46,6 +47,7 @@ struct proxy {
 	struct taskproxy tp;
 	struct events_fwd *events;
 	struct loop_watch vmm_w, sig_w, con_w;
+	struct loop_timer linger; /* after the VMM: how long its tasks are still answered */
 	uint32_t events_gid;
 	const char *netns; /* the pod's (CNI's) netns, NULL for host network */
 	struct pod_net net;
@@ -117,6 +119,9 @@ static void subscribe_events(struct proxy *p)
  * link comes back and the event subscription with it. */
 static int vmm_gone(struct proxy *p, int wait_ms);
 static void vmm_exited(struct loop_watch *w, uint32_t events);
+static void vm_gone(struct proxy *p);
+static void write_exit(struct proxy *p);
+static void net_detach(struct proxy *p);
 
 static void link_down(struct glink *l, void *arg)
 {
@@ -124,10 +129,11 @@ static void link_down(struct glink *l, void *arg)
 	kerr_t err;
 	int fd;
 
-	taskproxy_link_down(&p->tp);
 	p->events_gid = 0;
+	/* A dead VMM first: its tasks' calls in flight get the answers of a gone VM. */
 	if (vmm_gone(p, p->stopping ? 10000 : 300))
 		return vmm_exited(&p->vmm_w, EPOLLIN);
+	taskproxy_link_down(&p->tp);
 	fd = vm_link_connect(&p->vm, mono_ns() + 2000000000LL, &err);
 	if (fd < 0) {
 		log_warn("guest link lost and not re-established: %s", err.msg);
@@ -156,7 +162,46 @@ static void vmm_exited(struct loop_watch *w, uint32_t events)
 			return;
 		p->exit_status = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
 	}
+	vm_gone(p);
+}
+
+static void linger_over(struct loop_timer *t)
+{
+	struct proxy *p = container_of(t, struct proxy, linger);
+
+	log_warn("containerd did not delete %u tasks of the exited VM in %d s; exiting",
+	         p->tp.n_ctrs, GONE_LINGER_MS / 1000);
 	p->loop.stop = 1;
+}
+
+static void tasks_deleted(struct taskproxy *tp, void *arg)
+{
+	struct proxy *p = arg;
+
+	p->loop.stop = 1;
+}
+
+/* The VMM exited: what is left of the sandbox goes (network, the link), and the task
+ * socket keeps answering for the VM's containers, as exited ones, until containerd has
+ * deleted them (a shim outlives its processes the same way), or a while has passed. */
+static void vm_gone(struct proxy *p)
+{
+	if (p->tp.gone)
+		return;
+	if (p->vmm_w.fd >= 0)
+		loop_del(&p->loop, &p->vmm_w); /* readable for good now */
+	write_exit(p);
+	net_detach(p);
+	glink_stop(&p->link);
+	log_info("VMM %d exited with status %d; %u containers to report as exited", p->vm.pid,
+	         p->exit_status, p->tp.n_ctrs);
+	p->tp.on_idle = tasks_deleted;
+	p->tp.arg = p;
+	taskproxy_vm_gone(&p->tp);
+	if (!p->loop.stop) {
+		p->linger.fn = linger_over;
+		loop_timer_arm(&p->loop, &p->linger, GONE_LINGER_MS);
+	}
 }
 
 /* Whether the VMM is gone or going: a guest that powers off closes the link first. */
@@ -180,6 +225,11 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 
 	if (read(w->fd, &si, sizeof(si)) != sizeof(si))
 		return;
+	if (p->tp.gone) {
+		log_info("signal %u: the VM is gone; exiting", si.ssi_signo);
+		p->loop.stop = 1;
+		return;
+	}
 	log_info("signal %u: asking the guest to power off", si.ssi_signo);
 	p->stopping = 1;
 	gid = glink_open(&p->link, on_answer, p, 0);
@@ -429,10 +479,12 @@ int proxy_main(int argc, char **argv)
 	report_ready(&p);
 	log_info("serving %s (VMM %d)", p.tp.path, p.vm.pid);
 	loop_run(&p.loop);
-	net_detach(&p);
-	write_exit(&p);
+	if (!p.tp.gone) { /* the loop ended otherwise: say what the VMM did */
+		net_detach(&p);
+		write_exit(&p);
+	}
 	taskproxy_stop(&p.tp);
 	glink_stop(&p.link);
-	log_info("VMM %d exited with status %d", p.vm.pid, p.exit_status);
+	log_info("exiting with the VMM's status %d", p.exit_status);
 	return p.exit_status;
 }

@@ -13,6 +13,7 @@
 #include "base/util.h"
 #include "google/rpc/status.pb-c.h"
 #include "proxy/bundle.h"
+#include "proxy/task_gone.h"
 #include "rpc/ttrpc_client.h"
 #include "task.pb-c.h"
 #include "ttrpc.pb-c.h"
@@ -25,6 +26,7 @@
 struct tp_stream {
 	uint32_t sid, gid;
 	int bidi;                        /* opened with REMOTE_OPEN: a stream, not a unary call */
+	int is_wait;                     /* a Task Wait (answered with an exit if the VM goes) */
 	int client_closed, guest_closed; /* a stream ends when both sent an empty close */
 	char cleanup[ID_MAX + 1]; /* Delete of this container: remove its bundle on success */
 	char undo[ID_MAX + 1];    /* Create of this container: remove its bundle if it fails */
@@ -42,6 +44,47 @@ struct tp_conn {
 	int dead;
 	struct tp_conn *next;
 };
+
+struct tp_ctr {
+	char id[ID_MAX + 1];
+	struct tp_ctr *next;
+};
+
+static int ctr_known(const char *id, void *arg)
+{
+	const struct taskproxy *tp = arg;
+
+	for (const struct tp_ctr *k = tp->ctrs; k; k = k->next)
+		if (!strcmp(k->id, id))
+			return 1;
+	return 0;
+}
+
+static void ctr_add(struct taskproxy *tp, const char *id)
+{
+	struct tp_ctr *k;
+
+	if (ctr_known(id, tp) || !(k = calloc(1, sizeof(*k))))
+		return;
+	snprintf(k->id, sizeof(k->id), "%s", id);
+	k->next = tp->ctrs;
+	tp->ctrs = k;
+	tp->n_ctrs++;
+}
+
+static void ctr_del(struct taskproxy *tp, const char *id)
+{
+	for (struct tp_ctr **pp = &tp->ctrs; *pp; pp = &(*pp)->next) {
+		if (!strcmp((*pp)->id, id)) {
+			struct tp_ctr *k = *pp;
+
+			*pp = k->next;
+			free(k);
+			tp->n_ctrs--;
+			return;
+		}
+	}
+}
 
 static const char *const task_services[] = { "containerd.task.v3.Task", "containerd.task.v2.Task" };
 
@@ -94,6 +137,65 @@ static void client_error(struct tp_conn *c, uint32_t sid, int code, const char *
 	client_send(c, &h, buf);
 }
 
+/* Answers a client stream with an OK response carrying payload. */
+static void client_reply(struct tp_conn *c, uint32_t sid, const uint8_t *payload, size_t len)
+{
+	Ttrpc__Response r = TTRPC__RESPONSE__INIT;
+	struct ttrpc_header h = { 0, sid, TTRPC_RESPONSE, 0 };
+	uint8_t *buf;
+
+	r.payload.data = (uint8_t *)payload;
+	r.payload.len = len;
+	h.length = (uint32_t)ttrpc__response__get_packed_size(&r);
+	buf = malloc(h.length ? h.length : 1);
+	if (!buf) {
+		c->dead = 1;
+		return;
+	}
+	ttrpc__response__pack(&r, buf);
+	client_send(c, &h, buf);
+	free(buf);
+}
+
+static void gone_setup(const struct taskproxy *tp, struct task_gone *g)
+{
+	g->exited_ns = tp->gone_ns;
+	g->shim_pid = (uint32_t)getpid();
+	g->known = ctr_known;
+	g->arg = (void *)tp;
+}
+
+static void answer_gone(struct tp_conn *c, uint32_t sid, const struct task_gone_answer *a)
+{
+	if (a->code)
+		client_error(c, sid, a->code, "%s", a->msg);
+	else
+		client_reply(c, sid, a->payload, a->len);
+}
+
+/* A request after the VM went: answered here, the guest is gone. */
+static void on_request_gone(struct tp_conn *c, uint32_t sid, const Ttrpc__Request *req)
+{
+	struct taskproxy *tp = c->tp;
+	struct task_gone_answer a;
+	struct task_gone g;
+
+	if (!is_task_service(req->service)) {
+		client_error(c, sid, RPC_UNAVAILABLE, "%s: the sandbox's VM has exited",
+		             req->service);
+		return;
+	}
+	gone_setup(tp, &g);
+	task_gone_answer(&g, req->method, req->payload.data, req->payload.len, &a);
+	answer_gone(c, sid, &a);
+	free(a.payload);
+	if (a.deleted[0]) {
+		ctr_del(tp, a.deleted);
+		if (!tp->n_ctrs && tp->on_idle)
+			tp->on_idle(tp, tp->arg);
+	}
+}
+
 static struct tp_stream *stream_find(struct tp_conn *c, uint32_t sid)
 {
 	for (struct tp_stream *s = c->streams; s; s = s->next)
@@ -140,10 +242,14 @@ static void from_guest(void *owner, uintptr_t tag, const struct ttrpc_header *gh
 		/* Only Create and Delete answers are looked into; the rest pass through. */
 		int ok = (s->cleanup[0] || s->undo[0]) && response_ok(data, gh->length);
 
-		if (s->cleanup[0] && ok)
+		if (s->cleanup[0] && ok) {
 			bundle_remove(c->tp->shared, s->cleanup);
+			ctr_del(c->tp, s->cleanup);
+		}
 		if (s->undo[0] && !ok)
 			bundle_remove(c->tp->shared, s->undo);
+		else if (s->undo[0])
+			ctr_add(c->tp, s->undo);
 		stream_drop(c, s);
 	} else if (gh->type == TTRPC_DATA && (gh->flags & TTRPC_FLAG_REMOTE_CLOSED)) {
 		s->guest_closed = 1;
@@ -322,6 +428,10 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 	}
 	log_context("%s/%s, client stream %u", req->service, req->method, h->stream);
 	note_namespace(c, req);
+	if (c->tp->gone) {
+		on_request_gone(c, h->stream, req);
+		goto out;
+	}
 	if (is_task_service(req->service)) {
 		if (!strcmp(req->method, "Create")) {
 			payload =
@@ -341,6 +451,7 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 	}
 	s->sid = h->stream;
 	s->bidi = !!(h->flags & TTRPC_FLAG_REMOTE_OPEN);
+	s->is_wait = is_task_service(req->service) && !strcmp(req->method, "Wait");
 	snprintf(s->cleanup, sizeof(s->cleanup), "%s", cleanup);
 	snprintf(s->undo, sizeof(s->undo), "%s", created);
 	s->gid = glink_open(c->tp->link, from_guest, c, s->sid);
@@ -530,6 +641,8 @@ void taskproxy_stop(struct taskproxy *tp)
 {
 	while (tp->conns)
 		conn_close(tp->conns);
+	while (tp->ctrs)
+		ctr_del(tp, tp->ctrs->id);
 	if (tp->listen.fd >= 0) {
 		loop_del(tp->loop, &tp->listen);
 		close(tp->listen.fd);
@@ -553,4 +666,35 @@ void taskproxy_link_down(struct taskproxy *tp)
 		/* A connection that died here is closed by its own event handler: this may run
 		 * inside a call on that very connection. */
 	}
+}
+
+void taskproxy_vm_gone(struct taskproxy *tp)
+{
+	struct task_gone_answer wait;
+	struct task_gone g;
+
+	if (tp->gone)
+		return;
+	tp->gone = 1;
+	tp->gone_ns = real_ns();
+	gone_setup(tp, &g);
+	task_gone_wait(&g, &wait);
+	for (struct tp_conn *c = tp->conns; c; c = c->next) {
+		struct tp_stream *s;
+
+		while ((s = c->streams)) {
+			if (s->is_wait)
+				answer_gone(c, s->sid, &wait);
+			else
+				client_error(c, s->sid, RPC_UNAVAILABLE,
+				             "the sandbox's VM has exited");
+			c->streams = s->next;
+			c->n_streams--;
+			free(s);
+		}
+		glink_close_owner(tp->link, c);
+	}
+	free(wait.payload);
+	if (!tp->n_ctrs && tp->on_idle)
+		tp->on_idle(tp, tp->arg);
 }

@@ -13,6 +13,7 @@
 #include "proxy/glink.h"
 
 struct tp_conn;
+struct tp_ctr;
 
 struct taskproxy {
 	struct loop *loop;
@@ -27,12 +28,23 @@ struct taskproxy {
 	char hostname[HOSTNAME_MAX + 1]; /* the pod's */
 	void (*on_ns)(struct taskproxy *tp, void *arg);
 	void *arg;
+	/* Containers created and not yet deleted (what a gone VM's tasks answer for). */
+	struct tp_ctr *ctrs;
+	unsigned n_ctrs;
+	/* The VM is gone: task requests are answered here (task_gone.h) until containerd has
+	 * deleted every container, then on_idle is called. */
+	int gone;
+	int64_t gone_ns;
+	void (*on_idle)(struct taskproxy *tp, void *arg);
 };
 
 int taskproxy_start(struct taskproxy *tp, struct loop *loop, struct glink *link, const char *path,
                     const char *shared, kerr_t *err);
 /* The guest link broke: every call in flight ends with UNAVAILABLE. */
 void taskproxy_link_down(struct taskproxy *tp);
+/* The VM is gone for good: calls in flight end (a Wait with the exit a killed process
+ * reports), and from now on the tasks are answered here. */
+void taskproxy_vm_gone(struct taskproxy *tp);
 /* Closes the socket and every connection. */
 void taskproxy_stop(struct taskproxy *tp);
 

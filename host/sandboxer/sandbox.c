@@ -328,7 +328,16 @@ static void net_release(struct sandbox *sb)
 		log_warn("sandbox %s: pod network: %s", sb->id, err.msg);
 }
 
+/* A proxy that outlives its VMM (answering for the VM's tasks until containerd deletes
+ * them) is left alone by the stop; its own exit releases the cgroup. */
+static void became_stopped_as(struct sandbox *sb, int status, int proxy_lingers);
+
 static void became_stopped(struct sandbox *sb, int status)
+{
+	became_stopped_as(sb, status, 0);
+}
+
+static void became_stopped_as(struct sandbox *sb, int status, int proxy_lingers)
 {
 	struct sb_waiter *w;
 
@@ -338,7 +347,8 @@ static void became_stopped(struct sandbox *sb, int status)
 
 		waitid(P_PIDFD, (id_t)sb->vmm_w.fd, &si, WEXITED | WNOHANG);
 	}
-	close_watch(sb, &sb->proxy_w);
+	if (!proxy_lingers)
+		close_watch(sb, &sb->proxy_w);
 	close_watch(sb, &sb->vmm_w);
 	close_watch(sb, &sb->result_w);
 	loop_timer_cancel(&sb->sbx->loop, &sb->stop_timer);
@@ -351,10 +361,13 @@ static void became_stopped(struct sandbox *sb, int status)
 	sb->state = SB_STOPPED;
 	sb->exit_status = status;
 	sb->exited_ns = real_ns();
-	sb->pid = sb->proxy = 0;
-	kill_remains(sb);
-	if (sb->has_cgroup && sb_cgroup_remove(sb->cg_parent, sb->id) == 0)
-		sb->has_cgroup = 0;
+	sb->pid = 0;
+	if (!proxy_lingers) {
+		sb->proxy = 0;
+		kill_remains(sb);
+		if (sb->has_cgroup && sb_cgroup_remove(sb->cg_parent, sb->id) == 0)
+			sb->has_cgroup = 0;
+	}
 	state_write(sb);
 	while ((w = sb->waiters)) {
 		sb->waiters = w->next;
@@ -486,6 +499,16 @@ static void proxy_exited(struct loop_watch *w, uint32_t events)
 	struct sandbox *sb = container_of(w, struct sandbox, proxy_w);
 	int status;
 
+	if (sb->state == SB_STOPPED) { /* it outlived its VMM; now the rest goes */
+		close_watch(sb, w);
+		sb->proxy = 0;
+		kill_remains(sb);
+		if (sb->has_cgroup && sb_cgroup_remove(sb->cg_parent, sb->id) == 0)
+			sb->has_cgroup = 0;
+		state_write(sb);
+		return;
+	}
+
 	/* Its start result first (it may have exited right after writing it). */
 	if (sb->result_w.fd >= 0)
 		return result_event(&sb->result_w, EPOLLIN);
@@ -516,13 +539,46 @@ static void proxy_exited(struct loop_watch *w, uint32_t events)
 	became_stopped(sb, status);
 }
 
+/* The VMM's exit status, which its proxy leaves in vmm-exit as soon as it sees the exit. */
+static int vmm_exit_file(struct sandbox *sb, int *status)
+{
+	char path[KPATH_SIZE], *text = NULL;
+
+	if (fmt_path(path, sizeof(path), "%s/vmm-exit", sb->paths.dir) < 0 ||
+	    read_file(path, &text, NULL, 64, NULL) < 0)
+		return -1;
+	*status = atoi(text);
+	free(text);
+	return 0;
+}
+
+#define EXIT_FILE_POLLS 50 /* of 20 ms */
+
+static void vmm_status_poll(struct loop_timer *t)
+{
+	struct sandbox *sb = container_of(t, struct sandbox, stop_timer);
+	int status = 137;
+
+	if (vmm_exit_file(sb, &status) < 0 && ++sb->exit_polls < EXIT_FILE_POLLS &&
+	    sb->proxy_w.fd >= 0) {
+		loop_timer_arm(&sb->sbx->loop, t, 20);
+		return;
+	}
+	log_info("sandbox %s: VMM %d exited (status %d)", sb->id, sb->pid, status);
+	became_stopped_as(sb, status, sb->proxy_w.fd >= 0);
+}
+
+/* The sandbox is over when its VMM is: NOTREADY at once. Its proxy may stay a while to
+ * answer for the VM's tasks (containerd then deletes them cleanly); its exit is awaited
+ * separately. */
 static void vmm_exited(struct loop_watch *w, uint32_t events)
 {
-	/* The proxy follows its VMM within moments; its exit completes the stop. Stop
-	 * watching so the loop does not spin on a readable pidfd meanwhile. */
 	struct sandbox *sb = container_of(w, struct sandbox, vmm_w);
 
 	loop_del(&sb->sbx->loop, w);
+	sb->exit_polls = 0;
+	sb->stop_timer.fn = vmm_status_poll;
+	loop_timer_arm(&sb->sbx->loop, &sb->stop_timer, 0);
 }
 
 static int watch_pid(struct sandbox *sb, struct loop_watch *w, pid_t pid,
@@ -738,6 +794,14 @@ static void remove_now(struct sandbox *sb)
 {
 	kerr_t err;
 	int rc = 0;
+
+	/* A proxy still answering for a gone VM's tasks: containerd is done with them now. */
+	if (sb->proxy_w.fd >= 0) {
+		sys_pidfd_send_signal(sb->proxy_w.fd, SIGKILL);
+		close_watch(sb, &sb->proxy_w);
+		kill_remains(sb);
+		sb->proxy = 0;
+	}
 
 	umount_below(sb->paths.dir);
 	if (sb->cg_parent[0])

@@ -60,6 +60,7 @@ struct sandbox {
 	struct grpc_call *start_call;
 	struct call_set stops;
 	struct loop_timer stop_timer;
+	int exit_polls; /* vmm-exit reads while its proxy writes it */
 	struct call_set shutdowns;
 	struct loop_timer remove_timer; /* Shutdown's last step, run from the loop */
 	struct sb_waiter *waiters;
