@@ -500,6 +500,10 @@ static void proxy_exited(struct loop_watch *w, uint32_t events)
 	int status;
 
 	if (sb->state == SB_STOPPED) { /* it outlived its VMM; now the rest goes */
+		siginfo_t si;
+
+		if (sb->proxy_child)
+			waitid(P_PIDFD, (id_t)w->fd, &si, WEXITED | WNOHANG);
 		close_watch(sb, w);
 		sb->proxy = 0;
 		kill_remains(sb);
@@ -795,9 +799,15 @@ static void remove_now(struct sandbox *sb)
 	kerr_t err;
 	int rc = 0;
 
-	/* A proxy still answering for a gone VM's tasks: containerd is done with them now. */
+	/* A proxy still answering for a gone VM's tasks: containerd is done with them now. It
+	 * dies at once unless stuck in the kernel; our child is reaped here, not left a zombie. */
 	if (sb->proxy_w.fd >= 0) {
+		struct pollfd pf = { .fd = sb->proxy_w.fd, .events = POLLIN };
+		siginfo_t si;
+
 		sys_pidfd_send_signal(sb->proxy_w.fd, SIGKILL);
+		if (poll(&pf, 1, 1000) == 1 && sb->proxy_child)
+			waitid(P_PIDFD, (id_t)sb->proxy_w.fd, &si, WEXITED | WNOHANG);
 		close_watch(sb, &sb->proxy_w);
 		kill_remains(sb);
 		sb->proxy = 0;
