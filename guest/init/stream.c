@@ -134,7 +134,9 @@ static void on_output(struct watch *w, uint32_t events)
 		stream_free(s);
 		return;
 	}
-	if (!want) { /* out of credit: wait for a WindowUpdate */
+	/* The reader left: what the program writes now stays in the pipe for the one that
+	 * comes back (take_over), instead of going to a closed stream. */
+	if (!want || s->remote_closed) { /* or out of credit: wait for a WindowUpdate */
 		poll_pipe(s, 0);
 		return;
 	}
@@ -337,6 +339,8 @@ int stream_on_data(struct conn *c, const struct ttrpc_header *h, const uint8_t *
 		s->remote_closed = 1;
 		if (s->dir == STREAM_IN && s->state == S_BOUND)
 			flush_input(s);
+		else if (s->dir == STREAM_OUT && s->state == S_BOUND && !s->local_closed)
+			poll_pipe(s, 0); /* output waits in the pipe for a reader that comes back */
 		else
 			maybe_finish(s);
 	}

@@ -108,3 +108,18 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' /proc/"$1"/status; }
 	wait_until 10 bash -c "! kill -0 $proxy 2>/dev/null"
 	grep -q "containers to report as exited" "$D/sandboxer.log"
 }
+
+@test "hardening: output written while containerd is down reaches the log once it is back" {
+	pod talker
+	local log="$D/logs/long-talker.log" last
+	wait_log "$log" "tick 3"
+	cri_env_stop_pid "$CTRD_PID"
+	sleep 2 # about ten lines are written with no reader attached
+	cri_env_containerd
+	wait_until 30 grep -q "tick 40" "$log"
+	last=$(grep -o 'tick [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+	# Every line from the first to the last, once each and in order.
+	run bash -c "grep -o 'tick [0-9]*' '$log' | cut -d' ' -f2 | awk '\$1 != NR { print \"line \" NR \" is tick \" \$1; exit 1 }'"
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[ "$last" -ge 40 ]
+}
