@@ -905,11 +905,35 @@ int ctr_wait(const char *id, const char *exec_id, const struct ctr_waited *waite
 		*out = (struct ctr_exit){ p->pid, p->exit_status, p->exited_ns };
 		return 0;
 	}
-	if (p->n_waiters >= MAX_WAITERS)
-		return fail(err, n, RPC_RESOURCE_EXHAUSTED, "at most %d waiters per process",
-		            MAX_WAITERS);
+	/* Full: the oldest waiter goes (with an error, should its caller still listen). Waits
+	 * of callers that left are normally dropped by ctr_forget_waiter; this bounds what a
+	 * client that never says so can leave behind. */
+	if (p->n_waiters >= MAX_WAITERS) {
+		rpc_pending_error(&p->waiters[0].reply, RPC_ABORTED,
+		                  "more than %d waiters for this process: the oldest is dropped",
+		                  MAX_WAITERS);
+		memmove(&p->waiters[0], &p->waiters[1], (MAX_WAITERS - 1) * sizeof(p->waiters[0]));
+		p->n_waiters--;
+	}
 	p->waiters[p->n_waiters++] = *waiter;
 	return 0;
+}
+
+void ctr_forget_waiter(uint64_t conn_id, uint32_t stream)
+{
+	for (int i = 0; i < MAX_CONTAINERS; i++)
+		for (int k = 0; containers[i].used && k < MAX_PROCS; k++) {
+			struct proc *p = &containers[i].procs[k];
+
+			for (unsigned w = 0; w < p->n_waiters; w++)
+				if (p->waiters[w].reply.conn_id == conn_id &&
+				    p->waiters[w].reply.stream == stream) {
+					memmove(&p->waiters[w], &p->waiters[w + 1],
+					        (p->n_waiters - w - 1) * sizeof(p->waiters[0]));
+					p->n_waiters--;
+					return;
+				}
+		}
 }
 
 int ctr_pids(const char *id, void (*fn)(pid_t pid, void *arg), void *arg, char *err, size_t n)

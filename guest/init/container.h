@@ -57,6 +57,8 @@ int ctr_state(const char *id, const char *exec_id, struct ctr_state *out, char *
 /* done=1 with out filled when the process has already exited, else the reply is queued. */
 int ctr_wait(const char *id, const char *exec_id, const struct ctr_waited *waiter, int *done,
              struct ctr_exit *out, char *err, size_t n);
+/* The caller of a held Wait left (its connection closed): its waiter is dropped. */
+void ctr_forget_waiter(uint64_t conn_id, uint32_t stream);
 int ctr_pids(const char *id, void (*fn)(pid_t pid, void *arg), void *arg, char *err, size_t n);
 int ctr_pause(const char *id, int pause, char *err, size_t n);
 int ctr_update(const char *id, const char *resources_json, size_t len, char *err, size_t n);

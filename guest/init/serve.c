@@ -3,6 +3,7 @@
  * so neither needs the other. */
 #include "serve.h"
 
+#include "container.h"
 #include "klog.h"
 #include "rpc.h"
 #include "stream.h"
@@ -30,7 +31,12 @@ void serve_on_frame(struct ttrpc_rx *rx, const struct ttrpc_header *h, const uin
 	switch (h->type) {
 	case TTRPC_REQUEST: rpc_on_request(&ctx, &served, data, h->length); break;
 	case TTRPC_DATA:
-		if (stream_on_data(ctx.conn, h, data) < 0)
+		if (stream_on_data(ctx.conn, h, data) == 0)
+			break;
+		/* A close on a unary call held open (Wait): its caller is gone. */
+		if ((h->flags & TTRPC_FLAG_REMOTE_CLOSED) && !h->length)
+			ctr_forget_waiter(ctx.conn->id, h->stream);
+		else
 			rpc_error(&ctx, RPC_INVALID_ARGUMENT, "StreamID is no longer active");
 		break;
 	default:

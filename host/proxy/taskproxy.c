@@ -572,10 +572,11 @@ static void conn_close(struct tp_conn *c)
 		}
 	}
 	tp->n_conns--;
+	/* Every open stream is closed toward the guest: a stdio stream sees EOF, and a unary
+	 * call it holds open (a Wait) is forgotten there instead of piling up. */
 	while ((s = c->streams)) {
-		if (s->bidi)
-			glink_send(tp->link, s->gid, TTRPC_DATA,
-			           TTRPC_FLAG_REMOTE_CLOSED | TTRPC_FLAG_NO_DATA, NULL, 0);
+		glink_send(tp->link, s->gid, TTRPC_DATA,
+		           TTRPC_FLAG_REMOTE_CLOSED | TTRPC_FLAG_NO_DATA, NULL, 0);
 		c->streams = s->next;
 		free(s);
 	}

@@ -63,7 +63,13 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' /proc/"$1"/status; }
 	done
 	for c in "${longs[@]}"; do
 		run cri status "$c"
-		[[ "$output" == *"state=RUNNING"* ]]
+		[[ "$output" == *"state=RUNNING"* ]] || {
+			echo "container $c: $output"
+			grep -n "${c:0:12}" "$D/sandboxer.log" | tail -5
+			grep -n "$c" "$D/containerd.log" | grep -E 'level=(error|warning)' | tail -5
+			[ -z "${STRESS_KEEP_LOGS:-}" ] || cp "$D/containerd.log" "$D/sandboxer.log" "$STRESS_KEEP_LOGS/"
+			false
+		}
 	done
 	! grep -E "task proxy [0-9]+ died|fatal signal" "$D/sandboxer.log"
 	# The shim answers -info: containerd no longer fails to load the runtime's info.
@@ -122,4 +128,18 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' /proc/"$1"/status; }
 	run bash -c "grep -o 'tick [0-9]*' '$log' | cut -d' ' -f2 | awk '\$1 != NR { print \"line \" NR \" is tick \" \$1; exit 1 }'"
 	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	[ "$last" -ge 40 ]
+}
+
+@test "hardening: containerd restarted 20 times: the container still runs (held Waits of gone callers do not pile up)" {
+	pod restarts
+	local i
+	for i in $(seq 20); do
+		cri_env_stop_pid "$CTRD_PID"
+		cri_env_containerd
+		# containerd reconnects and holds a new Wait on the running container.
+		wait_until 20 bash -c "'$CTL' cri --address '$D/containerd.sock' status '$LONG' | grep -q RUNNING"
+	done
+	run cri status "$LONG"
+	[[ "$output" == *"state=RUNNING"* ]]
+	! grep -q "waiters for this process" "$D/containerd.log"
 }
