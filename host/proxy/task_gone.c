@@ -34,61 +34,27 @@ static void pack(struct task_gone_answer *a, const ProtobufCMessage *m)
 	protobuf_c_message_pack(m, a->payload);
 }
 
-/* The container a request names (field 1 of every task request here), or NULL with a
- * answered: malformed (parsed false), or not one we know. */
-static const char *target(const struct task_gone *g, int parsed, const char *id,
-                          struct task_gone_answer *a)
+/* Every request answered here (State, Wait, Kill, Delete) starts with the container id (1)
+ * and the exec id (2): one decoder for all. NULL, answered, when the request is malformed
+ * or names a container we do not know. */
+typedef Containerd__Task__V3__DeleteRequest target_t;
+
+static target_t *target(const struct task_gone *g, const uint8_t *req, size_t len,
+                        struct task_gone_answer *a)
 {
-	if (!parsed) {
+	target_t *r = containerd__task__v3__delete_request__unpack(NULL, len, req);
+
+	if (!r) {
 		fail(a, RPC_INVALID_ARGUMENT, "malformed request");
 		return NULL;
 	}
-	if (!id || !id[0] || !g->known(id, g->arg)) {
-		fail(a, RPC_NOT_FOUND, "container %s: not found (its VM has exited)", id ? id : "");
+	if (!r->id || !r->id[0] || !g->known(r->id, g->arg)) {
+		fail(a, RPC_NOT_FOUND, "container %s: not found (its VM has exited)",
+		     r->id ? r->id : "");
+		containerd__task__v3__delete_request__free_unpacked(r, NULL);
 		return NULL;
 	}
-	return id;
-}
-
-static void state(const struct task_gone *g, const uint8_t *req, size_t len,
-                  struct task_gone_answer *a)
-{
-	Containerd__Task__V3__StateRequest *r =
-	    containerd__task__v3__state_request__unpack(NULL, len, req);
-	Containerd__Task__V3__StateResponse s = CONTAINERD__TASK__V3__STATE_RESPONSE__INIT;
-	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-
-	if (target(g, r != NULL, r ? r->id : NULL, a)) {
-		s.id = r->id;
-		s.exec_id = r->exec_id;
-		s.status = CONTAINERD__TYPES__STATUS__STOPPED;
-		s.exit_status = TASK_GONE_STATUS;
-		ts_from_ns(&ts, g->exited_ns);
-		s.exited_at = &ts;
-		pack(a, &s.base);
-	}
-	if (r)
-		containerd__task__v3__state_request__free_unpacked(r, NULL);
-}
-
-static void delete_(const struct task_gone *g, const uint8_t *req, size_t len,
-                    struct task_gone_answer *a)
-{
-	Containerd__Task__V3__DeleteRequest *r =
-	    containerd__task__v3__delete_request__unpack(NULL, len, req);
-	Containerd__Task__V3__DeleteResponse d = CONTAINERD__TASK__V3__DELETE_RESPONSE__INIT;
-	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-
-	if (target(g, r != NULL, r ? r->id : NULL, a)) {
-		d.exit_status = TASK_GONE_STATUS;
-		ts_from_ns(&ts, g->exited_ns);
-		d.exited_at = &ts;
-		pack(a, &d.base);
-		if (!a->code && (!r->exec_id || !r->exec_id[0]))
-			snprintf(a->deleted, sizeof(a->deleted), "%s", r->id);
-	}
-	if (r)
-		containerd__task__v3__delete_request__free_unpacked(r, NULL);
+	return r;
 }
 
 void task_gone_wait(const struct task_gone *g, struct task_gone_answer *a)
@@ -103,23 +69,33 @@ void task_gone_wait(const struct task_gone *g, struct task_gone_answer *a)
 	pack(a, &w.base);
 }
 
-/* Wait, Kill: the container must be known; the answer does not depend on the request. */
-static void simple(const struct task_gone *g, const char *method, const uint8_t *req, size_t len,
-                   struct task_gone_answer *a)
+static void answer_target(const struct task_gone *g, const char *method, const target_t *r,
+                          struct task_gone_answer *a)
 {
-	Containerd__Task__V3__WaitRequest *r =
-	    containerd__task__v3__wait_request__unpack(NULL, len, req);
+	Containerd__Task__V3__StateResponse st = CONTAINERD__TASK__V3__STATE_RESPONSE__INIT;
+	Containerd__Task__V3__DeleteResponse d = CONTAINERD__TASK__V3__DELETE_RESPONSE__INIT;
+	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
 	Google__Protobuf__Empty e = GOOGLE__PROTOBUF__EMPTY__INIT;
 
-	/* Wait, Kill (and Pids, Stats) all start with the container id as field 1. */
-	if (target(g, r != NULL, r ? r->id : NULL, a)) {
-		if (!strcmp(method, "Wait"))
-			task_gone_wait(g, a);
-		else
-			pack(a, &e.base);
+	ts_from_ns(&ts, g->exited_ns);
+	if (!strcmp(method, "State")) {
+		st.id = r->id;
+		st.exec_id = r->exec_id;
+		st.status = CONTAINERD__TYPES__STATUS__STOPPED;
+		st.exit_status = TASK_GONE_STATUS;
+		st.exited_at = &ts;
+		pack(a, &st.base);
+	} else if (!strcmp(method, "Delete")) {
+		d.exit_status = TASK_GONE_STATUS;
+		d.exited_at = &ts;
+		pack(a, &d.base);
+		if (!a->code && (!r->exec_id || !r->exec_id[0]))
+			snprintf(a->deleted, sizeof(a->deleted), "%s", r->id);
+	} else if (!strcmp(method, "Wait")) {
+		task_gone_wait(g, a);
+	} else { /* Kill: it is dead already */
+		pack(a, &e.base);
 	}
-	if (r)
-		containerd__task__v3__wait_request__free_unpacked(r, NULL);
 }
 
 void task_gone_answer(const struct task_gone *g, const char *method, const uint8_t *req, size_t len,
@@ -127,23 +103,26 @@ void task_gone_answer(const struct task_gone *g, const char *method, const uint8
 {
 	Containerd__Task__V3__ConnectResponse c = CONTAINERD__TASK__V3__CONNECT_RESPONSE__INIT;
 	Google__Protobuf__Empty e = GOOGLE__PROTOBUF__EMPTY__INIT;
+	target_t *r;
 
 	memset(a, 0, sizeof(*a));
-	if (!strcmp(method, "State"))
-		state(g, req, len, a);
-	else if (!strcmp(method, "Delete"))
-		delete_(g, req, len, a);
-	else if (!strcmp(method, "Wait") || !strcmp(method, "Kill"))
-		simple(g, method, req, len, a);
-	else if (!strcmp(method, "Connect")) {
+	if (!strcmp(method, "State") || !strcmp(method, "Delete") || !strcmp(method, "Wait") ||
+	    !strcmp(method, "Kill")) {
+		r = target(g, req, len, a);
+		if (r) {
+			answer_target(g, method, r, a);
+			containerd__task__v3__delete_request__free_unpacked(r, NULL);
+		}
+	} else if (!strcmp(method, "Connect")) {
 		c.shim_pid = g->shim_pid;
 		c.version = "3";
 		pack(a, &c.base);
-	} else if (!strcmp(method, "Shutdown"))
+	} else if (!strcmp(method, "Shutdown")) {
 		pack(a, &e.base);
-	else
+	} else {
 		fail(a, RPC_FAILED_PRECONDITION,
 		     "%s: the sandbox's VM has exited; its tasks only answer State, Wait, Kill and "
 		     "Delete",
 		     method);
+	}
 }
