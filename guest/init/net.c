@@ -37,41 +37,16 @@ static int ipv6_set(const char *ifname, int enable)
 	return rc;
 }
 
-void net_boot(void)
+/* Calls fn for each Ethernet link until it returns nonzero, which is returned. Indexes are
+ * dense in a VM that never deletes links: a run of misses ends the scan. */
+static int each_nic(int (*fn)(int idx, const struct ifreq *ifr, void *arg), void *arg)
 {
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct nl_sock nl;
-	struct ifreq ifr;
-
-	if (fd < 0 || nl_open(&nl) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	for (int i = 1; i <= NIC_SCAN_MAX; i++) {
-		memset(&ifr, 0, sizeof(ifr));
-		ifr.ifr_ifindex = i;
-		if (ioctl(fd, SIOCGIFNAME, &ifr) < 0 || ioctl(fd, SIOCGIFHWADDR, &ifr) < 0 ||
-		    ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER)
-			continue;
-		if (ipv6_set(ifr.ifr_name, 0 /* disable */) < 0 ||
-		    nl_link_set(&nl, i, NULL, NULL, 0, 1) < 0)
-			warn("NIC %s: bring it up silent: errno %d", ifr.ifr_name, errno);
-	}
-	nl_close(&nl);
-	close(fd);
-}
-
-/* The ifindex of the link whose hardware address is mac (its name in name), 0 if none. */
-static int find_nic(const uint8_t *mac, char name[IFNAMSIZ])
-{
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), found = 0;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
 	struct ifreq ifr;
 
 	if (fd < 0)
 		return 0;
-	/* Indexes are dense in a VM that never deletes links: a run of misses ends the scan. */
-	for (int i = 1, miss = 0; i <= NIC_SCAN_MAX && !found && miss < 4; i++) {
+	for (int i = 1, miss = 0; i <= NIC_SCAN_MAX && !rc && miss < 4; i++) {
 		memset(&ifr, 0, sizeof(ifr));
 		ifr.ifr_ifindex = i;
 		if (ioctl(fd, SIOCGIFNAME, &ifr) < 0) {
@@ -79,16 +54,52 @@ static int find_nic(const uint8_t *mac, char name[IFNAMSIZ])
 			continue;
 		}
 		miss = 0;
-		if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
-			continue;
-		if (ifr.ifr_hwaddr.sa_family == ARPHRD_ETHER &&
-		    !memcmp(ifr.ifr_hwaddr.sa_data, mac, 6)) {
-			found = i;
-			memcpy(name, ifr.ifr_name, IFNAMSIZ);
-		}
+		if (ioctl(fd, SIOCGIFHWADDR, &ifr) == 0 && ifr.ifr_hwaddr.sa_family == ARPHRD_ETHER)
+			rc = fn(i, &ifr, arg);
 	}
 	close(fd);
-	return found;
+	return rc;
+}
+
+static int silence(int idx, const struct ifreq *ifr, void *arg)
+{
+	if (ipv6_set(ifr->ifr_name, 0 /* disable */) < 0 ||
+	    nl_link_set(arg, idx, NULL, NULL, 0, 1) < 0)
+		warn("NIC %s: bring it up silent: errno %d", ifr->ifr_name, errno);
+	return 0;
+}
+
+void net_boot(void)
+{
+	struct nl_sock nl;
+
+	if (nl_open(&nl) < 0)
+		return;
+	each_nic(silence, &nl);
+	nl_close(&nl);
+}
+
+struct nic_query {
+	const uint8_t *mac;
+	char *name;
+};
+
+static int match_mac(int idx, const struct ifreq *ifr, void *arg)
+{
+	struct nic_query *q = arg;
+
+	if (memcmp(ifr->ifr_hwaddr.sa_data, q->mac, 6))
+		return 0;
+	memcpy(q->name, ifr->ifr_name, IFNAMSIZ);
+	return idx;
+}
+
+/* The ifindex of the link whose hardware address is mac (its name in name), 0 if none. */
+static int find_nic(const uint8_t *mac, char name[IFNAMSIZ])
+{
+	struct nic_query q = { mac, name };
+
+	return each_nic(match_mac, &q);
 }
 
 static int family_of(size_t len)
