@@ -13,21 +13,38 @@ setup() {
 	NETNS_BEFORE=$(ip netns list | wc -l)
 	SB_FILES=$(daemon_fds files)
 }
+
+# What of ours is left in any namespace: taps, ports on the bridge beyond CNI's, netns.
+net_leftovers() {
+	local ns
+	for ns in $(ip netns list | awk '{print $1}'); do
+		ip -n "$ns" link show 2>/dev/null | grep -q _kuasar && echo "tap in $ns;"
+	done
+	ip link show | grep -q '_kuasar' && echo "tap in the host netns;"
+	[ -n "$(ip link show master "$CRI_BRIDGE" 2>/dev/null)" ] && echo "ports on $CRI_BRIDGE;"
+	[ "$(ip netns list | wc -l)" -le "$NETNS_BEFORE" ] || echo "netns;"
+}
+
 teardown() {
 	local left=""
 	# A failed test leaves its pods: CRI removes them (and CNI its netns and rules) first.
 	# shellcheck disable=SC2046
 	cri_env_rmpods $(cat "$D/pods" 2>/dev/null)
-	# Everything of ours out of every namespace: taps, and the bridge holds only what CNI
-	# still owns (nothing, once the pods are gone).
-	for ns in $(ip netns list | awk '{print $1}'); do
-		ip -n "$ns" link show 2>/dev/null | grep -q _kuasar && left="$left tap in $ns;"
+	# containerd removes a pod's netns as it finishes RemovePodSandbox: allow it a moment.
+	for _ in $(seq 50); do
+		left=$(net_leftovers)
+		[ -z "$left" ] && break
+		sleep 0.1
 	done
-	ip link show | grep -q '_kuasar' && left="$left tap in the host netns;"
-	[ -n "$(ip link show master "$CRI_BRIDGE" 2>/dev/null)" ] && left="$left ports on $CRI_BRIDGE;"
-	[ "$(ip netns list | wc -l)" -le "$NETNS_BEFORE" ] || left="$left netns;"
+	if [ -n "$left" ]; then
+		for ns in $(ip netns list | awk '{print $1}'); do
+			echo "--- netns $ns:" >&2
+			ip -n "$ns" -br link show >&2
+		done
+		grep -E 'netns|network|tap' "$D/sandboxer.log" | tail -20 >&2
+	fi
 	cri_teardown
-	[ -z "$left" ] || { echo "left behind:$left" >&2; return 1; }
+	[ -z "$left" ] || { echo "left behind: $left" >&2; return 1; }
 }
 
 # web NAME [CRI OPTIONS...]: a networked pod whose container serves "hello from NAME" over
