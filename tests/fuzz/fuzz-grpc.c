@@ -45,7 +45,7 @@ static void on_tick(struct loop_timer *t)
 		loop.stop = 1;
 		return;
 	}
-	loop_timer_arm(&loop, t, 1);
+	loop_timer_arm(&loop, t, 0);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

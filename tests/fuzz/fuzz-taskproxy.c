@@ -1,0 +1,127 @@
+/* libFuzzer: bytes from a task client (containerd) as a sandbox's task proxy reads them on
+ * task.sock: frame reading, the ttrpc envelope, stream id rules, Create's request decoding
+ * and bundle preparation and rewriting, Exec's stdio checks, Delete's target, and forwarding
+ * to the guest link (a socketpair whose other end only drains). Each input is a fresh
+ * connection to a real task proxy; the loop runs until the proxy has read it all.
+ *
+ * Create prepares bundles for real (it mounts the request's rootfs into the share), so the
+ * process runs in a mount namespace of its own first. Needs root. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "base/loop.h"
+#include "base/util.h"
+#include "proxy/glink.h"
+#include "proxy/taskproxy.h"
+
+static struct loop loop;
+static struct glink link_;
+static struct taskproxy tp;
+static int guest = -1, client = -1;
+static int64_t deadline;
+static struct loop_timer tick;
+
+static void drain(int fd)
+{
+	char buf[65536];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+}
+
+static void on_tick(struct loop_timer *t)
+{
+	char buf[65536];
+	ssize_t n;
+
+	drain(guest);
+	if (client < 0) { /* after the client left: run until the deadline */
+		if (mono_ns() > deadline)
+			loop.stop = 1;
+		else
+			loop_timer_arm(&loop, t, 0);
+		return;
+	}
+	while ((n = read(client, buf, sizeof(buf))) > 0)
+		;
+	if (n == 0 || (n < 0 && errno != EAGAIN) || mono_ns() > deadline) {
+		loop.stop = 1;
+		return;
+	}
+	loop_timer_arm(&loop, t, 0);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	char dir[] = "/tmp/kuasar-fuzz-tp.XXXXXX", sock[96], shared[96];
+	int sv[2];
+	kerr_t err;
+
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		fprintf(stderr, "fuzz-taskproxy: no mount namespace (root needed): %s\n",
+		        strerror(errno));
+		exit(1);
+	}
+	if (!mkdtemp(dir) || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		exit(1);
+	snprintf(sock, sizeof(sock), "%s/task.sock", dir);
+	snprintf(shared, sizeof(shared), "%s/shared", dir);
+	mkdir(shared, 0755);
+	guest = sv[1];
+	fcntl(guest, F_SETFL, O_NONBLOCK);
+	if (loop_init(&loop, &err) < 0 || glink_start(&link_, &loop, sv[0], &err) < 0 ||
+	    taskproxy_start(&tp, &loop, &link_, sock, shared, &err) < 0) {
+		fprintf(stderr, "fuzz-taskproxy: %s\n", err.msg);
+		exit(1);
+	}
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (size > 65536)
+		return 0;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", tp.path);
+	client = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (client < 0 || connect(client, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (client >= 0)
+			close(client);
+		return 0;
+	}
+	if (write_all(client, data, size) < 0) {
+		close(client);
+		return 0;
+	}
+	/* The proxy reads it all, then the client's end: it leaves, as containerd does on a
+	 * restart, and the proxy closes its side. */
+	shutdown(client, SHUT_WR);
+	deadline = mono_ns() + 20000000LL;
+	tick.fn = on_tick;
+	loop_timer_arm(&loop, &tick, 0);
+	loop.stop = 0;
+	loop_run(&loop);
+	loop_timer_cancel(&loop, &tick);
+	close(client);
+	client = -1;
+	/* Let the proxy see the close (its streams end toward the guest). */
+	deadline = mono_ns() + 200000LL;
+	loop_timer_arm(&loop, &tick, 0);
+	loop.stop = 0;
+	loop_run(&loop);
+	loop_timer_cancel(&loop, &tick);
+	return 0;
+}
