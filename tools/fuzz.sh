@@ -17,6 +17,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 bin=$top/bin/fuzz
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_stack_use_after_return=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# The harnesses' scratch files (a share, sockets) live here and go with the run.
+KUASAR_FUZZ_TMP=$(mktemp -d /tmp/kuasar-fuzz.XXXXXX)
+export KUASAR_FUZZ_TMP
+trap 'rm -rf --one-file-system "$KUASAR_FUZZ_TMP"' EXIT
 failed=0
 
 for t in "$@"; do

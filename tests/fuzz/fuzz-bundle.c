@@ -9,7 +9,15 @@
 
 #include "proxy/bundle.h"
 
-static char host_dir[64];
+static char host_dir[160];
+
+/* Where scratch files go: tools/fuzz.sh gives each run a directory it removes after. */
+static const char *fuzz_tmp(void)
+{
+	const char *t = getenv("KUASAR_FUZZ_TMP");
+
+	return t && t[0] ? t : "/tmp";
+}
 
 static int fake_bind(const char *src, const char *dst, kerr_t *err)
 {
@@ -21,9 +29,10 @@ static int fake_bind(const char *src, const char *dst, kerr_t *err)
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	char share[] = "/tmp/kuasar-fuzz-bundle.XXXXXX";
+	char share[128];
 	kerr_t err;
 
+	snprintf(share, sizeof(share), "%s/kuasar-fuzz-bundle.XXXXXX", fuzz_tmp());
 	if (!mkdtemp(share) || pod_files_write(share, "pod", "nameserver 10.0.0.53\n", &err) < 0)
 		abort();
 	snprintf(host_dir, sizeof(host_dir), "%s/ctr", share);

@@ -17,7 +17,7 @@
 
 static struct loop loop;
 static struct grpc_server srv;
-static char path[64];
+static char path[108];
 static int client = -1;
 static int64_t deadline;
 static struct loop_timer tick;
@@ -53,7 +53,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	kerr_t err;
 
-	snprintf(path, sizeof(path), "/tmp/kuasar-fuzz-grpc.%d.sock", (int)getpid());
+	const char *t = getenv("KUASAR_FUZZ_TMP");
+
+	snprintf(path, sizeof(path), "%s/kuasar-fuzz-grpc.%d.sock", t && t[0] ? t : "/tmp",
+	         (int)getpid());
 	unlink(path);
 	srv.methods = methods;
 	srv.n_methods = 1;

@@ -64,10 +64,12 @@ static void on_tick(struct loop_timer *t)
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	char dir[] = "/tmp/kuasar-fuzz-tp.XXXXXX", sock[96], shared[96];
+	const char *t = getenv("KUASAR_FUZZ_TMP");
+	char dir[128], sock[160], shared[160];
 	int sv[2];
 	kerr_t err;
 
+	snprintf(dir, sizeof(dir), "%s/kuasar-fuzz-tp.XXXXXX", t && t[0] ? t : "/tmp");
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 		fprintf(stderr, "fuzz-taskproxy: no mount namespace (root needed): %s\n",
 		        strerror(errno));
