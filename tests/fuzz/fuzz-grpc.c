@@ -14,13 +14,12 @@
 #include "base/loop.h"
 #include "base/util.h"
 #include "rpc/grpc.h"
+#include "sockfeed.h"
 
 static struct loop loop;
 static struct grpc_server srv;
 static char path[108];
-static int client = -1;
-static int64_t deadline;
-static struct loop_timer tick;
+static struct sockfeed feed = { .loop = &loop, .client = -1 };
 
 static void echo(struct grpc_call *call, const uint8_t *msg, size_t len)
 {
@@ -31,22 +30,6 @@ static void echo(struct grpc_call *call, const uint8_t *msg, size_t len)
 }
 
 static const struct grpc_method methods[] = { { "/fuzz.v1.Fuzz/Echo", echo } };
-
-/* Drains what the server wrote; stops the loop once it closed the connection (or after
- * a while, for an input that keeps it open). */
-static void on_tick(struct loop_timer *t)
-{
-	char buf[65536];
-	ssize_t n;
-
-	while ((n = read(client, buf, sizeof(buf))) > 0)
-		;
-	if (n == 0 || (n < 0 && errno != EAGAIN) || mono_ns() > deadline) {
-		loop.stop = 1;
-		return;
-	}
-	loop_timer_arm(&loop, t, 0);
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -70,31 +53,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-	if (size > 65536)
-		return 0;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	client = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (client < 0 || connect(client, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		if (client >= 0)
-			close(client);
-		return 0;
-	}
-	if (write_all(client, data, size) < 0) {
-		close(client);
-		return 0;
-	}
-	shutdown(client, SHUT_WR);
-	deadline = mono_ns() + 200000000LL;
-	tick.fn = on_tick;
-	loop_timer_arm(&loop, &tick, 0);
-	loop.stop = 0;
-	loop_run(&loop);
-	loop_timer_cancel(&loop, &tick);
-	close(client);
-	/* The server notices the close on a later round; let it, so connections do not pile. */
-	loop.stop = 0;
-	deadline = 0;
+	sockfeed(&feed, path, data, size, 200000000LL, 0);
 	return 0;
 }

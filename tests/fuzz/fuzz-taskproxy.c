@@ -23,42 +23,21 @@
 #include "base/util.h"
 #include "proxy/glink.h"
 #include "proxy/taskproxy.h"
+#include "sockfeed.h"
 
 static struct loop loop;
 static struct glink link_;
 static struct taskproxy tp;
-static int guest = -1, client = -1;
-static int64_t deadline;
-static struct loop_timer tick;
+static int guest = -1;
+static struct sockfeed feed = { .loop = &loop, .client = -1 };
 
-static void drain(int fd)
+/* The guest's end only drains. */
+static void drain_guest(void)
 {
 	char buf[65536];
 
-	while (read(fd, buf, sizeof(buf)) > 0)
+	while (read(guest, buf, sizeof(buf)) > 0)
 		;
-}
-
-static void on_tick(struct loop_timer *t)
-{
-	char buf[65536];
-	ssize_t n;
-
-	drain(guest);
-	if (client < 0) { /* after the client left: run until the deadline */
-		if (mono_ns() > deadline)
-			loop.stop = 1;
-		else
-			loop_timer_arm(&loop, t, 0);
-		return;
-	}
-	while ((n = read(client, buf, sizeof(buf))) > 0)
-		;
-	if (n == 0 || (n < 0 && errno != EAGAIN) || mono_ns() > deadline) {
-		loop.stop = 1;
-		return;
-	}
-	loop_timer_arm(&loop, t, 0);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -82,6 +61,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	mkdir(shared, 0755);
 	guest = sv[1];
 	fcntl(guest, F_SETFL, O_NONBLOCK);
+	feed.idle = drain_guest;
 	if (loop_init(&loop, &err) < 0 || glink_start(&link_, &loop, sv[0], &err) < 0 ||
 	    taskproxy_start(&tp, &loop, &link_, sock, shared, &err) < 0) {
 		fprintf(stderr, "fuzz-taskproxy: %s\n", err.msg);
@@ -93,37 +73,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-	if (size > 65536)
-		return 0;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", tp.path);
-	client = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (client < 0 || connect(client, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		if (client >= 0)
-			close(client);
-		return 0;
-	}
-	if (write_all(client, data, size) < 0) {
-		close(client);
-		return 0;
-	}
-	/* The proxy reads it all, then the client's end: it leaves, as containerd does on a
-	 * restart, and the proxy closes its side. */
-	shutdown(client, SHUT_WR);
-	deadline = mono_ns() + 20000000LL;
-	tick.fn = on_tick;
-	loop_timer_arm(&loop, &tick, 0);
-	loop.stop = 0;
-	loop_run(&loop);
-	loop_timer_cancel(&loop, &tick);
-	close(client);
-	client = -1;
-	/* Let the proxy see the close (its streams end toward the guest). */
-	deadline = mono_ns() + 200000LL;
-	loop_timer_arm(&loop, &tick, 0);
-	loop.stop = 0;
-	loop_run(&loop);
-	loop_timer_cancel(&loop, &tick);
+	/* The client leaves after its bytes, as containerd does on a restart: the proxy then
+	 * ends its streams toward the guest. */
+	sockfeed(&feed, tp.path, data, size, 20000000LL, 200000LL);
 	return 0;
 }
