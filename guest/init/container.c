@@ -183,7 +183,7 @@ static int open_stdio(const struct ctr_stdio *io, int fds[3], char *err, size_t 
 			            "stdio URI `%s`: streaming_id=, file:///path or none", u);
 		if (fds[i] < 0)
 			return fail(err, n, RPC_INVALID_ARGUMENT, "open stdio %s: %s", u,
-			            strerror(errno));
+			            err_str(errno));
 	}
 	return 0;
 }
@@ -503,15 +503,15 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 	long pid;
 
 	if (pipe2(go, O_CLOEXEC) < 0)
-		return fail(err, n, RPC_INTERNAL, "pipe: %s", strerror(errno));
+		return fail(err, n, RPC_INTERNAL, "pipe: %s", err_str(errno));
 	if (pipe2(status, O_CLOEXEC) < 0) {
 		close_fds(go, 2);
-		return fail(err, n, RPC_INTERNAL, "pipe: %s", strerror(errno));
+		return fail(err, n, RPC_INTERNAL, "pipe: %s", err_str(errno));
 	}
 	if (pipe2(start, O_CLOEXEC) < 0) {
 		close_fds(go, 2);
 		close_fds(status, 2);
-		return fail(err, n, RPC_INTERNAL, "pipe: %s", strerror(errno));
+		return fail(err, n, RPC_INTERNAL, "pipe: %s", err_str(errno));
 	}
 	a = (struct spawn_args){ .spec = l->spec,
 		                 .rootfs = l->rootfs,
@@ -528,7 +528,7 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 			close_fds(go, 2);
 			close_fds(status, 2);
 			close_fds(start, 2);
-			return fail(err, n, RPC_INTERNAL, "console socket: %s", strerror(errno));
+			return fail(err, n, RPC_INTERNAL, "console socket: %s", err_str(errno));
 		}
 		a.console_fd = sv[1];
 		l->p->console_fd = sv[0];
@@ -545,7 +545,7 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 			close_fds(status, 2);
 			close_fds(start, 2);
 			return fail(err, n, RPC_FAILED_PRECONDITION,
-			            "enter the container's pid namespace: %s", strerror(errno));
+			            "enter the container's pid namespace: %s", err_str(errno));
 		}
 	}
 	pid = clone_into(l->clone_flags, cgroup);
@@ -563,7 +563,7 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 		close(a.console_fd);
 	if (pid < 0) {
 		close_fds((int[]){ go[1], status[0], start[1], l->p->console_fd }, 4);
-		return fail(err, n, RPC_INTERNAL, "clone: %s", strerror(errno));
+		return fail(err, n, RPC_INTERNAL, "clone: %s", err_str(errno));
 	}
 	l->p->pid = (pid_t)pid;
 	l->p->start_fd = start[1];
@@ -590,7 +590,7 @@ static int load_spec(struct container *c, const char *bundle, char *err, size_t 
 	kfmt(path, sizeof(path), "%s/config.json", bundle);
 	if (read_small_file(path, &text, &len, OCI_MAX_BYTES) < 0)
 		return fail(err, n, errno == ENOENT ? RPC_NOT_FOUND : RPC_INVALID_ARGUMENT,
-		            "%s: %s", path, errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
+		            "%s: %s", path, errno == EFBIG ? "larger than 1 MiB" : err_str(errno));
 	c->spec = malloc(sizeof(*c->spec));
 	rc = c->spec ? oci_parse(c->spec, text, len, err, n) : -1;
 	free(text);
@@ -603,7 +603,7 @@ static int load_spec(struct container *c, const char *bundle, char *err, size_t 
 		kfmt(c->rootfs, sizeof(c->rootfs), "%s/%s", bundle, c->spec->root);
 	if (stat(c->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
 		return fail(err, n, RPC_NOT_FOUND, "rootfs %s: %s", c->rootfs,
-		            errno ? strerror(errno) : "not a directory");
+		            errno ? err_str(errno) : "not a directory");
 	return 0;
 }
 
@@ -656,7 +656,7 @@ int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
 	}
 	if (cgroup_create(id, &c->spec->resources, c->cgroup, sizeof(c->cgroup), &what) < 0) {
 		rc = fail(err, n, RPC_FAILED_PRECONDITION, "cgroup %s: %s: %s", id, what,
-		          strerror(errno));
+		          err_str(errno));
 		goto out;
 	}
 	if ((rc = open_stdio(io, l.stdio, err, n)) != 0) {
@@ -720,7 +720,7 @@ static int exec_launch(struct container *c, struct proc *p, const struct ctr_std
 	l.pidns_fd = open_ns(init, "pid");
 	if (l.ns_fds[0] < 0 || l.pidns_fd < 0) {
 		rc = fail(err, n, RPC_FAILED_PRECONDITION, "open the namespaces of pid %d: %s",
-		          init, strerror(errno));
+		          init, err_str(errno));
 	} else if ((rc = open_stdio(io, l.stdio, err, n)) == 0) {
 		rc = launch(&l, c->cgroup, err, n);
 	}
@@ -782,7 +782,7 @@ int ctr_start(const char *id, const char *exec_id, pid_t *pid, char *err, size_t
 		            p->pid, p->state == P_RUNNING ? "running" : "stopped");
 	if (write(p->start_fd, "s", 1) != 1)
 		return fail(err, n, RPC_INTERNAL, "release process %d: %s", p->pid,
-		            strerror(errno));
+		            err_str(errno));
 	close(p->start_fd);
 	p->start_fd = -1;
 	p->state = P_RUNNING;
@@ -813,7 +813,7 @@ int ctr_kill(const char *id, const char *exec_id, int sig, int all, char *err, s
 	if (p->state == P_STOPPED)
 		return fail(err, n, RPC_NOT_FOUND, "process %d: already finished", p->pid);
 	if (kill(p->pid, sig) < 0)
-		return fail(err, n, RPC_INTERNAL, "kill %d: %s", p->pid, strerror(errno));
+		return fail(err, n, RPC_INTERNAL, "kill %d: %s", p->pid, err_str(errno));
 	return 0;
 }
 
@@ -943,7 +943,7 @@ int ctr_pids(const char *id, void (*fn)(pid_t pid, void *arg), void *arg, char *
 	if (!c)
 		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
 	if (cgroup_pids(c->cgroup, fn, arg) < 0)
-		return fail(err, n, RPC_INTERNAL, "read %s: %s", c->cgroup, strerror(errno));
+		return fail(err, n, RPC_INTERNAL, "read %s: %s", c->cgroup, err_str(errno));
 	return 0;
 }
 
@@ -960,7 +960,7 @@ int ctr_pause(const char *id, int pause, char *err, size_t n)
 		            pause ? "paused" : "running");
 	if (cgroup_freeze(c->cgroup, pause) < 0)
 		return fail(err, n, RPC_INTERNAL, "%s %s: %s", pause ? "freeze" : "thaw", c->cgroup,
-		            strerror(errno));
+		            err_str(errno));
 	c->paused = pause;
 	ev_paused(c, pause);
 	return 0;
@@ -978,7 +978,7 @@ int ctr_update(const char *id, const char *resources_json, size_t len, char *err
 		return RPC_INVALID_ARGUMENT;
 	if (cgroup_apply(c->cgroup, &r, &what) < 0)
 		return fail(err, n, RPC_FAILED_PRECONDITION, "update %s: %s: %s", id, what,
-		            strerror(errno));
+		            err_str(errno));
 	return 0;
 }
 
@@ -990,7 +990,7 @@ int ctr_stats(const char *id, struct cgroup_stats *st, char *err, size_t n)
 		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
 	if (cgroup_stats(c->cgroup, st) < 0)
 		return fail(err, n, RPC_INTERNAL, "read the stats of %s: %s", c->cgroup,
-		            strerror(errno));
+		            err_str(errno));
 	return 0;
 }
 
@@ -1006,7 +1006,7 @@ int ctr_resize(const char *id, const char *exec_id, unsigned w, unsigned h, char
 	if (p->pty < 0)
 		return fail(err, n, RPC_FAILED_PRECONDITION, "process %d has no terminal", p->pid);
 	if (ioctl(p->pty, TIOCSWINSZ, &ws) < 0)
-		return fail(err, n, RPC_INTERNAL, "resize the terminal: %s", strerror(errno));
+		return fail(err, n, RPC_INTERNAL, "resize the terminal: %s", err_str(errno));
 	return 0;
 }
 

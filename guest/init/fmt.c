@@ -189,3 +189,52 @@ const char *str_find(const char *h, const char *n)
 			return h;
 	return NULL;
 }
+
+/* Each entry: the errno as one byte, then its text. */
+static const char err_texts[] = "\001Operation not permitted\0"
+                                "\002No such file or directory\0"
+                                "\003No such process\0"
+                                "\004Interrupted system call\0"
+                                "\005Input/output error\0"
+                                "\006No such device or address\0"
+                                "\007Argument list too long\0"
+                                "\010Exec format error\0"
+                                "\011Bad file descriptor\0"
+                                "\012No child processes\0"
+                                "\013Resource temporarily unavailable\0"
+                                "\014Cannot allocate memory\0"
+                                "\015Permission denied\0"
+                                "\016Bad address\0"
+                                "\017Block device required\0"
+                                "\020Device or resource busy\0"
+                                "\021File exists\0"
+                                "\022Cross-device link\0"
+                                "\023No such device\0"
+                                "\024Not a directory\0"
+                                "\025Is a directory\0"
+                                "\026Invalid argument\0"
+                                "\030Too many open files\0"
+                                "\032Text file busy\0"
+                                "\033File too large\0"
+                                "\034No space left on device\0"
+                                "\036Read-only file system\0"
+                                "\040Broken pipe\0"
+                                "\042Result out of range\0"
+                                "\044File name too long\0"
+                                "\046Function not implemented\0"
+                                "\047Directory not empty\0"
+                                "\050Too many levels of symbolic links\0"
+                                "\137Operation not supported\0"
+                                "\156Connection timed out\0"
+                                "\157Connection refused\0";
+
+const char *err_str(int errnum)
+{
+	static char other[24];
+
+	for (const char *p = err_texts; *p; p += strlen(p) + 1)
+		if ((unsigned char)*p == errnum)
+			return p + 1;
+	kfmt(other, sizeof(other), "errno %d", errnum);
+	return other;
+}

@@ -16,5 +16,8 @@ size_t kfmt(char *buf, size_t size, const char *fmt, ...) __attribute__((format(
  * out of PID 1: decimal parsing that stops at the first non-digit, and a naive search. */
 uint64_t parse_u64(const char *s, const char **end);
 const char *str_find(const char *haystack, const char *needle);
+/* strerror for the errors a container runtime meets (file, exec, mount, namespace, cgroup),
+ * without musl's full table; any other is "errno N". Not reentrant for those. */
+const char *err_str(int errnum);
 
 #endif

@@ -30,7 +30,7 @@ __attribute__((noreturn)) static void die(const char *what, const char *path)
 	char msg[512];
 	size_t n =
 	    kfmt(msg, sizeof(msg), "%s%s%s%s: %s%s", report_fd == 2 ? "kuasar-init: " : "", what,
-	         path ? " " : "", path ? path : "", strerror(errno), report_fd == 2 ? "\n" : "");
+	         path ? " " : "", path ? path : "", err_str(errno), report_fd == 2 ? "\n" : "");
 
 	(void)!write(report_fd, msg, n);
 	_exit(127);
