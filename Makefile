@@ -274,6 +274,7 @@ OCI_TEST_OBJS := $(call hg,oci.c json.c fmt.c)
 # The guest's server in one process with the host's client, over a socketpair.
 LINK_TEST_GUEST := $(filter-out $(addprefix guest/init/,main.c boot.c link.c alloc.c),$(GUEST_SRCS))
 $(TESTBIN)/test-fmt: $(call hg,fmt.c)
+$(TESTBIN)/test-match: $(call hg,match.c)
 $(TESTBIN)/test-json: $(call hg,json.c fmt.c)
 $(TESTBIN)/test-alloc: $(HOBJ)/hg/alloc-renamed.o
 $(TESTBIN)/test-seccomp: $(call hg,seccomp.c) $(OCI_TEST_OBJS)
