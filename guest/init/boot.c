@@ -72,7 +72,7 @@ static void open_console(void)
 	klog_set_fd(2);
 }
 
-static int read_file(const char *path, char *buf, size_t size)
+int boot_read_file(const char *path, char *buf, size_t size)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
@@ -93,7 +93,7 @@ static void parse_cmdline(void)
 	char buf[2048];
 	char *save = NULL;
 
-	if (read_file("/proc/cmdline", buf, sizeof(buf)) < 0)
+	if (boot_read_file("/proc/cmdline", buf, sizeof(buf)) < 0)
 		return;
 	for (char *w = strtok_r(buf, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
 		if (strncmp(w, "kuasar.", 7))

@@ -2,6 +2,7 @@
 #ifndef KUASAR_BOOT_H
 #define KUASAR_BOOT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define KUASAR_VERSION "0.1.0"
@@ -19,6 +20,8 @@ struct boot_state {
 extern struct boot_state boot;
 
 uint64_t mono_now(void);
+/* Reads up to size-1 bytes of path, NUL-terminated; the length or -1. */
+int boot_read_file(const char *path, char *buf, size_t size);
 /* From the initramfs, moves onto a tmpfs root and re-executes there (pivot_root needs a
  * real mount as /); returns at once on a disk root or in the re-executed copy. */
 void boot_leave_initramfs(char **argv, char **envp);

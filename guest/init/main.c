@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "boot.h"
 #include "container.h"
 #include "ev.h"
@@ -82,6 +83,7 @@ int main(int argc, char **argv, char **envp)
 	if (ev_init() < 0 || setup_signals() < 0)
 		boot_fatal("set up the event loop", errno);
 	link_start();
+	app_boot();
 	for (;;) {
 		int timeout = link_timeout_ms();
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "boot.h"
 #include "events.h"
 #include "fmt.h"
@@ -48,6 +49,8 @@ static void sb_check(struct rpc_ctx *ctx)
 	if (uname(&u) == 0)
 		kfmt(r.hostname, sizeof(r.hostname), "%s", u.nodename);
 	r.link_resets = boot.link_resets;
+	app_status(&r.app);
+	r.has_app = r.app.state != kuasar_sandbox_v1_AppStatus_State_NONE;
 	rpc_reply(ctx, kuasar_sandbox_v1_CheckResponse_fields, &r);
 }
 

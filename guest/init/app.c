@@ -1,0 +1,298 @@
+/* Appliances. A disk whose virtio serial is "kuasar-app" holds an OCI bundle as EROFS:
+ * config.json, rootfs/ and optionally `ready` ("tcp:PORT" or "log:PATTERN", match.h). At
+ * boot the init mounts it read-only as the lower layer of an overlay on a tmpfs (so a
+ * clone's writes live in its own private memory and never reach the image), runs it as
+ * container "app", and watches for readiness: a connect to the port on loopback every
+ * 10 ms, or each line of the app's output, which is copied to the console, against the
+ * pattern. Check reports the state; the host saves a template once it reads READY. */
+#include "app.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "boot.h"
+#include "container.h"
+#include "ev.h"
+#include "fmt.h"
+#include "klog.h"
+#include "match.h"
+
+#define APP_SERIAL "kuasar-app"
+#define APP_DIR "/run/kuasar/app"
+#define APP_ID "app"
+#define APP_LOG APP_DIR "/log"
+#define PROBE_MS 10
+
+enum ready_kind { READY_START, READY_TCP, READY_LOG };
+
+static struct {
+	kuasar_sandbox_v1_AppStatus st;
+	enum ready_kind kind;
+	unsigned port;
+	char pattern[256];
+	char line[512];
+	size_t line_len;
+	int console;
+	struct watch log_w, timer_w;
+} app; /* in .bss: app_boot sets the fds before anything reads them */
+
+static void app_failed(const char *what, int errnum)
+{
+	app.st.state = kuasar_sandbox_v1_AppStatus_State_FAILED;
+	if (errnum)
+		kfmt(app.st.detail, sizeof(app.st.detail), "%s: errno %d", what, errnum);
+	else
+		kfmt(app.st.detail, sizeof(app.st.detail), "%s", what);
+	err("app: %s", app.st.detail);
+}
+
+static void stop_watch(struct watch *w)
+{
+	if (w->fd < 0)
+		return;
+	ev_del(w);
+	close(w->fd);
+	w->fd = -1;
+}
+
+static void app_ready(const char *why)
+{
+	if (app.st.state != kuasar_sandbox_v1_AppStatus_State_STARTING)
+		return;
+	app.st.state = kuasar_sandbox_v1_AppStatus_State_READY;
+	app.st.ready_ns = mono_now();
+	kfmt(app.st.detail, sizeof(app.st.detail), "%s", why);
+	info("app: ready (%s) %llu us after its start", why,
+	     (unsigned long long)(app.st.ready_ns - app.st.started_ns) / 1000);
+	stop_watch(&app.timer_w);
+}
+
+/* An app that exited is reported so, with its status, whether or not it was ready. */
+static void app_refresh(void)
+{
+	struct ctr_state cs;
+	char e[64];
+
+	if (app.st.state != kuasar_sandbox_v1_AppStatus_State_STARTING &&
+	    app.st.state != kuasar_sandbox_v1_AppStatus_State_READY)
+		return;
+	if (ctr_state(APP_ID, "", &cs, e, sizeof(e)) || cs.status != PS_STOPPED)
+		return;
+	if (app.st.state == kuasar_sandbox_v1_AppStatus_State_STARTING)
+		kfmt(app.st.detail, sizeof(app.st.detail),
+		     "exited with status %u before it was ready", cs.exit_status);
+	app.st.state = kuasar_sandbox_v1_AppStatus_State_EXITED;
+	app.st.exit_status = cs.exit_status;
+	stop_watch(&app.timer_w);
+}
+
+/* A connect on loopback: refused at once while nothing listens; a handshake still in
+ * flight gets 5 ms (it takes microseconds) before this tick gives up on it. */
+static int probe(int family)
+{
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(app.port) };
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(app.port) };
+	struct pollfd p = { .events = POLLOUT };
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), rc, e = -1;
+	socklen_t len = sizeof(e);
+
+	if (fd < 0)
+		return 0;
+	a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a6.sin6_addr = in6addr_loopback;
+	if (family == AF_INET)
+		rc = connect(fd, (struct sockaddr *)&a4, sizeof(a4));
+	else
+		rc = connect(fd, (struct sockaddr *)&a6, sizeof(a6));
+	p.fd = fd;
+	if (rc < 0 && errno == EINPROGRESS && poll(&p, 1, 5) == 1 &&
+	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == 0)
+		rc = e ? -1 : 0;
+	close(fd);
+	return rc == 0;
+}
+
+static void on_timer(struct watch *w, uint32_t events)
+{
+	uint64_t n;
+
+	(void)events;
+	(void)!read(w->fd, &n, sizeof(n));
+	app_refresh();
+	if (app.kind == READY_TCP && (probe(AF_INET) || probe(AF_INET6)))
+		app_ready("its port accepts");
+}
+
+static void check_line(void)
+{
+	app.line[app.line_len] = '\0';
+	app.line_len = 0;
+	if (app.kind == READY_LOG && re_match(app.pattern, app.line) == 1)
+		app_ready("its output matched");
+}
+
+/* The app's stdout and stderr: copied to the console (dropped rather than blocking PID 1
+ * when the console is full) and matched line by line while it is not ready. */
+static void on_log(struct watch *w, uint32_t events)
+{
+	char buf[4096];
+	ssize_t r;
+
+	(void)events;
+	while ((r = read(w->fd, buf, sizeof(buf))) > 0) {
+		if (app.console >= 0)
+			(void)!write(app.console, buf, (size_t)r);
+		for (ssize_t i = 0; i < r; i++) {
+			if (buf[i] != '\n' && app.line_len < sizeof(app.line) - 1)
+				app.line[app.line_len++] = buf[i];
+			else if (buf[i] == '\n' || app.line_len == sizeof(app.line) - 1)
+				check_line();
+		}
+	}
+	if (r == 0) /* every writer closed: the app and whatever it left running are gone */
+		stop_watch(w);
+}
+
+static void on_created(const struct rpc_pending *reply, pid_t pid, const char *e)
+{
+	struct itimerspec its = { .it_interval.tv_nsec = PROBE_MS * 1000000,
+		                  .it_value.tv_nsec = PROBE_MS * 1000000 };
+	char why[128];
+
+	(void)reply;
+	if (e) {
+		app_failed(e, 0);
+		return;
+	}
+	if (ctr_start(APP_ID, "", &pid, why, sizeof(why))) {
+		app_failed(why, 0);
+		return;
+	}
+	app.st.started_ns = mono_now();
+	info("app: started, pid %d", pid);
+	if (app.kind == READY_START) {
+		app_ready("it started");
+		return;
+	}
+	app.timer_w.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	app.timer_w.fn = on_timer;
+	if (app.timer_w.fd < 0 || timerfd_settime(app.timer_w.fd, 0, &its, NULL) < 0 ||
+	    ev_add(&app.timer_w, EPOLLIN) < 0)
+		app_failed("the readiness timer", errno);
+}
+
+/* The app disk's device, found by its serial. */
+static int find_disk(char *dev, size_t n)
+{
+	for (char c = 'a'; c <= 'z'; c++) {
+		char path[40], serial[64];
+		int len;
+
+		kfmt(path, sizeof(path), "/sys/block/vd%c/serial", c);
+		len = boot_read_file(path, serial, sizeof(serial));
+		if (len < 0)
+			continue;
+		if (len && serial[len - 1] == '\n')
+			serial[len - 1] = '\0';
+		if (!strcmp(serial, APP_SERIAL)) {
+			kfmt(dev, n, "/dev/vd%c", c);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int failed(const char *what)
+{
+	app_failed(what, errno);
+	return -1;
+}
+
+static int mount_bundle(const char *dev)
+{
+	static const char *const dirs[] = { "/run/kuasar",     APP_DIR,
+		                            APP_DIR "/lower",  APP_DIR "/rw",
+		                            APP_DIR "/bundle", APP_DIR "/bundle/rootfs" };
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		mkdir(dirs[i], 0755);
+	if (mount(dev, APP_DIR "/lower", "erofs", MS_RDONLY, NULL) < 0)
+		return failed("mount the app disk (erofs)");
+	if (mount("tmpfs", APP_DIR "/rw", "tmpfs", 0, "mode=0755") < 0 ||
+	    mkdir(APP_DIR "/rw/upper", 0755) < 0 || mkdir(APP_DIR "/rw/work", 0755) < 0)
+		return failed("make the app's writable layer");
+	if (mount("overlay", APP_DIR "/bundle/rootfs", "overlay", 0,
+	          "lowerdir=" APP_DIR "/lower/rootfs,upperdir=" APP_DIR "/rw/upper,workdir=" APP_DIR
+	          "/rw/work") < 0)
+		return failed("mount the app's root overlay");
+	if (symlink("../lower/config.json", APP_DIR "/bundle/config.json") < 0)
+		return failed("link the app's config.json");
+	return 0;
+}
+
+/* <bundle>/ready: "tcp:PORT", "log:PATTERN", or none (ready once started). */
+static int read_ready(void)
+{
+	char buf[300];
+	int len = boot_read_file(APP_DIR "/lower/ready", buf, sizeof(buf));
+	const char *end;
+
+	if (len < 0)
+		return errno == ENOENT ? 0 : failed("read the readiness spec");
+	while (len && buf[len - 1] == '\n')
+		buf[--len] = '\0';
+	if (!strncmp(buf, "tcp:", 4)) {
+		app.port = (unsigned)parse_u64(buf + 4, &end);
+		app.kind = READY_TCP;
+		if (!*end && app.port && app.port < 65536)
+			return 0;
+	} else if (!strncmp(buf, "log:", 4) && len - 4 < (int)sizeof(app.pattern)) {
+		kfmt(app.pattern, sizeof(app.pattern), "%s", buf + 4);
+		app.kind = READY_LOG;
+		if (re_match(app.pattern, "") >= 0)
+			return 0;
+	}
+	app_failed("bad readiness spec (tcp:PORT or log:PATTERN)", 0);
+	return -1;
+}
+
+void app_boot(void)
+{
+	static const struct ctr_stdio io = { .uri = { "", "file://" APP_LOG, "file://" APP_LOG } };
+	static const struct ctr_created done = { .fn = on_created };
+	char dev[16], e[160];
+
+	app.timer_w.fd = -1;
+	if (find_disk(dev, sizeof(dev)) < 0)
+		return;
+	app.st.state = kuasar_sandbox_v1_AppStatus_State_STARTING;
+	info("app: bundle on %s", dev);
+	if (mount_bundle(dev) < 0 || read_ready() < 0)
+		return;
+	app.console = open("/dev/console", O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (mkfifo(APP_LOG, 0600) < 0) {
+		app_failed("make the app's log pipe", errno);
+		return;
+	}
+	app.log_w.fd = open(APP_LOG, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	app.log_w.fn = on_log;
+	if (app.log_w.fd < 0 || ev_add(&app.log_w, EPOLLIN) < 0)
+		app_failed("watch the app's log pipe", errno);
+	else if (ctr_create(APP_ID, APP_DIR "/bundle", &io, &done, e, sizeof(e)))
+		app_failed(e, 0);
+}
+
+void app_status(kuasar_sandbox_v1_AppStatus *out)
+{
+	app_refresh();
+	*out = app.st;
+}
