@@ -165,6 +165,12 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 		add(&a, "-device");
 		add(&a, "virtio-blk-device,drive=root");
 	}
+	if (cfg->app_disk && cfg->app_disk[0]) {
+		add(&a, "-drive");
+		add(&a, "id=app,file=%s,format=raw,if=none,readonly=on", cfg->app_disk);
+		add(&a, "-device");
+		add(&a, "virtio-blk-device,drive=app,serial=kuasar-app");
+	}
 	if (!cfg->restore)
 		add_cmdline(&a, cfg, accel);
 	else if (cfg->no_guest)

@@ -163,6 +163,7 @@ int tpl_key(const struct tpl_store *s, const struct vm_config *cfg, enum accel a
 	if (add_digest(s, f, "kernel", cfg->kernel, err) == 0 &&
 	    add_digest(s, f, "initrd", cfg->initrd, err) == 0 &&
 	    add_digest(s, f, "image", cfg->image, err) == 0 &&
+	    add_digest(s, f, "app", cfg->app_disk, err) == 0 &&
 	    add_digest(s, f, "vmm", qemu, err) == 0) {
 		argv = qemu_argv(&c, &p, "T", accel);
 		for (char **a = argv; *a; a++)
@@ -211,6 +212,8 @@ static int read_meta(const struct template *t, struct tpl_info *in, kerr_t *err)
 	in->vcpus = (unsigned)jget_int(o, "vcpus", -1);
 	in->state_bytes = jget_int(o, "state_bytes", -1);
 	in->build_ms = json_object_object_get_ex(o, "build_ms", &v) ? json_object_get_double(v) : 0;
+	in->app_ready_ms =
+	        json_object_object_get_ex(o, "app_ready_ms", &v) ? json_object_get_double(v) : 0;
 	json_object_put(o);
 	return 0;
 }
@@ -233,6 +236,8 @@ static int write_meta(const struct template *t, const struct tpl_info *in, kerr_
 	json_object_object_add(o, "state_bytes", json_object_new_int64(in->state_bytes));
 	json_object_object_add(o, "state_sha256", json_object_new_string(in->state_sha256));
 	json_object_object_add(o, "build_ms", json_object_new_double(in->build_ms));
+	if (in->app_ready_ms > 0)
+		json_object_object_add(o, "app_ready_ms", json_object_new_double(in->app_ready_ms));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 	rc = write_file_atomic(t->meta, s, strlen(s), err);
 	json_object_put(o);
@@ -438,6 +443,10 @@ int tpl_build(const struct tpl_store *s, const struct vm_config *cfg, enum accel
 	rc = scratch_nics(s, &c, nics, err);
 	if (rc == 0)
 		rc = vm_start(&vm, &c, t->dir, 0, err);
+	/* An appliance is saved with its app running and ready: clones restore serving. */
+	if (rc == 0 && c.app_disk && c.app_disk[0] &&
+	    (rc = vm_wait_app(&vm, c.app_timeout_ms, &in->app_ready_ms, err)) < 0)
+		vm_destroy(&vm);
 	if (rc == 0) {
 		rc = save(&vm, t, mem_tmp, in, err);
 		vm_destroy(&vm);

@@ -53,6 +53,7 @@ struct tpl_info {
 	char state_sha256[SHA256_HEX_SIZE];
 	char mem[KPATH_SIZE];
 	double build_ms;
+	double app_ready_ms; /* an appliance's app: its start to ready, in the template VM */
 	/* Not in meta.json: what the memory file holds now (it is sparse), and when a clone
 	 * was last restored from it (or it was built). */
 	unsigned long long mem_used_kib;

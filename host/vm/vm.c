@@ -550,3 +550,60 @@ void vm_remove_dir(struct vm *vm)
 	if (rm_tree(vm->paths.dir) < 0)
 		fprintf(stderr, "kuasar: warning: remove %s: %s\n", vm->paths.dir, strerror(errno));
 }
+
+/* ---- appliances ---- */
+
+static int app_not_ready(struct vm *vm, const Kuasar__Sandbox__V1__AppStatus *a, kerr_t *err)
+{
+	char tail[1024];
+
+	vm_console_tail(vm, tail, sizeof(tail));
+	if (!a || a->state == KUASAR__SANDBOX__V1__APP_STATUS__STATE__NONE)
+		return kerr_set(err, ENOENT,
+		                "the guest runs no app (no appliance disk, or a guest "
+		                "without appliance support)");
+	if (a->state == KUASAR__SANDBOX__V1__APP_STATUS__STATE__EXITED)
+		return kerr_set(err, ECHILD,
+		                "the app exited with status %u before it was ready; "
+		                "console:\n%s",
+		                a->exit_status, tail);
+	return kerr_set(err, EIO, "the app could not start: %s; console:\n%s", a->detail, tail);
+}
+
+int vm_wait_app(struct vm *vm, int timeout_ms, double *ready_ms, kerr_t *err)
+{
+	int64_t deadline = mono_ns() + (int64_t)(timeout_ms > 0 ? timeout_ms : 60000) * 1000000;
+
+	for (;;) {
+		agent_check_t *r = NULL;
+		const Kuasar__Sandbox__V1__AppStatus *a;
+		int64_t next = mono_ns() + 20000000;
+		kerr_t e;
+		int rc = 1;
+
+		if (agent_check(&vm->link, &r, mono_ns() + 10000000000LL, err) < 0)
+			return kerr_wrap(err, "waiting for the app to be ready");
+		a = r->app;
+		if (a && a->state == KUASAR__SANDBOX__V1__APP_STATUS__STATE__READY) {
+			if (ready_ms)
+				*ready_ms = (double)(a->ready_ns - a->started_ns) / 1e6;
+			rc = 0;
+		} else if (!a || a->state != KUASAR__SANDBOX__V1__APP_STATUS__STATE__STARTING) {
+			rc = app_not_ready(vm, a, err);
+		} else if (mono_ns() >= deadline) {
+			char tail[1024];
+
+			vm_console_tail(vm, tail, sizeof(tail));
+			rc = kerr_set(err, ETIMEDOUT,
+			              "the app was not ready within %d ms (it is still starting); "
+			              "console:\n%s",
+			              timeout_ms, tail);
+		}
+		agent_check_free(r);
+		if (rc <= 0)
+			return rc;
+		while (mono_ns() < next)
+			if (vm_wait_for(vm, -1, 0, next, &e) < 0 && e.errnum != ETIMEDOUT)
+				return kerr_set(err, e.errnum, "waiting for the app: %s", e.msg);
+	}
+}

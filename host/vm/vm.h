@@ -80,6 +80,10 @@ int vm_floor(struct vm *vm, const struct vm_config *cfg, const char *run_dir, ke
 /* For a template: saves the running VM's device state to state_path (guest RAM stays in
  * the shared memory file: x-ignore-shared), then stops the VMM and waits for its exit. */
 int vm_save_template(struct vm *vm, const char *state_path, kerr_t *err);
+/* An appliance: waits until the guest reports its app ready (polling Check). Its app's
+ * start-to-ready time goes to ready_ms. An app that failed or exited, or is not ready after
+ * timeout_ms, is an error that quotes the console. */
+int vm_wait_app(struct vm *vm, int timeout_ms, double *ready_ms, kerr_t *err);
 /* The accelerator a start with cfg would use: cfg's, or what auto decided on this host
  * boot. -1 while auto is undecided (KVM opens but no guest has run under it yet). */
 int vm_known_accel(const struct vm_config *cfg, const char *run_dir, enum accel *out);

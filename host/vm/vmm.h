@@ -29,6 +29,11 @@ struct vm_config {
 	const char *kernel; /* PVH vmlinux or bzImage */
 	const char *initrd; /* NULL or "" to boot from image */
 	const char *image;  /* raw root disk (root=/dev/vda, read-only), or NULL */
+	/* An appliance's bundle (EROFS, read-only, shared by every clone): a virtio-blk disk
+	 * with the serial "kuasar-app", whose app kuasar-init runs at boot. A template of it is
+	 * saved only once the app is ready, within app_timeout_ms. NULL: no app. */
+	const char *app_disk;
+	int app_timeout_ms;
 	unsigned memory_mib;
 	unsigned vcpus;
 	enum accel accel;
