@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,34 +103,7 @@ static int parse(int argc, char **argv, struct bench *b)
 	return optind == argc ? 0 : -1;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-struct stats {
-	double min, median, p90, mean;
-};
-
-static struct stats stats_of(const double *v, int n)
-{
-	double sorted[MAX_RUNS], sum = 0;
-	struct stats s = { 0 };
-
-	if (n <= 0)
-		return s;
-	memcpy(sorted, v, (size_t)n * sizeof(double));
-	qsort(sorted, (size_t)n, sizeof(double), cmp_double);
-	for (int i = 0; i < n; i++)
-		sum += sorted[i];
-	s.min = sorted[0];
-	s.median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-	s.p90 = sorted[(int)ceil(0.9 * n) - 1];
-	s.mean = sum / n;
-	return s;
-}
+#define stats_of ctl_stats_of
 
 static double ms_between(int64_t a, int64_t b)
 {
@@ -253,7 +225,7 @@ static json_object *json_series(const struct series *s)
 {
 	json_object *o = json_object_new_object(), *link = json_object_new_array(),
 	            *ready = json_object_new_array();
-	struct stats st = stats_of(s->link, s->n);
+	struct ctl_stats st = stats_of(s->link, s->n);
 
 	for (int i = 0; i < s->n; i++) {
 		json_object_array_add(link, json_object_new_double(s->link[i]));
@@ -310,89 +282,17 @@ static void write_json(const struct bench *b, double r_floor, double c_restore)
 	json_object_put(o);
 }
 
-/* ---- SVG: one row per mode, every run a dot on a log time axis, the median a bar ---- */
-
-#define SVG_W 760
-#define SVG_LEFT 90
-#define SVG_RIGHT 30
-#define SVG_ROW 60
-#define SVG_TOP 40
-
-static double svg_x(double ms, double lo, double hi)
-{
-	return SVG_LEFT +
-	       (log10(ms) - log10(lo)) / (log10(hi) - log10(lo)) * (SVG_W - SVG_LEFT - SVG_RIGHT);
-}
-
-static void svg_axis(FILE *f, double lo, double hi, int y)
-{
-	static const double ticks[] = {
-		1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000
-	};
-
-	fprintf(f, "<line x1='%d' y1='%d' x2='%d' y2='%d' stroke='#444'/>\n", SVG_LEFT, y,
-	        SVG_W - SVG_RIGHT, y);
-	for (size_t i = 0; i < sizeof(ticks) / sizeof(ticks[0]); i++) {
-		double x;
-
-		if (ticks[i] < lo || ticks[i] > hi)
-			continue;
-		x = svg_x(ticks[i], lo, hi);
-		fprintf(f,
-		        "<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='#ddd'/>"
-		        "<text x='%.1f' y='%d' text-anchor='middle'>%g</text>\n",
-		        x, SVG_TOP - 10, x, y, x, y + 16, ticks[i]);
-	}
-	fprintf(f,
-	        "<text x='%d' y='%d' text-anchor='middle'>ms from VMM spawn (log scale)</text>\n",
-	        (SVG_W + SVG_LEFT) / 2, y + 34);
-}
-
 static void write_svg(const struct bench *b)
 {
 	static const char *const color[N_MODES] = { "#888", "#1a7f37", "#cf222e" };
-	double lo = 1e9, hi = 0;
-	int h = SVG_TOP + N_MODES * SVG_ROW + 50;
-	FILE *f = fopen(b->svg_path, "we");
+	struct ctl_row rows[N_MODES];
+	char title[160];
 
-	if (!f) {
-		fprintf(stderr, "kuasar-ctl: warning: %s: %s\n", b->svg_path, strerror(errno));
-		return;
-	}
 	for (int m = 0; m < N_MODES; m++)
-		for (int i = 0; i < b->s[m].n; i++) {
-			lo = fmin(lo, b->s[m].link[i]);
-			hi = fmax(hi, b->s[m].link[i]);
-		}
-	lo = pow(10, floor(log10(lo > 0 ? lo : 1)));
-	hi = pow(10, ceil(log10(hi > lo ? hi : lo * 10)));
-	fprintf(f,
-	        "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
-	        "font-family='sans-serif' font-size='12'>\n"
-	        "<rect width='100%%' height='100%%' fill='white'/>\n"
-	        "<text x='%d' y='20' font-size='14'>sandbox start, %u interleaved runs each "
-	        "(%u MiB, %u vCPU)</text>\n",
-	        SVG_W, h, SVG_LEFT, b->runs, b->cfg.memory_mib, b->cfg.vcpus);
-	for (int m = 0; m < N_MODES; m++) {
-		int y = SVG_TOP + m * SVG_ROW + SVG_ROW / 2;
-		struct stats st = stats_of(b->s[m].link, b->s[m].n);
-		double mx = svg_x(st.median, lo, hi);
-
-		fprintf(f, "<text x='%d' y='%d' text-anchor='end'>%s</text>\n", SVG_LEFT - 10,
-		        y + 4, mode_name[m]);
-		for (int i = 0; i < b->s[m].n; i++)
-			fprintf(f,
-			        "<circle cx='%.1f' cy='%d' r='3' fill='%s' fill-opacity='0.5'/>\n",
-			        svg_x(b->s[m].link[i], lo, hi), y + (i % 5 - 2) * 3, color[m]);
-		fprintf(
-		    f,
-		    "<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='black' stroke-width='2'/>"
-		    "<text x='%.1f' y='%d' text-anchor='middle'>%.1f</text>\n",
-		    mx, y - 14, mx, y + 14, mx, y - 17, st.median);
-	}
-	svg_axis(f, lo, hi, SVG_TOP + N_MODES * SVG_ROW);
-	fprintf(f, "</svg>\n");
-	fclose(f);
+		rows[m] = (struct ctl_row){ mode_name[m], color[m], b->s[m].link, b->s[m].n };
+	snprintf(title, sizeof(title), "sandbox start, %u interleaved runs each (%u MiB, %u vCPU)",
+	         b->runs, b->cfg.memory_mib, b->cfg.vcpus);
+	ctl_svg(b->svg_path, title, "ms from VMM spawn (log scale)", rows, N_MODES);
 }
 
 static void summary(const struct bench *b, double r_floor, double c_restore)
@@ -403,8 +303,8 @@ static void summary(const struct bench *b, double r_floor, double c_restore)
 	printf("  %-8s %9s %9s %9s   %s\n", "mode", "min ms", "median", "p90",
 	       "ready (unique) median");
 	for (int m = 0; m < N_MODES; m++) {
-		struct stats st = stats_of(b->s[m].link, b->s[m].n),
-		             rd = stats_of(b->s[m].ready, b->s[m].n);
+		struct ctl_stats st = stats_of(b->s[m].link, b->s[m].n),
+		                 rd = stats_of(b->s[m].ready, b->s[m].n);
 
 		printf("  %-8s %9.1f %9.1f %9.1f   %s", mode_name[m], st.min, st.median, st.p90,
 		       m == M_FLOOR ? "(QEMU until QMP answers, no guest)\n" : "");

@@ -36,9 +36,7 @@ static int usage(void)
 	return 2;
 }
 
-/* KVM opens but no guest has run under it yet: one throwaway boot decides (and the
- * verdict is remembered for this host boot). */
-static int decide_accel(const struct vm_config *cfg, enum accel *accel)
+int ctl_decide_accel(const struct vm_config *cfg, enum accel *accel)
 {
 	struct vm vm;
 	char id[ID_MAX + 1];
@@ -83,7 +81,7 @@ static int build(int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage();
-	if (vm_known_accel(&cfg, ctl_run_dir(), &accel) < 0 && decide_accel(&cfg, &accel) < 0)
+	if (vm_known_accel(&cfg, ctl_run_dir(), &accel) < 0 && ctl_decide_accel(&cfg, &accel) < 0)
 		return 1;
 	lock = tpl_acquire(s, &cfg, accel, 1, &t, &in, &built, &err);
 	if (lock < 0)
