@@ -3,12 +3,23 @@
 # filesystem tests/make-bundle.sh makes, for `ctr images import`: tests run containerd
 # offline, so the sandbox (pause) image and the container image are made here.
 #
-# usage: tests/make-image.sh OUT.tar NAME [CMD...]
+# usage: tests/make-image.sh [--layer DIR]... [--expose PORT] OUT.tar NAME [CMD...]
 #   NAME is the image's full reference (io.containerd.image.name), e.g. kuasar.invalid/busybox:test
+#   --layer DIR adds DIR's files as one more layer on top (a file named .wh.X in it is a
+#   whiteout of X); --expose records PORT/tcp in the image config.
 set -euo pipefail
 
 die() { printf 'make-image: fatal: %s\n' "$*" >&2; exit 1; }
 
+extra=()
+expose=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--layer) [ -d "${2:-}" ] || die "--layer needs a directory"; extra+=("$(cd "$2" && pwd)"); shift 2 ;;
+	--expose) expose=${2:-}; shift 2 ;;
+	*) break ;;
+	esac
+done
 out=${1:-}
 name=${2:-}
 [ -n "$out" ] && [ -n "$name" ] || die "usage: $0 OUT.tar NAME [CMD...]"
@@ -29,18 +40,27 @@ blob() { # FILE -> prints its digest and moves it into blobs/
 	echo "$d"
 }
 
-tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/bundle/rootfs" \
-	-cf "$work/layer.tar" .
-diff_id=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
-gzip -n -9 "$work/layer.tar"
-layer_size=$(stat -c %s "$work/layer.tar.gz")
-layer=$(blob "$work/layer.tar.gz")
+layers=()
+add_layer() { # DIR: one more gzip layer; records "diff_id:digest:size"
+	local diff_id size digest
+	tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$1" -cf "$work/layer.tar" .
+	diff_id=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
+	gzip -n -9 "$work/layer.tar"
+	size=$(stat -c %s "$work/layer.tar.gz")
+	digest=$(blob "$work/layer.tar.gz")
+	layers+=("$diff_id:$digest:$size")
+}
+add_layer "$work/bundle/rootfs"
+for d in "${extra[@]}"; do
+	add_layer "$d"
+done
 
-python3 - "$work" "$name" "$diff_id" "$layer" "$layer_size" "${cmd[@]}" <<'PY'
+python3 - "$work" "$name" "$expose" "${layers[*]}" "${cmd[@]}" <<'PY'
 import hashlib, json, os, sys
 
-work, name, diff_id, layer, layer_size = sys.argv[1:6]
-cmd = sys.argv[6:]
+work, name, expose, layers = sys.argv[1:5]
+layers = [l.split(":") for l in layers.split()]
+cmd = sys.argv[5:]
 blobs = os.path.join(work, "img", "blobs", "sha256")
 
 def put(obj):
@@ -54,15 +74,17 @@ config = {
     "architecture": "amd64", "os": "linux",
     "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                "Cmd": cmd, "WorkingDir": "/"},
-    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff_id]},
+    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + l[0] for l in layers]},
 }
+if expose:
+    config["config"]["ExposedPorts"] = {expose + "/tcp": {}}
 cd, cs = put(config)
 manifest = {
     "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
     "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                "digest": "sha256:" + cd, "size": cs},
     "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                "digest": "sha256:" + layer, "size": int(layer_size)}],
+                "digest": "sha256:" + l[1], "size": int(l[2])} for l in layers],
 }
 md, ms = put(manifest)
 index = {

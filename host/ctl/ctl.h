@@ -42,7 +42,27 @@ struct vm;
 /* Lays out <share>/ctr for a bundle: its root bind-mounted, a config.json for the guest. */
 int ctl_stage(struct vm *vm, const struct ctl_run_opts *o, kerr_t *err);
 
+/* Benchmark figures (ctl_plot.c). */
+struct ctl_stats {
+	double min, median, p90, mean;
+};
+struct ctl_stats ctl_stats_of(const double *v, int n);
+struct ctl_row {
+	const char *name, *color;
+	const double *ms;
+	int n;
+};
+/* An SVG: one row per series, every value a dot on a log axis, the median a bar. */
+void ctl_svg(const char *path, const char *title, const char *axis, const struct ctl_row *rows,
+             int n_rows);
+/* KVM opens but no guest has run under it yet: one throwaway boot decides (remembered for
+ * this host boot). -1 with the error printed. */
+int ctl_decide_accel(const struct vm_config *cfg, enum accel *accel);
+
 int ctl_run(int argc, char **argv);
+/* kuasar-ctl appliance (ctl_appliance.c) and bench appliance. */
+int ctl_appliance(int argc, char **argv);
+int ctl_bench_appliance(int argc, char **argv);
 int ctl_bench(int argc, char **argv);
 int ctl_template(int argc, char **argv);
 int ctl_bench_startup(int argc, char **argv);

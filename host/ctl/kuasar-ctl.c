@@ -551,6 +551,8 @@ static const struct command commands[] = {
 	  "start" },
 	{ "cri", ctl_cri, "a small CRI client for containerd (pods, containers, exec, pod bench)" },
 	{ "template", ctl_template, "VM templates: build, list, rm, prune" },
+	{ "appliance", ctl_appliance,
+	  "OCI images made bootable: build an appliance's snapshot, run clones already serving" },
 	{ "ping", cmd_ping, "check that a kept VM's kuasar-init answers" },
 	{ "shutdown", cmd_shutdown, "power off a kept VM and remove its files" },
 	{ "list", cmd_list, "list kept VMs (-l: how each started, its VMM's USS/PSS/RSS)" },
