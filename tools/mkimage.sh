@@ -6,9 +6,9 @@
 #   for hosts that boot from a disk: root=/dev/vda. ext4 images are writable (size fixed by
 #   --size, default 16 MiB); erofs images are read-only and as small as their content.
 #
-# usage: tools/mkimage.sh --app IMAGE.tar [--ready tcp:PORT | --ready log:PATTERN]
-#                         [--memory MiB] [--vcpus N] [--kernel K] [--initrd I]
-#                         [--no-snapshot] -o DIR [-- ARGS...]
+# usage: tools/mkimage.sh --app IMAGE.tar [--ready tcp:PORT | log:PATTERN | start]
+#                         [--ready-timeout MS] [--memory MiB] [--vcpus N] [--kernel K]
+#                         [--initrd I] [--no-snapshot] -o DIR [-- ARGS...]
 #   An appliance: the OCI image archive's app as an EROFS disk (its runtime bundle:
 #   config.json from the image config, rootfs/ from its layers, the readiness spec), with
 #   the kernel, the initrd and app.json in DIR; then `kuasar-ctl appliance build DIR` boots
@@ -26,9 +26,9 @@ usage() { die "usage: $0 --init BIN --out IMG [--fs ext4|erofs] [--size MiB] | -
 here=$(cd "$(dirname "$0")" && pwd)
 
 # ---- appliances ----
-app_usage() { die "usage: $0 --app IMAGE.tar [--ready tcp:PORT|log:PATTERN] [--memory MiB] [--vcpus N] [--kernel K] [--initrd I] [--no-snapshot] -o DIR [-- ARGS...]"; }
+app_usage() { die "usage: $0 --app IMAGE.tar [--ready tcp:PORT|log:PATTERN] [--ready-timeout MS] [--memory MiB] [--vcpus N] [--kernel K] [--initrd I] [--no-snapshot] -o DIR [-- ARGS...]"; }
 appliance() {
-	local image= ready= out= memory=256 vcpus=1 snapshot=1 args=()
+	local image= ready= out= memory=256 vcpus=1 snapshot=1 timeout=120000 args=()
 	local kernel="$here/../bin/vmlinux.bin" initrd="$here/../bin/kuasar.initrd"
 	local ctl="$here/../bin/kuasar-ctl"
 	while [ $# -gt 0 ]; do
@@ -37,6 +37,7 @@ appliance() {
 		--ready) ready=${2:-}; [ -n "$ready" ] || app_usage; shift 2 ;;
 		-o | --out) out=${2:-}; shift 2 ;;
 		--memory) memory=${2:-}; shift 2 ;;
+		--ready-timeout) timeout=${2:-}; shift 2 ;;
 		--vcpus) vcpus=${2:-}; shift 2 ;;
 		--kernel) kernel=${2:-}; shift 2 ;;
 		--initrd) initrd=${2:-}; shift 2 ;;
@@ -47,7 +48,7 @@ appliance() {
 	done
 	[ -n "$image" ] && [ -n "$out" ] || app_usage
 	[ -f "$image" ] || die "$image: no such file"
-	case "$memory$vcpus" in *[!0-9]*) die "--memory and --vcpus are numbers" ;; esac
+	case "$memory$vcpus$timeout" in *[!0-9]* | '') die "--memory, --vcpus and --ready-timeout are numbers" ;; esac
 	[ -f "$kernel" ] || die "kernel $kernel not found (make kernel)"
 	[ -f "$initrd" ] || die "initrd $initrd not found (make bin/kuasar.initrd)"
 	[ "$(id -u)" = 0 ] || die "run as root: the app's files keep their owners"
@@ -61,6 +62,8 @@ appliance() {
 	[ ${#args[@]} -gt 0 ] && opts+=(-- "${args[@]}")
 	summary=$("$here/oci2bundle.py" "$image" "$stage/bundle" "${opts[@]}") ||
 		die "$image: could not make the app's bundle"
+	local made=0
+	[ -d "$out" ] || made=1
 	mkdir -p "$out"
 	# A fixed UUID and time: the same bundle gives the same disk, and keeps its snapshot.
 	SOURCE_DATE_EPOCH=0 mkfs.erofs --quiet -U 6b756173-6172-4170-8000-000000000000 \
@@ -69,12 +72,12 @@ appliance() {
 	cp --reflink=auto "$kernel" "$out/vmlinux.tmp" && mv "$out/vmlinux.tmp" "$out/vmlinux"
 	cp --reflink=auto "$initrd" "$out/kuasar.initrd.tmp" &&
 		mv "$out/kuasar.initrd.tmp" "$out/kuasar.initrd"
-	python3 - "$out/app.json" "$summary" "$memory" "$vcpus" <<'PY'
+	python3 - "$out/app.json" "$summary" "$memory" "$vcpus" "$timeout" <<'PY'
 import json, sys
-path, summary, memory, vcpus = sys.argv[1:5]
+path, summary, memory, vcpus, timeout = sys.argv[1:6]
 app = json.loads(summary)
 app.update({"kernel": "vmlinux", "initrd": "kuasar.initrd", "disk": "app.erofs",
-            "memory_mib": int(memory), "vcpus": int(vcpus)})
+            "memory_mib": int(memory), "vcpus": int(vcpus), "ready_timeout_ms": int(timeout)})
 with open(path + ".tmp", "w") as f:
     json.dump(app, f, indent=1)
     f.write("\n")
@@ -84,7 +87,13 @@ PY
 		"$(stat -c %s "$out/app.erofs")" >&2
 	if [ "$snapshot" = 1 ]; then
 		[ -x "$ctl" ] || die "$ctl not found (make host)"
-		"$ctl" appliance build "$out"
+		if ! "$ctl" appliance build "$out"; then
+			# Nothing half made stays: the files written here go, the directory too if
+			# this made it (the build itself left no snapshot, VM or memory file).
+			rm -rf "$out"/{app.erofs,vmlinux,kuasar.initrd,app.json,templates}
+			[ "$made" = 0 ] || rmdir "$out" 2>/dev/null || true
+			die "$out: the snapshot could not be built"
+		fi
 	fi
 }
 case " $* " in *" --app "*) appliance "$@"; exit ;; esac

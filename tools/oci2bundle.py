@@ -5,7 +5,8 @@ usage: tools/oci2bundle.py IMAGE.tar OUT_DIR [--ready SPEC] [--platform linux/am
                            [-- ARGS...]
 
 IMAGE.tar is an OCI image layout (oci-layout, index.json, blobs/) or a `docker save`
-archive (manifest.json). OUT_DIR gets rootfs/ (the layers applied in order, whiteouts
+archive (manifest.json). SPEC is tcp:PORT, log:PATTERN or start (ready once started).
+OUT_DIR gets rootfs/ (the layers applied in order, whiteouts
 honoured, owners, modes, times, devices and xattrs kept), config.json (the runtime spec from
 the image config: entrypoint and command, env, user, working directory) and `ready` when a
 readiness spec is given or the image exposes exactly one TCP port. Prints a JSON summary
@@ -308,12 +309,15 @@ def runtime_spec(root, cfg, args):
 
 
 def check_ready(spec):
+    if spec == "start":
+        return ""
     kind, _, arg = spec.partition(":")
     if kind == "tcp" and arg.isdigit() and 0 < int(arg) < 65536:
         return spec
     if kind == "log" and arg and len(arg) < 256 and "\n" not in arg:
         return spec
-    raise Fatal(f"readiness {spec!r}: tcp:PORT (1-65535) or log:PATTERN (under 256 bytes)")
+    raise Fatal(f"readiness {spec!r}: tcp:PORT (1-65535), log:PATTERN (under 256 bytes) "
+                "or start")
 
 
 def default_ready(cfg):

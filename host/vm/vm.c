@@ -522,6 +522,8 @@ int vm_prepare_guest(struct vm *vm, struct guest_prep *out, kerr_t *err)
 	    agent_sync_clock(&vm->link, &out->clock, deadline, err) < 0 ||
 	    agent_set_hostname(&vm->link, vm->hostname, deadline, err) < 0)
 		return -1;
+	if (vm->no_share)
+		return 0;
 	return agent_mount_share(&vm->link, "9p", &out->share_magic, deadline, err);
 }
 

@@ -54,6 +54,8 @@ struct vm {
 	char boot_mode[16];
 	char template_key[33];
 	char boot_note[512];
+	int no_share; /* vm_prepare_guest leaves the share unmounted (appliances bring their root)
+	               */
 };
 
 struct guest_prep {
