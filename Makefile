@@ -93,7 +93,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(TESTBIN)/%,$(wildcard tests/unit/test-
 
 .PHONY: all help deps guest host kernel image test test-unit test-bats check demo bench bench-boot \
 	fuzz fuzz-build fuzz-regress fuzz-targets stress \
-	bench-container bench-pod bench-net bench-startup demo-cri install \
+	bench-container bench-pod bench-net bench-startup bench-appliance demo-cri install \
 	check-size check-kernel-config clean distclean format
 .DEFAULT_GOAL := all
 # Generated sources are kept, not deleted as intermediates.
@@ -422,7 +422,10 @@ bench-startup: all $(BIN)/vmlinux.bin ## sandbox start: template restore vs bare
 		--svg $(BIN)/bench/startup.svg; rc=$$?; \
 		$(BIN)/kuasar-ctl template rm --all >/dev/null; rmdir "$$KUASAR_TEMPLATE_MEM_DIR"; exit $$rc
 
-bench: bench-startup bench-boot bench-container bench-pod bench-net ## every benchmark (ratios against a baseline in the same run)
+bench-appliance: all $(BIN)/vmlinux.bin ## appliances: restore vs cold boot to the first HTTP answer, vs the VMM floor; memory
+	$(Q)tools/bench-appliance.sh
+
+bench: bench-startup bench-boot bench-container bench-pod bench-net bench-appliance ## every benchmark (ratios against a baseline in the same run)
 
 format: ## clang-format every C source
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')

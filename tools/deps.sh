@@ -9,7 +9,7 @@ pkgs=(
 	protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libjson-c-dev
 	libmnl-dev libnghttp2-dev
 	# guest build: musl, nanopb's generator (its runtime comes from the source package)
-	musl-tools nanopb python3-protobuf dpkg-dev linux-libc-dev
+	musl-tools nanopb python3 python3-protobuf dpkg-dev linux-libc-dev
 	# kernel build
 	linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils patch
 	# images
