@@ -38,16 +38,14 @@ setup() {
 	common_setup
 	export KUASAR_TEMPLATE_MEM_DIR=/dev/shm/kuasar-test-$(basename "$KUASAR_RUN_DIR")
 	APP=$KUASAR_RUN_DIR/app
-	NETNS=()
+	NS_PREFIX=kapp-$(basename "$KUASAR_RUN_DIR" | tr -dc 'a-zA-Z0-9')
 }
 
 # mk_ns I: network namespace kapp-<run>-I whose eth0 (10.211.I.2/24) is a veth to the host
 # (kah<I>, 10.211.I.1/24); the clone that attaches to it answers on 10.211.I.2.
 mk_ns() {
-	local i=$1 ns
-	ns=kapp-$(basename "$KUASAR_RUN_DIR" | tr -dc 'a-zA-Z0-9')-$i
+	local i=$1 ns=$NS_PREFIX-$1
 	ip netns add "$ns"
-	NETNS+=("$ns")
 	ip link add "kah$i" type veth peer name eth0 netns "$ns"
 	ip addr add "10.211.$i.1/24" dev "kah$i"
 	ip link set "kah$i" up
@@ -61,7 +59,7 @@ teardown() {
 	local pid leaked=""
 	[ -z "${RUN_PID:-}" ] || kill -TERM "$RUN_PID" 2>/dev/null || true
 	[ -z "${RUN_PID:-}" ] || wait "$RUN_PID" 2>/dev/null || true
-	for ns in "${NETNS[@]}"; do
+	for ns in $(ip netns list | awk -v p="$NS_PREFIX-" 'index($1, p) == 1 { print $1 }'); do
 		# What a clone attached must be gone with it: taps and our tc filters.
 		if ip -n "$ns" link 2>/dev/null | grep -q '_kuasar'; then
 			leaked="$leaked taps in $ns"
