@@ -41,14 +41,14 @@ printf 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\
 printf 'root:x:0:\nuser:x:1000:\n' >"$dir/rootfs/etc/group"
 chown 1000:1000 "$dir/rootfs/home/user" 2>/dev/null || true
 
-python3 - "$dir/config.json" "${opts[@]}" --args "${args[@]}" <<'PY'
+python3 - "$(cd "$(dirname "$0")/../tools" && pwd)" "$dir/config.json" "${opts[@]}" --args "${args[@]}" <<'PY'
 import json, sys
 
-out = sys.argv[1]
-argv = sys.argv[2:]
-caps = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-        "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+tools, out = sys.argv[1:3]
+argv = sys.argv[3:]
+sys.dont_write_bytecode = True  # nothing written into tools/
+sys.path.insert(0, tools)
+from oci2bundle import CAPS as caps, MOUNTS  # the defaults appliances get too
 spec = {
     "ociVersion": "1.1.0",
     "process": {
@@ -64,18 +64,7 @@ spec = {
     },
     "root": {"path": "rootfs", "readonly": False},
     "hostname": "kuasar-test",
-    "mounts": [
-        {"destination": "/proc", "type": "proc", "source": "proc"},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "ro"]},
+    "mounts": [dict(m) for m in MOUNTS] + [
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
          "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
     ],

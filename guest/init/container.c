@@ -781,8 +781,7 @@ int ctr_start(const char *id, const char *exec_id, pid_t *pid, char *err, size_t
 		return fail(err, n, RPC_FAILED_PRECONDITION, "process %d is %s, not created",
 		            p->pid, p->state == P_RUNNING ? "running" : "stopped");
 	if (write(p->start_fd, "s", 1) != 1)
-		return fail(err, n, RPC_INTERNAL, "release process %d: %s", p->pid,
-		            err_str(errno));
+		return fail(err, n, RPC_INTERNAL, "release process %d: %s", p->pid, err_str(errno));
 	close(p->start_fd);
 	p->start_fd = -1;
 	p->state = P_RUNNING;

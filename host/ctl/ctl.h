@@ -55,6 +55,9 @@ struct ctl_row {
 /* An SVG: one row per series, every value a dot on a log axis, the median a bar. */
 void ctl_svg(const char *path, const char *title, const char *axis, const struct ctl_row *rows,
              int n_rows);
+/* Writes o, pretty, to path (a warning if it cannot) and releases o. */
+struct json_object;
+void ctl_write_json(const char *path, struct json_object *o);
 /* KVM opens but no guest has run under it yet: one throwaway boot decides (remembered for
  * this host boot). -1 with the error printed. */
 int ctl_decide_accel(const struct vm_config *cfg, enum accel *accel);

@@ -523,7 +523,7 @@ struct abench {
 	double uss_mib[N_BMODES], pss_mib[N_BMODES];
 	unsigned mem_k[N_BMODES];
 	char key[TPL_KEY_LEN + 1];
-	double build_ms, app_ready_ms;
+	double app_ready_ms;
 };
 
 /* Until an HTTP answer's first bytes arrive from addr:port (connects retried every 2 ms,
@@ -689,7 +689,6 @@ static void bench_report(const struct abench *b)
 static void bench_json(const struct abench *b)
 {
 	json_object *o = json_object_new_object(), *modes = json_object_new_object();
-	FILE *f;
 
 	json_object_object_add(o, "appliance", json_object_new_string(b->a.dir));
 	json_object_object_add(o, "image", json_object_new_string(b->a.name));
@@ -716,14 +715,7 @@ static void bench_json(const struct abench *b)
 		json_object_object_add(modes, bmode_name[m], x);
 	}
 	json_object_object_add(o, "modes", modes);
-	f = fopen(b->json_path, "we");
-	if (f) {
-		fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		fclose(f);
-	} else {
-		fprintf(stderr, "kuasar-ctl: warning: %s: %s\n", b->json_path, strerror(errno));
-	}
-	json_object_put(o);
+	ctl_write_json(b->json_path, o);
 }
 
 static int bench_usage(void)

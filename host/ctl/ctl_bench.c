@@ -193,13 +193,14 @@ int ctl_bench(int argc, char **argv)
 	if (argc < 3 || strcmp(argv[1], "container") ||
 	    (argc == 5 && (strcmp(argv[3], "-n") || ctl_parse_uint(argv[4], 3, 100, &runs) < 0)) ||
 	    (argc != 3 && argc != 5)) {
-		fprintf(stderr,
-		        "usage: kuasar-ctl bench startup [-n RUNS] [-k SANDBOXES] ...\n"
-		        "       kuasar-ctl bench tcp [-n REQUESTS] [--bulk MIB] NAME ADDR NAME "
-		        "ADDR\n"
-		        "       kuasar-ctl bench appliance DIR --network NETNS [-n RUNS] [-k N] ...\n"
-		        "       kuasar-ctl bench container BUNDLE [-n RUNS]\n"
-		        "  the bundle's process should print something and exit\n");
+		fprintf(
+		    stderr,
+		    "usage: kuasar-ctl bench startup [-n RUNS] [-k SANDBOXES] ...\n"
+		    "       kuasar-ctl bench tcp [-n REQUESTS] [--bulk MIB] NAME ADDR NAME "
+		    "ADDR\n"
+		    "       kuasar-ctl bench appliance DIR --network NETNS [-n RUNS] [-k N] ...\n"
+		    "       kuasar-ctl bench container BUNDLE [-n RUNS]\n"
+		    "  the bundle's process should print something and exit\n");
 		return 2;
 	}
 	ctl_config_defaults(&o.cfg);

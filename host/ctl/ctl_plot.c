@@ -1,6 +1,7 @@
 /* Benchmark figures shared by kuasar-ctl's benches: order statistics of a series, and an
  * SVG with one row per series (every run a dot on a log time axis, the median a bar). */
 #include <errno.h>
+#include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,4 +115,17 @@ void ctl_svg(const char *path, const char *title, const char *axis, const struct
 	svg_axis(f, lo, hi, SVG_TOP + n_rows * SVG_ROW, axis);
 	fprintf(f, "</svg>\n");
 	fclose(f);
+}
+
+void ctl_write_json(const char *path, json_object *o)
+{
+	FILE *f = fopen(path, "we");
+
+	if (f) {
+		fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		fclose(f);
+	} else {
+		fprintf(stderr, "kuasar-ctl: warning: %s: %s\n", path, strerror(errno));
+	}
+	json_object_put(o);
 }

@@ -249,7 +249,6 @@ static void write_json(const struct bench *b, double r_floor, double c_restore)
 {
 	json_object *o = json_object_new_object(), *modes = json_object_new_object(),
 	            *mem = json_object_new_object();
-	FILE *f;
 
 	json_object_object_add(o, "template", json_object_new_string(b->key));
 	json_object_object_add(o, "template_built_ms",
@@ -272,14 +271,7 @@ static void write_json(const struct bench *b, double r_floor, double c_restore)
 		json_object_object_add(mem, mode_name[m], x);
 	}
 	json_object_object_add(o, "memory_per_sandbox", mem);
-	f = fopen(b->json_path, "we");
-	if (f) {
-		fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-		fclose(f);
-	} else {
-		fprintf(stderr, "kuasar-ctl: warning: %s: %s\n", b->json_path, strerror(errno));
-	}
-	json_object_put(o);
+	ctl_write_json(b->json_path, o);
 }
 
 static void write_svg(const struct bench *b)

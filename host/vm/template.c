@@ -213,7 +213,7 @@ static int read_meta(const struct template *t, struct tpl_info *in, kerr_t *err)
 	in->state_bytes = jget_int(o, "state_bytes", -1);
 	in->build_ms = json_object_object_get_ex(o, "build_ms", &v) ? json_object_get_double(v) : 0;
 	in->app_ready_ms =
-	        json_object_object_get_ex(o, "app_ready_ms", &v) ? json_object_get_double(v) : 0;
+	    json_object_object_get_ex(o, "app_ready_ms", &v) ? json_object_get_double(v) : 0;
 	json_object_put(o);
 	return 0;
 }

@@ -27,6 +27,7 @@
 #include "../../guest/init/link.h"
 #include "../../guest/init/serve.h"
 #include "../../guest/init/ttrpc.h"
+#include "../unit/boot-stubs.h"
 
 struct boot_state boot = { .init_ns = 250000000, .link_ns = 290000000 };
 static jmp_buf powered_off;

@@ -12,6 +12,7 @@
 #include "../../guest/init/link.h"
 #include "../../guest/init/serve.h"
 #include "../../guest/init/ttrpc.h"
+#include "boot-stubs.h"
 #include "link-abuse.h"
 
 /* What the guest's boot.c and link.c would provide; PID 1 duties stay out of a test. */
@@ -23,18 +24,6 @@ uint32_t link_local_cid(void)
 void boot_poweroff(void)
 {
 	abort();
-}
-uint64_t mono_now(void)
-{
-	return 0;
-}
-int boot_read_file(const char *path, char *buf, size_t size)
-{
-	(void)path;
-	(void)buf;
-	(void)size;
-	errno = ENOENT; /* no app disk in a test process */
-	return -1;
 }
 
 static struct conn srv;
