@@ -6,15 +6,16 @@
 #   for hosts that boot from a disk: root=/dev/vda. ext4 images are writable (size fixed by
 #   --size, default 16 MiB); erofs images are read-only and as small as their content.
 #
-# usage: tools/mkimage.sh --app IMAGE.tar [--ready tcp:PORT | log:PATTERN | start]
+# usage: tools/mkimage.sh --app IMAGE.tar [--ready tcp:PORT | http:PORT[/PATH] | log:PATTERN | start]
 #                         [--ready-timeout MS] [--memory MiB] [--vcpus N] [--kernel K]
 #                         [--initrd I] [--no-snapshot] -o DIR [-- ARGS...]
 #   An appliance: the OCI image archive's app as an EROFS disk (its runtime bundle:
 #   config.json from the image config, rootfs/ from its layers, the readiness spec), with
 #   the kernel, the initrd and app.json in DIR; then `kuasar-ctl appliance build DIR` boots
 #   it once and saves a snapshot with the app running and ready (--no-snapshot: not now).
-#   Without --ready, an image exposing one TCP port is ready when that port accepts, any
-#   other once started. ARGS replace the image's entrypoint and command. The same image
+#   http: waits for an answer to a GET of PATH (and so warms the app's request path up
+#   before the snapshot). Without --ready, an image exposing one TCP port is ready when that
+#   port accepts, any other once started. ARGS replace the image's entrypoint and command. The same image
 #   and options give the same disk, byte for byte, so the snapshot is kept; a changed
 #   image or readiness makes a new one.
 #
@@ -26,7 +27,7 @@ usage() { die "usage: $0 --init BIN --out IMG [--fs ext4|erofs] [--size MiB] | -
 here=$(cd "$(dirname "$0")" && pwd)
 
 # ---- appliances ----
-app_usage() { die "usage: $0 --app IMAGE.tar [--ready tcp:PORT|log:PATTERN] [--ready-timeout MS] [--memory MiB] [--vcpus N] [--kernel K] [--initrd I] [--no-snapshot] -o DIR [-- ARGS...]"; }
+app_usage() { die "usage: $0 --app IMAGE.tar [--ready tcp:PORT|http:PORT/PATH|log:PATTERN|start] [--ready-timeout MS] [--memory MiB] [--vcpus N] [--kernel K] [--initrd I] [--no-snapshot] -o DIR [-- ARGS...]"; }
 appliance() {
 	local image= ready= out= memory=256 vcpus=1 snapshot=1 timeout=120000 args=()
 	local kernel="$here/../bin/vmlinux.bin" initrd="$here/../bin/kuasar.initrd"

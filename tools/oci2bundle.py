@@ -5,7 +5,8 @@ usage: tools/oci2bundle.py IMAGE.tar OUT_DIR [--ready SPEC] [--platform linux/am
                            [-- ARGS...]
 
 IMAGE.tar is an OCI image layout (oci-layout, index.json, blobs/) or a `docker save`
-archive (manifest.json). SPEC is tcp:PORT, log:PATTERN or start (ready once started).
+archive (manifest.json). SPEC is tcp:PORT, http:PORT[/PATH] (an answer to a GET),
+log:PATTERN or start (ready once started).
 OUT_DIR gets rootfs/ (the layers applied in order, whiteouts
 honoured, owners, modes, times, devices and xattrs kept), config.json (the runtime spec from
 the image config: entrypoint and command, env, user, working directory) and `ready` when a
@@ -316,10 +317,14 @@ def check_ready(spec):
     kind, _, arg = spec.partition(":")
     if kind == "tcp" and arg.isdigit() and 0 < int(arg) < 65536:
         return spec
+    port, slash, path = arg.partition("/")
+    if (kind == "http" and port.isdigit() and 0 < int(port) < 65536 and len(path) < 240
+            and not any(c.isspace() for c in path)):
+        return spec
     if kind == "log" and arg and len(arg) < 256 and "\n" not in arg:
         return spec
-    raise Fatal(f"readiness {spec!r}: tcp:PORT (1-65535), log:PATTERN (under 256 bytes) "
-                "or start")
+    raise Fatal(f"readiness {spec!r}: tcp:PORT (1-65535), http:PORT[/PATH], log:PATTERN "
+                "(under 256 bytes) or start")
 
 
 def default_ready(cfg):

@@ -3,14 +3,14 @@
  * boot the init mounts it read-only as the lower layer of an overlay on a tmpfs (so a
  * clone's writes live in its own private memory and never reach the image), runs it as
  * container "app", and watches for readiness: a connect to the port on loopback every
- * 10 ms, or each line of the app's output, which is copied to the console, against the
- * pattern. Check reports the state; the host saves a template once it reads READY. */
+ * 10 ms (with an HTTP GET for http:), or each line of the app's output, which is copied to
+ * the console, against the pattern. Check reports the state; the host saves a template once it
+ * reads READY. */
 #include "app.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mount.h>
@@ -32,17 +32,18 @@
 #define APP_LOG APP_DIR "/log"
 #define PROBE_MS 10
 
-enum ready_kind { READY_START, READY_TCP, READY_LOG };
+enum ready_kind { READY_START, READY_TCP, READY_HTTP, READY_LOG };
 
 static struct {
 	kuasar_sandbox_v1_AppStatus st;
 	enum ready_kind kind;
 	unsigned port;
-	char pattern[256];
+	char pattern[256]; /* log: the pattern; http: the path */
 	char line[512];
 	size_t line_len;
 	int console;
-	struct watch log_w, timer_w;
+	unsigned ticks, probe_ticks, probe_sent;
+	struct watch log_w, timer_w, probe_w;
 } app; /* in .bss: app_boot sets the fds before anything reads them */
 
 static void app_failed(const char *what, int errnum)
@@ -74,6 +75,7 @@ static void app_ready(const char *why)
 	info("app: ready (%s) %llu us after its start", why,
 	     (unsigned long long)(app.st.ready_ns - app.st.started_ns) / 1000);
 	stop_watch(&app.timer_w);
+	stop_watch(&app.probe_w);
 }
 
 /* An app that exited is reported so, with its status, whether or not it was ready. */
@@ -95,30 +97,68 @@ static void app_refresh(void)
 	stop_watch(&app.timer_w);
 }
 
-/* A connect on loopback: refused at once while nothing listens; a handshake still in
- * flight gets 5 ms (it takes microseconds) before this tick gives up on it. */
-static int probe(int family)
+/* One probe in flight at a time: a nonblocking connect to the port on loopback, IPv4 and
+ * IPv6 on alternate ticks. tcp: ready once connected. http: a GET of the path is sent and
+ * the app is ready once its whole answer, starting with "HTTP/", has been read (which also
+ * warms the request path up before a snapshot); an answer that does not end within 5 s is
+ * given up and retried. */
+static void on_probe(struct watch *w, uint32_t events)
+{
+	char buf[300];
+	int e = 0, n;
+	socklen_t len = sizeof(e);
+
+	(void)events;
+	if (app.probe_sent) { /* 1: sent; 2: the answer began with HTTP/ */
+		n = (int)read(w->fd, buf, sizeof(buf));
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n >= 5 && app.probe_sent == 1 && !memcmp(buf, "HTTP/", 5))
+			app.probe_sent = 2;
+		if (n > 0)
+			return;
+		/* The whole answer read: the app is done with the request before a snapshot. */
+		if (n == 0 && app.probe_sent == 2)
+			app_ready("it answered HTTP");
+		stop_watch(w);
+		return;
+	}
+	if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0 || e) {
+		stop_watch(w);
+	} else if (app.kind == READY_TCP) {
+		app_ready("its port accepts");
+	} else {
+		n = (int)kfmt(buf, sizeof(buf), "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n",
+		              app.pattern);
+		app.probe_sent = write(w->fd, buf, (size_t)n) == n;
+		if (!app.probe_sent || ev_mod(w, EPOLLIN) < 0)
+			stop_watch(w);
+	}
+}
+
+static void probe(void)
 {
 	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(app.port) };
 	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(app.port) };
-	struct pollfd p = { .events = POLLOUT };
-	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), rc, e = -1;
-	socklen_t len = sizeof(e);
+	int v6 = app.ticks++ & 1, rc;
 
-	if (fd < 0)
-		return 0;
+	if (app.probe_w.fd >= 0 && ++app.probe_ticks < 5000 / PROBE_MS)
+		return;
+	stop_watch(&app.probe_w);
+	app.probe_ticks = app.probe_sent = 0;
 	a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	a6.sin6_addr = in6addr_loopback;
-	if (family == AF_INET)
-		rc = connect(fd, (struct sockaddr *)&a4, sizeof(a4));
-	else
-		rc = connect(fd, (struct sockaddr *)&a6, sizeof(a6));
-	p.fd = fd;
-	if (rc < 0 && errno == EINPROGRESS && poll(&p, 1, 5) == 1 &&
-	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == 0)
-		rc = e ? -1 : 0;
-	close(fd);
-	return rc == 0;
+	app.probe_w.fd =
+	    socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	app.probe_w.fn = on_probe;
+	if (app.probe_w.fd < 0)
+		return;
+	rc = v6 ? connect(app.probe_w.fd, (struct sockaddr *)&a6, sizeof(a6))
+	        : connect(app.probe_w.fd, (struct sockaddr *)&a4, sizeof(a4));
+	if ((rc < 0 && errno != EINPROGRESS) || ev_add(&app.probe_w, EPOLLOUT) < 0) {
+		close(app.probe_w.fd);
+		app.probe_w.fd = -1;
+	}
 }
 
 static void on_timer(struct watch *w, uint32_t events)
@@ -128,8 +168,8 @@ static void on_timer(struct watch *w, uint32_t events)
 	(void)events;
 	(void)!read(w->fd, &n, sizeof(n));
 	app_refresh();
-	if (app.kind == READY_TCP && (probe(AF_INET) || probe(AF_INET6)))
-		app_ready("its port accepts");
+	if (app.kind == READY_TCP || app.kind == READY_HTTP)
+		probe();
 }
 
 static void check_line(void)
@@ -219,6 +259,8 @@ static int failed(const char *what)
 
 static int mount_bundle(const char *dev)
 {
+	int rc;
+
 	static const char *const dirs[] = { "/run/kuasar",     APP_DIR,
 		                            APP_DIR "/lower",  APP_DIR "/rw",
 		                            APP_DIR "/bundle", APP_DIR "/bundle/rootfs" };
@@ -230,16 +272,19 @@ static int mount_bundle(const char *dev)
 	if (mount("tmpfs", APP_DIR "/rw", "tmpfs", 0, "mode=0755") < 0 ||
 	    mkdir(APP_DIR "/rw/upper", 0755) < 0 || mkdir(APP_DIR "/rw/work", 0755) < 0)
 		return failed("make the app's writable layer");
-	if (mount("overlay", APP_DIR "/bundle/rootfs", "overlay", 0,
-	          "lowerdir=" APP_DIR "/lower/rootfs,upperdir=" APP_DIR "/rw/upper,workdir=" APP_DIR
-	          "/rw/work") < 0)
+	/* Overlay resolves its directories from our working directory: shorter options. */
+	rc = chdir(APP_DIR) < 0 ? -1
+	                        : mount("overlay", "bundle/rootfs", "overlay", 0,
+	                                "lowerdir=lower/rootfs,upperdir=rw/upper,workdir=rw/work");
+	if (chdir("/") < 0 || rc < 0)
 		return failed("mount the app's root overlay");
 	if (symlink("../lower/config.json", APP_DIR "/bundle/config.json") < 0)
 		return failed("link the app's config.json");
 	return 0;
 }
 
-/* <bundle>/ready: "tcp:PORT", "log:PATTERN", or none (ready once started). */
+/* <bundle>/ready: "tcp:PORT", "http:PORT[/PATH]", "log:PATTERN", or none (ready once
+ * started). */
 static int read_ready(void)
 {
 	char buf[300];
@@ -250,10 +295,12 @@ static int read_ready(void)
 		return errno == ENOENT ? 0 : failed("read the readiness spec");
 	while (len && buf[len - 1] == '\n')
 		buf[--len] = '\0';
-	if (!strncmp(buf, "tcp:", 4)) {
-		app.port = (unsigned)parse_u64(buf + 4, &end);
-		app.kind = READY_TCP;
-		if (!*end && app.port && app.port < 65536)
+	if (!strncmp(buf, "tcp:", 4) || !strncmp(buf, "http:", 5)) {
+		app.kind = buf[0] == 't' ? READY_TCP : READY_HTTP;
+		app.port = (unsigned)parse_u64(buf + (app.kind == READY_TCP ? 4 : 5), &end);
+		kfmt(app.pattern, sizeof(app.pattern), "%s", *end ? end : "/");
+		if ((!*end || (*end == '/' && app.kind == READY_HTTP)) && app.port &&
+		    app.port < 65536)
 			return 0;
 	} else if (!strncmp(buf, "log:", 4) && len - 4 < (int)sizeof(app.pattern)) {
 		kfmt(app.pattern, sizeof(app.pattern), "%s", buf + 4);
@@ -261,7 +308,7 @@ static int read_ready(void)
 		if (re_match(app.pattern, "") >= 0)
 			return 0;
 	}
-	app_failed("bad readiness spec (tcp:PORT or log:PATTERN)", 0);
+	app_failed("bad readiness spec (tcp:PORT, http:PORT/PATH or log:PATTERN)", 0);
 	return -1;
 }
 
@@ -271,7 +318,7 @@ void app_boot(void)
 	static const struct ctr_created done = { .fn = on_created };
 	char dev[16], e[160];
 
-	app.timer_w.fd = -1;
+	app.timer_w.fd = app.probe_w.fd = -1;
 	if (find_disk(dev, sizeof(dev)) < 0)
 		return;
 	app.st.state = kuasar_sandbox_v1_AppStatus_State_STARTING;

@@ -105,8 +105,8 @@ static int appliance_load(const char *dir, struct appliance *a, kerr_t *err)
 	snprintf(a->name, sizeof(a->name), "%s", jget_str(o, "name", ""));
 	snprintf(a->digest, sizeof(a->digest), "%s", jget_str(o, "digest", ""));
 	snprintf(a->ready, sizeof(a->ready), "%s", jget_str(o, "ready", ""));
-	if (!strncmp(a->ready, "tcp:", 4))
-		a->port = (unsigned)strtoul(a->ready + 4, NULL, 10);
+	if (!strncmp(a->ready, "tcp:", 4) || !strncmp(a->ready, "http:", 5))
+		a->port = (unsigned)strtoul(strchr(a->ready, ':') + 1, NULL, 10);
 	a->cfg.memory_mib = (unsigned)jget_int(o, "memory_mib", (int)a->cfg.memory_mib);
 	a->cfg.vcpus = (unsigned)jget_int(o, "vcpus", (int)a->cfg.vcpus);
 	a->cfg.app_timeout_ms = jget_int(o, "ready_timeout_ms", APP_TIMEOUT_MS);

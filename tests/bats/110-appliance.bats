@@ -131,7 +131,10 @@ assert a["digest"].startswith("sha256:"), a' "$APP/app.json"
 }
 
 @test "two clones of one snapshot serve at once with different hostnames and entropy" {
-	run_t 300 0 "$TOP/tools/mkimage.sh" --app "$BATS_FILE_TMPDIR/httpd.tar" -o "$APP"
+	# http readiness: the snapshot is taken once a GET is answered (by the CGI, here).
+	run_t 300 0 "$TOP/tools/mkimage.sh" --app "$BATS_FILE_TMPDIR/httpd.tar" \
+		--ready http:8080/cgi-bin/whoami -o "$APP"
+	grep -q '"ready": "http:8080/cgi-bin/whoami"' "$APP/app.json"
 	ns0=$(mk_ns 0)
 	ns1=$(mk_ns 1)
 	run_bg "$BATS_TEST_TMPDIR/run.out" "$APP" --count 2 --network "$ns0,$ns1" --id pair
