@@ -308,6 +308,7 @@ $(TESTBIN)/fuzz-guest-frames: $(call hg,$(notdir $(LINK_TEST_GUEST))) \
 	$(patsubst $(NANOPB)/%.c,$(HOBJ)/hg/nanopb/%.o,$(NANOPB_SRCS))
 $(TESTBIN)/fuzz-guest-frames: FUZZ_LDFLAGS := -Wl,--wrap=adjtimex,--wrap=ioctl
 $(TESTBIN)/fuzz-guest-oci: $(call hg,oci.c json.c fmt.c seccomp.c)
+$(TESTBIN)/fuzz-guest-match: $(call hg,match.c)
 $(addprefix $(TESTBIN)/,fuzz-host-frames fuzz-proxy-result fuzz-config fuzz-bundle fuzz-qmp \
 	fuzz-task-gone fuzz-grpc fuzz-taskproxy): \
 	$(HOST_ARCHIVES)

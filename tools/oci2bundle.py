@@ -395,6 +395,6 @@ if __name__ == "__main__":
     except Fatal as e:
         print(f"oci2bundle: fatal: {e}", file=sys.stderr)
         sys.exit(1)
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:
         print(f"oci2bundle: fatal: malformed image metadata ({e!r})", file=sys.stderr)
         sys.exit(1)

@@ -237,3 +237,37 @@ assert a["digest"].startswith("sha256:"), a' "$APP/app.json"
 	run_t 60 1 "$TOP/tools/oci2bundle.py" "$BATS_TEST_TMPDIR/nonexistent.tar" "$out.2"
 	[[ "$output" == *"not a readable tar archive"* ]]
 }
+
+@test "oci2bundle refuses a layer member that climbs out, and malformed metadata, with clear errors" {
+	local a=$BATS_TEST_TMPDIR/climb.tar
+	# A docker-save archive whose one layer has ../escape.
+	python3 - "$a" "$BATS_TEST_TMPDIR" <<'PY'
+import io, json, sys, tarfile
+out, tmp = sys.argv[1:3]
+def member(tf, name, data):
+    ti = tarfile.TarInfo(name); ti.size = len(data); tf.addfile(ti, io.BytesIO(data))
+layer = io.BytesIO()
+with tarfile.open(fileobj=layer, mode="w") as tf:
+    member(tf, "../escape", b"x")
+cfg = json.dumps({"config": {"Cmd": ["sh"]}}).encode()
+with tarfile.open(out, "w") as tf:
+    member(tf, "layer.tar", layer.getvalue())
+    member(tf, "config.json", cfg)
+    member(tf, "manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["x:y"],
+                                             "Layers": ["layer.tar"]}]).encode())
+PY
+	run_t 60 1 "$TOP/tools/oci2bundle.py" "$a" "$BATS_TEST_TMPDIR/out"
+	[[ "$output" == *"climbs out of the root"* ]]
+	[ ! -e "$BATS_TEST_TMPDIR/escape" ]
+	# An OCI index naming a digest that is not sha256 hex.
+	mkdir -p "$BATS_TEST_TMPDIR/bad"
+	echo '{"imageLayoutVersion": "1.0.0"}' >"$BATS_TEST_TMPDIR/bad/oci-layout"
+	echo '{"manifests": [{"digest": "sha256:../../etc/passwd"}]}' >"$BATS_TEST_TMPDIR/bad/index.json"
+	tar -C "$BATS_TEST_TMPDIR/bad" -cf "$BATS_TEST_TMPDIR/bad.tar" .
+	run_t 60 1 "$TOP/tools/oci2bundle.py" "$BATS_TEST_TMPDIR/bad.tar" "$BATS_TEST_TMPDIR/out2"
+	[[ "$output" == *"malformed digest"* ]]
+	echo '[1, 2' >"$BATS_TEST_TMPDIR/bad/index.json"
+	tar -C "$BATS_TEST_TMPDIR/bad" -cf "$BATS_TEST_TMPDIR/bad.tar" .
+	run_t 60 1 "$TOP/tools/oci2bundle.py" "$BATS_TEST_TMPDIR/bad.tar" "$BATS_TEST_TMPDIR/out3"
+	[[ "$output" == *"index.json: not JSON"* ]]
+}
