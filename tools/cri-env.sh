@@ -106,6 +106,7 @@ cri_env_up() {
 	cgroup_parent = "kuasar-$(basename "$D")"
 	template_dir = "$D/templates"
 	template_memory_dir = "$D/templates/mem"
+	appliance_dir = "${CRI_ENV_APPLIANCE_DIR:-$D/appliances}"
 	TOML
 	cat >"$D/containerd.toml" <<-TOML
 	version = 3

@@ -31,21 +31,12 @@
 #include "ctl/ctl.h"
 #include "net/podnet.h"
 #include "proxy/guestnet.h"
+#include "vm/appliance.h"
 #include "vm/launch.h"
 #include "vm/template.h"
 #include "vm/vm.h"
 
-#define APP_TIMEOUT_MS 120000
 #define MAX_CLONES 32
-
-struct appliance {
-	char dir[KPATH_SIZE / 2];
-	char kernel[KPATH_SIZE], initrd[KPATH_SIZE], disk[KPATH_SIZE];
-	char name[256], digest[80], ready[300];
-	unsigned port; /* tcp readiness, 0 if none */
-	struct vm_config cfg;
-	struct tpl_store store;
-};
 
 /* One running copy: its VM, and its network (a pod netns, or a scratch tap). */
 struct clone {
@@ -66,64 +57,16 @@ static int scratch_taps(unsigned n, int *fds, kerr_t *err)
 	return podnet_scratch_taps(n, fds, err);
 }
 
-static int json_path_of(struct appliance *a, json_object *o, const char *key, const char *def,
-                        char *out, kerr_t *err)
-{
-	const char *v = jget_str(o, key, def);
-
-	if (!*v || strchr(v, '/'))
-		return kerr_set(err, EINVAL, "%s/app.json: %s must be a file name in the directory",
-		                a->dir, key);
-	return fmt_path(out, KPATH_SIZE, "%s/%s", a->dir, v) < 0
-	           ? kerr_set(err, ENAMETOOLONG, "%s: path too long", a->dir)
-	           : 0;
-}
-
+/* The appliance at dir with kuasar-ctl's defaults, one NIC (clones get a pod's network
+ * or a tap that goes nowhere) and the template memory directory from the environment. */
 static int appliance_load(const char *dir, struct appliance *a, kerr_t *err)
 {
-	char path[KPATH_SIZE], tdir[KPATH_SIZE], *text = NULL;
-	json_object *o;
-	int rc = -1;
+	struct vm_config base;
 
-	memset(a, 0, sizeof(*a));
-	if (snprintf(a->dir, sizeof(a->dir), "%s", dir) >= (int)sizeof(a->dir))
-		return kerr_set(err, ENAMETOOLONG, "%s: path too long", dir);
-	if (fmt_path(path, sizeof(path), "%s/app.json", dir) < 0 ||
-	    read_file(path, &text, NULL, 1 << 16, err) < 0)
-		return kerr_wrap(err, "appliance %s (tools/mkimage.sh --app makes one)", dir);
-	o = json_tokener_parse(text);
-	free(text);
-	if (!o || !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		return kerr_set(err, EINVAL, "%s: not a JSON object", path);
-	}
-	ctl_config_defaults(&a->cfg);
-	if (json_path_of(a, o, "kernel", "vmlinux", a->kernel, err) == 0 &&
-	    json_path_of(a, o, "initrd", "kuasar.initrd", a->initrd, err) == 0 &&
-	    json_path_of(a, o, "disk", "app.erofs", a->disk, err) == 0)
-		rc = 0;
-	snprintf(a->name, sizeof(a->name), "%s", jget_str(o, "name", ""));
-	snprintf(a->digest, sizeof(a->digest), "%s", jget_str(o, "digest", ""));
-	snprintf(a->ready, sizeof(a->ready), "%s", jget_str(o, "ready", ""));
-	if (!strncmp(a->ready, "tcp:", 4) || !strncmp(a->ready, "http:", 5))
-		a->port = (unsigned)strtoul(strchr(a->ready, ':') + 1, NULL, 10);
-	a->cfg.memory_mib = (unsigned)jget_int(o, "memory_mib", (int)a->cfg.memory_mib);
-	a->cfg.vcpus = (unsigned)jget_int(o, "vcpus", (int)a->cfg.vcpus);
-	a->cfg.app_timeout_ms = jget_int(o, "ready_timeout_ms", APP_TIMEOUT_MS);
-	json_object_put(o);
-	if (rc < 0)
+	ctl_config_defaults(&base);
+	if (appliance_open(dir, &base, getenv("KUASAR_TEMPLATE_MEM_DIR"), a, err) < 0)
 		return -1;
-	if (a->cfg.memory_mib < 64 || a->cfg.memory_mib > 65536 || a->cfg.vcpus < 1 ||
-	    a->cfg.vcpus > 64)
-		return kerr_set(err, EINVAL, "%s: memory_mib 64-65536 and vcpus 1-64", path);
-	a->cfg.kernel = a->kernel;
-	a->cfg.initrd = a->initrd;
-	a->cfg.app_disk = a->disk;
-	/* One NIC, always: clones get a pod's network or a tap that goes nowhere. */
 	a->cfg.n_nics = 1;
-	if (fmt_path(tdir, sizeof(tdir), "%s/templates", dir) < 0 ||
-	    tpl_store_init(&a->store, tdir, getenv("KUASAR_TEMPLATE_MEM_DIR"), err) < 0)
-		return kerr_wrap(err, "%s: templates", dir);
 	a->store.scratch_taps = scratch_taps;
 	return 0;
 }

@@ -32,6 +32,8 @@ struct cri_opts {
 	int n_dns_servers, n_dns_searches;
 	int ports[4][2]; /* host, container (TCP) */
 	int n_ports;
+	char *annotations[4]; /* KEY=VALUE, split when the pod is built */
+	int n_annotations;
 	/* container */
 	const char *ctr_name, *image;
 	int tty, stdin_, timeout;
@@ -51,6 +53,8 @@ struct pod_msg {
 	Runtime__V1__LinuxContainerResources res;
 	Runtime__V1__DNSConfig dns;
 	Runtime__V1__PortMapping pm[4], *pmp[4];
+	Runtime__V1__PodSandboxConfig__AnnotationsEntry ann[4], *annp[4];
+	char ann_key[4][128];
 };
 
 static void pod_build_net(const struct cri_opts *o, struct pod_msg *p)
@@ -96,6 +100,18 @@ static void pod_build(const struct cri_opts *o, struct pod_msg *p)
 		p->lin.resources = &p->res;
 	p->lin.cgroup_parent = (char *)o->cgroup_parent;
 	p->cfg.linux_config = &p->lin;
+	for (int i = 0; i < o->n_annotations; i++) {
+		const char *eq = strchr(o->annotations[i], '=');
+
+		runtime__v1__pod_sandbox_config__annotations_entry__init(&p->ann[i]);
+		snprintf(p->ann_key[i], sizeof(p->ann_key[i]), "%.*s",
+		         (int)(eq ? eq - o->annotations[i] : 0), o->annotations[i]);
+		p->ann[i].key = p->ann_key[i];
+		p->ann[i].value = (char *)(eq ? eq + 1 : "");
+		p->annp[i] = &p->ann[i];
+	}
+	p->cfg.annotations = p->annp;
+	p->cfg.n_annotations = (size_t)o->n_annotations;
 	pod_build_net(o, p);
 }
 
@@ -432,22 +448,35 @@ static const char cri_usage[] =
     "  /run/containerd/containerd.sock) --name --uid --namespace --handler --hostname\n"
     "  --log-dir DIR --cpu-quota N --cpu-period N --memory BYTES --pod-network\n"
     "  --cgroup-parent P --dns-server IP --dns-search DOMAIN --port HOST:CONTAINER\n"
+    "  --annotation KEY=VALUE (pod; up to 4)\n"
     "  --container NAME --image REF --tty --stdin --env K=V --timeout SECS\n";
 
 static int parse(int argc, char **argv, struct cri_opts *o, unsigned *runs)
 {
 	static const struct option opts[] = {
-		{ "address", 1, 0, 'a' },     { "name", 1, 0, 'N' },
-		{ "uid", 1, 0, 'U' },         { "namespace", 1, 0, 'S' },
-		{ "handler", 1, 0, 'H' },     { "hostname", 1, 0, 'h' },
-		{ "log-dir", 1, 0, 'L' },     { "cpu-quota", 1, 0, 'q' },
-		{ "cpu-period", 1, 0, 'p' },  { "memory", 1, 0, 'm' },
-		{ "pod-network", 0, 0, 'P' }, { "container", 1, 0, 'c' },
-		{ "image", 1, 0, 'i' },       { "tty", 0, 0, 't' },
-		{ "stdin", 0, 0, 's' },       { "env", 1, 0, 'e' },
-		{ "timeout", 1, 0, 'T' },     { "cgroup-parent", 1, 0, 'G' },
-		{ "dns-server", 1, 0, 'D' },  { "dns-search", 1, 0, 'R' },
-		{ "port", 1, 0, 'O' },        { 0 },
+		{ "address", 1, 0, 'a' },
+		{ "name", 1, 0, 'N' },
+		{ "uid", 1, 0, 'U' },
+		{ "namespace", 1, 0, 'S' },
+		{ "handler", 1, 0, 'H' },
+		{ "hostname", 1, 0, 'h' },
+		{ "log-dir", 1, 0, 'L' },
+		{ "cpu-quota", 1, 0, 'q' },
+		{ "cpu-period", 1, 0, 'p' },
+		{ "memory", 1, 0, 'm' },
+		{ "pod-network", 0, 0, 'P' },
+		{ "container", 1, 0, 'c' },
+		{ "image", 1, 0, 'i' },
+		{ "tty", 0, 0, 't' },
+		{ "stdin", 0, 0, 's' },
+		{ "env", 1, 0, 'e' },
+		{ "timeout", 1, 0, 'T' },
+		{ "cgroup-parent", 1, 0, 'G' },
+		{ "dns-server", 1, 0, 'D' },
+		{ "dns-search", 1, 0, 'R' },
+		{ "port", 1, 0, 'O' },
+		{ "annotation", 1, 0, 'A' },
+		{ 0 },
 	};
 	int c;
 
@@ -470,6 +499,11 @@ static int parse(int argc, char **argv, struct cri_opts *o, unsigned *runs)
 		case 's': o->stdin_ = 1; break;
 		case 'T': o->timeout = atoi(optarg); break;
 		case 'G': o->cgroup_parent = optarg; break;
+		case 'A':
+			if (o->n_annotations >= 4 || !strchr(optarg, '='))
+				return -1;
+			o->annotations[o->n_annotations++] = optarg;
+			break;
 		case 'D':
 			if (o->n_dns_servers >= 4)
 				return -1;

@@ -31,6 +31,7 @@ void config_defaults(struct sb_config *c)
 	c->template = 1;
 	strcpy(c->template_dir, TPL_DIR_DEFAULT);
 	strcpy(c->template_memory_dir, TPL_MEM_DIR_DEFAULT);
+	strcpy(c->appliance_dir, "/var/lib/kuasar/appliances");
 }
 
 enum vtype { V_STR, V_UINT, V_BOOL, V_ACCEL, V_LINK, V_LEVEL };
@@ -75,6 +76,7 @@ static const struct key keys[] = {
 	{ "hypervisor", "template", V_BOOL, offsetof(struct sb_config, template), 0, 0, 0 },
 	S("sandboxer", "template_dir", template_dir),
 	S("sandboxer", "template_memory_dir", template_memory_dir),
+	S("sandboxer", "appliance_dir", appliance_dir),
 };
 
 static char *trim(char *s)

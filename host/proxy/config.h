@@ -35,6 +35,8 @@ struct sb_config {
 	int template;            /* restore sandboxes from VM templates (the default) */
 	char template_dir[200];
 	char template_memory_dir[200];
+	/* Pods annotated io.kuasar.appliance=NAME restore <appliance_dir>/NAME (mkimage --app). */
+	char appliance_dir[200];
 };
 
 void config_defaults(struct sb_config *c);

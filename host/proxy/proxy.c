@@ -32,6 +32,7 @@
 #include "rpc/agent.h"
 #include "rpc/timestamp.h"
 #include "sandbox.pb-c.h"
+#include "vm/appliance.h"
 #include "vm/launch.h"
 #include "vm/template.h"
 #include "vm/vm.h"
@@ -350,6 +351,26 @@ static int net_attach(struct proxy *p, struct vm_config *vc, kerr_t *err)
 	return 0;
 }
 
+/* A pod annotated with an appliance: its VM is the appliance's (kernel, initrd, disk, size)
+ * and is restored from the appliance's snapshot, the app already serving; the pod's
+ * containers still run next to it. The snapshot is built on first use for the pod's NIC
+ * count. */
+static int use_appliance(struct proxy *p, const char *name, struct appliance *a,
+                         struct vm_config *vc, kerr_t *err)
+{
+	char dir[KPATH_SIZE];
+
+	if (fmt_path(dir, sizeof(dir), "%s/%s", p->cfg.appliance_dir, name) < 0)
+		return kerr_set(err, ENAMETOOLONG, "appliance %s: path too long", name);
+	if (appliance_open(dir, vc, p->cfg.template_memory_dir, a, err) < 0)
+		return -1;
+	a->store.scratch_taps = podnet_scratch_taps;
+	*vc = a->cfg;
+	log_info("appliance %s (%s, ready %s)", dir, a->name[0] ? a->name : "?",
+	         a->ready[0] ? a->ready : "at start");
+	return 0;
+}
+
 /* The guest told its interfaces and routes: devices found by the template's MACs in a
  * clone, by the pod's after a cold boot. */
 static int guest_net(struct proxy *p, kerr_t *err)
@@ -394,12 +415,15 @@ int proxy_main(int argc, char **argv)
 		{ "memory", 1, 0, 'm' },
 		{ "hostname", 1, 0, 'h' },
 		{ "netns", 1, 0, 'n' },
+		{ "appliance", 1, 0, 'A' },
 		{ "log-level", 1, 0, 'L' },
 		{ 0 },
 	};
 	static struct proxy p;
+	static struct appliance app;
 	const char *config = CONFIG_DEFAULT_PATH, *id = NULL, *run_dir = NULL, *ttrpc = NULL,
-	           *level = NULL;
+	           *level = NULL, *appliance = NULL;
+	const struct tpl_store *use;
 	struct vm_config vc;
 	struct tpl_store store;
 	struct guest_prep prep;
@@ -417,6 +441,7 @@ int proxy_main(int argc, char **argv)
 		case 'm': p.cfg.memory_mib = (unsigned)atoi(optarg); break;
 		case 'L': level = optarg; break;
 		case 'n': p.netns = optarg[0] ? optarg : NULL; break;
+		case 'A': appliance = optarg[0] ? optarg : NULL; break;
 		case 'h':
 			if (fmt_path(p.tp.hostname, sizeof(p.tp.hostname), "%s", optarg) < 0)
 				return fail(EINVAL, "hostname `%.64s...` is over %d characters",
@@ -461,9 +486,14 @@ int proxy_main(int argc, char **argv)
 	if (tpl_store_init(&store, p.cfg.template_dir, p.cfg.template_memory_dir, &err) < 0)
 		return fail(err.errnum, "%s", err.msg);
 	store.scratch_taps = podnet_scratch_taps;
+	use = &store;
+	if (appliance && use_appliance(&p, appliance, &app, &vc, &err) < 0)
+		return start_failed(&p, &err);
+	if (appliance)
+		use = &app.store;
 	if (net_attach(&p, &vc, &err) < 0)
 		return start_failed(&p, &err);
-	if (vm_launch(&p.vm, &vc, p.cfg.template ? &store : NULL, p.cfg.run_dir, 1, &err) < 0)
+	if (vm_launch(&p.vm, &vc, p.cfg.template ? use : NULL, p.cfg.run_dir, 1, &err) < 0)
 		return start_failed(&p, &err);
 	podnet_close_fds(&p.net); /* the VMM holds the taps now */
 	if (!strcmp(p.vm.boot_mode, "template"))

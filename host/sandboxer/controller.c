@@ -200,8 +200,15 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 	c.netns = req->netns_path;
 	c.spec_json = spec;
 	c.cgroup_parent = pod && pod->linux_config ? pod->linux_config->cgroup_parent : NULL;
+	for (size_t i = 0; pod && i < pod->n_annotations; i++)
+		if (pod->annotations[i]->key &&
+		    !strcmp(pod->annotations[i]->key, APPLIANCE_ANNOTATION))
+			c.appliance = pod->annotations[i]->value;
 	if (sandbox_create(sbx, req->sandbox_id, &c, &sb, &err) < 0) {
-		grpc_reply_error(call, err.errnum == EEXIST ? RPC_ALREADY_EXISTS : RPC_INTERNAL,
+		grpc_reply_error(call,
+		                 err.errnum == EEXIST   ? RPC_ALREADY_EXISTS
+		                 : err.errnum == EINVAL ? RPC_INVALID_ARGUMENT
+		                                        : RPC_INTERNAL,
 		                 "%s", err.msg);
 		goto out;
 	}
@@ -209,9 +216,10 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 	if (pod_files_write(sb->paths.shared, pod ? pod->hostname : NULL, resolv, &err) < 0)
 		log_warn("sandbox %s: %s (containers get the image's)", sb->id, err.msg);
 	free(resolv);
-	log_info("sandbox %s: created (%u vCPU, %u MiB%s%s)", sb->id, vcpus, mem,
+	log_info("sandbox %s: created (%u vCPU, %u MiB%s%s%s%s)", sb->id, vcpus, mem,
 	         req->netns_path && req->netns_path[0] ? ", netns " : "",
-	         req->netns_path ? req->netns_path : "");
+	         req->netns_path ? req->netns_path : "", sb->appliance[0] ? ", appliance " : "",
+	         sb->appliance);
 	r.sandbox_id = sb->id;
 	grpc_reply(call, &r.base);
 out:

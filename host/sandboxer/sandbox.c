@@ -69,6 +69,7 @@ static void state_write(struct sandbox *sb)
 	json_object_object_add(o, "memory_mib", json_object_new_int((int)sb->memory_mib));
 	json_object_object_add(o, "hostname", json_object_new_string(sb->hostname));
 	json_object_object_add(o, "netns", json_object_new_string(sb->netns));
+	json_object_object_add(o, "appliance", json_object_new_string(sb->appliance));
 	json_object_object_add(o, "cgroup_parent", json_object_new_string(sb->cg_parent));
 	json_object_object_add(o, "spec",
 	                       json_object_new_string(sb->spec_json ? sb->spec_json : ""));
@@ -129,6 +130,28 @@ static void sandbox_free(struct sandbox *sb)
 	free(sb);
 }
 
+/* An appliance is named, never a path: a pod's annotation must not pick host files. It must
+ * exist when the pod is created, so that a pod naming none fails before it has anything. */
+static int appliance_name_check(const struct sandboxer *sbx, const char *name, kerr_t *err)
+{
+	size_t n = strlen(name);
+	char path[KPATH_SIZE];
+
+	if (!n || n > APPLIANCE_NAME_MAX || name[0] == '.' ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+		return kerr_set(err, EINVAL,
+		                "annotation %s=`%.64s`: an appliance name (letters, digits, . _ -; "
+		                "not starting with a dot; at most %d)",
+		                APPLIANCE_ANNOTATION, name, APPLIANCE_NAME_MAX);
+	if (fmt_path(path, sizeof(path), "%s/%s/app.json", sbx->cfg.appliance_dir, name) < 0)
+		return kerr_set(err, ENAMETOOLONG, "appliance %s: path too long", name);
+	if (access(path, R_OK) < 0)
+		return kerr_set(err, errno == ENOENT ? EINVAL : errno,
+		                "appliance %s: %s: %s (tools/mkimage.sh --app makes one)", name, path,
+		                strerror(errno));
+	return 0;
+}
+
 int sandbox_create(struct sandboxer *sbx, const char *id, const struct sb_create *c,
                    struct sandbox **out, kerr_t *err)
 {
@@ -147,7 +170,8 @@ int sandbox_create(struct sandboxer *sbx, const char *id, const struct sb_create
 	     sb_cgroup_parent_path(c->cgroup_parent, sb->cg_parent, sizeof(sb->cg_parent), err) <
 	         0) ||
 	    (c->netns && strlen(c->netns) >= sizeof(sb->netns) &&
-	     kerr_set(err, ENAMETOOLONG, "netns path of %zu bytes", strlen(c->netns)))) {
+	     kerr_set(err, ENAMETOOLONG, "netns path of %zu bytes", strlen(c->netns))) ||
+	    (c->appliance && appliance_name_check(sbx, c->appliance, err) < 0)) {
 		sandbox_free(sb);
 		return kerr_wrap(err, "sandbox `%s`", id);
 	}
@@ -165,6 +189,7 @@ int sandbox_create(struct sandboxer *sbx, const char *id, const struct sb_create
 	sb->memory_mib = c->memory_mib;
 	snprintf(sb->hostname, sizeof(sb->hostname), "%s", c->hostname ? c->hostname : "");
 	snprintf(sb->netns, sizeof(sb->netns), "%s", c->netns ? c->netns : "");
+	snprintf(sb->appliance, sizeof(sb->appliance), "%s", c->appliance ? c->appliance : "");
 	sb->spec_json = c->spec_json ? strdup(c->spec_json) : NULL;
 	sb->created_ns = real_ns();
 	state_write(sb);
@@ -697,7 +722,7 @@ static void exec_proxy(struct sandbox *sb, int result_fd)
 	      sb->sbx->config_path, "--run-dir", c->run_dir, "--containerd-ttrpc",
 	      c->containerd_ttrpc, "--vcpus", vcpus, "--memory", mem, "--log-level",
 	      c->debug ? "debug" : c->log_level, "--hostname", sb->hostname, "--netns", sb->netns,
-	      (char *)NULL);
+	      "--appliance", sb->appliance, (char *)NULL);
 	dprintf(3, "E %d exec /proc/self/exe: %s", errno, strerror(errno));
 	_exit(127);
 }
@@ -960,6 +985,7 @@ static void recover_one(struct sandboxer *sbx, const char *id)
 	sb->memory_mib = (unsigned)jget_int(o, "memory_mib", 0);
 	snprintf(sb->hostname, sizeof(sb->hostname), "%s", jget_str(o, "hostname", ""));
 	snprintf(sb->netns, sizeof(sb->netns), "%s", jget_str(o, "netns", ""));
+	snprintf(sb->appliance, sizeof(sb->appliance), "%s", jget_str(o, "appliance", ""));
 	snprintf(sb->cg_parent, sizeof(sb->cg_parent), "%s",
 	         jget_str(o, "cgroup_parent", sbx->cfg.cgroup_parent));
 	sb->spec_json = jget_str(o, "spec", "")[0] ? strdup(jget_str(o, "spec", "")) : NULL;

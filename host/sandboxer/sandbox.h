@@ -36,6 +36,11 @@ struct call_set {
 	int n;
 };
 
+/* The pod annotation naming an appliance (a directory name under appliance_dir) that the
+ * sandbox is restored from, its app already serving. */
+#define APPLIANCE_ANNOTATION "io.kuasar.appliance"
+#define APPLIANCE_NAME_MAX 64
+
 struct sandbox {
 	char id[ID_MAX + 1];
 	struct sandboxer *sbx;
@@ -44,6 +49,7 @@ struct sandbox {
 	unsigned vcpus, memory_mib;
 	char hostname[HOSTNAME_MAX + 1];
 	char netns[256];
+	char appliance[APPLIANCE_NAME_MAX + 1]; /* io.kuasar.appliance, "" for none */
 	char cg_parent[256]; /* its cgroup is <cg_parent>/<id> (below the cgroup root) */
 	char network[512];   /* the pod network as its VM got it, or why it has none */
 	char *spec_json;     /* the pod as an OCI spec, handed back by Start */
@@ -85,6 +91,7 @@ struct sb_create {
 	const char *netns;         /* CNI's, empty or NULL for host network */
 	const char *spec_json;     /* the pod as an OCI spec */
 	const char *cgroup_parent; /* the pod's (kubelet's) cgroup; NULL: the configured one */
+	const char *appliance;     /* the io.kuasar.appliance annotation, NULL if none */
 };
 /* Create: directory and state only. errnum EEXIST when the id is taken. */
 int sandbox_create(struct sandboxer *sbx, const char *id, const struct sb_create *c,
