@@ -17,6 +17,7 @@
 #include "rpc/ttrpc_client.h"
 #include "sandboxer/sandbox.h"
 #include "sandboxer/sb_cgroup.h"
+#include "vm/appliance.h"
 
 #define PFX "/containerd.services.sandbox.v1.Controller/"
 
@@ -80,6 +81,27 @@ static void size_from_pod(const struct sb_config *cfg, const Runtime__V1__PodSan
 		if (*mem < 64)
 			*mem = 64;
 	}
+}
+
+/* A pod from an appliance has the appliance's VM: its size, not the pod's (the snapshot is
+ * of that size). The appliance must exist when the pod is created. */
+static int size_from_appliance(const struct sb_config *cfg, const char *name, unsigned *vcpus,
+                               unsigned *mem, kerr_t *err)
+{
+	static struct appliance a;
+	struct vm_config base;
+	char dir[KPATH_SIZE];
+
+	if (sandbox_appliance_check(name, err) < 0)
+		return -1;
+	if (fmt_path(dir, sizeof(dir), "%s/%s", cfg->appliance_dir, name) < 0)
+		return kerr_set(err, ENAMETOOLONG, "appliance %s: path too long", name);
+	vm_config_defaults(&base);
+	if (appliance_open(dir, &base, NULL, &a, err) < 0)
+		return -1;
+	*vcpus = a.cfg.vcpus;
+	*mem = a.cfg.memory_mib;
+	return 0;
 }
 
 /* The pod as an OCI runtime spec, which Start hands back to containerd: hostname, the
@@ -193,6 +215,14 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 		}
 	}
 	size_from_pod(&sbx->cfg, pod, &vcpus, &mem);
+	for (size_t i = 0; pod && i < pod->n_annotations; i++)
+		if (pod->annotations[i]->key &&
+		    !strcmp(pod->annotations[i]->key, APPLIANCE_ANNOTATION))
+			c.appliance = pod->annotations[i]->value ? pod->annotations[i]->value : "";
+	if (c.appliance && size_from_appliance(&sbx->cfg, c.appliance, &vcpus, &mem, &err) < 0) {
+		grpc_reply_error(call, RPC_INVALID_ARGUMENT, "%s", err.msg);
+		goto out;
+	}
 	spec = pod_spec(pod, vcpus, mem);
 	c.vcpus = vcpus;
 	c.memory_mib = mem;
@@ -200,10 +230,6 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 	c.netns = req->netns_path;
 	c.spec_json = spec;
 	c.cgroup_parent = pod && pod->linux_config ? pod->linux_config->cgroup_parent : NULL;
-	for (size_t i = 0; pod && i < pod->n_annotations; i++)
-		if (pod->annotations[i]->key &&
-		    !strcmp(pod->annotations[i]->key, APPLIANCE_ANNOTATION))
-			c.appliance = pod->annotations[i]->value;
 	if (sandbox_create(sbx, req->sandbox_id, &c, &sb, &err) < 0) {
 		grpc_reply_error(call,
 		                 err.errnum == EEXIST   ? RPC_ALREADY_EXISTS

@@ -130,12 +130,10 @@ static void sandbox_free(struct sandbox *sb)
 	free(sb);
 }
 
-/* An appliance is named, never a path: a pod's annotation must not pick host files. It must
- * exist when the pod is created, so that a pod naming none fails before it has anything. */
-static int appliance_name_check(const struct sandboxer *sbx, const char *name, kerr_t *err)
+/* An appliance is named, never a path: a pod's annotation must not pick host files. */
+int sandbox_appliance_check(const char *name, kerr_t *err)
 {
 	size_t n = strlen(name);
-	char path[KPATH_SIZE];
 
 	if (!n || n > APPLIANCE_NAME_MAX || name[0] == '.' ||
 	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
@@ -143,12 +141,6 @@ static int appliance_name_check(const struct sandboxer *sbx, const char *name, k
 		                "annotation %s=`%.64s`: an appliance name (letters, digits, . _ -; "
 		                "not starting with a dot; at most %d)",
 		                APPLIANCE_ANNOTATION, name, APPLIANCE_NAME_MAX);
-	if (fmt_path(path, sizeof(path), "%s/%s/app.json", sbx->cfg.appliance_dir, name) < 0)
-		return kerr_set(err, ENAMETOOLONG, "appliance %s: path too long", name);
-	if (access(path, R_OK) < 0)
-		return kerr_set(err, errno == ENOENT ? EINVAL : errno,
-		                "appliance %s: %s: %s (tools/mkimage.sh --app makes one)", name, path,
-		                strerror(errno));
 	return 0;
 }
 
@@ -171,7 +163,7 @@ int sandbox_create(struct sandboxer *sbx, const char *id, const struct sb_create
 	         0) ||
 	    (c->netns && strlen(c->netns) >= sizeof(sb->netns) &&
 	     kerr_set(err, ENAMETOOLONG, "netns path of %zu bytes", strlen(c->netns))) ||
-	    (c->appliance && appliance_name_check(sbx, c->appliance, err) < 0)) {
+	    (c->appliance && sandbox_appliance_check(c->appliance, err) < 0)) {
 		sandbox_free(sb);
 		return kerr_wrap(err, "sandbox `%s`", id);
 	}

@@ -93,6 +93,8 @@ struct sb_create {
 	const char *cgroup_parent; /* the pod's (kubelet's) cgroup; NULL: the configured one */
 	const char *appliance;     /* the io.kuasar.appliance annotation, NULL if none */
 };
+/* EINVAL unless name is an appliance name (not a path). */
+int sandbox_appliance_check(const char *name, kerr_t *err);
 /* Create: directory and state only. errnum EEXIST when the id is taken. */
 int sandbox_create(struct sandboxer *sbx, const char *id, const struct sb_create *c,
                    struct sandbox **out, kerr_t *err);
