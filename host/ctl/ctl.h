@@ -62,6 +62,10 @@ void ctl_write_json(const char *path, struct json_object *o);
  * this host boot). -1 with the error printed. */
 int ctl_decide_accel(const struct vm_config *cfg, enum accel *accel);
 
+/* Records the network namespace a kept VM was attached to, for `shutdown` to detach. */
+struct vm;
+int ctl_record_netns(const struct vm *vm, const char *netns, kerr_t *err);
+
 int ctl_run(int argc, char **argv);
 /* kuasar-ctl appliance (ctl_appliance.c) and bench appliance. */
 int ctl_appliance(int argc, char **argv);

@@ -194,7 +194,7 @@ static void clone_release_net(struct clone *c)
 
 /* Starts one clone (or a cold boot with cold set): restored, unique, networked. */
 static int clone_start(struct appliance *a, struct clone *c, const char *id, int cold, int sigfd,
-                       kerr_t *err)
+                       int keep, kerr_t *err)
 {
 	struct vm_config cfg = a->cfg;
 	struct guest_prep prep;
@@ -208,7 +208,7 @@ static int clone_start(struct appliance *a, struct clone *c, const char *id, int
 		clone_release_net(c);
 		return kerr_wrap(err, "%s: network", id);
 	}
-	rc = vm_launch(&c->vm, &cfg, cold ? NULL : &a->store, ctl_run_dir(), 0, err);
+	rc = vm_launch(&c->vm, &cfg, cold ? NULL : &a->store, ctl_run_dir(), keep, err);
 	if (rc == 0 && !cold && strcmp(c->vm.boot_mode, "template"))
 		rc = kerr_set(err, EIO, "%s: not restored (%s)", id, c->vm.boot_note);
 	c->t_launched = mono_ns();
@@ -285,11 +285,12 @@ static int run_usage(void)
 {
 	fprintf(stderr,
 	        "usage: kuasar-ctl appliance run DIR [--network NETNS] [--count N] [--id ID]\n"
-	        "                                [--cold]\n"
+	        "                                [--cold] [--keep]\n"
 	        "  restores N clones of the appliance's snapshot (building it if missing), each\n"
 	        "  unique and on its own network (NETNS: one per clone, comma-separated, or one\n"
 	        "  for a single clone); prints the apps' output until they all exit (the exit\n"
-	        "  code is the first non-zero one) or SIGINT/SIGTERM stops them\n");
+	        "  code is the first non-zero one) or SIGINT/SIGTERM stops them; --keep: prints\n"
+	        "  their ids and leaves them running (kuasar-ctl shutdown ID stops one)\n");
 	return 2;
 }
 
@@ -297,17 +298,15 @@ struct run_opts {
 	const char *dir, *id;
 	char *netns_list;
 	unsigned count;
-	int cold;
+	int cold, keep;
 };
 
 static int parse_run(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option opts[] = {
-		{ "network", required_argument, 0, 'N' },
-		{ "count", required_argument, 0, 'n' },
-		{ "id", required_argument, 0, 'i' },
-		{ "cold", no_argument, 0, 'C' },
-		{ 0, 0, 0, 0 },
+		{ "network", required_argument, 0, 'N' }, { "count", required_argument, 0, 'n' },
+		{ "id", required_argument, 0, 'i' },      { "cold", no_argument, 0, 'C' },
+		{ "keep", no_argument, 0, 'K' },          { 0, 0, 0, 0 },
 	};
 	int c;
 
@@ -323,6 +322,7 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 			break;
 		case 'i': o->id = optarg; break;
 		case 'C': o->cold = 1; break;
+		case 'K': o->keep = 1; break;
 		default: return -1;
 		}
 	}
@@ -385,6 +385,28 @@ static int supervise(struct clone *cl, unsigned n, int sigfd)
 	return (int)first_bad;
 }
 
+/* --keep: the clones outlive us. Each one's netns is recorded next to it, so that
+ * `kuasar-ctl shutdown ID` takes our filters and qdiscs out of it. */
+static int keep_clones(struct clone *cl, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct clone *c = &cl[i];
+		kerr_t e;
+
+		if (c->netns && ctl_record_netns(&c->vm, c->netns, &e) < 0)
+			fprintf(stderr, "kuasar-ctl: warning: %s\n", e.msg);
+		if (c->netns)
+			podnet_close_fds(&c->net); /* the VMM holds the taps now */
+		else if (c->nic.fd >= 0)
+			close(c->nic.fd);
+		vm_release(&c->vm);
+		printf("%s\n", c->vm.id);
+	}
+	fprintf(stderr, "kuasar-ctl: %u clone%s kept; stop with kuasar-ctl shutdown ID\n", n,
+	        n == 1 ? "" : "s");
+	return 0;
+}
+
 static int appliance_run(int argc, char **argv)
 {
 	static struct clone cl[MAX_CLONES];
@@ -415,7 +437,7 @@ static int appliance_run(int argc, char **argv)
 			snprintf(id, sizeof(id), "%s", base);
 		else
 			snprintf(id, sizeof(id), "%.*s-%u", ID_MAX - 4, base, i);
-		if (clone_start(&a, &cl[i], id, o.cold, sigfd, &err) < 0) {
+		if (clone_start(&a, &cl[i], id, o.cold, sigfd, o.keep, &err) < 0) {
 			rc = ctl_fail(&err);
 			break;
 		}
@@ -425,6 +447,8 @@ static int appliance_run(int argc, char **argv)
 		        o.cold ? "cold booted" : "restored serving", ms, cl[i].vm.hostname,
 		        cl[i].netns ? ", network " : "", cl[i].netns ? cl[i].netns : "");
 	}
+	if (rc == 0 && o.keep)
+		return keep_clones(cl, started);
 	if (rc == 0)
 		rc = supervise(cl, started, sigfd);
 	for (unsigned i = 0; i < started; i++) {
@@ -543,7 +567,7 @@ static int bench_one(struct abench *b, enum bmode m, unsigned i, kerr_t *err)
 			b->ms[m][b->n[m]++] = (double)(c.vm.t.qmp_ns - c.vm.t.spawn_ns) / 1e6;
 		return rc;
 	}
-	if (clone_start(&b->a, &c, id, m == B_COLD, -1, err) < 0)
+	if (clone_start(&b->a, &c, id, m == B_COLD, -1, 0, err) < 0)
 		return -1;
 	if (!b->addr[0] && first_ipv4(&c.net, b->addr, sizeof(b->addr)) < 0)
 		rc = kerr_set(err, EINVAL, "%s has no IPv4 address to reach the app on", b->netns);
@@ -578,7 +602,7 @@ static int bench_memory(struct abench *b, enum bmode m, kerr_t *err)
 		        b->k);
 		snprintf(id, sizeof(id), "bench-app-mem-%s-%d-%u", bmode_name[m], getpid(), i);
 		memset(&cl[i], 0, sizeof(cl[i]));
-		rc = clone_start(&b->a, &cl[i], id, m == B_COLD, -1, err);
+		rc = clone_start(&b->a, &cl[i], id, m == B_COLD, -1, 0, err);
 		if (rc == 0)
 			started++;
 	}

@@ -21,6 +21,7 @@
 
 #include "base/util.h"
 #include "ctl/ctl.h"
+#include "net/podnet.h"
 #include "rpc/agent.h"
 #include "vm/launch.h"
 #include "vm/template.h"
@@ -456,24 +457,54 @@ static int cmd_ping(int argc, char **argv)
 	return 0;
 }
 
+#define NETNS_FILE "netns"
+
+int ctl_record_netns(const struct vm *vm, const char *netns, kerr_t *err)
+{
+	char path[KPATH_SIZE];
+
+	if (fmt_path(path, sizeof(path), "%s/" NETNS_FILE, vm->paths.dir) < 0)
+		return kerr_set(err, ENAMETOOLONG, "%s: path too long", vm->paths.dir);
+	return write_file_atomic(path, netns, strlen(netns), err);
+}
+
+/* A kept appliance clone on a network namespace: our filters and qdiscs leave it (its tap
+ * went with the VMM). */
+static void release_netns(const char *netns)
+{
+	kerr_t err;
+
+	if (netns[0] && podnet_detach(netns, &err) < 0)
+		fprintf(stderr, "kuasar-ctl: warning: %s\n", err.msg);
+}
+
 static int cmd_shutdown(int argc, char **argv)
 {
 	struct vm vm;
 	kerr_t err;
+	char netns[KPATH_SIZE] = "", path[KPATH_SIZE], *text = NULL;
 
 	if (one_id(argc, argv, "shutdown ID") < 0)
 		return 2;
+	if (fmt_path(path, sizeof(path), "%s/%s/" NETNS_FILE, run_dir, argv[1]) == 0 &&
+	    read_file(path, &text, NULL, sizeof(netns) - 1, NULL) == 0)
+		snprintf(netns, sizeof(netns), "%s", text);
+	free(text);
 	if (vm_attach(&vm, run_dir, argv[1], &err) < 0) {
 		/* A VM that died on its own still leaves files to clean up. */
 		if (err.errnum != ESRCH)
 			return fail(&err);
 		vm_release(&vm);
 		vm_remove_dir(&vm);
+		release_netns(netns);
 		printf("%s: was not running (%s); removed its files\n", argv[1], err.msg);
 		return 0;
 	}
-	if (vm_shutdown(&vm, SHUTDOWN_TIMEOUT_MS, &err) < 0)
+	if (vm_shutdown(&vm, SHUTDOWN_TIMEOUT_MS, &err) < 0) {
+		release_netns(netns);
 		return fail(&err);
+	}
+	release_netns(netns);
 	printf("%s: shut down\n", argv[1]);
 	return 0;
 }

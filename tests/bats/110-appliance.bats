@@ -222,6 +222,20 @@ assert a["digest"].startswith("sha256:"), a' "$APP/app.json"
 	drop_snapshots
 }
 
+@test "appliance run --keep leaves clones serving; shutdown ID stops one and clears its netns" {
+	run_t 300 0 "$TOP/tools/mkimage.sh" --app "$BATS_FILE_TMPDIR/httpd.tar" -o "$APP"
+	ns=$(mk_ns 0)
+	run_t 120 0 "$CTL" appliance run "$APP" --network "$ns" --id kept --keep
+	[[ "$output" == *"kept"*"stop with kuasar-ctl shutdown ID"* ]]
+	run http http://10.211.0.2:8080/
+	[[ "$output" == *"kuasar appliance"* ]]
+	[ -n "$(tc -n "${ns##*/}" filter show dev eth0 ingress)" ]
+	run_t 60 0 "$CTL" shutdown kept
+	[ -z "$(tc -n "${ns##*/}" filter show dev eth0 ingress)" ]
+	no_vmm
+	drop_snapshots
+}
+
 @test "oci2bundle keeps a layer's symlinks from leading writes out of the root" {
 	local l1=$BATS_TEST_TMPDIR/l1 l2=$BATS_TEST_TMPDIR/l2 out=$BATS_TEST_TMPDIR/out
 	local target=$BATS_TEST_TMPDIR/outside
