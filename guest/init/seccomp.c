@@ -36,14 +36,33 @@ static void emit(struct prog *p, uint16_t code, uint8_t jt, uint8_t jf, uint32_t
 	p->f[p->n++] = (struct sock_filter){ code, jt, jf, k };
 }
 
+/* The names are 6-bit symbols (tools/gen-syscalls.sh): 0 ends a name, then a-z, 0-9, _. */
+static char symbol_char(unsigned v)
+{
+	return (char)(v <= 26 ? 'a' + v - 1 : v <= 36 ? '0' + v - 27 : '_');
+}
+
 int seccomp_syscall_nr(const char *name)
 {
-	const char *s = syscall_names;
+	size_t bit = 0;
 
 	for (int nr = 0; nr <= SYSCALL_MAX; nr++) {
-		if (*s && !strcmp(s, name))
+		size_t i = 0;
+		int same = 1;
+
+		for (;; bit += 6) {
+			unsigned v = (syscall_names[bit / 8] | syscall_names[bit / 8 + 1] << 8) >>
+			                 (bit % 8) &
+			             63;
+
+			if (!v)
+				break;
+			same = same && name[i] == symbol_char(v);
+			i++;
+		}
+		bit += 6;
+		if (same && i && !name[i])
 			return nr;
-		s += strlen(s) + 1;
 	}
 	return -1;
 }

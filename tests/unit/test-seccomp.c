@@ -77,6 +77,16 @@ int main(void)
 	ok(seccomp_syscall_nr("read") == 0 && seccomp_syscall_nr("umask") == SYS_umask &&
 	       seccomp_syscall_nr("no_such_call") == -1,
 	   "names resolve from the generated table");
+	/* The packed table (6 bits a symbol): digits, underscores, the last number, and names
+	 * that are a prefix of another or longer than one. */
+	ok(seccomp_syscall_nr("pread64") == SYS_pread64 &&
+	       seccomp_syscall_nr("epoll_pwait2") == SYS_epoll_pwait2 &&
+	       seccomp_syscall_nr("set_mempolicy_home_node") == SYS_set_mempolicy_home_node &&
+	       seccomp_syscall_nr("clone3") == SYS_clone3 &&
+	       seccomp_syscall_nr("clone") == SYS_clone && seccomp_syscall_nr("clon") == -1 &&
+	       seccomp_syscall_nr("clone33") == -1 && seccomp_syscall_nr("") == -1 &&
+	       seccomp_syscall_nr("READ") == -1,
+	   "packed names: digits, underscores, the last one, prefixes, empty and upper case");
 	ok(compile("[{\"names\":[\"umask\",\"not_a_syscall\"],\"action\":\"SCMP_ACT_ERRNO\","
 	           "\"errnoRet\":13}]",
 	           "SCMP_ACT_ALLOW", &f) == 0,
