@@ -1,11 +1,11 @@
 /* Appliances. A disk whose virtio serial is "kuasar-app" holds an OCI bundle as EROFS:
- * config.json, rootfs/ and optionally `ready` ("tcp:PORT" or "log:PATTERN", match.h). At
- * boot the init mounts it read-only as the lower layer of an overlay on a tmpfs (so a
- * clone's writes live in its own private memory and never reach the image), runs it as
- * container "app", and watches for readiness: a connect to the port on loopback every
- * 10 ms (with an HTTP GET for http:), or each line of the app's output, which is copied to
- * the console, against the pattern. Check reports the state; the host saves a template once it
- * reads READY. */
+ * config.json, rootfs/ and optionally `ready` ("tcp:PORT", "http:PORT[/PATH]" or
+ * "log:PATTERN", match.h). At boot the init mounts it read-only as the lower layer of an
+ * overlay on a tmpfs (so a clone's writes live in its own private memory and never reach the
+ * image), runs it as container "app", and watches for readiness: a connect to the port on
+ * loopback every 10 ms (with an HTTP GET for http:), or each line of the app's output, which
+ * is copied to the console, against the pattern. Check reports the state; the host saves a
+ * template once it reads READY. */
 #include "app.h"
 
 #include <errno.h>
@@ -50,7 +50,7 @@ static void app_failed(const char *what, int errnum)
 {
 	app.st.state = kuasar_sandbox_v1_AppStatus_State_FAILED;
 	if (errnum)
-		kfmt(app.st.detail, sizeof(app.st.detail), "%s: errno %d", what, errnum);
+		kfmt(app.st.detail, sizeof(app.st.detail), "%s: %s", what, err_str(errnum));
 	else
 		kfmt(app.st.detail, sizeof(app.st.detail), "%s", what);
 	err("app: %s", app.st.detail);
