@@ -8,7 +8,7 @@
  * (entropy, clock, hostname) and given its network; a missing template is built first.
  *
  *   kuasar-ctl appliance build DIR [--timeout MS] [--accel A]
- *   kuasar-ctl appliance run DIR [--network NETNS] [--count N] [--id ID] [--cold]
+ *   kuasar-ctl appliance run DIR [--network NETNS] [--count N] [--id ID] [--cold] [--keep]
  *   kuasar-ctl bench appliance DIR --network NETNS [-n RUNS] [-k CLONES] [--json F] [--svg F]
  */
 #include <arpa/inet.h>
