@@ -176,7 +176,7 @@ static void check_line(void)
 {
 	app.line[app.line_len] = '\0';
 	app.line_len = 0;
-	if (app.kind == READY_LOG && re_match(app.pattern, app.line) == 1)
+	if (re_match(app.pattern, app.line) == 1)
 		app_ready("its output matched");
 }
 
@@ -191,7 +191,11 @@ static void on_log(struct watch *w, uint32_t events)
 	while ((r = read(w->fd, buf, sizeof(buf))) > 0) {
 		if (app.console >= 0)
 			(void)!write(app.console, buf, (size_t)r);
-		for (ssize_t i = 0; i < r; i++) {
+		/* Lines are put together only while a pattern waits for one. */
+		for (ssize_t i = 0;
+		     app.kind == READY_LOG &&
+		     app.st.state == kuasar_sandbox_v1_AppStatus_State_STARTING && i < r;
+		     i++) {
 			if (buf[i] != '\n' && app.line_len < sizeof(app.line) - 1)
 				app.line[app.line_len++] = buf[i];
 			else if (buf[i] == '\n' || app.line_len == sizeof(app.line) - 1)

@@ -260,7 +260,7 @@ static void tail_console(struct clone *c, int prefix)
 {
 	char buf[8192];
 	int fd = open(c->vm.paths.console_log, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
+	ssize_t n, start;
 
 	if (fd < 0)
 		return;
@@ -270,12 +270,21 @@ static void tail_console(struct clone *c, int prefix)
 			fwrite(buf, 1, (size_t)n, stdout);
 			continue;
 		}
-		for (ssize_t i = 0, start = 0; i < n; i++)
-			if (buf[i] == '\n' || i == n - 1) {
-				printf("[%s] %.*s%s", c->vm.id, (int)(i - start + 1), buf + start,
-				       buf[i] == '\n' ? "" : "\n");
+		/* Whole lines only, each with its clone's id: a line still being written is
+		 * read again next time (unless it fills the buffer). */
+		start = 0;
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] == '\n') {
+				printf("[%s] %.*s", c->vm.id, (int)(i - start + 1), buf + start);
 				start = i + 1;
 			}
+		if (!start && n == (ssize_t)sizeof(buf)) {
+			printf("[%s] %.*s\n", c->vm.id, (int)n, buf);
+			start = n;
+		}
+		c->log_off += start - n;
+		if (start < n)
+			break;
 	}
 	fflush(stdout);
 	close(fd);
