@@ -34,7 +34,10 @@ NANOPB_VER := 0.4.7
 NANOPB := $(CACHE)/src/nanopb-$(NANOPB_VER)
 GUEST_INC := $(BIN)/musl-include
 # -Oz: the 100 KB budget is tight and nothing in PID 1 is hot enough to care.
-GUEST_OPT := -Oz -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables
+# -fmerge-all-constants: identical read-only tables (nanopb's field descriptors above all) are
+# stored once; nothing in the init compares the addresses of two constants.
+GUEST_OPT := -Oz -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
+	-fmerge-all-constants
 GUEST_CFLAGS := -std=gnu11 $(GUEST_OPT) -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wno-unused-parameter \
 	-fno-stack-protector -fno-pie -D_GNU_SOURCE -DPB_NO_ERRMSG \
 	-isystem $(GUEST_INC) -I$(GEN)/guest -I$(NANOPB) -Iguest/init

@@ -13,7 +13,6 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -21,6 +20,7 @@
 
 #include "boot.h"
 #include "container.h"
+#include "disk.h"
 #include "ev.h"
 #include "fmt.h"
 #include "klog.h"
@@ -263,25 +263,15 @@ static int failed(const char *what)
 
 static int mount_bundle(const char *dev)
 {
-	int rc;
-
-	static const char *const dirs[] = { "/run/kuasar",     APP_DIR,
-		                            APP_DIR "/lower",  APP_DIR "/rw",
-		                            APP_DIR "/bundle", APP_DIR "/bundle/rootfs" };
+	static const char *const dirs[] = { "/run/kuasar", APP_DIR, APP_DIR "/bundle",
+		                            APP_DIR "/bundle/rootfs" };
+	const char *what;
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
 		mkdir(dirs[i], 0755);
-	if (mount(dev, APP_DIR "/lower", "erofs", MS_RDONLY, NULL) < 0)
-		return failed("mount the app disk (erofs)");
-	if (mount("tmpfs", APP_DIR "/rw", "tmpfs", 0, "mode=0755") < 0 ||
-	    mkdir(APP_DIR "/rw/upper", 0755) < 0 || mkdir(APP_DIR "/rw/work", 0755) < 0)
-		return failed("make the app's writable layer");
-	/* Overlay resolves its directories from our working directory: shorter options. */
-	rc = chdir(APP_DIR) < 0 ? -1
-	                        : mount("overlay", "bundle/rootfs", "overlay", 0,
-	                                "lowerdir=lower/rootfs,upperdir=rw/upper,workdir=rw/work");
-	if (chdir("/") < 0 || rc < 0)
-		return failed("mount the app's root overlay");
+	what = disk_overlay(dev, APP_DIR, "lower/rootfs", "bundle/rootfs");
+	if (what)
+		return failed(what);
 	if (symlink("../lower/config.json", APP_DIR "/bundle/config.json") < 0)
 		return failed("link the app's config.json");
 	return 0;

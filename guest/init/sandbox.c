@@ -15,6 +15,7 @@
 
 #include "app.h"
 #include "boot.h"
+#include "disk.h"
 #include "events.h"
 #include "fmt.h"
 #include "google/protobuf/empty.pb.h"
@@ -156,6 +157,47 @@ static int mount_share(const char *tag, const char *fstype)
 	return -1;
 }
 
+#define BLOCK_DIR "/run/kuasar/block"
+
+/* A container's root disk (SCSI target req->tag) under a tmpfs overlay, or its removal. */
+static void mount_root_disk(struct rpc_ctx *ctx, const kuasar_sandbox_v1_MountShareRequest *req)
+{
+	kuasar_sandbox_v1_MountShareResponse r = { 0 };
+	const char *end, *what = "not a SCSI target";
+	char dir[32], dev[80];
+	unsigned t = (unsigned)parse_u64(req->tag, &end);
+	int code = RPC_INVALID_ARGUMENT;
+
+	kfmt(dir, sizeof(dir), BLOCK_DIR "/%u", t);
+	kfmt(r.mountpoint, sizeof(r.mountpoint), "%s/rootfs", dir);
+	errno = EINVAL;
+	if (!req->tag[0] || *end || t > 255)
+		goto fail;
+	if (req->unmount) {
+		disk_overlay_undo(dir, "rootfs");
+		goto done;
+	}
+	code = RPC_NOT_FOUND;
+	what = "no such disk yet";
+	if (disk_scsi_find(t, dev, sizeof(dev)) < 0)
+		goto fail;
+	code = RPC_FAILED_PRECONDITION;
+	mkdir(BLOCK_DIR, 0755);
+	mkdir(dir, 0755);
+	what = mkdir(r.mountpoint, 0755) < 0 ? "mkdir" : disk_overlay(dev, dir, "lower", "rootfs");
+	if (what) {
+		if (errno != EEXIST)
+			disk_overlay_undo(dir, "rootfs");
+		goto fail;
+	}
+	info("%s mounted on %s", dev, r.mountpoint);
+done:
+	rpc_reply(ctx, kuasar_sandbox_v1_MountShareResponse_fields, &r);
+	return;
+fail:
+	rpc_error(ctx, code, "erofs disk `%s`: %s: %s", req->tag, what, err_str(errno));
+}
+
 static void sb_mount_share(struct rpc_ctx *ctx)
 {
 	kuasar_sandbox_v1_MountShareRequest req = { 0 };
@@ -166,6 +208,10 @@ static void sb_mount_share(struct rpc_ctx *ctx)
 
 	if (rpc_decode(ctx, kuasar_sandbox_v1_MountShareRequest_fields, &req) < 0)
 		return;
+	if (!strcmp(req.fstype, "erofs")) {
+		mount_root_disk(ctx, &req);
+		return;
+	}
 	tag = req.tag[0] ? req.tag : "kuasar";
 	fstype = req.fstype[0] ? req.fstype : "9p";
 	if (strcmp(fstype, "9p") && strcmp(fstype, "virtiofs")) {
