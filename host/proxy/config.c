@@ -32,9 +32,10 @@ void config_defaults(struct sb_config *c)
 	strcpy(c->template_dir, TPL_DIR_DEFAULT);
 	strcpy(c->template_memory_dir, TPL_MEM_DIR_DEFAULT);
 	strcpy(c->appliance_dir, "/var/lib/kuasar/appliances");
+	strcpy(c->rootfs_cache_dir, "/var/lib/kuasar/rootfs");
 }
 
-enum vtype { V_STR, V_UINT, V_BOOL, V_ACCEL, V_LINK, V_LEVEL };
+enum vtype { V_STR, V_UINT, V_BOOL, V_ACCEL, V_LINK, V_LEVEL, V_ROOTFS };
 
 struct key {
 	const char *table, *name;
@@ -77,6 +78,8 @@ static const struct key keys[] = {
 	S("sandboxer", "template_dir", template_dir),
 	S("sandboxer", "template_memory_dir", template_memory_dir),
 	S("sandboxer", "appliance_dir", appliance_dir),
+	{ "sandboxer", "rootfs", V_ROOTFS, offsetof(struct sb_config, rootfs_block), 0, 0, 0 },
+	S("sandboxer", "rootfs_cache_dir", rootfs_cache_dir),
 };
 
 static char *trim(char *s)
@@ -148,6 +151,13 @@ static int parse_value(const struct key *k, const char *v, struct sb_config *c, 
 			return -1;
 		if (link_parse(tmp, (enum link_kind *)(void *)field) < 0)
 			return *why = "link must be auto, serial or vsock", -1;
+		return 0;
+	case V_ROOTFS:
+		if (parse_string(v, tmp, sizeof(tmp), why) < 0)
+			return -1;
+		if (strcmp(tmp, "9p") && strcmp(tmp, "block"))
+			return *why = "rootfs must be 9p or block", -1;
+		*(int *)(void *)field = !strcmp(tmp, "block");
 		return 0;
 	case V_BOOL:
 		if (!strncmp(v, "true", 4) &&
@@ -287,4 +297,5 @@ void config_vm(const struct sb_config *c, struct vm_config *vm)
 	vm->kernel_params = c->kernel_params;
 	vm->entropy_source = c->entropy_source;
 	vm->boot_timeout_ms = (int)c->boot_timeout_ms;
+	vm->disk_bus = c->rootfs_block;
 }

@@ -171,6 +171,10 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 		add(&a, "-device");
 		add(&a, "virtio-blk-device,drive=app,serial=kuasar-app");
 	}
+	if (cfg->disk_bus) {
+		add(&a, "-device");
+		add(&a, "virtio-scsi-device,id=scsi");
+	}
 	if (!cfg->restore)
 		add_cmdline(&a, cfg, accel);
 	else if (cfg->no_guest)

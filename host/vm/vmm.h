@@ -60,6 +60,9 @@ struct vm_config {
 	const struct vm_nic *nics;
 	unsigned n_nics;
 	int vhost_net;
+	/* A virtio-scsi controller (bus "scsi.0") for disks added at run time: virtio-mmio has
+	 * no hotplug, a SCSI bus does (container root disks, QMP blockdev-add + scsi-hd). */
+	int disk_bus;
 };
 
 int link_parse(const char *s, enum link_kind *out);
