@@ -416,11 +416,11 @@ static int mount_rootfs(const char *host_bundle, json_object *spec,
 }
 
 int bundle_prepare(const char *shared, const char *id, const char *host_bundle,
-                   Containerd__Types__Mount **rootfs, size_t n_rootfs, const char *hostname,
-                   char *guest_bundle, size_t n, kerr_t *err)
+                   Containerd__Types__Mount **rootfs, size_t n_rootfs, const char *guest_root,
+                   const char *hostname, char *guest_bundle, size_t n, kerr_t *err)
 {
 	char dir[PATH_MAX], target[PATH_MAX], gdir[PATH_MAX], cfg[PATH_MAX];
-	json_object *spec = NULL;
+	json_object *spec = NULL, *root;
 	const char *text;
 
 	if (id_valid(id, err) < 0)
@@ -442,13 +442,15 @@ int bundle_prepare(const char *shared, const char *id, const char *host_bundle,
 		json_object_put(spec);
 		return -1;
 	}
-	if (mkdir(target, 0755) < 0) {
+	if (!guest_root && mkdir(target, 0755) < 0) {
 		kerr_sys(err, "mkdir %s", target);
 		goto fail;
 	}
-	if (mount_rootfs(host_bundle, spec, rootfs, n_rootfs, target, err) < 0 ||
+	if ((!guest_root && mount_rootfs(host_bundle, spec, rootfs, n_rootfs, target, err) < 0) ||
 	    spec_rewrite(spec, id, dir, gdir, hostname, bind_host, err) < 0)
 		goto fail;
+	if (guest_root && json_object_object_get_ex(spec, "root", &root))
+		json_object_object_add(root, "path", json_object_new_string(guest_root));
 	text = json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN);
 	if (write_file_atomic(cfg, text, strlen(text), err) < 0)
 		goto fail;

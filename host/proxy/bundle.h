@@ -15,6 +15,8 @@
 
 /* Where the guest mounts the share. */
 #define GUEST_SHARED "/run/kuasar/shared"
+/* Where the guest mounts a container's root disk on SCSI target %u (MountShare "erofs"). */
+#define GUEST_ROOT_DISK "/run/kuasar/block/%u/rootfs"
 
 /* Makes src visible at dst (dst exists: a directory or an empty file). */
 typedef int (*bundle_bind_fn)(const char *src, const char *dst, kerr_t *err);
@@ -33,10 +35,12 @@ int spec_rewrite(json_object *spec, const char *id, const char *host_dir, const 
 #define POD_FILES_DIR ".pod"
 int pod_files_write(const char *shared, const char *hostname, const char *resolv, kerr_t *err);
 
-/* Prepares <shared>/<id> and returns the guest's bundle path. Undoes itself on failure. */
+/* Prepares <shared>/<id> and returns the guest's bundle path. Undoes itself on failure.
+ * guest_root: NULL to mount the rootfs mounts on <shared>/<id>/rootfs, or where the guest
+ * has the container's root filesystem already (a root disk, rootdisk.h), for root.path. */
 int bundle_prepare(const char *shared, const char *id, const char *host_bundle,
-                   Containerd__Types__Mount **rootfs, size_t n_rootfs, const char *hostname,
-                   char *guest_bundle, size_t n, kerr_t *err);
+                   Containerd__Types__Mount **rootfs, size_t n_rootfs, const char *guest_root,
+                   const char *hostname, char *guest_bundle, size_t n, kerr_t *err);
 /* Unmounts everything below <shared>/<id> and removes it; 0 when nothing is left. */
 int bundle_remove(const char *shared, const char *id);
 

@@ -28,6 +28,7 @@
 #include "proxy/guestnet.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_result.h"
+#include "proxy/rootdisk.h"
 #include "proxy/taskproxy.h"
 #include "rpc/agent.h"
 #include "rpc/timestamp.h"
@@ -416,13 +417,15 @@ int proxy_main(int argc, char **argv)
 		{ "hostname", 1, 0, 'h' },
 		{ "netns", 1, 0, 'n' },
 		{ "appliance", 1, 0, 'A' },
+		{ "rootfs", 1, 0, 'R' },
 		{ "log-level", 1, 0, 'L' },
 		{ 0 },
 	};
 	static struct proxy p;
 	static struct appliance app;
+	static struct rootdisks disks;
 	const char *config = CONFIG_DEFAULT_PATH, *id = NULL, *run_dir = NULL, *ttrpc = NULL,
-	           *level = NULL, *appliance = NULL;
+	           *level = NULL, *appliance = NULL, *rootfs = NULL;
 	const struct tpl_store *use;
 	struct vm_config vc;
 	struct tpl_store store;
@@ -442,6 +445,7 @@ int proxy_main(int argc, char **argv)
 		case 'L': level = optarg; break;
 		case 'n': p.netns = optarg[0] ? optarg : NULL; break;
 		case 'A': appliance = optarg[0] ? optarg : NULL; break;
+		case 'R': rootfs = optarg[0] ? optarg : NULL; break;
 		case 'h':
 			if (fmt_path(p.tp.hostname, sizeof(p.tp.hostname), "%s", optarg) < 0)
 				return fail(EINVAL, "hostname `%.64s...` is over %d characters",
@@ -466,6 +470,8 @@ int proxy_main(int argc, char **argv)
 		if (mem)
 			p.cfg.memory_mib = mem;
 	}
+	if (rootfs)
+		p.cfg.rootfs_block = !strcmp(rootfs, "block");
 	if (run_dir)
 		snprintf(p.cfg.run_dir, sizeof(p.cfg.run_dir), "%s", run_dir);
 	if (ttrpc)
@@ -501,6 +507,12 @@ int proxy_main(int argc, char **argv)
 		         p.vm.boot_note[0] ? " (" : "", p.vm.boot_note[0] ? p.vm.boot_note : "");
 	else if (p.vm.boot_note[0])
 		log_warn("template not used, %s", p.vm.boot_note);
+	if (vc.disk_bus) {
+		rootdisks_init(&disks, &p.vm.qmp, p.cfg.rootfs_cache_dir);
+		p.tp.disks = &disks;
+		log_info("container root filesystems as disks (EROFS images cached in %s)",
+		         p.cfg.rootfs_cache_dir);
+	}
 	if (vm_prepare_guest(&p.vm, &prep, &err) < 0 || guest_net(&p, &err) < 0 ||
 	    loop_init(&p.loop, &err) < 0 || serve(&p, &err) < 0) {
 		vm_destroy(&p.vm);

@@ -13,7 +13,9 @@
 #include "base/util.h"
 #include "google/rpc/status.pb-c.h"
 #include "proxy/bundle.h"
+#include "proxy/rootdisk.h"
 #include "proxy/task_gone.h"
+#include "rpc/agent.h"
 #include "rpc/ttrpc_client.h"
 #include "task.pb-c.h"
 #include "ttrpc.pb-c.h"
@@ -22,6 +24,10 @@
  * only a client that stopped reading gets here). */
 #define CLIENT_MAX_PENDING (32u << 20)
 #define MAX_STREAMS_PER_CONN 4096
+/* The guest sees a hot-added disk once its SCSI probe has run: MountShare answers NOT_FOUND
+ * until then and is asked again, this often, for this long. */
+#define DISK_RETRY_MS 2
+#define DISK_WAIT_NS (5 * 1000000000LL)
 
 struct tp_stream {
 	uint32_t sid, gid;
@@ -30,6 +36,15 @@ struct tp_stream {
 	int client_closed, guest_closed; /* a stream ends when both sent an empty close */
 	char cleanup[ID_MAX + 1]; /* Delete of this container: remove its bundle on success */
 	char undo[ID_MAX + 1];    /* Create of this container: remove its bundle if it fails */
+	/* A Create with a root disk: the rewritten request waits here until the guest has
+	 * mounted the disk. */
+	uint8_t *held;
+	uint32_t held_len;
+	uint8_t held_flags;
+	unsigned target;
+	int64_t mount_deadline_ns;
+	struct loop_timer retry;
+	struct tp_conn *c;
 	struct tp_stream *next;
 };
 
@@ -204,13 +219,77 @@ static struct tp_stream *stream_find(struct tp_conn *c, uint32_t sid)
 	return NULL;
 }
 
+/* ---- root disks ---- */
+
+/* MountShare "erofs" for a root disk, its answer to fn. */
+static int guest_mount(struct taskproxy *tp, unsigned target, int unmount, glink_frame_fn fn,
+                       void *owner, uintptr_t tag)
+{
+	Kuasar__Sandbox__V1__MountShareRequest req = KUASAR__SANDBOX__V1__MOUNT_SHARE_REQUEST__INIT;
+	uint8_t buf[64];
+	char t[16];
+	uint32_t gid;
+	size_t n;
+
+	snprintf(t, sizeof(t), "%u", target);
+	req.tag = t;
+	req.fstype = "erofs";
+	req.unmount = unmount;
+	n = kuasar__sandbox__v1__mount_share_request__pack(&req, buf);
+	gid = glink_open(tp->link, fn, owner, tag);
+	if (!gid)
+		return -1;
+	if (glink_request(tp->link, gid, 0, AGENT_SANDBOX_SERVICE, "MountShare", buf, n) < 0) {
+		glink_close(tp->link, gid);
+		return -1;
+	}
+	return 0;
+}
+
+/* The guest has let go of the disk (or could not say): it leaves the VM. */
+static void on_unmounted(void *owner, uintptr_t tag, const struct ttrpc_header *h,
+                         const uint8_t *data)
+{
+	struct taskproxy *tp = owner;
+	struct rootdisk *d = rootdisk_find_target(tp->disks, (unsigned)tag);
+
+	if (d && d->releasing)
+		rootdisk_detach(tp->disks, d, !tp->gone);
+}
+
+/* Container id is done with its root disk, if it has one: the guest unmounts it, then it
+ * is unplugged and its image let go. */
+static void disk_release(struct taskproxy *tp, const char *id)
+{
+	struct rootdisk *d = tp->disks && id[0] ? rootdisk_find(tp->disks, id) : NULL;
+
+	if (!d)
+		return;
+	d->releasing = 1;
+	if (tp->gone || guest_mount(tp, d->target, 1, on_unmounted, tp, d->target) < 0)
+		rootdisk_detach(tp->disks, d, !tp->gone);
+}
+
+/* A stream goes; a Create still waiting for its root disk was never seen by the guest, so
+ * what it made goes too. */
+static void stream_free(struct taskproxy *tp, struct tp_stream *s)
+{
+	if (s->held) {
+		loop_timer_cancel(tp->loop, &s->retry);
+		free(s->held);
+		bundle_remove(tp->shared, s->undo);
+		disk_release(tp, s->undo);
+	}
+	free(s);
+}
+
 static void stream_drop(struct tp_conn *c, struct tp_stream *s)
 {
 	for (struct tp_stream **pp = &c->streams; *pp; pp = &(*pp)->next) {
 		if (*pp == s) {
 			*pp = s->next;
 			c->n_streams--;
-			free(s);
+			stream_free(c->tp, s);
 			return;
 		}
 	}
@@ -244,12 +323,15 @@ static void from_guest(void *owner, uintptr_t tag, const struct ttrpc_header *gh
 
 		if (s->cleanup[0] && ok) {
 			bundle_remove(c->tp->shared, s->cleanup);
+			disk_release(c->tp, s->cleanup);
 			ctr_del(c->tp, s->cleanup);
 		}
-		if (s->undo[0] && !ok)
+		if (s->undo[0] && !ok) {
 			bundle_remove(c->tp->shared, s->undo);
-		else if (s->undo[0])
+			disk_release(c->tp, s->undo);
+		} else if (s->undo[0]) {
 			ctr_add(c->tp, s->undo);
+		}
 		stream_drop(c, s);
 	} else if (gh->type == TTRPC_DATA && (gh->flags & TTRPC_FLAG_REMOTE_CLOSED)) {
 		s->guest_closed = 1;
@@ -307,13 +389,57 @@ static int check_stdio(const char *const uri[3], char *why, size_t n)
 	return 0;
 }
 
+/* With rootfs = "block": the container's layers as a disk on the VM, when they can be one
+ * (*target set, groot the guest's path for it); -1 with the client answered on error. */
+static int root_disk(struct tp_conn *c, uint32_t sid,
+                     const Containerd__Task__V3__CreateTaskRequest *cr, int *target, char *groot,
+                     size_t n)
+{
+	struct rootdisk *d = NULL;
+	char why[300], **lowers;
+	size_t nl;
+	kerr_t err;
+	int rc;
+
+	if (id_valid(cr->id, &err) < 0) {
+		client_error(c, sid, RPC_INVALID_ARGUMENT, "Create: %s", err.msg);
+		return -1;
+	}
+	rc = rootdisk_lowers(cr->rootfs, cr->n_rootfs, &lowers, &nl, why, sizeof(why), &err);
+	if (rc == 0) {
+		log_info("Create %s: root filesystem over the share: %s", cr->id, why);
+		return 0;
+	}
+	if (rc > 0)
+		rc = rootdisk_attach(c->tp->disks, cr->id, lowers, nl, &d, &err);
+	rootdisk_free_lowers(lowers, nl);
+	if (rc < 0) {
+		client_error(c, sid,
+		             err.errnum == EEXIST   ? RPC_ALREADY_EXISTS
+		             : err.errnum == EINVAL ? RPC_INVALID_ARGUMENT
+		                                    : RPC_FAILED_PRECONDITION,
+		             "Create %s: root disk: %s", cr->id, err.msg);
+		return -1;
+	}
+	if (d->img.built)
+		log_info(
+		    "Create %s: root disk on SCSI target %u, %zu layers built into %s in %.1f ms",
+		    cr->id, d->target, nl, d->img.path, d->img.build_ms);
+	else
+		log_info("Create %s: root disk on SCSI target %u, %s (cached)", cr->id, d->target,
+		         d->img.path);
+	*target = (int)d->target;
+	snprintf(groot, n, GUEST_ROOT_DISK, d->target);
+	return 0;
+}
+
 /* Task.Create: prepare the bundle in the share and point the request at it. Returns the
  * new payload (malloc'd) or NULL with the client already answered. */
 static uint8_t *rewrite_create(struct tp_conn *c, uint32_t sid, const Ttrpc__Request *req,
-                               size_t *out_len, char *created, size_t created_len)
+                               size_t *out_len, char *created, size_t created_len, int *target)
 {
 	Containerd__Task__V3__CreateTaskRequest *cr;
-	char gbundle[512], why[600];
+	char gbundle[512], why[600], groot[64];
 	uint8_t *out = NULL;
 	char *old_bundle;
 	size_t n_rootfs;
@@ -331,13 +457,18 @@ static uint8_t *rewrite_create(struct tp_conn *c, uint32_t sid, const Ttrpc__Req
 		client_error(c, sid, RPC_INVALID_ARGUMENT, "Create %s: %s", cr->id, why);
 		goto out;
 	}
+	if (c->tp->disks && root_disk(c, sid, cr, target, groot, sizeof(groot)) < 0)
+		goto out;
 	if (bundle_prepare(c->tp->shared, cr->id, cr->bundle, cr->rootfs, cr->n_rootfs,
-	                   c->tp->hostname, gbundle, sizeof(gbundle), &err) < 0) {
+	                   *target >= 0 ? groot : NULL, c->tp->hostname, gbundle, sizeof(gbundle),
+	                   &err) < 0) {
 		client_error(c, sid,
 		             err.errnum == EEXIST   ? RPC_ALREADY_EXISTS
 		             : err.errnum == EINVAL ? RPC_INVALID_ARGUMENT
 		                                    : RPC_FAILED_PRECONDITION,
 		             "Create %s: %s", cr->id, err.msg);
+		if (*target >= 0)
+			disk_release(c->tp, cr->id);
 		goto out;
 	}
 	old_bundle = cr->bundle;
@@ -356,8 +487,10 @@ static uint8_t *rewrite_create(struct tp_conn *c, uint32_t sid, const Ttrpc__Req
 	cr->bundle = old_bundle;
 	cr->rootfs = rootfs;
 	cr->n_rootfs = n_rootfs;
-	if (!out)
+	if (!out) {
 		bundle_remove(c->tp->shared, cr->id);
+		disk_release(c->tp, cr->id);
+	}
 out:
 	containerd__task__v3__create_task_request__free_unpacked(cr, NULL);
 	return out;
@@ -398,6 +531,111 @@ static void delete_target(const Ttrpc__Request *req, char *id, size_t n)
 	containerd__task__v3__delete_request__free_unpacked(dr, NULL);
 }
 
+static void on_mounted(void *owner, uintptr_t tag, const struct ttrpc_header *h,
+                       const uint8_t *data);
+
+static int ask_mount(struct tp_conn *c, struct tp_stream *s)
+{
+	return guest_mount(c->tp, s->target, 0, on_mounted, c, s->sid);
+}
+
+static void mount_retry(struct loop_timer *t)
+{
+	struct tp_stream *s = container_of(t, struct tp_stream, retry);
+	struct tp_conn *c = s->c;
+
+	if (ask_mount(c, s) < 0) {
+		client_error(c, s->sid, RPC_UNAVAILABLE, "the sandbox's guest link is down");
+		glink_close(c->tp->link, s->gid);
+		stream_drop(c, s);
+		if (c->dead)
+			conn_close(c);
+	}
+}
+
+/* The guest's answer to mounting a Create's root disk: not there yet (asked again), mounted
+ * where the bundle says (the Create goes on), or an error for the client. */
+static void on_mounted(void *owner, uintptr_t tag, const struct ttrpc_header *h,
+                       const uint8_t *data)
+{
+	struct tp_conn *c = owner;
+	struct tp_stream *s = stream_find(c, (uint32_t)tag);
+	Ttrpc__Response *r;
+	Kuasar__Sandbox__V1__MountShareResponse *mr = NULL;
+	char want[64], msg[512];
+	int code = RPC_INTERNAL;
+
+	if (!s || !s->held || h->type != TTRPC_RESPONSE)
+		return;
+	log_context("the guest's MountShare answer for Create %s", s->undo);
+	snprintf(msg, sizeof(msg), "malformed answer");
+	r = ttrpc__response__unpack(NULL, h->length, data);
+	if (r && r->status && r->status->code) {
+		code = r->status->code;
+		snprintf(msg, sizeof(msg), "%s", r->status->message ? r->status->message : "");
+	} else if (r) {
+		mr = kuasar__sandbox__v1__mount_share_response__unpack(NULL, r->payload.len,
+		                                                       r->payload.data);
+		snprintf(want, sizeof(want), GUEST_ROOT_DISK, s->target);
+		code = mr && mr->mountpoint && !strcmp(mr->mountpoint, want) ? 0 : RPC_INTERNAL;
+		snprintf(msg, sizeof(msg), "mounted on `%s`, not %s",
+		         mr && mr->mountpoint ? mr->mountpoint : "", want);
+	}
+	if (mr)
+		kuasar__sandbox__v1__mount_share_response__free_unpacked(mr, NULL);
+	if (r)
+		ttrpc__response__free_unpacked(r, NULL);
+	if (code == RPC_NOT_FOUND && mono_ns() < s->mount_deadline_ns) {
+		loop_timer_arm(c->tp->loop, &s->retry, DISK_RETRY_MS);
+		return;
+	}
+	if (code == 0) {
+		uint8_t *held = s->held;
+
+		/* The guest wants rising stream ids: the Create goes on a route opened now, after
+		 * the MountShare ones. */
+		s->held = NULL;
+		glink_close(c->tp->link, s->gid);
+		s->gid = glink_open(c->tp->link, from_guest, c, s->sid);
+		if (!s->gid) {
+			client_error(c, s->sid, RPC_UNAVAILABLE,
+			             "the sandbox's guest link is down");
+			s->held = held;
+			stream_drop(c, s);
+		} else {
+			forward(c, s, TTRPC_REQUEST, s->held_flags, held, s->held_len);
+			free(held);
+		}
+	} else {
+		client_error(
+		    c, s->sid, RPC_FAILED_PRECONDITION,
+		    "Create %s: the guest did not mount the root disk (SCSI target %u): %s",
+		    s->undo, s->target, msg);
+		glink_close(c->tp->link, s->gid);
+		stream_drop(c, s);
+	}
+	if (c->dead)
+		conn_close(c);
+}
+
+/* A Create whose root disk the guest must mount first: the request waits in the stream. */
+static void hold_create(struct tp_conn *c, struct tp_stream *s, uint8_t flags, uint8_t *buf,
+                        uint32_t len, unsigned target)
+{
+	s->held = buf;
+	s->held_len = len;
+	s->held_flags = flags;
+	s->target = target;
+	s->c = c;
+	s->retry.fn = mount_retry;
+	s->mount_deadline_ns = mono_ns() + DISK_WAIT_NS;
+	if (ask_mount(c, s) < 0) {
+		client_error(c, s->sid, RPC_UNAVAILABLE, "the sandbox's guest link is down");
+		glink_close(c->tp->link, s->gid);
+		stream_drop(c, s);
+	}
+}
+
 /* A Request frame from the client: validate, adapt Create, open a guest route, forward. */
 static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const uint8_t *data)
 {
@@ -406,6 +644,7 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 	struct tp_stream *s;
 	char cleanup[ID_MAX + 1] = "", created[65] = "";
 	size_t plen = 0;
+	int target = -1;
 
 	if (!(h->stream & 1) || h->stream <= c->last_sid) {
 		client_error(c, h->stream, RPC_INVALID_ARGUMENT,
@@ -434,8 +673,8 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 	}
 	if (is_task_service(req->service)) {
 		if (!strcmp(req->method, "Create")) {
-			payload =
-			    rewrite_create(c, h->stream, req, &plen, created, sizeof(created));
+			payload = rewrite_create(c, h->stream, req, &plen, created, sizeof(created),
+			                         &target);
 			if (!payload)
 				goto out;
 		} else if (!strcmp(req->method, "Exec") && check_exec(c, h->stream, req) < 0) {
@@ -470,8 +709,9 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 	/* The rewritten request keeps the client's metadata and timeout. */
 	{
 		Ttrpc__Request copy = *req;
-		_cleanup_free_ uint8_t *buf = NULL;
+		uint8_t *buf = NULL;
 		size_t n;
+		int rc;
 
 		copy.payload.data = payload;
 		copy.payload.len = plen;
@@ -484,14 +724,22 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 			goto undo;
 		}
 		ttrpc__request__pack(&copy, buf);
-		if (forward(c, s, TTRPC_REQUEST, h->flags, buf, (uint32_t)n) < 0)
+		if (target >= 0) {
+			hold_create(c, s, h->flags, buf, (uint32_t)n, (unsigned)target);
+			goto out;
+		}
+		rc = forward(c, s, TTRPC_REQUEST, h->flags, buf, (uint32_t)n);
+		free(buf);
+		if (rc < 0)
 			goto undo;
 	}
 	goto out;
 undo:
-	/* The guest never saw this Create: its bundle goes. */
-	if (created[0])
+	/* The guest never saw this Create: its bundle and root disk go. */
+	if (created[0]) {
 		bundle_remove(c->tp->shared, created);
+		disk_release(c->tp, created);
+	}
 out:
 	ttrpc__request__free_unpacked(req, NULL);
 }
@@ -578,7 +826,7 @@ static void conn_close(struct tp_conn *c)
 		glink_send(tp->link, s->gid, TTRPC_DATA,
 		           TTRPC_FLAG_REMOTE_CLOSED | TTRPC_FLAG_NO_DATA, NULL, 0);
 		c->streams = s->next;
-		free(s);
+		stream_free(tp, s);
 	}
 	glink_close_owner(tp->link, c);
 	loop_del(tp->loop, &c->w);
@@ -644,6 +892,8 @@ void taskproxy_stop(struct taskproxy *tp)
 		conn_close(tp->conns);
 	while (tp->ctrs)
 		ctr_del(tp, tp->ctrs->id);
+	if (tp->disks)
+		rootdisks_release(tp->disks);
 	if (tp->listen.fd >= 0) {
 		loop_del(tp->loop, &tp->listen);
 		close(tp->listen.fd);
@@ -662,7 +912,7 @@ void taskproxy_link_down(struct taskproxy *tp)
 			             "the sandbox's guest link was lost");
 			c->streams = s->next;
 			c->n_streams--;
-			free(s);
+			stream_free(tp, s);
 		}
 		/* A connection that died here is closed by its own event handler: this may run
 		 * inside a call on that very connection. */
@@ -691,10 +941,12 @@ void taskproxy_vm_gone(struct taskproxy *tp)
 				             "the sandbox's VM has exited");
 			c->streams = s->next;
 			c->n_streams--;
-			free(s);
+			stream_free(tp, s);
 		}
 		glink_close_owner(tp->link, c);
 	}
+	if (tp->disks)
+		rootdisks_release(tp->disks);
 	free(wait.payload);
 	if (!tp->n_ctrs && tp->on_idle)
 		tp->on_idle(tp, tp->arg);

@@ -14,6 +14,7 @@
 
 struct tp_conn;
 struct tp_ctr;
+struct rootdisks;
 
 struct taskproxy {
 	struct loop *loop;
@@ -36,6 +37,9 @@ struct taskproxy {
 	int gone;
 	int64_t gone_ns;
 	void (*on_idle)(struct taskproxy *tp, void *arg);
+	/* rootfs = "block": containers' layers become disks on the VM (rootdisk.h); NULL: the
+	 * share carries every root filesystem. */
+	struct rootdisks *disks;
 };
 
 int taskproxy_start(struct taskproxy *tp, struct loop *loop, struct glink *link, const char *path,

@@ -1,0 +1,76 @@
+/* Container root filesystems as read-only disks ([sandboxer] rootfs = "block").
+ *
+ * containerd's overlay snapshotter hands Task.Create an overlay mount: the image's layers
+ * (lowerdir) and the container's empty upper layer. Here the layers become one EROFS image,
+ * built once per layer set (the merged view of a read-only overlay of them, so whiteouts are
+ * applied) and kept in the cache directory while any sandbox uses it: every user holds a
+ * shared flock on it, and the last one out removes it. The image is hot-added to the VM's
+ * virtio-scsi bus (QMP blockdev-add + device_add scsi-hd, one SCSI target per container)
+ * and the guest mounts it under a tmpfs overlay (MountShare fstype "erofs"), so the
+ * container's writes live in guest memory, as they would in the upper layer, and go with
+ * the container.
+ *
+ * Anything else (a bind mount, no rootfs mounts, an upper layer that already holds files)
+ * is not turned into a disk: the container uses the share as with rootfs = "9p". */
+#ifndef KUASAR_ROOTDISK_H
+#define KUASAR_ROOTDISK_H
+
+#include <stddef.h>
+
+#include "base/err.h"
+#include "base/util.h"
+#include "containerd/types.pb-c.h"
+#include "vm/qmp.h"
+
+#define ROOTDISK_MAX_TARGETS 256 /* virtio-scsi's targets: one per container */
+
+/* One image in the cache, held (shared lock) while fd is open. */
+struct rootimg {
+	int fd;
+	char path[KPATH_SIZE];
+	int built; /* this call built it (1) or found it (0) */
+	double build_ms;
+};
+
+/* The image for these overlay lowers (lowerdir's order, top first), built if the cache has
+ * none. */
+int rootimg_get(const char *cache, char *const *lowers, size_t n, struct rootimg *img, kerr_t *err);
+/* Lets go of img; removes it when nobody else holds it. */
+void rootimg_put(const char *cache, struct rootimg *img);
+/* Removes every image in the cache that nobody holds (left by a sandbox that died). */
+void rootimg_sweep(const char *cache);
+
+/* The overlay lowers of containerd's rootfs mounts, in lowers (malloc'd strings, *n of
+ * them): 1 when they can become a disk, 0 when not (why says so), -1 on malformed mounts. */
+int rootdisk_lowers(Containerd__Types__Mount **m, size_t n_m, char ***lowers, size_t *n, char *why,
+                    size_t why_len, kerr_t *err);
+void rootdisk_free_lowers(char **lowers, size_t n);
+
+struct rootdisk {
+	char id[ID_MAX + 1];
+	unsigned target;
+	struct rootimg img;
+	int releasing; /* its container is done: waiting for the guest to unmount it */
+	struct rootdisk *next;
+};
+
+struct rootdisks {
+	struct qmp *qmp;
+	char cache[KPATH_SIZE];
+	struct rootdisk *list;
+	unsigned char used[ROOTDISK_MAX_TARGETS / 8];
+};
+
+void rootdisks_init(struct rootdisks *rd, struct qmp *qmp, const char *cache);
+/* Container id's root disk: the image for lowers, on a free SCSI target of the VM. */
+int rootdisk_attach(struct rootdisks *rd, const char *id, char *const *lowers, size_t n,
+                    struct rootdisk **out, kerr_t *err);
+/* Container id's disk, unless it is being released. */
+struct rootdisk *rootdisk_find(struct rootdisks *rd, const char *id);
+struct rootdisk *rootdisk_find_target(struct rootdisks *rd, unsigned target);
+/* Unplugs the disk (when the VM still runs) and lets go of its image. */
+void rootdisk_detach(struct rootdisks *rd, struct rootdisk *d, int vm_running);
+/* Every disk, at the end: the VM is gone. */
+void rootdisks_release(struct rootdisks *rd);
+
+#endif
