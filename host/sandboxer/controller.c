@@ -215,10 +215,14 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 		}
 	}
 	size_from_pod(&sbx->cfg, pod, &vcpus, &mem);
-	for (size_t i = 0; pod && i < pod->n_annotations; i++)
-		if (pod->annotations[i]->key &&
-		    !strcmp(pod->annotations[i]->key, APPLIANCE_ANNOTATION))
-			c.appliance = pod->annotations[i]->value ? pod->annotations[i]->value : "";
+	for (size_t i = 0; pod && i < pod->n_annotations; i++) {
+		const char *k = pod->annotations[i]->key, *v = pod->annotations[i]->value;
+
+		if (k && !strcmp(k, APPLIANCE_ANNOTATION))
+			c.appliance = v ? v : "";
+		else if (k && !strcmp(k, ROOTFS_ANNOTATION))
+			c.rootfs = v ? v : "";
+	}
 	if (c.appliance && size_from_appliance(&sbx->cfg, c.appliance, &vcpus, &mem, &err) < 0) {
 		grpc_reply_error(call, RPC_INVALID_ARGUMENT, "%s", err.msg);
 		goto out;
@@ -242,10 +246,10 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 	if (pod_files_write(sb->paths.shared, pod ? pod->hostname : NULL, resolv, &err) < 0)
 		log_warn("sandbox %s: %s (containers get the image's)", sb->id, err.msg);
 	free(resolv);
-	log_info("sandbox %s: created (%u vCPU, %u MiB%s%s%s%s)", sb->id, vcpus, mem,
+	log_info("sandbox %s: created (%u vCPU, %u MiB%s%s%s%s%s%s)", sb->id, vcpus, mem,
 	         req->netns_path && req->netns_path[0] ? ", netns " : "",
 	         req->netns_path ? req->netns_path : "", sb->appliance[0] ? ", appliance " : "",
-	         sb->appliance);
+	         sb->appliance, sb->rootfs[0] ? ", rootfs " : "", sb->rootfs);
 	r.sandbox_id = sb->id;
 	grpc_reply(call, &r.base);
 out:

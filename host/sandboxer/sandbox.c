@@ -70,6 +70,7 @@ static void state_write(struct sandbox *sb)
 	json_object_object_add(o, "hostname", json_object_new_string(sb->hostname));
 	json_object_object_add(o, "netns", json_object_new_string(sb->netns));
 	json_object_object_add(o, "appliance", json_object_new_string(sb->appliance));
+	json_object_object_add(o, "rootfs", json_object_new_string(sb->rootfs));
 	json_object_object_add(o, "cgroup_parent", json_object_new_string(sb->cg_parent));
 	json_object_object_add(o, "spec",
 	                       json_object_new_string(sb->spec_json ? sb->spec_json : ""));
@@ -163,7 +164,10 @@ int sandbox_create(struct sandboxer *sbx, const char *id, const struct sb_create
 	         0) ||
 	    (c->netns && strlen(c->netns) >= sizeof(sb->netns) &&
 	     kerr_set(err, ENAMETOOLONG, "netns path of %zu bytes", strlen(c->netns))) ||
-	    (c->appliance && sandbox_appliance_check(c->appliance, err) < 0)) {
+	    (c->appliance && sandbox_appliance_check(c->appliance, err) < 0) ||
+	    (c->rootfs && strcmp(c->rootfs, "9p") && strcmp(c->rootfs, "block") &&
+	     kerr_set(err, EINVAL, "annotation " ROOTFS_ANNOTATION "=`%.16s`: 9p or block",
+	              c->rootfs))) {
 		sandbox_free(sb);
 		return kerr_wrap(err, "sandbox `%s`", id);
 	}
@@ -182,6 +186,7 @@ int sandbox_create(struct sandboxer *sbx, const char *id, const struct sb_create
 	snprintf(sb->hostname, sizeof(sb->hostname), "%s", c->hostname ? c->hostname : "");
 	snprintf(sb->netns, sizeof(sb->netns), "%s", c->netns ? c->netns : "");
 	snprintf(sb->appliance, sizeof(sb->appliance), "%s", c->appliance ? c->appliance : "");
+	snprintf(sb->rootfs, sizeof(sb->rootfs), "%s", c->rootfs ? c->rootfs : "");
 	sb->spec_json = c->spec_json ? strdup(c->spec_json) : NULL;
 	sb->created_ns = real_ns();
 	state_write(sb);
@@ -714,7 +719,7 @@ static void exec_proxy(struct sandbox *sb, int result_fd)
 	      sb->sbx->config_path, "--run-dir", c->run_dir, "--containerd-ttrpc",
 	      c->containerd_ttrpc, "--vcpus", vcpus, "--memory", mem, "--log-level",
 	      c->debug ? "debug" : c->log_level, "--hostname", sb->hostname, "--netns", sb->netns,
-	      "--appliance", sb->appliance, (char *)NULL);
+	      "--appliance", sb->appliance, "--rootfs", sb->rootfs, (char *)NULL);
 	dprintf(3, "E %d exec /proc/self/exe: %s", errno, strerror(errno));
 	_exit(127);
 }
@@ -978,6 +983,7 @@ static void recover_one(struct sandboxer *sbx, const char *id)
 	snprintf(sb->hostname, sizeof(sb->hostname), "%s", jget_str(o, "hostname", ""));
 	snprintf(sb->netns, sizeof(sb->netns), "%s", jget_str(o, "netns", ""));
 	snprintf(sb->appliance, sizeof(sb->appliance), "%s", jget_str(o, "appliance", ""));
+	snprintf(sb->rootfs, sizeof(sb->rootfs), "%s", jget_str(o, "rootfs", ""));
 	snprintf(sb->cg_parent, sizeof(sb->cg_parent), "%s",
 	         jget_str(o, "cgroup_parent", sbx->cfg.cgroup_parent));
 	sb->spec_json = jget_str(o, "spec", "")[0] ? strdup(jget_str(o, "spec", "")) : NULL;
