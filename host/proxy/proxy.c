@@ -508,7 +508,7 @@ int proxy_main(int argc, char **argv)
 	else if (p.vm.boot_note[0])
 		log_warn("template not used, %s", p.vm.boot_note);
 	if (vc.disk_bus) {
-		rootdisks_init(&disks, &p.vm.qmp, p.cfg.rootfs_cache_dir);
+		rootdisks_init(&disks, &p.loop, &p.vm.qmp, p.cfg.rootfs_cache_dir);
 		p.tp.disks = &disks;
 		log_info("container root filesystems as disks (EROFS images cached in %s)",
 		         p.cfg.rootfs_cache_dir);

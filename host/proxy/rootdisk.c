@@ -21,7 +21,8 @@
 /* Overlay takes its options in one page; containerd's lowerdir fits about 50 layers. */
 #define OVL_OPTS_MAX 4000
 #define QMP_TIMEOUT_NS (10 * 1000000000LL)
-#define UNPLUG_WAIT_NS (500 * 1000000LL)
+#define UNPLUG_WAIT_NS (5 * 1000000000LL)
+#define UNPLUG_POLL_MS 10
 
 /* ---- the image cache ---- */
 
@@ -338,18 +339,24 @@ int rootdisk_lowers(Containerd__Types__Mount **m, size_t n_m, char ***lowers, si
 	if (!copy)
 		return kerr_set(err, ENOMEM, "out of memory");
 	for (tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
-		char **grown = realloc(out, (k + 1) * sizeof(*out));
+		char **grown;
 
 		if (!path_ok(tok)) {
-			kerr_set(err, EINVAL, "lowerdir `%s` is not an absolute path", tok);
+			kerr_set(err, EINVAL, "lowerdir `%s`: not an absolute path without `..`",
+			         tok);
 			goto fail;
 		}
-		if (!grown || !(grown[k] = strdup(tok))) {
-			out = grown ? grown : out;
+		grown = realloc(out, (k + 1) * sizeof(*out));
+		if (!grown) {
 			kerr_set(err, ENOMEM, "out of memory");
 			goto fail;
 		}
 		out = grown;
+		out[k] = strdup(tok);
+		if (!out[k]) {
+			kerr_set(err, ENOMEM, "out of memory");
+			goto fail;
+		}
 		k++;
 	}
 	free(copy);
@@ -366,9 +373,13 @@ fail:
 
 /* ---- disks on the VM's SCSI bus ---- */
 
-void rootdisks_init(struct rootdisks *rd, struct qmp *qmp, const char *cache)
+static void unplug_tick(struct loop_timer *t);
+
+void rootdisks_init(struct rootdisks *rd, struct loop *loop, struct qmp *qmp, const char *cache)
 {
 	memset(rd, 0, sizeof(*rd));
+	rd->loop = loop;
+	rd->timer.fn = unplug_tick;
 	rd->qmp = qmp;
 	fmt_msg(rd->cache, sizeof(rd->cache), "%s", cache);
 }
@@ -389,55 +400,38 @@ static void target_free(struct rootdisks *rd, unsigned t)
 	rd->used[t / 8] &= (unsigned char)~(1u << (t % 8));
 }
 
-static int qmp_node(struct rootdisks *rd, const char *cmd, const char *key, unsigned t, kerr_t *err)
+static int qmp_node(struct rootdisks *rd, const char *cmd, const char *key, const char *name,
+                    kerr_t *err)
 {
 	json_object *a = json_object_new_object();
-	char name[24];
 
-	snprintf(name, sizeof(name), "rootfs%u", t);
 	json_object_object_add(a, key, json_object_new_string(name));
 	return qmp_call(rd->qmp, cmd, a, NULL, mono_ns() + QMP_TIMEOUT_NS, err);
 }
 
-static int plug(struct rootdisks *rd, unsigned t, const char *path, kerr_t *err)
+static int plug(struct rootdisks *rd, struct rootdisk *d, kerr_t *err)
 {
 	json_object *a = json_object_new_object(), *file = json_object_new_object();
-	char name[24];
 
-	snprintf(name, sizeof(name), "rootfs%u", t);
 	json_object_object_add(file, "driver", json_object_new_string("file"));
-	json_object_object_add(file, "filename", json_object_new_string(path));
+	json_object_object_add(file, "filename", json_object_new_string(d->img.path));
 	json_object_object_add(a, "driver", json_object_new_string("raw"));
-	json_object_object_add(a, "node-name", json_object_new_string(name));
+	json_object_object_add(a, "node-name", json_object_new_string(d->node));
 	json_object_object_add(a, "read-only", json_object_new_boolean(1));
 	json_object_object_add(a, "file", file);
 	if (qmp_call(rd->qmp, "blockdev-add", a, NULL, mono_ns() + QMP_TIMEOUT_NS, err) < 0)
-		return kerr_wrap(err, "QMP blockdev-add %s", path);
+		return kerr_wrap(err, "QMP blockdev-add %s", d->img.path);
 	a = json_object_new_object();
 	json_object_object_add(a, "driver", json_object_new_string("scsi-hd"));
-	json_object_object_add(a, "id", json_object_new_string(name));
-	json_object_object_add(a, "drive", json_object_new_string(name));
+	json_object_object_add(a, "id", json_object_new_string(d->node));
+	json_object_object_add(a, "drive", json_object_new_string(d->node));
 	json_object_object_add(a, "bus", json_object_new_string("scsi.0"));
-	json_object_object_add(a, "scsi-id", json_object_new_int((int)t));
+	json_object_object_add(a, "scsi-id", json_object_new_int((int)d->target));
 	json_object_object_add(a, "lun", json_object_new_int(0));
 	if (qmp_call(rd->qmp, "device_add", a, NULL, mono_ns() + QMP_TIMEOUT_NS, err) < 0) {
-		kerr_wrap(err, "QMP device_add scsi-hd (target %u)", t);
-		qmp_node(rd, "blockdev-del", "node-name", t, NULL);
+		kerr_wrap(err, "QMP device_add scsi-hd (target %u)", d->target);
+		qmp_node(rd, "blockdev-del", "node-name", d->node, NULL);
 		return -1;
-	}
-	return 0;
-}
-
-/* The unplugged device lets go of its node only when QEMU frees it, after an RCU grace
- * period on its main loop: a few milliseconds. */
-static int unplug_node(struct rootdisks *rd, unsigned t, kerr_t *err)
-{
-	int64_t until = mono_ns() + UNPLUG_WAIT_NS;
-
-	while (qmp_node(rd, "blockdev-del", "node-name", t, err) < 0) {
-		if (!strstr(err->msg, "in use") || mono_ns() > until)
-			return -1;
-		usleep(1000);
 	}
 	return 0;
 }
@@ -462,8 +456,9 @@ int rootdisk_attach(struct rootdisks *rd, const char *id, char *const *lowers, s
 	}
 	d->target = (unsigned)t;
 	fmt_msg(d->id, sizeof(d->id), "%s", id);
-	if (rootimg_get(rd->cache, lowers, n, &d->img, err) < 0 ||
-	    plug(rd, d->target, d->img.path, err) < 0) {
+	/* Names are never reused: a node QEMU failed to free cannot block a later disk. */
+	fmt_msg(d->node, sizeof(d->node), "rootfs%u.%u", d->target, ++rd->seq);
+	if (rootimg_get(rd->cache, lowers, n, &d->img, err) < 0 || plug(rd, d, err) < 0) {
 		rootimg_put(rd->cache, &d->img);
 		target_free(rd, d->target);
 		free(d);
@@ -491,26 +486,69 @@ struct rootdisk *rootdisk_find_target(struct rootdisks *rd, unsigned target)
 	return NULL;
 }
 
-void rootdisk_detach(struct rootdisks *rd, struct rootdisk *d, int vm_running)
+/* The disk is out of the VM: its image and target go. */
+static void finish(struct rootdisks *rd, struct rootdisk *d)
 {
-	kerr_t err;
-
 	for (struct rootdisk **pp = &rd->list; *pp; pp = &(*pp)->next) {
 		if (*pp == d) {
 			*pp = d->next;
 			break;
 		}
 	}
-	if (vm_running && (qmp_node(rd, "device_del", "id", d->target, &err) < 0 ||
-	                   unplug_node(rd, d->target, &err) < 0))
-		log_warn("root disk of %s (SCSI target %u): %s", d->id, d->target, err.msg);
 	rootimg_put(rd->cache, &d->img);
 	target_free(rd, d->target);
 	free(d);
 }
 
+/* An unplugged device lets go of its node only when QEMU frees it, after an RCU grace
+ * period on its main loop (about 50 ms under TCG here): the node is deleted from the loop,
+ * asked again until it is no longer in use. */
+static void unplug_tick(struct loop_timer *t)
+{
+	struct rootdisks *rd = container_of(t, struct rootdisks, timer);
+	struct rootdisk *d, *next;
+	int pending = 0;
+	kerr_t err;
+
+	for (d = rd->list; d; d = next) {
+		next = d->next;
+		if (!d->unplugging)
+			continue;
+		if (qmp_node(rd, "blockdev-del", "node-name", d->node, &err) == 0) {
+			log_debug("root disk of %s unplugged from SCSI target %u in %.1f ms", d->id,
+			          d->target, (double)(mono_ns() - d->unplug_ns) / 1e6);
+		} else if (strstr(err.msg, "in use") && mono_ns() - d->unplug_ns < UNPLUG_WAIT_NS) {
+			pending = 1;
+			continue;
+		} else {
+			log_warn("root disk of %s (SCSI target %u): %s", d->id, d->target, err.msg);
+		}
+		finish(rd, d);
+	}
+	if (pending)
+		loop_timer_arm(rd->loop, &rd->timer, UNPLUG_POLL_MS);
+}
+
+void rootdisk_detach(struct rootdisks *rd, struct rootdisk *d, int vm_running)
+{
+	kerr_t err;
+
+	d->releasing = 1;
+	if (!vm_running)
+		return finish(rd, d);
+	if (qmp_node(rd, "device_del", "id", d->node, &err) < 0) {
+		log_warn("root disk of %s (SCSI target %u): %s", d->id, d->target, err.msg);
+		return finish(rd, d);
+	}
+	d->unplugging = 1;
+	d->unplug_ns = mono_ns();
+	loop_timer_arm(rd->loop, &rd->timer, UNPLUG_POLL_MS);
+}
+
 void rootdisks_release(struct rootdisks *rd)
 {
+	if (rd->loop)
+		loop_timer_cancel(rd->loop, &rd->timer);
 	while (rd->list)
-		rootdisk_detach(rd, rd->list, 0);
+		finish(rd, rd->list);
 }

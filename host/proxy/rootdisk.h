@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "base/err.h"
+#include "base/loop.h"
 #include "base/util.h"
 #include "containerd/types.pb-c.h"
 #include "vm/qmp.h"
@@ -49,26 +50,33 @@ void rootdisk_free_lowers(char **lowers, size_t n);
 struct rootdisk {
 	char id[ID_MAX + 1];
 	unsigned target;
+	char node[32]; /* QEMU's block node and device id */
 	struct rootimg img;
-	int releasing; /* its container is done: waiting for the guest to unmount it */
+	int releasing;  /* its container is done: the guest unmounts it, then it is unplugged */
+	int unplugging; /* device_del sent; the node is deleted once QEMU has freed the device */
+	int64_t unplug_ns;
 	struct rootdisk *next;
 };
 
 struct rootdisks {
+	struct loop *loop;
+	struct loop_timer timer; /* deletes the nodes of unplugged disks */
 	struct qmp *qmp;
 	char cache[KPATH_SIZE];
 	struct rootdisk *list;
+	unsigned seq;
 	unsigned char used[ROOTDISK_MAX_TARGETS / 8];
 };
 
-void rootdisks_init(struct rootdisks *rd, struct qmp *qmp, const char *cache);
+void rootdisks_init(struct rootdisks *rd, struct loop *loop, struct qmp *qmp, const char *cache);
 /* Container id's root disk: the image for lowers, on a free SCSI target of the VM. */
 int rootdisk_attach(struct rootdisks *rd, const char *id, char *const *lowers, size_t n,
                     struct rootdisk **out, kerr_t *err);
 /* Container id's disk, unless it is being released. */
 struct rootdisk *rootdisk_find(struct rootdisks *rd, const char *id);
 struct rootdisk *rootdisk_find_target(struct rootdisks *rd, unsigned target);
-/* Unplugs the disk (when the VM still runs) and lets go of its image. */
+/* Unplugs the disk (when the VM still runs) and lets go of its image and target once QEMU
+ * has let go of it (from the loop, a few tens of milliseconds later). */
 void rootdisk_detach(struct rootdisks *rd, struct rootdisk *d, int vm_running);
 /* Every disk, at the end: the VM is gone. */
 void rootdisks_release(struct rootdisks *rd);

@@ -253,7 +253,7 @@ static void on_unmounted(void *owner, uintptr_t tag, const struct ttrpc_header *
 	struct taskproxy *tp = owner;
 	struct rootdisk *d = rootdisk_find_target(tp->disks, (unsigned)tag);
 
-	if (d && d->releasing)
+	if (d && d->releasing && !d->unplugging)
 		rootdisk_detach(tp->disks, d, !tp->gone);
 }
 
