@@ -313,7 +313,7 @@ $(TESTBIN)/fuzz-guest-frames: FUZZ_LDFLAGS := -Wl,--wrap=adjtimex,--wrap=ioctl
 $(TESTBIN)/fuzz-guest-oci: $(call hg,oci.c json.c fmt.c seccomp.c)
 $(TESTBIN)/fuzz-guest-match: $(call hg,match.c)
 $(addprefix $(TESTBIN)/,fuzz-host-frames fuzz-proxy-result fuzz-config fuzz-bundle fuzz-qmp \
-	fuzz-task-gone fuzz-grpc fuzz-taskproxy): \
+	fuzz-task-gone fuzz-grpc fuzz-taskproxy fuzz-rootdisk): \
 	$(HOST_ARCHIVES)
 
 $(TESTBIN)/fuzz-%: $(HOBJ)/tests/fuzz/fuzz-%.o
@@ -408,9 +408,10 @@ install: all $(BIN)/vmlinux.bin ## install the binaries, kernel, initrd, systemd
 bench-boot: all $(BIN)/vmlinux.bin ## cold boot: our kernel vs Debian's distro kernel
 	$(Q)tools/bench-boot.sh
 
-bench-container: all $(BIN)/vmlinux.bin ## container start inside a running sandbox vs exec
+bench-container: all $(BIN)/vmlinux.bin ## container start in a running sandbox vs exec; rootfs over 9p vs as a disk
 	$(Q)tests/make-bundle.sh $(BIN)/bench-bundle -- echo started >/dev/null
 	$(Q)$(BIN)/kuasar-ctl bench container $(BIN)/bench-bundle -n 21
+	$(Q)tools/bench-rootfs.sh 9
 
 bench-pod: all $(BIN)/vmlinux.bin ## pod start via containerd's CRI: kuasar vs runc; sandboxer memory
 	$(Q)tools/bench-pod.sh

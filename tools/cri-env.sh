@@ -107,6 +107,8 @@ cri_env_up() {
 	template_dir = "$D/templates"
 	template_memory_dir = "$D/templates/mem"
 	appliance_dir = "${CRI_ENV_APPLIANCE_DIR:-$D/appliances}"
+	rootfs = "${CRI_ENV_ROOTFS:-9p}"
+	rootfs_cache_dir = "$D/rootfs-cache"
 	TOML
 	cat >"$D/containerd.toml" <<-TOML
 	version = 3

@@ -1,5 +1,7 @@
-/* The sandboxer's pure parts: config.toml parsing and the host-to-guest spec rewrite. */
+/* The sandboxer's pure parts: config.toml parsing, the host-to-guest spec rewrite, and root
+ * disks (containerd's mounts read, the image cache). */
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 #include "proxy/bundle.h"
 #include "proxy/config.h"
 #include "proxy/proxy_result.h"
+#include "proxy/rootdisk.h"
 #include "sandboxer/sb_cgroup.h"
 #include "tap.h"
 
@@ -75,6 +78,144 @@ static void test_config(void)
 	   err.msg);
 	ok(parse("[hypervisor]\naccel = \"hvf\"\n", &c, &err) < 0, "a bad accel: %s", err.msg);
 	ok(parse("[hypervisor\n", &c, &err) < 0, "a malformed table header: %s", err.msg);
+	ok(parse("", &c, &err) == 0 && c.rootfs_block == 0, "rootfs is 9p by default");
+	ok(parse("[sandboxer]\nrootfs = \"block\"\nrootfs_cache_dir = \"/c\"\n", &c, &err) == 0 &&
+	       c.rootfs_block == 1 && !strcmp(c.rootfs_cache_dir, "/c"),
+	   "rootfs = block, rootfs_cache_dir");
+	ok(parse("[sandboxer]\nrootfs = \"nfs\"\n", &c, &err) < 0 && strstr(err.msg, "9p or block"),
+	   "a bad rootfs: %s", err.msg);
+}
+
+/* ---- root disks: containerd's mounts read, the image cache ---- */
+
+static Containerd__Types__Mount *mnt(const char *type, const char *src, char **opts, size_t n)
+{
+	static Containerd__Types__Mount m;
+
+	containerd__types__mount__init(&m);
+	m.type = (char *)type;
+	m.source = (char *)src;
+	m.options = opts;
+	m.n_options = n;
+	return &m;
+}
+
+static void test_rootdisk_lowers(const char *dir)
+{
+	char why[300], **lowers, up[300], low[600], upper_opt[320], file[400];
+	char *opts[3] = { low, upper_opt, "index=off" };
+	Containerd__Types__Mount *m;
+	size_t n;
+	kerr_t err;
+
+	snprintf(up, sizeof(up), "%s/upper", dir);
+	mkdir(up, 0755);
+	snprintf(upper_opt, sizeof(upper_opt), "upperdir=%s", up);
+	snprintf(low, sizeof(low), "lowerdir=%s/l2:%s/l1", dir, dir);
+	m = mnt("overlay", "overlay", opts, 3);
+	ok(rootdisk_lowers(&m, 1, &lowers, &n, why, sizeof(why), &err) == 1 && n == 2,
+	   "an overlay of two layers with an empty upper becomes a disk");
+	if (n == 2) {
+		snprintf(file, sizeof(file), "%s/l2", dir);
+		is_str(lowers[0], file, "the top layer first, as lowerdir has it");
+	}
+	rootdisk_free_lowers(lowers, n);
+	snprintf(file, sizeof(file), "%s/upper/x", dir);
+	close(open(file, O_CREAT | O_WRONLY, 0644));
+	ok(rootdisk_lowers(&m, 1, &lowers, &n, why, sizeof(why), &err) == 0 &&
+	       strstr(why, "already holds files"),
+	   "an upper layer with files stays on the share: %s", why);
+	unlink(file);
+	m = mnt("bind", "/x", NULL, 0);
+	ok(rootdisk_lowers(&m, 1, &lowers, &n, why, sizeof(why), &err) == 0 && strstr(why, "bind"),
+	   "a bind mount stays on the share: %s", why);
+	ok(rootdisk_lowers(NULL, 0, &lowers, &n, why, sizeof(why), &err) == 0,
+	   "no rootfs mounts stay on the share: %s", why);
+	snprintf(low, sizeof(low), "lowerdir=%s/l1:relative/l0", dir);
+	m = mnt("overlay", "overlay", opts, 2);
+	ok(rootdisk_lowers(&m, 1, &lowers, &n, why, sizeof(why), &err) < 0 &&
+	       err.errnum == EINVAL && strstr(err.msg, "relative/l0"),
+	   "a relative layer is refused: %s", err.msg);
+	snprintf(low, sizeof(low), "lowerdir=%s/../../etc", dir);
+	ok(rootdisk_lowers(&m, 1, &lowers, &n, why, sizeof(why), &err) < 0,
+	   "a layer with .. is refused: %s", err.msg);
+	snprintf(low, sizeof(low), "lowerdir=");
+	ok(rootdisk_lowers(&m, 1, &lowers, &n, why, sizeof(why), &err) < 0,
+	   "an empty lowerdir is refused: %s", err.msg);
+	snprintf(low, sizeof(low), "lowerdir=::");
+	ok(rootdisk_lowers(&m, 1, &lowers, &n, why, sizeof(why), &err) < 0,
+	   "a lowerdir of separators only is refused: %s", err.msg);
+	m = mnt("overlay", "overlay", opts + 1, 1);
+	ok(rootdisk_lowers(&m, 1, &lowers, &n, why, sizeof(why), &err) < 0 &&
+	       strstr(err.msg, "without lowerdir"),
+	   "an overlay without lowerdir is refused: %s", err.msg);
+}
+
+static int count_images(const char *cache)
+{
+	char cmd[400];
+	FILE *p;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "ls %s | grep -c 'erofs$'", cache);
+	p = popen(cmd, "r");
+	if (p && fscanf(p, "%d", &n) != 1)
+		n = -1;
+	if (p)
+		pclose(p);
+	return n;
+}
+
+/* A real image from two layers with a whiteout: needs root (the overlay mount) and
+ * mkfs.erofs. */
+static void test_rootimg(const char *dir)
+{
+	char cache[300], l1[300], l2[300], path[700], *lowers[2] = { l2, l1 };
+	struct rootimg a, b, c;
+	kerr_t err;
+
+	if (geteuid() != 0 || system("command -v mkfs.erofs >/dev/null") != 0) {
+		skip("rootfs images need root and mkfs.erofs");
+		return;
+	}
+	snprintf(cache, sizeof(cache), "%s/cache", dir);
+	snprintf(l1, sizeof(l1), "%s/layer1", dir);
+	snprintf(l2, sizeof(l2), "%s/layer2", dir);
+	mkdir(l1, 0755);
+	mkdir(l2, 0755);
+	snprintf(path, sizeof(path), "%s/gone", l1);
+	close(open(path, O_CREAT | O_WRONLY, 0644));
+	snprintf(path, sizeof(path), "%s/kept", l1);
+	close(open(path, O_CREAT | O_WRONLY, 0644));
+	snprintf(path, sizeof(path), "%s/gone", l2);
+	ok(mknod(path, S_IFCHR | 0, 0) == 0, "a whiteout in the upper layer");
+	ok(rootimg_get(cache, lowers, 2, &a, &err) == 0 && a.built == 1, "built: %s",
+	   a.fd < 0 ? err.msg : a.path);
+	ok(rootimg_get(cache, lowers, 2, &b, &err) == 0 && b.built == 0 && !strcmp(a.path, b.path),
+	   "the same layers take the cached image");
+	ok(rootimg_get(cache, lowers + 1, 1, &c, &err) == 0 && c.built == 1 &&
+	       strcmp(a.path, c.path),
+	   "other layers get an image of their own");
+	/* The merged view went in: the whiteout hid the lower file, and is not in it itself. */
+	snprintf(path, sizeof(path), "dump.erofs --ls --path=/ %s 2>&1 | grep -qw kept", a.path);
+	ok(system(path) == 0, "the lower layer's file is in the image");
+	snprintf(path, sizeof(path), "dump.erofs --ls --path=/ %s 2>&1 | grep -qw gone", a.path);
+	ok(system(path) != 0, "the whited-out file is not");
+	rootimg_put(cache, &a);
+	ok(access(b.path, F_OK) == 0, "an image still held stays");
+	rootimg_put(cache, &b);
+	ok(access(c.path, F_OK) == 0 && count_images(cache) == 1, "the last user out removes it");
+	/* A user that died without letting go: its image is swept at the next look. */
+	close(c.fd);
+	rootimg_sweep(cache);
+	is_int(count_images(cache), 0, "an image nobody holds is swept");
+	{
+		char *bad[1] = { path };
+
+		snprintf(path, sizeof(path), "%s/missing", dir);
+		ok(rootimg_get(cache, bad, 1, &a, &err) < 0 && strstr(err.msg, "missing"),
+		   "a missing layer is an error: %s", err.msg);
+	}
 }
 
 static int binds;
@@ -321,6 +462,8 @@ int main(void)
 	test_spec(file, share);
 	test_pod_files(dir);
 	test_cgroup_parent();
+	test_rootdisk_lowers(dir);
+	test_rootimg(dir);
 	remove(file);
 	snprintf(file, sizeof(file), "rm -rf %s", dir);
 	if (system(file) != 0)
