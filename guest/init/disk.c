@@ -22,7 +22,8 @@ const char *disk_overlay(const char *dev, const char *dir, const char *lower, co
 	mkdir("lower", 0755);
 	mkdir("rw", 0755);
 	kfmt(opts, sizeof(opts), "lowerdir=%s,upperdir=rw/upper,workdir=rw/work", lower);
-	if (mount(dev, "lower", "erofs", MS_RDONLY, NULL) < 0)
+	/* nodev: an image's device nodes open nothing, as on the 9p share. */
+	if (mount(dev, "lower", "erofs", MS_RDONLY | MS_NODEV, NULL) < 0)
 		what = "mount the disk (erofs)";
 	else if (mount("tmpfs", "rw", "tmpfs", 0, "mode=0755") < 0 || mkdir("rw/upper", 0755) < 0 ||
 	         mkdir("rw/work", 0755) < 0)

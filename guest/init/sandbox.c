@@ -182,12 +182,14 @@ static void mount_root_disk(struct rpc_ctx *ctx, const kuasar_sandbox_v1_MountSh
 	if (disk_scsi_find(t, dev, sizeof(dev)) < 0)
 		goto fail;
 	code = RPC_FAILED_PRECONDITION;
+	/* The host gives a target to one container at a time: what is there is stale (an
+	 * unmount that never came) and goes first. */
+	disk_overlay_undo(dir, "rootfs");
 	mkdir(BLOCK_DIR, 0755);
 	mkdir(dir, 0755);
 	what = mkdir(r.mountpoint, 0755) < 0 ? "mkdir" : disk_overlay(dev, dir, "lower", "rootfs");
 	if (what) {
-		if (errno != EEXIST)
-			disk_overlay_undo(dir, "rootfs");
+		disk_overlay_undo(dir, "rootfs");
 		goto fail;
 	}
 	info("%s mounted on %s", dev, r.mountpoint);
