@@ -21,15 +21,8 @@ CRI_ENV_LOG_LEVEL=info
 # shellcheck source=cri-env.sh
 . "$TOP/tools/cri-env.sh"
 
-ctl() { "$TOP/bin/kuasar-ctl" cri --address "$D/containerd.sock" --log-dir "$D/logs" "$@"; }
-
-cleanup() {
-	# shellcheck disable=SC2046
-	cri_env_rmpods $(cat "$D/pods" 2>/dev/null)
-	cri_env_down
-	rm -rf --one-file-system "$D"
-}
-trap cleanup EXIT
+ctl() { cri_ctl "$@"; }
+trap cri_env_cleanup EXIT
 
 SERVE='mkdir -p /www; echo "hello from the pod network benchmark" >/www/index.html
 	nc -ll -p 9001 -e dd of=/dev/null 2>/dev/null &

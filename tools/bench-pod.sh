@@ -17,15 +17,8 @@ CRI_ENV_MEMORY=128
 # shellcheck source=cri-env.sh
 . "$TOP/tools/cri-env.sh"
 
-ctl() { "$TOP/bin/kuasar-ctl" cri --address "$D/containerd.sock" --log-dir "$D/logs" "$@"; }
-
-pods=()
-cleanup() {
-	cri_env_rmpods "${pods[@]}"
-	cri_env_down
-	rm -rf --one-file-system "$D"
-}
-trap cleanup EXIT
+ctl() { cri_ctl "$@"; }
+trap cri_env_cleanup EXIT
 
 kb() { # FIELD PID...: sum of a /proc/PID/{status,smaps_rollup} field in kB
 	local field=$1 pid sum=0 v
@@ -49,7 +42,7 @@ printf '%-10s %12s %16s %16s %14s %14s\n' sandboxes "daemon RSS" "proxies RSS" "
 n=0
 for want in 1 10 20; do
 	while [ "$n" -lt "$want" ]; do
-		pods+=("$(ctl --name "mem-$n" --uid "mem-$n" runp)")
+		ctl --name "mem-$n" --uid "mem-$n" runp >>"$D/pods"
 		n=$((n + 1))
 	done
 	mapfile -t proxies < <(pgrep -f -- "kuasar-sandboxer proxy .*--run-dir $D/run" || true)

@@ -22,15 +22,8 @@ CRI_ENV_LOG_LEVEL=info
 IMG=kuasar.invalid/bench-rootfs:test
 MIB=64
 
-ctl() { "$TOP/bin/kuasar-ctl" cri --address "$D/containerd.sock" --log-dir "$D/logs" "$@"; }
-
-pods=()
-cleanup() {
-	cri_env_rmpods "${pods[@]}"
-	cri_env_down
-	rm -rf --one-file-system "$D"
-}
-trap cleanup EXIT
+ctl() { cri_ctl "$@"; }
+trap cri_env_cleanup EXIT
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
 
@@ -80,9 +73,9 @@ cri_env_up
 	"$CRI_IMAGES/bench-rootfs.tar" >/dev/null
 
 p9=$(ctl --name p9 --uid uid-p9 --annotation io.kuasar.rootfs=9p runp)
-pods+=("$p9")
+echo "$p9" >>"$D/pods"
 pb=$(ctl --name pb --uid uid-pb --annotation io.kuasar.rootfs=block runp)
-pods+=("$pb")
+echo "$pb" >>"$D/pods"
 
 # The first block container builds the image; a holder keeps it cached for the rest.
 read -r first_ms first_rate first_walk < <(run "$pb" first)

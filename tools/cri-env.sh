@@ -140,6 +140,16 @@ cri_env_up() {
 	done
 }
 
+# For scripts on one environment (the benchmarks): kuasar-ctl's CRI client, and an exit
+# trap that removes the pods listed in $D/pods, stops both daemons and removes $D.
+cri_ctl() { "$TOP/bin/kuasar-ctl" cri --address "$D/containerd.sock" --log-dir "$D/logs" "$@"; }
+cri_env_cleanup() {
+	# shellcheck disable=SC2046
+	cri_env_rmpods $(cat "$D/pods" 2>/dev/null)
+	cri_env_down
+	rm -rf --one-file-system "$D"
+}
+
 # cri_env_rmpods POD...: stops and removes pods through CRI, ignoring those already gone.
 cri_env_rmpods() {
 	local p

@@ -23,13 +23,18 @@ teardown() {
 images() { find "$D/rootfs-cache" -name '*.erofs' 2>/dev/null | wc -l; }
 no_images() { [ "$(images)" -eq 0 ]; }
 
-@test "block rootfs: containers run and exec on a shared image; their writes stay in the VM" {
-	POD=$(cri --hostname blk runp)
+# pod_app HOSTNAME CMD TEXT: a pod running busybox container `app` with CMD until it prints
+# TEXT; sets POD and CTR.
+pod_app() {
+	POD=$(cri --hostname "$1" runp)
 	echo "$POD" >>"$D/pods"
-	CTR=$(cri --container app --image kuasar.invalid/busybox:test create "$POD" -- \
-		sh -c 'echo hello >/tmp/w; echo started; exec sleep 1000')
+	CTR=$(cri --container app --image kuasar.invalid/busybox:test create "$POD" -- sh -c "$2")
 	cri start "$CTR"
-	wait_log "$D/logs/app.log" "stdout F started"
+	wait_log "$D/logs/app.log" "stdout F $3"
+}
+
+@test "block rootfs: containers run and exec on a shared image; their writes stay in the VM" {
+	pod_app blk 'echo hello >/tmp/w; echo started; exec sleep 1000' started
 	grep -q "root disk on SCSI target 0, 1 layers built into" "$D/sandboxer.log"
 	# The root is the guest's overlay over the disk, not a mount of the share.
 	run cri exec "$CTR" -- sh -c 'grep " / " /proc/mounts; head -1 /etc/passwd; cat /tmp/w'
@@ -87,12 +92,7 @@ no_images() { [ "$(images)" -eq 0 ]; }
 }
 
 @test "block rootfs: the pod's VM going away releases its disks' images" {
-	POD=$(cri --hostname gone runp)
-	echo "$POD" >>"$D/pods"
-	CTR=$(cri --container app --image kuasar.invalid/busybox:test create "$POD" -- \
-		sh -c 'echo up; exec sleep 1000')
-	cri start "$CTR"
-	wait_log "$D/logs/app.log" "stdout F up"
+	pod_app gone 'echo up; exec sleep 1000' up
 	[ "$(images)" -eq 1 ]
 	kill -9 "$(pgrep -f -- "qemu.*$D/run/$POD/")"
 	wait_until 20 no_images
