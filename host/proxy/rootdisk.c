@@ -545,6 +545,17 @@ void rootdisk_detach(struct rootdisks *rd, struct rootdisk *d, int vm_running)
 	loop_timer_arm(rd->loop, &rd->timer, UNPLUG_POLL_MS);
 }
 
+void rootdisks_unplug_released(struct rootdisks *rd)
+{
+	struct rootdisk *d, *next;
+
+	for (d = rd->list; d; d = next) {
+		next = d->next;
+		if (d->releasing && !d->unplugging)
+			rootdisk_detach(rd, d, 1);
+	}
+}
+
 void rootdisks_release(struct rootdisks *rd)
 {
 	if (rd->loop)

@@ -78,6 +78,8 @@ struct rootdisk *rootdisk_find_target(struct rootdisks *rd, unsigned target);
 /* Unplugs the disk (when the VM still runs) and lets go of its image and target once QEMU
  * has let go of it (from the loop, a few tens of milliseconds later). */
 void rootdisk_detach(struct rootdisks *rd, struct rootdisk *d, int vm_running);
+/* Unplugs the disks whose unmount the guest will never answer (the link went down). */
+void rootdisks_unplug_released(struct rootdisks *rd);
 /* Every disk, at the end: the VM is gone. */
 void rootdisks_release(struct rootdisks *rd);
 

@@ -917,6 +917,9 @@ void taskproxy_link_down(struct taskproxy *tp)
 		/* A connection that died here is closed by its own event handler: this may run
 		 * inside a call on that very connection. */
 	}
+	/* Their unmount answers went with the link: the disks leave the VM anyway. */
+	if (tp->disks)
+		rootdisks_unplug_released(tp->disks);
 }
 
 void taskproxy_vm_gone(struct taskproxy *tp)
