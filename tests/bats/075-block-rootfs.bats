@@ -9,6 +9,7 @@ setup_file() { cri_setup_file; }
 setup() {
 	CRI_ENV_ROOTFS=block
 	export CRI_ENV_ROOTFS
+	LOOPS=$(losetup -a 2>/dev/null | wc -l)
 	cri_setup
 }
 teardown() {
@@ -18,6 +19,8 @@ teardown() {
 	left=$(ls -A "$D/rootfs-cache" 2>/dev/null | grep -vx '.lock' || true)
 	cri_teardown
 	[ -z "$left" ] || { echo "left in the rootfs cache: $left" >&2; return 1; }
+	# Disks go to QEMU as files: no loop device is ever made.
+	[ "$(losetup -a 2>/dev/null | wc -l)" -eq "$LOOPS" ] || { echo "loop devices left" >&2; return 1; }
 }
 
 images() { find "$D/rootfs-cache" -name '*.erofs' 2>/dev/null | wc -l; }
