@@ -21,25 +21,10 @@
 #include "base/loop.h"
 #include "base/util.h"
 #include "containerd/types.pb-c.h"
+#include "proxy/rootimg.h"
 #include "vm/qmp.h"
 
 #define ROOTDISK_MAX_TARGETS 256 /* virtio-scsi's targets: one per container */
-
-/* One image in the cache, held (shared lock) while fd is open. */
-struct rootimg {
-	int fd;
-	char path[KPATH_SIZE];
-	int built; /* this call built it (1) or found it (0) */
-	double build_ms;
-};
-
-/* The image for these overlay lowers (lowerdir's order, top first), built if the cache has
- * none. */
-int rootimg_get(const char *cache, char *const *lowers, size_t n, struct rootimg *img, kerr_t *err);
-/* Lets go of img; removes it when nobody else holds it. */
-void rootimg_put(const char *cache, struct rootimg *img);
-/* Removes every image in the cache that nobody holds (left by a sandbox that died). */
-void rootimg_sweep(const char *cache);
 
 /* The overlay lowers of containerd's rootfs mounts, in lowers (malloc'd strings, *n of
  * them): 1 when they can become a disk, 0 when not (why says so), -1 on malformed mounts. */
@@ -52,6 +37,11 @@ struct rootdisk {
 	unsigned target;
 	char node[32]; /* QEMU's block node and device id */
 	struct rootimg img;
+	size_t n_layers;
+	/* Its image being built (a cache miss): the builder child, its pidfd, its error pipe. */
+	pid_t build_pid;
+	int build_pidfd, build_errfd;
+	int plugged;
 	int releasing;  /* its container is done: the guest unmounts it, then it is unplugged */
 	int unplugging; /* device_del sent; the node is deleted once QEMU has freed the device */
 	int64_t unplug_ns;
@@ -69,9 +59,14 @@ struct rootdisks {
 };
 
 void rootdisks_init(struct rootdisks *rd, struct loop *loop, struct qmp *qmp, const char *cache);
-/* Container id's root disk: the image for lowers, on a free SCSI target of the VM. */
-int rootdisk_attach(struct rootdisks *rd, const char *id, char *const *lowers, size_t n,
-                    struct rootdisk **out, kerr_t *err);
+/* Container id's root disk: a free SCSI target and its image of lowers, held when the cache
+ * has it, else being built by a child (build_pidfd turns readable when it is done). */
+int rootdisk_reserve(struct rootdisks *rd, const char *id, char *const *lowers, size_t n,
+                     struct rootdisk **out, kerr_t *err);
+/* The build ended: its image is held; 0, or -1 with the builder's complaint. */
+int rootdisk_built(struct rootdisks *rd, struct rootdisk *d, kerr_t *err);
+/* Hot-adds the disk of a held image to the VM's SCSI bus. */
+int rootdisk_plug(struct rootdisks *rd, struct rootdisk *d, kerr_t *err);
 /* Container id's disk, unless it is being released. */
 struct rootdisk *rootdisk_find(struct rootdisks *rd, const char *id);
 struct rootdisk *rootdisk_find_target(struct rootdisks *rd, unsigned target);

@@ -44,6 +44,8 @@ struct tp_stream {
 	unsigned target;
 	int64_t mount_deadline_ns;
 	struct loop_timer retry;
+	int building; /* its image is being built: build_w watches the builder */
+	struct loop_watch build_w;
 	struct tp_conn *c;
 	struct tp_stream *next;
 };
@@ -266,7 +268,8 @@ static void disk_release(struct taskproxy *tp, const char *id)
 	if (!d)
 		return;
 	d->releasing = 1;
-	if (tp->gone || guest_mount(tp, d->target, 1, on_unmounted, tp, d->target) < 0)
+	if (tp->gone || !d->plugged ||
+	    guest_mount(tp, d->target, 1, on_unmounted, tp, d->target) < 0)
 		rootdisk_detach(tp->disks, d, !tp->gone);
 }
 
@@ -274,6 +277,8 @@ static void disk_release(struct taskproxy *tp, const char *id)
  * what it made goes too. */
 static void stream_free(struct taskproxy *tp, struct tp_stream *s)
 {
+	if (s->building)
+		loop_del(tp->loop, &s->build_w);
 	if (s->held) {
 		loop_timer_cancel(tp->loop, &s->retry);
 		free(s->held);
@@ -411,8 +416,12 @@ static int root_disk(struct tp_conn *c, uint32_t sid,
 		return 0;
 	}
 	if (rc > 0)
-		rc = rootdisk_attach(c->tp->disks, cr->id, lowers, nl, &d, &err);
+		rc = rootdisk_reserve(c->tp->disks, cr->id, lowers, nl, &d, &err);
 	rootdisk_free_lowers(lowers, nl);
+	if (rc == 0 && d->img.fd >= 0 && rootdisk_plug(c->tp->disks, d, &err) < 0) {
+		disk_release(c->tp, cr->id);
+		rc = -1;
+	}
 	if (rc < 0) {
 		client_error(c, sid,
 		             err.errnum == EEXIST   ? RPC_ALREADY_EXISTS
@@ -421,13 +430,12 @@ static int root_disk(struct tp_conn *c, uint32_t sid,
 		             "Create %s: root disk: %s", cr->id, err.msg);
 		return -1;
 	}
-	if (d->img.built)
-		log_info(
-		    "Create %s: root disk on SCSI target %u, %zu layers built into %s in %.1f ms",
-		    cr->id, d->target, nl, d->img.path, d->img.build_ms);
-	else
+	if (d->plugged)
 		log_info("Create %s: root disk on SCSI target %u, %s (cached)", cr->id, d->target,
 		         d->img.path);
+	else
+		log_info("Create %s: root disk on SCSI target %u: building %s from %zu layers",
+		         cr->id, d->target, d->img.path, nl);
 	*target = (int)d->target;
 	snprintf(groot, n, GUEST_ROOT_DISK, d->target);
 	return 0;
@@ -618,10 +626,45 @@ static void on_mounted(void *owner, uintptr_t tag, const struct ttrpc_header *h,
 		conn_close(c);
 }
 
-/* A Create whose root disk the guest must mount first: the request waits in the stream. */
+/* The Create's image is built: its disk goes into the VM, then the guest mounts it. */
+static void on_built(struct loop_watch *w, uint32_t events)
+{
+	struct tp_stream *s = container_of(w, struct tp_stream, build_w);
+	struct tp_conn *c = s->c;
+	struct rootdisk *d = rootdisk_find(c->tp->disks, s->undo);
+	kerr_t err;
+
+	loop_del(c->tp->loop, &s->build_w);
+	s->building = 0;
+	if (!d) {
+		client_error(c, s->sid, RPC_INTERNAL, "Create %s: its root disk is gone", s->undo);
+	} else if (rootdisk_built(c->tp->disks, d, &err) < 0 ||
+	           rootdisk_plug(c->tp->disks, d, &err) < 0) {
+		client_error(c, s->sid, RPC_FAILED_PRECONDITION, "Create %s: root disk: %s",
+		             s->undo, err.msg);
+	} else {
+		log_info("Create %s: root disk on SCSI target %u, %zu layers built into %s in %.1f "
+		         "ms",
+		         s->undo, d->target, d->n_layers, d->img.path, d->img.build_ms);
+		s->mount_deadline_ns = mono_ns() + DISK_WAIT_NS;
+		if (ask_mount(c, s) == 0)
+			return;
+		client_error(c, s->sid, RPC_UNAVAILABLE, "the sandbox's guest link is down");
+	}
+	glink_close(c->tp->link, s->gid);
+	stream_drop(c, s);
+	if (c->dead)
+		conn_close(c);
+}
+
+/* A Create whose root disk the guest must mount first: the request waits in the stream,
+ * while the disk's image is built if it must be. */
 static void hold_create(struct tp_conn *c, struct tp_stream *s, uint8_t flags, uint8_t *buf,
                         uint32_t len, unsigned target)
 {
+	struct rootdisk *d = rootdisk_find(c->tp->disks, s->undo);
+	kerr_t err;
+
 	s->held = buf;
 	s->held_len = len;
 	s->held_flags = flags;
@@ -629,11 +672,21 @@ static void hold_create(struct tp_conn *c, struct tp_stream *s, uint8_t flags, u
 	s->c = c;
 	s->retry.fn = mount_retry;
 	s->mount_deadline_ns = mono_ns() + DISK_WAIT_NS;
-	if (ask_mount(c, s) < 0) {
+	if (d && !d->plugged) {
+		s->build_w.fd = d->build_pidfd;
+		s->build_w.fn = on_built;
+		if (loop_add(c->tp->loop, &s->build_w, EPOLLIN, &err) == 0) {
+			s->building = 1;
+			return;
+		}
+		client_error(c, s->sid, RPC_INTERNAL, "Create %s: %s", s->undo, err.msg);
+	} else if (ask_mount(c, s) == 0) {
+		return;
+	} else {
 		client_error(c, s->sid, RPC_UNAVAILABLE, "the sandbox's guest link is down");
-		glink_close(c->tp->link, s->gid);
-		stream_drop(c, s);
 	}
+	glink_close(c->tp->link, s->gid);
+	stream_drop(c, s);
 }
 
 /* A Request frame from the client: validate, adapt Create, open a guest route, forward. */

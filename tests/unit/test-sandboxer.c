@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "proxy/bundle.h"
 #include "proxy/config.h"
@@ -166,6 +170,21 @@ static int count_images(const char *cache)
 	return n;
 }
 
+static int count_locks(const char *cache)
+{
+	char cmd[400];
+	FILE *p;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "ls %s | grep -c 'lock$'", cache);
+	p = popen(cmd, "r");
+	if (p && fscanf(p, "%d", &n) != 1)
+		n = -1;
+	if (p)
+		pclose(p);
+	return n;
+}
+
 /* A real image from two layers with a whiteout: needs root (the overlay mount) and
  * mkfs.erofs. */
 static void test_rootimg(const char *dir)
@@ -205,10 +224,73 @@ static void test_rootimg(const char *dir)
 	ok(access(b.path, F_OK) == 0, "an image still held stays");
 	rootimg_put(cache, &b);
 	ok(access(c.path, F_OK) == 0 && count_images(cache) == 1, "the last user out removes it");
-	/* A user that died without letting go: its image is swept at the next look. */
+	/* A user that died without letting go: its image is swept at the next look, once it is
+	 * not new (a builder's user has yet to take a new one). */
 	close(c.fd);
 	rootimg_sweep(cache);
-	is_int(count_images(cache), 0, "an image nobody holds is swept");
+	is_int(count_images(cache), 1, "a new image nobody holds yet is kept");
+	{
+		struct timeval old[2] = { { time(NULL) - 120, 0 }, { time(NULL) - 120, 0 } };
+
+		utimes(c.path, old);
+	}
+	rootimg_sweep(cache);
+	is_int(count_images(cache), 0, "an older image nobody holds is swept");
+	/* A build in a child, as the proxy runs it: the image is there when it exits. */
+	{
+		int pidfd = -1, errfd = -1, st = -1;
+		char msg[64];
+		pid_t pid;
+
+		rootimg_init(cache, lowers, 2, &a, &err);
+		pid = rootimg_build_child(cache, lowers, 2, &a, &pidfd, &errfd, &err);
+		ok(pid > 0 && waitpid(pid, &st, 0) == pid && st == 0 && read(errfd, msg, 64) == 0,
+		   "a build child exits 0 with nothing to say");
+		ok(rootimg_hold(cache, &a, &err) == 1, "and its image is there to take");
+		rootimg_put(cache, &a);
+		is_int(count_images(cache), 0, "let go, it goes");
+		ok(access(cache, F_OK) == 0 && count_locks(cache) == 0, "no build lock is left");
+		close(pidfd);
+		close(errfd);
+	}
+	/* Two builders of one image at once: one builds, the other waits and finds it. */
+	{
+		int fd[4], st[2] = { -1, -1 };
+		pid_t pid[2];
+
+		rootimg_init(cache, lowers, 2, &a, &err);
+		pid[0] = rootimg_build_child(cache, lowers, 2, &a, &fd[0], &fd[1], &err);
+		pid[1] = rootimg_build_child(cache, lowers, 2, &a, &fd[2], &fd[3], &err);
+		waitpid(pid[0], &st[0], 0);
+		waitpid(pid[1], &st[1], 0);
+		ok(st[0] == 0 && st[1] == 0 && count_images(cache) == 1 && count_locks(cache) == 0,
+		   "two builders at once: both succeed, one image, no lock left");
+		for (int i = 0; i < 4; i++)
+			close(fd[i]);
+		ok(rootimg_hold(cache, &a, &err) == 1, "taken");
+		rootimg_put(cache, &a);
+	}
+	/* A build that fails says why through its pipe. */
+	{
+		char *bad[1] = { path }, msg[300] = "";
+		int pidfd, errfd, st = 0;
+		ssize_t len;
+		pid_t pid;
+
+		snprintf(path, sizeof(path), "%s/empty-file", dir);
+		close(open(path, O_CREAT | O_WRONLY, 0644));
+		snprintf(a.key, sizeof(a.key), "notalayer");
+		snprintf(a.path, sizeof(a.path), "%s/notalayer.erofs", cache);
+		pid = rootimg_build_child(cache, bad, 1, &a, &pidfd, &errfd, &err);
+		waitpid(pid, &st, 0);
+		len = read(errfd, msg, sizeof(msg) - 1);
+		msg[len > 0 ? len : 0] = 0;
+		ok(st != 0 && strstr(msg, "layers' overlay"),
+		   "a failed build exits non-zero and says: %s", msg);
+		ok(count_locks(cache) == 0 && count_images(cache) == 0, "and leaves nothing");
+		close(pidfd);
+		close(errfd);
+	}
 	{
 		char *bad[1] = { path };
 
