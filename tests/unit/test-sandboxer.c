@@ -155,13 +155,14 @@ static void test_rootdisk_lowers(const char *dir)
 	   "an overlay without lowerdir is refused: %s", err.msg);
 }
 
-static int count_images(const char *cache)
+/* Files in the cache whose names end with suffix (hidden ones not counted). */
+static int count_files(const char *cache, const char *suffix)
 {
 	char cmd[400];
 	FILE *p;
 	int n = -1;
 
-	snprintf(cmd, sizeof(cmd), "ls %s | grep -c 'erofs$'", cache);
+	snprintf(cmd, sizeof(cmd), "ls %s | grep -c '%s$'", cache, suffix);
 	p = popen(cmd, "r");
 	if (p && fscanf(p, "%d", &n) != 1)
 		n = -1;
@@ -169,21 +170,8 @@ static int count_images(const char *cache)
 		pclose(p);
 	return n;
 }
-
-static int count_locks(const char *cache)
-{
-	char cmd[400];
-	FILE *p;
-	int n = -1;
-
-	snprintf(cmd, sizeof(cmd), "ls %s | grep -c 'lock$'", cache);
-	p = popen(cmd, "r");
-	if (p && fscanf(p, "%d", &n) != 1)
-		n = -1;
-	if (p)
-		pclose(p);
-	return n;
-}
+#define count_images(cache) count_files(cache, "erofs")
+#define count_locks(cache) count_files(cache, "lock")
 
 /* A real image from two layers with a whiteout: needs root (the overlay mount) and
  * mkfs.erofs. */
