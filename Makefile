@@ -35,9 +35,10 @@ NANOPB := $(CACHE)/src/nanopb-$(NANOPB_VER)
 GUEST_INC := $(BIN)/musl-include
 # -Oz: the 100 KB budget is tight and nothing in PID 1 is hot enough to care.
 # -fmerge-all-constants: identical read-only tables (nanopb's field descriptors above all) are
-# stored once; nothing in the init compares the addresses of two constants.
+# stored once; nothing in the init compares the addresses of two constants. -fno-jump-tables:
+# a switch is a chain of compares, smaller than its table.
 GUEST_OPT := -Oz -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
-	-fmerge-all-constants
+	-fmerge-all-constants -fno-jump-tables
 GUEST_CFLAGS := -std=gnu11 $(GUEST_OPT) -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wno-unused-parameter \
 	-fno-stack-protector -fno-pie -D_GNU_SOURCE -DPB_NO_ERRMSG \
 	-isystem $(GUEST_INC) -I$(GEN)/guest -I$(NANOPB) -Iguest/init

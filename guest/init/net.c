@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "fmt.h"
 #include "klog.h"
 #include "net.h"
@@ -262,5 +263,7 @@ void sb_setup_network(struct rpc_ctx *ctx)
 	}
 	info("network: %u interfaces, %u routes", (unsigned)req.interfaces_count,
 	     (unsigned)req.routes_count);
+	if (req.resolv_conf[0])
+		app_set_resolv(req.resolv_conf);
 	rpc_reply(ctx, kuasar_sandbox_v1_SetupNetworkResponse_fields, &r);
 }

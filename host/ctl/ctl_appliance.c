@@ -216,7 +216,8 @@ static int clone_start(struct appliance *a, struct clone *c, const char *id, int
 		rc = vm_prepare_guest(&c->vm, &prep, err);
 	c->t_unique = mono_ns();
 	if (rc == 0 && c->netns)
-		rc = guestnet_setup(&c->vm.link, &c->net, !cold, mono_ns() + RPC_TIMEOUT_NS, err);
+		rc = guestnet_setup(&c->vm.link, &c->net, !cold, NULL, mono_ns() + RPC_TIMEOUT_NS,
+		                    err);
 	c->t_net = mono_ns();
 	if (rc < 0) {
 		vm_destroy(&c->vm);

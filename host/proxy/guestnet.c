@@ -71,7 +71,7 @@ static void build_route(struct msg *m, const struct pod_net *pn, unsigned i)
 }
 
 int guestnet_setup(struct ttrpc_client *c, const struct pod_net *pn, int template_macs,
-                   int64_t deadline_ns, kerr_t *err)
+                   const char *resolv, int64_t deadline_ns, kerr_t *err)
 {
 	struct msg m;
 
@@ -84,5 +84,7 @@ int guestnet_setup(struct ttrpc_client *c, const struct pod_net *pn, int templat
 	m.req.n_interfaces = pn->n_ifs;
 	m.req.routes = m.routep;
 	m.req.n_routes = pn->n_routes;
+	if (resolv)
+		m.req.resolv_conf = (char *)resolv;
 	return agent_setup_network(c, &m.req, deadline_ns, err);
 }

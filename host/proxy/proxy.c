@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "net/podnet.h"
+#include "proxy/bundle.h"
 #include "proxy/config.h"
 #include "proxy/events_fwd.h"
 #include "proxy/glink.h"
@@ -51,7 +52,8 @@ struct proxy {
 	struct loop_watch vmm_w, sig_w, con_w;
 	struct loop_timer linger; /* after the VMM: how long its tasks are still answered */
 	uint32_t events_gid;
-	const char *netns; /* the pod's (CNI's) netns, NULL for host network */
+	const char *netns;     /* the pod's (CNI's) netns, NULL for host network */
+	const char *appliance; /* the appliance the VM runs, NULL for none */
 	struct pod_net net;
 	struct vm_nic nics[VM_MAX_NICS];
 	char net_desc[512];
@@ -374,14 +376,36 @@ static int use_appliance(struct proxy *p, const char *name, struct appliance *a,
 
 /* The guest told its interfaces and routes: devices found by the template's MACs in a
  * clone, by the pod's after a cold boot. */
+/* The pod's resolv.conf (the daemon wrote it at Create) for an appliance's app, whose
+ * image brought its own; NULL when there is none to give. */
+static char *app_resolv(const struct proxy *p)
+{
+	char path[KPATH_SIZE], *text = NULL;
+	kerr_t err;
+
+	if (!p->appliance)
+		return NULL;
+	if (fmt_path(path, sizeof(path), "%s/" POD_FILES_DIR "/resolv.conf", p->vm.paths.shared) <
+	    0)
+		kerr_sys(&err, "the pod's resolv.conf");
+	else if (read_file(path, &text, NULL, GUESTNET_RESOLV_MAX, &err) == 0)
+		return text;
+	log_warn("appliance: its app keeps its image's resolv.conf: %s", err.msg);
+	return NULL;
+}
+
 static int guest_net(struct proxy *p, kerr_t *err)
 {
 	int64_t t0 = mono_ns();
+	_cleanup_free_ char *resolv = NULL;
+	int rc;
 
 	if (!p->net.n_ifs)
 		return 0;
-	if (guestnet_setup(&p->vm.link, &p->net, !strcmp(p->vm.boot_mode, "template"),
-	                   t0 + 10000000000LL, err) < 0)
+	resolv = app_resolv(p);
+	rc = guestnet_setup(&p->vm.link, &p->net, !strcmp(p->vm.boot_mode, "template"), resolv,
+	                    t0 + 10000000000LL, err);
+	if (rc < 0)
 		return -1;
 	p->net_ns[1] = mono_ns() - t0;
 	log_info("network set up: host side %.1f ms, guest side %.1f ms", p->net_ns[0] / 1e6,
@@ -444,7 +468,7 @@ int proxy_main(int argc, char **argv)
 		case 'm': p.cfg.memory_mib = (unsigned)atoi(optarg); break;
 		case 'L': level = optarg; break;
 		case 'n': p.netns = optarg[0] ? optarg : NULL; break;
-		case 'A': appliance = optarg[0] ? optarg : NULL; break;
+		case 'A': p.appliance = appliance = optarg[0] ? optarg : NULL; break;
 		case 'R': rootfs = optarg[0] ? optarg : NULL; break;
 		case 'h':
 			if (fmt_path(p.tp.hostname, sizeof(p.tp.hostname), "%s", optarg) < 0)

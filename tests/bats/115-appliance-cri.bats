@@ -10,6 +10,8 @@ setup_file() {
 	local l=$BATS_FILE_TMPDIR/www
 	mkdir -p "$l/www"
 	echo '<h1>warm appliance pod</h1>' >"$l/www/index.html"
+	# What the app sees as its resolver settings, served.
+	ln -s /etc/resolv.conf "$l/www/resolv.conf"
 	"$TOP/tests/make-image.sh" --layer "$l" --expose 8080 "$BATS_FILE_TMPDIR/httpd.tar" \
 		kuasar.invalid/httpd:test httpd -f -p 8080 -h /www
 }
@@ -29,18 +31,23 @@ teardown() {
 
 pod_ip() { cri podstatus "$1" | sed -n 's/.* ip=\([^ ]*\).*/\1/p'; }
 
-get() {
-	printf 'GET / HTTP/1.0\r\n\r\n' | timeout 10 nc -w 5 "$1" "$2"
+get() { # IP PORT [PATH]
+	printf 'GET %s HTTP/1.0\r\n\r\n' "${3:-/}" | timeout 10 nc -w 5 "$1" "$2"
 }
 
 @test "a pod annotated with an appliance serves at once, and its containers still run" {
-	POD=$(cri --name web --uid uid-web --pod-network --annotation io.kuasar.appliance=web runp)
+	POD=$(cri --name web --uid uid-web --pod-network --dns-server 10.0.0.53 \
+		--dns-search apps.example --annotation io.kuasar.appliance=web runp)
 	echo "$POD" >>"$D/pods"
 	ip=$(pod_ip "$POD")
 	[ -n "$ip" ]
 	# No container was created: the app came with the VM, restored serving.
 	run get "$ip" 8080
 	[[ "$output" == *"200 OK"*"warm appliance pod"* ]]
+	# The app resolves names the pod's way, not its image's.
+	run get "$ip" 8080 /resolv.conf
+	[[ "$output" == *"nameserver 10.0.0.53"* ]]
+	[[ "$output" == *"search apps.example"* ]]
 	grep -q "appliance $D/appliances/web" "$D/sandboxer.log"
 	grep -q 'restored from template' "$D/sandboxer.log"
 	CTR=$(cri --name web --uid uid-web --pod-network --container side \
