@@ -118,7 +118,7 @@ teardown() { cri_teardown; }
 	cri rm "$CTR"
 	cri stopp "$POD"
 	cri rmp "$POD"
-	! kill -0 "$vmm" 2>/dev/null
+	refute kill -0 "$vmm" 2>/dev/null
 }
 
 @test "a VMM killed with -9: Wait returns and Status says NOTREADY" {

@@ -63,7 +63,7 @@ pod_app() {
 	cri rm "$CTR2"
 	# The last user gone, the image goes; the disks were unplugged cleanly.
 	wait_until 10 no_images
-	! grep -q "warn: root disk of" "$D/sandboxer.log"
+	refute grep -q "warn: root disk of" "$D/sandboxer.log"
 	# A new container after that gets SCSI target 0 again, and a fresh image.
 	CTR3=$(cri --container three --image kuasar.invalid/busybox:test create "$POD" -- \
 		sh -c 'echo three; exec sleep 1000')
@@ -75,7 +75,7 @@ pod_app() {
 	cri stopp "$POD"
 	cri rmp "$POD"
 	[ "$(images)" -eq 0 ]
-	! grep -q "$D/rootfs-cache" /proc/self/mounts
+	refute grep -q "$D/rootfs-cache" /proc/self/mounts
 }
 
 @test "block rootfs: the io.kuasar.rootfs annotation picks the share per pod; bad values are refused" {
@@ -85,7 +85,7 @@ pod_app() {
 		create "$POD" -- sh -c 'grep " / " /proc/mounts; exec sleep 1000')
 	cri start "$CTR"
 	wait_log "$D/logs/app.log" "stdout F"
-	! grep -q "root disk" "$D/sandboxer.log"
+	refute grep -q "root disk" "$D/sandboxer.log"
 	grep -q "rootfs 9p" "$D/sandboxer.log"
 	cri --timeout 5 stop "$CTR"
 	cri rm "$CTR"

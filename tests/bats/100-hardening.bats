@@ -71,9 +71,9 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' /proc/"$1"/status; }
 			false
 		}
 	done
-	! grep -E "task proxy [0-9]+ died|fatal signal" "$D/sandboxer.log"
+	refute grep -E "task proxy [0-9]+ died|fatal signal" "$D/sandboxer.log"
 	# The shim answers -info: containerd no longer fails to load the runtime's info.
-	! grep -q "failed to load runtime info" "$D/containerd.log"
+	refute grep -q "failed to load runtime info" "$D/containerd.log"
 	# Flat: the daemon's fds, and the proxy's memory within a margin for its buffers.
 	echo "# fds $fds0 -> $(daemon_files); proxy RSS $rss0 -> $(rss_kb "$proxies") kB" >&3
 	[ "$(daemon_files)" -le $((fds0 + 2)) ]
@@ -109,7 +109,7 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' /proc/"$1"/status; }
 	run cri status "$LONG"
 	[[ "$output" == *"exit_code=137"* ]]
 	cri rm "$LONG"
-	! grep -E 'failed to delete task.*ttrpc: closed|Failed to handle exit event' "$D/containerd.log"
+	refute grep -E 'failed to delete task.*ttrpc: closed|Failed to handle exit event' "$D/containerd.log"
 	# With its containers deleted, the proxy exits on its own.
 	wait_until 10 bash -c "! kill -0 $proxy 2>/dev/null"
 	grep -q "containers to report as exited" "$D/sandboxer.log"
@@ -141,5 +141,5 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' /proc/"$1"/status; }
 	done
 	run cri status "$LONG"
 	[[ "$output" == *"state=RUNNING"* ]]
-	! grep -q "waiters for this process" "$D/containerd.log"
+	refute grep -q "waiters for this process" "$D/containerd.log"
 }

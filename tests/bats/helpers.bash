@@ -94,3 +94,12 @@ boot_kept() {
 	run_t 120 0 "$CTL" boot --keep --id "$id" "$@"
 	[ "$status" -eq 0 ] || { echo "$output" >&2; return 1; }
 }
+
+# refute CMD...: fails when CMD succeeds. A bare `! CMD` line never fails a bats test (bash's
+# errexit ignores negated commands), so the checks that something did not happen use this.
+refute() {
+	if "$@"; then
+		echo "refute: this succeeded: $*" >&2
+		return 1
+	fi
+}
