@@ -9,6 +9,10 @@
 #define LOOP_BATCH 32
 
 static int epfd = -1;
+/* The batch being dispatched: ev_del clears a watch's later events in it, so an object freed
+ * by one callback is never handed to the next one of the same batch. */
+static struct epoll_event *batch;
+static int batch_n;
 
 int ev_init(void)
 {
@@ -40,6 +44,9 @@ int ev_mod(struct watch *w, uint32_t events)
 void ev_del(struct watch *w)
 {
 	epoll_ctl(epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	for (int i = 0; i < batch_n; i++)
+		if (batch[i].data.ptr == w)
+			batch[i].data.ptr = 0;
 }
 
 int ev_once(int timeout_ms)
@@ -47,9 +54,15 @@ int ev_once(int timeout_ms)
 	struct epoll_event evs[LOOP_BATCH];
 	int n = epoll_wait(epfd, evs, LOOP_BATCH, timeout_ms);
 
-	for (int i = 0; i < n; i++) {
+	batch = evs;
+	batch_n = n > 0 ? n : 0;
+	for (int i = 0; i < batch_n; i++) {
 		struct watch *w = evs[i].data.ptr;
-		w->fn(w, evs[i].events);
+
+		if (w) /* NULL: deleted by an earlier callback of this batch */
+			w->fn(w, evs[i].events);
 	}
+	batch = 0;
+	batch_n = 0;
 	return n;
 }

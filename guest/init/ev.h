@@ -16,6 +16,8 @@ struct watch {
 int ev_init(void);
 int ev_add(struct watch *w, uint32_t events);
 int ev_mod(struct watch *w, uint32_t events);
+/* Stops watching w; its events still pending in the batch being dispatched are dropped, so
+ * w may be freed right after, even from inside a callback. */
 void ev_del(struct watch *w);
 /* Runs one round: waits up to timeout_ms (-1: forever) and dispatches what is ready.
  * Returns how many events ran, 0 on timeout. */

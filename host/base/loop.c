@@ -41,6 +41,9 @@ void loop_del(struct loop *l, struct loop_watch *w)
 {
 	if (w->fd >= 0)
 		epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	for (int i = 0; i < l->batch_n; i++)
+		if (l->batch[i].data.ptr == w)
+			l->batch[i].data.ptr = NULL;
 }
 
 void loop_timer_cancel(struct loop *l, struct loop_timer *t)
@@ -99,11 +102,16 @@ void loop_run(struct loop *l)
 
 		if (n < 0 && errno != EINTR)
 			break;
-		for (int i = 0; i < n; i++) {
+		l->batch = evs;
+		l->batch_n = n > 0 ? n : 0;
+		for (int i = 0; i < l->batch_n; i++) {
 			struct loop_watch *w = evs[i].data.ptr;
 
-			w->fn(w, evs[i].events);
+			if (w) /* NULL: deleted by an earlier callback of this batch */
+				w->fn(w, evs[i].events);
 		}
+		l->batch = NULL;
+		l->batch_n = 0;
 		run_timers(l);
 	}
 }

@@ -10,6 +10,7 @@
 #include "base/err.h"
 
 struct loop;
+struct epoll_event;
 
 struct loop_watch {
 	int fd;
@@ -27,12 +28,18 @@ struct loop {
 	int epfd;
 	int stop;
 	struct loop_timer *timers; /* sorted by due_ns */
+	/* The batch being dispatched: loop_del clears a watch's later events in it, so an
+	 * object freed by one callback is never handed to the next one of the same batch. */
+	struct epoll_event *batch;
+	int batch_n;
 };
 
 int loop_init(struct loop *l, kerr_t *err);
 int loop_add(struct loop *l, struct loop_watch *w, uint32_t events, kerr_t *err);
 /* Changes the events watched; a no-op when they are unchanged. */
 void loop_mod(struct loop *l, struct loop_watch *w, uint32_t events);
+/* Stops watching w. Its events still pending in the batch being dispatched are dropped,
+ * so w may be freed right after this, even from inside a callback. */
 void loop_del(struct loop *l, struct loop_watch *w);
 /* Arms (or re-arms) a timer to fire once after ms. */
 void loop_timer_arm(struct loop *l, struct loop_timer *t, int64_t ms);
