@@ -7,6 +7,7 @@
  * SIGTERM asks the guest to power off. It runs in its own session and outlives the daemon,
  * so containerd's connections to the task socket survive a daemon restart. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -19,11 +20,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/fsat.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "net/podnet.h"
 #include "proxy/bundle.h"
 #include "proxy/config.h"
+#include "proxy/event_filter.h"
 #include "proxy/events_fwd.h"
 #include "proxy/glink.h"
 #include "proxy/guestnet.h"
@@ -41,6 +44,7 @@
 
 #define RESULT_FD 3
 #define GONE_LINGER_MS 60000
+#define EVENT_WARN_NS (10 * 1000000000LL)
 
 struct proxy {
 	struct sb_config cfg;
@@ -52,6 +56,8 @@ struct proxy {
 	struct loop_watch vmm_w, sig_w, con_w;
 	struct loop_timer linger; /* after the VMM: how long its tasks are still answered */
 	uint32_t events_gid;
+	unsigned events_refused; /* guest events that failed event_check */
+	int64_t refused_warn_ns;
 	const char *netns;     /* the pod's (CNI's) netns, NULL for host network */
 	const char *appliance; /* the appliance the VM runs, NULL for none */
 	struct pod_net net;
@@ -83,6 +89,28 @@ static int fail(int errnum, const char *fmt, ...)
 	return 1;
 }
 
+/* A guest event goes to containerd only as event_check lets it (event_filter.h); the rest
+ * are dropped, with a warning at most every EVENT_WARN_NS. */
+static void forward_event(struct proxy *p, const char *topic, const Google__Protobuf__Any *any,
+                          int64_t ts)
+{
+	struct event_checked ok;
+	char why[256];
+
+	if (event_check(topic, any->type_url, any->value.data, any->value.len, taskproxy_owns,
+	                &p->tp, &ok, why, sizeof(why)) < 0) {
+		p->events_refused++;
+		if (mono_ns() - p->refused_warn_ns >= EVENT_WARN_NS) {
+			log_warn("guest event dropped (%u so far): %s", p->events_refused, why);
+			p->refused_warn_ns = mono_ns();
+		}
+		return;
+	}
+	events_fwd_publish(p->events, p->tp.ns[0] ? p->tp.ns : "k8s.io", topic, any->type_url,
+	                   ok.value, ok.len, ts);
+	free(ok.value);
+}
+
 static void on_event(void *owner, uintptr_t tag, const struct ttrpc_header *h, const uint8_t *data)
 {
 	struct proxy *p = owner;
@@ -104,10 +132,8 @@ static void on_event(void *owner, uintptr_t tag, const struct ttrpc_header *h, c
 	/* The guest's clock is its own business; a time out of range becomes ours. */
 	if (ts_to_ns(ev->timestamp, &ts) < 0)
 		ts = real_ns();
-	if (ev->event && ev->topic)
-		events_fwd_publish(p->events, p->tp.ns[0] ? p->tp.ns : "k8s.io", ev->topic,
-		                   ev->event->type_url, ev->event->value.data, ev->event->value.len,
-		                   ts);
+	if (ev->event)
+		forward_event(p, ev->topic, ev->event, ts);
 	kuasar__sandbox__v1__event__free_unpacked(ev, NULL);
 }
 
@@ -380,15 +406,19 @@ static int use_appliance(struct proxy *p, const char *name, struct appliance *a,
  * image brought its own; NULL when there is none to give. */
 static char *app_resolv(const struct proxy *p)
 {
-	char path[KPATH_SIZE], *text = NULL;
+	_cleanup_close_ int share = -1;
+	char *text = NULL;
 	kerr_t err;
 
 	if (!p->appliance)
 		return NULL;
-	if (fmt_path(path, sizeof(path), "%s/" POD_FILES_DIR "/resolv.conf", p->vm.paths.shared) <
-	    0)
-		kerr_sys(&err, "the pod's resolv.conf");
-	else if (read_file(path, &text, NULL, GUESTNET_RESOLV_MAX, &err) == 0)
+	/* The share is the guest's to write: the file is read without following a link, and
+	 * only if it is a regular file (a FIFO would hang us, a link would read the host's). */
+	share = open(p->vm.paths.shared, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (share < 0)
+		kerr_sys(&err, "open %s", p->vm.paths.shared);
+	else if (read_file_beneath(share, POD_FILES_DIR "/resolv.conf", &text, NULL,
+	                           GUESTNET_RESOLV_MAX, &err) == 0)
 		return text;
 	log_warn("appliance: its app keeps its image's resolv.conf: %s", err.msg);
 	return NULL;

@@ -94,13 +94,41 @@ static void ctr_del(struct taskproxy *tp, const char *id)
 	for (struct tp_ctr **pp = &tp->ctrs; *pp; pp = &(*pp)->next) {
 		if (!strcmp((*pp)->id, id)) {
 			struct tp_ctr *k = *pp;
+			struct tp_tomb *t = &tp->tombs[tp->next_tomb++ % TP_TOMBS];
 
+			snprintf(t->id, sizeof(t->id), "%s", id);
+			t->ns = mono_ns();
 			*pp = k->next;
 			free(k);
 			tp->n_ctrs--;
 			return;
 		}
 	}
+}
+
+/* A Create of id in flight: the guest may speak of the container before it answers. */
+static int create_in_flight(const struct taskproxy *tp, const char *id)
+{
+	for (const struct tp_conn *c = tp->conns; c; c = c->next)
+		for (const struct tp_stream *s = c->streams; s; s = s->next)
+			if (!strcmp(s->undo, id))
+				return 1;
+	return 0;
+}
+
+int taskproxy_owns(const char *id, void *arg)
+{
+	const struct taskproxy *tp = arg;
+	int64_t now = mono_ns();
+
+	if (!id[0])
+		return 0;
+	if (ctr_known(id, arg) || create_in_flight(tp, id))
+		return 1;
+	for (unsigned i = 0; i < TP_TOMBS; i++)
+		if (!strcmp(tp->tombs[i].id, id) && now - tp->tombs[i].ns < TP_TOMB_NS)
+			return 1;
+	return 0;
 }
 
 static const char *const task_services[] = { "containerd.task.v3.Task", "containerd.task.v2.Task" };
@@ -282,7 +310,7 @@ static void stream_free(struct taskproxy *tp, struct tp_stream *s)
 	if (s->held) {
 		loop_timer_cancel(tp->loop, &s->retry);
 		free(s->held);
-		bundle_remove(tp->shared, s->undo);
+		bundle_remove(&tp->bundles, s->undo);
 		disk_release(tp, s->undo);
 	}
 	free(s);
@@ -327,12 +355,12 @@ static void from_guest(void *owner, uintptr_t tag, const struct ttrpc_header *gh
 		int ok = (s->cleanup[0] || s->undo[0]) && response_ok(data, gh->length);
 
 		if (s->cleanup[0] && ok) {
-			bundle_remove(c->tp->shared, s->cleanup);
+			bundle_remove(&c->tp->bundles, s->cleanup);
 			disk_release(c->tp, s->cleanup);
 			ctr_del(c->tp, s->cleanup);
 		}
 		if (s->undo[0] && !ok) {
-			bundle_remove(c->tp->shared, s->undo);
+			bundle_remove(&c->tp->bundles, s->undo);
 			disk_release(c->tp, s->undo);
 		} else if (s->undo[0]) {
 			ctr_add(c->tp, s->undo);
@@ -467,7 +495,7 @@ static uint8_t *rewrite_create(struct tp_conn *c, uint32_t sid, const Ttrpc__Req
 	}
 	if (c->tp->disks && root_disk(c, sid, cr, target, groot, sizeof(groot)) < 0)
 		goto out;
-	if (bundle_prepare(c->tp->shared, cr->id, cr->bundle, cr->rootfs, cr->n_rootfs,
+	if (bundle_prepare(&c->tp->bundles, cr->id, cr->bundle, cr->rootfs, cr->n_rootfs,
 	                   *target >= 0 ? groot : NULL, c->tp->hostname, gbundle, sizeof(gbundle),
 	                   &err) < 0) {
 		client_error(c, sid,
@@ -496,7 +524,7 @@ static uint8_t *rewrite_create(struct tp_conn *c, uint32_t sid, const Ttrpc__Req
 	cr->rootfs = rootfs;
 	cr->n_rootfs = n_rootfs;
 	if (!out) {
-		bundle_remove(c->tp->shared, cr->id);
+		bundle_remove(&c->tp->bundles, cr->id);
 		disk_release(c->tp, cr->id);
 	}
 out:
@@ -790,7 +818,7 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 undo:
 	/* The guest never saw this Create: its bundle and root disk go. */
 	if (created[0]) {
-		bundle_remove(c->tp->shared, created);
+		bundle_remove(&c->tp->bundles, created);
 		disk_release(c->tp, created);
 	}
 out:
@@ -925,7 +953,9 @@ int taskproxy_start(struct taskproxy *tp, struct loop *loop, struct glink *link,
 	tp->loop = loop;
 	tp->link = link;
 	snprintf(tp->path, sizeof(tp->path), "%s", path);
-	snprintf(tp->shared, sizeof(tp->shared), "%s", shared);
+	tp->listen.fd = -1;
+	if (bundles_open(&tp->bundles, shared, err) < 0)
+		return -1;
 	fd = unix_listen(path, err);
 	if (fd < 0)
 		return kerr_wrap(err, "task socket");
@@ -947,6 +977,7 @@ void taskproxy_stop(struct taskproxy *tp)
 		ctr_del(tp, tp->ctrs->id);
 	if (tp->disks)
 		rootdisks_release(tp->disks);
+	bundles_close(&tp->bundles);
 	if (tp->listen.fd >= 0) {
 		loop_del(tp->loop, &tp->listen);
 		close(tp->listen.fd);

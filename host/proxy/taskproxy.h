@@ -10,18 +10,29 @@
 
 #include "base/loop.h"
 #include "base/util.h"
+#include "proxy/bundle.h"
 #include "proxy/glink.h"
 
 struct tp_conn;
 struct tp_ctr;
 struct rootdisks;
 
+/* Containers deleted lately, whose last events (a delete, an exec's exit) may still be on
+ * their way from the guest. */
+#define TP_TOMBS 16
+#define TP_TOMB_NS (10 * 1000000000LL)
+
+struct tp_tomb {
+	char id[ID_MAX + 1];
+	int64_t ns;
+};
+
 struct taskproxy {
 	struct loop *loop;
 	struct loop_watch listen;
 	struct glink *link;
 	char path[KPATH_SIZE];
-	char shared[KPATH_SIZE]; /* host side of the share */
+	struct bundles bundles; /* the containers' bundles in the share */
 	struct tp_conn *conns;
 	unsigned n_conns;
 	/* containerd's namespace (metadata containerd-namespace-ttrpc), for events. */
@@ -32,6 +43,8 @@ struct taskproxy {
 	/* Containers created and not yet deleted (what a gone VM's tasks answer for). */
 	struct tp_ctr *ctrs;
 	unsigned n_ctrs;
+	struct tp_tomb tombs[TP_TOMBS];
+	unsigned next_tomb;
 	/* The VM is gone: task requests are answered here (task_gone.h) until containerd has
 	 * deleted every container, then on_idle is called. */
 	int gone;
@@ -49,6 +62,9 @@ void taskproxy_link_down(struct taskproxy *tp);
 /* The VM is gone for good: calls in flight end (a Wait with the exit a killed process
  * reports), and from now on the tasks are answered here. */
 void taskproxy_vm_gone(struct taskproxy *tp);
+/* Whether container id is this sandbox's: created (or being created) here, or deleted in
+ * the last TP_TOMB_NS. The check guest events pass (event_filter.h); arg is the taskproxy. */
+int taskproxy_owns(const char *id, void *arg);
 /* Closes the socket and every connection. */
 void taskproxy_stop(struct taskproxy *tp);
 

@@ -1,13 +1,47 @@
 /* libFuzzer: bytes from the guest as the host reads them. The frame reader (fed in pieces,
  * as reads arrive), then what the host does with each frame: responses decoded, event frames
- * unpacked and their timestamps range-checked, as the task proxy does. */
+ * unpacked, their timestamps range-checked and the event put through the filter that decides
+ * what reaches containerd, as the task proxy does. The filter's promise is checked on every
+ * event it lets pass: its container is one the sandbox owns, and what is forwarded decodes to
+ * that container. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "events.pb-c.h"
+#include "proxy/event_filter.h"
 #include "rpc/timestamp.h"
 #include "rpc/ttrpc_client.h"
 #include "rpc/ttrpc_frame.h"
 #include "sandbox.pb-c.h"
+
+/* This sandbox owns c1 and c2. */
+static int owns(const char *id, void *arg)
+{
+	return !strcmp(id, "c1") || !strcmp(id, "c2");
+}
+
+/* Every event the filter passes names an owned container, in what is forwarded too. */
+static void filter(const Kuasar__Sandbox__V1__Event *ev)
+{
+	struct event_checked out;
+	char why[256];
+	ProtobufCMessage *m;
+
+	if (!ev->event || event_check(ev->topic, ev->event->type_url, ev->event->value.data,
+	                              ev->event->value.len, owns, NULL, &out, why, sizeof(why)) < 0)
+		return;
+	if (!owns(out.container_id, NULL))
+		abort();
+	/* Every task event keeps its container id in field 1; TaskOOM has nothing else. */
+	m = protobuf_c_message_unpack(&containerd__events__task_oom__descriptor, NULL, out.len,
+	                              out.value);
+	if (!m ||
+	    strcmp(((Containerd__Events__TaskOOM *)(void *)m)->container_id, out.container_id))
+		abort();
+	protobuf_c_message_free_unpacked(m, NULL);
+	free(out.value);
+}
 
 static void consume(const struct ttrpc_header *h, const uint8_t *data)
 {
@@ -26,6 +60,7 @@ static void consume(const struct ttrpc_header *h, const uint8_t *data)
 
 		if (ev) {
 			(void)ts_to_ns(ev->timestamp, &ns);
+			filter(ev);
 			kuasar__sandbox__v1__event__free_unpacked(ev, NULL);
 		}
 	}
