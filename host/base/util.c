@@ -121,29 +121,25 @@ int write_file_atomic(const char *path, const void *data, size_t len, kerr_t *er
 	return 0;
 }
 
-int read_file(const char *path, char **out, size_t *len, size_t max, kerr_t *err)
+int read_fd(int fd, const char *name, char **out, size_t *len, size_t max, kerr_t *err)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ char *buf = malloc(max + 1);
 	size_t have = 0;
 
-	if (fd < 0)
-		return kerr_sys(err, "open %s", path);
-	buf = malloc(max + 1);
 	if (!buf)
-		return kerr_set(err, ENOMEM, "read %s: out of memory", path);
+		return kerr_set(err, ENOMEM, "read %s: out of memory", name);
 	for (;;) {
 		ssize_t n = read(fd, buf + have, max + 1 - have);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return kerr_sys(err, "read %s", path);
+			return kerr_sys(err, "read %s", name);
 		if (n == 0)
 			break;
 		have += (size_t)n;
 		if (have > max)
-			return kerr_set(err, EFBIG, "read %s: larger than %zu bytes", path, max);
+			return kerr_set(err, EFBIG, "read %s: larger than %zu bytes", name, max);
 	}
 	buf[have] = '\0';
 	if (len)
@@ -151,6 +147,15 @@ int read_file(const char *path, char **out, size_t *len, size_t max, kerr_t *err
 	*out = buf;
 	buf = NULL;
 	return 0;
+}
+
+int read_file(const char *path, char **out, size_t *len, size_t max, kerr_t *err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return kerr_sys(err, "open %s", path);
+	return read_fd(fd, path, out, len, max, err);
 }
 
 int mkdir_p(const char *path, int mode, kerr_t *err)
@@ -172,72 +177,6 @@ int mkdir_p(const char *path, int mode, kerr_t *err)
 	if (mkdir(buf, (mode_t)mode) < 0 && errno != EEXIST)
 		return kerr_sys(err, "mkdir %s", buf);
 	return 0;
-}
-
-static int mount_id(int dirfd, const char *name, uint64_t *id)
-{
-	struct statx stx;
-
-	if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_MNT_ID, &stx) < 0)
-		return -1;
-	if (!(stx.stx_mask & STATX_MNT_ID))
-		return errno = ENOTSUP, -1;
-	*id = stx.stx_mnt_id;
-	return 0;
-}
-
-/* Empties the directory open as fd; subdirectories on another mount are refused (EBUSY),
- * never entered: a bind mount of somebody's data must not be emptied through us. */
-static int rm_contents(int fd, uint64_t mnt, int depth)
-{
-	DIR *d = fdopendir(fd);
-	struct dirent *e;
-	int rc = 0;
-
-	if (!d) {
-		close(fd);
-		return -1;
-	}
-	while ((e = readdir(d))) {
-		uint64_t id;
-		int sub;
-
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		if (unlinkat(dirfd(d), e->d_name, 0) == 0 || errno == ENOENT)
-			continue;
-		if (errno != EISDIR && errno != EPERM) {
-			rc = -1;
-			continue;
-		}
-		if (depth > 64 || mount_id(dirfd(d), e->d_name, &id) < 0 || id != mnt) {
-			errno = EBUSY;
-			rc = -1;
-			continue;
-		}
-		sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub < 0 || rm_contents(sub, mnt, depth + 1) < 0 ||
-		    unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) < 0)
-			rc = -1;
-	}
-	closedir(d);
-	return rc;
-}
-
-int rm_tree(const char *path)
-{
-	uint64_t mnt;
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (mount_id(AT_FDCWD, path, &mnt) < 0) {
-		close(fd);
-		return -1;
-	}
-	if (rm_contents(fd, mnt, 0) < 0)
-		return -1;
-	return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
 int id_valid(const char *id, kerr_t *err)
@@ -322,30 +261,4 @@ int proc_mem(pid_t pid, struct proc_mem *m, kerr_t *err)
 	free(text);
 	m->uss_kib = pc + pd;
 	return 0;
-}
-
-/* Detaches every mount below dir (bind-mounted root filesystems in the share), deepest
- * first, so that removing the directory can never reach into what they expose. */
-void umount_below(const char *dir)
-{
-	char *info = NULL, *line, *save = NULL, *mnts[64];
-	size_t len = strlen(dir), n = 0;
-
-	if (read_file("/proc/self/mountinfo", &info, NULL, 1 << 20, NULL) < 0)
-		return;
-	for (line = strtok_r(info, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char mp[4096];
-
-		/* fields: id parent major:minor root mountpoint ... */
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && !strncmp(mp, dir, len) &&
-		    mp[len] == '/' && n < 64)
-			mnts[n++] = strdup(mp);
-	}
-	while (n--) {
-		if (mnts[n] && umount2(mnts[n], MNT_DETACH) < 0)
-			fprintf(stderr, "kuasar: warning: umount %s: %s\n", mnts[n],
-			        strerror(errno));
-		free(mnts[n]);
-	}
-	free(info);
 }

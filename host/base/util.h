@@ -67,14 +67,9 @@ int write_all(int fd, const void *buf, size_t len);
 int write_file_atomic(const char *path, const void *data, size_t len, kerr_t *err);
 /* Reads a whole (small) file; the result is NUL-terminated. */
 int read_file(const char *path, char **out, size_t *len, size_t max, kerr_t *err);
+/* The same from an open fd (name for messages). */
+int read_fd(int fd, const char *name, char **out, size_t *len, size_t max, kerr_t *err);
 int mkdir_p(const char *path, int mode, kerr_t *err);
-/* Removes a directory tree without following links or entering another mount: a mount
- * point inside (even a bind mount from the same filesystem) makes it fail with EBUSY and
- * leaves what the mount shows untouched. */
-int rm_tree(const char *path);
-/* Detaches every mount below dir (bind-mounted root filesystems in a share), deepest
- * first, so that removing the directory can never reach into what they expose. */
-void umount_below(const char *dir);
 /* Ids name directories: 1-64 of [A-Za-z0-9_.-], no leading dot (so no '..'). */
 int id_valid(const char *id, kerr_t *err);
 int unix_connect(const char *path, kerr_t *err);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fsat.h"
 #include "base/util.h"
 #include "ctl/ctl.h"
 #include "host/cri.pb-c.h"

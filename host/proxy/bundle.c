@@ -9,9 +9,12 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/fsat.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "base/util.h"
 
 #define SPEC_MAX (4u << 20)
@@ -56,31 +59,10 @@ static void shm_as_tmpfs(json_object *m)
 	json_object_object_add(m, "options", opts);
 }
 
-/* Creates the mount point for src below dir/mounts: a directory or an empty file. */
-static int make_mount_point(const char *src, const char *dst, kerr_t *err)
-{
-	struct stat st;
-	int fd;
-
-	if (stat(src, &st) < 0)
-		return kerr_sys(err, "bind mount source %s", src);
-	if (S_ISDIR(st.st_mode)) {
-		if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-			return kerr_sys(err, "mkdir %s", dst);
-		return 0;
-	}
-	fd = open(dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return kerr_sys(err, "create %s", dst);
-	close(fd);
-	return 0;
-}
-
-static int rewrite_mounts(json_object *spec, const char *host_dir, const char *guest_dir,
-                          bundle_bind_fn bind, kerr_t *err)
+static int rewrite_mounts(json_object *spec, const char *guest_dir, const struct spec_stage *st,
+                          kerr_t *err)
 {
 	json_object *mounts;
-	char mdir[PATH_MAX];
 	size_t n;
 
 	if (!json_object_object_get_ex(spec, "mounts", &mounts))
@@ -90,12 +72,11 @@ static int rewrite_mounts(json_object *spec, const char *host_dir, const char *g
 	n = json_object_array_length(mounts);
 	if (n > MAX_MOUNTS)
 		return kerr_set(err, E2BIG, "config.json: %zu mounts, more than %d", n, MAX_MOUNTS);
-	snprintf(mdir, sizeof(mdir), "%s/mounts", host_dir);
 	for (size_t i = 0; i < n; i++) {
 		json_object *m = json_object_array_get_idx(mounts, i);
 		const char *dst = jget_str(m, "destination", NULL),
 		           *src = jget_str(m, "source", NULL);
-		char hpath[PATH_MAX], gpath[PATH_MAX];
+		char gpath[PATH_MAX];
 
 		if (!dst)
 			return kerr_set(err, EINVAL, "config.json: mount %zu has no destination",
@@ -110,12 +91,9 @@ static int rewrite_mounts(json_object *spec, const char *host_dir, const char *g
 			return kerr_set(err, EINVAL,
 			                "config.json: bind mount on %s has no absolute source",
 			                dst);
-		if (mkdir(mdir, 0755) < 0 && errno != EEXIST)
-			return kerr_sys(err, "mkdir %s", mdir);
-		if (fmt_path(hpath, sizeof(hpath), "%s/%zu", mdir, i) < 0 ||
-		    fmt_path(gpath, sizeof(gpath), "%s/mounts/%zu", guest_dir, i) < 0)
-			return kerr_sys(err, "mount on %s: path under %s", dst, mdir);
-		if (make_mount_point(src, hpath, err) < 0 || bind(src, hpath, err) < 0)
+		if (fmt_path(gpath, sizeof(gpath), "%s/mounts/%zu", guest_dir, i) < 0)
+			return kerr_sys(err, "mount on %s: guest path", dst);
+		if (st->bind(st->ctx, i, src, err) < 0)
 			return kerr_wrap(err, "mount on %s", dst);
 		json_object_object_add(m, "source", json_object_new_string(gpath));
 	}
@@ -190,7 +168,7 @@ static int has_mount_on(json_object *mounts, const char *dst)
 	return 0;
 }
 
-/* dir's parent (the share) + "/.pod/" + name into out. */
+/* guest_dir's parent (the share in the guest) + "/.pod/" + name into out. */
 static int pod_file(char *out, size_t n, const char *dir, const char *name)
 {
 	const char *slash = strrchr(dir, '/');
@@ -199,7 +177,7 @@ static int pod_file(char *out, size_t n, const char *dir, const char *name)
 	return fmt_path(out, n, "%.*s/%s/%s", len, dir, POD_FILES_DIR, name);
 }
 
-static void add_pod_files(json_object *spec, const char *host_dir, const char *guest_dir)
+static void add_pod_files(json_object *spec, const char *guest_dir, const struct spec_stage *st)
 {
 	static const char *const names[] = { "hosts", "resolv.conf", "hostname" };
 	json_object *mounts;
@@ -210,12 +188,11 @@ static void add_pod_files(json_object *spec, const char *host_dir, const char *g
 		json_object_object_add(spec, "mounts", mounts);
 	}
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		char dst[64], hpath[PATH_MAX], gpath[PATH_MAX];
+		char dst[64], gpath[PATH_MAX];
 		json_object *m, *opts;
 
 		snprintf(dst, sizeof(dst), "/etc/%s", names[i]);
-		if (has_mount_on(mounts, dst) ||
-		    pod_file(hpath, sizeof(hpath), host_dir, names[i]) || access(hpath, F_OK) < 0 ||
+		if (has_mount_on(mounts, dst) || !st->has_pod_file(st->ctx, names[i]) ||
 		    pod_file(gpath, sizeof(gpath), guest_dir, names[i]))
 			continue;
 		m = json_object_new_object();
@@ -231,15 +208,12 @@ static void add_pod_files(json_object *spec, const char *host_dir, const char *g
 	}
 }
 
-static int copy_or_write(const char *dir, const char *name, const char *text, const char *from,
+static int copy_or_write(int dirfd, const char *name, const char *text, const char *from,
                          kerr_t *err)
 {
-	char path[PATH_MAX], *copy = NULL;
+	_cleanup_free_ char *copy = NULL;
 	size_t len = 0;
-	int rc;
 
-	if (fmt_path(path, sizeof(path), "%s/%s", dir, name) < 0)
-		return kerr_sys(err, "%s/%s", dir, name);
 	if (!text) {
 		if (read_file(from, &copy, &len, 1 << 20, NULL) < 0)
 			return 0; /* the host has none: neither do the containers */
@@ -247,19 +221,24 @@ static int copy_or_write(const char *dir, const char *name, const char *text, co
 	} else {
 		len = strlen(text);
 	}
-	rc = write_file_atomic(path, text, len, err);
-	free(copy);
-	return rc;
+	return write_file_at(dirfd, name, text, len, err);
 }
 
 int pod_files_write(const char *shared, const char *hostname, const char *resolv, kerr_t *err)
 {
-	char dir[PATH_MAX], host[HOSTNAME_MAX + 2];
+	_cleanup_close_ int share = open(shared, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int dir = -1;
+	char host[HOSTNAME_MAX + 2];
 
-	if (fmt_path(dir, sizeof(dir), "%s/%s", shared, POD_FILES_DIR) < 0)
-		return kerr_sys(err, "pod files in %s", shared);
-	if (mkdir_p(dir, 0755, err) < 0)
-		return -1;
+	if (share < 0)
+		return kerr_sys(err, "pod files: open %s", shared);
+	/* The share is the guest's to write: .pod is made here, and a link or file in its place
+	 * is refused rather than followed. */
+	if (mkdirat(share, POD_FILES_DIR, 0755) < 0 && errno != EEXIST)
+		return kerr_sys(err, "pod files: mkdir %s/%s", shared, POD_FILES_DIR);
+	dir = open_beneath(share, POD_FILES_DIR, O_PATH | O_DIRECTORY, 0);
+	if (dir < 0)
+		return kerr_sys(err, "pod files: open %s/%s", shared, POD_FILES_DIR);
 	if (hostname && hostname[0])
 		snprintf(host, sizeof(host), "%s\n", hostname);
 	else if (gethostname(host, sizeof(host) - 1) == 0) {
@@ -274,8 +253,8 @@ int pod_files_write(const char *shared, const char *hostname, const char *resolv
 	return 0;
 }
 
-int spec_rewrite(json_object *spec, const char *id, const char *host_dir, const char *guest_dir,
-                 const char *hostname, bundle_bind_fn bind, kerr_t *err)
+int spec_rewrite(json_object *spec, const char *id, const char *guest_dir, const char *hostname,
+                 const struct spec_stage *st, kerr_t *err)
 {
 	json_object *root, *process;
 
@@ -291,9 +270,9 @@ int spec_rewrite(json_object *spec, const char *id, const char *host_dir, const 
 			json_object_object_add(root, "readonly", json_object_get(ro));
 	}
 	json_object_object_add(spec, "root", root);
-	if (rewrite_mounts(spec, host_dir, guest_dir, bind, err) < 0)
+	if (rewrite_mounts(spec, guest_dir, st, err) < 0)
 		return -1;
-	add_pod_files(spec, host_dir, guest_dir);
+	add_pod_files(spec, guest_dir, st);
 	/* Hooks name host binaries; AppArmor and SELinux labels name host policy. */
 	json_object_object_del(spec, "hooks");
 	if (json_object_object_get_ex(spec, "process", &process) &&
@@ -305,7 +284,118 @@ int spec_rewrite(json_object *spec, const char *id, const char *host_dir, const 
 	return 0;
 }
 
-/* ---- mounting ---- */
+/* ---- the bundle in the share ----
+ *
+ * Every step below works from fds the proxy opened itself: the share's root (host-made; the
+ * guest sees only what is inside it), the bundle directory made there, and the mount points
+ * in it, each opened with open_beneath so that no link the guest planted is followed. Mounts
+ * land on those fds, and the fd of each mount's root is kept until the bundle goes: the
+ * unmount then reaches exactly that mount, wherever the guest has moved the directories
+ * above it, and never a mount the guest pointed a path at (SECURITY.md). */
+
+struct bundle {
+	char id[ID_MAX + 1];
+	int *mnts; /* the roots of the mounts made in it, to unmount by fd */
+	size_t n_mnts, cap;
+	struct bundle *next;
+};
+
+/* A bundle being prepared. */
+struct stage {
+	struct bundles *b;
+	struct bundle *bd;
+	int dir;    /* <share>/<id> */
+	int mounts; /* <share>/<id>/mounts, made with the first bind */
+	int made;   /* <share>/<id> was made here (and so is ours to remove) */
+};
+
+static int keep_mount(struct bundle *bd, int fd, kerr_t *err)
+{
+	if (bd->n_mnts == bd->cap) {
+		size_t cap = bd->cap ? bd->cap * 2 : 4;
+		int *m = realloc(bd->mnts, cap * sizeof(*m));
+
+		if (!m) {
+			umount_fd(fd);
+			close(fd);
+			return kerr_set(err, ENOMEM, "out of memory");
+		}
+		bd->mnts = m;
+		bd->cap = cap;
+	}
+	bd->mnts[bd->n_mnts++] = fd;
+	return 0;
+}
+
+/* A recursive bind of the host path src onto the fd target, as a detached tree moved into
+ * place; MOUNT_ATTR_* attrs set on it first. The tree's fd is kept. */
+static int bind_onto(struct bundle *bd, const char *src, int target, unsigned attrs, kerr_t *err)
+{
+	struct mount_attr ma = { .attr_set = attrs };
+	_cleanup_close_ int tree =
+	    open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+
+	if (tree < 0)
+		return kerr_sys(err, "bind %s", src);
+	if (attrs && mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &ma, sizeof(ma)) < 0)
+		return kerr_sys(err, "bind %s: set attributes", src);
+	if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return kerr_sys(err, "bind %s", src);
+	return keep_mount(bd, TAKE_FD(tree), err);
+}
+
+static int stage_mounts_dir(struct stage *st, kerr_t *err)
+{
+	if (st->mounts >= 0)
+		return 0;
+	/* Made now, so it cannot already be there: EEXIST means the guest put something in
+	 * its place, which is refused, never used. */
+	if (mkdirat(st->dir, "mounts", 0755) < 0)
+		return kerr_sys(err, "mkdir %s/mounts", st->bd->id);
+	st->mounts = open_beneath(st->dir, "mounts", O_PATH | O_DIRECTORY, 0);
+	if (st->mounts < 0)
+		return kerr_sys(err, "open %s/mounts", st->bd->id);
+	return 0;
+}
+
+/* spec_rewrite's bind: mount n of the container, host path src, onto mounts/<n>. */
+static int stage_bind(void *ctx, size_t n, const char *src, kerr_t *err)
+{
+	struct stage *st = ctx;
+	_cleanup_close_ int target = -1;
+	char name[24];
+	struct stat sb;
+
+	if (stat(src, &sb) < 0) /* a path containerd gave: the host's own */
+		return kerr_sys(err, "bind mount source %s", src);
+	if (stage_mounts_dir(st, err) < 0)
+		return -1;
+	snprintf(name, sizeof(name), "%zu", n);
+	if (S_ISDIR(sb.st_mode)) {
+		if (mkdirat(st->mounts, name, 0755) < 0)
+			return kerr_sys(err, "mkdir mounts/%s", name);
+		target = open_beneath(st->mounts, name, O_PATH | O_DIRECTORY, 0);
+	} else {
+		target = open_beneath(st->mounts, name, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	}
+	if (target < 0)
+		return kerr_sys(err, "mount point mounts/%s", name);
+	return bind_onto(st->bd, src, target, 0, err);
+}
+
+static int stage_has_pod_file(void *ctx, const char *name)
+{
+	struct stage *st = ctx;
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", POD_FILES_DIR, name);
+	fd = open_beneath(st->b->share_fd, path, O_PATH, 0);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
 
 struct mflag {
 	const char *name;
@@ -321,13 +411,13 @@ static const struct mflag mflags[] = {
 };
 
 /* containerd's mount options: flags become mount flags, the rest mount data. */
-static int mount_one(const Containerd__Types__Mount *m, const char *target, kerr_t *err)
+static int mount_options(const Containerd__Types__Mount *m, unsigned long *flags, char *data,
+                         size_t size, kerr_t *err)
 {
-	unsigned long flags = 0;
-	char data[4096] = "";
 	size_t used = 0;
-	const char *type = m->type && m->type[0] ? m->type : "bind";
 
+	*flags = 0;
+	data[0] = '\0';
 	for (size_t i = 0; i < m->n_options; i++) {
 		const char *o = m->options[i];
 		size_t k, len = strlen(o);
@@ -336,34 +426,69 @@ static int mount_one(const Containerd__Types__Mount *m, const char *target, kerr
 			if (!strcmp(o, mflags[k].name))
 				break;
 		if (k < sizeof(mflags) / sizeof(mflags[0])) {
-			flags = (flags | mflags[k].set) & ~mflags[k].clear;
+			*flags = (*flags | mflags[k].set) & ~mflags[k].clear;
 			continue;
 		}
-		if (used + len + 2 > sizeof(data))
+		if (used + len + 2 > size)
 			return kerr_set(err, E2BIG, "rootfs mount options longer than %zu bytes",
-			                sizeof(data));
-		used +=
-		    (size_t)snprintf(data + used, sizeof(data) - used, "%s%s", used ? "," : "", o);
-	}
-	if (!strcmp(type, "bind"))
-		flags |= MS_BIND;
-	if (mount(m->source, target, type, flags & ~((flags & MS_BIND) ? MS_RDONLY : 0),
-	          used ? data : NULL) < 0)
-		return kerr_sys(err, "mount %s (%s) on %s", m->source, type, target);
-	/* A read-only bind needs a remount: the first call ignores MS_RDONLY. */
-	if ((flags & MS_BIND) && (flags & MS_RDONLY) &&
-	    mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
-		umount2(target, MNT_DETACH);
-		return kerr_sys(err, "remount %s read-only", target);
+			                size);
+		used += (size_t)snprintf(data + used, size - used, "%s%s", used ? "," : "", o);
 	}
 	return 0;
 }
 
-static int bind_host(const char *src, const char *dst, kerr_t *err)
+/* A filesystem mount (an overlay) onto the fd target, through its /proc/self/fd name so no
+ * path in the share is resolved; then the new mount's root is opened from the bundle (a
+ * mount point the guest can neither rename nor replace) and kept. */
+static int mount_fs_onto(struct stage *st, const Containerd__Types__Mount *m, int target,
+                         unsigned long flags, const char *data, kerr_t *err)
 {
-	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
-		return kerr_sys(err, "bind %s", src);
-	return 0;
+	char at[32];
+	int root;
+
+	snprintf(at, sizeof(at), "/proc/self/fd/%d", target);
+	if (mount(m->source, at, m->type, flags, data[0] ? data : NULL) < 0)
+		return kerr_sys(err, "mount %s (%s) on %s/rootfs", m->source, m->type, st->bd->id);
+	root = open_mount_root(st->dir, "rootfs");
+	if (root < 0) /* left to the sandbox's teardown, which checks each mount's id */
+		return kerr_sys(err, "%s/rootfs: the new mount is not where it was made",
+		                st->bd->id);
+	return keep_mount(st->bd, root, err);
+}
+
+/* The container's root: the request's one rootfs mount, or without one the bundle's own
+ * root.path, on <share>/<id>/rootfs. */
+static int stage_rootfs(struct stage *st, const char *host_bundle, json_object *spec,
+                        Containerd__Types__Mount **rootfs, size_t n_rootfs, kerr_t *err)
+{
+	_cleanup_close_ int target = -1;
+	unsigned long flags = MS_BIND;
+	char data[4096] = "", src[PATH_MAX];
+	const Containerd__Types__Mount *m = n_rootfs ? rootfs[0] : NULL;
+	json_object *root;
+	const char *p;
+
+	if (n_rootfs > 1)
+		return kerr_set(err, EINVAL, "%zu rootfs mounts: one is supported", n_rootfs);
+	if (m && mount_options(m, &flags, data, sizeof(data), err) < 0)
+		return -1;
+	if (mkdirat(st->dir, "rootfs", 0755) < 0)
+		return kerr_sys(err, "mkdir %s/rootfs", st->bd->id);
+	target = open_beneath(st->dir, "rootfs", O_PATH | O_DIRECTORY, 0);
+	if (target < 0)
+		return kerr_sys(err, "open %s/rootfs", st->bd->id);
+	if (m && m->type && m->type[0] && strcmp(m->type, "bind"))
+		return mount_fs_onto(st, m, target, flags, data, err);
+	if (m) {
+		p = m->source;
+	} else if (!json_object_object_get_ex(spec, "root", &root) ||
+	           !(p = jget_str(root, "path", NULL))) {
+		return kerr_set(err, EINVAL, "no rootfs mounts and no root.path in config.json");
+	}
+	if (fmt_path(src, sizeof(src), "%s%s%s", p[0] == '/' ? "" : host_bundle,
+	             p[0] == '/' ? "" : "/", p) < 0)
+		return kerr_sys(err, "rootfs %s", p);
+	return bind_onto(st->bd, src, target, (flags & MS_RDONLY) ? MOUNT_ATTR_RDONLY : 0, err);
 }
 
 static int load_spec(const char *host_bundle, json_object **out, kerr_t *err)
@@ -374,7 +499,8 @@ static int load_spec(const char *host_bundle, json_object **out, kerr_t *err)
 	json_tokener *tok;
 	json_object *spec;
 
-	snprintf(path, sizeof(path), "%s/config.json", host_bundle);
+	if (fmt_path(path, sizeof(path), "%s/config.json", host_bundle) < 0)
+		return kerr_sys(err, "bundle %s", host_bundle);
 	if (read_file(path, &text, &len, SPEC_MAX, err) < 0)
 		return -1;
 	tok = json_tokener_new_ex(64);
@@ -393,102 +519,156 @@ static int load_spec(const char *host_bundle, json_object **out, kerr_t *err)
 	return 0;
 }
 
-/* Without rootfs mounts, the bundle's own root.path is the root filesystem. */
-static int mount_rootfs(const char *host_bundle, json_object *spec,
-                        Containerd__Types__Mount **rootfs, size_t n_rootfs, const char *target,
-                        kerr_t *err)
+/* Tests only: KUASAR_TEST_BUNDLE_HOOK names a program run (and waited for) right after a
+ * bundle directory is made, with its host path, so a test can play the guest at the moment
+ * a race would need. Unset in production, where it costs one getenv. */
+static void test_hook(const struct bundles *b, const char *id)
 {
-	json_object *root;
-	const char *p;
-	char src[PATH_MAX];
+	const char *hook = getenv("KUASAR_TEST_BUNDLE_HOOK");
+	char dir[KPATH_SIZE];
+	pid_t pid;
 
-	if (n_rootfs > 1)
-		return kerr_set(err, EINVAL, "%zu rootfs mounts: one is supported", n_rootfs);
-	if (n_rootfs == 1)
-		return mount_one(rootfs[0], target, err);
-	if (!json_object_object_get_ex(spec, "root", &root) || !(p = jget_str(root, "path", NULL)))
-		return kerr_set(err, EINVAL, "no rootfs mounts and no root.path in config.json");
-	if (p[0] == '/')
-		snprintf(src, sizeof(src), "%s", p);
-	else
-		snprintf(src, sizeof(src), "%s/%s", host_bundle, p);
-	return bind_host(src, target, err);
+	if (!hook || !hook[0] || fmt_path(dir, sizeof(dir), "%s/%s", b->shared, id) < 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		execl(hook, hook, dir, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
 }
 
-int bundle_prepare(const char *shared, const char *id, const char *host_bundle,
+static struct bundle *bundle_find(struct bundles *b, const char *id, struct bundle ***pp);
+
+/* Detaches the bundle's mounts (newest first) and forgets it. */
+static void bundle_forget(struct bundles *b, const char *id)
+{
+	struct bundle **pp, *bd = bundle_find(b, id, &pp);
+
+	if (!bd)
+		return;
+	while (bd->n_mnts--) {
+		int fd = bd->mnts[bd->n_mnts];
+
+		if (umount_fd(fd) < 0 && errno != EINVAL)
+			log_warn("bundle %s: unmount: %s", id, strerror(errno));
+		close(fd);
+	}
+	*pp = bd->next;
+	free(bd->mnts);
+	free(bd);
+}
+
+static struct bundle *bundle_find(struct bundles *b, const char *id, struct bundle ***pp)
+{
+	for (struct bundle **p = &b->list; *p; p = &(*p)->next) {
+		if (!strcmp((*p)->id, id)) {
+			if (pp)
+				*pp = p;
+			return *p;
+		}
+	}
+	return NULL;
+}
+
+/* Makes <share>/<id> (it must not exist) and everything in it; the bundle is listed from
+ * the first mount on, so bundle_remove undoes a half-made one. */
+static int stage_bundle(struct stage *st, const char *id, const char *host_bundle,
+                        json_object *spec, Containerd__Types__Mount **rootfs, size_t n_rootfs,
+                        const char *guest_root, const char *hostname, kerr_t *err)
+{
+	const struct spec_stage hooks = { stage_bind, stage_has_pod_file, st };
+	char gdir[PATH_MAX];
+	json_object *root;
+	const char *text;
+
+	if (mkdirat(st->b->share_fd, id, 0755) < 0)
+		return kerr_sys(err, "mkdir %s/%s", st->b->shared, id);
+	st->made = 1;
+	test_hook(st->b, id);
+	st->dir = open_beneath(st->b->share_fd, id, O_PATH | O_DIRECTORY, 0);
+	if (st->dir < 0)
+		return kerr_sys(err, "open %s/%s", st->b->shared, id);
+	if (fmt_path(gdir, sizeof(gdir), "%s/%s", GUEST_SHARED, id) < 0)
+		return kerr_sys(err, "bundle of `%s`", id);
+	if ((!guest_root && stage_rootfs(st, host_bundle, spec, rootfs, n_rootfs, err) < 0) ||
+	    spec_rewrite(spec, id, gdir, hostname, &hooks, err) < 0)
+		return -1;
+	if (guest_root && json_object_object_get_ex(spec, "root", &root))
+		json_object_object_add(root, "path", json_object_new_string(guest_root));
+	text = json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN);
+	return write_file_at(st->dir, "config.json", text, strlen(text), err);
+}
+
+int bundle_prepare(struct bundles *b, const char *id, const char *host_bundle,
                    Containerd__Types__Mount **rootfs, size_t n_rootfs, const char *guest_root,
                    const char *hostname, char *guest_bundle, size_t n, kerr_t *err)
 {
-	char dir[PATH_MAX], target[PATH_MAX], gdir[PATH_MAX], cfg[PATH_MAX];
-	json_object *spec = NULL, *root;
-	const char *text;
+	struct stage st = { .b = b, .dir = -1, .mounts = -1 };
+	json_object *spec = NULL;
+	int rc;
 
 	if (id_valid(id, err) < 0)
 		return -1;
 	if (!host_bundle || host_bundle[0] != '/')
 		return kerr_set(err, EINVAL, "bundle `%s` is not an absolute path",
 		                host_bundle ? host_bundle : "");
-	if (fmt_path(dir, sizeof(dir), "%s/%s", shared, id) < 0 ||
-	    fmt_path(target, sizeof(target), "%s/rootfs", dir) < 0 ||
-	    fmt_path(gdir, sizeof(gdir), "%s/%s", GUEST_SHARED, id) < 0 ||
-	    fmt_path(cfg, sizeof(cfg), "%s/config.json", dir) < 0)
-		return kerr_sys(err, "bundle of `%s` in %s", id, shared);
+	if (bundle_find(b, id, NULL))
+		return kerr_set(err, EEXIST, "container %s has a bundle already", id);
 	if (load_spec(host_bundle, &spec, err) < 0)
 		return -1;
-	if (mkdir(dir, 0755) < 0) {
-		kerr_sys(err, "mkdir %s", dir);
-		if (errno == EEXIST)
-			err->errnum = EEXIST;
+	st.bd = calloc(1, sizeof(*st.bd));
+	if (!st.bd) {
 		json_object_put(spec);
-		return -1;
+		return kerr_set(err, ENOMEM, "out of memory");
 	}
-	if (!guest_root && mkdir(target, 0755) < 0) {
-		kerr_sys(err, "mkdir %s", target);
-		goto fail;
-	}
-	if ((!guest_root && mount_rootfs(host_bundle, spec, rootfs, n_rootfs, target, err) < 0) ||
-	    spec_rewrite(spec, id, dir, gdir, hostname, bind_host, err) < 0)
-		goto fail;
-	if (guest_root && json_object_object_get_ex(spec, "root", &root))
-		json_object_object_add(root, "path", json_object_new_string(guest_root));
-	text = json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN);
-	if (write_file_atomic(cfg, text, strlen(text), err) < 0)
-		goto fail;
+	snprintf(st.bd->id, sizeof(st.bd->id), "%s", id);
+	st.bd->next = b->list;
+	b->list = st.bd;
+	rc = stage_bundle(&st, id, host_bundle, spec, rootfs, n_rootfs, guest_root, hostname, err);
 	json_object_put(spec);
-	snprintf(guest_bundle, n, "%s", gdir);
-	return 0;
-fail:
-	json_object_put(spec);
-	bundle_remove(shared, id);
+	if (st.dir >= 0)
+		close(st.dir);
+	if (st.mounts >= 0)
+		close(st.mounts);
+	if (rc == 0)
+		return fmt_path(guest_bundle, n, "%s/%s", GUEST_SHARED, id) < 0
+		           ? kerr_sys(err, "bundle of `%s`", id)
+		           : 0;
+	if (st.made)
+		bundle_remove(b, id);
+	else
+		bundle_forget(b, id); /* somebody else's directory: not ours to remove */
 	return -1;
 }
 
-static void umount_dir_entries(const char *dir)
+int bundle_remove(struct bundles *b, const char *id)
 {
-	char path[PATH_MAX];
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (fmt_path(path, sizeof(path), "%s/%s", dir, de->d_name) == 0)
-			umount2(path, MNT_DETACH);
-	}
-	closedir(d);
+	if (id_valid(id, NULL) < 0)
+		return -1;
+	bundle_forget(b, id);
+	/* Whatever is at <share>/<id> now goes, without following a link or entering a mount;
+	 * if the guest moved our directory away, it stays in the share, emptied of mounts. */
+	return rm_tree_at(b->share_fd, id);
 }
 
-int bundle_remove(const char *shared, const char *id)
+int bundles_open(struct bundles *b, const char *shared, kerr_t *err)
 {
-	char dir[PATH_MAX], path[PATH_MAX];
+	memset(b, 0, sizeof(*b));
+	if (fmt_path(b->shared, sizeof(b->shared), "%s", shared) < 0)
+		return kerr_sys(err, "share %s", shared);
+	b->share_fd = open(shared, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (b->share_fd < 0)
+		return kerr_sys(err, "open the share %s", shared);
+	return 0;
+}
 
-	if (fmt_path(dir, sizeof(dir), "%s/%s", shared, id) < 0)
-		return -1;
-	if (fmt_path(path, sizeof(path), "%s/rootfs", dir) == 0)
-		umount2(path, MNT_DETACH);
-	if (fmt_path(path, sizeof(path), "%s/mounts", dir) == 0)
-		umount_dir_entries(path);
-	return rm_tree(dir);
+void bundles_close(struct bundles *b)
+{
+	while (b->list)
+		bundle_remove(b, b->list->id);
+	if (b->share_fd >= 0)
+		close(b->share_fd);
+	b->share_fd = -1;
 }

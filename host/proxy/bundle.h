@@ -3,7 +3,9 @@
  *   <shared>/<id>/rootfs      the request's rootfs mounts (overlay, bind) mounted here
  *   <shared>/<id>/mounts/<n>  host sources of bind mounts (hosts, resolv.conf, volumes)
  *   <shared>/<id>/config.json the spec with root and mount sources as guest paths and
- *                             host-only fields (netns paths, hooks, LSM labels) adapted. */
+ *                             host-only fields (netns paths, hooks, LSM labels) adapted.
+ * The guest writes the share: everything here is done from directory fds, and mounts are
+ * unmounted by the fds of their roots (base/fsat.h, SECURITY.md). */
 #ifndef KUASAR_BUNDLE_H
 #define KUASAR_BUNDLE_H
 
@@ -11,6 +13,7 @@
 #include <stddef.h>
 
 #include "base/err.h"
+#include "base/util.h"
 #include "containerd/types.pb-c.h"
 
 /* Where the guest mounts the share. */
@@ -18,14 +21,21 @@
 /* Where the guest mounts a container's root disk on SCSI target %u (MountShare "erofs"). */
 #define GUEST_ROOT_DISK "/run/kuasar/block/%u/rootfs"
 
-/* Makes src visible at dst (dst exists: a directory or an empty file). */
-typedef int (*bundle_bind_fn)(const char *src, const char *dst, kerr_t *err);
+/* What the rewrite needs of the filesystem, kept apart so that the rewrite is a pure function
+ * of the spec. */
+struct spec_stage {
+	/* Makes host path src visible as mount n of the container (<bundle>/mounts/<n>). */
+	int (*bind)(void *ctx, size_t n, const char *src, kerr_t *err);
+	/* Whether the share has the pod's file name (hosts, resolv.conf, hostname). */
+	int (*has_pod_file)(void *ctx, const char *name);
+	void *ctx;
+};
 
-/* Rewrites spec in place for the guest; bind sources get mount points below host_dir/mounts
- * and are handed to bind. hostname: the pod's, for containers that were to share its UTS
- * namespace. */
-int spec_rewrite(json_object *spec, const char *id, const char *host_dir, const char *guest_dir,
-                 const char *hostname, bundle_bind_fn bind, kerr_t *err);
+/* Rewrites spec in place for the guest (guest_dir: the bundle's path in the guest); bind
+ * sources are staged through st. hostname: the pod's, for containers that were to share its
+ * UTS namespace. */
+int spec_rewrite(json_object *spec, const char *id, const char *guest_dir, const char *hostname,
+                 const struct spec_stage *st, kerr_t *err);
 
 /* The pod's /etc/hosts, /etc/resolv.conf and /etc/hostname live in <shared>/.pod/ (ids
  * never start with a dot). containerd writes these files only for its own sandboxes and
@@ -35,13 +45,29 @@ int spec_rewrite(json_object *spec, const char *id, const char *host_dir, const 
 #define POD_FILES_DIR ".pod"
 int pod_files_write(const char *shared, const char *hostname, const char *resolv, kerr_t *err);
 
-/* Prepares <shared>/<id> and returns the guest's bundle path. Undoes itself on failure.
- * guest_root: NULL to mount the rootfs mounts on <shared>/<id>/rootfs, or where the guest
- * has the container's root filesystem already (a root disk, rootdisk.h), for root.path. */
-int bundle_prepare(const char *shared, const char *id, const char *host_bundle,
+struct bundle;
+
+/* A sandbox's bundles: the share's root, opened once (the guest sees only what is inside
+ * it, so it cannot replace it), and per container the mounts made for it. */
+struct bundles {
+	int share_fd;
+	char shared[KPATH_SIZE]; /* for messages */
+	struct bundle *list;
+};
+
+int bundles_open(struct bundles *b, const char *shared, kerr_t *err);
+/* Removes every bundle left and closes the share. */
+void bundles_close(struct bundles *b);
+
+/* Prepares <shared>/<id>, which must not exist yet, and returns the guest's bundle path.
+ * Undoes itself on failure. guest_root: NULL to mount the rootfs mounts on
+ * <shared>/<id>/rootfs, or where the guest has the container's root filesystem already (a
+ * root disk, rootdisk.h), for root.path. */
+int bundle_prepare(struct bundles *b, const char *id, const char *host_bundle,
                    Containerd__Types__Mount **rootfs, size_t n_rootfs, const char *guest_root,
                    const char *hostname, char *guest_bundle, size_t n, kerr_t *err);
-/* Unmounts everything below <shared>/<id> and removes it; 0 when nothing is left. */
-int bundle_remove(const char *shared, const char *id);
+/* Unmounts the bundle's mounts by their fds and removes <shared>/<id>; 0 when nothing is
+ * left. */
+int bundle_remove(struct bundles *b, const char *id);
 
 #endif

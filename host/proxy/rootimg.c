@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/fsat.h"
 #include "base/log.h"
 #include "base/sha256.h"
 #include "base/syscalls.h"

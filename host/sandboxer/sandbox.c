@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/fsat.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/syscalls.h"

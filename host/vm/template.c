@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/fsat.h"
 #include "base/json.h"
 #include "base/sha256.h"
 #include "base/util.h"

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "base/fsat.h"
 #include "base/json.h"
 #include "base/syscalls.h"
 #include "base/util.h"

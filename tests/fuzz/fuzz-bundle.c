@@ -1,5 +1,5 @@
 /* libFuzzer: a container's config.json (from containerd's bundle) rewritten for the guest,
- * bind sources staged by a fake that only checks its arguments. */
+ * bind sources staged by a fake that only checks its arguments; pod_files_write once. */
 #include <json-c/json.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,7 +9,7 @@
 
 #include "proxy/bundle.h"
 
-static char host_dir[160];
+static char share[128];
 
 /* Where scratch files go: tools/fuzz.sh gives each run a directory it removes after. */
 static const char *fuzz_tmp(void)
@@ -19,24 +19,24 @@ static const char *fuzz_tmp(void)
 	return t && t[0] ? t : "/tmp";
 }
 
-static int fake_bind(const char *src, const char *dst, kerr_t *err)
+static int fake_bind(void *ctx, size_t n, const char *src, kerr_t *err)
 {
-	return src[0] == '/' && dst[0] ? 0 : kerr_set(err, 22, "bad bind");
+	return src[0] == '/' && n < 256 ? 0 : kerr_set(err, 22, "bad bind");
 }
 
-/* A real bundle directory: bind mount points are made in it (their sources are only
- * stat'ed), and the pod files exist, as in a sandbox's share. */
+static int has_pod_file(void *ctx, const char *name)
+{
+	return strcmp(name, "hostname") != 0; /* one missing, so both paths run */
+}
+
+/* The pod files are written into a real share once, as the daemon does at Create. */
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	char share[128];
 	kerr_t err;
 
 	snprintf(share, sizeof(share), "%s/kuasar-fuzz-bundle.XXXXXX", fuzz_tmp());
 	if (!mkdtemp(share) || pod_files_write(share, "pod", "nameserver 10.0.0.53\n", &err) < 0)
-		abort();
-	snprintf(host_dir, sizeof(host_dir), "%s/ctr", share);
-	if (mkdir(host_dir, 0755) < 0)
 		abort();
 	return 0;
 }
@@ -44,6 +44,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static const struct spec_stage st = { fake_bind, has_pod_file, NULL };
 	struct json_tokener *tok = json_tokener_new();
 	json_object *spec;
 	kerr_t err;
@@ -53,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_tokener_free(tok);
 	if (!spec)
 		return 0;
-	if (spec_rewrite(spec, "ctr", host_dir, GUEST_SHARED "/ctr", "pod", fake_bind, &err) == 0)
+	if (spec_rewrite(spec, "ctr", GUEST_SHARED "/ctr", "pod", &st, &err) == 0)
 		(void)json_object_to_json_string(spec);
 	json_object_put(spec);
 	return 0;

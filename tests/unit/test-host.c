@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fsat.h"
 #include "base/util.h"
 #include "google/rpc/status.pb-c.h"
 #include "rpc/ttrpc_client.h"

@@ -291,11 +291,28 @@ static void test_rootimg(const char *dir)
 static int binds;
 static char last_src[256];
 
-static int fake_bind(const char *src, const char *dst, kerr_t *err)
+static int fake_bind(void *ctx, size_t n, const char *src, kerr_t *err)
 {
 	binds++;
 	snprintf(last_src, sizeof(last_src), "%s", src);
 	return 0;
+}
+
+/* ctx: the share (a path; the proxy's own staging works from fds, tested in test-proxy). */
+static int fake_has_pod_file(void *ctx, const char *name)
+{
+	char p[512];
+
+	snprintf(p, sizeof(p), "%s/.pod/%s", (const char *)ctx, name);
+	return access(p, F_OK) == 0;
+}
+
+static int rewrite(json_object *spec, const char *id, const char *share, const char *gdir,
+                   const char *hostname, kerr_t *err)
+{
+	const struct spec_stage st = { fake_bind, fake_has_pod_file, (void *)share };
+
+	return spec_rewrite(spec, id, gdir, hostname, &st, err);
 }
 
 static const char *jpath(json_object *o, const char *a, const char *b)
@@ -336,8 +353,7 @@ static void test_spec(const char *tmp, const char *share)
 	spec = json_tokener_parse(text);
 	ok(spec != NULL, "test spec parses");
 	binds = 0;
-	ok(spec_rewrite(spec, "ctr1", share, "/run/kuasar/shared/ctr1", "web", fake_bind, &err) ==
-	       0,
+	ok(rewrite(spec, "ctr1", share, "/run/kuasar/shared/ctr1", "web", &err) == 0,
 	   "a CRI-shaped spec is rewritten");
 	is_str(jpath(spec, "root", "path"), "rootfs", "root.path is the bundle's rootfs");
 	ok(json_object_get_boolean(
@@ -369,19 +385,11 @@ static void test_spec(const char *tmp, const char *share)
 
 	spec = json_tokener_parse("{\"mounts\":[{\"destination\":\"/x\",\"type\":\"bind\","
 	                          "\"source\":\"relative\"}]}");
-	ok(spec_rewrite(spec, "c", "/h", "/g", NULL, fake_bind, &err) < 0 &&
-	       strstr(err.msg, "no absolute source"),
+	ok(rewrite(spec, "c", "/h", "/g", NULL, &err) < 0 && strstr(err.msg, "no absolute source"),
 	   "a relative bind source is refused: %s", err.msg);
 	json_object_put(spec);
-	spec = json_tokener_parse("{\"mounts\":[{\"destination\":\"/x\",\"type\":\"bind\","
-	                          "\"source\":\"/does/not/exist\"}]}");
-	ok(spec_rewrite(spec, "c", share, "/g", NULL, fake_bind, &err) < 0 &&
-	       strstr(err.msg, "/does/not/exist"),
-	   "a missing bind source is a clear error: %s", err.msg);
-	json_object_put(spec);
 	spec = json_tokener_parse("[1,2]");
-	ok(spec_rewrite(spec, "c", "/h", "/g", NULL, fake_bind, &err) < 0,
-	   "a spec that is not an object");
+	ok(rewrite(spec, "c", "/h", "/g", NULL, &err) < 0, "a spec that is not an object");
 	json_object_put(spec);
 }
 
@@ -447,7 +455,7 @@ static void test_proxy_result(void)
 /* The pod's /etc files: written once per sandbox, mounted into containers without their own. */
 static void test_pod_files(const char *dir)
 {
-	char path[400], host_dir[400];
+	char path[400];
 	json_object *spec, *mounts;
 	const char *hosts_src = NULL, *resolv_src = NULL;
 	int n_hosts = 0, n_resolv = 0, n_hostname = 0;
@@ -465,12 +473,9 @@ static void test_pod_files(const char *dir)
 	ok(read_file(path, &text, NULL, 4096, NULL) == 0 && !strcmp(text, "web\n"),
 	   "hostname is the pod's");
 	free(text);
-	snprintf(host_dir, sizeof(host_dir), "%s/ctr2", dir);
-	mkdir(host_dir, 0755);
 	spec = json_tokener_parse("{\"mounts\":[{\"destination\":\"/etc/hosts\",\"type\":"
 	                          "\"tmpfs\",\"source\":\"tmpfs\"}]}");
-	ok(spec_rewrite(spec, "ctr2", host_dir, "/run/kuasar/shared/ctr2", NULL, fake_bind, &err) ==
-	       0,
+	ok(rewrite(spec, "ctr2", dir, "/run/kuasar/shared/ctr2", NULL, &err) == 0,
 	   "spec with its own /etc/hosts rewritten");
 	mounts = json_object_object_get(spec, "mounts");
 	for (size_t i = 0; i < json_object_array_length(mounts); i++) {

@@ -1,0 +1,399 @@
+/* The task proxy's guards against a hostile guest and a leaving client, without a VM: the
+ * loop never hands a freed watch to a later callback of the same batch, guest events pass
+ * only for this sandbox's containers, and a guest answer racing a client's hang-up frees
+ * the connection once (the double free of issue 19; run under ASan by make check). */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/fsat.h"
+#include "base/loop.h"
+#include "base/util.h"
+#include "events.pb-c.h"
+#include "proxy/bundle.h"
+#include "proxy/event_filter.h"
+#include "proxy/glink.h"
+#include "proxy/taskproxy.h"
+#include "rpc/ttrpc_client.h"
+#include "tap.h"
+#include "ttrpc.pb-c.h"
+
+/* ---- the loop ---- */
+
+struct victim {
+	struct loop_watch w;
+};
+
+static struct loop tl;
+static struct victim *doomed;
+static int victim_calls;
+
+static void killer_fn(struct loop_watch *w, uint32_t events)
+{
+	loop_del(&tl, &doomed->w);
+	close(doomed->w.fd);
+	free(doomed);
+	doomed = NULL;
+	loop_del(&tl, w);
+}
+
+static void victim_fn(struct loop_watch *w, uint32_t events)
+{
+	victim_calls++;
+}
+
+static struct loop_timer stopper;
+
+static void stop_loop(struct loop_timer *t)
+{
+	tl.stop = 1;
+}
+
+/* Two watches ready in one batch, the killer first (epoll reports fds in the order they
+ * became ready); it frees the other. */
+static void test_loop_batch(void)
+{
+	int a[2], b[2];
+	struct loop_watch killer = { .fn = killer_fn };
+	kerr_t err;
+
+	ok(loop_init(&tl, &err) == 0, "loop");
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a);
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b);
+	doomed = calloc(1, sizeof(*doomed));
+	doomed->w.fd = b[0];
+	doomed->w.fn = victim_fn;
+	killer.fd = a[0];
+	loop_add(&tl, &killer, EPOLLIN, &err);
+	loop_add(&tl, &doomed->w, EPOLLIN, &err);
+	write(a[1], "x", 1);
+	write(b[1], "x", 1);
+	stopper.fn = stop_loop;
+	loop_timer_arm(&tl, &stopper, 200);
+	loop_run(&tl);
+	loop_timer_cancel(&tl, &stopper);
+	ok(!doomed && victim_calls == 0,
+	   "a watch deleted by an earlier callback of the batch is not called");
+	close(a[0]);
+	close(a[1]);
+	close(b[1]);
+	close(tl.epfd);
+}
+
+/* ---- the event filter ---- */
+
+static int owns_c1(const char *id, void *arg)
+{
+	return !strcmp(id, "c1");
+}
+
+static int check(const char *topic, const char *type, const ProtobufCMessage *m,
+                 struct event_checked *out)
+{
+	uint8_t buf[1024];
+	size_t n = m ? protobuf_c_message_pack(m, buf) : 0;
+	char why[256];
+	int rc = event_check(topic, type, buf, n, owns_c1, NULL, out, why, sizeof(why));
+
+	if (rc < 0)
+		printf("# dropped: %s\n", why);
+	return rc;
+}
+
+static void test_event_filter(void)
+{
+	Containerd__Events__TaskExit ex = CONTAINERD__EVENTS__TASK_EXIT__INIT;
+	Containerd__Events__TaskOOM oom = CONTAINERD__EVENTS__TASK_OOM__INIT;
+	Containerd__Events__TaskExit *back;
+	struct event_checked out;
+	/* container_id "c1" then "c2": a protobuf reader takes the last, as containerd does. */
+	static const uint8_t twice[] = { 0x0a, 2, 'c', '1', 0x0a, 2, 'c', '2' };
+	char why[256];
+
+	ex.container_id = "c1";
+	ex.id = "c1";
+	ex.exit_status = 3;
+	ok(check("/tasks/exit", "containerd.events.TaskExit", &ex.base, &out) == 0,
+	   "an exit of our container passes");
+	back = containerd__events__task_exit__unpack(NULL, out.len, out.value);
+	ok(back && !strcmp(back->container_id, "c1") && back->exit_status == 3,
+	   "what passes is the checked event");
+	containerd__events__task_exit__free_unpacked(back, NULL);
+	free(out.value);
+	ex.container_id = "c2";
+	ok(check("/tasks/exit", "containerd.events.TaskExit", &ex.base, &out) < 0,
+	   "an exit of another sandbox's container is dropped");
+	oom.container_id = "c2";
+	ok(check("/tasks/oom", "containerd.events.TaskOOM", &oom.base, &out) < 0,
+	   "an OOM of another sandbox's container is dropped");
+	oom.container_id = "c1";
+	ok(check("/tasks/oom", "containerd.events.TaskOOM", &oom.base, &out) == 0,
+	   "our own OOM passes");
+	free(out.value);
+	ok(check("/tasks/exit", "containerd.events.TaskOOM", &oom.base, &out) < 0,
+	   "a type that is not the topic's is dropped");
+	ok(check("/containers/delete", "containerd.events.TaskOOM", &oom.base, &out) < 0,
+	   "a topic that is not a task event is dropped");
+	ok(check("/tasks/oom", NULL, &oom.base, &out) < 0, "no type is dropped");
+	ok(event_check("/tasks/oom", "containerd.events.TaskOOM", twice, sizeof(twice), owns_c1,
+	               NULL, &out, why, sizeof(why)) < 0,
+	   "a repeated container id is read as containerd reads it (the last: c2, dropped)");
+	ok(event_check("/tasks/oom", "containerd.events.TaskOOM", (const uint8_t *)"\x0a\x09", 2,
+	               owns_c1, NULL, &out, why, sizeof(why)) < 0,
+	   "a malformed event is dropped");
+	ex.container_id = "c1";
+	ex.id = "../x";
+	ok(check("/tasks/exit", "containerd.events.TaskExit", &ex.base, &out) < 0,
+	   "an exit naming a malformed process id is dropped");
+}
+
+/* ---- a guest answer racing the client's hang-up ---- */
+
+static void send_frame(int fd, uint32_t sid, uint8_t type, const uint8_t *data, uint32_t len)
+{
+	struct ttrpc_header h = { len, sid, type, 0 };
+	uint8_t hdr[TTRPC_HEADER_LEN];
+
+	ttrpc_header_encode(hdr, &h);
+	write_all(fd, hdr, sizeof(hdr));
+	write_all(fd, data, len);
+}
+
+/* The guest's end: reads until a whole request frame has come, returns its stream id. */
+static uint32_t guest_read_request(int guest)
+{
+	struct ttrpc_reader rd = { 0 };
+	struct ttrpc_header h = { 0 };
+	const uint8_t *d;
+	uint32_t gid = 0;
+
+	for (int i = 0; i < 200 && !gid; i++) {
+		if (ttrpc_reader_fill(&rd, guest) < 0 && errno != EAGAIN)
+			break;
+		if (ttrpc_reader_next(&rd, &h, &d) == TTRPC_FRAME && h.type == TTRPC_REQUEST)
+			gid = h.stream;
+		else
+			usleep(5000);
+	}
+	ttrpc_reader_free(&rd);
+	return gid;
+}
+
+static void run_for(struct loop *l, int ms)
+{
+	stopper.fn = stop_loop;
+	loop_timer_arm(l, &stopper, ms);
+	l->stop = 0;
+	loop_run(l);
+	loop_timer_cancel(l, &stopper);
+	l->stop = 0;
+}
+
+static void test_answer_after_hangup(void)
+{
+	char dir[] = "/tmp/kuasar-tp.XXXXXX", sock[128], shared[128];
+	struct glink link_ = { 0 };
+	struct taskproxy tp = { 0 };
+	Ttrpc__Response resp = TTRPC__RESPONSE__INIT;
+	uint8_t *frame = NULL, rbuf[64];
+	size_t flen;
+	int sv[2], client;
+	uint32_t gid;
+	kerr_t err;
+
+	signal(SIGPIPE, SIG_IGN);
+	mkdtemp(dir);
+	snprintf(sock, sizeof(sock), "%s/task.sock", dir);
+	snprintf(shared, sizeof(shared), "%s/shared", dir);
+	mkdir(shared, 0755);
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	ok(loop_init(&tl, &err) == 0 && glink_start(&link_, &tl, sv[0], &err) == 0 &&
+	       taskproxy_start(&tp, &tl, &link_, sock, shared, &err) == 0,
+	   "a task proxy on a socketpair link");
+	client = unix_connect(sock, &err);
+	ttrpc_encode_request(1, "containerd.task.v3.Task", "Wait", NULL, 0, &frame, &flen);
+	write_all(client, frame, flen);
+	free(frame);
+	run_for(&tl, 50);
+	gid = guest_read_request(sv[1]);
+	ok(gid != 0, "the Wait reached the guest (stream %u)", gid);
+	/* The answer is on the link before the hang-up: one batch holds both, the link first. */
+	send_frame(sv[1], gid, TTRPC_RESPONSE, rbuf, (uint32_t)ttrpc__response__pack(&resp, rbuf));
+	close(client);
+	run_for(&tl, 100);
+	ok(tp.n_conns == 0, "the connection was closed once (ASan checks the free)");
+	taskproxy_stop(&tp);
+	glink_stop(&link_);
+	close(sv[1]);
+	close(tl.epfd);
+	unlink(sock);
+	rmdir(shared);
+	rmdir(dir);
+}
+
+/* ---- the bundle in the share, played against by the guest ---- */
+
+static char scratch[64], share[128], hostb[128];
+
+static int is_mounted(const char *path)
+{
+	char *info = NULL, pat[200];
+	int yes;
+
+	snprintf(pat, sizeof(pat), " %s ", path);
+	if (read_file("/proc/self/mountinfo", &info, NULL, 1 << 20, NULL) < 0)
+		return 0;
+	yes = strstr(info, pat) != NULL;
+	free(info);
+	return yes;
+}
+
+static int mounts_in_share(void)
+{
+	char *info = NULL, *p;
+	int n = 0;
+
+	if (read_file("/proc/self/mountinfo", &info, NULL, 1 << 20, NULL) < 0)
+		return -1;
+	for (p = info; (p = strstr(p, share)); p++)
+		n++;
+	free(info);
+	return n;
+}
+
+static void write_spec(const char *volume)
+{
+	char path[256], text[1024];
+
+	snprintf(text, sizeof(text),
+	         "{\"root\":{\"path\":\"rootfs\"},\"mounts\":[{\"destination\":\"/data\","
+	         "\"type\":\"bind\",\"source\":\"%s\",\"options\":[\"rbind\"]}]}",
+	         volume);
+	snprintf(path, sizeof(path), "%s/config.json", hostb);
+	write_file_atomic(path, text, strlen(text), NULL);
+}
+
+static int prepare(struct bundles *b, const char *id, int block, kerr_t *err)
+{
+	char gb[256];
+
+	return bundle_prepare(b, id, hostb, NULL, 0, block ? "/run/kuasar/block/0/rootfs" : NULL,
+	                      "pod", gb, sizeof(gb), err);
+}
+
+static void set_hook(const char *script)
+{
+	static char path[160];
+
+	snprintf(path, sizeof(path), "%s.hook", scratch);
+	write_file_atomic(path, script, strlen(script), NULL);
+	chmod(path, 0755);
+	setenv("KUASAR_TEST_BUNDLE_HOOK", path, 1);
+}
+
+static void hostile_after_create(struct bundles *b, int block)
+{
+	char p[256], q[256];
+	kerr_t err;
+
+	ok(prepare(b, "c1", block, &err) == 0, "%s bundle prepared", block ? "block" : "9p");
+	snprintf(p, sizeof(p), "%s/c1/mounts/0/marker", share);
+	ok(access(p, F_OK) == 0, "the volume is bound into the share");
+	/* The guest moves the bundle away and puts a link to the scratch tmpfs in its place,
+	 * with rootfs and mounts/0 lookalikes behind it. */
+	snprintf(p, sizeof(p), "%s/c1", share);
+	snprintf(q, sizeof(q), "%s/moved", share);
+	ok(rename(p, q) == 0, "the guest renames the bundle (it holds mounts)");
+	ok(symlink(scratch, p) == 0, "and plants a link to a host tmpfs in its place");
+	ok(bundle_remove(b, "c1") == 0, "the bundle is removed");
+	snprintf(p, sizeof(p), "%s/rootfs", scratch);
+	ok(is_mounted(p), "the host tmpfs the link points at is still mounted");
+	snprintf(p, sizeof(p), "%s/rootfs/keep", scratch);
+	ok(access(p, F_OK) == 0, "and what it holds is untouched");
+	ok(mounts_in_share() == 0, "our own mounts went, wherever they were moved");
+	rm_tree_at(b->share_fd, "moved");
+}
+
+static void hostile_in_prepare(struct bundles *b)
+{
+	char p[256];
+	kerr_t err;
+
+	set_hook("#!/bin/sh\nln -s \"${0%.hook}\" \"$1/mounts\"\n");
+	ok(prepare(b, "c2", 0, &err) < 0 && err.errnum == EEXIST,
+	   "a mounts link planted after the bundle's mkdir is refused: %s", err.msg);
+	snprintf(p, sizeof(p), "%s/0", scratch);
+	ok(access(p, F_OK) < 0, "nothing was made behind the link");
+	set_hook("#!/bin/sh\nln -s \"${0%.hook}/rootfs\" \"$1/rootfs\"\n");
+	ok(prepare(b, "c3", 0, &err) < 0, "a planted rootfs link is refused: %s", err.msg);
+	ok(is_mounted(scratch) && mounts_in_share() == 0, "no mount was made or left");
+	snprintf(p, sizeof(p), "%s/c3", share);
+	ok(access(p, F_OK) < 0, "the failed bundle is gone");
+	unsetenv("KUASAR_TEST_BUNDLE_HOOK");
+	write_spec("/does/not/exist");
+	ok(prepare(b, "c4", 0, &err) < 0 && strstr(err.msg, "/does/not/exist"),
+	   "a missing bind source is a clear error: %s", err.msg);
+	ok(mounts_in_share() == 0, "and leaves no mount");
+}
+
+static void test_bundle_hostile(void)
+{
+	char p[256];
+	struct bundles b;
+	kerr_t err;
+
+	if (getuid() != 0 || unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		skip("bundles need root and a mount namespace");
+		return;
+	}
+	snprintf(scratch, sizeof(scratch), "/tmp/kuasar-scratch.XXXXXX");
+	mkdtemp(scratch);
+	mount("tmpfs", scratch, "tmpfs", 0, NULL);
+	snprintf(p, sizeof(p), "%s/rootfs", scratch);
+	mkdir(p, 0755);
+	mount("tmpfs", p, "tmpfs", 0, NULL); /* a host mount a link in the share points at */
+	snprintf(p, sizeof(p), "%s/rootfs/keep", scratch);
+	write_file_atomic(p, "x", 1, NULL);
+	snprintf(share, sizeof(share), "/tmp/kuasar-share.XXXXXX");
+	mkdtemp(share);
+	snprintf(hostb, sizeof(hostb), "/tmp/kuasar-hostb.XXXXXX");
+	mkdtemp(hostb);
+	snprintf(p, sizeof(p), "%s/rootfs", hostb);
+	mkdir(p, 0755);
+	snprintf(p, sizeof(p), "%s/vol", hostb);
+	mkdir(p, 0755);
+	snprintf(p, sizeof(p), "%s/vol/marker", hostb);
+	write_file_atomic(p, "x", 1, NULL);
+	snprintf(p, sizeof(p), "%s/vol", hostb);
+	write_spec(p);
+	ok(bundles_open(&b, share, &err) == 0, "the share is opened");
+	hostile_after_create(&b, 0);
+	hostile_after_create(&b, 1);
+	hostile_in_prepare(&b);
+	bundles_close(&b);
+	umount2(scratch, MNT_DETACH | UMOUNT_NOFOLLOW);
+	rmdir(scratch);
+	rm_tree(share);
+	rm_tree(hostb);
+	snprintf(p, sizeof(p), "%s.hook", scratch);
+	unlink(p);
+}
+
+int main(void)
+{
+	test_loop_batch();
+	test_event_filter();
+	test_answer_after_hangup();
+	test_bundle_hostile();
+	return done_testing();
+}
