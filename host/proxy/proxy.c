@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -459,6 +460,18 @@ static int start_failed(struct proxy *p, const kerr_t *err)
 	return fail(err->errnum, "%s", err->msg);
 }
 
+/* Each container's mounts in the share are held by fd until it is deleted (bundle.h): the
+ * soft limit on open files goes up to the hard one. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int proxy_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -472,6 +485,7 @@ int proxy_main(int argc, char **argv)
 		{ "netns", 1, 0, 'n' },
 		{ "appliance", 1, 0, 'A' },
 		{ "rootfs", 1, 0, 'R' },
+		{ "builder-cgroup", 1, 0, 'B' },
 		{ "log-level", 1, 0, 'L' },
 		{ 0 },
 	};
@@ -479,7 +493,7 @@ int proxy_main(int argc, char **argv)
 	static struct appliance app;
 	static struct rootdisks disks;
 	const char *config = CONFIG_DEFAULT_PATH, *id = NULL, *run_dir = NULL, *ttrpc = NULL,
-	           *level = NULL, *appliance = NULL, *rootfs = NULL;
+	           *level = NULL, *appliance = NULL, *rootfs = NULL, *builder_cg = NULL;
 	const struct tpl_store *use;
 	struct vm_config vc;
 	struct tpl_store store;
@@ -500,6 +514,7 @@ int proxy_main(int argc, char **argv)
 		case 'n': p.netns = optarg[0] ? optarg : NULL; break;
 		case 'A': p.appliance = appliance = optarg[0] ? optarg : NULL; break;
 		case 'R': rootfs = optarg[0] ? optarg : NULL; break;
+		case 'B': builder_cg = optarg; break;
 		case 'h':
 			if (fmt_path(p.tp.hostname, sizeof(p.tp.hostname), "%s", optarg) < 0)
 				return fail(EINVAL, "hostname `%.64s...` is over %d characters",
@@ -537,6 +552,7 @@ int proxy_main(int argc, char **argv)
 	 * sandbox running. */
 	setsid();
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	log_catch_fatal();
 	config_vm(&p.cfg, &vc);
 	vm_init(&p.vm, id);
@@ -562,7 +578,7 @@ int proxy_main(int argc, char **argv)
 	else if (p.vm.boot_note[0])
 		log_warn("template not used, %s", p.vm.boot_note);
 	if (vc.disk_bus) {
-		rootdisks_init(&disks, &p.loop, &p.vm.qmp, p.cfg.rootfs_cache_dir);
+		rootdisks_init(&disks, &p.loop, &p.vm.qmp, p.cfg.rootfs_cache_dir, builder_cg);
 		p.tp.disks = &disks;
 		log_info("container root filesystems as disks (EROFS images cached in %s)",
 		         p.cfg.rootfs_cache_dir);

@@ -16,6 +16,7 @@
 #define QMP_TIMEOUT_NS (10 * 1000000000LL)
 #define UNPLUG_WAIT_NS (5 * 1000000000LL)
 #define UNPLUG_POLL_MS 10
+#define REAP_TICK_MS 10
 
 /* ---- containerd's mounts ---- */
 
@@ -127,13 +128,16 @@ fail:
 static void unplug_tick(struct loop_timer *t);
 static void finish(struct rootdisks *rd, struct rootdisk *d);
 
-void rootdisks_init(struct rootdisks *rd, struct loop *loop, struct qmp *qmp, const char *cache)
+void rootdisks_init(struct rootdisks *rd, struct loop *loop, struct qmp *qmp, const char *cache,
+                    const char *builder_cgroup)
 {
 	memset(rd, 0, sizeof(*rd));
 	rd->loop = loop;
 	rd->timer.fn = unplug_tick;
 	rd->qmp = qmp;
 	fmt_msg(rd->cache, sizeof(rd->cache), "%s", cache);
+	fmt_msg(rd->builder_cgroup, sizeof(rd->builder_cgroup), "%s",
+	        builder_cgroup ? builder_cgroup : "");
 }
 
 static int target_take(struct rootdisks *rd)
@@ -217,8 +221,9 @@ int rootdisk_reserve(struct rootdisks *rd, const char *id, char *const *lowers, 
 	         ? -1
 	         : rootimg_hold(rd->cache, &d->img, err);
 	if (rc == 0) {
-		d->build_pid = rootimg_build_child(rd->cache, lowers, n, &d->img, &d->build_pidfd,
-		                                   &d->build_errfd, err);
+		d->build_pid =
+		    rootimg_build_child(rd->cache, lowers, n, &d->img, rd->builder_cgroup,
+		                        &d->build_pidfd, &d->build_errfd, err);
 		rc = d->build_pid > 0 ? 0 : -1;
 	}
 	if (rc < 0) {
@@ -229,13 +234,37 @@ int rootdisk_reserve(struct rootdisks *rd, const char *id, char *const *lowers, 
 	return 0;
 }
 
-static void build_reap(struct rootdisk *d, int kill_it)
+static void reap_tick(struct loop_timer *t)
+{
+	struct rootdisks *rd = container_of(t, struct rootdisks, reap_timer);
+
+	for (unsigned i = 0; i < rd->n_reap;) {
+		if (waitpid(rd->reap[i], NULL, WNOHANG) != 0)
+			rd->reap[i] = rd->reap[--rd->n_reap];
+		else
+			i++;
+	}
+	if (rd->n_reap)
+		loop_timer_arm(rd->loop, &rd->reap_timer, REAP_TICK_MS);
+}
+
+/* The builder is done (its pidfd readable) or cancelled (killed with its tools first); a
+ * killed one not yet gone is reaped from a timer. */
+static void build_reap(struct rootdisks *rd, struct rootdisk *d, int kill_it)
 {
 	if (d->build_pid <= 0)
 		return;
 	if (kill_it)
-		kill(d->build_pid, SIGKILL);
-	waitpid(d->build_pid, NULL, 0);
+		rootimg_build_kill(d->build_pid);
+	if (waitpid(d->build_pid, NULL, WNOHANG) == 0) {
+		if (rd->n_reap < ROOTDISK_MAX_TARGETS) {
+			rd->reap[rd->n_reap++] = d->build_pid;
+			rd->reap_timer.fn = reap_tick;
+			loop_timer_arm(rd->loop, &rd->reap_timer, REAP_TICK_MS);
+		} else {
+			waitpid(d->build_pid, NULL, 0); /* killed: brief */
+		}
+	}
 	d->build_pid = 0;
 	close(d->build_pidfd);
 	close(d->build_errfd);
@@ -248,7 +277,7 @@ int rootdisk_built(struct rootdisks *rd, struct rootdisk *d, kerr_t *err)
 	ssize_t len = read(d->build_errfd, msg, sizeof(msg) - 1);
 	int rc;
 
-	build_reap(d, 0);
+	build_reap(rd, d, 0);
 	if (len > 0) {
 		msg[len] = 0;
 		return kerr_set(err, EIO, "%s", msg);
@@ -295,7 +324,7 @@ static void finish(struct rootdisks *rd, struct rootdisk *d)
 			break;
 		}
 	}
-	build_reap(d, 1);
+	build_reap(rd, d, 1);
 	rootimg_put(rd->cache, &d->img);
 	target_free(rd, d->target);
 	free(d);

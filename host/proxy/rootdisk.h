@@ -53,12 +53,18 @@ struct rootdisks {
 	struct loop_timer timer; /* deletes the nodes of unplugged disks */
 	struct qmp *qmp;
 	char cache[KPATH_SIZE];
+	char builder_cgroup[KPATH_SIZE]; /* where image builds run ("" : the proxy's own) */
+	/* Killed builders not yet reaped: a timer reaps them, the loop never waits. */
+	struct loop_timer reap_timer;
+	pid_t reap[ROOTDISK_MAX_TARGETS];
+	unsigned n_reap;
 	struct rootdisk *list;
 	unsigned seq;
 	unsigned char used[ROOTDISK_MAX_TARGETS / 8];
 };
 
-void rootdisks_init(struct rootdisks *rd, struct loop *loop, struct qmp *qmp, const char *cache);
+void rootdisks_init(struct rootdisks *rd, struct loop *loop, struct qmp *qmp, const char *cache,
+                    const char *builder_cgroup);
 /* Container id's root disk: a free SCSI target and its image of lowers, held when the cache
  * has it, else being built by a child (build_pidfd turns readable when it is done). */
 int rootdisk_reserve(struct rootdisks *rd, const char *id, char *const *lowers, size_t n,

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -107,13 +109,48 @@ static int image_key(char *const *lowers, size_t n, char *key, size_t key_len, k
 	return 0;
 }
 
-/* mkfs.erofs IMAGE SOURCE, its complaint (first line) in err on failure. */
+/* The last non-empty line mkfs wrote (its complaint), into line. */
+static void last_line(const char *logp, char *line, size_t n)
+{
+	_cleanup_free_ char *text = NULL;
+	char *end, *start;
+
+	line[0] = '\0';
+	if (read_file(logp, &text, NULL, 1 << 16, NULL) < 0)
+		return;
+	end = text + strlen(text);
+	while (end > text && (end[-1] == '\n' || end[-1] == ' '))
+		*--end = '\0';
+	start = strrchr(text, '\n');
+	fmt_msg(line, n, "%s", start ? start + 1 : text);
+}
+
+/* Why mkfs failed, in words: its status, its last line, and a full filesystem named. */
+static int mkfs_failed(const char *dir, const char *logp, int status, kerr_t *err)
+{
+	char line[256], what[64];
+	struct statvfs vfs;
+
+	last_line(logp, line, sizeof(line));
+	if (WIFSIGNALED(status))
+		snprintf(what, sizeof(what), "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(what, sizeof(what), "exit status %d", WEXITSTATUS(status));
+	if (statvfs(dir, &vfs) == 0 && vfs.f_bavail * vfs.f_frsize < (4u << 20))
+		return kerr_set(err, ENOSPC,
+		                "mkfs.erofs failed (%s): the rootfs cache's filesystem is full "
+		                "(%llu KiB free)%s%s",
+		                what, (unsigned long long)(vfs.f_bavail * vfs.f_frsize / 1024),
+		                line[0] ? ": " : "", line);
+	return kerr_set(err, EIO, "mkfs.erofs failed (%s)%s%s", what, line[0] ? ": " : "", line);
+}
+
+/* mkfs.erofs IMAGE SOURCE, in the builder's process group, dead with the builder. */
 static int run_mkfs(const char *dir, const char *image, const char *src, kerr_t *err)
 {
-	char logp[KPATH_SIZE], line[256] = "";
+	char logp[KPATH_SIZE];
 	int status, fd;
 	pid_t pid;
-	FILE *f;
 
 	if (fmt_path(logp, sizeof(logp), "%s/mkfs.log", dir) < 0)
 		return kerr_sys(err, "mkfs log in %s", dir);
@@ -121,11 +158,13 @@ static int run_mkfs(const char *dir, const char *image, const char *src, kerr_t 
 	if (pid < 0)
 		return kerr_sys(err, "fork for mkfs.erofs");
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
+		sys_close_from(3);
 		execlp("mkfs.erofs", "mkfs.erofs", "--quiet", image, src, (char *)NULL);
 		dprintf(2, "exec mkfs.erofs: %s (make deps installs erofs-utils)\n",
 		        strerror(errno));
@@ -135,15 +174,7 @@ static int run_mkfs(const char *dir, const char *image, const char *src, kerr_t 
 		;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
-	f = fopen(logp, "re");
-	if (f) {
-		if (!fgets(line, sizeof(line), f))
-			line[0] = 0;
-		fclose(f);
-		line[strcspn(line, "\n")] = 0;
-	}
-	return kerr_set(err, EIO, "mkfs.erofs failed (status %d)%s%s", status, line[0] ? ": " : "",
-	                line);
+	return mkfs_failed(dir, logp, status, err);
 }
 
 /* The merged view of the layers: a read-only overlay (two lowers at least, so one layer
@@ -220,13 +251,56 @@ int rootimg_build(const char *cache, char *const *lowers, size_t n, const struct
 	return rc < 0 ? kerr_wrap(err, "rootfs image of %zu layers", n) : 0;
 }
 
+/* In the builder: out of the sandbox's cgroup into cgroup (the daemon's), so that a build
+ * shared by every pod of the image is charged as containerd charges image unpacking, and
+ * cannot drive the pod's VMM into the OOM killer. */
+static void leave_pod_cgroup(const char *cgroup)
+{
+	char path[KPATH_SIZE];
+	int fd;
+
+	if (!cgroup || !cgroup[0] || fmt_path(path, sizeof(path), "%s/cgroup.procs", cgroup) < 0)
+		return;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1)
+		dprintf(2,
+		        "kuasar: warning: rootfs image build stays in the pod's cgroup: %s: %s\n",
+		        path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The builder child: its own process group (killed whole, mkfs with it), dead with the
+ * proxy, only its error pipe open (as fd 3, close-on-exec so that mkfs never holds it). */
+static void builder_main(const char *cache, char *const *lowers, size_t n,
+                         const struct rootimg *img, const char *cgroup, int pipe_w)
+{
+	kerr_t e = { 0 };
+	int rc;
+
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (dup3(pipe_w, 3, O_CLOEXEC) < 0)
+		_exit(127);
+	sys_close_from(4);
+	leave_pod_cgroup(cgroup);
+	/* Its mounts die with it. */
+	rc = unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0
+	         ? kerr_sys(&e, "mount namespace for the build")
+	         : rootimg_build(cache, lowers, n, img, &e);
+	if (rc < 0 && write_all(3, e.msg, strlen(e.msg)) < 0)
+		_exit(2);
+	_exit(rc < 0 ? 1 : 0);
+}
+
 pid_t rootimg_build_child(const char *cache, char *const *lowers, size_t n,
-                          const struct rootimg *img, int *pidfd, int *errfd, kerr_t *err)
+                          const struct rootimg *img, const char *cgroup, int *pidfd, int *errfd,
+                          kerr_t *err)
 {
 	int p[2];
 	pid_t pid;
 
-	if (pipe2(p, O_CLOEXEC) < 0)
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
 		return kerr_sys(err, "pipe for a rootfs image build");
 	pid = fork();
 	if (pid < 0) {
@@ -234,33 +308,26 @@ pid_t rootimg_build_child(const char *cache, char *const *lowers, size_t n,
 		close(p[1]);
 		return kerr_sys(err, "fork a rootfs image build");
 	}
-	if (pid == 0) {
-		kerr_t e = { 0 };
-		int rc;
-
-		/* Its mounts die with it; nothing of the sandbox's stays open in it. */
-		if (dup2(p[1], 3) < 0)
-			_exit(127);
-		sys_close_from(4);
-		rc = unshare(CLONE_NEWNS) < 0 ||
-		             mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0
-		         ? kerr_sys(&e, "mount namespace for the build")
-		         : rootimg_build(cache, lowers, n, img, &e);
-		if (rc < 0 && write_all(3, e.msg, strlen(e.msg)) < 0)
-			_exit(2);
-		_exit(rc < 0 ? 1 : 0);
-	}
+	if (pid == 0)
+		builder_main(cache, lowers, n, img, cgroup, p[1]);
 	close(p[1]);
+	setpgid(pid, pid); /* as the child does: whichever runs first */
 	*pidfd = sys_pidfd_open(pid);
 	if (*pidfd < 0) {
 		kerr_sys(err, "pidfd of the rootfs image build %d", pid);
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
+		rootimg_build_kill(pid);
+		waitpid(pid, NULL, 0); /* just killed: no wait to speak of */
 		close(p[0]);
 		return -1;
 	}
 	*errfd = p[0];
 	return pid;
+}
+
+void rootimg_build_kill(pid_t pid)
+{
+	kill(-pid, SIGKILL); /* the builder's group: it and its mkfs.erofs */
+	kill(pid, SIGKILL);
 }
 
 int rootimg_init(const char *cache, char *const *lowers, size_t n, struct rootimg *img, kerr_t *err)
@@ -381,18 +448,15 @@ int rootimg_get(const char *cache, char *const *lowers, size_t n, struct rootimg
 
 void rootimg_put(const char *cache, struct rootimg *img)
 {
-	int lock, fd;
+	int lock;
 
 	if (img->fd < 0)
 		return;
 	lock = cache_lock(cache, NULL);
 	close(img->fd);
 	img->fd = -1;
-	fd = open(img->path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
-		unlink(img->path);
-	if (fd >= 0)
-		close(fd);
+	/* As the sweep does: a new image stays for the user its builder made it for. */
+	sweep_image(img->path, img->key);
 	if (lock >= 0)
 		close(lock);
 }

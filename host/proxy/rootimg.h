@@ -37,9 +37,14 @@ int rootimg_hold(const char *cache, struct rootimg *img, kerr_t *err);
 int rootimg_build(const char *cache, char *const *lowers, size_t n, const struct rootimg *img,
                   kerr_t *err);
 /* rootimg_build in a child: its pid, a pidfd that turns readable when it exits, and the read
- * end of a pipe with its error message (empty on success). */
+ * end of a non-blocking pipe with its error message (empty on success). The child leads its
+ * own process group, dies with its parent, and moves itself into cgroup (a cgroup v2
+ * directory; NULL or "" to stay). */
 pid_t rootimg_build_child(const char *cache, char *const *lowers, size_t n,
-                          const struct rootimg *img, int *pidfd, int *errfd, kerr_t *err);
+                          const struct rootimg *img, const char *cgroup, int *pidfd, int *errfd,
+                          kerr_t *err);
+/* Kills a builder and its tools (its process group); the caller still reaps it. */
+void rootimg_build_kill(pid_t pid);
 /* init, hold, else build and hold: all in this process. */
 int rootimg_get(const char *cache, char *const *lowers, size_t n, struct rootimg *img, kerr_t *err);
 /* Lets go of img; removes it when nobody else holds it. */

@@ -1,6 +1,7 @@
 #include "proxy/taskproxy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,8 +306,10 @@ static void disk_release(struct taskproxy *tp, const char *id)
  * what it made goes too. */
 static void stream_free(struct taskproxy *tp, struct tp_stream *s)
 {
-	if (s->building)
+	if (s->building) {
 		loop_del(tp->loop, &s->build_w);
+		close(s->build_w.fd);
+	}
 	if (s->held) {
 		loop_timer_cancel(tp->loop, &s->retry);
 		free(s->held);
@@ -663,6 +666,7 @@ static void on_built(struct loop_watch *w, uint32_t events)
 	kerr_t err;
 
 	loop_del(c->tp->loop, &s->build_w);
+	close(s->build_w.fd);
 	s->building = 0;
 	if (!d) {
 		client_error(c, s->sid, RPC_INTERNAL, "Create %s: its root disk is gone", s->undo);
@@ -701,12 +705,19 @@ static void hold_create(struct tp_conn *c, struct tp_stream *s, uint8_t flags, u
 	s->retry.fn = mount_retry;
 	s->mount_deadline_ns = mono_ns() + DISK_WAIT_NS;
 	if (d && !d->plugged) {
-		s->build_w.fd = d->build_pidfd;
+		/* Its own copy of the builder's pidfd: if the disk is released meanwhile (a
+		 * Delete), the build is killed, this still turns readable, and the Create is
+		 * answered with the disk gone; the watch never outlives its fd. */
+		s->build_w.fd = fcntl(d->build_pidfd, F_DUPFD_CLOEXEC, 0);
 		s->build_w.fn = on_built;
-		if (loop_add(c->tp->loop, &s->build_w, EPOLLIN, &err) == 0) {
+		if (s->build_w.fd >= 0 && loop_add(c->tp->loop, &s->build_w, EPOLLIN, &err) == 0) {
 			s->building = 1;
 			return;
 		}
+		if (s->build_w.fd < 0)
+			kerr_sys(&err, "watch the image build");
+		else
+			close(s->build_w.fd);
 		client_error(c, s->sid, RPC_INTERNAL, "Create %s: %s", s->undo, err.msg);
 	} else if (ask_mount(c, s) == 0) {
 		return;

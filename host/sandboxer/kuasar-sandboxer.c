@@ -18,6 +18,7 @@
 #include "base/util.h"
 #include "proxy/proxy.h"
 #include "sandboxer/sandbox.h"
+#include "sandboxer/sb_cgroup.h"
 
 static const char usage[] =
     "usage: kuasar-sandboxer [--config FILE] [--listen SOCKET] [--run-dir DIR]\n"
@@ -30,7 +31,7 @@ static const char usage[] =
 
 struct sigwatch {
 	struct loop_watch w;
-	struct loop *loop;
+	struct sandboxer *sbx;
 };
 
 static void on_signal(struct loop_watch *w, uint32_t events)
@@ -40,9 +41,13 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 
 	if (read(w->fd, &si, sizeof(si)) != sizeof(si))
 		return;
+	if (si.ssi_signo == SIGCHLD) {
+		sandbox_reap_orphans(s->sbx);
+		return;
+	}
 	log_info("signal %u: exiting; running sandboxes keep running and are re-adopted on restart",
 	         si.ssi_signo);
-	s->loop->stop = 1;
+	s->sbx->loop.stop = 1;
 }
 
 static void print_config(const struct sb_config *c)
@@ -64,9 +69,11 @@ static void print_config(const struct sb_config *c)
 	    c->rootfs_block ? "block" : "9p", c->rootfs_cache_dir);
 }
 
-static int setup_signals(struct sigwatch *s, struct loop *loop, kerr_t *err)
+/* SIGCHLD too: as subreaper we inherit the orphans of every process below us (a VMM whose
+ * proxy died, a tool a killed builder ran), and each is reaped when it exits. */
+static int setup_signals(struct sigwatch *s, struct sandboxer *sbx, kerr_t *err)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, 0 };
+	static const int sigs[] = { SIGTERM, SIGINT, SIGCHLD, 0 };
 
 	/* A client that goes away is an error return, never the daemon's death. */
 	signal(SIGPIPE, SIG_IGN);
@@ -75,8 +82,8 @@ static int setup_signals(struct sigwatch *s, struct loop *loop, kerr_t *err)
 	if (s->w.fd < 0)
 		return kerr_sys(err, "signalfd");
 	s->w.fn = on_signal;
-	s->loop = loop;
-	return loop_add(loop, &s->w, EPOLLIN, err);
+	s->sbx = sbx;
+	return loop_add(&sbx->loop, &s->w, EPOLLIN, err);
 }
 
 static int copy_opt(char *dst, size_t n, const char *src, const char *name)
@@ -146,8 +153,9 @@ int main(int argc, char **argv)
 	/* VMMs are orphaned when their starter exits: they become our children, so their exit
 	 * status reaches us. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	sb_cgroup_self(sbx.own_cgroup, sizeof(sbx.own_cgroup));
 	if (mkdir_p(sbx.cfg.run_dir, 0755, &err) < 0 || loop_init(&sbx.loop, &err) < 0 ||
-	    setup_signals(&sig, &sbx.loop, &err) < 0) {
+	    setup_signals(&sig, &sbx, &err) < 0) {
 		fprintf(stderr, "kuasar-sandboxer: fatal: %s\n", err.msg);
 		return 1;
 	}

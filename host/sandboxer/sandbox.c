@@ -720,7 +720,8 @@ static void exec_proxy(struct sandbox *sb, int result_fd)
 	      sb->sbx->config_path, "--run-dir", c->run_dir, "--containerd-ttrpc",
 	      c->containerd_ttrpc, "--vcpus", vcpus, "--memory", mem, "--log-level",
 	      c->debug ? "debug" : c->log_level, "--hostname", sb->hostname, "--netns", sb->netns,
-	      "--appliance", sb->appliance, "--rootfs", sb->rootfs, (char *)NULL);
+	      "--appliance", sb->appliance, "--rootfs", sb->rootfs, "--builder-cgroup",
+	      sb->sbx->own_cgroup, (char *)NULL);
 	dprintf(3, "E %d exec /proc/self/exe: %s", errno, strerror(errno));
 	_exit(127);
 }
@@ -1019,4 +1020,31 @@ void sandbox_recover_all(struct sandboxer *sbx)
 		if (de->d_name[0] != '.')
 			recover_one(sbx, de->d_name);
 	closedir(d);
+}
+
+static int tracked_child(const struct sandboxer *sbx, pid_t pid)
+{
+	for (const struct sandbox *sb = sbx->sandboxes; sb; sb = sb->next)
+		if (sb->pid == pid || sb->proxy == pid)
+			return 1;
+	return 0;
+}
+
+void sandbox_reap_orphans(struct sandboxer *sbx)
+{
+	_cleanup_free_ char *list = NULL;
+	char path[64], *p, *end;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
+	if (read_file(path, &list, NULL, 1 << 20, NULL) < 0)
+		return;
+	for (p = list; *p; p = end) {
+		long pid = strtol(p, &end, 10);
+
+		if (end == p)
+			break;
+		if (pid > 0 && !tracked_child(sbx, (pid_t)pid) &&
+		    waitpid((pid_t)pid, NULL, WNOHANG) > 0)
+			log_debug("reaped orphan %ld", pid);
+	}
 }

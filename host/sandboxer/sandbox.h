@@ -81,6 +81,7 @@ struct sandbox {
 struct sandboxer {
 	struct sb_config cfg;
 	const char *config_path; /* handed to the proxies */
+	char own_cgroup[512];    /* the daemon's cgroup v2 dir: where image builds run */
 	struct loop loop;
 	struct grpc_server grpc;
 	struct sandbox *sandboxes;
@@ -88,6 +89,9 @@ struct sandboxer {
 };
 
 struct sandbox *sandbox_find(struct sandboxer *sbx, const char *id);
+/* Reaps every exited child that is no sandbox's proxy or VMM (those are waited for by their
+ * pidfds): orphans the daemon inherits as subreaper. */
+void sandbox_reap_orphans(struct sandboxer *sbx);
 /* What Create knows of a sandbox (strings may be NULL). */
 struct sb_create {
 	unsigned vcpus, memory_mib;

@@ -275,3 +275,19 @@ int sb_cgroup_kill_all(const char *parent, const char *id, int timeout_ms)
 	}
 	return 0;
 }
+
+void sb_cgroup_self(char *out, size_t n)
+{
+	_cleanup_free_ char *text = NULL;
+	char *nl;
+
+	out[0] = '\0';
+	if (!is_v2() || read_file("/proc/self/cgroup", &text, NULL, 4096, NULL) < 0 ||
+	    strncmp(text, "0::/", 4))
+		return;
+	nl = strchr(text, '\n');
+	if (nl)
+		*nl = '\0';
+	if (fmt_path(out, n, ROOT "%s", text + 3) < 0)
+		out[0] = '\0';
+}

@@ -173,6 +173,56 @@ static int count_files(const char *cache, const char *suffix)
 #define count_images(cache) count_files(cache, "erofs")
 #define count_locks(cache) count_files(cache, "lock")
 
+/* Running, not dead or a zombie waiting for its (sub)reaper. */
+static int alive(pid_t pid)
+{
+	char path[64], *st = NULL, *p;
+	int yes;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_file(path, &st, NULL, 4096, NULL) < 0)
+		return 0;
+	p = strrchr(st, ')');
+	yes = p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+	free(st);
+	return yes;
+}
+
+/* A descendant of pid running comm (the build's mkfs, below its shell). */
+static pid_t find_child_named(pid_t pid, const char *comm)
+{
+	char path[64], *text = NULL, *p, *end;
+	pid_t found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	if (read_file(path, &text, NULL, 4096, NULL) < 0)
+		return 0;
+	for (p = text; !found && *p; p = end) {
+		long c = strtol(p, &end, 10);
+		char *name = NULL;
+
+		if (end == p)
+			break;
+		snprintf(path, sizeof(path), "/proc/%ld/comm", c);
+		if (read_file(path, &name, NULL, 64, NULL) == 0 &&
+		    !strncmp(name, comm, strlen(comm)))
+			found = (pid_t)c;
+		else
+			found = find_child_named((pid_t)c, comm);
+		free(name);
+	}
+	free(text);
+	return found;
+}
+
+/* Makes path two minutes old: past the cache's grace for new images. */
+static void age(const char *path)
+{
+	struct timeval old[2] = { { time(NULL) - 120, 0 }, { time(NULL) - 120, 0 } };
+
+	utimes(path, old);
+}
+
 /* A real image from two layers with a whiteout: needs root (the overlay mount) and
  * mkfs.erofs. */
 static void test_rootimg(const char *dir)
@@ -210,6 +260,7 @@ static void test_rootimg(const char *dir)
 	ok(system(path) != 0, "the whited-out file is not");
 	rootimg_put(cache, &a);
 	ok(access(b.path, F_OK) == 0, "an image still held stays");
+	age(b.path);
 	rootimg_put(cache, &b);
 	ok(access(c.path, F_OK) == 0 && count_images(cache) == 1, "the last user out removes it");
 	/* A user that died without letting go: its image is swept at the next look, once it is
@@ -231,12 +282,17 @@ static void test_rootimg(const char *dir)
 		pid_t pid;
 
 		rootimg_init(cache, lowers, 2, &a, &err);
-		pid = rootimg_build_child(cache, lowers, 2, &a, &pidfd, &errfd, &err);
+		pid = rootimg_build_child(cache, lowers, 2, &a, NULL, &pidfd, &errfd, &err);
 		ok(pid > 0 && waitpid(pid, &st, 0) == pid && st == 0 && read(errfd, msg, 64) == 0,
 		   "a build child exits 0 with nothing to say");
 		ok(rootimg_hold(cache, &a, &err) == 1, "and its image is there to take");
 		rootimg_put(cache, &a);
-		is_int(count_images(cache), 0, "let go, it goes");
+		is_int(count_images(cache), 1,
+		       "let go while new, it stays (another builder's user may not have taken it)");
+		ok(rootimg_hold(cache, &a, &err) == 1, "taken again");
+		age(a.path);
+		rootimg_put(cache, &a);
+		is_int(count_images(cache), 0, "let go when not new, it goes");
 		ok(access(cache, F_OK) == 0 && count_locks(cache) == 0, "no build lock is left");
 		close(pidfd);
 		close(errfd);
@@ -247,8 +303,8 @@ static void test_rootimg(const char *dir)
 		pid_t pid[2];
 
 		rootimg_init(cache, lowers, 2, &a, &err);
-		pid[0] = rootimg_build_child(cache, lowers, 2, &a, &fd[0], &fd[1], &err);
-		pid[1] = rootimg_build_child(cache, lowers, 2, &a, &fd[2], &fd[3], &err);
+		pid[0] = rootimg_build_child(cache, lowers, 2, &a, NULL, &fd[0], &fd[1], &err);
+		pid[1] = rootimg_build_child(cache, lowers, 2, &a, NULL, &fd[2], &fd[3], &err);
 		waitpid(pid[0], &st[0], 0);
 		waitpid(pid[1], &st[1], 0);
 		ok(st[0] == 0 && st[1] == 0 && count_images(cache) == 1 && count_locks(cache) == 0,
@@ -256,7 +312,45 @@ static void test_rootimg(const char *dir)
 		for (int i = 0; i < 4; i++)
 			close(fd[i]);
 		ok(rootimg_hold(cache, &a, &err) == 1, "taken");
+		age(a.path);
 		rootimg_put(cache, &a);
+	}
+	/* A builder killed mid-build (a cancelled Create) takes its mkfs.erofs with it, and its
+	 * error pipe is closed at once: mkfs never held it. A stand-in mkfs that sleeps. */
+	{
+		char bin[300], fake[400], *old = getenv("PATH"), path2[1024];
+		int pidfd = -1, errfd = -1;
+		ssize_t len = -1;
+		pid_t pid, mk = 0;
+		char msg[64];
+
+		snprintf(bin, sizeof(bin), "%s/fakebin", dir);
+		mkdir(bin, 0755);
+		snprintf(fake, sizeof(fake), "%s/mkfs.erofs", bin);
+		write_file_atomic(fake, "#!/bin/sh\nexec sleep 30\n", 24, NULL);
+		chmod(fake, 0755);
+		snprintf(path2, sizeof(path2), "%s:%s", bin, old ? old : "/usr/bin:/bin");
+		old = old ? strdup(old) : NULL;
+		setenv("PATH", path2, 1);
+		rootimg_init(cache, lowers, 2, &a, &err);
+		pid = rootimg_build_child(cache, lowers, 2, &a, NULL, &pidfd, &errfd, &err);
+		for (int i = 0; i < 500 && mk <= 0; i++, usleep(10000))
+			mk = find_child_named(pid, "sleep");
+		rootimg_build_kill(pid);
+		waitpid(pid, NULL, 0);
+		for (int i = 0; i < 100 && len < 0; i++, usleep(10000))
+			len = read(errfd, msg, sizeof(msg));
+		ok(mk > 0 && len == 0, "a killed build's pipe reads end-of-file at once");
+		for (int i = 0; i < 100 && mk > 0 && alive(mk); i++)
+			usleep(10000);
+		ok(mk > 0 && !alive(mk), "and its mkfs.erofs (pid %d) is gone with it", mk);
+		setenv("PATH", old ? old : "/usr/bin:/bin", 1);
+		free(old);
+		close(pidfd);
+		close(errfd);
+		unlink(fake);
+		rmdir(bin);
+		rootimg_sweep(cache);
 	}
 	/* A build that fails says why through its pipe. */
 	{
@@ -269,7 +363,7 @@ static void test_rootimg(const char *dir)
 		close(open(path, O_CREAT | O_WRONLY, 0644));
 		snprintf(a.key, sizeof(a.key), "notalayer");
 		snprintf(a.path, sizeof(a.path), "%s/notalayer.erofs", cache);
-		pid = rootimg_build_child(cache, bad, 1, &a, &pidfd, &errfd, &err);
+		pid = rootimg_build_child(cache, bad, 1, &a, NULL, &pidfd, &errfd, &err);
 		waitpid(pid, &st, 0);
 		len = read(errfd, msg, sizeof(msg) - 1);
 		msg[len > 0 ? len : 0] = 0;
