@@ -223,7 +223,7 @@ def apply_layer(root, tf, dir_times):
             elif m.issym():
                 os.symlink(m.linkname, path)
             elif m.islnk():
-                os.link(resolve(root, m.linkname, False), path)
+                os.link(resolve(root, m.linkname, False), path, follow_symlinks=False)
             elif m.ischr() or m.isblk():
                 kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
                 os.mknod(path, kind | 0o600, os.makedev(m.devmajor, m.devminor))
@@ -239,9 +239,15 @@ def apply_layer(root, tf, dir_times):
 
 
 def lookup(root, file, key, col):
-    """The row of /etc/passwd or /etc/group (inside root) whose name or number is key."""
+    """The row of /etc/passwd or /etc/group (inside root) whose name or number is key.
+    Only a regular file is read: the image's FIFO or device there would hang or read the
+    host's."""
     try:
-        with open(resolve(root, file, True)) as f:
+        fd = os.open(resolve(root, file, True), os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        with os.fdopen(fd) as f:
             for line in f:
                 row = line.rstrip("\n").split(":")
                 if len(row) > col and (row[0] == key or row[2] == key):

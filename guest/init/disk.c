@@ -22,13 +22,15 @@ const char *disk_overlay(const char *dev, const char *dir, const char *lower, co
 	mkdir("lower", 0755);
 	mkdir("rw", 0755);
 	kfmt(opts, sizeof(opts), "lowerdir=%s,upperdir=rw/upper,workdir=rw/work", lower);
-	/* nodev: an image's device nodes open nothing, as on the 9p share. */
+	/* nodev on every layer and on the overlay itself (a lower's nodev does not carry
+	 * through it): an image's device nodes, or ones a container with CAP_MKNOD makes in
+	 * the upper, open nothing, as on the 9p share. */
 	if (mount(dev, "lower", "erofs", MS_RDONLY | MS_NODEV, NULL) < 0)
 		what = "mount the disk (erofs)";
-	else if (mount("tmpfs", "rw", "tmpfs", 0, "mode=0755") < 0 || mkdir("rw/upper", 0755) < 0 ||
-	         mkdir("rw/work", 0755) < 0)
+	else if (mount("tmpfs", "rw", "tmpfs", MS_NODEV, "mode=0755") < 0 ||
+	         mkdir("rw/upper", 0755) < 0 || mkdir("rw/work", 0755) < 0)
 		what = "make the writable layer";
-	else if (mount("overlay", root, "overlay", 0, opts) < 0)
+	else if (mount("overlay", root, "overlay", MS_NODEV, opts) < 0)
 		what = "mount the root overlay";
 	e = errno;
 	if (chdir("/") < 0 && !what)

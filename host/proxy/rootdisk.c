@@ -32,11 +32,14 @@ static const char *mount_option(const Containerd__Types__Mount *m, const char *n
 }
 
 /* Absolute, and no `..` component. */
+/* An absolute path without "..", and without ',' that would end the overlay option it goes
+ * into and start another. */
 static int path_ok(const char *p)
 {
 	size_t len = strlen(p);
 
-	return p[0] == '/' && !strstr(p, "/../") && !(len >= 3 && !strcmp(p + len - 3, "/.."));
+	return p[0] == '/' && !strstr(p, "/../") && !(len >= 3 && !strcmp(p + len - 3, "/..")) &&
+	       !strchr(p, ',');
 }
 
 static int dir_empty(const char *path)
