@@ -62,10 +62,14 @@ static int ns_enter_fd(int fd, int *back, kerr_t *err)
 	return 0;
 }
 
+/* A process that cannot return must not go on in the pod's netns (every later socket, tap
+ * and netlink call would land there): it ends here, and the daemon re-adopts what ran. */
 static void ns_leave(int back)
 {
-	if (setns(back, CLONE_NEWNET) < 0)
-		log_error("cannot return to our network namespace: %s", strerror(errno));
+	if (setns(back, CLONE_NEWNET) < 0) {
+		log_error("fatal: cannot return to our network namespace: %s", strerror(errno));
+		abort();
+	}
 	close(back);
 }
 
@@ -377,10 +381,12 @@ static void unredirect(struct rtnl *nl, int ifindex)
 		log_warn("remove the ingress qdisc of interface %d: %s", ifindex, strerror(errno));
 }
 
+/* Every link of the netns (a pod's may have many: none is skipped). */
 struct links {
-	int index[64];
-	int tap[64];
-	unsigned n;
+	struct link_ent {
+		int index, tap;
+	} * v;
+	unsigned n, cap;
 };
 
 static int links_cb(const struct nlmsghdr *nlh, void *data)
@@ -390,10 +396,21 @@ static int links_cb(const struct nlmsghdr *nlh, void *data)
 	struct attrs t;
 
 	parse_attrs(nlh, sizeof(*ifi), IFLA_MAX, &t);
-	if (!t.tb[IFLA_IFNAME] || (ifi->ifi_flags & IFF_LOOPBACK) || l->n >= 64)
+	if (!t.tb[IFLA_IFNAME] || (ifi->ifi_flags & IFF_LOOPBACK))
 		return MNL_CB_OK;
-	l->index[l->n] = ifi->ifi_index;
-	l->tap[l->n++] = is_our_tap(mnl_attr_get_str(t.tb[IFLA_IFNAME]));
+	if (l->n == l->cap) {
+		unsigned cap = l->cap ? l->cap * 2 : 16;
+		struct link_ent *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v) {
+			errno = ENOMEM;
+			return MNL_CB_ERROR;
+		}
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n].index = ifi->ifi_index;
+	l->v[l->n++].tap = is_our_tap(mnl_attr_get_str(t.tb[IFLA_IFNAME]));
 	return MNL_CB_OK;
 }
 
@@ -402,26 +419,29 @@ static int links_cb(const struct nlmsghdr *nlh, void *data)
 static int detach_here(struct rtnl *nl, kerr_t *err)
 {
 	char buf[RTNL_BUF] __attribute__((aligned(4)));
-	struct links l = { .n = 0 };
+	struct links l = { 0 };
 	struct nlmsghdr *nlh = rtnl_msg(nl, buf, RTM_GETLINK, 0, sizeof(struct ifinfomsg));
 	int rc = 0;
 
-	if (rtnl_dump(nl, nlh, links_cb, &l) < 0)
+	if (rtnl_dump(nl, nlh, links_cb, &l) < 0) {
+		free(l.v);
 		return kerr_sys(err, "list the pod's interfaces");
+	}
 	for (unsigned i = 0; i < l.n; i++)
-		if (!l.tap[i])
-			unredirect(nl, l.index[i]);
+		if (!l.v[i].tap)
+			unredirect(nl, l.v[i].index);
 	for (unsigned i = 0; i < l.n; i++) {
 		struct ifinfomsg *ifi;
 
-		if (!l.tap[i])
+		if (!l.v[i].tap)
 			continue;
 		nlh = rtnl_msg(nl, buf, RTM_DELLINK, 0, sizeof(*ifi));
 		ifi = mnl_nlmsg_get_payload(nlh);
-		ifi->ifi_index = l.index[i];
+		ifi->ifi_index = l.v[i].index;
 		if (rtnl_talk(nl, nlh) < 0 && errno != ENODEV)
-			rc = kerr_sys(err, "remove tap %d", l.index[i]);
+			rc = kerr_sys(err, "remove tap %d", l.v[i].index);
 	}
+	free(l.v);
 	return rc;
 }
 

@@ -46,6 +46,8 @@ static int run(struct rtnl *r, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 	ssize_t n;
 	int rc;
 
+	if (!r->sock)
+		return errno = EBADF, -1; /* lost when a failed dump's socket was replaced */
 	if (mnl_socket_sendto(r->sock, nlh, nlh->nlmsg_len) < 0)
 		return -1;
 	do {
@@ -69,6 +71,17 @@ int rtnl_talk(struct rtnl *r, struct nlmsghdr *nlh)
 
 int rtnl_dump(struct rtnl *r, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
+	int e;
+
 	nlh->nlmsg_flags |= NLM_F_DUMP;
-	return run(r, nlh, cb, data);
+	if (run(r, nlh, cb, data) == 0)
+		return 0;
+	/* A dump that failed part way (a message over the buffer: ENOSPC, a callback's error)
+	 * leaves the rest of its messages on the socket, where the next request would read
+	 * them: a fresh socket instead. */
+	e = errno;
+	rtnl_close(r);
+	rtnl_open(r, NULL);
+	errno = e;
+	return -1;
 }
