@@ -3,6 +3,7 @@
  * the first event comes and re-opened after a failure. Answers are read and dropped;
  * nothing waits on them. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,9 @@ static int fwd_connect(struct events_fwd *ev)
 		return -1;
 	}
 	ev->warned = 0;
+	/* Never a blocking write on the loop: a containerd that stops reading fills the
+	 * queue, and past EVENTS_MAX_PENDING events are dropped. */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	ev->w.fd = fd;
 	ev->next_stream = 1;
 	if (loop_add(ev->loop, &ev->w, EPOLLIN, &err) < 0) {

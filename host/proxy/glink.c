@@ -10,8 +10,11 @@
 #include "base/util.h"
 #include "rpc/ttrpc_client.h"
 
-/* Guest output is bounded by the guest's own frame limit; ours by what callers queue. */
-#define GLINK_MAX_PENDING (256u << 20)
+/* What we queue for a guest that stops reading (requests, stdin within the credit the guest
+ * granted): past this, sends fail and their callers answer UNAVAILABLE. What the guest
+ * sends us is bounded by the frame limit (the reader holds one frame) and, per client, by
+ * the task proxy's CLIENT_MAX_PENDING. */
+#define GLINK_MAX_PENDING (32u << 20)
 
 static void link_down(struct glink *l)
 {

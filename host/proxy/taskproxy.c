@@ -23,7 +23,7 @@
 
 /* A client holding more unread output than this is dropped (streams are credit-bounded, so
  * only a client that stopped reading gets here). */
-#define CLIENT_MAX_PENDING (32u << 20)
+#define CLIENT_MAX_PENDING (8u << 20)
 #define MAX_STREAMS_PER_CONN 4096
 /* The guest sees a hot-added disk once its SCSI probe has run: MountShare answers NOT_FOUND
  * until then and is asked again, this often, for this long. */

@@ -20,6 +20,7 @@
 #include "events.pb-c.h"
 #include "proxy/bundle.h"
 #include "proxy/event_filter.h"
+#include "proxy/events_fwd.h"
 #include "proxy/glink.h"
 #include "proxy/taskproxy.h"
 #include "rpc/ttrpc_client.h"
@@ -240,6 +241,111 @@ static void test_answer_after_hangup(void)
 	rmdir(dir);
 }
 
+/* ---- a guest that floods ---- */
+
+static long rss_kib(void)
+{
+	char *st = NULL, *p;
+	long kib = -1;
+
+	if (read_file("/proc/self/status", &st, NULL, 1 << 16, NULL) < 0)
+		return -1;
+	p = strstr(st, "VmRSS:");
+	if (p)
+		kib = strtol(p + 6, NULL, 10);
+	free(st);
+	return kib;
+}
+
+/* The guest sends output on a client's stream as fast as it can, ignoring credit, while the
+ * client does not read: the proxy holds at most CLIENT_MAX_PENDING for it, then drops it. */
+static void test_output_flood(void)
+{
+	char dir[] = "/tmp/kuasar-tp.XXXXXX", sock[128], shared[128];
+	static uint8_t chunk[64 << 10];
+	struct glink link_ = { 0 };
+	struct taskproxy tp = { 0 };
+	uint8_t *frame = NULL;
+	size_t flen, sent = 0;
+	long before, peak = 0;
+	int sv[2], client;
+	uint32_t gid;
+	kerr_t err;
+
+	mkdtemp(dir);
+	snprintf(sock, sizeof(sock), "%s/task.sock", dir);
+	snprintf(shared, sizeof(shared), "%s/shared", dir);
+	mkdir(shared, 0755);
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	loop_init(&tl, &err);
+	glink_start(&link_, &tl, sv[0], &err);
+	taskproxy_start(&tp, &tl, &link_, sock, shared, &err);
+	client = unix_connect(sock, &err);
+	ttrpc_encode_request(1, "containerd.services.streaming.v1.Streaming", "Stream", NULL, 0,
+	                     &frame, &flen);
+	frame[9] = TTRPC_FLAG_REMOTE_OPEN;
+	write_all(client, frame, flen);
+	free(frame);
+	run_for(&tl, 50);
+	gid = guest_read_request(sv[1]);
+	before = rss_kib();
+	for (int i = 0; i < 3200; i++) { /* 200 MiB, on after the client is dropped */
+		send_frame(sv[1], gid, TTRPC_DATA, chunk, sizeof(chunk));
+		sent += sizeof(chunk);
+		run_for(&tl, 0);
+		if (rss_kib() > peak)
+			peak = rss_kib();
+	}
+	printf("# flood: %zu MiB sent, proxy RSS %ld -> peak %ld KiB (+%ld KiB)\n", sent >> 20,
+	       before, peak, peak - before);
+	ok(tp.n_conns == 0, "the client that stopped reading is dropped");
+	ok(peak - before < 16 * 1024, "the proxy's memory stays bounded (+%ld KiB)", peak - before);
+	close(client);
+	taskproxy_stop(&tp);
+	glink_stop(&link_);
+	close(sv[1]);
+	close(tl.epfd);
+	unlink(sock);
+	rmdir(shared);
+	rmdir(dir);
+}
+
+/* Events while containerd does not read them: at most EVENTS_MAX_PENDING wait, the rest are
+ * dropped and counted. */
+static void test_event_flood(void)
+{
+	char dir[] = "/tmp/kuasar-ev.XXXXXX", sock[128];
+	static uint8_t value[4096];
+	struct events_fwd *ev;
+	long before, peak = 0;
+	int lfd;
+	kerr_t err;
+
+	mkdtemp(dir);
+	snprintf(sock, sizeof(sock), "%s/ttrpc.sock", dir);
+	lfd = unix_listen(sock, &err); /* accepts (the backlog) and never reads */
+	loop_init(&tl, &err);
+	ev = events_fwd_new(&tl, sock);
+	before = rss_kib();
+	for (int i = 0; i < 50000; i++) { /* 200 MiB of events */
+		events_fwd_publish(ev, "k8s.io", "/tasks/exit", "containerd.events.TaskExit", value,
+		                   sizeof(value), 0);
+		if (i % 256 == 0) {
+			run_for(&tl, 0);
+			if (rss_kib() > peak)
+				peak = rss_kib();
+		}
+	}
+	printf("# event flood: 195 MiB published, RSS %ld -> peak %ld KiB (+%ld KiB)\n", before,
+	       peak, peak - before);
+	ok(peak - before < 8 * 1024, "events waiting for containerd stay bounded (+%ld KiB)",
+	   peak - before);
+	close(lfd);
+	close(tl.epfd);
+	unlink(sock);
+	rmdir(dir);
+}
+
 /* ---- the bundle in the share, played against by the guest ---- */
 
 static char scratch[64], share[128], hostb[128];
@@ -394,6 +500,8 @@ int main(void)
 	test_loop_batch();
 	test_event_filter();
 	test_answer_after_hangup();
+	test_output_flood();
+	test_event_flood();
 	test_bundle_hostile();
 	return done_testing();
 }
