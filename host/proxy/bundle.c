@@ -18,6 +18,9 @@
 #include "base/util.h"
 
 #define SPEC_MAX (4u << 20)
+/* The least memory limit a container may have: below about 512 KiB the guest's kernel
+ * livelocks in reclaim instead of failing; Docker refuses under 6 MB, and so do we. */
+#define CTR_MEMORY_MIN (6ll << 20)
 #define MAX_MOUNTS 256
 
 static int has_option(json_object *m, const char *opt)
@@ -253,6 +256,27 @@ int pod_files_write(const char *shared, const char *hostname, const char *resolv
 	return 0;
 }
 
+/* A memory limit set (not -1 for none) must be one a container can start in. */
+static int check_memory(json_object *spec, kerr_t *err)
+{
+	json_object *linux_, *res, *mem, *limit;
+	int64_t v;
+
+	if (!json_object_object_get_ex(spec, "linux", &linux_) ||
+	    !json_object_object_get_ex(linux_, "resources", &res) ||
+	    !json_object_object_get_ex(res, "memory", &mem) ||
+	    !json_object_object_get_ex(mem, "limit", &limit))
+		return 0;
+	v = json_object_get_int64(limit);
+	if (v > 0 && v < CTR_MEMORY_MIN)
+		return kerr_set(
+		    err, EINVAL,
+		    "memory limit of %lld bytes is under the %lld MiB a container needs "
+		    "to start",
+		    (long long)v, CTR_MEMORY_MIN >> 20);
+	return 0;
+}
+
 int spec_rewrite(json_object *spec, const char *id, const char *guest_dir, const char *hostname,
                  const struct spec_stage *st, kerr_t *err)
 {
@@ -260,6 +284,8 @@ int spec_rewrite(json_object *spec, const char *id, const char *guest_dir, const
 
 	if (!json_object_is_type(spec, json_type_object))
 		return kerr_set(err, EINVAL, "config.json is not a JSON object");
+	if (check_memory(spec, err) < 0)
+		return -1;
 	root = json_object_new_object();
 	json_object_object_add(root, "path", json_object_new_string("rootfs"));
 	if (json_object_object_get_ex(spec, "root", &process) && process &&

@@ -56,8 +56,11 @@ static struct sandbox *lookup(struct grpc_call *call, const char *id)
 
 /* VM size from the pod's linux resources: CPU quota/period rounds up to whole vCPUs, the
  * memory limit gets the VM's own overhead on top. Config defaults otherwise. */
-static void size_from_pod(const struct sb_config *cfg, const Runtime__V1__PodSandboxConfig *pod,
-                          unsigned *vcpus, unsigned *mem)
+/* The least pod memory limit a VM can honour: its kernel and init need this much. */
+#define POD_MEMORY_MIN_MIB 64
+
+static int size_from_pod(const struct sb_config *cfg, const Runtime__V1__PodSandboxConfig *pod,
+                         unsigned *vcpus, unsigned *mem, kerr_t *err)
 {
 	const Runtime__V1__LinuxContainerResources *r =
 	    pod && pod->linux_config ? pod->linux_config->resources : NULL;
@@ -66,7 +69,7 @@ static void size_from_pod(const struct sb_config *cfg, const Runtime__V1__PodSan
 	*vcpus = cfg->vcpus;
 	*mem = cfg->memory_mib;
 	if (!r)
-		return;
+		return 0;
 	if (r->cpu_quota > 0 && r->cpu_period > 0) {
 		int64_t n = (r->cpu_quota + r->cpu_period - 1) / r->cpu_period;
 
@@ -77,10 +80,15 @@ static void size_from_pod(const struct sb_config *cfg, const Runtime__V1__PodSan
 	if (r->memory_limit_in_bytes > 0) {
 		int64_t mib = (r->memory_limit_in_bytes + (1 << 20) - 1) >> 20;
 
+		if (r->memory_limit_in_bytes < ((int64_t)POD_MEMORY_MIN_MIB << 20))
+			return kerr_set(
+			    err, EINVAL,
+			    "pod memory limit of %lld bytes is under the %d MiB a sandbox "
+			    "VM needs (its kernel and init): raise the pod's limit",
+			    (long long)r->memory_limit_in_bytes, POD_MEMORY_MIN_MIB);
 		*mem = (unsigned)(mib + cfg->overhead_mib);
-		if (*mem < 64)
-			*mem = 64;
 	}
+	return 0;
 }
 
 /* A pod from an appliance has the appliance's VM: its size, not the pod's (the snapshot is
@@ -214,7 +222,10 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 			goto out;
 		}
 	}
-	size_from_pod(&sbx->cfg, pod, &vcpus, &mem);
+	if (size_from_pod(&sbx->cfg, pod, &vcpus, &mem, &err) < 0) {
+		grpc_reply_error(call, RPC_INVALID_ARGUMENT, "%s", err.msg);
+		goto out;
+	}
 	for (size_t i = 0; pod && i < pod->n_annotations; i++) {
 		const char *k = pod->annotations[i]->key, *v = pod->annotations[i]->value;
 

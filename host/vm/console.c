@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,8 +91,13 @@ int vm_exited_error(struct vm *vm, kerr_t *err)
 	vm_console_tail(vm, tail, sizeof(tail));
 	vmm_log_last_line(vm, last, sizeof(last));
 	if (vm->is_child && WIFSIGNALED(vm->exit_status))
-		kerr_set(err, ECHILD, "the VMM was killed by signal %d%s%s",
-		         WTERMSIG(vm->exit_status), last[0] ? ": " : "", last);
+		kerr_set(err, ECHILD, "the VMM was killed by signal %d%s%s%s",
+		         WTERMSIG(vm->exit_status),
+		         WTERMSIG(vm->exit_status) == SIGBUS
+		             ? " (SIGBUS: a page of its memory file could not be had: is the "
+		               "filesystem of its memory file full?)"
+		             : "",
+		         last[0] ? ": " : "", last);
 	else if (vm->is_child)
 		kerr_set(err, ECHILD, "the VMM exited with status %d%s%s",
 		         WEXITSTATUS(vm->exit_status), last[0] ? ": " : "", last);

@@ -369,6 +369,10 @@ sid, t, d = frame(); print("even", sid, t, d.decode(errors="replace"))' "$sock"
 	wait_log "$D/logs/ok.log" "stdout F fine"
 	cri stopp "$POD"
 	cri rmp "$POD"
+	# A pod limit no VM can honour is refused at RunPodSandbox, naming the floor.
+	run cri --name tiny --uid uid-tiny --memory 1 runp
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"pod memory limit of 1 bytes is under the 64 MiB"* ]]
 }
 
 @test "CRI: pods of one shape restore from one template; Status reports it and the VMM's USS/PSS" {

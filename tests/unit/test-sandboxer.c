@@ -482,6 +482,13 @@ static void test_spec(const char *tmp, const char *share)
 	ok(rewrite(spec, "c", "/h", "/g", NULL, &err) < 0 && strstr(err.msg, "no absolute source"),
 	   "a relative bind source is refused: %s", err.msg);
 	json_object_put(spec);
+	spec = json_tokener_parse("{\"linux\":{\"resources\":{\"memory\":{\"limit\":524288}}}}");
+	ok(rewrite(spec, "c", share, "/g", NULL, &err) < 0 && strstr(err.msg, "under the 6 MiB"),
+	   "a memory limit a container cannot start in is refused: %s", err.msg);
+	json_object_put(spec);
+	spec = json_tokener_parse("{\"linux\":{\"resources\":{\"memory\":{\"limit\":-1}}}}");
+	ok(rewrite(spec, "c", share, "/g", NULL, &err) == 0, "no limit (-1) is fine");
+	json_object_put(spec);
 	spec = json_tokener_parse("[1,2]");
 	ok(rewrite(spec, "c", "/h", "/g", NULL, &err) < 0, "a spec that is not an object");
 	json_object_put(spec);
