@@ -19,6 +19,8 @@
 
 /* Events queued while containerd is slow; beyond this they are dropped (and counted). */
 #define EVENTS_MAX_PENDING (4u << 20)
+/* Drops are told at most this often. */
+#define DROP_WARN_NS (10 * 1000000000LL)
 
 struct events_fwd {
 	struct loop *loop;
@@ -27,6 +29,7 @@ struct events_fwd {
 	struct buf out;
 	uint32_t next_stream;
 	unsigned dropped;
+	int64_t warned_ns; /* the last warning of drops */
 	int warned;
 };
 
@@ -135,12 +138,24 @@ void events_fwd_publish(struct events_fwd *ev, const char *ns, const char *topic
 		return;
 	ev->next_stream += 2;
 	if (buf_pending(&ev->out) + flen > EVENTS_MAX_PENDING) {
-		if (ev->dropped++ % 100 == 0)
+		ev->dropped++;
+		if (mono_ns() - ev->warned_ns >= DROP_WARN_NS) {
 			log_warn("events: containerd is not reading; dropped %u events",
 			         ev->dropped);
+			ev->warned_ns = mono_ns();
+		}
 		return;
 	}
 	if (buf_append(&ev->out, frame, flen) < 0 || buf_flush(&ev->out, ev->w.fd) < 0)
 		return fwd_close(ev);
 	loop_mod(ev->loop, &ev->w, EPOLLIN | (buf_pending(&ev->out) ? EPOLLOUT : 0));
+}
+
+void events_fwd_free(struct events_fwd *ev)
+{
+	if (!ev)
+		return;
+	fwd_close(ev);
+	buf_free(&ev->out);
+	free(ev);
 }

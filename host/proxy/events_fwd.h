@@ -12,6 +12,8 @@ struct events_fwd;
 
 /* NULL (events dropped) when ttrpc_path is empty. */
 struct events_fwd *events_fwd_new(struct loop *loop, const char *ttrpc_path);
+/* Closes the connection; what was not sent is lost. */
+void events_fwd_free(struct events_fwd *ev);
 void events_fwd_publish(struct events_fwd *ev, const char *ns, const char *topic,
                         const char *type_url, const uint8_t *event, size_t len, int64_t ts_ns);
 

@@ -597,6 +597,7 @@ int proxy_main(int argc, char **argv)
 	}
 	taskproxy_stop(&p.tp);
 	glink_stop(&p.link);
+	events_fwd_free(p.events);
 	log_info("exiting with the VMM's status %d", p.exit_status);
 	return p.exit_status;
 }

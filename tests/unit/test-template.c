@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/fsat.h"
 #include "base/sha256.h"
 #include "base/util.h"
 #include "tap.h"
