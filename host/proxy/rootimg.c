@@ -28,16 +28,39 @@
 /* A new image is not swept this soon: its builder's user has yet to take it. */
 #define SWEEP_MIN_AGE_S 60
 
+/* The cache holds what every pod's root disk is built from: it must be a real directory of
+ * ours that nobody else may write, or an image could be swapped under a pod. */
+static int cache_check(const char *cache, kerr_t *err)
+{
+	struct stat st;
+
+	if (mkdir_p(cache, 0700, err) < 0)
+		return -1;
+	if (lstat(cache, &st) < 0)
+		return kerr_sys(err, "stat %s", cache);
+	if (!S_ISDIR(st.st_mode))
+		return kerr_set(err, ENOTDIR, "%s is not a directory (a link?)", cache);
+	if (st.st_uid != geteuid() || (st.st_mode & 022))
+		return kerr_set(err, EPERM,
+		                "%s is owned by uid %u with mode %03o: it must be ours and written "
+		                "by nobody else",
+		                cache, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
+	return 0;
+}
+
 /* The cache's lock (see rootimg.h). */
 static int cache_lock(const char *cache, kerr_t *err)
 {
+	kerr_t mine;
 	char path[KPATH_SIZE];
 	int fd;
 
-	if (mkdir_p(cache, 0700, err) < 0 ||
+	if (!err)
+		err = &mine;
+	if (cache_check(cache, err) < 0 ||
 	    fmt_path(path, sizeof(path), "%s/" CACHE_LOCK, cache) < 0)
-		return err ? kerr_wrap(err, "rootfs cache %s", cache) : -1;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		return kerr_wrap(err, "rootfs cache %s", cache);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
 		if (err)
 			kerr_sys(err, "lock %s", path);
@@ -54,7 +77,7 @@ static int key_lock(const char *path, int nb)
 {
 	for (;;) {
 		struct stat a, b;
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 
 		if (fd < 0)
 			return -1;
@@ -240,7 +263,7 @@ int rootimg_build(const char *cache, char *const *lowers, size_t n, const struct
 
 	if (key_paths(cache, img->key, lockp, dir) < 0)
 		return kerr_sys(err, "rootfs image %s", img->key);
-	if (mkdir_p(cache, 0700, err) < 0)
+	if (cache_check(cache, err) < 0)
 		return -1;
 	fd = key_lock(lockp, 0);
 	if (fd < 0)
@@ -367,7 +390,7 @@ static int has_suffix(const char *s, const char *suffix)
 static void sweep_image(const char *path, const char *name)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 
 	if (fd < 0)
 		return;
@@ -411,7 +434,7 @@ int rootimg_hold(const char *cache, struct rootimg *img, kerr_t *err)
 	if (lock < 0)
 		return -1;
 	sweep_locked(cache);
-	fd = open(img->path, O_RDONLY | O_CLOEXEC);
+	fd = open(img->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || flock(fd, LOCK_SH) < 0) {
 		int e = errno;
 

@@ -434,10 +434,8 @@ int tpl_build(const struct tpl_store *s, const struct vm_config *cfg, enum accel
 	int64_t t0 = mono_ns();
 	int rc;
 
-	if (mkdir_p(s->mem_dir, 0700, err) < 0)
+	if (mkdir_p(s->mem_dir, 0700, err) < 0 || mem_room(s->mem_dir, cfg->memory_mib, err) < 0)
 		return kerr_wrap(err, "template memory directory");
-	if (mem_room(s->mem_dir, cfg->memory_mib, err) < 0)
-		return -1;
 	tpl_remove_files(t, NULL);
 	if (mkdir_p(t->dir, 0700, err) < 0)
 		return -1;

@@ -373,6 +373,23 @@ static void test_rootimg(const char *dir)
 		close(pidfd);
 		close(errfd);
 	}
+	/* A cache directory somebody else could write, or a link, is refused. */
+	{
+		char open_[400], link_[400];
+
+		snprintf(open_, sizeof(open_), "%s/open-cache", dir);
+		mkdir(open_, 0777);
+		chmod(open_, 0777);
+		ok(rootimg_get(open_, lowers, 2, &a, &err) < 0 && strstr(err.msg, "mode 777"),
+		   "a world-writable cache is refused: %s", err.msg);
+		snprintf(link_, sizeof(link_), "%s/link-cache", dir);
+		symlink(cache, link_);
+		ok(rootimg_get(link_, lowers, 2, &a, &err) < 0 &&
+		       strstr(err.msg, "not a directory"),
+		   "a cache that is a link is refused: %s", err.msg);
+		unlink(link_);
+		rmdir(open_);
+	}
 	{
 		char *bad[1] = { path };
 
