@@ -45,6 +45,17 @@ a_pod() {
 	SHARE=$D/run/$POD/shared
 }
 
+# remove_all: the container and the pod go cleanly, the scratch intact, no mount left.
+remove_all() {
+	cri --timeout 5 stop "$CTR"
+	cri rm "$CTR"
+	scratch_intact
+	wait_until 10 no_share_mounts
+	cri stopp "$POD"
+	cri rmp "$POD"
+	[ ! -e "$D/run/$POD" ]
+}
+
 no_share_mounts() {
 	! awk -v d="$SHARE/" 'index($2, d) == 1 { found = 1 } END { exit !found }' /proc/self/mounts
 }
@@ -54,14 +65,8 @@ no_share_mounts() {
 	[ -d "$SHARE/$CTR/rootfs" ]
 	mv "$SHARE/$CTR" "$SHARE/moved"
 	ln -s "$SCRATCH" "$SHARE/$CTR"
-	cri --timeout 5 stop "$CTR"
-	cri rm "$CTR"
-	scratch_intact
-	# The moved bundle's mounts went with the container, by their fds.
-	wait_until 10 no_share_mounts
-	cri stopp "$POD"
-	cri rmp "$POD"
-	[ ! -e "$D/run/$POD" ]
+	# The moved bundle's mounts go with the container, by their fds.
+	remove_all
 }
 
 @test "hostile guest, block: a link where the rootfs would be, and mounts/ swapped for a link" {
@@ -72,13 +77,7 @@ no_share_mounts() {
 		mv "$SHARE/$CTR/mounts" "$SHARE/$CTR/mounts.moved"
 		ln -s "$SCRATCH/mounts" "$SHARE/$CTR/mounts"
 	fi
-	cri --timeout 5 stop "$CTR"
-	cri rm "$CTR"
-	scratch_intact
-	wait_until 10 no_share_mounts
-	cri stopp "$POD"
-	cri rmp "$POD"
-	[ ! -e "$D/run/$POD" ]
+	remove_all
 }
 
 @test "hostile guest: a link planted between the bundle's mkdir and its mounts is refused, never followed" {

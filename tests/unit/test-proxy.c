@@ -198,47 +198,75 @@ static void run_for(struct loop *l, int ms)
 	l->stop = 0;
 }
 
-static void test_answer_after_hangup(void)
+/* A task proxy on a socketpair link: the test holds the guest's end and one client. */
+struct rig {
+	char dir[32], sock[128], shared[128];
+	struct glink link;
+	struct taskproxy tp;
+	int guest, client;
+};
+
+/* Up, with a client that sent one request (service/method; a stream when bidi) which the
+ * guest has read: its guest stream id, 0 if it never came. */
+static uint32_t rig_up(struct rig *r, const char *service, const char *method, int bidi)
 {
-	char dir[] = "/tmp/kuasar-tp.XXXXXX", sock[128], shared[128];
-	struct glink link_ = { 0 };
-	struct taskproxy tp = { 0 };
-	Ttrpc__Response resp = TTRPC__RESPONSE__INIT;
-	uint8_t *frame = NULL, rbuf[64];
+	uint8_t *frame = NULL;
 	size_t flen;
-	int sv[2], client;
-	uint32_t gid;
+	int sv[2];
 	kerr_t err;
 
-	signal(SIGPIPE, SIG_IGN);
-	mkdtemp(dir);
-	snprintf(sock, sizeof(sock), "%s/task.sock", dir);
-	snprintf(shared, sizeof(shared), "%s/shared", dir);
-	mkdir(shared, 0755);
+	memset(r, 0, sizeof(*r));
+	snprintf(r->dir, sizeof(r->dir), "/tmp/kuasar-tp.XXXXXX");
+	mkdtemp(r->dir);
+	snprintf(r->sock, sizeof(r->sock), "%s/task.sock", r->dir);
+	snprintf(r->shared, sizeof(r->shared), "%s/shared", r->dir);
+	mkdir(r->shared, 0755);
 	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
-	fcntl(sv[1], F_SETFL, O_NONBLOCK);
-	ok(loop_init(&tl, &err) == 0 && glink_start(&link_, &tl, sv[0], &err) == 0 &&
-	       taskproxy_start(&tp, &tl, &link_, sock, shared, &err) == 0,
-	   "a task proxy on a socketpair link");
-	client = unix_connect(sock, &err);
-	ttrpc_encode_request(1, "containerd.task.v3.Task", "Wait", NULL, 0, &frame, &flen);
-	write_all(client, frame, flen);
+	r->guest = sv[1];
+	if (loop_init(&tl, &err) < 0 || glink_start(&r->link, &tl, sv[0], &err) < 0 ||
+	    taskproxy_start(&r->tp, &tl, &r->link, r->sock, r->shared, &err) < 0)
+		return 0;
+	r->client = unix_connect(r->sock, &err);
+	ttrpc_encode_request(1, service, method, NULL, 0, &frame, &flen);
+	if (bidi)
+		frame[9] = TTRPC_FLAG_REMOTE_OPEN;
+	write_all(r->client, frame, flen);
 	free(frame);
 	run_for(&tl, 50);
-	gid = guest_read_request(sv[1]);
+	return guest_read_request(r->guest);
+}
+
+static void rig_down(struct rig *r)
+{
+	if (r->client >= 0)
+		close(r->client);
+	taskproxy_stop(&r->tp);
+	glink_stop(&r->link);
+	close(r->guest);
+	close(tl.epfd);
+	unlink(r->sock);
+	rmdir(r->shared);
+	rmdir(r->dir);
+}
+
+static void test_answer_after_hangup(void)
+{
+	Ttrpc__Response resp = TTRPC__RESPONSE__INIT;
+	struct rig r;
+	uint8_t rbuf[64];
+	uint32_t gid;
+
+	signal(SIGPIPE, SIG_IGN);
+	gid = rig_up(&r, "containerd.task.v3.Task", "Wait", 0);
 	ok(gid != 0, "the Wait reached the guest (stream %u)", gid);
 	/* The answer is on the link before the hang-up: one batch holds both, the link first. */
-	send_frame(sv[1], gid, TTRPC_RESPONSE, rbuf, (uint32_t)ttrpc__response__pack(&resp, rbuf));
-	close(client);
+	send_frame(r.guest, gid, TTRPC_RESPONSE, rbuf,
+	           (uint32_t)ttrpc__response__pack(&resp, rbuf));
+	close(r.client);
+	r.client = -1;
 	run_for(&tl, 100);
-	ok(tp.n_conns == 0, "the connection was closed once (ASan checks the free)");
-	taskproxy_stop(&tp);
-	glink_stop(&link_);
-	close(sv[1]);
-	close(tl.epfd);
-	unlink(sock);
-	rmdir(shared);
-	rmdir(dir);
+	ok(r.tp.n_conns == 0, "the connection was closed once (ASan checks the free)");
+	rig_down(&r);
 }
 
 /* ---- a guest that floods ---- */
@@ -276,36 +304,15 @@ static long rss_kib(void)
  * client does not read: the proxy holds at most CLIENT_MAX_PENDING for it, then drops it. */
 static void test_output_flood(void)
 {
-	char dir[] = "/tmp/kuasar-tp.XXXXXX", sock[128], shared[128];
 	static uint8_t chunk[64 << 10];
-	struct glink link_ = { 0 };
-	struct taskproxy tp = { 0 };
-	uint8_t *frame = NULL;
-	size_t flen, sent = 0;
+	struct rig r;
+	size_t sent = 0;
 	long before, peak = 0;
-	int sv[2], client;
-	uint32_t gid;
-	kerr_t err;
+	uint32_t gid = rig_up(&r, "containerd.services.streaming.v1.Streaming", "Stream", 1);
 
-	mkdtemp(dir);
-	snprintf(sock, sizeof(sock), "%s/task.sock", dir);
-	snprintf(shared, sizeof(shared), "%s/shared", dir);
-	mkdir(shared, 0755);
-	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
-	loop_init(&tl, &err);
-	glink_start(&link_, &tl, sv[0], &err);
-	taskproxy_start(&tp, &tl, &link_, sock, shared, &err);
-	client = unix_connect(sock, &err);
-	ttrpc_encode_request(1, "containerd.services.streaming.v1.Streaming", "Stream", NULL, 0,
-	                     &frame, &flen);
-	frame[9] = TTRPC_FLAG_REMOTE_OPEN;
-	write_all(client, frame, flen);
-	free(frame);
-	run_for(&tl, 50);
-	gid = guest_read_request(sv[1]);
 	before = rss_kib();
 	for (int i = 0; i < 3200; i++) { /* 200 MiB, on after the client is dropped */
-		send_frame(sv[1], gid, TTRPC_DATA, chunk, sizeof(chunk));
+		send_frame(r.guest, gid, TTRPC_DATA, chunk, sizeof(chunk));
 		sent += sizeof(chunk);
 		run_for(&tl, 0);
 		if (rss_kib() > peak)
@@ -313,16 +320,9 @@ static void test_output_flood(void)
 	}
 	printf("# flood: %zu MiB sent, proxy RSS %ld -> peak %ld KiB (+%ld KiB)\n", sent >> 20,
 	       before, peak, peak - before);
-	ok(tp.n_conns == 0, "the client that stopped reading is dropped");
+	ok(gid && r.tp.n_conns == 0, "the client that stopped reading is dropped");
 	rss_bounded(peak - before, 16 * 1024, "the proxy's buffers for a flooding guest");
-	close(client);
-	taskproxy_stop(&tp);
-	glink_stop(&link_);
-	close(sv[1]);
-	close(tl.epfd);
-	unlink(sock);
-	rmdir(shared);
-	rmdir(dir);
+	rig_down(&r);
 }
 
 /* Events while containerd does not read them: at most EVENTS_MAX_PENDING wait, the rest are
