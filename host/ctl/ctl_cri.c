@@ -40,6 +40,8 @@ struct cri_opts {
 	int tty, stdin_, timeout;
 	char *env[32];
 	int n_env;
+	char *mounts[4]; /* HOST:CONTAINER volumes */
+	int n_mounts;
 	char **cmd;
 	int n_cmd;
 };
@@ -151,6 +153,7 @@ static int cri_create(const struct cri_opts *o, const char *pod, char *id, size_
 	Runtime__V1__ContainerMetadata meta = RUNTIME__V1__CONTAINER_METADATA__INIT;
 	Runtime__V1__ImageSpec img = RUNTIME__V1__IMAGE_SPEC__INIT;
 	Runtime__V1__KeyValue kv[32], *kvp[32];
+	Runtime__V1__Mount mnt[4], *mntp[4];
 	char logp[300];
 	struct pod_msg p;
 
@@ -176,6 +179,17 @@ static int cri_create(const struct cri_opts *o, const char *pod, char *id, size_
 	}
 	cfg.envs = kvp;
 	cfg.n_envs = (size_t)o->n_env;
+	for (int i = 0; i < o->n_mounts; i++) {
+		char *colon = strchr(o->mounts[i], ':');
+
+		runtime__v1__mount__init(&mnt[i]);
+		*colon = 0;
+		mnt[i].host_path = o->mounts[i];
+		mnt[i].container_path = colon + 1;
+		mntp[i] = &mnt[i];
+	}
+	cfg.mounts = mntp;
+	cfg.n_mounts = (size_t)o->n_mounts;
 	req.pod_sandbox_id = (char *)pod;
 	req.config = &cfg;
 	req.sandbox_config = &p.cfg;
@@ -450,34 +464,24 @@ static const char cri_usage[] =
     "  --log-dir DIR --cpu-quota N --cpu-period N --memory BYTES --pod-network\n"
     "  --cgroup-parent P --dns-server IP --dns-search DOMAIN --port HOST:CONTAINER\n"
     "  --annotation KEY=VALUE (pod; up to 4)\n"
-    "  --container NAME --image REF --tty --stdin --env K=V --timeout SECS\n";
+    "  --container NAME --image REF --tty --stdin --env K=V --timeout SECS\n"
+    "  --mount HOST:CONTAINER (a volume; up to 4)\n";
 
 static int parse(int argc, char **argv, struct cri_opts *o, unsigned *runs)
 {
 	static const struct option opts[] = {
-		{ "address", 1, 0, 'a' },
-		{ "name", 1, 0, 'N' },
-		{ "uid", 1, 0, 'U' },
-		{ "namespace", 1, 0, 'S' },
-		{ "handler", 1, 0, 'H' },
-		{ "hostname", 1, 0, 'h' },
-		{ "log-dir", 1, 0, 'L' },
-		{ "cpu-quota", 1, 0, 'q' },
-		{ "cpu-period", 1, 0, 'p' },
-		{ "memory", 1, 0, 'm' },
-		{ "pod-network", 0, 0, 'P' },
-		{ "container", 1, 0, 'c' },
-		{ "image", 1, 0, 'i' },
-		{ "tty", 0, 0, 't' },
-		{ "stdin", 0, 0, 's' },
-		{ "env", 1, 0, 'e' },
-		{ "timeout", 1, 0, 'T' },
-		{ "cgroup-parent", 1, 0, 'G' },
-		{ "dns-server", 1, 0, 'D' },
-		{ "dns-search", 1, 0, 'R' },
-		{ "port", 1, 0, 'O' },
-		{ "annotation", 1, 0, 'A' },
-		{ 0 },
+		{ "address", 1, 0, 'a' },     { "name", 1, 0, 'N' },
+		{ "uid", 1, 0, 'U' },         { "namespace", 1, 0, 'S' },
+		{ "handler", 1, 0, 'H' },     { "hostname", 1, 0, 'h' },
+		{ "log-dir", 1, 0, 'L' },     { "cpu-quota", 1, 0, 'q' },
+		{ "cpu-period", 1, 0, 'p' },  { "memory", 1, 0, 'm' },
+		{ "pod-network", 0, 0, 'P' }, { "container", 1, 0, 'c' },
+		{ "image", 1, 0, 'i' },       { "tty", 0, 0, 't' },
+		{ "stdin", 0, 0, 's' },       { "env", 1, 0, 'e' },
+		{ "timeout", 1, 0, 'T' },     { "cgroup-parent", 1, 0, 'G' },
+		{ "dns-server", 1, 0, 'D' },  { "dns-search", 1, 0, 'R' },
+		{ "port", 1, 0, 'O' },        { "annotation", 1, 0, 'A' },
+		{ "mount", 1, 0, 'M' },       { 0 },
 	};
 	int c;
 
@@ -504,6 +508,11 @@ static int parse(int argc, char **argv, struct cri_opts *o, unsigned *runs)
 			if (o->n_annotations >= 4 || !strchr(optarg, '='))
 				return -1;
 			o->annotations[o->n_annotations++] = optarg;
+			break;
+		case 'M':
+			if (o->n_mounts >= 4 || !strchr(optarg, ':'))
+				return -1;
+			o->mounts[o->n_mounts++] = optarg;
 			break;
 		case 'D':
 			if (o->n_dns_servers >= 4)

@@ -229,10 +229,13 @@ static int copy_or_write(int dirfd, const char *name, const char *text, const ch
 
 int pod_files_write(const char *shared, const char *hostname, const char *resolv, kerr_t *err)
 {
-	_cleanup_close_ int share = open(shared, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	_cleanup_close_ int dir = -1;
+	_cleanup_close_ int share = -1, dir = -1;
 	char host[HOSTNAME_MAX + 2];
 
+	/* At Create the share is new, made here (the VM starts later): no guest yet. */
+	if (mkdir_p(shared, 0755, err) < 0)
+		return kerr_wrap(err, "pod files");
+	share = open(shared, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (share < 0)
 		return kerr_sys(err, "pod files: open %s", shared);
 	/* The share is the guest's to write: .pod is made here, and a link or file in its place

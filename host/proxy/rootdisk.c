@@ -195,6 +195,23 @@ static int plug(struct rootdisks *rd, struct rootdisk *d, kerr_t *err)
 	return 0;
 }
 
+/* A builder for d's image, with the layers kept for a rebuild. */
+static int start_build(struct rootdisks *rd, struct rootdisk *d, char *const *lowers, size_t n,
+                       kerr_t *err)
+{
+	if (!d->layers) {
+		d->layers = calloc(n ? n : 1, sizeof(*d->layers));
+		for (size_t i = 0; d->layers && i < n; i++)
+			if (!(d->layers[i] = strdup(lowers[i])))
+				return kerr_set(err, ENOMEM, "out of memory");
+		if (!d->layers)
+			return kerr_set(err, ENOMEM, "out of memory");
+	}
+	d->build_pid = rootimg_build_child(rd->cache, lowers, n, &d->img, rd->builder_cgroup,
+	                                   &d->build_pidfd, &d->build_errfd, err);
+	return d->build_pid > 0 ? 0 : -1;
+}
+
 int rootdisk_reserve(struct rootdisks *rd, const char *id, char *const *lowers, size_t n,
                      struct rootdisk **out, kerr_t *err)
 {
@@ -223,12 +240,8 @@ int rootdisk_reserve(struct rootdisks *rd, const char *id, char *const *lowers, 
 	rc = rootimg_init(rd->cache, lowers, n, &d->img, err) < 0
 	         ? -1
 	         : rootimg_hold(rd->cache, &d->img, err);
-	if (rc == 0) {
-		d->build_pid =
-		    rootimg_build_child(rd->cache, lowers, n, &d->img, rd->builder_cgroup,
-		                        &d->build_pidfd, &d->build_errfd, err);
-		rc = d->build_pid > 0 ? 0 : -1;
-	}
+	if (rc == 0)
+		rc = start_build(rd, d, lowers, n, err);
 	if (rc < 0) {
 		finish(rd, d);
 		return -1;
@@ -286,6 +299,11 @@ int rootdisk_built(struct rootdisks *rd, struct rootdisk *d, kerr_t *err)
 		return kerr_set(err, EIO, "%s", msg);
 	}
 	rc = rootimg_hold(rd->cache, &d->img, err);
+	if (rc == 0 && !d->rebuilt && d->layers) {
+		/* Its last user let go of it between its build and our hold: once more. */
+		d->rebuilt = 1;
+		return start_build(rd, d, d->layers, d->n_layers, err) < 0 ? -1 : 1;
+	}
 	if (rc == 0)
 		return kerr_set(err, EIO, "rootfs image %s: its build ended without it",
 		                d->img.path);
@@ -329,6 +347,9 @@ static void finish(struct rootdisks *rd, struct rootdisk *d)
 	}
 	build_reap(rd, d, 1);
 	rootimg_put(rd->cache, &d->img);
+	for (size_t i = 0; d->layers && i < d->n_layers; i++)
+		free(d->layers[i]);
+	free(d->layers);
 	target_free(rd, d->target);
 	free(d);
 }

@@ -37,7 +37,9 @@ struct rootdisk {
 	unsigned target;
 	char node[32]; /* QEMU's block node and device id */
 	struct rootimg img;
+	char **layers; /* what the image is built from (kept for a rebuild) */
 	size_t n_layers;
+	int rebuilt; /* its image vanished once built and was built again */
 	/* Its image being built (a cache miss): the builder child, its pidfd, its error pipe. */
 	pid_t build_pid;
 	int build_pidfd, build_errfd;
@@ -69,7 +71,9 @@ void rootdisks_init(struct rootdisks *rd, struct loop *loop, struct qmp *qmp, co
  * has it, else being built by a child (build_pidfd turns readable when it is done). */
 int rootdisk_reserve(struct rootdisks *rd, const char *id, char *const *lowers, size_t n,
                      struct rootdisk **out, kerr_t *err);
-/* The build ended: its image is held; 0, or -1 with the builder's complaint. */
+/* The build ended: its image is held (0); or it was removed before it could be held (its
+ * last user let go of it right after another builder made it), and a new build is under
+ * way once (1: build_pidfd is the new builder's); or -1 with the builder's complaint. */
 int rootdisk_built(struct rootdisks *rd, struct rootdisk *d, kerr_t *err);
 /* Hot-adds the disk of a held image to the VM's SCSI bus. */
 int rootdisk_plug(struct rootdisks *rd, struct rootdisk *d, kerr_t *err);

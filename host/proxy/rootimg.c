@@ -471,15 +471,20 @@ int rootimg_get(const char *cache, char *const *lowers, size_t n, struct rootimg
 
 void rootimg_put(const char *cache, struct rootimg *img)
 {
-	int lock;
+	int lock, fd;
 
 	if (img->fd < 0)
 		return;
 	lock = cache_lock(cache, NULL);
 	close(img->fd);
 	img->fd = -1;
-	/* As the sweep does: a new image stays for the user its builder made it for. */
-	sweep_image(img->path, img->key);
+	/* The last user out removes it; a builder that found it meanwhile rebuilds it
+	 * (rootdisk_built). */
+	fd = open(img->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+		unlink(img->path);
+	if (fd >= 0)
+		close(fd);
 	if (lock >= 0)
 		close(lock);
 }

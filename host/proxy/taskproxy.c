@@ -657,6 +657,9 @@ static void on_mounted(void *owner, uintptr_t tag, const struct ttrpc_header *h,
 		conn_close(c);
 }
 
+static int watch_build(struct tp_conn *c, struct tp_stream *s, const struct rootdisk *d,
+                       kerr_t *err);
+
 /* The Create's image is built: its disk goes into the VM, then the guest mounts it. */
 static void on_built(struct loop_watch *w, uint32_t events)
 {
@@ -664,14 +667,17 @@ static void on_built(struct loop_watch *w, uint32_t events)
 	struct tp_conn *c = s->c;
 	struct rootdisk *d = rootdisk_find(c->tp->disks, s->undo);
 	kerr_t err;
+	int rc;
 
 	loop_del(c->tp->loop, &s->build_w);
 	close(s->build_w.fd);
 	s->building = 0;
+	rc = d ? rootdisk_built(c->tp->disks, d, &err) : 0;
+	if (rc == 1 && watch_build(c, s, d, &err) == 0)
+		return; /* built again: its image was removed before it could be held */
 	if (!d) {
 		client_error(c, s->sid, RPC_INTERNAL, "Create %s: its root disk is gone", s->undo);
-	} else if (rootdisk_built(c->tp->disks, d, &err) < 0 ||
-	           rootdisk_plug(c->tp->disks, d, &err) < 0) {
+	} else if (rc != 0 || rootdisk_plug(c->tp->disks, d, &err) < 0) {
 		client_error(c, s->sid, RPC_FAILED_PRECONDITION, "Create %s: root disk: %s",
 		             s->undo, err.msg);
 	} else {
@@ -687,6 +693,24 @@ static void on_built(struct loop_watch *w, uint32_t events)
 	stream_drop(c, s);
 	if (c->dead)
 		conn_close(c);
+}
+
+/* Watches d's builder with a copy of its pidfd: if the disk is released meanwhile (a
+ * Delete), the build is killed, the copy still turns readable, and the Create is answered
+ * with the disk gone; the watch never outlives its fd. */
+static int watch_build(struct tp_conn *c, struct tp_stream *s, const struct rootdisk *d,
+                       kerr_t *err)
+{
+	s->build_w.fd = fcntl(d->build_pidfd, F_DUPFD_CLOEXEC, 0);
+	s->build_w.fn = on_built;
+	if (s->build_w.fd < 0)
+		return kerr_sys(err, "watch the image build");
+	if (loop_add(c->tp->loop, &s->build_w, EPOLLIN, err) < 0) {
+		close(s->build_w.fd);
+		return -1;
+	}
+	s->building = 1;
+	return 0;
 }
 
 /* A Create whose root disk the guest must mount first: the request waits in the stream,
@@ -705,19 +729,8 @@ static void hold_create(struct tp_conn *c, struct tp_stream *s, uint8_t flags, u
 	s->retry.fn = mount_retry;
 	s->mount_deadline_ns = mono_ns() + DISK_WAIT_NS;
 	if (d && !d->plugged) {
-		/* Its own copy of the builder's pidfd: if the disk is released meanwhile (a
-		 * Delete), the build is killed, this still turns readable, and the Create is
-		 * answered with the disk gone; the watch never outlives its fd. */
-		s->build_w.fd = fcntl(d->build_pidfd, F_DUPFD_CLOEXEC, 0);
-		s->build_w.fn = on_built;
-		if (s->build_w.fd >= 0 && loop_add(c->tp->loop, &s->build_w, EPOLLIN, &err) == 0) {
-			s->building = 1;
+		if (watch_build(c, s, d, &err) == 0)
 			return;
-		}
-		if (s->build_w.fd < 0)
-			kerr_sys(&err, "watch the image build");
-		else
-			close(s->build_w.fd);
 		client_error(c, s->sid, RPC_INTERNAL, "Create %s: %s", s->undo, err.msg);
 	} else if (ask_mount(c, s) == 0) {
 		return;

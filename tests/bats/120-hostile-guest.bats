@@ -33,13 +33,14 @@ scratch_intact() {
 	[ -z "$(ls -A "$SCRATCH/mounts")" ] || { echo "files made in the scratch" >&2; return 1; }
 }
 
-# a_pod ANNOTATION...: a pod (rootfs as the annotation says) with a running container; sets
-# POD, CTR and SHARE (the share's host directory).
+# a_pod ANNOTATION...: a pod (rootfs as the annotation says) with a running container that
+# has a volume; sets POD, CTR and SHARE (the share's host directory).
 a_pod() {
 	POD=$(cri "$@" runp)
 	echo "$POD" >>"$D/pods"
-	CTR=$(cri --container app --image kuasar.invalid/busybox:test create "$POD" -- \
-		sh -c 'echo started; exec sleep 1000')
+	mkdir -p "$D/vol"
+	CTR=$(cri --container app --image kuasar.invalid/busybox:test --mount "$D/vol:/data" \
+		create "$POD" -- sh -c 'echo started; exec sleep 1000')
 	cri start "$CTR"
 	wait_log "$D/logs/app.log" "stdout F started"
 	SHARE=$D/run/$POD/shared
@@ -73,10 +74,9 @@ no_share_mounts() {
 	a_pod --annotation io.kuasar.rootfs=block
 	[ ! -e "$SHARE/$CTR/rootfs" ]
 	ln -s "$SCRATCH/rootfs" "$SHARE/$CTR/rootfs"
-	if [ -d "$SHARE/$CTR/mounts" ]; then
-		mv "$SHARE/$CTR/mounts" "$SHARE/$CTR/mounts.moved"
-		ln -s "$SCRATCH/mounts" "$SHARE/$CTR/mounts"
-	fi
+	[ -d "$SHARE/$CTR/mounts" ]
+	mv "$SHARE/$CTR/mounts" "$SHARE/$CTR/mounts.moved"
+	ln -s "$SCRATCH/mounts" "$SHARE/$CTR/mounts"
 	remove_all
 }
 
@@ -96,7 +96,9 @@ no_share_mounts() {
 	POD=$(cri runp)
 	echo "$POD" >>"$D/pods"
 	touch "$D/hook-armed"
-	CTR=$(cri --container app --image kuasar.invalid/busybox:test create "$POD" -- echo hi)
+	mkdir -p "$D/vol"
+	CTR=$(cri --container app --image kuasar.invalid/busybox:test --mount "$D/vol:/data" \
+		create "$POD" -- echo hi)
 	run cri start "$CTR"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"mounts: File exists"* ]]
@@ -104,7 +106,8 @@ no_share_mounts() {
 	cri rm "$CTR"
 	# Disarmed, the same pod runs a container: nothing was left in the way.
 	rm "$D/hook-armed"
-	CTR=$(cri --container ok --image kuasar.invalid/busybox:test create "$POD" -- echo fine)
+	CTR=$(cri --container ok --image kuasar.invalid/busybox:test --mount "$D/vol:/data" \
+		create "$POD" -- echo fine)
 	cri start "$CTR"
 	wait_log "$D/logs/ok.log" "stdout F fine"
 	cri stopp "$POD"
