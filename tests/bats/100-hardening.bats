@@ -59,7 +59,7 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' /proc/"$1"/status; }
 	done
 	for p in "${pods[@]}"; do
 		run cri podstatus "$p"
-		[[ "$output" == *"state=SANDBOX_READY"* ]]
+		[[ "$output" == *"state=SANDBOX_READY"* ]] || { echo "pod $p: $output"; false; }
 	done
 	for c in "${longs[@]}"; do
 		run cri status "$c"
