@@ -259,24 +259,40 @@ int pod_files_write(const char *shared, const char *hostname, const char *resolv
 	return 0;
 }
 
-/* A memory limit set (not -1 for none) must be one a container can start in. */
-static int check_memory(json_object *spec, kerr_t *err)
+static json_object *obj_at(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_object))
+		return v;
+	v = json_object_new_object();
+	json_object_object_add(o, key, v);
+	return v;
+}
+
+/* A memory limit set must be one a container can start in; none, or one past what the VM
+ * can give (vm_mib less the guest's reserve), becomes that cap. */
+static int check_memory(json_object *spec, unsigned vm_mib, kerr_t *err)
 {
 	json_object *linux_, *res, *mem, *limit;
-	int64_t v;
+	int64_t v = 0, cap = vm_mib > GUEST_RESERVE_MIB
+	                         ? ((int64_t)(vm_mib - GUEST_RESERVE_MIB) << 20)
+	                         : 0;
 
-	if (!json_object_object_get_ex(spec, "linux", &linux_) ||
-	    !json_object_object_get_ex(linux_, "resources", &res) ||
-	    !json_object_object_get_ex(res, "memory", &mem) ||
-	    !json_object_object_get_ex(mem, "limit", &limit))
-		return 0;
-	v = json_object_get_int64(limit);
+	if (json_object_object_get_ex(spec, "linux", &linux_) &&
+	    json_object_object_get_ex(linux_, "resources", &res) &&
+	    json_object_object_get_ex(res, "memory", &mem) &&
+	    json_object_object_get_ex(mem, "limit", &limit))
+		v = json_object_get_int64(limit);
 	if (v > 0 && v < CTR_MEMORY_MIN)
 		return kerr_set(
 		    err, EINVAL,
 		    "memory limit of %lld bytes is under the %lld MiB a container needs "
 		    "to start",
 		    (long long)v, CTR_MEMORY_MIN >> 20);
+	if (cap && (v <= 0 || v > cap))
+		json_object_object_add(obj_at(obj_at(obj_at(spec, "linux"), "resources"), "memory"),
+		                       "limit", json_object_new_int64(cap));
 	return 0;
 }
 
@@ -287,7 +303,7 @@ int spec_rewrite(json_object *spec, const char *id, const char *guest_dir, const
 
 	if (!json_object_is_type(spec, json_type_object))
 		return kerr_set(err, EINVAL, "config.json is not a JSON object");
-	if (check_memory(spec, err) < 0)
+	if (check_memory(spec, st->vm_mib, err) < 0)
 		return -1;
 	root = json_object_new_object();
 	json_object_object_add(root, "path", json_object_new_string("rootfs"));
@@ -607,7 +623,7 @@ static int stage_bundle(struct stage *st, const char *id, const char *host_bundl
                         json_object *spec, Containerd__Types__Mount **rootfs, size_t n_rootfs,
                         const char *guest_root, const char *hostname, kerr_t *err)
 {
-	const struct spec_stage hooks = { stage_bind, stage_has_pod_file, st };
+	const struct spec_stage hooks = { stage_bind, stage_has_pod_file, st, st->b->vm_mib };
 	char gdir[PATH_MAX];
 	json_object *root;
 	const char *text;

@@ -29,7 +29,15 @@ struct spec_stage {
 	/* Whether the share has the pod's file name (hosts, resolv.conf, hostname). */
 	int (*has_pod_file)(void *ctx, const char *name);
 	void *ctx;
+	/* The VM's memory in MiB (0: unknown): every container's memory limit is capped below
+	 * it, so a container that outgrows the VM is OOM-killed in its own cgroup, as on a
+	 * host, before the guest or the pod's host cgroup runs out. */
+	unsigned vm_mib;
 };
+
+/* What the guest keeps for itself (kernel, kuasar-init, page cache) below a container's
+ * memory cap. */
+#define GUEST_RESERVE_MIB 24
 
 /* Rewrites spec in place for the guest (guest_dir: the bundle's path in the guest); bind
  * sources are staged through st. hostname: the pod's, for containers that were to share its
@@ -52,6 +60,7 @@ struct bundle;
 struct bundles {
 	int share_fd;
 	char shared[KPATH_SIZE]; /* for messages */
+	unsigned vm_mib;         /* spec_stage.vm_mib */
 	struct bundle *list;
 };
 

@@ -66,7 +66,8 @@ struct proxy {
 	char net_desc[512];
 	int64_t net_ns[2]; /* host side (netns, taps, filters), guest side (SetupNetwork) */
 	int exit_status;
-	int stopping; /* the guest was asked to power off */
+	int stopping;    /* the guest was asked to power off */
+	unsigned vm_mib; /* the VM's memory: containers' limits are capped below it */
 };
 
 static void send_result(const struct proxy_result *r)
@@ -308,6 +309,7 @@ static int serve(struct proxy *p, kerr_t *err)
 		return kerr_sys(err, "task socket in %s", p->vm.paths.dir);
 	if (taskproxy_start(&p->tp, &p->loop, &p->link, sock, p->vm.paths.shared, err) < 0)
 		return -1;
+	p->tp.bundles.vm_mib = p->vm_mib;
 	p->vmm_w.fd = p->vm.pidfd;
 	p->vmm_w.fn = vmm_exited;
 	if (loop_add(&p->loop, &p->vmm_w, EPOLLIN, err) < 0 || watch_signals(p, err) < 0)
@@ -562,11 +564,15 @@ int proxy_main(int argc, char **argv)
 	if (tpl_store_init(&store, p.cfg.template_dir, p.cfg.template_memory_dir, &err) < 0)
 		return fail(err.errnum, "%s", err.msg);
 	store.scratch_taps = podnet_scratch_taps;
+	fmt_msg(store.cgroup, sizeof(store.cgroup), "%s", builder_cg ? builder_cg : "");
 	use = &store;
 	if (appliance && use_appliance(&p, appliance, &app, &vc, &err) < 0)
 		return start_failed(&p, &err);
-	if (appliance)
+	if (appliance) {
 		use = &app.store;
+		memcpy(app.store.cgroup, store.cgroup, sizeof(store.cgroup));
+	}
+	p.vm_mib = vc.memory_mib;
 	if (net_attach(&p, &vc, &err) < 0)
 		return start_failed(&p, &err);
 	if (vm_launch(&p.vm, &vc, p.cfg.template ? use : NULL, p.cfg.run_dir, 1, &err) < 0)

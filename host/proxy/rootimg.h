@@ -38,7 +38,7 @@ int rootimg_build(const char *cache, char *const *lowers, size_t n, const struct
                   kerr_t *err);
 /* rootimg_build in a child: its pid, a pidfd that turns readable when it exits, and the read
  * end of a non-blocking pipe with its error message (empty on success). The child leads its
- * own process group, dies with its parent, and moves itself into cgroup (a cgroup v2
+ * own process group, dies with its parent, and moves itself into cgroup (a cgroup
  * directory; NULL or "" to stay). */
 pid_t rootimg_build_child(const char *cache, char *const *lowers, size_t n,
                           const struct rootimg *img, const char *cgroup, int *pidfd, int *errfd,

@@ -54,47 +54,66 @@ static struct sandbox *lookup(struct grpc_call *call, const char *id)
 	return sb;
 }
 
-/* VM size from the pod's linux resources: CPU quota/period rounds up to whole vCPUs, the
- * memory limit gets the VM's own overhead on top. Config defaults otherwise. */
-/* The least pod memory limit a VM can honour: its kernel and init need this much. */
-#define POD_MEMORY_MIN_MIB 64
+/* The VM fits its pod's cgroup. kubelet caps the pod's cgroup at the pod's memory limit (the
+ * sum of its containers' limits) plus the RuntimeClass overhead, and the VMM and the task
+ * proxy run in it: so the guest gets that sum less what those two need for themselves
+ * (memory_overhead_mb), and the guest's own OOM killer acts before the host's limit is
+ * reached. A pod without a memory limit gets the configured size. CPU quota/period rounds
+ * up to whole vCPUs. */
+#define VM_MIN_MIB 64 /* the least a VM boots and runs a container in */
+
+static int64_t pod_limit_bytes(const Runtime__V1__LinuxPodSandboxConfig *lc)
+{
+	const Runtime__V1__LinuxContainerResources *r = lc ? lc->resources : NULL,
+	                                           *o = lc ? lc->overhead : NULL;
+
+	if (!r || r->memory_limit_in_bytes <= 0)
+		return 0;
+	return r->memory_limit_in_bytes +
+	       (o && o->memory_limit_in_bytes > 0 ? o->memory_limit_in_bytes : 0);
+}
+
+/* The VM's memory for a cgroup limit of limit bytes, or -1 with the least limit that works. */
+static int vm_mib_for(const struct sb_config *cfg, int64_t limit, unsigned *mem, kerr_t *err)
+{
+	int64_t mib = (limit >> 20) - (int64_t)cfg->overhead_mib;
+
+	if (mib < VM_MIN_MIB)
+		return kerr_set(
+		    err, EINVAL,
+		    "pod memory limit of %lld bytes (with its overhead) leaves %lld MiB for "
+		    "the VM once the VMM and task proxy have their %u MiB: a sandbox needs "
+		    "a limit of at least %u MiB",
+		    (long long)limit, (long long)mib, cfg->overhead_mib,
+		    VM_MIN_MIB + cfg->overhead_mib);
+	*mem = (unsigned)mib;
+	return 0;
+}
 
 static int size_from_pod(const struct sb_config *cfg, const Runtime__V1__PodSandboxConfig *pod,
                          unsigned *vcpus, unsigned *mem, kerr_t *err)
 {
-	const Runtime__V1__LinuxContainerResources *r =
-	    pod && pod->linux_config ? pod->linux_config->resources : NULL;
+	const Runtime__V1__LinuxPodSandboxConfig *lc = pod ? pod->linux_config : NULL;
+	const Runtime__V1__LinuxContainerResources *r = lc ? lc->resources : NULL;
 	long host_cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int64_t limit = pod_limit_bytes(lc);
 
 	*vcpus = cfg->vcpus;
 	*mem = cfg->memory_mib;
-	if (!r)
-		return 0;
-	if (r->cpu_quota > 0 && r->cpu_period > 0) {
+	if (r && r->cpu_quota > 0 && r->cpu_period > 0) {
 		int64_t n = (r->cpu_quota + r->cpu_period - 1) / r->cpu_period;
 
 		if (host_cpus > 0 && n > host_cpus)
 			n = host_cpus;
 		*vcpus = (unsigned)(n < 1 ? 1 : n);
 	}
-	if (r->memory_limit_in_bytes > 0) {
-		int64_t mib = (r->memory_limit_in_bytes + (1 << 20) - 1) >> 20;
-
-		if (r->memory_limit_in_bytes < ((int64_t)POD_MEMORY_MIN_MIB << 20))
-			return kerr_set(
-			    err, EINVAL,
-			    "pod memory limit of %lld bytes is under the %d MiB a sandbox "
-			    "VM needs (its kernel and init): raise the pod's limit",
-			    (long long)r->memory_limit_in_bytes, POD_MEMORY_MIN_MIB);
-		*mem = (unsigned)(mib + cfg->overhead_mib);
-	}
-	return 0;
+	return limit > 0 ? vm_mib_for(cfg, limit, mem, err) : 0;
 }
 
 /* A pod from an appliance has the appliance's VM: its size, not the pod's (the snapshot is
  * of that size). The appliance must exist when the pod is created. */
-static int size_from_appliance(const struct sb_config *cfg, const char *name, unsigned *vcpus,
-                               unsigned *mem, kerr_t *err)
+static int size_from_appliance(const struct sb_config *cfg, const char *name, int64_t limit,
+                               unsigned *vcpus, unsigned *mem, kerr_t *err)
 {
 	static struct appliance a;
 	struct vm_config base;
@@ -109,6 +128,12 @@ static int size_from_appliance(const struct sb_config *cfg, const char *name, un
 		return -1;
 	*vcpus = a.cfg.vcpus;
 	*mem = a.cfg.memory_mib;
+	if (limit > 0 && ((int64_t)(*mem + cfg->overhead_mib) << 20) > limit)
+		return kerr_set(
+		    err, EINVAL,
+		    "appliance %s's VM has %u MiB: with the VMM's and task proxy's %u MiB "
+		    "it needs a pod memory limit of at least %u MiB",
+		    name, *mem, cfg->overhead_mib, *mem + cfg->overhead_mib);
 	return 0;
 }
 
@@ -234,7 +259,9 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 		else if (k && !strcmp(k, ROOTFS_ANNOTATION))
 			c.rootfs = v ? v : "";
 	}
-	if (c.appliance && size_from_appliance(&sbx->cfg, c.appliance, &vcpus, &mem, &err) < 0) {
+	if (c.appliance && size_from_appliance(&sbx->cfg, c.appliance,
+	                                       pod_limit_bytes(pod ? pod->linux_config : NULL),
+	                                       &vcpus, &mem, &err) < 0) {
 		grpc_reply_error(call, RPC_INVALID_ARGUMENT, "%s", err.msg);
 		goto out;
 	}

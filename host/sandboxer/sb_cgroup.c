@@ -279,15 +279,19 @@ int sb_cgroup_kill_all(const char *parent, const char *id, int timeout_ms)
 void sb_cgroup_self(char *out, size_t n)
 {
 	_cleanup_free_ char *text = NULL;
-	char *nl;
+	const char *key = is_v2() ? "0::" : ":memory:", *dir = is_v2() ? "" : "/memory";
+	char *line, *save = NULL;
 
 	out[0] = '\0';
-	if (!is_v2() || read_file("/proc/self/cgroup", &text, NULL, 4096, NULL) < 0 ||
-	    strncmp(text, "0::/", 4))
+	if (read_file("/proc/self/cgroup", &text, NULL, 8192, NULL) < 0)
 		return;
-	nl = strchr(text, '\n');
-	if (nl)
-		*nl = '\0';
-	if (fmt_path(out, n, ROOT "%s", text + 3) < 0)
-		out[0] = '\0';
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *at = strstr(line, key);
+
+		if (at && (at == line || is_v2() == 0) && at[strlen(key)] == '/') {
+			if (fmt_path(out, n, ROOT "%s%s", dir, at + strlen(key)) < 0)
+				out[0] = '\0';
+			return;
+		}
+	}
 }

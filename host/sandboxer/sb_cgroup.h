@@ -30,8 +30,9 @@ int sb_cgroup_stats(const char *parent, const char *id, struct cg_stats *st, ker
 /* Kills every process in it and waits (reaping our orphans) until it is empty; -1 if
  * something is still there after timeout_ms. */
 int sb_cgroup_kill_all(const char *parent, const char *id, int timeout_ms);
-/* The calling process's own cgroup v2 directory (where image builds are charged, as
- * containerd's unpacking is); "" on cgroup v1 or when it cannot be told. */
+/* The calling process's own cgroup directory (v2; on v1 its memory hierarchy's), where image
+ * builds and template VMs are charged, as containerd's unpacking is; "" when it cannot be
+ * told. */
 void sb_cgroup_self(char *out, size_t n);
 /* Removes it (empty by then); 0 when it is gone or never existed. */
 int sb_cgroup_remove(const char *parent, const char *id);

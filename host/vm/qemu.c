@@ -132,8 +132,10 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 	add(&a, "-machine");
 	add(&a, "microvm,acpi=off,x-option-roms=%s,pit=on,pic=on,isa-serial=on,rtc=on%s",
 	    kernel_is_elf(cfg->kernel) ? "off" : "on", cfg->mem_path ? ",memory-backend=mem" : "");
+	/* TCG's translated code lives in a buffer that grows to 1 GiB by default: capped, so the
+	 * VMM's own memory has a bound the pod's limit can account for. */
 	add(&a, "-accel");
-	add(&a, "%s", accel == ACCEL_KVM ? "kvm" : "tcg");
+	add(&a, "%s", accel == ACCEL_KVM ? "kvm" : "tcg,tb-size=" QEMU_TCG_TB_MIB_STR);
 	add(&a, "-cpu");
 	add(&a, "%s", accel == ACCEL_KVM ? "host" : "max");
 	add(&a, "-m");
@@ -146,10 +148,13 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 	add(&a, "-no-reboot");
 	if (cfg->mem_path) {
 		/* share=on: the template's writes reach the file; share=off: a clone's stay in
-		 * its own copy-on-write pages. */
+		 * its own copy-on-write pages. The template's file is filled once, by the template
+		 * VMM (prealloc), so that its pages are charged there and a clone's reads never
+		 * allocate file pages charged to the pod that happened to read first. */
 		add(&a, "-object");
-		add(&a, "memory-backend-file,id=mem,size=%uM,mem-path=%s,share=%s", cfg->memory_mib,
-		    cfg->mem_path, cfg->mem_shared ? "on" : "off");
+		add(&a, "memory-backend-file,id=mem,size=%uM,mem-path=%s,share=%s%s",
+		    cfg->memory_mib, cfg->mem_path, cfg->mem_shared ? "on" : "off",
+		    cfg->mem_shared ? ",prealloc=on" : "");
 	}
 	if (!cfg->restore) {
 		add(&a, "-kernel");

@@ -28,6 +28,8 @@ int tpl_store_init(struct tpl_store *s, const char *dir, const char *mem_dir, ke
 {
 	dir = dir && *dir ? dir : TPL_DIR_DEFAULT;
 	mem_dir = mem_dir && *mem_dir ? mem_dir : TPL_MEM_DIR_DEFAULT;
+	s->scratch_taps = NULL;
+	s->cgroup[0] = '\0';
 	if (fmt_path(s->dir, sizeof(s->dir), "%s", dir) < 0 ||
 	    fmt_path(s->mem_dir, sizeof(s->mem_dir), "%s", mem_dir) < 0)
 		return kerr_sys(err, "template store %s (memory in %s)", dir, mem_dir);
@@ -446,6 +448,7 @@ int tpl_build(const struct tpl_store *s, const struct vm_config *cfg, enum accel
 	c.mem_path = mem_tmp;
 	c.mem_shared = 1;
 	c.restore = 0;
+	c.cgroup = s->cgroup;
 	memset(in, 0, sizeof(*in));
 	snprintf(in->key, sizeof(in->key), "%s", t->key);
 	now_iso(in->created, sizeof(in->created));

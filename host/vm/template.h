@@ -26,6 +26,9 @@ struct tpl_store {
 	/* Opens n taps that go nowhere for a template VM's NICs (the net layer's
 	 * podnet_scratch_taps; set by whoever builds templates with NICs). */
 	int (*scratch_taps)(unsigned n, int *fds, kerr_t *err);
+	/* Where a template's VMM runs (a cgroup directory; "" : the builder's own): its
+	 * memory file is shared by every clone, and charged there, once. */
+	char cgroup[KPATH_SIZE];
 };
 
 /* Each template path plus a short suffix (".tmp", "/build", ".failed") fits in this. */

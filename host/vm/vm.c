@@ -126,6 +126,22 @@ static void child_nic_fds(const struct vm_nic *nics, unsigned n)
 	sys_close_from(3 + (int)(n < VM_MAX_NICS ? n : VM_MAX_NICS));
 }
 
+/* In the VMM's child: into cgroup (a v2 directory), with a word on stderr if it cannot. */
+static void enter_cgroup(const char *cgroup)
+{
+	char path[KPATH_SIZE];
+	int fd;
+
+	if (fmt_path(path, sizeof(path), "%s/cgroup.procs", cgroup) < 0)
+		return;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1)
+		dprintf(2, "kuasar: warning: the VMM stays in its parent's cgroup: %s: %s\n", path,
+		        strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 static void child_exec(char **argv, const struct vm_config *cfg, int log_fd, int keep, int go_fd)
 {
 	sigset_t all;
@@ -139,6 +155,8 @@ static void child_exec(char **argv, const struct vm_config *cfg, int log_fd, int
 	 * be found (and stopped) by its state, whenever the parent dies. */
 	if (read(go_fd, &go, 1) != 1)
 		_exit(127);
+	if (cfg->cgroup && cfg->cgroup[0])
+		enter_cgroup(cfg->cgroup);
 	/* Its own session: a terminal's Ctrl-C reaches us, and we stop the VM cleanly. */
 	setsid();
 	sigemptyset(&all);

@@ -63,7 +63,14 @@ struct vm_config {
 	/* A virtio-scsi controller (bus "scsi.0") for disks added at run time: virtio-mmio has
 	 * no hotplug, a SCSI bus does (container root disks, QMP blockdev-add + scsi-hd). */
 	int disk_bus;
+	/* A cgroup directory the VMM moves into before exec, NULL to stay in ours: a
+	 * template's VMM is charged to the daemon, not to the pod whose start built it. */
+	const char *cgroup;
 };
+
+/* TCG's code cache, in MiB (part of the VMM's own memory). */
+#define QEMU_TCG_TB_MIB 32
+#define QEMU_TCG_TB_MIB_STR "32"
 
 int link_parse(const char *s, enum link_kind *out);
 const char *link_name(enum link_kind k);

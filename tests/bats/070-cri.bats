@@ -63,8 +63,9 @@ teardown() { cri_teardown; }
 }
 
 @test "CRI: two pods at once, each in its own VM, sized by its limits" {
-	# 1.5 CPUs round up to 2 vCPUs; a 128 MiB limit plus the 64 MiB overhead.
-	POD=$(cri --name one --uid uid-one --cpu-quota 150000 --cpu-period 100000 --memory 134217728 runp)
+	# 1.5 CPUs round up to 2 vCPUs; a 256 MiB limit less the 64 MiB the VMM and task
+	# proxy keep within it.
+	POD=$(cri --name one --uid uid-one --cpu-quota 150000 --cpu-period 100000 --memory 268435456 runp)
 	CTR=$(cri --name one --uid uid-one --container one --image kuasar.invalid/busybox:test \
 		create "$POD" -- sh -c 'echo one-ready; exec sleep 1000')
 	cri start "$CTR"
@@ -72,6 +73,12 @@ teardown() { cri_teardown; }
 	run poke Status --id "$pod1" --hex 1001
 	[[ "$output" == *vcpus??2* ]]
 	[[ "$output" == *memory_mib??192* ]]
+	# Within it, a container's memory is capped below the VM's (less the guest's reserve):
+	# what outgrows it is OOM-killed in the container's cgroup, inside the VM.
+	run cri exec "$ctr1" -- tail -c 180000000 /dev/zero
+	[ "$status" -eq 137 ]
+	run cri status "$ctr1"
+	[[ "$output" == *"state=RUNNING"* ]]
 	run cri exec "$ctr1" -- grep -c ^processor /proc/cpuinfo
 	[ "$output" = 2 ]
 	run_pod two sh -c 'echo two-ready; exec sleep 1000'
@@ -369,10 +376,10 @@ sid, t, d = frame(); print("even", sid, t, d.decode(errors="replace"))' "$sock"
 	wait_log "$D/logs/ok.log" "stdout F fine"
 	cri stopp "$POD"
 	cri rmp "$POD"
-	# A pod limit no VM can honour is refused at RunPodSandbox, naming the floor.
+	# A pod limit no VM can honour is refused at RunPodSandbox, naming the least that works.
 	run cri --name tiny --uid uid-tiny --memory 1 runp
 	[ "$status" -ne 0 ]
-	[[ "$output" == *"pod memory limit of 1 bytes is under the 64 MiB"* ]]
+	[[ "$output" == *"pod memory limit of 1 bytes"*"a sandbox needs a limit of at least 128 MiB"* ]]
 }
 
 @test "CRI: pods of one shape restore from one template; Status reports it and the VMM's USS/PSS" {

@@ -44,7 +44,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct spec_stage st = { fake_bind, has_pod_file, NULL };
+	static const struct spec_stage st = { fake_bind, has_pod_file, NULL, 256 };
 	struct json_tokener *tok = json_tokener_new();
 	json_object *spec;
 	kerr_t err;

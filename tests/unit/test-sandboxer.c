@@ -403,12 +403,24 @@ static int fake_has_pod_file(void *ctx, const char *name)
 	return access(p, F_OK) == 0;
 }
 
+static unsigned vm_mib; /* the VM's memory the rewrite caps containers below (0: none) */
+
 static int rewrite(json_object *spec, const char *id, const char *share, const char *gdir,
                    const char *hostname, kerr_t *err)
 {
-	const struct spec_stage st = { fake_bind, fake_has_pod_file, (void *)share };
+	const struct spec_stage st = { fake_bind, fake_has_pod_file, (void *)share, vm_mib };
 
 	return spec_rewrite(spec, id, gdir, hostname, &st, err);
+}
+
+static long long limit_of(json_object *spec)
+{
+	json_object *l = json_object_object_get(spec, "linux"), *r, *m, *v;
+
+	r = json_object_object_get(l, "resources");
+	m = json_object_object_get(r, "memory");
+	v = json_object_object_get(m, "limit");
+	return v ? (long long)json_object_get_int64(v) : 0;
 }
 
 static const char *jpath(json_object *o, const char *a, const char *b)
@@ -489,8 +501,28 @@ static void test_spec(const char *tmp, const char *share)
 	   "a memory limit a container cannot start in is refused: %s", err.msg);
 	json_object_put(spec);
 	spec = json_tokener_parse("{\"linux\":{\"resources\":{\"memory\":{\"limit\":-1}}}}");
-	ok(rewrite(spec, "c", share, "/g", NULL, &err) == 0, "no limit (-1) is fine");
+	ok(rewrite(spec, "c", share, "/g", NULL, &err) == 0 && limit_of(spec) == -1,
+	   "no limit (-1) is fine, and stays without a VM size");
 	json_object_put(spec);
+	/* In a VM of 128 MiB: a container may have at most 128 - GUEST_RESERVE_MIB. */
+	vm_mib = 128;
+	spec = json_tokener_parse("{\"process\":{}}");
+	ok(rewrite(spec, "c", share, "/g", NULL, &err) == 0 &&
+	       limit_of(spec) == (128ll - GUEST_RESERVE_MIB) << 20,
+	   "a container without a limit gets the VM's cap (%lld)", limit_of(spec));
+	json_object_put(spec);
+	spec = json_tokener_parse("{\"linux\":{\"resources\":{\"memory\":{\"limit\":"
+	                          "1073741824}}}}");
+	ok(rewrite(spec, "c", share, "/g", NULL, &err) == 0 &&
+	       limit_of(spec) == (128ll - GUEST_RESERVE_MIB) << 20,
+	   "a limit past the VM's memory is capped below it");
+	json_object_put(spec);
+	spec = json_tokener_parse("{\"linux\":{\"resources\":{\"memory\":{\"limit\":"
+	                          "52428800}}}}");
+	ok(rewrite(spec, "c", share, "/g", NULL, &err) == 0 && limit_of(spec) == 52428800,
+	   "a limit within it is kept");
+	json_object_put(spec);
+	vm_mib = 0;
 	spec = json_tokener_parse("[1,2]");
 	ok(rewrite(spec, "c", "/h", "/g", NULL, &err) < 0, "a spec that is not an object");
 	json_object_put(spec);
