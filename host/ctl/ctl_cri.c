@@ -311,6 +311,34 @@ static int cri_statsp(const struct cri_opts *o, const char *id)
 	return 0;
 }
 
+/* stats -: every container's stats (ListContainerStats, which containerd answers by asking
+ * each task); stats POD: those of one pod's containers. */
+static int cri_stats(const struct cri_opts *o, const char *pod)
+{
+	Runtime__V1__ListContainerStatsRequest req =
+	    RUNTIME__V1__LIST_CONTAINER_STATS_REQUEST__INIT;
+	Runtime__V1__ContainerStatsFilter f = RUNTIME__V1__CONTAINER_STATS_FILTER__INIT;
+	Runtime__V1__ListContainerStatsResponse *r = NULL;
+
+	if (strcmp(pod, "-")) {
+		f.pod_sandbox_id = (char *)pod;
+		req.filter = &f;
+	}
+	if (call(o, RT "ListContainerStats", &req.base,
+	         &runtime__v1__list_container_stats_response__descriptor, (ProtobufCMessage **)&r))
+		return 1;
+	for (size_t i = 0; i < r->n_stats; i++) {
+		const Runtime__V1__ContainerStats *s = r->stats[i];
+
+		printf("id=%s cpu_ns=%llu working_set=%llu\n",
+		       s->attributes && s->attributes->id ? s->attributes->id : "-",
+		       s->cpu ? u64v(s->cpu->usage_core_nano_seconds) : 0,
+		       s->memory ? u64v(s->memory->working_set_bytes) : 0);
+	}
+	runtime__v1__list_container_stats_response__free_unpacked(r, NULL);
+	return 0;
+}
+
 static int cri_exec(const struct cri_opts *o, const char *id)
 {
 	Runtime__V1__ExecSyncRequest req = RUNTIME__V1__EXEC_SYNC_REQUEST__INIT;
@@ -456,7 +484,7 @@ static int cri_bench(struct cri_opts *o, const char *base, unsigned runs)
 static const char cri_usage[] =
     "usage: kuasar-ctl cri [OPTIONS] COMMAND [ARG] [-- CMD...]   (options first)\n"
     "  version | image REF | runp | create POD | start ID | status ID | podstatus POD\n"
-    "  exec ID -- CMD... | stop ID | rm ID | stopp POD | rmp POD | statsp POD|-\n"
+    "  exec ID -- CMD... | stop ID | rm ID | stopp POD | rmp POD | statsp POD|- | stats POD|-\n"
     "  bench BASE           pod start, --handler vs BASE (-n RUNS, default 9); BASE is a\n"
     "                       handler, or HANDLER/hostnet for its pods without a network\n"
     "options: --address SOCK (containerd's, default $CONTAINERD_ADDRESS or\n"
@@ -614,6 +642,8 @@ int ctl_cri(int argc, char **argv)
 		return cri_podstatus(&o, arg);
 	if (!strcmp(sub, "statsp"))
 		return cri_statsp(&o, arg);
+	if (!strcmp(sub, "stats"))
+		return cri_stats(&o, arg);
 	if (!strcmp(sub, "exec"))
 		return o.cmd ? cri_exec(&o, arg) : (fputs(cri_usage, stderr), 2);
 	return fputs(cri_usage, stderr), 2;

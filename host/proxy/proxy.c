@@ -294,6 +294,59 @@ static int watch_signals(struct proxy *p, kerr_t *err)
 	return loop_add(&p->loop, &p->sig_w, EPOLLIN, err);
 }
 
+/* A cgroup file's text with newlines as spaces, "" if it cannot be read. */
+static void cg_read(const char *dir, const char *name, char *out, size_t n)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[KPATH_SIZE];
+
+	out[0] = '\0';
+	if (fmt_path(path, sizeof(path), "%s/%s", dir, name) < 0 ||
+	    read_file(path, &text, NULL, 1 << 16, NULL) < 0)
+		return;
+	for (char *c = text; *c; c++)
+		if (*c == '\n')
+			*c = ' ';
+	fmt_msg(out, n, "%s", text);
+}
+
+/* This process's memory cgroup (the sandbox's, within the pod's): its figures for the log. */
+static void memory_note(char *out, size_t n)
+{
+	_cleanup_free_ char *cg = NULL;
+	char dir[KPATH_SIZE], a[256], b[64], *at, *nl;
+	int v2;
+
+	out[0] = '\0';
+	if (read_file("/proc/self/cgroup", &cg, NULL, 8192, NULL) < 0)
+		return;
+	v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
+	at = strstr(cg, v2 ? "0::/" : ":memory:/");
+	if (!at)
+		return;
+	at = strchr(at + 1, ':') + 1;
+	if ((nl = strchr(at, '\n')))
+		*nl = '\0';
+	if (fmt_path(dir, sizeof(dir), "/sys/fs/cgroup%s%s", v2 ? "" : "/memory", at) < 0)
+		return;
+	cg_read(dir, v2 ? "memory.events" : "memory.failcnt", a, sizeof(a));
+	cg_read(dir, v2 ? "memory.current" : "memory.usage_in_bytes", b, sizeof(b));
+	fmt_msg(out, n, " (its cgroup %s: %s %s, usage %s)", dir,
+	        v2 ? "memory.events" : "limit hits", a, b);
+}
+
+/* A Kill the guest does not answer: it is stuck, and the VM goes so the kill ends. */
+static void guest_stuck(struct taskproxy *tp, const char *why, void *arg)
+{
+	struct proxy *p = arg;
+	char note[512];
+
+	memory_note(note, sizeof(note));
+	log_warn("%s: stopping the VM (SIGKILL to VMM %d); its containers exit with 137%s", why,
+	         p->vm.pid, note);
+	kill(p->vm.pid, SIGKILL);
+}
+
 /* From the ready VM to a served task socket. */
 static int serve(struct proxy *p, kerr_t *err)
 {
@@ -310,6 +363,8 @@ static int serve(struct proxy *p, kerr_t *err)
 	if (taskproxy_start(&p->tp, &p->loop, &p->link, sock, p->vm.paths.shared, err) < 0)
 		return -1;
 	p->tp.bundles.vm_mib = p->vm_mib;
+	p->tp.on_stuck = guest_stuck;
+	p->tp.arg = p;
 	p->vmm_w.fd = p->vm.pidfd;
 	p->vmm_w.fn = vmm_exited;
 	if (loop_add(&p->loop, &p->vmm_w, EPOLLIN, err) < 0 || watch_signals(p, err) < 0)

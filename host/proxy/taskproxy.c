@@ -47,6 +47,12 @@ struct tp_stream {
 	struct loop_timer retry;
 	int building; /* its image is being built: build_w watches the builder */
 	struct loop_watch build_w;
+	/* The call's bound (callbound.h), and for cached kinds what it asked. */
+	enum call_kind kind;
+	struct loop_timer bound;
+	char method[16];
+	uint8_t *key;
+	uint32_t key_len;
 	struct tp_conn *c;
 	struct tp_stream *next;
 };
@@ -306,6 +312,8 @@ static void disk_release(struct taskproxy *tp, const char *id)
  * what it made goes too. */
 static void stream_free(struct taskproxy *tp, struct tp_stream *s)
 {
+	loop_timer_cancel(tp->loop, &s->bound);
+	free(s->key);
 	if (s->building) {
 		loop_del(tp->loop, &s->build_w);
 		close(s->build_w.fd);
@@ -354,9 +362,14 @@ static void from_guest(void *owner, uintptr_t tag, const struct ttrpc_header *gh
 	log_context("a guest frame (type %u) for client stream %u", gh->type, s->sid);
 	h.stream = s->sid;
 	if (gh->type == TTRPC_RESPONSE) {
-		/* Only Create and Delete answers are looked into; the rest pass through. */
-		int ok = (s->cleanup[0] || s->undo[0]) && response_ok(data, gh->length);
+		/* Only Create and Delete answers are looked into, and those that may be given
+		 * again for a late guest are kept; the rest pass through. */
+		int ok = (s->cleanup[0] || s->undo[0] || s->kind == CALL_CACHED) &&
+		         response_ok(data, gh->length);
 
+		if (s->kind == CALL_CACHED && ok)
+			answers_put(&c->tp->answers, s->method, s->key, s->key_len, data,
+			            gh->length, mono_ns());
 		if (s->cleanup[0] && ok) {
 			bundle_remove(&c->tp->bundles, s->cleanup);
 			disk_release(c->tp, s->cleanup);
@@ -741,6 +754,74 @@ static void hold_create(struct tp_conn *c, struct tp_stream *s, uint8_t flags, u
 	stream_drop(c, s);
 }
 
+/* ---- bounds on guest calls (callbound.h) ---- */
+
+static void late_warn(struct taskproxy *tp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void late_warn(struct taskproxy *tp, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	tp->late++;
+	if (mono_ns() - tp->late_warn_ns < 10 * 1000000000LL)
+		return;
+	tp->late_warn_ns = mono_ns();
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warn("%s (%u late answers so far)", msg, tp->late);
+}
+
+/* The guest did not answer s in time: the proxy answers for it. */
+static void bound_hit(struct loop_timer *t)
+{
+	struct tp_stream *s = container_of(t, struct tp_stream, bound);
+	struct tp_conn *c = s->c;
+	struct taskproxy *tp = c->tp;
+	int ms = call_bound_ms(s->kind);
+	const struct answer *a;
+
+	if (s->kind == CALL_KILL && tp->on_stuck) {
+		late_warn(tp, "the guest did not answer Kill in %d ms: stopping its VM", ms);
+		tp->on_stuck(tp, "the guest did not answer Kill", tp->arg);
+		return; /* answered when the VM is gone (taskproxy_vm_gone) */
+	}
+	a = s->kind == CALL_CACHED ? answers_get(&tp->answers, s->method, s->key, s->key_len)
+	                           : NULL;
+	if (a) {
+		struct ttrpc_header h = { a->resp_len, s->sid, TTRPC_RESPONSE, 0 };
+
+		late_warn(
+		    tp, "the guest did not answer %s in %d ms: its last answer (%.1f s old) given",
+		    s->method, ms, (double)(mono_ns() - a->ns) / 1e9);
+		client_send(c, &h, a->resp);
+	} else {
+		late_warn(tp, "the guest did not answer %s in %d ms", s->method, ms);
+		client_error(c, s->sid, RPC_DEADLINE_EXCEEDED,
+		             "%s: the guest did not answer in %d ms", s->method, ms);
+	}
+	glink_close(tp->link, s->gid);
+	stream_drop(c, s);
+	if (c->dead)
+		conn_close(c);
+}
+
+static void bound_setup(struct tp_conn *c, struct tp_stream *s, const Ttrpc__Request *req)
+{
+	s->kind = call_kind(req->service, req->method, s->bidi);
+	s->bound.fn = bound_hit;
+	snprintf(s->method, sizeof(s->method), "%s", req->method);
+	if (s->kind == CALL_CACHED && req->payload.len <= ANSWER_MAX_LEN) {
+		s->key = malloc(req->payload.len ? req->payload.len : 1);
+		if (s->key && req->payload.len)
+			memcpy(s->key, req->payload.data, req->payload.len);
+		s->key_len = s->key ? (uint32_t)req->payload.len : 0;
+	}
+	if (call_bound_ms(s->kind))
+		loop_timer_arm(c->tp->loop, &s->bound, call_bound_ms(s->kind));
+}
+
 /* A Request frame from the client: validate, adapt Create, open a guest route, forward. */
 static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const uint8_t *data)
 {
@@ -794,8 +875,10 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 		goto undo;
 	}
 	s->sid = h->stream;
+	s->c = c;
 	s->bidi = !!(h->flags & TTRPC_FLAG_REMOTE_OPEN);
 	s->is_wait = is_task_service(req->service) && !strcmp(req->method, "Wait");
+	bound_setup(c, s, req);
 	snprintf(s->cleanup, sizeof(s->cleanup), "%s", cleanup);
 	snprintf(s->undo, sizeof(s->undo), "%s", created);
 	s->gid = glink_open(c->tp->link, from_guest, c, s->sid);
@@ -1002,6 +1085,7 @@ void taskproxy_stop(struct taskproxy *tp)
 	if (tp->disks)
 		rootdisks_release(tp->disks);
 	bundles_close(&tp->bundles);
+	answers_free(&tp->answers);
 	if (tp->listen.fd >= 0) {
 		loop_del(tp->loop, &tp->listen);
 		close(tp->listen.fd);
@@ -1047,6 +1131,8 @@ void taskproxy_vm_gone(struct taskproxy *tp)
 		while ((s = c->streams)) {
 			if (s->is_wait)
 				answer_gone(c, s->sid, &wait);
+			else if (s->kind == CALL_KILL) /* its process is gone with the VM */
+				client_reply(c, s->sid, NULL, 0);
 			else
 				client_error(c, s->sid, RPC_UNAVAILABLE,
 				             "the sandbox's VM has exited");

@@ -11,6 +11,7 @@
 #include "base/loop.h"
 #include "base/util.h"
 #include "proxy/bundle.h"
+#include "proxy/callbound.h"
 #include "proxy/glink.h"
 
 struct tp_conn;
@@ -53,6 +54,13 @@ struct taskproxy {
 	/* rootfs = "block": containers' layers become disks on the VM (rootdisk.h); NULL: the
 	 * share carries every root filesystem. */
 	struct rootdisks *disks;
+	/* The guest's last answers to Stats, State and Pids, given for it when it is late. */
+	struct answers answers;
+	/* A Kill the guest did not answer in time (callbound.h): the VM must go. NULL: the
+	 * Kill fails with DEADLINE_EXCEEDED instead. */
+	void (*on_stuck)(struct taskproxy *tp, const char *why, void *arg);
+	int64_t late_warn_ns; /* late answers are told at most every 10 s */
+	unsigned late;
 };
 
 int taskproxy_start(struct taskproxy *tp, struct loop *loop, struct glink *link, const char *path,

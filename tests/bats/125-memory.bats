@@ -94,3 +94,47 @@ limit_hits() {
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"leaves 36 MiB for the VM"*"at least 128 MiB"* ]]
 }
+
+ms() { echo $(($(date +%s%N) / 1000000)); }
+
+@test "a guest that stops answering: stats answer within 1 s, StopContainer with a 2 s grace ends, removal leaves nothing" {
+	run_pod stuck sh -c 'echo up; exec sleep 1000'
+	wait_log "$D/logs/stuck.log" "stdout F up"
+	local pod1=$POD ctr1=$CTR vmm t0 took
+	echo "$pod1" >>"$D/pods"
+	run_pod fine sh -c 'echo up; exec sleep 1000'
+	wait_log "$D/logs/fine.log" "stdout F up"
+	echo "$POD" >>"$D/pods"
+	# One answer while the guest is well: what the proxy gives for it later.
+	run cri stats -
+	[[ "$output" == *"id=$ctr1"* ]]
+	vmm=$(pgrep -f -- "$D/run/$pod1/")
+	kill -STOP "$vmm"
+	# containerd's ListContainerStats asks every task: the stuck one answers from its last.
+	t0=$(ms)
+	run cri stats -
+	took=$(($(ms) - t0))
+	echo "# ListContainerStats with a stuck guest: ${took} ms" >&3
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"id=$ctr1"* ]]
+	[[ "$output" == *"id=$CTR"* ]]
+	[ "$took" -lt 1000 ]
+	# A stop with a 2 s grace ends within grace + 2 s: the Kill the guest does not answer
+	# stops the VM, and the container has exited with 137.
+	t0=$(ms)
+	cri --timeout 2 stop "$ctr1"
+	took=$(($(ms) - t0))
+	echo "# StopContainer (2 s grace) of a stuck guest's container: ${took} ms" >&3
+	[ "$took" -lt 4000 ]
+	run cri status "$ctr1"
+	[[ "$output" == *"state=EXITED exit_code=137"* ]]
+	grep -q "did not answer Kill.*stopping the VM" "$D/sandboxer.log"
+	refute kill -0 "$vmm" 2>/dev/null
+	cri rm "$ctr1"
+	cri stopp "$pod1"
+	cri rmp "$pod1"
+	[ ! -e "$D/run/$pod1" ]
+	# The other pod never noticed.
+	run cri exec "$CTR" -- echo fine
+	[[ "$output" == *fine* ]]
+}

@@ -19,6 +19,7 @@
 #include "base/util.h"
 #include "events.pb-c.h"
 #include "proxy/bundle.h"
+#include "proxy/callbound.h"
 #include "proxy/event_filter.h"
 #include "proxy/events_fwd.h"
 #include "proxy/glink.h"
@@ -269,6 +270,95 @@ static void test_answer_after_hangup(void)
 	rig_down(&r);
 }
 
+/* ---- a guest that does not answer ---- */
+
+/* The next response frame the client reads within ms: its stream and payload (malloc'd). */
+static int client_response(int fd, int ms, uint32_t *sid, Ttrpc__Response **out)
+{
+	struct ttrpc_reader rd = { 0 };
+	struct ttrpc_header h;
+	const uint8_t *d;
+	int rc = -1;
+
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	for (int i = 0; i < ms / 5 && rc < 0; i++) {
+		run_for(&tl, 5);
+		ttrpc_reader_fill(&rd, fd);
+		if (ttrpc_reader_next(&rd, &h, &d) == TTRPC_FRAME && h.type == TTRPC_RESPONSE) {
+			*sid = h.stream;
+			*out = ttrpc__response__unpack(NULL, h.length, d);
+			rc = *out ? 0 : -1;
+		}
+	}
+	ttrpc_reader_free(&rd);
+	return rc;
+}
+
+static void test_late_guest(void)
+{
+	Ttrpc__Response resp = TTRPC__RESPONSE__INIT, *got = NULL;
+	struct rig r;
+	uint8_t buf[64], *frame = NULL;
+	size_t flen;
+	uint32_t gid, sid = 0;
+	int64_t t0;
+
+	gid = rig_up(&r, "containerd.task.v3.Task", "Stats", 0);
+	resp.payload.data = (uint8_t *)"A";
+	resp.payload.len = 1;
+	send_frame(r.guest, gid, TTRPC_RESPONSE, buf, (uint32_t)ttrpc__response__pack(&resp, buf));
+	ok(client_response(r.client, 500, &sid, &got) == 0 && sid == 1 && got->payload.len == 1,
+	   "the guest's Stats answer reaches the client");
+	ttrpc__response__free_unpacked(got, NULL);
+	/* The same Stats again; the guest reads it and says nothing. */
+	ttrpc_encode_request(3, "containerd.task.v3.Task", "Stats", NULL, 0, &frame, &flen);
+	write_all(r.client, frame, flen);
+	free(frame);
+	t0 = mono_ns();
+	ok(client_response(r.client, 2000, &sid, &got) == 0 && sid == 3 && got->payload.len == 1 &&
+	       got->payload.data[0] == 'A' && !got->status,
+	   "a late guest's Stats is answered with its last answer, in %lld ms",
+	   (long long)((mono_ns() - t0) / 1000000));
+	ttrpc__response__free_unpacked(got, NULL);
+	/* A call with nothing to give for it: DEADLINE_EXCEEDED, within its bound. */
+	ttrpc_encode_request(5, "containerd.task.v3.Task", "Pids", NULL, 0, &frame, &flen);
+	write_all(r.client, frame, flen);
+	free(frame);
+	ok(client_response(r.client, 2000, &sid, &got) == 0 && sid == 5 && got->status &&
+	       got->status->code == RPC_DEADLINE_EXCEEDED,
+	   "an unanswered Pids, never answered before, ends with DEADLINE_EXCEEDED: %s",
+	   got && got->status ? got->status->message : "");
+	if (got)
+		ttrpc__response__free_unpacked(got, NULL);
+	rig_down(&r);
+}
+
+static void test_answer_cache(void)
+{
+	struct answers c = { 0 };
+	char key[8];
+
+	ok(call_kind("containerd.task.v3.Task", "Stats", 0) == CALL_CACHED &&
+	       call_kind("containerd.task.v2.Task", "Kill", 0) == CALL_KILL &&
+	       call_kind("containerd.task.v3.Task", "Wait", 0) == CALL_OPEN &&
+	       call_kind("containerd.services.streaming.v1.Streaming", "Stream", 1) == CALL_OPEN &&
+	       call_bound_ms(CALL_OPEN) == 0,
+	   "call kinds and bounds");
+	for (int i = 0; i < ANSWERS_MAX + 10; i++) {
+		snprintf(key, sizeof(key), "%d", i);
+		answers_put(&c, "Stats", (uint8_t *)key, (uint32_t)strlen(key), (uint8_t *)"r", 1,
+		            i);
+	}
+	ok(answers_get(&c, "Stats", (uint8_t *)"0", 1) == NULL &&
+	       answers_get(&c, "Stats", (uint8_t *)"73", 2) != NULL,
+	   "at most %d answers kept, the oldest replaced", ANSWERS_MAX);
+	answers_put(&c, "Stats", (uint8_t *)"73", 2, (uint8_t *)"new", 3, 100);
+	ok(answers_get(&c, "Stats", (uint8_t *)"73", 2)->resp_len == 3 &&
+	       !answers_get(&c, "State", (uint8_t *)"73", 2),
+	   "a newer answer to the same request replaces it; methods are apart");
+	answers_free(&c);
+}
+
 /* ---- a guest that floods ---- */
 
 /* ASan keeps freed memory in quarantine: RSS says nothing there. */
@@ -515,6 +605,8 @@ int main(void)
 	test_loop_batch();
 	test_event_filter();
 	test_answer_after_hangup();
+	test_answer_cache();
+	test_late_guest();
 	test_output_flood();
 	test_event_flood();
 	test_bundle_hostile();
