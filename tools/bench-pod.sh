@@ -3,7 +3,9 @@
 # containerd's default runc runtime on the same containerd, interleaved, median ratio.
 # Then the sandboxer's memory with 1, 10 and 20 running sandboxes: the daemon, the
 # per-sandbox task proxies (RSS and PSS: their code pages are shared) and, for scale, the VMMs
-# (restored from a template: PSS counts their shared template pages once).
+# (restored from a template: PSS counts their shared template pages once), next to what the
+# sandboxes' cgroups are charged (what counts against a pod's limit: the template's pages
+# are charged to the daemon, once).
 #
 # usage: tools/bench-pod.sh [RUNS]
 set -euo pipefail
@@ -30,6 +32,16 @@ kb() { # FIELD PID...: sum of a /proc/PID/{status,smaps_rollup} field in kB
 	echo "$sum"
 }
 
+# The sandboxes' cgroups (below cri-env's cgroup_parent): their memory charge, in kB.
+charged() {
+	local f sum=0
+	for f in /sys/fs/cgroup/kuasar-"$(basename "$D")"/*/memory.current \
+		/sys/fs/cgroup/memory/kuasar-"$(basename "$D")"/*/memory.usage_in_bytes; do
+		[ -f "$f" ] && sum=$((sum + $(cat "$f")))
+	done
+	echo $((sum / 1024))
+}
+
 cri_env_fetch
 cri_env_up
 echo "== pod start: kuasar (VM per pod, TCG here) vs runc, same containerd"
@@ -37,8 +49,8 @@ ctl --handler kuasar --image kuasar.invalid/busybox:test -n "$RUNS" bench runc
 
 echo
 echo "== sandboxer memory by running sandboxes (VM memory ${CRI_ENV_MEMORY} MiB each)"
-printf '%-10s %12s %16s %16s %14s %14s\n' sandboxes "daemon RSS" "proxies RSS" "proxies PSS" \
-	"VMMs RSS" "VMMs PSS"
+printf '%-10s %12s %16s %16s %14s %14s %16s\n' sandboxes "daemon RSS" "proxies RSS" "proxies PSS" \
+	"VMMs RSS" "VMMs PSS" "cgroups charged"
 n=0
 for want in 1 10 20; do
 	while [ "$n" -lt "$want" ]; do
@@ -47,7 +59,7 @@ for want in 1 10 20; do
 	done
 	mapfile -t proxies < <(pgrep -f -- "kuasar-sandboxer proxy .*--run-dir $D/run" || true)
 	mapfile -t vmms < <(pgrep -f -- "qemu-system.*$D/run/" || true)
-	printf '%-10s %9s kB %13s kB %13s kB %11s kB %11s kB\n' "$n" "$(kb VmRSS "$SB_PID")" \
+	printf '%-10s %9s kB %13s kB %13s kB %11s kB %11s kB %13s kB\n' "$n" "$(kb VmRSS "$SB_PID")" \
 		"$(kb VmRSS "${proxies[@]}")" "$(kb Pss "${proxies[@]}")" "$(kb VmRSS "${vmms[@]}")" \
-		"$(kb Pss "${vmms[@]}")"
+		"$(kb Pss "${vmms[@]}")" "$(charged)"
 done

@@ -91,6 +91,8 @@ static int fail(int errnum, const char *fmt, ...)
 	return 1;
 }
 
+static void memory_note(char *out, size_t n);
+
 /* A guest event goes to containerd only as event_check lets it (event_filter.h); the rest
  * are dropped, with a warning at most every EVENT_WARN_NS. */
 static void forward_event(struct proxy *p, const char *topic, const Google__Protobuf__Any *any,
@@ -107,6 +109,12 @@ static void forward_event(struct proxy *p, const char *topic, const Google__Prot
 			p->refused_warn_ns = mono_ns();
 		}
 		return;
+	}
+	if (!strcmp(topic, "/tasks/oom")) {
+		char note[512];
+
+		memory_note(note, sizeof(note));
+		log_warn("container %s was OOM-killed inside the VM%s", ok.container_id, note);
 	}
 	events_fwd_publish(p->events, p->tp.ns[0] ? p->tp.ns : "k8s.io", topic, any->type_url,
 	                   ok.value, ok.len, ts);

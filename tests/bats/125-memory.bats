@@ -72,6 +72,8 @@ limit_hits() {
 	wait_until 60 ctr_exited "$hog"
 	run cri status "$hog"
 	[[ "$output" == *"exit_code=137 reason=OOMKilled"* ]]
+	# The sandboxer says so, with the pod cgroup's figures.
+	grep -q "container $hog was OOM-killed inside the VM (its cgroup" "$D/sandboxer.log"
 	run cri podstatus "$POD"
 	[[ "$output" == *SANDBOX_READY* ]]
 	# The pod's cgroup held it all: under its limit now, and the host never had to reclaim
