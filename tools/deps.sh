@@ -14,8 +14,8 @@ pkgs=(
 	linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils patch
 	# images
 	cpio gzip erofs-utils e2fsprogs busybox-static
-	# make check: formatting and static analysis (ASan and UBSan come with gcc)
-	clang-format cppcheck
+	# make check: formatting, static analysis (ASan and UBSan come with gcc), function sizes
+	clang-format cppcheck universal-ctags
 	# make fuzz and the fuzz corpora in make check: clang with libFuzzer and the sanitizers
 	clang libclang-rt-14-dev
 	# run and test

@@ -496,56 +496,66 @@ struct launch {
 
 /* Clones the child, places it in the cgroup, lets it set itself up; the result arrives on
  * the status pipe in the event loop. */
+/* The three pipes a launch needs, as go, status and start pairs: all or none. */
+static int launch_pipes(int p[6])
+{
+	for (int i = 0; i < 3; i++) {
+		if (pipe2(p + 2 * i, O_CLOEXEC) < 0) {
+			close_fds(p, 2 * i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The parent's side once the child is cloned: its ends closed, the child told to go, its
+ * status watched. */
+static void launched(struct launch *l, const int p[6], long pid)
+{
+	l->p->pid = (pid_t)pid;
+	l->p->start_fd = p[5];
+	(void)!write(p[1], "g", 1);
+	close(p[1]);
+	fcntl(p[2], F_SETFL, O_NONBLOCK);
+	l->p->status_w.fd = p[2];
+	l->p->status_w.fn = on_status;
+	l->p->state = P_CREATING;
+	ev_add(&l->p->status_w, EPOLLIN);
+}
+
 static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 {
-	int go[2], status[2], start[2], self_ns = -1;
+	int p[6], sv[2] = { -1, -1 }, self_ns = -1; /* go, status, start pipes */
 	struct spawn_args a;
 	long pid;
 
-	if (pipe2(go, O_CLOEXEC) < 0)
+	if (launch_pipes(p) < 0)
 		return fail(err, n, RPC_INTERNAL, "pipe: %s", err_str(errno));
-	if (pipe2(status, O_CLOEXEC) < 0) {
-		close_fds(go, 2);
-		return fail(err, n, RPC_INTERNAL, "pipe: %s", err_str(errno));
-	}
-	if (pipe2(start, O_CLOEXEC) < 0) {
-		close_fds(go, 2);
-		close_fds(status, 2);
-		return fail(err, n, RPC_INTERNAL, "pipe: %s", err_str(errno));
+	if (l->terminal && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		close_fds(p, 6);
+		return fail(err, n, RPC_INTERNAL, "console socket: %s", err_str(errno));
 	}
 	a = (struct spawn_args){ .spec = l->spec,
 		                 .rootfs = l->rootfs,
-		                 .go_fd = go[0],
-		                 .status_fd = status[1],
-		                 .start_fd = start[0],
+		                 .go_fd = p[0],
+		                 .status_fd = p[3],
+		                 .start_fd = p[4],
 		                 .seccomp = l->seccomp,
-		                 .console_fd = -1 };
-	l->p->console_fd = -1;
-	if (l->terminal) {
-		int sv[2];
-
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-			close_fds(go, 2);
-			close_fds(status, 2);
-			close_fds(start, 2);
-			return fail(err, n, RPC_INTERNAL, "console socket: %s", err_str(errno));
-		}
-		a.console_fd = sv[1];
-		l->p->console_fd = sv[0];
-	}
+		                 .console_fd = sv[1] };
+	l->p->console_fd = sv[0];
 	memcpy(a.stdio, l->stdio, sizeof(a.stdio));
 	memcpy(a.ns_fds, l->ns_fds, sizeof(a.ns_fds));
 	/* An exec's child must be born in the container's pid namespace. */
 	if (l->pidns_fd >= 0) {
 		self_ns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
 		if (self_ns < 0 || setns(l->pidns_fd, CLONE_NEWPID) < 0) {
-			if (self_ns >= 0)
-				close(self_ns);
-			close_fds(go, 2);
-			close_fds(status, 2);
-			close_fds(start, 2);
+			int e = errno;
+
+			close_fds((int[]){ self_ns, sv[0], sv[1] }, 3);
+			close_fds(p, 6);
+			l->p->console_fd = -1;
 			return fail(err, n, RPC_FAILED_PRECONDITION,
-			            "enter the container's pid namespace: %s", err_str(errno));
+			            "enter the container's pid namespace: %s", err_str(e));
 		}
 	}
 	pid = clone_into(l->clone_flags, cgroup);
@@ -556,24 +566,12 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 			warn("return to our own pid namespace: errno %d", errno);
 		close(self_ns);
 	}
-	close(go[0]);
-	close(status[1]);
-	close(start[0]);
-	if (a.console_fd >= 0)
-		close(a.console_fd);
+	close_fds((int[]){ p[0], p[3], p[4], sv[1] }, 4);
 	if (pid < 0) {
-		close_fds((int[]){ go[1], status[0], start[1], l->p->console_fd }, 4);
+		close_fds((int[]){ p[1], p[2], p[5], l->p->console_fd }, 4);
 		return fail(err, n, RPC_INTERNAL, "clone: %s", err_str(errno));
 	}
-	l->p->pid = (pid_t)pid;
-	l->p->start_fd = start[1];
-	(void)!write(go[1], "g", 1);
-	close(go[1]);
-	fcntl(status[0], F_SETFL, O_NONBLOCK);
-	l->p->status_w.fd = status[0];
-	l->p->status_w.fn = on_status;
-	l->p->state = P_CREATING;
-	ev_add(&l->p->status_w, EPOLLIN);
+	launched(l, p, pid);
 	return 0;
 }
 

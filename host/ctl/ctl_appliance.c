@@ -722,7 +722,35 @@ static int bench_usage(void)
 	return 2;
 }
 
-int ctl_bench_appliance(int argc, char **argv)
+static void bench_svg(const struct abench *b)
+{
+	static const char *const color[N_BMODES] = { "#888", "#1a7f37", "#cf222e" };
+	struct ctl_row rows[N_BMODES];
+	char title[200];
+
+	for (int m = 0; m < N_BMODES; m++)
+		rows[m] = (struct ctl_row){ bmode_name[m], color[m], b->ms[m], b->n[m] };
+	snprintf(title, sizeof(title), "appliance %.120s: to the first HTTP answer, %u runs each",
+	         b->a.name[0] ? b->a.name : b->a.dir, b->runs);
+	ctl_svg(b->svg_path, title, "ms (log scale)", rows, N_BMODES);
+}
+
+/* Each run, every mode in turn (interleaved), then the memory of one of each. */
+static int bench_runs(struct abench *b, kerr_t *err)
+{
+	for (unsigned i = 0; i < b->runs; i++)
+		for (int m = 0; m < N_BMODES; m++) {
+			fprintf(stderr, "\rbench appliance: run %u/%u, %-8s", i + 1, b->runs,
+			        bmode_name[m]);
+			if (bench_one(b, (enum bmode)m, i, err) < 0)
+				return fprintf(stderr, "\n"), -1;
+		}
+	fprintf(stderr, "\r%60s\r", "");
+	return bench_memory(b, B_RESTORE, err) < 0 || bench_memory(b, B_COLD, err) < 0 ? -1 : 0;
+}
+
+/* bench appliance's options into b: 0, or the exit status. */
+static int bench_args(int argc, char **argv, struct abench *b)
 {
 	static const struct option opts[] = {
 		{ "network", required_argument, 0, 'N' },
@@ -731,36 +759,43 @@ int ctl_bench_appliance(int argc, char **argv)
 		{ "svg", required_argument, 0, 'S' },
 		{ 0, 0, 0, 0 },
 	};
-	static struct abench b;
-	struct template t;
-	struct tpl_info in;
-	kerr_t err;
-	int c, built;
+	int c;
 
-	b.runs = 10;
-	b.k = 4;
+	b->runs = 10;
+	b->k = 4;
 	while ((c = getopt_long(argc, argv, "n:k:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'N': b.netns = optarg; break;
-		case 'J': b.json_path = optarg; break;
-		case 'S': b.svg_path = optarg; break;
+		case 'N': b->netns = optarg; break;
+		case 'J': b->json_path = optarg; break;
+		case 'S': b->svg_path = optarg; break;
 		case 'p':
-			if (ctl_parse_uint(optarg, 1, 65535, &b.port) < 0)
+			if (ctl_parse_uint(optarg, 1, 65535, &b->port) < 0)
 				return bench_usage();
 			break;
 		case 'n':
-			if (ctl_parse_uint(optarg, 3, BENCH_MAX_RUNS, &b.runs) < 0)
+			if (ctl_parse_uint(optarg, 3, BENCH_MAX_RUNS, &b->runs) < 0)
 				return bench_usage();
 			break;
 		case 'k':
-			if (ctl_parse_uint(optarg, 1, MAX_CLONES, &b.k) < 0)
+			if (ctl_parse_uint(optarg, 1, MAX_CLONES, &b->k) < 0)
 				return bench_usage();
 			break;
 		default: return bench_usage();
 		}
 	}
-	if (optind + 1 != argc || !b.netns)
-		return bench_usage();
+	return optind + 1 != argc || !b->netns ? bench_usage() : 0;
+}
+
+int ctl_bench_appliance(int argc, char **argv)
+{
+	static struct abench b;
+	struct template t;
+	struct tpl_info in;
+	kerr_t err;
+	int rc = bench_args(argc, argv, &b), built;
+
+	if (rc)
+		return rc;
 	if (appliance_load(argv[optind], &b.a, &err) < 0)
 		return ctl_fail(&err);
 	if (!b.port)
@@ -776,30 +811,12 @@ int ctl_bench_appliance(int argc, char **argv)
 		return fprintf(stderr, "\n"), ctl_fail(&err);
 	snprintf(b.key, sizeof(b.key), "%s", t.key);
 	b.app_ready_ms = in.app_ready_ms;
-	for (unsigned i = 0; i < b.runs; i++)
-		for (int m = 0; m < N_BMODES; m++) {
-			fprintf(stderr, "\rbench appliance: run %u/%u, %-8s", i + 1, b.runs,
-			        bmode_name[m]);
-			if (bench_one(&b, (enum bmode)m, i, &err) < 0)
-				return fprintf(stderr, "\n"), ctl_fail(&err);
-		}
-	fprintf(stderr, "\r%60s\r", "");
-	if (bench_memory(&b, B_RESTORE, &err) < 0 || bench_memory(&b, B_COLD, &err) < 0)
+	if (bench_runs(&b, &err) < 0)
 		return ctl_fail(&err);
 	bench_report(&b);
 	if (b.json_path)
 		bench_json(&b);
-	if (b.svg_path) {
-		static const char *const color[N_BMODES] = { "#888", "#1a7f37", "#cf222e" };
-		struct ctl_row rows[N_BMODES];
-		char title[200];
-
-		for (int m = 0; m < N_BMODES; m++)
-			rows[m] = (struct ctl_row){ bmode_name[m], color[m], b.ms[m], b.n[m] };
-		snprintf(title, sizeof(title),
-		         "appliance %.120s: to the first HTTP answer, %u runs each",
-		         b.a.name[0] ? b.a.name : b.a.dir, b.runs);
-		ctl_svg(b.svg_path, title, "ms (log scale)", rows, N_BMODES);
-	}
+	if (b.svg_path)
+		bench_svg(&b);
 	return 0;
 }

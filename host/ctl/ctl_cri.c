@@ -44,6 +44,7 @@ struct cri_opts {
 	int n_mounts;
 	char **cmd;
 	int n_cmd;
+	unsigned runs; /* bench */
 };
 
 /* Everything a PodSandboxConfig points to, owned by one struct. */
@@ -573,6 +574,82 @@ static int parse(int argc, char **argv, struct cri_opts *o, unsigned *runs)
 	return optind;
 }
 
+static int c_version(const struct cri_opts *o, const char *arg)
+{
+	Runtime__V1__VersionRequest req = RUNTIME__V1__VERSION_REQUEST__INIT;
+	Runtime__V1__VersionResponse *r = NULL;
+
+	if (call(o, RT "Version", &req.base, &runtime__v1__version_response__descriptor,
+	         (ProtobufCMessage **)&r))
+		return 1;
+	printf("%s %s (CRI %s)\n", r->runtime_name, r->runtime_version, r->runtime_api_version);
+	runtime__v1__version_response__free_unpacked(r, NULL);
+	return 0;
+}
+
+static int c_runp(const struct cri_opts *o, const char *arg)
+{
+	char id[128];
+
+	return cri_runp(o, id, sizeof(id)) ? 1 : (puts(id), 0);
+}
+
+static int c_create(const struct cri_opts *o, const char *arg)
+{
+	char id[128];
+
+	return cri_create(o, arg, id, sizeof(id)) ? 1 : (puts(id), 0);
+}
+
+static int c_bench(const struct cri_opts *o, const char *arg)
+{
+	struct cri_opts copy = *o; /* the bench names its pods and containers itself */
+
+	return cri_bench(&copy, arg, o->runs);
+}
+
+static int c_start(const struct cri_opts *o, const char *arg)
+{
+	return cri_simple(o, RT "StartContainer", arg, 0);
+}
+
+static int c_stop(const struct cri_opts *o, const char *arg)
+{
+	return cri_simple(o, RT "StopContainer", arg, o->timeout);
+}
+
+static int c_rm(const struct cri_opts *o, const char *arg)
+{
+	return cri_simple(o, RT "RemoveContainer", arg, 0);
+}
+
+static int c_stopp(const struct cri_opts *o, const char *arg)
+{
+	return cri_simple(o, RT "StopPodSandbox", arg, 0);
+}
+
+static int c_rmp(const struct cri_opts *o, const char *arg)
+{
+	return cri_simple(o, RT "RemovePodSandbox", arg, 0);
+}
+
+static int c_exec(const struct cri_opts *o, const char *arg)
+{
+	return o->cmd ? cri_exec(o, arg) : (fputs(cri_usage, stderr), 2);
+}
+
+static const struct cri_cmd {
+	const char *name;
+	int (*fn)(const struct cri_opts *o, const char *arg);
+	int needs_arg;
+} cri_cmds[] = {
+	{ "version", c_version, 0 }, { "runp", c_runp, 0 },       { "bench", c_bench, 1 },
+	{ "image", cri_image, 1 },   { "create", c_create, 1 },   { "start", c_start, 1 },
+	{ "stop", c_stop, 1 },       { "rm", c_rm, 1 },           { "stopp", c_stopp, 1 },
+	{ "rmp", c_rmp, 1 },         { "status", cri_status, 1 }, { "podstatus", cri_podstatus, 1 },
+	{ "statsp", cri_statsp, 1 }, { "stats", cri_stats, 1 },   { "exec", c_exec, 1 },
+};
+
 int ctl_cri(int argc, char **argv)
 {
 	struct cri_opts o = { .name = "pod",
@@ -580,11 +657,10 @@ int ctl_cri(int argc, char **argv)
 		              .ns = "default",
 		              .handler = "kuasar",
 		              .ctr_name = "ctr",
-		              .image = "busybox:latest" };
+		              .image = "busybox:latest",
+		              .runs = 9 };
 	const char *env = getenv("CONTAINERD_ADDRESS"), *sub, *arg;
-	char id[128];
-	unsigned runs = 9;
-	int i = parse(argc, argv, &o, &runs);
+	int i = parse(argc, argv, &o, &o.runs);
 
 	o.address = o.address ? o.address : env && *env ? env : "/run/containerd/containerd.sock";
 	if (i < 0 || i >= argc)
@@ -598,53 +674,8 @@ int ctl_cri(int argc, char **argv)
 		o.cmd = argv + i + 1;
 		o.n_cmd = argc - i - 1;
 	}
-	if (!strcmp(sub, "version")) {
-		Runtime__V1__VersionRequest req = RUNTIME__V1__VERSION_REQUEST__INIT;
-		Runtime__V1__VersionResponse *r = NULL;
-
-		if (call(&o, RT "Version", &req.base, &runtime__v1__version_response__descriptor,
-		         (ProtobufCMessage **)&r))
-			return 1;
-		printf("%s %s (CRI %s)\n", r->runtime_name, r->runtime_version,
-		       r->runtime_api_version);
-		runtime__v1__version_response__free_unpacked(r, NULL);
-		return 0;
-	}
-	if (!strcmp(sub, "runp")) {
-		if (cri_runp(&o, id, sizeof(id)))
-			return 1;
-		return puts(id), 0;
-	}
-	if (!arg)
-		return fputs(cri_usage, stderr), 2;
-	if (!strcmp(sub, "bench"))
-		return cri_bench(&o, arg, runs);
-	if (!strcmp(sub, "image"))
-		return cri_image(&o, arg);
-	if (!strcmp(sub, "create")) {
-		if (cri_create(&o, arg, id, sizeof(id)))
-			return 1;
-		return puts(id), 0;
-	}
-	if (!strcmp(sub, "start"))
-		return cri_simple(&o, RT "StartContainer", arg, 0);
-	if (!strcmp(sub, "stop"))
-		return cri_simple(&o, RT "StopContainer", arg, o.timeout);
-	if (!strcmp(sub, "rm"))
-		return cri_simple(&o, RT "RemoveContainer", arg, 0);
-	if (!strcmp(sub, "stopp"))
-		return cri_simple(&o, RT "StopPodSandbox", arg, 0);
-	if (!strcmp(sub, "rmp"))
-		return cri_simple(&o, RT "RemovePodSandbox", arg, 0);
-	if (!strcmp(sub, "status"))
-		return cri_status(&o, arg);
-	if (!strcmp(sub, "podstatus"))
-		return cri_podstatus(&o, arg);
-	if (!strcmp(sub, "statsp"))
-		return cri_statsp(&o, arg);
-	if (!strcmp(sub, "stats"))
-		return cri_stats(&o, arg);
-	if (!strcmp(sub, "exec"))
-		return o.cmd ? cri_exec(&o, arg) : (fputs(cri_usage, stderr), 2);
+	for (size_t k = 0; k < sizeof(cri_cmds) / sizeof(cri_cmds[0]); k++)
+		if (!strcmp(sub, cri_cmds[k].name) && (arg || !cri_cmds[k].needs_arg))
+			return cri_cmds[k].fn(&o, arg);
 	return fputs(cri_usage, stderr), 2;
 }

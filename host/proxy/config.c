@@ -123,10 +123,42 @@ static int parse_string(const char *v, char *out, size_t n, const char **why)
 	return 0;
 }
 
+static int parse_bool(const char *v, int *out, const char **why)
+{
+	if (!strncmp(v, "true", 4) && (!v[4] || isspace((unsigned char)v[4]) || v[4] == '#'))
+		*out = 1;
+	else if (!strncmp(v, "false", 5) && (!v[5] || isspace((unsigned char)v[5]) || v[5] == '#'))
+		*out = 0;
+	else
+		return *why = "expected true or false", -1;
+	return 0;
+}
+
+static int parse_uint(const struct key *k, const char *v, unsigned *out, const char **why)
+{
+	unsigned long u;
+	char *end;
+
+	if (!isdigit((unsigned char)*v))
+		return *why = "expected a non-negative integer", -1;
+	errno = 0;
+	u = strtoul(v, &end, 10);
+	end = trim(end);
+	if (errno || (*end && *end != '#'))
+		return *why = "expected a non-negative integer", -1;
+	if (u < k->min || u > k->max) {
+		static char range[96];
+
+		snprintf(range, sizeof(range), "out of range (%lu..%lu)", k->min, k->max);
+		return *why = range, -1;
+	}
+	*out = (unsigned)u;
+	return 0;
+}
+
 static int parse_value(const struct key *k, const char *v, struct sb_config *c, const char **why)
 {
-	char *field = (char *)c + k->off, tmp[256], *end;
-	unsigned long u;
+	char *field = (char *)c + k->off, tmp[256];
 
 	switch (k->type) {
 	case V_STR: return parse_string(v, field, k->size, why);
@@ -159,32 +191,8 @@ static int parse_value(const struct key *k, const char *v, struct sb_config *c, 
 			return *why = "rootfs must be 9p or block", -1;
 		*(int *)(void *)field = !strcmp(tmp, "block");
 		return 0;
-	case V_BOOL:
-		if (!strncmp(v, "true", 4) &&
-		    (!v[4] || isspace((unsigned char)v[4]) || v[4] == '#'))
-			*(int *)(void *)field = 1;
-		else if (!strncmp(v, "false", 5) &&
-		         (!v[5] || isspace((unsigned char)v[5]) || v[5] == '#'))
-			*(int *)(void *)field = 0;
-		else
-			return *why = "expected true or false", -1;
-		return 0;
-	case V_UINT:
-		if (!isdigit((unsigned char)*v))
-			return *why = "expected a non-negative integer", -1;
-		errno = 0;
-		u = strtoul(v, &end, 10);
-		end = trim(end);
-		if (errno || (*end && *end != '#'))
-			return *why = "expected a non-negative integer", -1;
-		if (u < k->min || u > k->max) {
-			static char range[96];
-
-			snprintf(range, sizeof(range), "out of range (%lu..%lu)", k->min, k->max);
-			return *why = range, -1;
-		}
-		*(unsigned *)(void *)field = (unsigned)u;
-		return 0;
+	case V_BOOL: return parse_bool(v, (int *)(void *)field, why);
+	case V_UINT: return parse_uint(k, v, (unsigned *)(void *)field, why);
 	}
 	return -1;
 }

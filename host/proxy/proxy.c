@@ -537,7 +537,14 @@ static void raise_fd_limit(void)
 	}
 }
 
-int proxy_main(int argc, char **argv)
+/* What the daemon says on the proxy's command line. */
+struct proxy_args {
+	const char *config, *id, *run_dir, *ttrpc, *level, *appliance, *rootfs, *builder_cg;
+	unsigned vcpus, memory_mib;
+};
+
+/* 0, or the exit status with the failure reported on fd 3. */
+static int parse_args(int argc, char **argv, struct proxy *p, struct proxy_args *a)
 {
 	static const struct option opts[] = {
 		{ "config", 1, 0, 'c' },
@@ -554,104 +561,130 @@ int proxy_main(int argc, char **argv)
 		{ "log-level", 1, 0, 'L' },
 		{ 0 },
 	};
-	static struct proxy p;
-	static struct appliance app;
-	static struct rootdisks disks;
-	const char *config = CONFIG_DEFAULT_PATH, *id = NULL, *run_dir = NULL, *ttrpc = NULL,
-	           *level = NULL, *appliance = NULL, *rootfs = NULL, *builder_cg = NULL;
-	const struct tpl_store *use;
-	struct vm_config vc;
-	struct tpl_store store;
-	struct guest_prep prep;
-	char tag[96];
-	kerr_t err;
 	int c;
 
+	a->config = CONFIG_DEFAULT_PATH;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': config = optarg; break;
-		case 'r': run_dir = optarg; break;
-		case 't': ttrpc = optarg; break;
-		case 'i': id = optarg; break;
-		case 'v': p.cfg.vcpus = (unsigned)atoi(optarg); break;
-		case 'm': p.cfg.memory_mib = (unsigned)atoi(optarg); break;
-		case 'L': level = optarg; break;
-		case 'n': p.netns = optarg[0] ? optarg : NULL; break;
-		case 'A': p.appliance = appliance = optarg[0] ? optarg : NULL; break;
-		case 'R': rootfs = optarg[0] ? optarg : NULL; break;
-		case 'B': builder_cg = optarg; break;
+		case 'c': a->config = optarg; break;
+		case 'r': a->run_dir = optarg; break;
+		case 't': a->ttrpc = optarg; break;
+		case 'i': a->id = optarg; break;
+		case 'v': a->vcpus = (unsigned)atoi(optarg); break;
+		case 'm': a->memory_mib = (unsigned)atoi(optarg); break;
+		case 'L': a->level = optarg; break;
+		case 'n': p->netns = optarg[0] ? optarg : NULL; break;
+		case 'A': p->appliance = a->appliance = optarg[0] ? optarg : NULL; break;
+		case 'R': a->rootfs = optarg[0] ? optarg : NULL; break;
+		case 'B': a->builder_cg = optarg; break;
 		case 'h':
-			if (fmt_path(p.tp.hostname, sizeof(p.tp.hostname), "%s", optarg) < 0)
+			if (fmt_path(p->tp.hostname, sizeof(p->tp.hostname), "%s", optarg) < 0)
 				return fail(EINVAL, "hostname `%.64s...` is over %d characters",
 				            optarg, HOSTNAME_MAX);
 			break;
 		default: return fail(EINVAL, "kuasar-sandboxer proxy: bad arguments"), 2;
 		}
 	}
-	if (!id || id_valid(id, &err) < 0)
-		return fail(
-		           EINVAL,
-		           "usage: kuasar-sandboxer proxy --id ID [--config F] ... (started by the "
-		           "daemon)"),
+	if (!a->id || id_valid(a->id, NULL) < 0)
+		return fail(EINVAL,
+		            "usage: kuasar-sandboxer proxy --id ID [--config F] ... (started "
+		            "by the daemon)"),
 		       2;
-	{
-		unsigned vcpus = p.cfg.vcpus, mem = p.cfg.memory_mib;
+	return 0;
+}
 
-		if (config_load(&p.cfg, config, &err) < 0)
-			return fail(err.errnum, "%s", err.msg);
-		if (vcpus)
-			p.cfg.vcpus = vcpus;
-		if (mem)
-			p.cfg.memory_mib = mem;
-	}
-	if (rootfs)
-		p.cfg.rootfs_block = !strcmp(rootfs, "block");
-	if (run_dir)
-		snprintf(p.cfg.run_dir, sizeof(p.cfg.run_dir), "%s", run_dir);
-	if (ttrpc)
-		snprintf(p.cfg.containerd_ttrpc, sizeof(p.cfg.containerd_ttrpc), "%s", ttrpc);
-	snprintf(tag, sizeof(tag), "proxy %.12s", id);
+/* config.toml with the command line over it; the process set up to outlive the daemon. */
+static int configure(struct proxy *p, const struct proxy_args *a)
+{
+	char tag[96];
+	kerr_t err;
+
+	if (config_load(&p->cfg, a->config, &err) < 0)
+		return fail(err.errnum, "%s", err.msg);
+	if (a->vcpus)
+		p->cfg.vcpus = a->vcpus;
+	if (a->memory_mib)
+		p->cfg.memory_mib = a->memory_mib;
+	if (a->rootfs)
+		p->cfg.rootfs_block = !strcmp(a->rootfs, "block");
+	if (a->run_dir)
+		snprintf(p->cfg.run_dir, sizeof(p->cfg.run_dir), "%s", a->run_dir);
+	if (a->ttrpc)
+		snprintf(p->cfg.containerd_ttrpc, sizeof(p->cfg.containerd_ttrpc), "%s", a->ttrpc);
+	snprintf(tag, sizeof(tag), "proxy %.12s", a->id);
 	log_set_prefix(tag);
-	log_set_level(level ? level : p.cfg.debug ? "debug" : p.cfg.log_level);
+	log_set_level(a->level ? a->level : p->cfg.debug ? "debug" : p->cfg.log_level);
 	/* Its own session: the daemon's death, or a signal to its process group, leaves the
 	 * sandbox running. */
 	setsid();
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	log_catch_fatal();
-	config_vm(&p.cfg, &vc);
-	vm_init(&p.vm, id);
-	p.vm.reuse_dir = 1;
-	if (p.tp.hostname[0])
-		memcpy(p.vm.hostname, p.tp.hostname, sizeof(p.vm.hostname));
-	if (tpl_store_init(&store, p.cfg.template_dir, p.cfg.template_memory_dir, &err) < 0)
-		return fail(err.errnum, "%s", err.msg);
+	return 0;
+}
+
+static void boot_said(const struct proxy *p)
+{
+	if (!strcmp(p->vm.boot_mode, "template"))
+		log_info("restored from template %s%s%s", p->vm.template_key,
+		         p->vm.boot_note[0] ? " (" : "", p->vm.boot_note[0] ? p->vm.boot_note : "");
+	else if (p->vm.boot_note[0])
+		log_warn("template not used, %s", p->vm.boot_note);
+}
+
+/* The VM up: from a template (or the appliance's snapshot) when it can be, with the pod's
+ * network, and its root-disk bus when containers' layers go as disks. */
+static int launch(struct proxy *p, const struct proxy_args *a, struct vm_config *vc, kerr_t *err)
+{
+	static struct appliance app;
+	static struct rootdisks disks;
+	static struct tpl_store store;
+	const struct tpl_store *use = &store;
+
+	config_vm(&p->cfg, vc);
+	vm_init(&p->vm, a->id);
+	p->vm.reuse_dir = 1;
+	if (p->tp.hostname[0])
+		memcpy(p->vm.hostname, p->tp.hostname, sizeof(p->vm.hostname));
+	if (tpl_store_init(&store, p->cfg.template_dir, p->cfg.template_memory_dir, err) < 0)
+		return -1;
 	store.scratch_taps = podnet_scratch_taps;
-	fmt_msg(store.cgroup, sizeof(store.cgroup), "%s", builder_cg ? builder_cg : "");
-	use = &store;
-	if (appliance && use_appliance(&p, appliance, &app, &vc, &err) < 0)
-		return start_failed(&p, &err);
-	if (appliance) {
+	fmt_msg(store.cgroup, sizeof(store.cgroup), "%s", a->builder_cg ? a->builder_cg : "");
+	if (a->appliance) {
+		if (use_appliance(p, a->appliance, &app, vc, err) < 0)
+			return -1;
 		use = &app.store;
 		memcpy(app.store.cgroup, store.cgroup, sizeof(store.cgroup));
 	}
-	p.vm_mib = vc.memory_mib;
-	if (net_attach(&p, &vc, &err) < 0)
-		return start_failed(&p, &err);
-	if (vm_launch(&p.vm, &vc, p.cfg.template ? use : NULL, p.cfg.run_dir, 1, &err) < 0)
-		return start_failed(&p, &err);
-	podnet_close_fds(&p.net); /* the VMM holds the taps now */
-	if (!strcmp(p.vm.boot_mode, "template"))
-		log_info("restored from template %s%s%s", p.vm.template_key,
-		         p.vm.boot_note[0] ? " (" : "", p.vm.boot_note[0] ? p.vm.boot_note : "");
-	else if (p.vm.boot_note[0])
-		log_warn("template not used, %s", p.vm.boot_note);
-	if (vc.disk_bus) {
-		rootdisks_init(&disks, &p.loop, &p.vm.qmp, p.cfg.rootfs_cache_dir, builder_cg);
-		p.tp.disks = &disks;
+	p->vm_mib = vc->memory_mib;
+	if (net_attach(p, vc, err) < 0 ||
+	    vm_launch(&p->vm, vc, p->cfg.template ? use : NULL, p->cfg.run_dir, 1, err) < 0)
+		return -1;
+	podnet_close_fds(&p->net); /* the VMM holds the taps now */
+	boot_said(p);
+	if (vc->disk_bus) {
+		rootdisks_init(&disks, &p->loop, &p->vm.qmp, p->cfg.rootfs_cache_dir,
+		               a->builder_cg);
+		p->tp.disks = &disks;
 		log_info("container root filesystems as disks (EROFS images cached in %s)",
-		         p.cfg.rootfs_cache_dir);
+		         p->cfg.rootfs_cache_dir);
 	}
+	return 0;
+}
+
+int proxy_main(int argc, char **argv)
+{
+	static struct proxy p;
+	struct proxy_args a = { 0 };
+	struct vm_config vc;
+	struct guest_prep prep;
+	kerr_t err;
+	int rc = parse_args(argc, argv, &p, &a);
+
+	if (rc || (rc = configure(&p, &a)))
+		return rc;
+	if (launch(&p, &a, &vc, &err) < 0)
+		return start_failed(&p, &err);
 	if (vm_prepare_guest(&p.vm, &prep, &err) < 0 || guest_net(&p, &err) < 0 ||
 	    loop_init(&p.loop, &err) < 0 || serve(&p, &err) < 0) {
 		vm_destroy(&p.vm);

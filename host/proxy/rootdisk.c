@@ -63,11 +63,45 @@ void rootdisk_free_lowers(char **lowers, size_t n)
 	free(lowers);
 }
 
+/* lowerdir's layers, each checked, into a new array. */
+static int split_lowers(const char *lower, char ***out, size_t *k, kerr_t *err)
+{
+	_cleanup_free_ char *copy = strdup(lower);
+	char *save = NULL, *tok;
+
+	if (!copy)
+		return kerr_set(err, ENOMEM, "out of memory");
+	for (tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
+		char **grown;
+
+		if (!path_ok(tok)) {
+			kerr_set(err, EINVAL, "lowerdir `%s`: not an absolute path without `..`",
+			         tok);
+			break;
+		}
+		grown = realloc(*out, (*k + 1) * sizeof(**out));
+		if (!grown || !(grown[*k] = strdup(tok))) {
+			if (grown)
+				*out = grown;
+			kerr_set(err, ENOMEM, "out of memory");
+			break;
+		}
+		*out = grown;
+		(*k)++;
+	}
+	if (!tok)
+		return 0;
+	rootdisk_free_lowers(*out, *k);
+	*out = NULL;
+	*k = 0;
+	return -1;
+}
+
 int rootdisk_lowers(Containerd__Types__Mount **m, size_t n_m, char ***lowers, size_t *n, char *why,
                     size_t why_len, kerr_t *err)
 {
 	const char *lower, *upper;
-	char *copy, *save = NULL, *tok, **out = NULL;
+	char **out = NULL;
 	size_t k = 0;
 
 	*lowers = NULL;
@@ -90,40 +124,13 @@ int rootdisk_lowers(Containerd__Types__Mount **m, size_t n_m, char ***lowers, si
 		fmt_msg(why, why_len, "its upper layer %s already holds files", upper);
 		return 0;
 	}
-	copy = strdup(lower);
-	if (!copy)
-		return kerr_set(err, ENOMEM, "out of memory");
-	for (tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
-		char **grown;
-
-		if (!path_ok(tok)) {
-			kerr_set(err, EINVAL, "lowerdir `%s`: not an absolute path without `..`",
-			         tok);
-			goto fail;
-		}
-		grown = realloc(out, (k + 1) * sizeof(*out));
-		if (!grown) {
-			kerr_set(err, ENOMEM, "out of memory");
-			goto fail;
-		}
-		out = grown;
-		out[k] = strdup(tok);
-		if (!out[k]) {
-			kerr_set(err, ENOMEM, "out of memory");
-			goto fail;
-		}
-		k++;
-	}
-	free(copy);
+	if (split_lowers(lower, &out, &k, err) < 0)
+		return -1;
 	if (!k)
 		return kerr_set(err, EINVAL, "overlay rootfs mount with an empty lowerdir");
 	*lowers = out;
 	*n = k;
 	return 1;
-fail:
-	free(copy);
-	rootdisk_free_lowers(out, k);
-	return -1;
 }
 
 /* ---- disks on the VM's SCSI bus ---- */

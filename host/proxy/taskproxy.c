@@ -607,57 +607,72 @@ static void mount_retry(struct loop_timer *t)
 
 /* The guest's answer to mounting a Create's root disk: not there yet (asked again), mounted
  * where the bundle says (the Create goes on), or an error for the client. */
-static void on_mounted(void *owner, uintptr_t tag, const struct ttrpc_header *h,
-                       const uint8_t *data)
+/* The guest's MountShare answer for s's root disk: 0 when it is mounted where asked, else
+ * the error code with msg. */
+static int mount_answer(const struct tp_stream *s, const struct ttrpc_header *h,
+                        const uint8_t *data, char *msg, size_t n)
 {
-	struct tp_conn *c = owner;
-	struct tp_stream *s = stream_find(c, (uint32_t)tag);
-	Ttrpc__Response *r;
+	Ttrpc__Response *r = ttrpc__response__unpack(NULL, h->length, data);
 	Kuasar__Sandbox__V1__MountShareResponse *mr = NULL;
-	char want[64], msg[512];
+	char want[64];
 	int code = RPC_INTERNAL;
 
-	if (!s || !s->held || h->type != TTRPC_RESPONSE)
-		return;
-	log_context("the guest's MountShare answer for Create %s", s->undo);
-	snprintf(msg, sizeof(msg), "malformed answer");
-	r = ttrpc__response__unpack(NULL, h->length, data);
+	snprintf(msg, n, "malformed answer");
 	if (r && r->status && r->status->code) {
 		code = r->status->code;
-		snprintf(msg, sizeof(msg), "%s", r->status->message ? r->status->message : "");
+		snprintf(msg, n, "%s", r->status->message ? r->status->message : "");
 	} else if (r) {
 		mr = kuasar__sandbox__v1__mount_share_response__unpack(NULL, r->payload.len,
 		                                                       r->payload.data);
 		snprintf(want, sizeof(want), GUEST_ROOT_DISK, s->target);
 		code = mr && mr->mountpoint && !strcmp(mr->mountpoint, want) ? 0 : RPC_INTERNAL;
-		snprintf(msg, sizeof(msg), "mounted on `%s`, not %s",
+		snprintf(msg, n, "mounted on `%s`, not %s",
 		         mr && mr->mountpoint ? mr->mountpoint : "", want);
 	}
 	if (mr)
 		kuasar__sandbox__v1__mount_share_response__free_unpacked(mr, NULL);
 	if (r)
 		ttrpc__response__free_unpacked(r, NULL);
+	return code;
+}
+
+/* The root disk is mounted: the held Create goes on, on a route opened now (the guest wants
+ * rising stream ids, after the MountShare ones). */
+static void release_held(struct tp_conn *c, struct tp_stream *s)
+{
+	uint8_t *held = s->held;
+
+	s->held = NULL;
+	glink_close(c->tp->link, s->gid);
+	s->gid = glink_open(c->tp->link, from_guest, c, s->sid);
+	if (!s->gid) {
+		client_error(c, s->sid, RPC_UNAVAILABLE, "the sandbox's guest link is down");
+		s->held = held;
+		stream_drop(c, s);
+		return;
+	}
+	forward(c, s, TTRPC_REQUEST, s->held_flags, held, s->held_len);
+	free(held);
+}
+
+static void on_mounted(void *owner, uintptr_t tag, const struct ttrpc_header *h,
+                       const uint8_t *data)
+{
+	struct tp_conn *c = owner;
+	struct tp_stream *s = stream_find(c, (uint32_t)tag);
+	char msg[512];
+	int code;
+
+	if (!s || !s->held || h->type != TTRPC_RESPONSE)
+		return;
+	log_context("the guest's MountShare answer for Create %s", s->undo);
+	code = mount_answer(s, h, data, msg, sizeof(msg));
 	if (code == RPC_NOT_FOUND && mono_ns() < s->mount_deadline_ns) {
 		loop_timer_arm(c->tp->loop, &s->retry, DISK_RETRY_MS);
 		return;
 	}
 	if (code == 0) {
-		uint8_t *held = s->held;
-
-		/* The guest wants rising stream ids: the Create goes on a route opened now, after
-		 * the MountShare ones. */
-		s->held = NULL;
-		glink_close(c->tp->link, s->gid);
-		s->gid = glink_open(c->tp->link, from_guest, c, s->sid);
-		if (!s->gid) {
-			client_error(c, s->sid, RPC_UNAVAILABLE,
-			             "the sandbox's guest link is down");
-			s->held = held;
-			stream_drop(c, s);
-		} else {
-			forward(c, s, TTRPC_REQUEST, s->held_flags, held, s->held_len);
-			free(held);
-		}
+		release_held(c, s);
 	} else {
 		client_error(
 		    c, s->sid, RPC_FAILED_PRECONDITION,
@@ -822,65 +837,80 @@ static void bound_setup(struct tp_conn *c, struct tp_stream *s, const Ttrpc__Req
 		loop_timer_arm(c->tp->loop, &s->bound, call_bound_ms(s->kind));
 }
 
-/* A Request frame from the client: validate, adapt Create, open a guest route, forward. */
-static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const uint8_t *data)
+/* The request of a Request frame, or NULL with the client answered: stream ids must rise,
+ * streams are bounded, the envelope must decode. */
+static Ttrpc__Request *request_read(struct tp_conn *c, const struct ttrpc_header *h,
+                                    const uint8_t *data)
 {
-	_cleanup_free_ uint8_t *payload = NULL;
 	Ttrpc__Request *req;
-	struct tp_stream *s;
-	char cleanup[ID_MAX + 1] = "", created[65] = "";
-	size_t plen = 0;
-	int target = -1;
 
 	if (!(h->stream & 1) || h->stream <= c->last_sid) {
 		client_error(c, h->stream, RPC_INVALID_ARGUMENT,
 		             "stream id %u: client stream ids must be odd and increasing",
 		             h->stream);
-		return;
+		return NULL;
 	}
 	c->last_sid = h->stream;
 	if (c->n_streams >= MAX_STREAMS_PER_CONN) {
 		client_error(c, h->stream, RPC_RESOURCE_EXHAUSTED, "more than %d open streams",
 		             MAX_STREAMS_PER_CONN);
-		return;
+		return NULL;
 	}
 	req = ttrpc__request__unpack(NULL, h->length, data);
 	if (!req || !req->service || !req->method) {
 		if (req)
 			ttrpc__request__free_unpacked(req, NULL);
 		client_error(c, h->stream, RPC_INVALID_ARGUMENT, "malformed ttrpc request");
-		return;
+		return NULL;
 	}
-	log_context("%s/%s, client stream %u", req->service, req->method, h->stream);
-	note_namespace(c, req);
-	if (c->tp->gone) {
-		on_request_gone(c, h->stream, req);
-		goto out;
+	return req;
+}
+
+/* What the proxy does to a Task request before the guest sees it. */
+struct intercept {
+	uint8_t *payload; /* Create: the rewritten request (malloc'd), else NULL */
+	size_t len;
+	char cleanup[ID_MAX + 1]; /* Delete: whose bundle goes once it succeeds */
+	char created[ID_MAX + 1]; /* Create: whose bundle was made */
+	int target;               /* Create: its root disk's SCSI target, or -1 */
+};
+
+/* -1 with the client answered when the request is refused. */
+static int intercept(struct tp_conn *c, uint32_t sid, const Ttrpc__Request *req,
+                     struct intercept *in)
+{
+	in->target = -1;
+	if (!is_task_service(req->service))
+		return 0;
+	if (!strcmp(req->method, "Create")) {
+		in->payload = rewrite_create(c, sid, req, &in->len, in->created,
+		                             sizeof(in->created), &in->target);
+		return in->payload ? 0 : -1;
 	}
-	if (is_task_service(req->service)) {
-		if (!strcmp(req->method, "Create")) {
-			payload = rewrite_create(c, h->stream, req, &plen, created, sizeof(created),
-			                         &target);
-			if (!payload)
-				goto out;
-		} else if (!strcmp(req->method, "Exec") && check_exec(c, h->stream, req) < 0) {
-			goto out;
-		} else if (!strcmp(req->method, "Delete")) {
-			delete_target(req, cleanup, sizeof(cleanup));
-		}
-	}
-	s = calloc(1, sizeof(*s));
+	if (!strcmp(req->method, "Exec"))
+		return check_exec(c, sid, req);
+	if (!strcmp(req->method, "Delete"))
+		delete_target(req, in->cleanup, sizeof(in->cleanup));
+	return 0;
+}
+
+/* A stream for the request with a route to the guest; NULL with the client answered. */
+static struct tp_stream *stream_open(struct tp_conn *c, const struct ttrpc_header *h,
+                                     const Ttrpc__Request *req, const struct intercept *in)
+{
+	struct tp_stream *s = calloc(1, sizeof(*s));
+
 	if (!s) {
 		client_error(c, h->stream, RPC_RESOURCE_EXHAUSTED, "out of memory");
-		goto undo;
+		return NULL;
 	}
 	s->sid = h->stream;
 	s->c = c;
 	s->bidi = !!(h->flags & TTRPC_FLAG_REMOTE_OPEN);
 	s->is_wait = is_task_service(req->service) && !strcmp(req->method, "Wait");
 	bound_setup(c, s, req);
-	snprintf(s->cleanup, sizeof(s->cleanup), "%s", cleanup);
-	snprintf(s->undo, sizeof(s->undo), "%s", created);
+	snprintf(s->cleanup, sizeof(s->cleanup), "%s", in->cleanup);
+	snprintf(s->undo, sizeof(s->undo), "%s", in->created);
 	s->gid = glink_open(c->tp->link, from_guest, c, s->sid);
 	s->next = c->streams;
 	c->streams = s;
@@ -888,47 +918,70 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 	if (!s->gid) {
 		client_error(c, s->sid, RPC_UNAVAILABLE, "the sandbox's guest link is down");
 		stream_drop(c, s);
-		goto undo;
+		return NULL;
 	}
-	if (!payload) {
-		forward(c, s, TTRPC_REQUEST, h->flags, data, h->length);
-		goto out;
-	}
-	/* The rewritten request keeps the client's metadata and timeout. */
-	{
-		Ttrpc__Request copy = *req;
-		uint8_t *buf = NULL;
-		size_t n;
-		int rc;
+	return s;
+}
 
-		copy.payload.data = payload;
-		copy.payload.len = plen;
-		n = ttrpc__request__get_packed_size(&copy);
-		buf = malloc(n ? n : 1);
-		if (!buf) {
-			client_error(c, s->sid, RPC_RESOURCE_EXHAUSTED, "out of memory");
-			glink_close(c->tp->link, s->gid);
-			stream_drop(c, s);
-			goto undo;
-		}
-		ttrpc__request__pack(&copy, buf);
-		if (target >= 0) {
-			hold_create(c, s, h->flags, buf, (uint32_t)n, (unsigned)target);
-			goto out;
-		}
-		rc = forward(c, s, TTRPC_REQUEST, h->flags, buf, (uint32_t)n);
-		free(buf);
-		if (rc < 0)
-			goto undo;
+/* The rewritten Create, keeping the client's metadata and timeout: forwarded, or held until
+ * its root disk is mounted. -1 when it never reached the guest (the client answered). */
+static int forward_rewritten(struct tp_conn *c, struct tp_stream *s, const Ttrpc__Request *req,
+                             uint8_t flags, const struct intercept *in)
+{
+	Ttrpc__Request copy = *req;
+	uint8_t *buf;
+	size_t n;
+	int rc;
+
+	copy.payload.data = in->payload;
+	copy.payload.len = in->len;
+	n = ttrpc__request__get_packed_size(&copy);
+	buf = malloc(n ? n : 1);
+	if (!buf) {
+		client_error(c, s->sid, RPC_RESOURCE_EXHAUSTED, "out of memory");
+		glink_close(c->tp->link, s->gid);
+		stream_drop(c, s);
+		return -1;
 	}
-	goto out;
-undo:
-	/* The guest never saw this Create: its bundle and root disk go. */
-	if (created[0]) {
-		bundle_remove(&c->tp->bundles, created);
-		disk_release(c->tp, created);
+	ttrpc__request__pack(&copy, buf);
+	if (in->target >= 0) {
+		hold_create(c, s, flags, buf, (uint32_t)n, (unsigned)in->target);
+		return 0;
 	}
-out:
+	rc = forward(c, s, TTRPC_REQUEST, flags, buf, (uint32_t)n);
+	free(buf);
+	return rc;
+}
+
+/* A Request frame from the client: validate, intercept, open a guest route, forward. */
+static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const uint8_t *data)
+{
+	struct intercept in = { 0 };
+	Ttrpc__Request *req = request_read(c, h, data);
+	struct tp_stream *s;
+	int rc = 0;
+
+	if (!req)
+		return;
+	log_context("%s/%s, client stream %u", req->service, req->method, h->stream);
+	note_namespace(c, req);
+	if (c->tp->gone)
+		on_request_gone(c, h->stream, req);
+	else if (intercept(c, h->stream, req, &in) == 0) {
+		s = stream_open(c, h, req, &in);
+		if (!s)
+			rc = -1;
+		else if (!in.payload)
+			forward(c, s, TTRPC_REQUEST, h->flags, data, h->length);
+		else
+			rc = forward_rewritten(c, s, req, h->flags, &in);
+	}
+	/* A Create the guest never saw: its bundle and root disk go. */
+	if (rc < 0 && in.created[0]) {
+		bundle_remove(&c->tp->bundles, in.created);
+		disk_release(c->tp, in.created);
+	}
+	free(in.payload);
 	ttrpc__request__free_unpacked(req, NULL);
 }
 

@@ -569,6 +569,28 @@ static int client_pump(nghttp2_session *h2, int fd, struct client_call *cc, int6
 	return 0;
 }
 
+/* The answer a call came back with: its message (a copy, unframed) when its status is OK. */
+static int client_answer(const struct client_call *cc, const char *sock, const char *path,
+                         uint8_t **resp, size_t *resp_len, kerr_t *err)
+{
+	if (!cc->have_status)
+		return kerr_set(err, EPROTO, "%s on %s: answer without grpc-status", path, sock);
+	if (cc->too_big)
+		return kerr_set(err, EMSGSIZE, "%s: answer larger than %u bytes", path,
+		                GRPC_MAX_MESSAGE);
+	if (cc->st->code != 0)
+		return 0;
+	if (cc->resp.len < 5 || ttrpc_get_u32(cc->resp.p + 1) != cc->resp.len - 5)
+		return kerr_set(err, EPROTO, "%s: malformed answer (%zu bytes)", path,
+		                cc->resp.len);
+	*resp_len = cc->resp.len - 5;
+	*resp = malloc(*resp_len + 1);
+	if (!*resp)
+		return kerr_set(err, ENOMEM, "out of memory");
+	memcpy(*resp, cc->resp.p + 5, *resp_len);
+	return 0;
+}
+
 int grpc_call_unary(const char *sock, const char *path, const uint8_t *req, size_t req_len,
                     uint8_t **resp, size_t *resp_len, struct grpc_status *st, int timeout_ms,
                     kerr_t *err)
@@ -620,29 +642,7 @@ int grpc_call_unary(const char *sock, const char *path, const uint8_t *req, size
 		kerr_wrap(err, "%s on %s", path, sock);
 		goto out;
 	}
-	if (!cc.have_status) {
-		kerr_set(err, EPROTO, "%s on %s: answer without grpc-status", path, sock);
-		goto out;
-	}
-	if (cc.too_big) {
-		kerr_set(err, EMSGSIZE, "%s: answer larger than %u bytes", path, GRPC_MAX_MESSAGE);
-		goto out;
-	}
-	if (st->code == 0) {
-		if (cc.resp.len < 5 || ttrpc_get_u32(cc.resp.p + 1) != cc.resp.len - 5) {
-			kerr_set(err, EPROTO, "%s: malformed answer (%zu bytes)", path,
-			         cc.resp.len);
-			goto out;
-		}
-		*resp_len = cc.resp.len - 5;
-		*resp = malloc(*resp_len + 1);
-		if (!*resp) {
-			kerr_set(err, ENOMEM, "out of memory");
-			goto out;
-		}
-		memcpy(*resp, cc.resp.p + 5, *resp_len);
-	}
-	rc = 0;
+	rc = client_answer(&cc, sock, path, resp, resp_len, err);
 out:
 	buf_free(&cc.resp);
 	nghttp2_session_del(h2);

@@ -216,6 +216,45 @@ static int is_pod_config(const char *type_url)
 	return n >= 16 && !strcmp(type_url + n - 16, "PodSandboxConfig");
 }
 
+/* The pod's config from Create's options (NULL without one); -1 when it is malformed. */
+static int create_pod(const Containerd__Services__Sandbox__V1__CreateRequest *req,
+                      Runtime__V1__PodSandboxConfig **pod, kerr_t *err)
+{
+	*pod = NULL;
+	if (!req->sandbox_id || !req->sandbox_id[0])
+		return kerr_set(err, EINVAL, "sandbox_id is empty");
+	if (id_valid(req->sandbox_id, err) < 0)
+		return -1;
+	if (!req->options || !is_pod_config(req->options->type_url))
+		return 0;
+	*pod = runtime__v1__pod_sandbox_config__unpack(NULL, req->options->value.len,
+	                                               req->options->value.data);
+	return *pod ? 0 : kerr_set(err, EINVAL, "options: malformed PodSandboxConfig");
+}
+
+/* What the pod asks for (size, appliance, rootfs) into c; -1 when no VM can honour it. */
+static int create_shape(const struct sb_config *cfg, const Runtime__V1__PodSandboxConfig *pod,
+                        struct sb_create *c, kerr_t *err)
+{
+	if (size_from_pod(cfg, pod, &c->vcpus, &c->memory_mib, err) < 0)
+		return -1;
+	for (size_t i = 0; pod && i < pod->n_annotations; i++) {
+		const char *k = pod->annotations[i]->key, *v = pod->annotations[i]->value;
+
+		if (k && !strcmp(k, APPLIANCE_ANNOTATION))
+			c->appliance = v ? v : "";
+		else if (k && !strcmp(k, ROOTFS_ANNOTATION))
+			c->rootfs = v ? v : "";
+	}
+	if (c->appliance &&
+	    size_from_appliance(cfg, c->appliance, pod_limit_bytes(pod ? pod->linux_config : NULL),
+	                        &c->vcpus, &c->memory_mib, err) < 0)
+		return -1;
+	c->hostname = pod ? pod->hostname : NULL;
+	c->cgroup_parent = pod && pod->linux_config ? pod->linux_config->cgroup_parent : NULL;
+	return 0;
+}
+
 static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 {
 	DECODE(Containerd__Services__Sandbox__V1__CreateRequest,
@@ -224,54 +263,18 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 	    CONTAINERD__SERVICES__SANDBOX__V1__CREATE_RESPONSE__INIT;
 	Runtime__V1__PodSandboxConfig *pod = NULL;
 	struct sandboxer *sbx = sbx_of(call);
-	char *spec = NULL, *resolv;
+	_cleanup_free_ char *spec = NULL, *resolv = NULL;
 	struct sb_create c = { 0 };
 	struct sandbox *sb;
-	unsigned vcpus, mem;
 	kerr_t err;
 
-	if (!req->sandbox_id || !req->sandbox_id[0]) {
-		grpc_reply_error(call, RPC_INVALID_ARGUMENT, "sandbox_id is empty");
-		goto out;
-	}
-	if (id_valid(req->sandbox_id, &err) < 0) {
+	if (create_pod(req, &pod, &err) < 0 || create_shape(&sbx->cfg, pod, &c, &err) < 0) {
 		grpc_reply_error(call, RPC_INVALID_ARGUMENT, "%s", err.msg);
 		goto out;
 	}
-	if (req->options && is_pod_config(req->options->type_url)) {
-		pod = runtime__v1__pod_sandbox_config__unpack(NULL, req->options->value.len,
-		                                              req->options->value.data);
-		if (!pod) {
-			grpc_reply_error(call, RPC_INVALID_ARGUMENT,
-			                 "options: malformed PodSandboxConfig");
-			goto out;
-		}
-	}
-	if (size_from_pod(&sbx->cfg, pod, &vcpus, &mem, &err) < 0) {
-		grpc_reply_error(call, RPC_INVALID_ARGUMENT, "%s", err.msg);
-		goto out;
-	}
-	for (size_t i = 0; pod && i < pod->n_annotations; i++) {
-		const char *k = pod->annotations[i]->key, *v = pod->annotations[i]->value;
-
-		if (k && !strcmp(k, APPLIANCE_ANNOTATION))
-			c.appliance = v ? v : "";
-		else if (k && !strcmp(k, ROOTFS_ANNOTATION))
-			c.rootfs = v ? v : "";
-	}
-	if (c.appliance && size_from_appliance(&sbx->cfg, c.appliance,
-	                                       pod_limit_bytes(pod ? pod->linux_config : NULL),
-	                                       &vcpus, &mem, &err) < 0) {
-		grpc_reply_error(call, RPC_INVALID_ARGUMENT, "%s", err.msg);
-		goto out;
-	}
-	spec = pod_spec(pod, vcpus, mem);
-	c.vcpus = vcpus;
-	c.memory_mib = mem;
-	c.hostname = pod ? pod->hostname : NULL;
+	spec = pod_spec(pod, c.vcpus, c.memory_mib);
 	c.netns = req->netns_path;
 	c.spec_json = spec;
-	c.cgroup_parent = pod && pod->linux_config ? pod->linux_config->cgroup_parent : NULL;
 	if (sandbox_create(sbx, req->sandbox_id, &c, &sb, &err) < 0) {
 		grpc_reply_error(call,
 		                 err.errnum == EEXIST   ? RPC_ALREADY_EXISTS
@@ -283,15 +286,13 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 	resolv = pod_resolv(pod);
 	if (pod_files_write(sb->paths.shared, pod ? pod->hostname : NULL, resolv, &err) < 0)
 		log_warn("sandbox %s: %s (containers get the image's)", sb->id, err.msg);
-	free(resolv);
-	log_info("sandbox %s: created (%u vCPU, %u MiB%s%s%s%s%s%s)", sb->id, vcpus, mem,
+	log_info("sandbox %s: created (%u vCPU, %u MiB%s%s%s%s%s%s)", sb->id, c.vcpus, c.memory_mib,
 	         req->netns_path && req->netns_path[0] ? ", netns " : "",
 	         req->netns_path ? req->netns_path : "", sb->appliance[0] ? ", appliance " : "",
 	         sb->appliance, sb->rootfs[0] ? ", rootfs " : "", sb->rootfs);
 	r.sandbox_id = sb->id;
 	grpc_reply(call, &r.base);
 out:
-	free(spec);
 	if (pod)
 		runtime__v1__pod_sandbox_config__free_unpacked(pod, NULL);
 	containerd__services__sandbox__v1__create_request__free_unpacked(req, NULL);
@@ -375,6 +376,35 @@ static void info_add(struct info *in, const char *key, const char *fmt, ...)
 	in->n++;
 }
 
+/* Status's verbose info: the sandbox as the daemon knows it. */
+static void status_info(const struct sandbox *sb, struct info *in)
+{
+	struct proc_mem pm;
+
+	info_add(in, "state", "%s", sandbox_state_name(sb));
+	info_add(in, "vcpus", "%u", sb->vcpus);
+	info_add(in, "memory_mib", "%u", sb->memory_mib);
+	info_add(in, "vmm_pid", "%d", sb->pid);
+	info_add(in, "task_proxy_pid", "%d", sb->proxy);
+	info_add(in, "dir", "%s", sb->paths.dir);
+	if (sb->boot[0])
+		info_add(in, "boot", "%s", sb->boot);
+	if (sb->state == SB_READY && sb->pid > 0 && proc_mem(sb->pid, &pm, NULL) == 0) {
+		info_add(in, "vmm_uss_kib", "%llu", pm.uss_kib);
+		info_add(in, "vmm_pss_kib", "%llu", pm.pss_kib);
+		info_add(in, "vmm_rss_kib", "%llu", pm.rss_kib);
+	}
+	if (sb->netns[0])
+		info_add(in, "netns", "%s", sb->netns);
+	if (sb->network[0])
+		info_add(in, "network", "%s", sb->network);
+	info_add(in, "waiters", "%u", sandbox_n_waiters(sb));
+	if (sb->state == SB_STOPPED)
+		info_add(in, "exit_status", "%d", sb->exit_status);
+	if (sb->last_error[0])
+		info_add(in, "error", "%s", sb->last_error);
+}
+
 static void h_status(struct grpc_call *call, const uint8_t *msg, size_t len)
 {
 	DECODE(Containerd__Services__Sandbox__V1__StatusRequest,
@@ -384,7 +414,6 @@ static void h_status(struct grpc_call *call, const uint8_t *msg, size_t len)
 	Google__Protobuf__Timestamp created = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
 	Google__Protobuf__Timestamp exited = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
 	struct sandbox *sb = lookup(call, req->sandbox_id);
-	struct proc_mem pm;
 	struct info *in;
 
 	if (!sb)
@@ -408,28 +437,7 @@ static void h_status(struct grpc_call *call, const uint8_t *msg, size_t len)
 		r.version = 3;
 	}
 	if (req->verbose) {
-		info_add(in, "state", "%s", sandbox_state_name(sb));
-		info_add(in, "vcpus", "%u", sb->vcpus);
-		info_add(in, "memory_mib", "%u", sb->memory_mib);
-		info_add(in, "vmm_pid", "%d", sb->pid);
-		info_add(in, "task_proxy_pid", "%d", sb->proxy);
-		info_add(in, "dir", "%s", sb->paths.dir);
-		if (sb->boot[0])
-			info_add(in, "boot", "%s", sb->boot);
-		if (sb->state == SB_READY && sb->pid > 0 && proc_mem(sb->pid, &pm, NULL) == 0) {
-			info_add(in, "vmm_uss_kib", "%llu", pm.uss_kib);
-			info_add(in, "vmm_pss_kib", "%llu", pm.pss_kib);
-			info_add(in, "vmm_rss_kib", "%llu", pm.rss_kib);
-		}
-		if (sb->netns[0])
-			info_add(in, "netns", "%s", sb->netns);
-		if (sb->network[0])
-			info_add(in, "network", "%s", sb->network);
-		info_add(in, "waiters", "%u", sandbox_n_waiters(sb));
-		if (sb->state == SB_STOPPED)
-			info_add(in, "exit_status", "%d", sb->exit_status);
-		if (sb->last_error[0])
-			info_add(in, "error", "%s", sb->last_error);
+		status_info(sb, in);
 		r.n_info = in->n;
 		r.info = in->p;
 	}
@@ -473,6 +481,31 @@ static int vmm_usage(pid_t pid, uint64_t *cpu_usec, uint64_t *rss)
 	return 0;
 }
 
+/* The sandbox's cgroup (VMM and task proxy) where it has one, else the VMM process. */
+static int measure(const struct sandbox *sb, Io__Containerd__Cgroups__V2__CPUStat *cpu,
+                   Io__Containerd__Cgroups__V2__MemoryStat *mem,
+                   Io__Containerd__Cgroups__V2__PidsStat *pids)
+{
+	uint64_t usec, rss;
+	struct cg_stats cs;
+	kerr_t err;
+
+	if (sb->has_cgroup && sb_cgroup_stats(sb->cg_parent, sb->id, &cs, &err) == 0) {
+		cpu->usage_usec = cs.cpu_usec;
+		mem->usage = cs.memory_bytes;
+		mem->usage_limit =
+		    cs.memory_limit ? cs.memory_limit : (uint64_t)sb->memory_mib << 20;
+		pids->current = cs.pids;
+		return 0;
+	}
+	if (vmm_usage(sb->pid, &usec, &rss) < 0)
+		return -1;
+	cpu->usage_usec = usec;
+	mem->usage = rss;
+	mem->usage_limit = (uint64_t)sb->memory_mib << 20;
+	return 0;
+}
+
 static void h_metrics(struct grpc_call *call, const uint8_t *msg, size_t len)
 {
 	DECODE(Containerd__Services__Sandbox__V1__MetricsRequest,
@@ -489,10 +522,7 @@ static void h_metrics(struct grpc_call *call, const uint8_t *msg, size_t len)
 	    IO__CONTAINERD__CGROUPS__V2__MEMORY_STAT__INIT;
 	Io__Containerd__Cgroups__V2__PidsStat pids = IO__CONTAINERD__CGROUPS__V2__PIDS_STAT__INIT;
 	struct sandbox *sb = lookup(call, req->sandbox_id);
-	uint64_t usec, rss;
 	uint8_t *buf = NULL;
-	struct cg_stats cs;
-	kerr_t err;
 
 	if (!sb)
 		goto out;
@@ -502,23 +532,13 @@ static void h_metrics(struct grpc_call *call, const uint8_t *msg, size_t len)
 		                 sandbox_state_name(sb));
 		goto out;
 	}
-	/* The sandbox's cgroup (VMM and task proxy) where it has one, else the VMM process. */
-	if (sb->has_cgroup && sb_cgroup_stats(sb->cg_parent, sb->id, &cs, &err) == 0) {
-		cpu.usage_usec = cs.cpu_usec;
-		mem.usage = cs.memory_bytes;
-		mem.usage_limit =
-		    cs.memory_limit ? cs.memory_limit : (uint64_t)sb->memory_mib << 20;
-		pids.current = cs.pids;
-		cg.pids = &pids;
-	} else if (vmm_usage(sb->pid, &usec, &rss) == 0) {
-		cpu.usage_usec = usec;
-		mem.usage = rss;
-		mem.usage_limit = (uint64_t)sb->memory_mib << 20;
-	} else {
+	if (measure(sb, &cpu, &mem, &pids) < 0) {
 		grpc_reply_error(call, RPC_UNAVAILABLE, "sandbox %s: VMM %d cannot be measured",
 		                 sb->id, sb->pid);
 		goto out;
 	}
+	if (pids.current)
+		cg.pids = &pids;
 	cg.cpu = &cpu;
 	cg.memory = &mem;
 	any.type_url = "io.containerd.cgroups.v2.Metrics";

@@ -97,7 +97,9 @@ static int copy_opt(char *dst, size_t n, const char *src, const char *name)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* The command line over config.toml: 0, or the exit status (--help and --check-config
+ * answered, or an error said). */
+static int configure(int argc, char **argv, struct sandboxer *sbx)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -109,46 +111,55 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *config = CONFIG_DEFAULT_PATH, *listen = NULL, *run_dir = NULL, *ttrpc = NULL,
-	           *level = NULL;
-	static struct sandboxer sbx;
-	struct sigwatch sig;
+	const char *config = CONFIG_DEFAULT_PATH, *v[4] = { 0 };
 	int check = 0, c;
 	kerr_t err;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'l': v[0] = optarg; break;
+		case 'r': v[1] = optarg; break;
+		case 't': v[2] = optarg; break;
+		case 'L': v[3] = optarg; break;
+		case 'C': check = 1; break;
+		case 'h': fputs(usage, stdout); return -1;
+		default: fputs(usage, stderr); return 2;
+		}
+	}
+	if (config_load(&sbx->cfg, config, &err) < 0) {
+		fprintf(stderr, "kuasar-sandboxer: fatal: %s\n", err.msg);
+		return 1;
+	}
+	if ((v[0] && copy_opt(sbx->cfg.listen, sizeof(sbx->cfg.listen), v[0], "--listen") < 0) ||
+	    (v[1] && copy_opt(sbx->cfg.run_dir, sizeof(sbx->cfg.run_dir), v[1], "--run-dir") < 0) ||
+	    (v[2] && copy_opt(sbx->cfg.containerd_ttrpc, sizeof(sbx->cfg.containerd_ttrpc), v[2],
+	                      "--containerd-ttrpc") < 0) ||
+	    (v[3] &&
+	     copy_opt(sbx->cfg.log_level, sizeof(sbx->cfg.log_level), v[3], "--log-level") < 0))
+		return 2;
+	sbx->config_path = config;
+	if (check) {
+		print_config(&sbx->cfg);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct sandboxer sbx;
+	struct sigwatch sig;
+	kerr_t err;
+	int rc;
 
 	if (!strncmp(basename(argv[0]), "containerd-shim-kuasar", 22))
 		return shim_compat_main(argc, argv);
 	if (argc > 1 && !strcmp(argv[1], "proxy"))
 		return proxy_main(argc - 1, argv + 1);
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': config = optarg; break;
-		case 'l': listen = optarg; break;
-		case 'r': run_dir = optarg; break;
-		case 't': ttrpc = optarg; break;
-		case 'L': level = optarg; break;
-		case 'C': check = 1; break;
-		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
-		}
-	}
-	if (config_load(&sbx.cfg, config, &err) < 0) {
-		fprintf(stderr, "kuasar-sandboxer: fatal: %s\n", err.msg);
-		return 1;
-	}
-	if ((listen && copy_opt(sbx.cfg.listen, sizeof(sbx.cfg.listen), listen, "--listen") < 0) ||
-	    (run_dir &&
-	     copy_opt(sbx.cfg.run_dir, sizeof(sbx.cfg.run_dir), run_dir, "--run-dir") < 0) ||
-	    (ttrpc && copy_opt(sbx.cfg.containerd_ttrpc, sizeof(sbx.cfg.containerd_ttrpc), ttrpc,
-	                       "--containerd-ttrpc") < 0) ||
-	    (level &&
-	     copy_opt(sbx.cfg.log_level, sizeof(sbx.cfg.log_level), level, "--log-level") < 0))
-		return 2;
-	sbx.config_path = config;
-	if (check) {
-		print_config(&sbx.cfg);
-		return 0;
-	}
+	rc = configure(argc, argv, &sbx);
+	if (rc)
+		return rc < 0 ? 0 : rc;
 	log_set_level(sbx.cfg.debug ? "debug" : sbx.cfg.log_level);
 	/* VMMs are orphaned when their starter exits: they become our children, so their exit
 	 * status reaches us. */

@@ -114,107 +114,126 @@ static void add_nics(struct args *a, const struct vm_config *cfg)
 	}
 }
 
-char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const char *id,
-                 enum accel accel)
+/* The machine: microvm, its accelerator, CPUs and memory. */
+static void add_machine(struct args *a, const struct vm_config *cfg, const char *id,
+                        enum accel accel)
 {
-	struct args a = { .n = 0 };
-	char **out;
-
-	add(&a, "%s", cfg->qemu);
-	add(&a, "-name");
-	add(&a, "kuasar-%s,process=kuasar-%s", id, id);
+	add(a, "%s", cfg->qemu);
+	add(a, "-name");
+	add(a, "kuasar-%s,process=kuasar-%s", id, id);
 	/* acpi=off: the guest kernel has no ACPI; QEMU then lists the virtio-mmio devices on
 	 * the kernel command line. */
 	/* A bzImage needs microvm's linuxboot option ROM; a vmlinux ELF boots through PVH.
 	 * The PIT and PIC stay: without them the guest cannot verify its LAPIC timer under
 	 * TCG, disables it, and every sleep or timeout in the guest then waits for some other
 	 * interrupt to come along. */
-	add(&a, "-machine");
-	add(&a, "microvm,acpi=off,x-option-roms=%s,pit=on,pic=on,isa-serial=on,rtc=on%s",
+	add(a, "-machine");
+	add(a, "microvm,acpi=off,x-option-roms=%s,pit=on,pic=on,isa-serial=on,rtc=on%s",
 	    kernel_is_elf(cfg->kernel) ? "off" : "on", cfg->mem_path ? ",memory-backend=mem" : "");
 	/* TCG's translated code lives in a buffer that grows to 1 GiB by default: capped, so the
 	 * VMM's own memory has a bound the pod's limit can account for. */
-	add(&a, "-accel");
-	add(&a, "%s", accel == ACCEL_KVM ? "kvm" : "tcg,tb-size=" QEMU_TCG_TB_MIB_STR);
-	add(&a, "-cpu");
-	add(&a, "%s", accel == ACCEL_KVM ? "host" : "max");
-	add(&a, "-m");
-	add(&a, "%uM", cfg->memory_mib);
-	add(&a, "-smp");
-	add(&a, "%u", cfg->vcpus);
-	add(&a, "-nodefaults");
-	add(&a, "-no-user-config");
-	add(&a, "-nographic");
-	add(&a, "-no-reboot");
+	add(a, "-accel");
+	add(a, "%s", accel == ACCEL_KVM ? "kvm" : "tcg,tb-size=" QEMU_TCG_TB_MIB_STR);
+	add(a, "-cpu");
+	add(a, "%s", accel == ACCEL_KVM ? "host" : "max");
+	add(a, "-m");
+	add(a, "%uM", cfg->memory_mib);
+	add(a, "-smp");
+	add(a, "%u", cfg->vcpus);
+	add(a, "-nodefaults");
+	add(a, "-no-user-config");
+	add(a, "-nographic");
+	add(a, "-no-reboot");
 	if (cfg->mem_path) {
 		/* share=on: the template's writes reach the file; share=off: a clone's stay in
 		 * its own copy-on-write pages. The template's file is filled once, by the template
 		 * VMM (prealloc), so that its pages are charged there and a clone's reads never
 		 * allocate file pages charged to the pod that happened to read first. */
-		add(&a, "-object");
-		add(&a, "memory-backend-file,id=mem,size=%uM,mem-path=%s,share=%s%s",
+		add(a, "-object");
+		add(a, "memory-backend-file,id=mem,size=%uM,mem-path=%s,share=%s%s",
 		    cfg->memory_mib, cfg->mem_path, cfg->mem_shared ? "on" : "off",
 		    cfg->mem_shared ? ",prealloc=on" : "");
 	}
+}
+
+/* What boots (kernel, initrd) or is restored, and the disks. */
+static void add_boot_and_disks(struct args *a, const struct vm_config *cfg, enum accel accel)
+{
 	if (!cfg->restore) {
-		add(&a, "-kernel");
-		add(&a, "%s", cfg->kernel);
+		add(a, "-kernel");
+		add(a, "%s", cfg->kernel);
 	}
 	if (!cfg->restore && cfg->initrd && cfg->initrd[0]) {
-		add(&a, "-initrd");
-		add(&a, "%s", cfg->initrd);
+		add(a, "-initrd");
+		add(a, "%s", cfg->initrd);
 	}
 	if (cfg->image && cfg->image[0]) {
-		add(&a, "-drive");
-		add(&a, "id=root,file=%s,format=raw,if=none,readonly=on", cfg->image);
-		add(&a, "-device");
-		add(&a, "virtio-blk-device,drive=root");
+		add(a, "-drive");
+		add(a, "id=root,file=%s,format=raw,if=none,readonly=on", cfg->image);
+		add(a, "-device");
+		add(a, "virtio-blk-device,drive=root");
 	}
 	if (cfg->app_disk && cfg->app_disk[0]) {
-		add(&a, "-drive");
-		add(&a, "id=app,file=%s,format=raw,if=none,readonly=on", cfg->app_disk);
-		add(&a, "-device");
-		add(&a, "virtio-blk-device,drive=app,serial=kuasar-app");
+		add(a, "-drive");
+		add(a, "id=app,file=%s,format=raw,if=none,readonly=on", cfg->app_disk);
+		add(a, "-device");
+		add(a, "virtio-blk-device,drive=app,serial=kuasar-app");
 	}
 	if (cfg->disk_bus) {
-		add(&a, "-device");
-		add(&a, "virtio-scsi-device,id=scsi");
+		add(a, "-device");
+		add(a, "virtio-scsi-device,id=scsi");
 	}
 	if (!cfg->restore)
-		add_cmdline(&a, cfg, accel);
+		add_cmdline(a, cfg, accel);
 	else if (cfg->no_guest)
-		add(&a, "-S");
+		add(a, "-S");
 	else {
-		add(&a, "-incoming");
-		add(&a, "defer");
+		add(a, "-incoming");
+		add(a, "defer");
 	}
+}
+
+/* The console, QMP, the guest link and the share. */
+static void add_channels(struct args *a, const struct vm_config *cfg, const struct vm_paths *p)
+{
 	/* The console goes to our socket while we watch, and always to console.log. */
-	add(&a, "-chardev");
-	add(&a, "socket,id=con,path=%s,server=off,logfile=%s,logappend=on", p->console,
+	add(a, "-chardev");
+	add(a, "socket,id=con,path=%s,server=off,logfile=%s,logappend=on", p->console,
 	    p->console_log);
-	add(&a, "-serial");
-	add(&a, "chardev:con");
-	add(&a, "-chardev");
-	add(&a, "socket,id=qmp,path=%s,server=on,wait=off", p->qmp);
-	add(&a, "-mon");
-	add(&a, "chardev=qmp,mode=control");
+	add(a, "-serial");
+	add(a, "chardev:con");
+	add(a, "-chardev");
+	add(a, "socket,id=qmp,path=%s,server=on,wait=off", p->qmp);
+	add(a, "-mon");
+	add(a, "chardev=qmp,mode=control");
 	/* The guest link: a virtio-serial port (no vhost-vsock needed on the host). */
-	add(&a, "-device");
-	add(&a, "virtio-serial-device,max_ports=2");
-	add(&a, "-chardev");
-	add(&a, "socket,id=agent,path=%s,server=on,wait=off", p->agent);
-	add(&a, "-device");
-	add(&a, "virtserialport,chardev=agent,name=io.kuasar.agent");
+	add(a, "-device");
+	add(a, "virtio-serial-device,max_ports=2");
+	add(a, "-chardev");
+	add(a, "socket,id=agent,path=%s,server=on,wait=off", p->agent);
+	add(a, "-device");
+	add(a, "virtserialport,chardev=agent,name=io.kuasar.agent");
 	if (cfg->link == LINK_VSOCK) {
-		add(&a, "-device");
-		add(&a, "vhost-vsock-device,guest-cid=%u", cfg->guest_cid);
+		add(a, "-device");
+		add(a, "vhost-vsock-device,guest-cid=%u", cfg->guest_cid);
 	}
 	/* The share: bundles and root filesystems, mounted by the guest on request. */
-	add(&a, "-fsdev");
+	add(a, "-fsdev");
 	/* Root filesystems are mounts below the share: remap inode numbers across them. */
-	add(&a, "local,id=share,path=%s,security_model=none,multidevs=remap", p->shared);
-	add(&a, "-device");
-	add(&a, "virtio-9p-device,fsdev=share,mount_tag=kuasar");
+	add(a, "local,id=share,path=%s,security_model=none,multidevs=remap", p->shared);
+	add(a, "-device");
+	add(a, "virtio-9p-device,fsdev=share,mount_tag=kuasar");
+}
+
+char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const char *id,
+                 enum accel accel)
+{
+	struct args a = { .n = 0 };
+	char **out;
+
+	add_machine(&a, cfg, id, accel);
+	add_boot_and_disks(&a, cfg, accel);
+	add_channels(&a, cfg, p);
 	add_nics(&a, cfg);
 	/* Entropy from the host for the guest's hwrng. */
 	add(&a, "-object");
