@@ -146,6 +146,15 @@ static int cri_runp(const struct cri_opts *o, char *id, size_t n)
 	return 0;
 }
 
+/* KEY=VALUE and HOST:CONTAINER (checked by parse): s ends at sep, the rest is returned. */
+static char *cut_at(char *s, int sep)
+{
+	char *at = strchr(s, sep);
+
+	*at = '\0';
+	return at + 1;
+}
+
 static int cri_create(const struct cri_opts *o, const char *pod, char *id, size_t n)
 {
 	Runtime__V1__CreateContainerRequest req = RUNTIME__V1__CREATE_CONTAINER_REQUEST__INIT;
@@ -170,23 +179,17 @@ static int cri_create(const struct cri_opts *o, const char *pod, char *id, size_
 	snprintf(logp, sizeof(logp), "%s.log", o->ctr_name);
 	cfg.log_path = logp;
 	for (int i = 0; i < o->n_env; i++) {
-		char *eq = strchr(o->env[i], '=');
-
 		runtime__v1__key_value__init(&kv[i]);
-		*eq = 0;
 		kv[i].key = o->env[i];
-		kv[i].value = eq + 1;
+		kv[i].value = cut_at(o->env[i], '=');
 		kvp[i] = &kv[i];
 	}
 	cfg.envs = kvp;
 	cfg.n_envs = (size_t)o->n_env;
 	for (int i = 0; i < o->n_mounts; i++) {
-		char *colon = strchr(o->mounts[i], ':');
-
 		runtime__v1__mount__init(&mnt[i]);
-		*colon = 0;
 		mnt[i].host_path = o->mounts[i];
-		mnt[i].container_path = colon + 1;
+		mnt[i].container_path = cut_at(o->mounts[i], ':');
 		mntp[i] = &mnt[i];
 	}
 	cfg.mounts = mntp;
