@@ -289,7 +289,8 @@ $(TESTBIN)/test-oci: $(OCI_TEST_OBJS)
 $(TESTBIN)/test-link: $(call hg,$(notdir $(LINK_TEST_GUEST))) \
 	$(patsubst $(GEN)/guest/%.c,$(HOBJ)/hg/pb/%.o,$(GUEST_PB)) \
 	$(patsubst $(NANOPB)/%.c,$(HOBJ)/hg/nanopb/%.o,$(NANOPB_SRCS)) $(HOST_ARCHIVES)
-$(TESTBIN)/test-host $(TESTBIN)/test-sandboxer $(TESTBIN)/test-template $(TESTBIN)/test-proxy: \
+$(TESTBIN)/test-host $(TESTBIN)/test-sandboxer $(TESTBIN)/test-template $(TESTBIN)/test-proxy \
+	$(TESTBIN)/test-qmp: \
 	$(HOST_ARCHIVES)
 $(TESTBIN)/test-sandboxer: $(HOBJ)/host/sandboxer/sb_cgroup.o
 $(TESTBIN)/test-net: $(call hg,netlink.c) $(HOST_ARCHIVES)

@@ -45,6 +45,7 @@
 
 #define RESULT_FD 3
 #define GONE_LINGER_MS 60000
+#define RELINK_WAIT_MS 300
 #define EVENT_WARN_NS (10 * 1000000000LL)
 
 struct proxy {
@@ -66,8 +67,9 @@ struct proxy {
 	char net_desc[512];
 	int64_t net_ns[2]; /* host side (netns, taps, filters), guest side (SetupNetwork) */
 	int exit_status;
-	int stopping;    /* the guest was asked to power off */
-	unsigned vm_mib; /* the VM's memory: containers' limits are capped below it */
+	int stopping;             /* the guest was asked to power off */
+	struct loop_timer relink; /* the link broke: made again unless the VMM exits first */
+	unsigned vm_mib;          /* the VM's memory: containers' limits are capped below it */
 };
 
 static void send_result(const struct proxy_result *r)
@@ -163,15 +165,15 @@ static void vm_gone(struct proxy *p);
 static void write_exit(struct proxy *p);
 static void net_detach(struct proxy *p);
 
-static void link_down(struct glink *l, void *arg)
+/* The link broke and the VMM still runs 300 ms later: its calls in flight fail, and the
+ * link is made again. */
+static void relink(struct loop_timer *t)
 {
-	struct proxy *p = arg;
+	struct proxy *p = container_of(t, struct proxy, relink);
 	kerr_t err;
 	int fd;
 
-	p->events_gid = 0;
-	/* A dead VMM first: its tasks' calls in flight get the answers of a gone VM. */
-	if (vmm_gone(p, p->stopping ? 10000 : 300))
+	if (vmm_gone(p, 0))
 		return vmm_exited(&p->vmm_w, EPOLLIN);
 	taskproxy_link_down(&p->tp);
 	fd = vm_link_connect(&p->vm, mono_ns() + 2000000000LL, &err);
@@ -188,12 +190,29 @@ static void link_down(struct glink *l, void *arg)
 	log_info("guest link re-established");
 }
 
+/* A guest that powers off closes the link just before its VMM exits: the VMM's exit (its
+ * pidfd, watched) is given the time to come first, so the calls in flight get the answers
+ * of a gone VM. */
+static void link_down(struct glink *l, void *arg)
+{
+	struct proxy *p = arg;
+
+	p->events_gid = 0;
+	if (vmm_gone(p, 0))
+		return vmm_exited(&p->vmm_w, EPOLLIN);
+	if (p->stopping)
+		return; /* powering off: the exit comes, or the daemon's stop timeout kills it */
+	p->relink.fn = relink;
+	loop_timer_arm(&p->loop, &p->relink, RELINK_WAIT_MS);
+}
+
 static void vmm_exited(struct loop_watch *w, uint32_t events)
 {
 	struct proxy *p = container_of(w, struct proxy, vmm_w);
 	siginfo_t si = { 0 };
 	int st;
 
+	loop_timer_cancel(&p->loop, &p->relink);
 	if (p->vm.exited) { /* reaped already (a reconnect attempt noticed the death) */
 		st = p->vm.exit_status;
 		p->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -272,6 +291,8 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 	}
 	log_info("signal %u: asking the guest to power off", si.ssi_signo);
 	p->stopping = 1;
+	if (p->tp.disks)
+		rootdisks_closing(p->tp.disks);
 	gid = glink_open(&p->link, on_answer, p, 0);
 	if (!gid ||
 	    glink_request(&p->link, gid, 0, AGENT_SANDBOX_SERVICE, "Shutdown", NULL, 0) < 0) {
@@ -355,10 +376,24 @@ static void guest_stuck(struct taskproxy *tp, const char *why, void *arg)
 	kill(p->vm.pid, SIGKILL);
 }
 
+static void qmp_event(void *arg, const char *event, json_object *data)
+{
+	struct proxy *p = arg;
+
+	log_debug("QMP event %s", event);
+	if (p->tp.disks)
+		rootdisks_qmp_event(p->tp.disks, event, data);
+}
+
 /* From the ready VM to a served task socket. */
 static int serve(struct proxy *p, kerr_t *err)
 {
 	char sock[KPATH_SIZE];
+
+	p->vm.qmp.on_event = qmp_event;
+	p->vm.qmp.event_arg = p;
+	if (qmp_attach(&p->vm.qmp, &p->loop, err) < 0)
+		return kerr_wrap(err, "QMP");
 
 	p->events = events_fwd_new(&p->loop, p->cfg.containerd_ttrpc);
 	p->link.on_down = link_down;

@@ -13,7 +13,7 @@
 
 #include "base/log.h"
 
-#define QMP_TIMEOUT_NS (10 * 1000000000LL)
+#define QMP_TIMEOUT_MS 10000
 #define UNPLUG_WAIT_NS (5 * 1000000000LL)
 #define UNPLUG_POLL_MS 10
 #define REAP_TICK_MS 10
@@ -135,16 +135,18 @@ int rootdisk_lowers(Containerd__Types__Mount **m, size_t n_m, char ***lowers, si
 
 /* ---- disks on the VM's SCSI bus ---- */
 
-static void unplug_tick(struct loop_timer *t);
 static void finish(struct rootdisks *rd, struct rootdisk *d);
+static void on_timer(struct loop_timer *t);
+static void rearm(struct rootdisks *rd);
 
 void rootdisks_init(struct rootdisks *rd, struct loop *loop, struct qmp *qmp, const char *cache,
                     const char *builder_cgroup)
 {
 	memset(rd, 0, sizeof(*rd));
 	rd->loop = loop;
-	rd->timer.fn = unplug_tick;
+	rd->timer.fn = on_timer;
 	rd->qmp = qmp;
+	rd->qmp_timeout_ms = QMP_TIMEOUT_MS;
 	fmt_msg(rd->cache, sizeof(rd->cache), "%s", cache);
 	fmt_msg(rd->builder_cgroup, sizeof(rd->builder_cgroup), "%s",
 	        builder_cgroup ? builder_cgroup : "");
@@ -164,42 +166,6 @@ static int target_take(struct rootdisks *rd)
 static void target_free(struct rootdisks *rd, unsigned t)
 {
 	rd->used[t / 8] &= (unsigned char)~(1u << (t % 8));
-}
-
-static int qmp_node(struct rootdisks *rd, const char *cmd, const char *key, const char *name,
-                    kerr_t *err)
-{
-	json_object *a = json_object_new_object();
-
-	json_object_object_add(a, key, json_object_new_string(name));
-	return qmp_call(rd->qmp, cmd, a, NULL, mono_ns() + QMP_TIMEOUT_NS, err);
-}
-
-static int plug(struct rootdisks *rd, struct rootdisk *d, kerr_t *err)
-{
-	json_object *a = json_object_new_object(), *file = json_object_new_object();
-
-	json_object_object_add(file, "driver", json_object_new_string("file"));
-	json_object_object_add(file, "filename", json_object_new_string(d->img.path));
-	json_object_object_add(a, "driver", json_object_new_string("raw"));
-	json_object_object_add(a, "node-name", json_object_new_string(d->node));
-	json_object_object_add(a, "read-only", json_object_new_boolean(1));
-	json_object_object_add(a, "file", file);
-	if (qmp_call(rd->qmp, "blockdev-add", a, NULL, mono_ns() + QMP_TIMEOUT_NS, err) < 0)
-		return kerr_wrap(err, "QMP blockdev-add %s", d->img.path);
-	a = json_object_new_object();
-	json_object_object_add(a, "driver", json_object_new_string("scsi-hd"));
-	json_object_object_add(a, "id", json_object_new_string(d->node));
-	json_object_object_add(a, "drive", json_object_new_string(d->node));
-	json_object_object_add(a, "bus", json_object_new_string("scsi.0"));
-	json_object_object_add(a, "scsi-id", json_object_new_int((int)d->target));
-	json_object_object_add(a, "lun", json_object_new_int(0));
-	if (qmp_call(rd->qmp, "device_add", a, NULL, mono_ns() + QMP_TIMEOUT_NS, err) < 0) {
-		kerr_wrap(err, "QMP device_add scsi-hd (target %u)", d->target);
-		qmp_node(rd, "blockdev-del", "node-name", d->node, NULL);
-		return -1;
-	}
-	return 0;
 }
 
 /* A builder for d's image, with the layers kept for a rebuild. */
@@ -239,9 +205,10 @@ int rootdisk_reserve(struct rootdisks *rd, const char *id, char *const *lowers, 
 	}
 	d->target = (unsigned)t;
 	d->n_layers = n;
+	d->seq = ++rd->seq;
 	fmt_msg(d->id, sizeof(d->id), "%s", id);
 	/* Names are never reused: a node QEMU failed to free cannot block a later disk. */
-	fmt_msg(d->node, sizeof(d->node), "rootfs%u.%u", d->target, ++rd->seq);
+	fmt_msg(d->node, sizeof(d->node), "rootfs%u.%u", d->target, d->seq);
 	d->next = rd->list;
 	rd->list = d;
 	rc = rootimg_init(rd->cache, lowers, n, &d->img, err) < 0
@@ -257,22 +224,8 @@ int rootdisk_reserve(struct rootdisks *rd, const char *id, char *const *lowers, 
 	return 0;
 }
 
-static void reap_tick(struct loop_timer *t)
-{
-	struct rootdisks *rd = container_of(t, struct rootdisks, reap_timer);
-
-	for (unsigned i = 0; i < rd->n_reap;) {
-		if (waitpid(rd->reap[i], NULL, WNOHANG) != 0)
-			rd->reap[i] = rd->reap[--rd->n_reap];
-		else
-			i++;
-	}
-	if (rd->n_reap)
-		loop_timer_arm(rd->loop, &rd->reap_timer, REAP_TICK_MS);
-}
-
 /* The builder is done (its pidfd readable) or cancelled (killed with its tools first); a
- * killed one not yet gone is reaped from a timer. */
+ * killed one not yet gone is reaped from the timer. */
 static void build_reap(struct rootdisks *rd, struct rootdisk *d, int kill_it)
 {
 	if (d->build_pid <= 0)
@@ -282,8 +235,7 @@ static void build_reap(struct rootdisks *rd, struct rootdisk *d, int kill_it)
 	if (waitpid(d->build_pid, NULL, WNOHANG) == 0) {
 		if (rd->n_reap < ROOTDISK_MAX_TARGETS) {
 			rd->reap[rd->n_reap++] = d->build_pid;
-			rd->reap_timer.fn = reap_tick;
-			loop_timer_arm(rd->loop, &rd->reap_timer, REAP_TICK_MS);
+			rearm(rd);
 		} else {
 			waitpid(d->build_pid, NULL, 0); /* killed: brief */
 		}
@@ -319,14 +271,6 @@ int rootdisk_built(struct rootdisks *rd, struct rootdisk *d, kerr_t *err)
 	return rc < 0 ? -1 : 0;
 }
 
-int rootdisk_plug(struct rootdisks *rd, struct rootdisk *d, kerr_t *err)
-{
-	if (plug(rd, d, err) < 0)
-		return -1;
-	d->plugged = 1;
-	return 0;
-}
-
 struct rootdisk *rootdisk_find(struct rootdisks *rd, const char *id)
 {
 	for (struct rootdisk *d = rd->list; d; d = d->next)
@@ -339,6 +283,14 @@ struct rootdisk *rootdisk_find_target(struct rootdisks *rd, unsigned target)
 {
 	for (struct rootdisk *d = rd->list; d; d = d->next)
 		if (d->target == target)
+			return d;
+	return NULL;
+}
+
+static struct rootdisk *find_seq(struct rootdisks *rd, unsigned seq)
+{
+	for (struct rootdisk *d = rd->list; d; d = d->next)
+		if (d->seq == seq)
 			return d;
 	return NULL;
 }
@@ -361,33 +313,117 @@ static void finish(struct rootdisks *rd, struct rootdisk *d)
 	free(d);
 }
 
-/* An unplugged device lets go of its node only when QEMU frees it, after an RCU grace
- * period on its main loop (about 50 ms under TCG here): the node is deleted from the loop,
- * asked again until it is no longer in use. */
-static void unplug_tick(struct loop_timer *t)
+/* ---- plugging and unplugging, by QMP from the loop ---- */
+
+typedef void (*step_fn)(struct rootdisks *rd, struct rootdisk *d, struct qmp_reply *r);
+
+/* An answer comes back to the disk by its number: a disk freed meanwhile is not found. */
+struct ticket {
+	struct rootdisks *rd;
+	unsigned seq;
+	step_fn next;
+};
+
+static void on_answer(void *arg, struct qmp_reply *r)
 {
-	struct rootdisks *rd = container_of(t, struct rootdisks, timer);
-	struct rootdisk *d, *next;
-	int pending = 0;
+	struct ticket t = *(struct ticket *)arg;
+	struct rootdisk *d = find_seq(t.rd, t.seq);
+
+	free(arg);
+	if (!d)
+		return;
+	d->busy = 0;
+	t.next(t.rd, d, r);
+}
+
+static int send_for(struct rootdisks *rd, struct rootdisk *d, const char *cmd, json_object *args,
+                    step_fn next, kerr_t *err)
+{
+	struct ticket *t = malloc(sizeof(*t));
+
+	if (!t) {
+		json_object_put(args);
+		return kerr_set(err, ENOMEM, "out of memory");
+	}
+	*t = (struct ticket){ .rd = rd, .seq = d->seq, .next = next };
+	if (qmp_send(rd->qmp, cmd, args, rd->qmp_timeout_ms, on_answer, t, err) < 0) {
+		free(t);
+		return -1;
+	}
+	d->busy = 1;
+	return 0;
+}
+
+static json_object *node_arg(const char *key, const char *name)
+{
+	json_object *a = json_object_new_object();
+
+	json_object_object_add(a, key, json_object_new_string(name));
+	return a;
+}
+
+static void rearm(struct rootdisks *rd)
+{
+	int64_t due = rd->n_reap ? mono_ns() + REAP_TICK_MS * 1000000LL : 0;
+
+	for (struct rootdisk *d = rd->list; d; d = d->next)
+		if (d->due_ns && (!due || d->due_ns < due))
+			due = d->due_ns;
+	if (due)
+		loop_timer_arm(rd->loop, &rd->timer, ms_until(due));
+	else
+		loop_timer_cancel(rd->loop, &rd->timer);
+}
+
+/* The disk cannot be taken out cleanly: it goes anyway. Said only when it matters, not when
+ * the VM is on its way out. */
+static void give_up(struct rootdisks *rd, struct rootdisk *d, const kerr_t *err)
+{
+	if (rd->closing || err->errnum == ECONNRESET || err->errnum == ECANCELED)
+		log_debug("root disk of %s (SCSI target %u): %s", d->id, d->target, err->msg);
+	else
+		log_warn("root disk of %s (SCSI target %u): %s", d->id, d->target, err->msg);
+	finish(rd, d);
+}
+
+static void node_gone(struct rootdisks *rd, struct rootdisk *d, struct qmp_reply *r)
+{
+	if (r->ok) {
+		log_debug("root disk of %s unplugged from SCSI target %u in %.1f ms", d->id,
+		          d->target, (double)(mono_ns() - d->unplug_ns) / 1e6);
+		return finish(rd, d);
+	}
+	/* A node is freed a grace period after its device (QEMU's RCU): GenericError ("in
+	 * use") is asked again for a while; any other class is final. */
+	if (!strcmp(r->class, "GenericError") && !rd->closing &&
+	    mono_ns() - d->unplug_ns < UNPLUG_WAIT_NS) {
+		d->due_ns = mono_ns() + UNPLUG_POLL_MS * 1000000LL;
+		return rearm(rd);
+	}
+	give_up(rd, d, &r->err);
+}
+
+static void node_del(struct rootdisks *rd, struct rootdisk *d)
+{
 	kerr_t err;
 
-	for (d = rd->list; d; d = next) {
-		next = d->next;
-		if (!d->unplugging)
-			continue;
-		if (qmp_node(rd, "blockdev-del", "node-name", d->node, &err) == 0) {
-			log_debug("root disk of %s unplugged from SCSI target %u in %.1f ms", d->id,
-			          d->target, (double)(mono_ns() - d->unplug_ns) / 1e6);
-		} else if (strstr(err.msg, "in use") && mono_ns() - d->unplug_ns < UNPLUG_WAIT_NS) {
-			pending = 1;
-			continue;
-		} else {
-			log_warn("root disk of %s (SCSI target %u): %s", d->id, d->target, err.msg);
-		}
-		finish(rd, d);
-	}
-	if (pending)
-		loop_timer_arm(rd->loop, &rd->timer, UNPLUG_POLL_MS);
+	d->due_ns = 0;
+	d->awaiting_event = 0;
+	if (send_for(rd, d, "blockdev-del", node_arg("node-name", d->node), node_gone, &err) < 0)
+		give_up(rd, d, &err);
+}
+
+static void device_gone(struct rootdisks *rd, struct rootdisk *d, struct qmp_reply *r)
+{
+	if (!r->ok && strcmp(r->class, "DeviceNotFound"))
+		return give_up(rd, d, &r->err);
+	d->plugged = 0;
+	if (!r->ok || d->deleted || rd->closing)
+		return rd->closing ? finish(rd, d) : node_del(rd, d);
+	/* QEMU says DEVICE_DELETED once the device is finalized. */
+	d->awaiting_event = 1;
+	d->due_ns = d->unplug_ns + UNPLUG_WAIT_NS;
+	rearm(rd);
 }
 
 void rootdisk_detach(struct rootdisks *rd, struct rootdisk *d, int vm_running)
@@ -395,15 +431,115 @@ void rootdisk_detach(struct rootdisks *rd, struct rootdisk *d, int vm_running)
 	kerr_t err;
 
 	d->releasing = 1;
-	if (!vm_running || !d->plugged)
+	if (d->busy || d->unplugging)
+		return; /* the answer awaited goes on with the release */
+	if (!vm_running || rd->closing || (!d->plugged && !d->node_added))
 		return finish(rd, d);
-	if (qmp_node(rd, "device_del", "id", d->node, &err) < 0) {
-		log_warn("root disk of %s (SCSI target %u): %s", d->id, d->target, err.msg);
-		return finish(rd, d);
-	}
 	d->unplugging = 1;
 	d->unplug_ns = mono_ns();
-	loop_timer_arm(rd->loop, &rd->timer, UNPLUG_POLL_MS);
+	if (!d->plugged)
+		return node_del(rd, d);
+	if (send_for(rd, d, "device_del", node_arg("id", d->node), device_gone, &err) < 0)
+		give_up(rd, d, &err);
+}
+
+void rootdisks_qmp_event(struct rootdisks *rd, const char *event, json_object *data)
+{
+	json_object *v;
+
+	if (strcmp(event, "DEVICE_DELETED") || !json_object_object_get_ex(data, "device", &v))
+		return;
+	for (struct rootdisk *d = rd->list; d; d = d->next) {
+		if (strcmp(d->node, json_object_get_string(v)))
+			continue;
+		d->deleted = 1;
+		if (d->awaiting_event && !d->busy)
+			node_del(rd, d);
+		return;
+	}
+}
+
+/* The plug ended (err NULL: the disk is on the bus): its Create is told, unless the disk
+ * was let go meanwhile, when its release goes on. */
+static void plugged(struct rootdisks *rd, struct rootdisk *d, const kerr_t *err)
+{
+	if (d->releasing)
+		rootdisk_detach(rd, d, 1);
+	else if (rd->on_plugged)
+		rd->on_plugged(rd->arg, d, err);
+}
+
+static void device_added(struct rootdisks *rd, struct rootdisk *d, struct qmp_reply *r)
+{
+	if (r->ok)
+		d->plugged = 1;
+	else
+		kerr_wrap(&r->err, "SCSI target %u", d->target);
+	plugged(rd, d, r->ok ? NULL : &r->err);
+}
+
+static void node_added(struct rootdisks *rd, struct rootdisk *d, struct qmp_reply *r)
+{
+	json_object *a;
+	kerr_t err;
+
+	if (!r->ok)
+		return plugged(rd, d, &r->err);
+	d->node_added = 1;
+	if (d->releasing)
+		return rootdisk_detach(rd, d, 1);
+	a = json_object_new_object();
+	json_object_object_add(a, "driver", json_object_new_string("scsi-hd"));
+	json_object_object_add(a, "id", json_object_new_string(d->node));
+	json_object_object_add(a, "drive", json_object_new_string(d->node));
+	json_object_object_add(a, "bus", json_object_new_string("scsi.0"));
+	json_object_object_add(a, "scsi-id", json_object_new_int((int)d->target));
+	json_object_object_add(a, "lun", json_object_new_int(0));
+	if (send_for(rd, d, "device_add", a, device_added, &err) < 0)
+		plugged(rd, d, &err);
+}
+
+int rootdisk_plug(struct rootdisks *rd, struct rootdisk *d, kerr_t *err)
+{
+	json_object *a = json_object_new_object(), *file = json_object_new_object();
+
+	json_object_object_add(file, "driver", json_object_new_string("file"));
+	json_object_object_add(file, "filename", json_object_new_string(d->img.path));
+	json_object_object_add(a, "driver", json_object_new_string("raw"));
+	json_object_object_add(a, "node-name", json_object_new_string(d->node));
+	json_object_object_add(a, "read-only", json_object_new_boolean(1));
+	json_object_object_add(a, "file", file);
+	return send_for(rd, d, "blockdev-add", a, node_added, err);
+}
+
+/* Killed builders reaped; unplugs past their wait given up, or asked again. */
+static void on_timer(struct loop_timer *t)
+{
+	struct rootdisks *rd = container_of(t, struct rootdisks, timer);
+	struct rootdisk *d, *next;
+	int64_t now = mono_ns();
+	kerr_t err;
+
+	for (unsigned i = 0; i < rd->n_reap;) {
+		if (waitpid(rd->reap[i], NULL, WNOHANG) != 0)
+			rd->reap[i] = rd->reap[--rd->n_reap];
+		else
+			i++;
+	}
+	for (d = rd->list; d; d = next) {
+		next = d->next;
+		if (!d->due_ns || d->due_ns > now)
+			continue;
+		d->due_ns = 0;
+		if (!d->awaiting_event) {
+			node_del(rd, d);
+			continue;
+		}
+		kerr_set(&err, ETIMEDOUT, "QEMU did not delete its device in %lld ms",
+		         UNPLUG_WAIT_NS / 1000000);
+		give_up(rd, d, &err);
+	}
+	rearm(rd);
 }
 
 void rootdisks_unplug_released(struct rootdisks *rd)
@@ -414,6 +550,18 @@ void rootdisks_unplug_released(struct rootdisks *rd)
 		next = d->next;
 		if (d->releasing && !d->unplugging)
 			rootdisk_detach(rd, d, 1);
+	}
+}
+
+void rootdisks_closing(struct rootdisks *rd)
+{
+	struct rootdisk *d, *next;
+
+	rd->closing = 1;
+	for (d = rd->list; d; d = next) {
+		next = d->next;
+		if (d->releasing && !d->busy)
+			finish(rd, d);
 	}
 }
 

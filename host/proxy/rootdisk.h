@@ -43,21 +43,32 @@ struct rootdisk {
 	/* Its image being built (a cache miss): the builder child, its pidfd, its error pipe. */
 	pid_t build_pid;
 	int build_pidfd, build_errfd;
-	int plugged;
+	unsigned seq;   /* its number, never reused: how QMP answers find it */
+	int busy;       /* a QMP command for it is in flight: its answer moves it on */
+	int node_added; /* blockdev-add done */
+	int plugged;    /* device_add done */
 	int releasing;  /* its container is done: the guest unmounts it, then it is unplugged */
-	int unplugging; /* device_del sent; the node is deleted once QEMU has freed the device */
+	int unplugging; /* device_del sent: then DEVICE_DELETED, then blockdev-del */
+	int deleted;    /* QEMU said DEVICE_DELETED */
+	int awaiting_event;
 	int64_t unplug_ns;
+	int64_t due_ns; /* the next blockdev-del, or the end of the wait for DEVICE_DELETED */
 	struct rootdisk *next;
 };
 
 struct rootdisks {
 	struct loop *loop;
-	struct loop_timer timer; /* deletes the nodes of unplugged disks */
-	struct qmp *qmp;
+	/* Asks again for a node still in use, ends waits for DEVICE_DELETED, reaps builders. */
+	struct loop_timer timer;
+	struct qmp *qmp; /* attached to loop: commands never wait in place */
+	int qmp_timeout_ms;
+	int closing; /* the VM is going away: nothing more is unplugged */
+	/* A plug ended (err NULL: the disk is on the bus), for a disk not being released. */
+	void (*on_plugged)(void *arg, struct rootdisk *d, const kerr_t *err);
+	void *arg;
 	char cache[KPATH_SIZE];
 	char builder_cgroup[KPATH_SIZE]; /* where image builds run ("" : the proxy's own) */
-	/* Killed builders not yet reaped: a timer reaps them, the loop never waits. */
-	struct loop_timer reap_timer;
+	/* Killed builders not yet reaped: the timer reaps them, the loop never waits. */
 	pid_t reap[ROOTDISK_MAX_TARGETS];
 	unsigned n_reap;
 	struct rootdisk *list;
@@ -75,14 +86,20 @@ int rootdisk_reserve(struct rootdisks *rd, const char *id, char *const *lowers, 
  * last user let go of it right after another builder made it), and a new build is under
  * way once (1: build_pidfd is the new builder's); or -1 with the builder's complaint. */
 int rootdisk_built(struct rootdisks *rd, struct rootdisk *d, kerr_t *err);
-/* Hot-adds the disk of a held image to the VM's SCSI bus. */
+/* Hot-adds the disk of a held image to the VM's SCSI bus (blockdev-add, device_add);
+ * rd->on_plugged says how it went. -1 when it cannot even be asked. */
 int rootdisk_plug(struct rootdisks *rd, struct rootdisk *d, kerr_t *err);
 /* Container id's disk, unless it is being released. */
 struct rootdisk *rootdisk_find(struct rootdisks *rd, const char *id);
 struct rootdisk *rootdisk_find_target(struct rootdisks *rd, unsigned target);
 /* Unplugs the disk (when the VM still runs) and lets go of its image and target once QEMU
- * has let go of it (from the loop, a few tens of milliseconds later). */
+ * has let go of it: device_del, QEMU's DEVICE_DELETED event, blockdev-del (asked again while
+ * QEMU's class says the node is still in use, up to 5 s). */
 void rootdisk_detach(struct rootdisks *rd, struct rootdisk *d, int vm_running);
+/* QMP's events, for DEVICE_DELETED. */
+void rootdisks_qmp_event(struct rootdisks *rd, const char *event, json_object *data);
+/* The VM is being stopped: disks let go of are not unplugged any more. */
+void rootdisks_closing(struct rootdisks *rd);
 /* Unplugs the disks whose unmount the guest will never answer (the link went down). */
 void rootdisks_unplug_released(struct rootdisks *rd);
 /* Every disk, at the end: the VM is gone. */

@@ -46,6 +46,7 @@ struct tp_stream {
 	int64_t mount_deadline_ns;
 	struct loop_timer retry;
 	int building; /* its image is being built: build_w watches the builder */
+	int plugging; /* its disk is being hot-added (rootdisks' on_plugged ends it) */
 	struct loop_watch build_w;
 	/* The call's bound (callbound.h), and for cached kinds what it asked. */
 	enum call_kind kind;
@@ -462,10 +463,6 @@ static int root_disk(struct tp_conn *c, uint32_t sid,
 	if (rc > 0)
 		rc = rootdisk_reserve(c->tp->disks, cr->id, lowers, nl, &d, &err);
 	rootdisk_free_lowers(lowers, nl);
-	if (rc == 0 && d->img.fd >= 0 && rootdisk_plug(c->tp->disks, d, &err) < 0) {
-		disk_release(c->tp, cr->id);
-		rc = -1;
-	}
 	if (rc < 0) {
 		client_error(c, sid,
 		             err.errnum == EEXIST   ? RPC_ALREADY_EXISTS
@@ -474,7 +471,7 @@ static int root_disk(struct tp_conn *c, uint32_t sid,
 		             "Create %s: root disk: %s", cr->id, err.msg);
 		return -1;
 	}
-	if (d->plugged)
+	if (d->build_pid <= 0)
 		log_info("Create %s: root disk on SCSI target %u, %s (cached)", cr->id, d->target,
 		         d->img.path);
 	else
@@ -712,10 +709,8 @@ static void on_built(struct loop_watch *w, uint32_t events)
 		log_info("Create %s: root disk on SCSI target %u, %zu layers built into %s in %.1f "
 		         "ms",
 		         s->undo, d->target, d->n_layers, d->img.path, d->img.build_ms);
-		s->mount_deadline_ns = mono_ns() + DISK_WAIT_NS;
-		if (ask_mount(c, s) == 0)
-			return;
-		client_error(c, s->sid, RPC_UNAVAILABLE, "the sandbox's guest link is down");
+		s->plugging = 1;
+		return;
 	}
 	glink_close(c->tp->link, s->gid);
 	stream_drop(c, s);
@@ -756,17 +751,50 @@ static void hold_create(struct tp_conn *c, struct tp_stream *s, uint8_t flags, u
 	s->c = c;
 	s->retry.fn = mount_retry;
 	s->mount_deadline_ns = mono_ns() + DISK_WAIT_NS;
-	if (d && !d->plugged) {
+	if (!d) {
+		client_error(c, s->sid, RPC_INTERNAL, "Create %s: its root disk is gone", s->undo);
+	} else if (d->build_pid > 0) {
 		if (watch_build(c, s, d, &err) == 0)
 			return;
 		client_error(c, s->sid, RPC_INTERNAL, "Create %s: %s", s->undo, err.msg);
-	} else if (ask_mount(c, s) == 0) {
+	} else if (rootdisk_plug(c->tp->disks, d, &err) == 0) {
+		s->plugging = 1;
 		return;
 	} else {
+		client_error(c, s->sid, RPC_FAILED_PRECONDITION, "Create %s: root disk: %s",
+		             s->undo, err.msg);
+	}
+	glink_close(c->tp->link, s->gid);
+	stream_drop(c, s);
+}
+
+/* The Create waiting for d's plug: its disk is on the bus and the guest mounts it, or the
+ * Create fails. */
+static void on_plugged(void *arg, struct rootdisk *d, const kerr_t *err)
+{
+	struct taskproxy *tp = arg;
+	struct tp_stream *s = NULL;
+	struct tp_conn *c;
+
+	for (c = tp->conns; c && !s; c = s ? c : c->next)
+		for (s = c->streams; s && !(s->plugging && !strcmp(s->undo, d->id)); s = s->next)
+			;
+	if (!s)
+		return;
+	s->plugging = 0;
+	if (err) {
+		client_error(c, s->sid, RPC_FAILED_PRECONDITION, "Create %s: root disk: %s",
+		             s->undo, err->msg);
+	} else {
+		s->mount_deadline_ns = mono_ns() + DISK_WAIT_NS;
+		if (ask_mount(c, s) == 0)
+			return;
 		client_error(c, s->sid, RPC_UNAVAILABLE, "the sandbox's guest link is down");
 	}
 	glink_close(c->tp->link, s->gid);
 	stream_drop(c, s);
+	if (c->dead)
+		conn_close(c);
 }
 
 /* ---- bounds on guest calls (callbound.h) ---- */
@@ -1114,6 +1142,10 @@ int taskproxy_start(struct taskproxy *tp, struct loop *loop, struct glink *link,
 	tp->link = link;
 	snprintf(tp->path, sizeof(tp->path), "%s", path);
 	tp->listen.fd = -1;
+	if (tp->disks) {
+		tp->disks->on_plugged = on_plugged;
+		tp->disks->arg = tp;
+	}
 	if (bundles_open(&tp->bundles, shared, err) < 0)
 		return -1;
 	fd = unix_listen(path, err);
