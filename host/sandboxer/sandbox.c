@@ -128,6 +128,7 @@ static void sandbox_free(struct sandbox *sb)
 		}
 	}
 	sbx->n_sandboxes--;
+	cg_drain_cancel(&sb->drain);
 	free(sb->spec_json);
 	free(sb);
 }
@@ -333,10 +334,33 @@ static void close_watch(struct sandbox *sb, struct loop_watch *w)
 
 /* Whatever is left of the sandbox's processes (a VMM spawned but not yet recorded, orphans
  * of a killed proxy): its cgroup knows them all. */
-static void kill_remains(struct sandbox *sb)
+static void remove_now(struct sandbox *sb);
+
+/* The cgroup is empty (or still is not, KILL_GRACE_MS later): a stopped sandbox's goes, and
+ * a removal that waited for it goes on. */
+static void remains_gone(struct cg_drain *d, int emptied)
 {
-	if (sb->has_cgroup && sb_cgroup_kill_all(sb->cg_parent, sb->id, KILL_GRACE_MS) < 0)
-		log_warn("sandbox %s: processes remain in its cgroup", sb->id);
+	struct sandbox *sb = container_of(d, struct sandbox, drain);
+
+	if (!emptied)
+		log_warn("sandbox %s: processes remain in its cgroup %d ms after SIGKILL", sb->id,
+		         KILL_GRACE_MS);
+	if (emptied && sb->has_cgroup && sb->state == SB_STOPPED && !sb->proxy &&
+	    sb_cgroup_remove(sb->cg_parent, sb->id) == 0) {
+		sb->has_cgroup = 0;
+		state_write(sb);
+	}
+	if (sb->remove_pending) {
+		sb->remove_pending = 0;
+		remove_now(sb);
+	}
+}
+
+/* Killed from the loop, and waited for by pidfd: the loop never waits. */
+static void kill_remains(struct sandbox *sb, int proxy_pidfd)
+{
+	cg_drain_start(&sb->drain, &sb->sbx->loop, sb->has_cgroup ? sb->cg_parent : "", sb->id,
+	               proxy_pidfd, KILL_GRACE_MS, remains_gone);
 }
 
 static void remove_stopped(struct loop_timer *t);
@@ -385,13 +409,11 @@ static void became_stopped_as(struct sandbox *sb, int status, int proxy_lingers)
 	sb->exit_status = status;
 	sb->exited_ns = real_ns();
 	sb->pid = 0;
+	state_write(sb);
 	if (!proxy_lingers) {
 		sb->proxy = 0;
-		kill_remains(sb);
-		if (sb->has_cgroup && sb_cgroup_remove(sb->cg_parent, sb->id) == 0)
-			sb->has_cgroup = 0;
+		kill_remains(sb, -1);
 	}
-	state_write(sb);
 	while ((w = sb->waiters)) {
 		sb->waiters = w->next;
 		grpc_call_on_cancel(w->call, NULL, NULL);
@@ -529,10 +551,8 @@ static void proxy_exited(struct loop_watch *w, uint32_t events)
 			waitid(P_PIDFD, (id_t)w->fd, &si, WEXITED | WNOHANG);
 		close_watch(sb, w);
 		sb->proxy = 0;
-		kill_remains(sb);
-		if (sb->has_cgroup && sb_cgroup_remove(sb->cg_parent, sb->id) == 0)
-			sb->has_cgroup = 0;
 		state_write(sb);
+		kill_remains(sb, -1);
 		return;
 	}
 
@@ -646,7 +666,7 @@ static void kill_start(struct sandbox *sb)
 		reap_later(sb, &sb->proxy_w, KILL_GRACE_MS);
 	else if (sb->proxy > 0)
 		kill(sb->proxy, SIGKILL);
-	kill_remains(sb);
+	kill_remains(sb, -1);
 	if (pid > 0)
 		waitpid(pid, NULL, WNOHANG);
 }
@@ -826,15 +846,14 @@ static void remove_now(struct sandbox *sb)
 	/* A proxy still answering for a gone VM's tasks: containerd is done with them now. It
 	 * dies at once unless stuck in the kernel; our child is reaped here, not left a zombie. */
 	if (sb->proxy_w.fd >= 0) {
-		struct pollfd pf = { .fd = sb->proxy_w.fd, .events = POLLIN };
-		siginfo_t si;
-
 		sys_pidfd_send_signal(sb->proxy_w.fd, SIGKILL);
-		if (poll(&pf, 1, 1000) == 1 && sb->proxy_child)
-			waitid(P_PIDFD, (id_t)sb->proxy_w.fd, &si, WEXITED | WNOHANG);
+		kill_remains(sb, sb->proxy_w.fd);
 		close_watch(sb, &sb->proxy_w);
-		kill_remains(sb);
 		sb->proxy = 0;
+	}
+	if (sb->drain.active) {
+		sb->remove_pending = 1; /* remains_gone goes on */
+		return;
 	}
 
 	umount_below(sb->paths.dir);

@@ -17,6 +17,7 @@
 #include "base/util.h"
 #include "proxy/config.h"
 #include "rpc/grpc.h"
+#include "sandboxer/sb_cgroup.h"
 #include "vm/vmm.h"
 
 enum sb_state { SB_CREATED, SB_STARTING, SB_READY, SB_STOPPING, SB_STOPPED };
@@ -73,6 +74,8 @@ struct sandbox {
 	int exit_polls; /* vmm-exit reads while its proxy writes it */
 	struct call_set shutdowns;
 	struct loop_timer remove_timer; /* Shutdown's last step, run from the loop */
+	struct cg_drain drain;          /* what is left in its cgroup, being killed */
+	int remove_pending;             /* Shutdown's last step waits for the drain */
 	struct sb_waiter *waiters;
 	char task_address[KPATH_SIZE];
 	struct sandbox *next;

@@ -7,10 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/log.h"
+#include "base/syscalls.h"
 #include "base/util.h"
 
 #define ROOT "/sys/fs/cgroup"
@@ -257,23 +260,132 @@ static int read_procs(const char *parent, const char *id, pid_t *pids, int max)
 	return n;
 }
 
-int sb_cgroup_kill_all(const char *parent, const char *id, int timeout_ms)
-{
-	int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
-	pid_t pids[256];
-	int n;
+struct cg_drain_pid {
+	struct loop_watch w;
+	struct cg_drain *d;
+	struct cg_drain_pid *next;
+};
 
-	while ((n = read_procs(parent, id, pids, 256)) > 0) {
-		for (int i = 0; i < n; i++) {
-			kill(pids[i], SIGKILL);
-			/* Orphans of the sandbox are ours (we are their subreaper): reap them. */
-			waitpid(pids[i], NULL, WNOHANG);
-		}
-		if (mono_ns() > deadline)
-			return -1;
-		usleep(5000);
+static void drain_scan(struct cg_drain *d);
+
+static void pid_gone(struct loop_watch *w, uint32_t events)
+{
+	struct cg_drain_pid *p = container_of(w, struct cg_drain_pid, w);
+	struct cg_drain *d = p->d;
+	siginfo_t si;
+
+	/* Our orphan (we are the subreaper) is reaped here; anyone else's is not ours to. */
+	waitid(P_PIDFD, (id_t)w->fd, &si, WEXITED | WNOHANG);
+	loop_del(d->loop, w);
+	close(w->fd);
+	w->fd = -1;
+	if (--d->live == 0)
+		drain_scan(d);
+}
+
+/* Watches fd (a pidfd, owned from now on) until its process is gone. */
+static void drain_watch(struct cg_drain *d, int fd)
+{
+	struct cg_drain_pid *p = calloc(1, sizeof(*p));
+	kerr_t err;
+
+	if (!p) {
+		close(fd);
+		return;
 	}
-	return 0;
+	*p = (struct cg_drain_pid){ .w = { .fd = fd, .fn = pid_gone }, .d = d, .next = d->pids };
+	if (loop_add(d->loop, &p->w, EPOLLIN, &err) < 0) {
+		close(fd);
+		free(p);
+		return;
+	}
+	d->pids = p;
+	d->live++;
+}
+
+/* Whether pid (its pidfd open, so it cannot be reused now) is in the sandbox's cgroup. */
+static int pid_in(pid_t pid, const char *id)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[64], want[ID_MAX + 3];
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	snprintf(want, sizeof(want), "/%s\n", id);
+	return read_file(path, &text, NULL, 8192, NULL) == 0 && strstr(text, want);
+}
+
+/* Kills and watches what the cgroup holds; done when nothing is left. */
+static void drain_scan(struct cg_drain *d)
+{
+	pid_t pids[256];
+	int n = d->parent[0] ? read_procs(d->parent, d->id, pids, 256) : 0;
+
+	log_debug("cgroup of %s: %d processes left", d->id, n);
+
+	for (int i = 0; i < n; i++) {
+		int fd = sys_pidfd_open(pids[i]);
+
+		if (fd < 0)
+			continue; /* gone already */
+		if (!pid_in(pids[i], d->id)) {
+			close(fd);
+			continue;
+		}
+		sys_pidfd_send_signal(fd, SIGKILL);
+		drain_watch(d, fd);
+	}
+	if (d->live == 0) {
+		cg_drain_cancel(d);
+		d->done(d, 1);
+	}
+}
+
+static void drain_timeout(struct loop_timer *t)
+{
+	struct cg_drain *d = container_of(t, struct cg_drain, timer);
+
+	cg_drain_cancel(d);
+	d->done(d, 0);
+}
+
+void cg_drain_start(struct cg_drain *d, struct loop *loop, const char *parent, const char *id,
+                    int pidfd, int timeout_ms, void (*done)(struct cg_drain *d, int emptied))
+{
+	cg_drain_cancel(d);
+	d->loop = loop;
+	d->done = done;
+	d->active = 1;
+	snprintf(d->parent, sizeof(d->parent), "%s", parent);
+	snprintf(d->id, sizeof(d->id), "%s", id);
+	d->timer.fn = drain_timeout;
+	loop_timer_arm(loop, &d->timer, timeout_ms);
+	if (pidfd >= 0) {
+		int fd = fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
+
+		if (fd >= 0)
+			drain_watch(d, fd);
+	}
+	if (d->live == 0)
+		drain_scan(d);
+}
+
+void cg_drain_cancel(struct cg_drain *d)
+{
+	struct cg_drain_pid *p;
+
+	if (!d->active)
+		return;
+	while ((p = d->pids)) {
+		d->pids = p->next;
+		if (p->w.fd >= 0) {
+			loop_del(d->loop, &p->w);
+			close(p->w.fd);
+		}
+		free(p);
+	}
+	d->live = 0;
+	d->active = 0;
+	loop_timer_cancel(d->loop, &d->timer);
 }
 
 void sb_cgroup_self(char *out, size_t n)

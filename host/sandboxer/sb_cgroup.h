@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/loop.h"
+#include "base/util.h"
 
 struct cg_stats {
 	uint64_t cpu_usec;
@@ -27,9 +29,25 @@ int sb_cgroup_create(const char *parent, const char *id, kerr_t *err);
 /* Moves the calling process in (a forked child, before exec). */
 int sb_cgroup_enter(const char *parent, const char *id);
 int sb_cgroup_stats(const char *parent, const char *id, struct cg_stats *st, kerr_t *err);
-/* Kills every process in it and waits (reaping our orphans) until it is empty; -1 if
- * something is still there after timeout_ms. */
-int sb_cgroup_kill_all(const char *parent, const char *id, int timeout_ms);
+/* Emptying a sandbox's cgroup from the loop: every process in it is killed and watched by
+ * pidfd (our orphans reaped as they go), the cgroup read again once they are gone, until it
+ * is empty; done(d, 1) then, or done(d, 0) after the timeout. One more pidfd (the task
+ * proxy's, which may live outside any cgroup) can be waited for with them. */
+struct cg_drain {
+	struct loop *loop;
+	char parent[256], id[ID_MAX + 1];
+	struct cg_drain_pid *pids;
+	unsigned n, live;
+	struct loop_timer timer;
+	int active;
+	void (*done)(struct cg_drain *d, int emptied);
+};
+
+/* done may run before this returns, when nothing is left. parent "": no cgroup to read. */
+void cg_drain_start(struct cg_drain *d, struct loop *loop, const char *parent, const char *id,
+                    int pidfd, int timeout_ms, void (*done)(struct cg_drain *d, int emptied));
+/* Stops watching, without calling done. */
+void cg_drain_cancel(struct cg_drain *d);
 /* The calling process's own cgroup directory (v2; on v1 its memory hierarchy's), where image
  * builds and template VMs are charged, as containerd's unpacking is; "" when it cannot be
  * told. */
