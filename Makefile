@@ -41,7 +41,7 @@ GUEST_OPT := -Oz -ffunction-sections -fdata-sections -fno-asynchronous-unwind-ta
 	-fmerge-all-constants -fno-jump-tables
 GUEST_CFLAGS := -std=gnu11 $(GUEST_OPT) -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wno-unused-parameter \
 	-fno-stack-protector -fno-pie -D_GNU_SOURCE -DPB_NO_ERRMSG \
-	-isystem $(GUEST_INC) -I$(GEN)/guest -I$(NANOPB) -Iguest/init
+	-isystem $(GUEST_INC) -I$(GEN)/guest -I$(NANOPB) -Iguest/init -I.
 # noseparate-code and norelro drop page-alignment padding a static PID 1 does not need; a
 # small common-page-size keeps ld from page-aligning the data segment in the file (up to
 # 4 KB of padding, depending on where the text ends).
@@ -54,7 +54,7 @@ PROTOS := ttrpc.proto sandbox.proto task.proto containerd/types.proto google/rpc
 	google/protobuf/any.proto google/protobuf/empty.proto google/protobuf/timestamp.proto \
 	cgroups_v2.proto events.proto streaming.proto transfer.proto
 
-GUEST_SRCS := $(wildcard guest/init/*.c)
+GUEST_SRCS := $(wildcard guest/init/*/*.c)
 GUEST_PB := $(addprefix $(GEN)/guest/,$(PROTOS:.proto=.pb.c))
 NANOPB_SRCS := $(addprefix $(NANOPB)/,pb_common.c pb_encode.c pb_decode.c)
 GUEST_OBJS := $(patsubst %.c,$(OBJ)/guest/%.o,$(GUEST_SRCS)) \
@@ -67,13 +67,16 @@ HOST_PROTOS := host/sandbox_controller.proto host/events_ttrpc.proto host/cri.pr
 	host/introspection.proto
 HOST_PB := $(addprefix $(GEN)/host/,$(PROTOS:.proto=.pb-c.c) $(HOST_PROTOS:.proto=.pb-c.c))
 
-# Host code in layers: each folder is one archive and may use only the folders listed before
-# it (tools/check-layers.sh enforces it); binaries link the archives in the reverse order.
-# The generated protobuf-c code is an archive of its own that any layer above base may use.
-HOST_LIB_LAYERS := base rpc vm net proxy
-HOST_LAYERS := $(HOST_LIB_LAYERS) sandboxer ctl
-# The order tools/check-layers.sh enforces; "a/b" are side by side and use neither the other.
+# Code in layers, lowest first: a folder may use only the folders before it ("a/b" are side
+# by side and use neither the other). This is the one copy of each order: tools/check-layers.sh
+# enforces it by includes and by symbols, and the host's archives come from it. Each host
+# library folder is an archive, linked in the reverse order; the last group (sandboxer/ctl) is
+# the two programs' own folders, each linked whole into its binary. The generated protobuf-c
+# code is an archive of its own that any layer above base may use.
 HOST_LAYER_ORDER := base rpc vm/net proxy sandboxer/ctl
+GUEST_LAYER_ORDER := core wire runtime services main
+reverse = $(if $(1),$(call reverse,$(wordlist 2,$(words $(1)),$(1))) $(firstword $(1)))
+HOST_LIB_LAYERS := $(subst /, ,$(filter-out $(lastword $(HOST_LAYER_ORDER)),$(HOST_LAYER_ORDER)))
 # SAN=1: host code and unit tests with ASan and UBSan, in their own object and test dirs.
 # FUZZ=1: the same code built by clang for libFuzzer (tests/fuzz), in bin/obj-fuzz and bin/fuzz.
 ifeq ($(FUZZ),1)
@@ -92,13 +95,13 @@ HOBJ := $(OBJ)
 TESTBIN := $(BIN)/tests
 endif
 host_objs = $(patsubst %.c,$(HOBJ)/%.o,$(wildcard host/$(1)/*.c))
-HOST_ARCHIVES := $(foreach l,proxy net vm rpc base,$(HOBJ)/lib$(l).a) $(HOBJ)/libpb.a
+HOST_ARCHIVES := $(foreach l,$(call reverse,$(HOST_LIB_LAYERS)),$(HOBJ)/lib$(l).a) $(HOBJ)/libpb.a
 CTL_OBJS := $(call host_objs,ctl)
 SANDBOXER_OBJS := $(call host_objs,sandboxer)
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(TESTBIN)/%,$(wildcard tests/unit/test-*.c))
 
-.PHONY: all help deps guest host kernel image test test-unit test-bats check demo bench bench-boot \
+.PHONY: all help deps guest host kernel image test test-unit test-bats check check-layers demo bench bench-boot \
 	fuzz fuzz-build fuzz-regress fuzz-targets stress \
 	bench-container bench-pod bench-net bench-startup bench-appliance demo-cri install \
 	check-size check-kernel-config clean distclean format
@@ -214,7 +217,7 @@ $(BIN)/kuasar.img: $(BIN)/kuasar-init tools/mkimage.sh ## raw ext4 disk image wi
 image: $(BIN)/kuasar.img
 
 # ---------------------------------------------------------------------------------------
-# Host tools: one archive per layer folder (see HOST_LAYERS).
+# Host tools: one archive per library layer folder (see HOST_LAYER_ORDER).
 $(HOBJ)/host/%.o: host/%.c Makefile $(HOST_PB:.c=.h)
 	$(call msg,CC,$<)
 	$(Q)mkdir -p $(dir $@)
@@ -266,7 +269,7 @@ $(HOBJ)/hg/nanopb/%.o: $(NANOPB)/%.c Makefile $(NANOPB)/pb.h
 	$(Q)$(CC) $(filter-out -Wmissing-prototypes,$(TEST_CFLAGS)) -c -o $@ $<
 
 # alloc.c replaces musl's malloc in PID 1; in a host test its functions get their own names.
-$(HOBJ)/hg/alloc-renamed.o: guest/init/alloc.c Makefile
+$(HOBJ)/hg/alloc-renamed.o: guest/init/core/alloc.c Makefile
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(TEST_CFLAGS) -fno-builtin -Dmalloc=k_malloc -Dfree=k_free -Dcalloc=k_calloc \
 		-Drealloc=k_realloc -MMD -MP -c -o $@ $<
@@ -277,23 +280,24 @@ $(HOBJ)/tests/%.o: tests/%.c Makefile $(HOST_PB:.c=.h) $(GUEST_PB_H) $(NANOPB)/p
 	$(Q)$(CC) $(TEST_CFLAGS) -MMD -MP -c -o $@ $<
 
 # What each unit test links besides its own object; the host's tests link the archives.
-OCI_TEST_OBJS := $(call hg,oci.c json.c fmt.c)
+OCI_TEST_OBJS := $(call hg,runtime/oci.c core/json.c core/fmt.c)
 # The guest's server in one process with the host's client, over a socketpair.
-LINK_TEST_GUEST := $(filter-out $(addprefix guest/init/,main.c boot.c link.c alloc.c),$(GUEST_SRCS))
-$(TESTBIN)/test-fmt: $(call hg,fmt.c)
-$(TESTBIN)/test-match: $(call hg,match.c)
-$(TESTBIN)/test-json: $(call hg,json.c fmt.c)
+LINK_TEST_GUEST := $(filter-out $(addprefix guest/init/,main/main.c main/boot.c wire/link.c \
+	core/alloc.c),$(GUEST_SRCS))
+$(TESTBIN)/test-fmt: $(call hg,core/fmt.c)
+$(TESTBIN)/test-match: $(call hg,core/match.c)
+$(TESTBIN)/test-json: $(call hg,core/json.c core/fmt.c)
 $(TESTBIN)/test-alloc: $(HOBJ)/hg/alloc-renamed.o
-$(TESTBIN)/test-seccomp: $(call hg,seccomp.c) $(OCI_TEST_OBJS)
+$(TESTBIN)/test-seccomp: $(call hg,runtime/seccomp.c) $(OCI_TEST_OBJS)
 $(TESTBIN)/test-oci: $(OCI_TEST_OBJS)
-$(TESTBIN)/test-link: $(call hg,$(notdir $(LINK_TEST_GUEST))) \
+$(TESTBIN)/test-link: $(patsubst guest/init/%.c,$(HOBJ)/hg/%.o,$(LINK_TEST_GUEST)) \
 	$(patsubst $(GEN)/guest/%.c,$(HOBJ)/hg/pb/%.o,$(GUEST_PB)) \
 	$(patsubst $(NANOPB)/%.c,$(HOBJ)/hg/nanopb/%.o,$(NANOPB_SRCS)) $(HOST_ARCHIVES)
 $(TESTBIN)/test-host $(TESTBIN)/test-sandboxer $(TESTBIN)/test-template $(TESTBIN)/test-proxy \
 	$(TESTBIN)/test-qmp: \
 	$(HOST_ARCHIVES)
 $(TESTBIN)/test-sandboxer: $(HOBJ)/host/sandboxer/sb_cgroup.o
-$(TESTBIN)/test-net: $(call hg,netlink.c) $(HOST_ARCHIVES)
+$(TESTBIN)/test-net: $(call hg,core/netlink.c) $(HOST_ARCHIVES)
 $(TESTBIN)/linkpoke $(TESTBIN)/grpcpoke: $(HOST_ARCHIVES)
 
 $(TESTBIN)/test-%: $(HOBJ)/tests/unit/test-%.o
@@ -309,12 +313,12 @@ $(TESTBIN)/%: $(HOBJ)/tests/tools/%.o
 # Fuzz targets (FUZZ=1 builds: clang, libFuzzer, ASan+UBSan). Each parses bytes from
 # outside with the real code; tests/fuzz/corpus/<target>/ holds its seeds and regressions.
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
-$(TESTBIN)/fuzz-guest-frames: $(call hg,$(notdir $(LINK_TEST_GUEST))) \
+$(TESTBIN)/fuzz-guest-frames: $(patsubst guest/init/%.c,$(HOBJ)/hg/%.o,$(LINK_TEST_GUEST)) \
 	$(patsubst $(GEN)/guest/%.c,$(HOBJ)/hg/pb/%.o,$(GUEST_PB)) \
 	$(patsubst $(NANOPB)/%.c,$(HOBJ)/hg/nanopb/%.o,$(NANOPB_SRCS))
 $(TESTBIN)/fuzz-guest-frames: FUZZ_LDFLAGS := -Wl,--wrap=adjtimex,--wrap=ioctl
-$(TESTBIN)/fuzz-guest-oci: $(call hg,oci.c json.c fmt.c seccomp.c)
-$(TESTBIN)/fuzz-guest-match: $(call hg,match.c)
+$(TESTBIN)/fuzz-guest-oci: $(call hg,runtime/oci.c core/json.c core/fmt.c runtime/seccomp.c)
+$(TESTBIN)/fuzz-guest-match: $(call hg,core/match.c)
 $(addprefix $(TESTBIN)/,fuzz-host-frames fuzz-proxy-result fuzz-config fuzz-bundle fuzz-qmp \
 	fuzz-task-gone fuzz-grpc fuzz-taskproxy fuzz-rootdisk): \
 	$(HOST_ARCHIVES)
@@ -356,13 +360,16 @@ CPPCHECK_FLAGS := --quiet --error-exitcode=1 --enable=warning,style,portability,
 FUNC_MAX_LINES := 60
 FUNC_LONG_OK := host/ctl/ctl_cri.c:parse host/ctl/kuasar-ctl.c:parse_boot
 
+check-layers: $(HOST_ARCHIVES) $(CTL_OBJS) $(SANDBOXER_OBJS) $(BIN)/kuasar-init ## the layers, by includes and by symbols, host and guest
+	$(call msg,LAYERS,host: $(HOST_LAYER_ORDER); guest: $(GUEST_LAYER_ORDER))
+	$(Q)tools/check-layers.sh "$(HOST_LAYER_ORDER)" "$(GUEST_LAYER_ORDER)" $(OBJ) >/dev/null
+
 check: ## format, cppcheck, the layer check, function sizes, unit tests under ASan+UBSan, the fuzz corpora
 	$(call msg,FORMAT,clang-format --dry-run)
 	$(Q)clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 	$(call msg,CPPCHECK,host guest/init)
 	$(Q)cppcheck $(CPPCHECK_FLAGS) -j2 host guest/init
-	$(call msg,LAYERS,$(HOST_LAYER_ORDER))
-	$(Q)tools/check-layers.sh $(HOST_LAYER_ORDER) >/dev/null
+	$(Q)$(MAKE) --no-print-directory check-layers
 	$(call msg,FUNCTIONS,at most $(FUNC_MAX_LINES) lines)
 	$(Q)tools/check-functions.sh $(FUNC_MAX_LINES) $(FUNC_LONG_OK)
 	$(Q)ASAN_OPTIONS=detect_stack_use_after_return=1 $(MAKE) --no-print-directory SAN=1 test-unit

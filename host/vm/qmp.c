@@ -161,33 +161,34 @@ static void dispatch(struct qmp *q, json_object *o)
 	}
 }
 
-/* Every whole line in the buffer, dispatched; -1 when the connection broke. */
-static int lines(struct qmp *q)
+/* The next whole line in the buffer, dispatched: 1, or 0 when there is none, or -1 when the
+ * connection broke. */
+static int one_line(struct qmp *q)
 {
-	char *nl;
+	char *nl = q->fd >= 0 ? memchr(q->buf, '\n', q->have) : NULL;
+	json_object *o;
 
-	while (q->fd >= 0 && (nl = memchr(q->buf, '\n', q->have))) {
-		json_object *o;
-
-		*nl = '\0';
-		o = json_tokener_parse(q->buf);
-		q->have -= (size_t)(nl + 1 - q->buf);
-		memmove(q->buf, nl + 1, q->have);
-		if (!o || !json_object_is_type(o, json_type_object)) {
-			json_object_put(o);
-			broken(q, EPROTO, "QEMU sent malformed JSON");
-			return -1;
-		}
-		dispatch(q, o);
-		json_object_put(o);
+	if (!nl) {
+		if (q->fd >= 0 && q->have == sizeof(q->buf))
+			broken(q, EPROTO, "a QMP line over 64 KiB");
+		return q->fd >= 0 ? 0 : -1;
 	}
-	if (q->fd >= 0 && q->have == sizeof(q->buf))
-		broken(q, EPROTO, "a QMP line over 64 KiB");
-	return q->fd >= 0 ? 0 : -1;
+	*nl = '\0';
+	o = json_tokener_parse(q->buf);
+	q->have -= (size_t)(nl + 1 - q->buf);
+	memmove(q->buf, nl + 1, q->have);
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		broken(q, EPROTO, "QEMU sent malformed JSON");
+		return -1;
+	}
+	dispatch(q, o);
+	json_object_put(o);
+	return 1;
 }
 
-/* What the socket has, read and dispatched. */
-static void read_in(struct qmp *q)
+/* What the socket has, read (0), or the connection broke (-1). */
+static int read_in(struct qmp *q)
 {
 	ssize_t n;
 
@@ -195,13 +196,13 @@ static void read_in(struct qmp *q)
 		n = read(q->fd, q->buf + q->have, sizeof(q->buf) - q->have);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && errno == EAGAIN)
-		return;
+		return 0;
 	if (n <= 0) {
 		broken(q, ECONNRESET, n ? strerror(errno) : "QEMU closed the connection");
-		return;
+		return -1;
 	}
 	q->have += (size_t)n;
-	lines(q);
+	return 0;
 }
 
 static int flush_out(struct qmp *q)
@@ -230,8 +231,9 @@ static void on_ready(struct loop_watch *w, uint32_t events)
 
 	if ((events & EPOLLOUT) && flush_out(q) < 0)
 		return;
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-		read_in(q);
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && read_in(q) == 0)
+		while (one_line(q) > 0)
+			;
 }
 
 int qmp_attach(struct qmp *q, struct loop *loop, kerr_t *err)
@@ -243,6 +245,8 @@ int qmp_attach(struct qmp *q, struct loop *loop, kerr_t *err)
 		return -1;
 	q->loop = loop;
 	rearm(q);
+	while (one_line(q) > 0) /* what came after the last awaited answer */
+		;
 	return 0;
 }
 
@@ -349,10 +353,13 @@ static void waited(void *arg, struct qmp_reply *r)
 		w->err = r->err;
 }
 
-/* Reads and dispatches until w is done; every command's deadline still holds. */
+/* Reads and dispatches until w is done, a line at a time (what follows its answer waits
+ * for the next command); every command's deadline still holds. */
 static void pump(struct qmp *q, struct waiter *w)
 {
 	while (!w->done) {
+		if (one_line(q) != 0)
+			continue;
 		int64_t due = 0;
 		struct pollfd p = { .fd = q->fd, .events = POLLIN };
 

@@ -22,14 +22,12 @@
 #include <sys/timex.h>
 #include <unistd.h>
 
-#include "../../guest/init/boot.h"
-#include "../../guest/init/ev.h"
-#include "../../guest/init/link.h"
-#include "../../guest/init/serve.h"
-#include "../../guest/init/ttrpc.h"
-#include "../unit/boot-stubs.h"
+#include "core/ev.h"
+#include "core/sys.h"
+#include "services/serve.h"
+#include "wire/link.h"
+#include "wire/ttrpc.h"
 
-struct boot_state boot = { .init_ns = 250000000, .link_ns = 290000000 };
 static jmp_buf powered_off;
 
 uint32_t link_local_cid(void)
@@ -37,7 +35,7 @@ uint32_t link_local_cid(void)
 	return 0;
 }
 
-void boot_poweroff(void)
+static void fuzz_poweroff(void)
 {
 	longjmp(powered_off, 1);
 }
@@ -95,6 +93,7 @@ static void drain(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	sandbox_poweroff = fuzz_poweroff;
 	int sv[2];
 
 	fence();

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../guest/init/oci.h"
-#include "../../guest/init/seccomp.h"
+#include "runtime/oci.h"
+#include "runtime/seccomp.h"
 
 static struct oci_spec spec;
 

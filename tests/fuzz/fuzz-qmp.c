@@ -1,6 +1,7 @@
 /* libFuzzer: what a VMM says on its QMP socket. The bytes arrive on a socketpair as QMP's
- * greeting and answers; the real client reads them (lines, JSON, events skipped, errors)
- * through qmp_open and a query-migrate call, and the answer goes to the code that acts on it. */
+ * greeting and answers (matched by id); the real client reads them (lines, JSON, events,
+ * errors) through qmp_open and a query-migrate call, and the answer goes to the code that
+ * acts on it. */
 #include <stdint.h>
 #include <sys/socket.h>
 #include <unistd.h>

@@ -1,5 +1,5 @@
 /* The init's printf replacement: every conversion it claims to support. */
-#include "fmt.h"
+#include "core/fmt.h"
 #include "tap.h"
 
 int main(void)

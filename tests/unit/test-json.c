@@ -1,6 +1,6 @@
 /* The guest's JSON reader: well-formed documents, navigation, unescaping, numbers, and the
  * malformed or oversized input it must refuse with a reason. */
-#include "json.h"
+#include "core/json.h"
 #include "tap.h"
 
 static struct jtok toks[256];

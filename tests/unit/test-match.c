@@ -1,6 +1,6 @@
 /* The readiness pattern matcher (guest/init/match.c): every construct it documents, and
  * what it must treat as literal. */
-#include "match.h"
+#include "core/match.h"
 #include "tap.h"
 
 static void yes(const char *re, const char *text)

@@ -17,8 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../guest/init/netlink.h"
 #include "base/util.h"
+#include "core/netlink.h"
 #include "net/podnet.h"
 #include "tap.h"
 

@@ -7,7 +7,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 
-#include "oci.h"
+#include "runtime/oci.h"
 #include "tap.h"
 
 static const char spec_json[] =

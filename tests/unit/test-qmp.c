@@ -65,7 +65,8 @@ static long fake_next(int fd, char *cmd, size_t n, int ms)
 			fake_have -= (size_t)(nl + 1 - fake_buf);
 			memmove(fake_buf, nl + 1, fake_have);
 			/* The command's own id is the last one: arguments may hold an "id". */
-			for (const char *at = strstr(cmd, "\"id\":"); at; at = strstr(at + 1, "\"id\":"))
+			for (const char *at = strstr(cmd, "\"id\":"); at;
+			     at = strstr(at + 1, "\"id\":"))
 				id = at;
 			return id ? strtol(id + 5, NULL, 10) : 0;
 		}
@@ -264,9 +265,10 @@ static void answer(int fd, long id, const char *error_class)
 	char line[256];
 
 	if (error_class)
-		snprintf(line, sizeof(line),
-		         "{\"error\": {\"class\": \"%s\", \"desc\": \"Node is in use\"}, \"id\": %ld}",
-		         error_class, id);
+		snprintf(
+		    line, sizeof(line),
+		    "{\"error\": {\"class\": \"%s\", \"desc\": \"Node is in use\"}, \"id\": %ld}",
+		    error_class, id);
 	else
 		snprintf(line, sizeof(line), "{\"return\": {}, \"id\": %ld}", id);
 	fake_say(fd, line);
@@ -294,7 +296,8 @@ static void test_unplug(void)
 	rootdisks_init(&rd, &tl, &q, "/nonexistent", NULL);
 	rootdisk_detach(&rd, fake_disk(&rd, 3), 1);
 	id = fake_next(fake, cmd, sizeof(cmd), 200);
-	ok(id && strstr(cmd, "device_del") && strstr(cmd, "rootfs3.3"), "device_del first: %s", cmd);
+	ok(id && strstr(cmd, "device_del") && strstr(cmd, "rootfs3.3"), "device_del first: %s",
+	   cmd);
 	answer(fake, id, NULL);
 	ok(fake_next(fake, cmd, sizeof(cmd), 100) == 0,
 	   "no blockdev-del before QEMU says DEVICE_DELETED");

@@ -10,8 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "oci.h"
-#include "seccomp.h"
+#include "runtime/oci.h"
+#include "runtime/seccomp.h"
 #include "tap.h"
 
 static struct oci_spec spec;

@@ -1,10 +1,10 @@
-#include "ev.h"
+#include "core/ev.h"
 
 #include <errno.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "klog.h"
+#include "core/klog.h"
 
 #define LOOP_BATCH 32
 

@@ -1,4 +1,4 @@
-#include "fmt.h"
+#include "core/fmt.h"
 
 #include <stdint.h>
 #include <string.h>

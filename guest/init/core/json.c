@@ -1,8 +1,8 @@
-#include "json.h"
+#include "core/json.h"
 
 #include <string.h>
 
-#include "fmt.h"
+#include "core/fmt.h"
 
 #define MAX_DEPTH 64
 

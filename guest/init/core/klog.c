@@ -1,11 +1,11 @@
-#include "klog.h"
+#include "core/klog.h"
 
 #include <errno.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "fmt.h"
+#include "core/fmt.h"
 
 int klog_level = KLOG_INFO;
 static int log_fd = 2;

@@ -1,4 +1,4 @@
-#include "match.h"
+#include "core/match.h"
 
 #include <stddef.h>
 #include <stdint.h>

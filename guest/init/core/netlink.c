@@ -1,4 +1,4 @@
-#include "netlink.h"
+#include "core/netlink.h"
 
 #include <errno.h>
 #include <linux/rtnetlink.h>

@@ -1,4 +1,4 @@
-#include "boot.h"
+#include "main/boot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,20 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fmt.h"
-#include "klog.h"
-#include "net.h"
-#include "netlink.h"
-
-struct boot_state boot;
-
-uint64_t mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "core/fmt.h"
+#include "core/klog.h"
+#include "core/netlink.h"
+#include "services/net.h"
 
 struct mnt {
 	const char *src, *dst, *type;
@@ -70,21 +60,6 @@ static void open_console(void)
 	if (fd > 2)
 		close(fd);
 	klog_set_fd(2);
-}
-
-int boot_read_file(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	return (int)n;
 }
 
 /* kuasar.log=LEVEL sets the console log level; unknown kuasar.* words are reported. */

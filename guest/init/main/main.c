@@ -10,12 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "boot.h"
-#include "container.h"
-#include "ev.h"
-#include "klog.h"
-#include "link.h"
+#include "core/ev.h"
+#include "core/klog.h"
+#include "main/boot.h"
+#include "runtime/container.h"
+#include "services/app.h"
+#include "services/serve.h"
+#include "wire/link.h"
 
 static struct watch signal_w;
 
@@ -82,7 +83,8 @@ int main(int argc, char **argv, char **envp)
 	     boot.moved_root ? "moved from the initramfs to a tmpfs" : "as the kernel mounted it");
 	if (ev_init() < 0 || setup_signals() < 0)
 		boot_fatal("set up the event loop", errno);
-	link_start();
+	sandbox_poweroff = boot_poweroff;
+	link_start(serve_on_frame);
 	app_boot();
 	for (;;) {
 		int timeout = link_timeout_ms();

@@ -1,4 +1,4 @@
-#include "cgroup.h"
+#include "runtime/cgroup.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fmt.h"
+#include "core/fmt.h"
 
 static int write_at(const char *dir, const char *file, const char *value)
 {

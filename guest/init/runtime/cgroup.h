@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "oci.h"
+#include "runtime/oci.h"
 
 #define CGROUP_ROOT "/sys/fs/cgroup/kuasar"
 

@@ -1,4 +1,4 @@
-#include "container.h"
+#include "runtime/container.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,15 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ev.h"
-#include "events.h"
+#include "core/ev.h"
+#include "core/fmt.h"
+#include "core/klog.h"
 #include "events.pb.h"
-#include "fmt.h"
-#include "klog.h"
-#include "oci.h"
-#include "seccomp.h"
-#include "spawn.h"
-#include "stream.h"
+#include "runtime/events.h"
+#include "runtime/oci.h"
+#include "runtime/seccomp.h"
+#include "runtime/spawn.h"
+#include "runtime/stream.h"
 
 #define MAX_CONTAINERS 64
 #define MAX_PROCS 32 /* per container; [0] is the container's own process */

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "cgroup.h"
-#include "rpc.h"
+#include "runtime/cgroup.h"
+#include "wire/rpc.h"
 
 #define CTR_ID_MAX 128
 

@@ -1,4 +1,4 @@
-#include "events.h"
+#include "runtime/events.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,10 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ev.h"
+#include "core/ev.h"
+#include "core/fmt.h"
+#include "core/klog.h"
 #include "events.pb.h"
-#include "fmt.h"
-#include "klog.h"
 #include "sandbox.pb.h"
 
 #define QUEUE 128

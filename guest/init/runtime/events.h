@@ -7,7 +7,7 @@
 #include <pb.h>
 #include <stdint.h>
 
-#include "rpc.h"
+#include "wire/rpc.h"
 
 /* Queues an event: msg is a containerd.events message described by fields. */
 void events_publish(const char *topic, const char *type_url, const pb_msgdesc_t *fields,

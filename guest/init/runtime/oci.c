@@ -1,4 +1,4 @@
-#include "oci.h"
+#include "runtime/oci.h"
 
 #include <errno.h>
 #include <linux/audit.h>
@@ -9,8 +9,8 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 
-#include "fmt.h"
-#include "json.h"
+#include "core/fmt.h"
+#include "core/json.h"
 
 struct ctx {
 	struct oci_spec *spec; /* string pool owner; NULL when nothing is copied */

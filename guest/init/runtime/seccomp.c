@@ -5,7 +5,7 @@
  * without argument conditions a jeq/ret pair, with conditions a block that falls through
  * to the next rule on the first condition that does not hold. Last, the default action.
  * Rules match in profile order. 64-bit argument comparisons are done on both halves. */
-#include "seccomp.h"
+#include "runtime/seccomp.h"
 
 #include <errno.h>
 #include <linux/audit.h>
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt.h"
+#include "core/fmt.h"
 #include "syscalls.h"
 
 #define MAX_INSNS 4096

@@ -5,7 +5,7 @@
 #include <linux/filter.h>
 #include <stddef.h>
 
-#include "oci.h"
+#include "runtime/oci.h"
 
 /* The filter is malloc'd into out->filter. -1 with a message in err. */
 int seccomp_compile(const struct oci_seccomp *sc, struct sock_fprog *out, char *err, size_t n);

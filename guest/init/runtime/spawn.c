@@ -1,4 +1,4 @@
-#include "spawn.h"
+#include "runtime/spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "fmt.h"
+#include "core/fmt.h"
 
 static const struct spawn_args *args;
 /* Where errors go: the parent's status pipe until Create answered, then the program's

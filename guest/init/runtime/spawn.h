@@ -4,7 +4,7 @@
 #ifndef KUASAR_SPAWN_H
 #define KUASAR_SPAWN_H
 
-#include "oci.h"
+#include "runtime/oci.h"
 
 struct spawn_args {
 	const struct oci_spec *spec;

@@ -1,4 +1,4 @@
-#include "stream.h"
+#include "runtime/stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,13 +9,13 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "ev.h"
-#include "fmt.h"
+#include "core/ev.h"
+#include "core/fmt.h"
+#include "core/klog.h"
 #include "google/protobuf/any.pb.h"
-#include "klog.h"
-#include "link.h"
 #include "streaming.pb.h"
 #include "transfer.pb.h"
+#include "wire/link.h"
 
 #define MAX_STREAMS 96
 #define CHUNK (32u << 10)

@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rpc.h"
-#include "ttrpc.h"
+#include "wire/rpc.h"
+#include "wire/ttrpc.h"
 
 enum stream_dir { STREAM_OUT, STREAM_IN };
 

@@ -6,7 +6,7 @@
  * loopback every 10 ms (with an HTTP GET for http:), or each line of the app's output, which
  * is copied to the console, against the pattern. Check reports the state; the host saves a
  * template once it reads READY. */
-#include "app.h"
+#include "services/app.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,13 +18,13 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "boot.h"
-#include "container.h"
-#include "disk.h"
-#include "ev.h"
-#include "fmt.h"
-#include "klog.h"
-#include "match.h"
+#include "core/ev.h"
+#include "core/fmt.h"
+#include "core/klog.h"
+#include "core/match.h"
+#include "core/sys.h"
+#include "runtime/container.h"
+#include "services/disk.h"
 
 #define APP_SERIAL "kuasar-app"
 #define APP_DIR "/run/kuasar/app"

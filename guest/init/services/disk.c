@@ -1,4 +1,4 @@
-#include "disk.h"
+#include "services/disk.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fmt.h"
+#include "core/fmt.h"
 
 const char *disk_overlay(const char *dev, const char *dir, const char *lower, const char *root)
 {

@@ -14,13 +14,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "fmt.h"
-#include "klog.h"
-#include "net.h"
-#include "netlink.h"
-#include "rpc.h"
+#include "core/fmt.h"
+#include "core/klog.h"
+#include "core/netlink.h"
 #include "sandbox.pb.h"
+#include "services/app.h"
+#include "services/net.h"
+#include "wire/rpc.h"
 
 #define NIC_SCAN_MAX 64
 

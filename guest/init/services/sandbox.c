@@ -13,17 +13,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "boot.h"
-#include "disk.h"
-#include "events.h"
-#include "fmt.h"
+#include "core/fmt.h"
+#include "core/klog.h"
+#include "core/sys.h"
 #include "google/protobuf/empty.pb.h"
-#include "klog.h"
-#include "link.h"
-#include "net.h"
-#include "rpc.h"
+#include "runtime/events.h"
 #include "sandbox.pb.h"
+#include "services/app.h"
+#include "services/disk.h"
+#include "services/net.h"
+#include "services/serve.h"
+#include "wire/link.h"
+#include "wire/rpc.h"
+
+void (*sandbox_poweroff)(void);
 
 static int64_t clock_ns(clockid_t id)
 {
@@ -249,7 +252,8 @@ static void sb_shutdown(struct rpc_ctx *ctx)
 	rpc_reply(ctx, google_protobuf_Empty_fields, &r);
 	info("shutdown requested by the host");
 	conn_flush(ctx->conn, 1000);
-	boot_poweroff();
+	if (sandbox_poweroff)
+		sandbox_poweroff();
 }
 
 static void sb_set_hostname(struct rpc_ctx *ctx)

@@ -1,12 +1,12 @@
 /* The guest's one ttrpc server: the services it answers, and where each frame goes
  * (requests to their handlers, stream data to the streams). Above both rpc.c and stream.c,
  * so neither needs the other. */
-#include "serve.h"
+#include "services/serve.h"
 
-#include "container.h"
-#include "klog.h"
-#include "rpc.h"
-#include "stream.h"
+#include "core/klog.h"
+#include "runtime/container.h"
+#include "runtime/stream.h"
+#include "wire/rpc.h"
 
 static const struct rpc_service *const services[] = {
 	&sandbox_service,

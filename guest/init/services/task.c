@@ -5,13 +5,13 @@
 #include <signal.h>
 #include <string.h>
 
-#include "boot.h"
 #include "cgroups_v2.pb.h"
-#include "container.h"
+#include "core/klog.h"
+#include "core/sys.h"
 #include "google/protobuf/empty.pb.h"
-#include "klog.h"
-#include "rpc.h"
+#include "runtime/container.h"
 #include "task.pb.h"
+#include "wire/rpc.h"
 
 #define ERRLEN 256
 

@@ -1,4 +1,4 @@
-#include "link.h"
+#include "wire/link.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,12 +12,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "boot.h"
-#include "fmt.h"
-#include "klog.h"
-#include "netlink.h"
-#include "serve.h"
-#include "ttrpc.h"
+#include "core/fmt.h"
+#include "core/klog.h"
+#include "core/netlink.h"
+#include "core/sys.h"
+#include "wire/ttrpc.h"
 
 #define MAX_VSOCK_CONNS 16
 
@@ -28,6 +27,7 @@ static enum serial_state serial_state;
 static struct watch uevent_w = { .fd = -1 };
 static struct watch vsock_w = { .fd = -1 };
 static struct conn *vsock_conns[MAX_VSOCK_CONNS];
+static ttrpc_frame_fn on_frame; /* where every connection's frames go (link_start) */
 
 static void link_ready(void)
 {
@@ -145,7 +145,7 @@ static void serial_scan(void)
 	closedir(d);
 	if (fd < 0)
 		return;
-	conn_init(&serial, fd, CONN_SERIAL, serve_on_frame, serial_on_close);
+	conn_init(&serial, fd, CONN_SERIAL, on_frame, serial_on_close);
 	info("virtio-serial port %s open", LINK_PORT_NAME);
 	link_ready();
 	serial_wait_host();
@@ -215,7 +215,7 @@ static void vsock_accept(struct watch *w, uint32_t events)
 			close(fd);
 			continue;
 		}
-		conn_init(c, fd, CONN_VSOCK, serve_on_frame, vsock_on_close);
+		conn_init(c, fd, CONN_VSOCK, on_frame, vsock_on_close);
 		vsock_conns[slot] = c;
 		ev_add(&c->w, EPOLLIN);
 		slot = -1;
@@ -246,8 +246,9 @@ static void vsock_listen(void)
 	}
 }
 
-void link_start(void)
+void link_start(ttrpc_frame_fn fn)
 {
+	on_frame = fn;
 	vsock_listen();
 	uevent_open();
 	serial_scan();

@@ -5,12 +5,15 @@
 
 #include <stdint.h>
 
+#include "wire/ttrpc.h"
+
 struct conn;
 
 #define LINK_PORT_NAME "io.kuasar.agent"
 #define LINK_VSOCK_PORT 1024
 
-void link_start(void);
+/* Serves both transports; every connection's frames go to fn (the services' dispatch). */
+void link_start(ttrpc_frame_fn fn);
 /* The host side of a virtio-serial port connected or went away (SIGIO from the driver). */
 void link_on_sigio(void);
 /* Loop timeout while something needs a periodic look, else -1. */

@@ -1,4 +1,4 @@
-#include "rpc.h"
+#include "wire/rpc.h"
 
 #include <pb_decode.h>
 #include <pb_encode.h>
@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt.h"
-#include "klog.h"
-#include "link.h"
+#include "core/fmt.h"
+#include "core/klog.h"
 #include "ttrpc.pb.h"
+#include "wire/link.h"
 
 static const uint8_t *frame_lo, *frame_hi;
 

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ttrpc.h"
+#include "wire/ttrpc.h"
 
 struct rpc_ctx {
 	struct conn *conn;
@@ -72,9 +72,5 @@ void rpc_pending_error(const struct rpc_pending *p, int code, const char *fmt, .
 /* Any frame on a stream (fields NULL: no payload); -1 when its connection is gone. */
 int rpc_stream_send(const struct rpc_pending *p, uint8_t type, uint8_t flags,
                     const pb_msgdesc_t *fields, const void *msg);
-
-extern const struct rpc_service sandbox_service;
-extern const struct rpc_service task_v3_service;
-extern const struct rpc_service task_v2_service;
 
 #endif

@@ -1,4 +1,4 @@
-#include "ttrpc.h"
+#include "wire/ttrpc.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -7,7 +7,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "klog.h"
+#include "core/klog.h"
 
 /* A peer that stops reading must not make PID 1 buffer without bound. */
 #define TX_LIMIT (64u << 20)

@@ -6,8 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../proto/ttrpc_wire.h"
-#include "ev.h"
+#include "core/ev.h"
+#include "proto/ttrpc_wire.h"
 
 struct ttrpc_rx;
 /* data is NULL when the frame exceeded TTRPC_MAX_DATA and was discarded. */
