@@ -37,10 +37,10 @@ GUEST_INC := $(BIN)/musl-include
 # -fmerge-all-constants: identical read-only tables (nanopb's field descriptors above all) are
 # stored once; nothing in the init compares the addresses of two constants. -fno-jump-tables:
 # a switch is a chain of compares, smaller than its table.
-GUEST_OPT := -Oz -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
+GUEST_OPT := -Oz -flto=auto -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
 	-fmerge-all-constants -fno-jump-tables
 GUEST_CFLAGS := -std=gnu11 $(GUEST_OPT) -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wno-unused-parameter \
-	-fno-stack-protector -fno-pie -D_GNU_SOURCE -DPB_NO_ERRMSG \
+	-fno-stack-protector -fno-pie -D_GNU_SOURCE -DPB_NO_ERRMSG -DPB_BUFFER_ONLY \
 	-isystem $(GUEST_INC) -I$(GEN)/guest -I$(NANOPB) -Iguest/init -I.
 # noseparate-code and norelro drop page-alignment padding a static PID 1 does not need; a
 # small common-page-size keeps ld from page-aligning the data segment in the file (up to

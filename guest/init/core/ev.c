@@ -1,4 +1,5 @@
 #include "core/ev.h"
+#include "core/sys.h"
 
 #include <errno.h>
 #include <sys/epoll.h>
@@ -16,7 +17,7 @@ static int batch_n;
 
 int ev_init(void)
 {
-	epfd = epoll_create1(EPOLL_CLOEXEC);
+	epfd = sys_epoll_create1(EPOLL_CLOEXEC);
 	return epfd < 0 ? -1 : 0;
 }
 
@@ -24,7 +25,7 @@ static int ctl(int op, struct watch *w, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = w };
 
-	if (epoll_ctl(epfd, op, w->fd, &ev) < 0) {
+	if (sys_epoll_ctl(epfd, op, w->fd, &ev) < 0) {
 		warn("epoll_ctl(%d) on fd %d: errno %d", op, w->fd, errno);
 		return -1;
 	}
@@ -43,7 +44,7 @@ int ev_mod(struct watch *w, uint32_t events)
 
 void ev_del(struct watch *w)
 {
-	epoll_ctl(epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	sys_epoll_ctl(epfd, EPOLL_CTL_DEL, w->fd, NULL);
 	for (int i = 0; i < batch_n; i++)
 		if (batch[i].data.ptr == w)
 			batch[i].data.ptr = 0;
@@ -52,7 +53,7 @@ void ev_del(struct watch *w)
 int ev_once(int timeout_ms)
 {
 	struct epoll_event evs[LOOP_BATCH];
-	int n = epoll_wait(epfd, evs, LOOP_BATCH, timeout_ms);
+	int n = sys_epoll_wait(epfd, evs, LOOP_BATCH, timeout_ms);
 
 	batch = evs;
 	batch_n = n > 0 ? n : 0;

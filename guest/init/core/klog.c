@@ -1,4 +1,5 @@
 #include "core/klog.h"
+#include "core/sys.h"
 
 #include <errno.h>
 #include <string.h>
@@ -35,7 +36,7 @@ void klog(int level, const char *fmt, ...)
 
 	if (level > klog_level)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sys_clock_gettime(CLOCK_MONOTONIC, &ts);
 	n = kfmt(line, sizeof(line), "[%5lu.%06lu] kuasar-init: %s: ", (unsigned long)ts.tv_sec,
 	         (unsigned long)ts.tv_nsec / 1000, level_names[level]);
 	va_start(ap, fmt);

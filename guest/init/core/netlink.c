@@ -1,4 +1,5 @@
 #include "core/netlink.h"
+#include "core/sys.h"
 
 #include <errno.h>
 #include <linux/rtnetlink.h>
@@ -12,7 +13,7 @@ int nl_open(struct nl_sock *nl)
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	socklen_t len = sizeof(sa);
 
-	nl->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	nl->fd = sys_socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (nl->fd < 0)
 		return -1;
 	if (bind(nl->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||

@@ -14,6 +14,7 @@
 #include "core/fmt.h"
 #include "core/klog.h"
 #include "core/netlink.h"
+#include "core/sys.h"
 #include "services/net.h"
 
 struct mnt {
@@ -65,12 +66,16 @@ static void open_console(void)
 /* kuasar.log=LEVEL sets the console log level; unknown kuasar.* words are reported. */
 static void parse_cmdline(void)
 {
-	char buf[2048];
-	char *save = NULL;
+	char buf[2048], *next;
 
 	if (boot_read_file("/proc/cmdline", buf, sizeof(buf)) < 0)
 		return;
-	for (char *w = strtok_r(buf, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
+	for (char *w = buf; *w; w = next) {
+		/* Words split at spaces and newlines, in place. */
+		for (next = w; *next && *next != ' ' && *next != '\n'; next++)
+			;
+		if (*next)
+			*next++ = '\0';
 		if (strncmp(w, "kuasar.", 7))
 			continue;
 		if (!strncmp(w, "kuasar.log=", 11)) {
@@ -121,7 +126,7 @@ void boot_leave_initramfs(char **argv, char **envp)
 	struct statfs st;
 	size_t n = 0;
 
-	if (statfs("/", &st) < 0 || (st.f_type != RAMFS_MAGIC_ && st.f_type != TMPFS_MAGIC_))
+	if (sys_statfs("/", &st) < 0 || (st.f_type != RAMFS_MAGIC_ && st.f_type != TMPFS_MAGIC_))
 		return; /* a real root filesystem (disk image): nothing to do */
 	for (; n < 61 && envp[n]; n++) {
 		if (!strcmp(envp[n], ROOT_ENV)) {
@@ -177,7 +182,7 @@ __attribute__((noreturn)) void boot_poweroff(void)
 	sync();
 	/* Without ACPI (QEMU microvm here) the kernel cannot power off; a reset, which the
 	 * VMM is started to treat as exit (-no-reboot, reboot=t), ends the VM instead. */
-	if (stat("/sys/firmware/acpi", &st) == 0)
+	if (sys_stat("/sys/firmware/acpi", &st) == 0)
 		reboot(RB_POWER_OFF);
 	reboot(RB_AUTOBOOT);
 	for (;;)

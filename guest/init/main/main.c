@@ -12,6 +12,7 @@
 
 #include "core/ev.h"
 #include "core/klog.h"
+#include "core/sys.h"
 #include "main/boot.h"
 #include "runtime/container.h"
 #include "services/app.h"
@@ -50,10 +51,9 @@ static void on_signal(struct watch *w, uint32_t events)
 static int setup_signals(void)
 {
 	sigset_t set;
-	struct sigaction ign = { .sa_handler = SIG_IGN };
 
 	/* A peer closing a vsock connection must not kill PID 1 on write. */
-	sigaction(SIGPIPE, &ign, NULL);
+	sys_signal_disposition(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGIO);
@@ -63,7 +63,7 @@ static int setup_signals(void)
 	sigaddset(&set, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -1;
-	signal_w.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	signal_w.fd = sys_signalfd(&set, SFD_NONBLOCK | SFD_CLOEXEC);
 	signal_w.fn = on_signal;
 	return signal_w.fd < 0 ? -1 : ev_add(&signal_w, EPOLLIN);
 }

@@ -20,6 +20,7 @@
 #include "core/ev.h"
 #include "core/fmt.h"
 #include "core/klog.h"
+#include "core/sys.h"
 #include "events.pb.h"
 #include "runtime/events.h"
 #include "runtime/oci.h"
@@ -88,7 +89,7 @@ static uint64_t realtime_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	sys_clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -138,7 +139,7 @@ static int read_small_file(const char *path, char **out, size_t *len, size_t max
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0 || (size_t)st.st_size > max) {
+	if (sys_fstat(fd, &st) < 0 || (size_t)st.st_size > max) {
 		close(fd);
 		errno = EFBIG;
 		return -1;
@@ -382,17 +383,17 @@ static int attach_terminal(struct proc *p)
 	char err[128];
 	int m = -1;
 
-	if (recvmsg(p->console_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1 ||
+	if (sys_recvmsg(p->console_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1 ||
 	    !(cm = CMSG_FIRSTHDR(&msg)) || cm->cmsg_type != SCM_RIGHTS)
 		return -1;
 	memcpy(&m, CMSG_DATA(cm), sizeof(int));
 	close(p->console_fd);
 	p->console_fd = -1;
 	p->pty = m;
-	if (stream_attach_fd(p->uri[1], STREAM_OUT, fcntl(m, F_DUPFD_CLOEXEC, 0), err,
+	if (stream_attach_fd(p->uri[1], STREAM_OUT, sys_fcntl(m, F_DUPFD_CLOEXEC, 0), err,
 	                     sizeof(err)) != 1)
 		return -1;
-	return stream_attach_fd(p->uri[0], STREAM_IN, fcntl(m, F_DUPFD_CLOEXEC, 0), err,
+	return stream_attach_fd(p->uri[0], STREAM_IN, sys_fcntl(m, F_DUPFD_CLOEXEC, 0), err,
 	                        sizeof(err)) > 1
 	           ? -1
 	           : 0;
@@ -500,7 +501,7 @@ struct launch {
 static int launch_pipes(int p[6])
 {
 	for (int i = 0; i < 3; i++) {
-		if (pipe2(p + 2 * i, O_CLOEXEC) < 0) {
+		if (sys_pipe2(p + 2 * i, O_CLOEXEC) < 0) {
 			close_fds(p, 2 * i);
 			return -1;
 		}
@@ -516,7 +517,7 @@ static void launched(struct launch *l, const int p[6], long pid)
 	l->p->start_fd = p[5];
 	(void)!write(p[1], "g", 1);
 	close(p[1]);
-	fcntl(p[2], F_SETFL, O_NONBLOCK);
+	sys_fcntl(p[2], F_SETFL, O_NONBLOCK);
 	l->p->status_w.fd = p[2];
 	l->p->status_w.fn = on_status;
 	l->p->state = P_CREATING;
@@ -531,7 +532,7 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 
 	if (launch_pipes(p) < 0)
 		return fail(err, n, RPC_INTERNAL, "pipe: %s", err_str(errno));
-	if (l->terminal && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+	if (l->terminal && sys_socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		close_fds(p, 6);
 		return fail(err, n, RPC_INTERNAL, "console socket: %s", err_str(errno));
 	}
@@ -599,7 +600,7 @@ static int load_spec(struct container *c, const char *bundle, char *err, size_t 
 		kfmt(c->rootfs, sizeof(c->rootfs), "%s", c->spec->root);
 	else
 		kfmt(c->rootfs, sizeof(c->rootfs), "%s/%s", bundle, c->spec->root);
-	if (stat(c->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
+	if (sys_stat(c->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
 		return fail(err, n, RPC_NOT_FOUND, "rootfs %s: %s", c->rootfs,
 		            errno ? err_str(errno) : "not a directory");
 	return 0;

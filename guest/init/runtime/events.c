@@ -12,6 +12,7 @@
 #include "core/ev.h"
 #include "core/fmt.h"
 #include "core/klog.h"
+#include "core/sys.h"
 #include "events.pb.h"
 #include "sandbox.pb.h"
 
@@ -36,7 +37,7 @@ static uint64_t now_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	sys_clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/fmt.h"
+#include "core/sys.h"
 
 static const struct spawn_args *args;
 /* Where errors go: the parent's status pipe until Create answered, then the program's
@@ -66,7 +67,7 @@ static int make_target(const char *target, const char *source, int bind)
 	struct stat st;
 	int fd;
 
-	if (bind && stat(source, &st) == 0 && !S_ISDIR(st.st_mode)) {
+	if (bind && sys_stat(source, &st) == 0 && !S_ISDIR(st.st_mode)) {
 		char dir[512];
 		char *slash;
 
@@ -192,7 +193,7 @@ static void mask_paths(void)
 	for (unsigned i = 0; i < s->n_masked; i++) {
 		const char *p = s->masked[i];
 
-		if (stat(p, &st) < 0)
+		if (sys_stat(p, &st) < 0)
 			continue; /* nothing to hide */
 		if (S_ISDIR(st.st_mode)
 		        ? mount("tmpfs", p, "tmpfs", MS_RDONLY, "size=0,mode=000") < 0
@@ -202,7 +203,7 @@ static void mask_paths(void)
 	for (unsigned i = 0; i < s->n_readonly; i++) {
 		const char *p = s->readonly[i];
 
-		if (stat(p, &st) < 0)
+		if (sys_stat(p, &st) < 0)
 			continue;
 		if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0 ||
 		    mount(NULL, p, NULL,
@@ -246,7 +247,7 @@ static void limits(void)
 	for (unsigned i = 0; i < p->n_rlimits; i++) {
 		struct rlimit r = { p->rlimits[i].soft, p->rlimits[i].hard };
 
-		if (setrlimit(p->rlimits[i].resource, &r) < 0)
+		if (sys_setrlimit((int)p->rlimits[i].resource, &r) < 0)
 			die("setrlimit", NULL);
 	}
 	if (p->has_oom_score_adj) {
@@ -297,11 +298,12 @@ static void user(void)
 		die("keep capabilities", NULL);
 	for (unsigned i = 0; i < p->n_gids; i++)
 		gids[i] = p->gids[i];
-	if (setgroups(p->n_gids, gids) < 0)
+	/* Raw calls: this child has one thread (core/sys.h). */
+	if (syscall(SYS_setgroups, p->n_gids, gids) < 0)
 		die("setgroups", NULL);
-	if (setresgid(p->gid, p->gid, p->gid) < 0)
+	if (syscall(SYS_setresgid, p->gid, p->gid, p->gid) < 0)
 		die("setgid", NULL);
-	if (setresuid(p->uid, p->uid, p->uid) < 0)
+	if (syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
 		die("setuid", NULL);
 	if (p->has_caps)
 		set_caps(p);
@@ -330,7 +332,7 @@ static void open_terminal(void)
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &m, sizeof(int));
-	if (sendmsg(args->console_fd, &msg, 0) != 1)
+	if (sys_sendmsg(args->console_fd, &msg, 0) != 1)
 		die("send the terminal to the init", NULL);
 	close(m);
 	close(args->console_fd);
@@ -376,7 +378,7 @@ static void find_program(void)
 		return;
 	}
 	for (const char *d = path; *d;) {
-		size_t n = strcspn(d, ":");
+		size_t n = (size_t)(strchrnul(d, ':') - d);
 
 		kfmt(program, sizeof(program), "%.*s/%s", (int)n, d, p->args[0]);
 		if (access(program, X_OK) == 0)
@@ -451,7 +453,7 @@ void spawn_child(const struct spawn_args *a)
 	report_fd = a->status_fd;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
+	sys_signal_disposition(SIGPIPE, SIG_DFL);
 	if (read(a->go_fd, &c, 1) != 1)
 		_exit(127);
 	if (a->ns_fds[0] >= 0)

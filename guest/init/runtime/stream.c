@@ -12,6 +12,7 @@
 #include "core/ev.h"
 #include "core/fmt.h"
 #include "core/klog.h"
+#include "core/sys.h"
 #include "google/protobuf/any.pb.h"
 #include "streaming.pb.h"
 #include "transfer.pb.h"
@@ -402,7 +403,7 @@ int stream_attach_fd(const char *uri, enum stream_dir dir, int fd, char *err, si
 	s->state = S_BOUND;
 	s->w.fd = fd;
 	s->w.fn = dir == STREAM_OUT ? on_output : on_input_ready;
-	fcntl(s->w.fd, F_SETFL, fcntl(s->w.fd, F_GETFL) | O_NONBLOCK);
+	sys_fcntl(s->w.fd, F_SETFL, sys_fcntl(s->w.fd, F_GETFL, 0) | O_NONBLOCK);
 	if (dir == STREAM_OUT && s->credit > 0)
 		poll_pipe(s, EPOLLIN);
 	if (dir == STREAM_IN) {
@@ -423,7 +424,7 @@ int stream_bind(const char *uri, enum stream_dir dir, int *child_fd, char *err, 
 		kfmt(err, n, "stdio stream `%s` is not open", name);
 		return RPC_FAILED_PRECONDITION;
 	}
-	if (pipe2(p, O_CLOEXEC) < 0) {
+	if (sys_pipe2(p, O_CLOEXEC) < 0) {
 		kfmt(err, n, "pipe: errno %d", errno);
 		return RPC_INTERNAL;
 	}

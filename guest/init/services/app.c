@@ -149,7 +149,7 @@ static void probe(void)
 	a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	a6.sin6_addr = in6addr_loopback;
 	app.probe_w.fd =
-	    socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	    sys_socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	app.probe_w.fn = on_probe;
 	if (app.probe_w.fd < 0)
 		return;

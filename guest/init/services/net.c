@@ -17,6 +17,7 @@
 #include "core/fmt.h"
 #include "core/klog.h"
 #include "core/netlink.h"
+#include "core/sys.h"
 #include "sandbox.pb.h"
 #include "services/app.h"
 #include "services/net.h"
@@ -42,7 +43,7 @@ static int ipv6_set(const char *ifname, int enable)
  * dense in a VM that never deletes links: a run of misses ends the scan. */
 static int each_nic(int (*fn)(int idx, const struct ifreq *ifr, void *arg), void *arg)
 {
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
+	int fd = sys_socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
 	struct ifreq ifr;
 
 	if (fd < 0)

@@ -32,7 +32,7 @@ static int64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(id, &ts);
+	sys_clock_gettime(id, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -226,7 +226,7 @@ static void sb_mount_share(struct rpc_ctx *ctx)
 	mkdir("/run/kuasar", 0755);
 	mkdir(SHARE_DIR, 0755);
 	/* Mounts would stack: a second request is an error, not a second mount. */
-	if (stat(SHARE_DIR, &dir) == 0 && stat("/run/kuasar", &parent) == 0 &&
+	if (sys_stat(SHARE_DIR, &dir) == 0 && sys_stat("/run/kuasar", &parent) == 0 &&
 	    dir.st_dev != parent.st_dev) {
 		rpc_error(ctx, RPC_ALREADY_EXISTS, "a share is already mounted on %s", SHARE_DIR);
 		return;
@@ -237,7 +237,7 @@ static void sb_mount_share(struct rpc_ctx *ctx)
 		return;
 	}
 	kfmt(r.mountpoint, sizeof(r.mountpoint), "%s", SHARE_DIR);
-	if (statfs(SHARE_DIR, &st) == 0)
+	if (sys_statfs(SHARE_DIR, &st) == 0)
 		r.fs_magic = (uint64_t)st.f_type;
 	info("%s share `%s` mounted on %s", fstype, tag, SHARE_DIR);
 	rpc_reply(ctx, kuasar_sandbox_v1_MountShareResponse_fields, &r);

@@ -6,12 +6,15 @@
 #include <string.h>
 
 #include "cgroups_v2.pb.h"
+#include "core/fmt.h"
 #include "core/klog.h"
 #include "core/sys.h"
 #include "google/protobuf/empty.pb.h"
 #include "runtime/container.h"
 #include "task.pb.h"
 #include "wire/rpc.h"
+
+#define CGROUPS_V2_METRICS "io.containerd.cgroups.v2.Metrics"
 
 #define ERRLEN 256
 
@@ -102,12 +105,12 @@ static void t_state(struct rpc_ctx *ctx)
 	CHECK(ctx, ctr_state(req.id, req.exec_id, &st, ERRBUF));
 	memcpy(r.id, req.id, sizeof(r.id));
 	memcpy(r.exec_id, req.exec_id, sizeof(r.exec_id));
-	strncpy(r.bundle, st.bundle, sizeof(r.bundle) - 1);
+	kfmt(r.bundle, sizeof(r.bundle), "%s", st.bundle);
 	r.pid = (uint32_t)st.pid;
 	r.status = (containerd_types_Status)st.status;
-	strncpy(r.stdin, st.uri[0], sizeof(r.stdin) - 1);
-	strncpy(r.stdout, st.uri[1], sizeof(r.stdout) - 1);
-	strncpy(r.stderr, st.uri[2], sizeof(r.stderr) - 1);
+	kfmt(r.stdin, sizeof(r.stdin), "%s", st.uri[0]);
+	kfmt(r.stdout, sizeof(r.stdout), "%s", st.uri[1]);
+	kfmt(r.stderr, sizeof(r.stderr), "%s", st.uri[2]);
 	r.terminal = st.terminal;
 	r.exit_status = st.exit_status;
 	set_time(&r.exited_at, &r.has_exited_at, st.exited_ns);
@@ -292,7 +295,7 @@ static void t_stats(struct rpc_ctx *ctx)
 	}
 	v = (struct bytes_view){ buf, os.bytes_written };
 	r.has_stats = true;
-	strcpy(r.stats.type_url, "io.containerd.cgroups.v2.Metrics");
+	memcpy(r.stats.type_url, CGROUPS_V2_METRICS, sizeof(CGROUPS_V2_METRICS));
 	r.stats.value.funcs.encode = rpc_view_encode;
 	r.stats.value.arg = &v;
 	rpc_reply(ctx, containerd_task_v3_StatsResponse_fields, &r);
@@ -305,7 +308,7 @@ static void t_connect(struct rpc_ctx *ctx)
 
 	r.shim_pid = 1;
 	r.task_pid = (uint32_t)ctr_init_pid(req.id);
-	strcpy(r.version, "3");
+	r.version[0] = '3';
 	rpc_reply(ctx, containerd_task_v3_ConnectResponse_fields, &r);
 }
 

@@ -109,7 +109,7 @@ static int port_name_matches(const char *dev)
 	if (n <= 0)
 		return 0;
 	name[n] = '\0';
-	name[strcspn(name, "\n")] = '\0';
+	*strchrnul(name, '\n') = '\0';
 	return !strcmp(name, LINK_PORT_NAME);
 }
 
@@ -125,8 +125,8 @@ static int open_port(const char *dev)
 		return -1;
 	}
 	/* SIGIO tells us when the host side connects or goes away. */
-	if (fcntl(fd, F_SETOWN, getpid()) < 0 ||
-	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC) < 0)
+	if (sys_fcntl(fd, F_SETOWN, getpid()) < 0 ||
+	    sys_fcntl(fd, F_SETFL, sys_fcntl(fd, F_GETFL, 0) | O_ASYNC) < 0)
 		warn("%s: no SIGIO on host connect (errno %d), polling instead", path, errno);
 	return fd;
 }
@@ -175,8 +175,8 @@ static void uevent_on_event(struct watch *w, uint32_t events)
 static void uevent_open(void)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 };
-	int fd =
-	    socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT);
+	int fd = sys_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	                    NETLINK_KOBJECT_UEVENT);
 
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		warn("uevent socket: errno %d; polling for the serial port", errno);
@@ -206,7 +206,7 @@ static void vsock_accept(struct watch *w, uint32_t events)
 	struct conn *c;
 
 	(void)events;
-	while ((fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+	while ((fd = sys_accept4(w->fd, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 		for (int i = 0; i < MAX_VSOCK_CONNS && slot < 0; i++)
 			if (!vsock_conns[i])
 				slot = i;
@@ -229,7 +229,7 @@ static void vsock_listen(void)
 		.svm_cid = VMADDR_CID_ANY,
 		.svm_port = LINK_VSOCK_PORT,
 	};
-	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = sys_socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
 		debug("vsock: not listening (errno %d)", errno);
