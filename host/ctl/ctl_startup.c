@@ -340,11 +340,10 @@ int ctl_bench_startup(int argc, char **argv)
 
 	if (parse(argc, argv, &b) < 0)
 		return usage();
-	if (vm_known_accel(&b.cfg, ctl_run_dir(), &accel) < 0) {
-		fprintf(stderr, "kuasar-ctl: the accelerator is undecided on this host: run "
-		                "`kuasar-ctl boot` once, or pass --accel\n");
+	/* Undecided on a fresh host: one boot decides it, as `kuasar-ctl boot` would. */
+	if (vm_known_accel(&b.cfg, ctl_run_dir(), &accel) < 0 &&
+	    ctl_decide_accel(&b.cfg, &accel) < 0)
 		return 1;
-	}
 	b.cfg.accel = accel;
 	fprintf(stderr, "bench startup: template for %u MiB, %u vCPU (%s) ...", b.cfg.memory_mib,
 	        b.cfg.vcpus, accel_name(accel));
