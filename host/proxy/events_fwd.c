@@ -51,11 +51,15 @@ static void fwd_event(struct loop_watch *w, uint32_t events)
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		ssize_t n = read(w->fd, buf, sizeof(buf));
 
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-			return fwd_close(ev);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			fwd_close(ev);
+			return;
+		}
 	}
-	if ((events & EPOLLOUT) && buf_flush(&ev->out, w->fd) < 0)
-		return fwd_close(ev);
+	if ((events & EPOLLOUT) && buf_flush(&ev->out, w->fd) < 0) {
+		fwd_close(ev);
+		return;
+	}
 	loop_mod(ev->loop, w, EPOLLIN | (buf_pending(&ev->out) ? EPOLLOUT : 0));
 }
 
@@ -146,8 +150,10 @@ void events_fwd_publish(struct events_fwd *ev, const char *ns, const char *topic
 		}
 		return;
 	}
-	if (buf_append(&ev->out, frame, flen) < 0 || buf_flush(&ev->out, ev->w.fd) < 0)
-		return fwd_close(ev);
+	if (buf_append(&ev->out, frame, flen) < 0 || buf_flush(&ev->out, ev->w.fd) < 0) {
+		fwd_close(ev);
+		return;
+	}
 	loop_mod(ev->loop, &ev->w, EPOLLIN | (buf_pending(&ev->out) ? EPOLLOUT : 0));
 }
 

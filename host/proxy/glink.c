@@ -84,11 +84,15 @@ static void link_event(struct loop_watch *w, uint32_t events)
 {
 	struct glink *l = container_of(w, struct glink, w);
 
-	if (l->broken)
-		return link_down(l);
+	if (l->broken) {
+		link_down(l);
+		return;
+	}
 	if (events & EPOLLOUT) {
-		if (buf_flush(&l->out, w->fd) < 0)
-			return link_down(l);
+		if (buf_flush(&l->out, w->fd) < 0) {
+			link_down(l);
+			return;
+		}
 		if (!buf_pending(&l->out))
 			loop_mod(l->loop, w, EPOLLIN);
 	}
@@ -97,8 +101,10 @@ static void link_event(struct loop_watch *w, uint32_t events)
 
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
-		if (n <= 0)
-			return link_down(l);
+		if (n <= 0) {
+			link_down(l);
+			return;
+		}
 		parse(l);
 	}
 }

@@ -173,8 +173,10 @@ static void relink(struct loop_timer *t)
 	kerr_t err;
 	int fd;
 
-	if (vmm_gone(p, 0))
-		return vmm_exited(&p->vmm_w, EPOLLIN);
+	if (vmm_gone(p, 0)) {
+		vmm_exited(&p->vmm_w, EPOLLIN);
+		return;
+	}
 	taskproxy_link_down(&p->tp);
 	fd = vm_link_connect(&p->vm, mono_ns() + 2000000000LL, &err);
 	if (fd < 0) {
@@ -198,8 +200,10 @@ static void link_down(struct glink *l, void *arg)
 	struct proxy *p = arg;
 
 	p->events_gid = 0;
-	if (vmm_gone(p, 0))
-		return vmm_exited(&p->vmm_w, EPOLLIN);
+	if (vmm_gone(p, 0)) {
+		vmm_exited(&p->vmm_w, EPOLLIN);
+		return;
+	}
 	if (p->stopping)
 		return; /* powering off: the exit comes, or the daemon's stop timeout kills it */
 	p->relink.fn = relink;

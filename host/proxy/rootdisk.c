@@ -391,14 +391,16 @@ static void node_gone(struct rootdisks *rd, struct rootdisk *d, struct qmp_reply
 	if (r->ok) {
 		log_debug("root disk of %s unplugged from SCSI target %u in %.1f ms", d->id,
 		          d->target, (double)(mono_ns() - d->unplug_ns) / 1e6);
-		return finish(rd, d);
+		finish(rd, d);
+		return;
 	}
 	/* A node is freed a grace period after its device (QEMU's RCU): GenericError ("in
 	 * use") is asked again for a while; any other class is final. */
 	if (!strcmp(r->class, "GenericError") && !rd->closing &&
 	    mono_ns() - d->unplug_ns < UNPLUG_WAIT_NS) {
 		d->due_ns = mono_ns() + UNPLUG_POLL_MS * 1000000LL;
-		return rearm(rd);
+		rearm(rd);
+		return;
 	}
 	give_up(rd, d, &r->err);
 }
@@ -415,11 +417,18 @@ static void node_del(struct rootdisks *rd, struct rootdisk *d)
 
 static void device_gone(struct rootdisks *rd, struct rootdisk *d, struct qmp_reply *r)
 {
-	if (!r->ok && strcmp(r->class, "DeviceNotFound"))
-		return give_up(rd, d, &r->err);
+	if (!r->ok && strcmp(r->class, "DeviceNotFound")) {
+		give_up(rd, d, &r->err);
+		return;
+	}
 	d->plugged = 0;
-	if (!r->ok || d->deleted || rd->closing)
-		return rd->closing ? finish(rd, d) : node_del(rd, d);
+	if (!r->ok || d->deleted || rd->closing) {
+		if (rd->closing)
+			finish(rd, d);
+		else
+			node_del(rd, d);
+		return;
+	}
 	/* QEMU says DEVICE_DELETED once the device is finalized. */
 	d->awaiting_event = 1;
 	d->due_ns = d->unplug_ns + UNPLUG_WAIT_NS;
@@ -433,12 +442,16 @@ void rootdisk_detach(struct rootdisks *rd, struct rootdisk *d, int vm_running)
 	d->releasing = 1;
 	if (d->busy || d->unplugging)
 		return; /* the answer awaited goes on with the release */
-	if (!vm_running || rd->closing || (!d->plugged && !d->node_added))
-		return finish(rd, d);
+	if (!vm_running || rd->closing || (!d->plugged && !d->node_added)) {
+		finish(rd, d);
+		return;
+	}
 	d->unplugging = 1;
 	d->unplug_ns = mono_ns();
-	if (!d->plugged)
-		return node_del(rd, d);
+	if (!d->plugged) {
+		node_del(rd, d);
+		return;
+	}
 	if (send_for(rd, d, "device_del", node_arg("id", d->node), device_gone, &err) < 0)
 		give_up(rd, d, &err);
 }
@@ -483,11 +496,15 @@ static void node_added(struct rootdisks *rd, struct rootdisk *d, struct qmp_repl
 	json_object *a;
 	kerr_t err;
 
-	if (!r->ok)
-		return plugged(rd, d, &r->err);
+	if (!r->ok) {
+		plugged(rd, d, &r->err);
+		return;
+	}
 	d->node_added = 1;
-	if (d->releasing)
-		return rootdisk_detach(rd, d, 1);
+	if (d->releasing) {
+		rootdisk_detach(rd, d, 1);
+		return;
+	}
 	a = json_object_new_object();
 	json_object_object_add(a, "driver", json_object_new_string("scsi-hd"));
 	json_object_object_add(a, "id", json_object_new_string(d->node));

@@ -193,26 +193,37 @@ static void dispatch(struct grpc_call *call)
 	size_t have = call->in.len;
 	uint32_t len;
 
-	if (call->too_big)
-		return grpc_reply_error(call, RPC_RESOURCE_EXHAUSTED,
-		                        "message larger than %u bytes", GRPC_MAX_MESSAGE);
-	if (call->bad_content_type)
-		return grpc_reply_error(call, RPC_INVALID_ARGUMENT,
-		                        "content-type is not application/grpc");
-	if (!m)
-		return grpc_reply_error(call, RPC_UNIMPLEMENTED, "unknown method %s", call->path);
-	if (have < 5)
-		return grpc_reply_error(call, RPC_INVALID_ARGUMENT,
-		                        "request has %zu bytes, less than a message header", have);
-	if (p[0] != 0)
-		return grpc_reply_error(call, RPC_UNIMPLEMENTED,
-		                        "compressed messages are not supported");
+	if (call->too_big) {
+		grpc_reply_error(call, RPC_RESOURCE_EXHAUSTED, "message larger than %u bytes",
+		                 GRPC_MAX_MESSAGE);
+		return;
+	}
+	if (call->bad_content_type) {
+		grpc_reply_error(call, RPC_INVALID_ARGUMENT,
+		                 "content-type is not application/grpc");
+		return;
+	}
+	if (!m) {
+		grpc_reply_error(call, RPC_UNIMPLEMENTED, "unknown method %s", call->path);
+		return;
+	}
+	if (have < 5) {
+		grpc_reply_error(call, RPC_INVALID_ARGUMENT,
+		                 "request has %zu bytes, less than a message header", have);
+		return;
+	}
+	if (p[0] != 0) {
+		grpc_reply_error(call, RPC_UNIMPLEMENTED, "compressed messages are not supported");
+		return;
+	}
 	len = ttrpc_get_u32(p + 1);
-	if (len != have - 5)
-		return grpc_reply_error(call, RPC_INVALID_ARGUMENT,
-		                        "message length %u does not match the %zu bytes sent (one "
-		                        "message per unary call)",
-		                        len, have - 5);
+	if (len != have - 5) {
+		grpc_reply_error(call, RPC_INVALID_ARGUMENT,
+		                 "message length %u does not match the %zu bytes sent (one "
+		                 "message per unary call)",
+		                 len, have - 5);
+		return;
+	}
 	m->fn(call, p + 5, len);
 }
 

@@ -24,10 +24,12 @@
 /* Decodes the request or answers INVALID_ARGUMENT. */
 #define DECODE(type, fn, call, msg, len)                                                           \
 	type *req = fn##__unpack(NULL, len, msg);                                                  \
-	if (!req)                                                                                  \
-		return grpc_reply_error(call, RPC_INVALID_ARGUMENT,                                \
-		                        "malformed %s (not a valid protobuf)",                     \
-		                        fn##__descriptor.short_name);
+	if (!req) {                                                                                \
+		grpc_reply_error(call, RPC_INVALID_ARGUMENT,                                       \
+		                 "malformed %s (not a valid protobuf)",                            \
+		                 fn##__descriptor.short_name);                                     \
+		return;                                                                            \
+	}
 
 static struct sandboxer *sbx_of(struct grpc_call *call)
 {

@@ -257,11 +257,15 @@ void sandbox_add_waiter(struct sandbox *sb, struct grpc_call *call)
 {
 	struct sb_waiter *w;
 
-	if (sb->state == SB_STOPPED)
-		return reply_wait(call, sb);
+	if (sb->state == SB_STOPPED) {
+		reply_wait(call, sb);
+		return;
+	}
 	w = calloc(1, sizeof(*w));
-	if (!w)
-		return grpc_reply_error(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+	if (!w) {
+		grpc_reply_error(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
 	w->call = call;
 	w->sb = sb;
 	w->next = sb->waiters;
@@ -557,8 +561,10 @@ static void proxy_exited(struct loop_watch *w, uint32_t events)
 	}
 
 	/* Its start result first (it may have exited right after writing it). */
-	if (sb->result_w.fd >= 0)
-		return result_event(&sb->result_w, EPOLLIN);
+	if (sb->result_w.fd >= 0) {
+		result_event(&sb->result_w, EPOLLIN);
+		return;
+	}
 	status = proxy_status(sb);
 	close_watch(sb, &sb->proxy_w);
 	/* Without its proxy nobody serves the task socket: the sandbox is over. The VMM's
@@ -693,14 +699,20 @@ static void result_event(struct loop_watch *w, uint32_t events)
 	if (n < 0 && errno == EAGAIN)
 		return;
 	close_watch(sb, w);
-	if (n <= 0 || proxy_result_parse(buf, (size_t)n, &r) < 0)
-		return start_failed(sb, n > 0 ? "the task proxy sent a malformed result"
-		                              : "the task proxy died without a result");
-	if (!r.ok)
-		return start_failed(sb, r.message);
+	if (n <= 0 || proxy_result_parse(buf, (size_t)n, &r) < 0) {
+		start_failed(sb, n > 0 ? "the task proxy sent a malformed result"
+		                       : "the task proxy died without a result");
+		return;
+	}
+	if (!r.ok) {
+		start_failed(sb, r.message);
+		return;
+	}
 	sb->pid = r.vmm_pid;
-	if (watch_pid(sb, &sb->vmm_w, r.vmm_pid, vmm_exited, &err) < 0)
-		return start_failed(sb, err.msg);
+	if (watch_pid(sb, &sb->vmm_w, r.vmm_pid, vmm_exited, &err) < 0) {
+		start_failed(sb, err.msg);
+		return;
+	}
 	sb->state = SB_READY;
 	sb->started_ns = real_ns();
 	sb->last_error[0] = 0;
@@ -752,18 +764,25 @@ void sandbox_start(struct sandbox *sb, struct grpc_call *call)
 	kerr_t err;
 
 	switch (sb->state) {
-	case SB_READY: return sandbox_reply_start(sb, call);
+	case SB_READY: {
+		sandbox_reply_start(sb, call);
+		return;
+	}
 	case SB_STARTING:
-		return grpc_reply_error(call, RPC_FAILED_PRECONDITION,
-		                        "sandbox %s is already starting", sb->id);
+		grpc_reply_error(call, RPC_FAILED_PRECONDITION, "sandbox %s is already starting",
+		                 sb->id);
+		return;
 	case SB_STOPPING:
 	case SB_STOPPED:
-		return grpc_reply_error(call, RPC_FAILED_PRECONDITION, "sandbox %s is %s", sb->id,
-		                        sandbox_state_name(sb));
+		grpc_reply_error(call, RPC_FAILED_PRECONDITION, "sandbox %s is %s", sb->id,
+		                 sandbox_state_name(sb));
+		return;
 	case SB_CREATED: break;
 	}
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return grpc_reply_error(call, RPC_INTERNAL, "pipe: %s", strerror(errno));
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		grpc_reply_error(call, RPC_INTERNAL, "pipe: %s", strerror(errno));
+		return;
+	}
 	if (sb->cg_parent[0]) {
 		sb->has_cgroup = sb_cgroup_create(sb->cg_parent, sb->id, &err) == 0;
 		if (!sb->has_cgroup)
@@ -776,7 +795,8 @@ void sandbox_start(struct sandbox *sb, struct grpc_call *call)
 	close(p[1]);
 	if (sb->proxy < 0) {
 		close(p[0]);
-		return grpc_reply_error(call, RPC_INTERNAL, "fork: %s", strerror(errno));
+		grpc_reply_error(call, RPC_INTERNAL, "fork: %s", strerror(errno));
+		return;
 	}
 	sb->proxy_child = 1;
 	fcntl(p[0], F_SETFL, O_NONBLOCK);
@@ -786,7 +806,8 @@ void sandbox_start(struct sandbox *sb, struct grpc_call *call)
 	    watch_pid(sb, &sb->proxy_w, sb->proxy, proxy_exited, &err) < 0) {
 		kill(sb->proxy, SIGKILL);
 		close_watch(sb, &sb->result_w);
-		return grpc_reply_error(call, RPC_INTERNAL, "%s", err.msg);
+		grpc_reply_error(call, RPC_INTERNAL, "%s", err.msg);
+		return;
 	}
 	sb->state = SB_STARTING;
 	sb->start_call = call;
@@ -821,8 +842,10 @@ void sandbox_stop(struct sandbox *sb, unsigned timeout_secs, struct grpc_call *c
 		abort_start(sb);
 		became_stopped(sb, 137);
 	}
-	if (sb->state == SB_STOPPED)
-		return grpc_reply(call, NULL);
+	if (sb->state == SB_STOPPED) {
+		grpc_reply(call, NULL);
+		return;
+	}
 	if (call_set_add(&sb->stops, call, "Stop") < 0 || sb->state == SB_STOPPING)
 		return;
 	sb->state = SB_STOPPING;
@@ -960,17 +983,21 @@ static void adopt(struct sandbox *sb, pid_t proxy)
 	pid_t vmm = vm_find_vmm(sb->sbx->cfg.run_dir, sb->id);
 	kerr_t err;
 
-	if (vmm <= 0 || !is_proxy(proxy, sb->id))
-		return abandon(sb, proxy,
-		               vmm <= 0 ? "VMM gone while the sandboxer was down"
-		                        : "task proxy gone while the sandboxer was down");
+	if (vmm <= 0 || !is_proxy(proxy, sb->id)) {
+		abandon(sb, proxy,
+		        vmm <= 0 ? "VMM gone while the sandboxer was down"
+		                 : "task proxy gone while the sandboxer was down");
+		return;
+	}
 	sb->pid = vmm;
 	sb->proxy = proxy;
 	sb->proxy_child = 0;
 	sb->has_cgroup = sb->cg_parent[0] != 0;
 	if (watch_pid(sb, &sb->proxy_w, proxy, proxy_exited, &err) < 0 ||
-	    watch_pid(sb, &sb->vmm_w, vmm, vmm_exited, &err) < 0)
-		return abandon(sb, proxy, err.msg);
+	    watch_pid(sb, &sb->vmm_w, vmm, vmm_exited, &err) < 0) {
+		abandon(sb, proxy, err.msg);
+		return;
+	}
 	sb->state = SB_READY;
 	log_info("sandbox %s: re-adopted VMM %d and task proxy %d", sb->id, vmm, proxy);
 }

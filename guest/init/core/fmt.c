@@ -231,3 +231,13 @@ const char *err_str(int errnum)
 	kfmt(other, sizeof(other), "errno %d", errnum);
 	return other;
 }
+
+int kfail(char *buf, size_t size, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	kvfmt(buf, size, fmt, ap);
+	va_end(ap);
+	return code;
+}

@@ -10,6 +10,10 @@
 #include <stdint.h>
 
 size_t kvfmt(char *buf, size_t size, const char *fmt, va_list ap);
+/* The guest's error convention: a helper that fails writes why into buf and returns its
+ * RPC code, in one statement: `return kfail(why, n, RPC_INVALID_ARGUMENT, "...", ...);`. */
+int kfail(char *buf, size_t size, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 size_t kfmt(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Small replacements that keep musl's strtoull (and its scanner) and strstr (two-way)

@@ -72,19 +72,6 @@ struct container {
 
 static struct container containers[MAX_CONTAINERS];
 
-static int fail(char *err, size_t n, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t n, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	kvfmt(err, n, fmt, ap);
-	va_end(ap);
-	return code;
-}
-
 static uint64_t realtime_ns(void)
 {
 	struct timespec ts;
@@ -117,11 +104,11 @@ static int lookup(const char *id, const char *exec_id, struct container **c, str
 {
 	*c = find(id);
 	if (!*c)
-		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
+		return kfail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
 	*p = find_proc(*c, exec_id);
 	if (!*p || (*p)->state == P_FREE || (*p)->state == P_CREATING)
-		return fail(err, n, RPC_NOT_FOUND, "process %s in container %s: not found",
-		            exec_id && exec_id[0] ? exec_id : "(init)", id);
+		return kfail(err, n, RPC_NOT_FOUND, "process %s in container %s: not found",
+		             exec_id && exec_id[0] ? exec_id : "(init)", id);
 	return 0;
 }
 
@@ -163,9 +150,9 @@ static int open_stdio(const struct ctr_stdio *io, int fds[3], char *err, size_t 
 	/* A terminal is opened inside the container (spawn.c), its master attached to the
 	 * streams once it arrives (on_status); the stdout stream must be there already. */
 	if (io->terminal)
-		return stream_is_open(io->uri[1])
-		           ? 0
-		           : fail(err, n, RPC_INVALID_ARGUMENT, "a terminal needs a stdout stream");
+		return stream_is_open(io->uri[1]) ? 0
+		                                  : kfail(err, n, RPC_INVALID_ARGUMENT,
+		                                          "a terminal needs a stdout stream");
 	for (int i = 0; i < 3; i++) {
 		const char *u = io->uri[i];
 		int flags = i == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_APPEND;
@@ -180,11 +167,11 @@ static int open_stdio(const struct ctr_stdio *io, int fds[3], char *err, size_t 
 		else if (!strncmp(u, "file://", 7) && u[7] == '/')
 			fds[i] = open(u + 7, flags | O_CLOEXEC | O_NOCTTY, 0644);
 		else
-			return fail(err, n, RPC_INVALID_ARGUMENT,
-			            "stdio URI `%s`: streaming_id=, file:///path or none", u);
+			return kfail(err, n, RPC_INVALID_ARGUMENT,
+			             "stdio URI `%s`: streaming_id=, file:///path or none", u);
 		if (fds[i] < 0)
-			return fail(err, n, RPC_INVALID_ARGUMENT, "open stdio %s: %s", u,
-			            err_str(errno));
+			return kfail(err, n, RPC_INVALID_ARGUMENT, "open stdio %s: %s", u,
+			             err_str(errno));
 	}
 	return 0;
 }
@@ -531,10 +518,10 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 	long pid;
 
 	if (launch_pipes(p) < 0)
-		return fail(err, n, RPC_INTERNAL, "pipe: %s", err_str(errno));
+		return kfail(err, n, RPC_INTERNAL, "pipe: %s", err_str(errno));
 	if (l->terminal && sys_socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		close_fds(p, 6);
-		return fail(err, n, RPC_INTERNAL, "console socket: %s", err_str(errno));
+		return kfail(err, n, RPC_INTERNAL, "console socket: %s", err_str(errno));
 	}
 	a = (struct spawn_args){ .spec = l->spec,
 		                 .rootfs = l->rootfs,
@@ -555,8 +542,8 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 			close_fds((int[]){ self_ns, sv[0], sv[1] }, 3);
 			close_fds(p, 6);
 			l->p->console_fd = -1;
-			return fail(err, n, RPC_FAILED_PRECONDITION,
-			            "enter the container's pid namespace: %s", err_str(e));
+			return kfail(err, n, RPC_FAILED_PRECONDITION,
+			             "enter the container's pid namespace: %s", err_str(e));
 		}
 	}
 	pid = clone_into(l->clone_flags, cgroup);
@@ -570,7 +557,7 @@ static int launch(struct launch *l, const char *cgroup, char *err, size_t n)
 	close_fds((int[]){ p[0], p[3], p[4], sv[1] }, 4);
 	if (pid < 0) {
 		close_fds((int[]){ p[1], p[2], p[5], l->p->console_fd }, 4);
-		return fail(err, n, RPC_INTERNAL, "clone: %s", err_str(errno));
+		return kfail(err, n, RPC_INTERNAL, "clone: %s", err_str(errno));
 	}
 	launched(l, p, pid);
 	return 0;
@@ -584,25 +571,26 @@ static int load_spec(struct container *c, const char *bundle, char *err, size_t 
 	int rc;
 
 	if (bundle[0] != '/')
-		return fail(err, n, RPC_INVALID_ARGUMENT, "bundle %s: must be an absolute path",
-		            bundle);
+		return kfail(err, n, RPC_INVALID_ARGUMENT, "bundle %s: must be an absolute path",
+		             bundle);
 	kfmt(path, sizeof(path), "%s/config.json", bundle);
 	if (read_small_file(path, &text, &len, OCI_MAX_BYTES) < 0)
-		return fail(err, n, errno == ENOENT ? RPC_NOT_FOUND : RPC_INVALID_ARGUMENT,
-		            "%s: %s", path, errno == EFBIG ? "larger than 1 MiB" : err_str(errno));
+		return kfail(err, n, errno == ENOENT ? RPC_NOT_FOUND : RPC_INVALID_ARGUMENT,
+		             "%s: %s", path, errno == EFBIG ? "larger than 1 MiB" : err_str(errno));
 	c->spec = malloc(sizeof(*c->spec));
 	rc = c->spec ? oci_parse(c->spec, text, len, err, n) : -1;
 	free(text);
 	if (rc < 0)
-		return c->spec ? RPC_INVALID_ARGUMENT
-		               : fail(err, n, RPC_RESOURCE_EXHAUSTED, "out of memory for the spec");
+		return c->spec
+		           ? RPC_INVALID_ARGUMENT
+		           : kfail(err, n, RPC_RESOURCE_EXHAUSTED, "out of memory for the spec");
 	if (c->spec->root[0] == '/')
 		kfmt(c->rootfs, sizeof(c->rootfs), "%s", c->spec->root);
 	else
 		kfmt(c->rootfs, sizeof(c->rootfs), "%s/%s", bundle, c->spec->root);
 	if (sys_stat(c->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
-		return fail(err, n, RPC_NOT_FOUND, "rootfs %s: %s", c->rootfs,
-		            errno ? err_str(errno) : "not a directory");
+		return kfail(err, n, RPC_NOT_FOUND, "rootfs %s: %s", c->rootfs,
+		             errno ? err_str(errno) : "not a directory");
 	return 0;
 }
 
@@ -637,13 +625,13 @@ int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
 	int rc;
 
 	if (!id_ok(id))
-		return fail(err, n, RPC_INVALID_ARGUMENT, "container id `%s` is not valid", id);
+		return kfail(err, n, RPC_INVALID_ARGUMENT, "container id `%s` is not valid", id);
 	if (find(id))
-		return fail(err, n, RPC_ALREADY_EXISTS, "container %s: already exists", id);
+		return kfail(err, n, RPC_ALREADY_EXISTS, "container %s: already exists", id);
 	c = alloc_container();
 	if (!c)
-		return fail(err, n, RPC_RESOURCE_EXHAUSTED, "at most %d containers",
-		            MAX_CONTAINERS);
+		return kfail(err, n, RPC_RESOURCE_EXHAUSTED, "at most %d containers",
+		             MAX_CONTAINERS);
 	kfmt(c->id, sizeof(c->id), "%s", id);
 	kfmt(c->bundle, sizeof(c->bundle), "%s", bundle);
 	if ((rc = load_spec(c, bundle, err, n)) != 0)
@@ -654,8 +642,8 @@ int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
 		goto out;
 	}
 	if (cgroup_create(id, &c->spec->resources, c->cgroup, sizeof(c->cgroup), &what) < 0) {
-		rc = fail(err, n, RPC_FAILED_PRECONDITION, "cgroup %s: %s: %s", id, what,
-		          err_str(errno));
+		rc = kfail(err, n, RPC_FAILED_PRECONDITION, "cgroup %s: %s: %s", id, what,
+		           err_str(errno));
 		goto out;
 	}
 	if ((rc = open_stdio(io, l.stdio, err, n)) != 0) {
@@ -718,8 +706,8 @@ static int exec_launch(struct container *c, struct proc *p, const struct ctr_std
 		l.ns_fds[i] = open_ns(init, names[i]);
 	l.pidns_fd = open_ns(init, "pid");
 	if (l.ns_fds[0] < 0 || l.pidns_fd < 0) {
-		rc = fail(err, n, RPC_FAILED_PRECONDITION, "open the namespaces of pid %d: %s",
-		          init, err_str(errno));
+		rc = kfail(err, n, RPC_FAILED_PRECONDITION, "open the namespaces of pid %d: %s",
+		           init, err_str(errno));
 	} else if ((rc = open_stdio(io, l.stdio, err, n)) == 0) {
 		rc = launch(&l, c->cgroup, err, n);
 	}
@@ -737,20 +725,20 @@ int ctr_exec(const char *id, const char *exec_id, const char *process_json, size
 	int rc;
 
 	if (!c)
-		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
+		return kfail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
 	if (!id_ok(exec_id))
-		return fail(err, n, RPC_INVALID_ARGUMENT, "exec id `%s` is not valid", exec_id);
+		return kfail(err, n, RPC_INVALID_ARGUMENT, "exec id `%s` is not valid", exec_id);
 	if (find_proc(c, exec_id))
-		return fail(err, n, RPC_ALREADY_EXISTS, "exec %s in %s: already exists", exec_id,
-		            id);
+		return kfail(err, n, RPC_ALREADY_EXISTS, "exec %s in %s: already exists", exec_id,
+		             id);
 	if (c->procs[0].state != P_RUNNING)
-		return fail(err, n, RPC_FAILED_PRECONDITION, "container %s is not running", id);
+		return kfail(err, n, RPC_FAILED_PRECONDITION, "container %s is not running", id);
 	p = alloc_exec(c);
 	if (!p)
-		return fail(err, n, RPC_RESOURCE_EXHAUSTED, "at most %d execs", MAX_PROCS - 1);
+		return kfail(err, n, RPC_RESOURCE_EXHAUSTED, "at most %d execs", MAX_PROCS - 1);
 	p->spec = malloc(sizeof(*p->spec));
 	if (!p->spec)
-		return fail(err, n, RPC_RESOURCE_EXHAUSTED, "out of memory");
+		return kfail(err, n, RPC_RESOURCE_EXHAUSTED, "out of memory");
 	memset(p->spec, 0, offsetof(struct oci_spec, pool));
 	p->spec->pool_used = 0;
 	if (oci_parse_process(p->spec, process_json, len, err, n) < 0) {
@@ -777,10 +765,11 @@ int ctr_start(const char *id, const char *exec_id, pid_t *pid, char *err, size_t
 	if (rc)
 		return rc;
 	if (p->state != P_CREATED)
-		return fail(err, n, RPC_FAILED_PRECONDITION, "process %d is %s, not created",
-		            p->pid, p->state == P_RUNNING ? "running" : "stopped");
+		return kfail(err, n, RPC_FAILED_PRECONDITION, "process %d is %s, not created",
+		             p->pid, p->state == P_RUNNING ? "running" : "stopped");
 	if (write(p->start_fd, "s", 1) != 1)
-		return fail(err, n, RPC_INTERNAL, "release process %d: %s", p->pid, err_str(errno));
+		return kfail(err, n, RPC_INTERNAL, "release process %d: %s", p->pid,
+		             err_str(errno));
 	close(p->start_fd);
 	p->start_fd = -1;
 	p->state = P_RUNNING;
@@ -803,15 +792,15 @@ int ctr_kill(const char *id, const char *exec_id, int sig, int all, char *err, s
 	if (rc)
 		return rc;
 	if (sig <= 0 || sig >= 65)
-		return fail(err, n, RPC_INVALID_ARGUMENT, "signal %d is not valid", sig);
+		return kfail(err, n, RPC_INVALID_ARGUMENT, "signal %d is not valid", sig);
 	if (all && p == &c->procs[0]) {
 		cgroup_pids(c->cgroup, signal_pid, &sig);
 		return 0;
 	}
 	if (p->state == P_STOPPED)
-		return fail(err, n, RPC_NOT_FOUND, "process %d: already finished", p->pid);
+		return kfail(err, n, RPC_NOT_FOUND, "process %d: already finished", p->pid);
 	if (kill(p->pid, sig) < 0)
-		return fail(err, n, RPC_INTERNAL, "kill %d: %s", p->pid, err_str(errno));
+		return kfail(err, n, RPC_INTERNAL, "kill %d: %s", p->pid, err_str(errno));
 	return 0;
 }
 
@@ -842,8 +831,8 @@ int ctr_delete(const char *id, const char *exec_id, struct ctr_exit *out, char *
 	if (rc)
 		return rc;
 	if (p->state == P_RUNNING)
-		return fail(err, n, RPC_FAILED_PRECONDITION, "process %d is running: kill it first",
-		            p->pid);
+		return kfail(err, n, RPC_FAILED_PRECONDITION,
+		             "process %d is running: kill it first", p->pid);
 	reap_unstarted(p);
 	*out = (struct ctr_exit){ p->pid, p->exit_status, p->exited_ns };
 	ev_deleted(c, p);
@@ -939,9 +928,9 @@ int ctr_pids(const char *id, void (*fn)(pid_t pid, void *arg), void *arg, char *
 	struct container *c = find(id);
 
 	if (!c)
-		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
+		return kfail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
 	if (cgroup_pids(c->cgroup, fn, arg) < 0)
-		return fail(err, n, RPC_INTERNAL, "read %s: %s", c->cgroup, err_str(errno));
+		return kfail(err, n, RPC_INTERNAL, "read %s: %s", c->cgroup, err_str(errno));
 	return 0;
 }
 
@@ -950,15 +939,15 @@ int ctr_pause(const char *id, int pause, char *err, size_t n)
 	struct container *c = find(id);
 
 	if (!c)
-		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
+		return kfail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
 	if (c->procs[0].state != P_RUNNING)
-		return fail(err, n, RPC_FAILED_PRECONDITION, "container %s is not running", id);
+		return kfail(err, n, RPC_FAILED_PRECONDITION, "container %s is not running", id);
 	if (c->paused == pause)
-		return fail(err, n, RPC_FAILED_PRECONDITION, "container %s is already %s", id,
-		            pause ? "paused" : "running");
+		return kfail(err, n, RPC_FAILED_PRECONDITION, "container %s is already %s", id,
+		             pause ? "paused" : "running");
 	if (cgroup_freeze(c->cgroup, pause) < 0)
-		return fail(err, n, RPC_INTERNAL, "%s %s: %s", pause ? "freeze" : "thaw", c->cgroup,
-		            err_str(errno));
+		return kfail(err, n, RPC_INTERNAL, "%s %s: %s", pause ? "freeze" : "thaw",
+		             c->cgroup, err_str(errno));
 	c->paused = pause;
 	ev_paused(c, pause);
 	return 0;
@@ -971,12 +960,12 @@ int ctr_update(const char *id, const char *resources_json, size_t len, char *err
 	const char *what = "";
 
 	if (!c)
-		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
+		return kfail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
 	if (oci_parse_resources(&r, resources_json, len, err, n) < 0)
 		return RPC_INVALID_ARGUMENT;
 	if (cgroup_apply(c->cgroup, &r, &what) < 0)
-		return fail(err, n, RPC_FAILED_PRECONDITION, "update %s: %s: %s", id, what,
-		            err_str(errno));
+		return kfail(err, n, RPC_FAILED_PRECONDITION, "update %s: %s: %s", id, what,
+		             err_str(errno));
 	return 0;
 }
 
@@ -985,10 +974,10 @@ int ctr_stats(const char *id, struct cgroup_stats *st, char *err, size_t n)
 	struct container *c = find(id);
 
 	if (!c)
-		return fail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
+		return kfail(err, n, RPC_NOT_FOUND, "container %s: not found", id);
 	if (cgroup_stats(c->cgroup, st) < 0)
-		return fail(err, n, RPC_INTERNAL, "read the stats of %s: %s", c->cgroup,
-		            err_str(errno));
+		return kfail(err, n, RPC_INTERNAL, "read the stats of %s: %s", c->cgroup,
+		             err_str(errno));
 	return 0;
 }
 
@@ -1002,9 +991,9 @@ int ctr_resize(const char *id, const char *exec_id, unsigned w, unsigned h, char
 	if (rc)
 		return rc;
 	if (p->pty < 0)
-		return fail(err, n, RPC_FAILED_PRECONDITION, "process %d has no terminal", p->pid);
+		return kfail(err, n, RPC_FAILED_PRECONDITION, "process %d has no terminal", p->pid);
 	if (ioctl(p->pty, TIOCSWINSZ, &ws) < 0)
-		return fail(err, n, RPC_INTERNAL, "resize the terminal: %s", err_str(errno));
+		return kfail(err, n, RPC_INTERNAL, "resize the terminal: %s", err_str(errno));
 	return 0;
 }
 

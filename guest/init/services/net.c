@@ -126,19 +126,19 @@ static int setup_iface(struct nl_sock *nl, const kuasar_sandbox_v1_Interface *in
 
 	if (in->device_mac.size != 6 || (in->mac.size && in->mac.size != 6) ||
 	    !name_valid(in->name)) {
-		kfmt(why, n, "interface `%s`: a name, a 6-byte device MAC and MAC are needed",
-		     in->name);
-		return RPC_INVALID_ARGUMENT;
+		return kfail(why, n, RPC_INVALID_ARGUMENT,
+		             "interface `%s`: a name, a 6-byte device MAC and MAC are needed",
+		             in->name);
 	}
 	idx = find_nic(in->device_mac.bytes, cur);
 	if (!idx) {
-		kfmt(why, n, "interface %s: no NIC with the device's MAC", in->name);
-		return RPC_NOT_FOUND;
+		return kfail(why, n, RPC_NOT_FOUND, "interface %s: no NIC with the device's MAC",
+		             in->name);
 	}
 	if (strcmp(cur, in->name) && (nl_link_set(nl, idx, NULL, NULL, 0, 0) < 0 ||
 	                              nl_link_set(nl, idx, in->name, NULL, 0, -1) < 0)) {
-		kfmt(why, n, "interface %s: rename %s: errno %d", in->name, cur, errno);
-		return RPC_INTERNAL;
+		return kfail(why, n, RPC_INTERNAL, "interface %s: rename %s: errno %d", in->name,
+		             cur, errno);
 	}
 	/* Unchanged MAC and MTU are not set again (a cold boot's device has the pod's MAC). */
 	if (nl_link_set(nl, idx, NULL,
@@ -146,9 +146,8 @@ static int setup_iface(struct nl_sock *nl, const kuasar_sandbox_v1_Interface *in
 	                    ? in->mac.bytes
 	                    : NULL,
 	                in->mtu, -1) < 0) {
-		kfmt(why, n, "interface %s: set MAC and MTU %u: errno %d", in->name, in->mtu,
-		     errno);
-		return RPC_INTERNAL;
+		return kfail(why, n, RPC_INTERNAL, "interface %s: set MAC and MTU %u: errno %d",
+		             in->name, in->mtu, errno);
 	}
 	if (ipv6_set(in->name, 1) < 0)
 		warn("interface %s: IPv6 stays off: errno %d", in->name, errno);
@@ -157,18 +156,18 @@ static int setup_iface(struct nl_sock *nl, const kuasar_sandbox_v1_Interface *in
 		int fam = family_of(a->ip.size);
 
 		if (fam < 0 || a->prefix_len > (fam == AF_INET ? 32u : 128u)) {
-			kfmt(why, n, "interface %s: address %u is not IPv4 or IPv6", in->name, i);
-			return RPC_INVALID_ARGUMENT;
+			return kfail(why, n, RPC_INVALID_ARGUMENT,
+			             "interface %s: address %u is not IPv4 or IPv6", in->name, i);
 		}
 		if (nl_addr_add(nl, idx, fam, a->ip.bytes, a->prefix_len) < 0) {
-			kfmt(why, n, "interface %s: add address %u/%u: errno %d", in->name, i,
-			     a->prefix_len, errno);
-			return RPC_INTERNAL;
+			return kfail(why, n, RPC_INTERNAL,
+			             "interface %s: add address %u/%u: errno %d", in->name, i,
+			             a->prefix_len, errno);
 		}
 	}
 	if (nl_link_set(nl, idx, NULL, NULL, 0, 1) < 0) {
-		kfmt(why, n, "interface %s: bring it up: errno %d", in->name, errno);
-		return RPC_INTERNAL;
+		return kfail(why, n, RPC_INTERNAL, "interface %s: bring it up: errno %d", in->name,
+		             errno);
 	}
 	*ifindex = idx;
 	return 0;
@@ -188,8 +187,8 @@ static int setup_route(struct nl_sock *nl, const kuasar_sandbox_v1_Route *r, int
 
 	if (fam < 0 || (r->gateway.size && family_of(r->gateway.size) != fam) ||
 	    r->dst_len > (fam == AF_INET ? 32u : 128u)) {
-		kfmt(why, n, "route on %s: destination and gateway must be one family", r->device);
-		return RPC_INVALID_ARGUMENT;
+		return kfail(why, n, RPC_INVALID_ARGUMENT,
+		             "route on %s: destination and gateway must be one family", r->device);
 	}
 	if (nl_route_add(nl, &nr) == 0)
 		return 0;
@@ -199,9 +198,8 @@ static int setup_route(struct nl_sock *nl, const kuasar_sandbox_v1_Route *r, int
 		if (nl_route_add(nl, &nr) == 0)
 			return 0;
 	}
-	kfmt(why, n, "route %u bytes/%u via %s on %s: errno %d", r->dst.size, r->dst_len,
-	     nr.gw ? "a gateway" : "the link", r->device, errno);
-	return RPC_INTERNAL;
+	return kfail(why, n, RPC_INTERNAL, "route %u bytes/%u via %s on %s: errno %d", r->dst.size,
+	             r->dst_len, nr.gw ? "a gateway" : "the link", r->device, errno);
 }
 
 static int setup(struct nl_sock *nl, const kuasar_sandbox_v1_SetupNetworkRequest *req,
@@ -228,9 +226,9 @@ static int setup(struct nl_sock *nl, const kuasar_sandbox_v1_SetupNetworkRequest
 				if (!strcmp(rt->device, req->interfaces[k].name))
 					ifindex = idx[k];
 			if (!ifindex) {
-				kfmt(why, n, "route on `%s`: no such interface in the request",
-				     rt->device);
-				return RPC_INVALID_ARGUMENT;
+				return kfail(why, n, RPC_INVALID_ARGUMENT,
+				             "route on `%s`: no such interface in the request",
+				             rt->device);
 			}
 			code = setup_route(nl, rt, ifindex, why, n);
 			if (code)
