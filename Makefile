@@ -297,7 +297,7 @@ $(TESTBIN)/test-host $(TESTBIN)/test-sandboxer $(TESTBIN)/test-template $(TESTBI
 	$(TESTBIN)/test-qmp: \
 	$(HOST_ARCHIVES)
 $(TESTBIN)/test-sandboxer: $(HOBJ)/host/sandboxer/sb_cgroup.o
-$(TESTBIN)/test-net: $(call hg,core/netlink.c) $(HOST_ARCHIVES)
+$(TESTBIN)/test-net: $(call hg,core/netlink.c core/fmt.c) $(HOST_ARCHIVES)
 $(TESTBIN)/linkpoke $(TESTBIN)/grpcpoke: $(HOST_ARCHIVES)
 
 $(TESTBIN)/test-%: $(HOBJ)/tests/unit/test-%.o

@@ -439,7 +439,7 @@ static int detach_here(struct rtnl *nl, kerr_t *err)
 		ifi = mnl_nlmsg_get_payload(nlh);
 		ifi->ifi_index = l.v[i].index;
 		if (rtnl_talk(nl, nlh) < 0 && errno != ENODEV)
-			rc = kerr_sys(err, "remove tap %d", l.v[i].index);
+			rc = rtnl_err(nl, err, "remove tap %d", l.v[i].index);
 	}
 	free(l.v);
 	return rc;
@@ -455,12 +455,12 @@ static int join(struct rtnl *nl, struct net_iface *f, unsigned i, kerr_t *err)
 	if (!f->tap_index)
 		return kerr_sys(err, "index of tap %s", f->tap);
 	if (link_setup(nl, f->tap_index, f->mtu) < 0)
-		return kerr_sys(err, "bring tap %s up with MTU %u", f->tap, f->mtu);
+		return rtnl_err(nl, err, "bring tap %s up with MTU %u", f->tap, f->mtu);
 	if (ingress_add(nl, f->ifindex) < 0 || ingress_add(nl, f->tap_index) < 0)
-		return kerr_sys(err, "add ingress qdiscs on %s and %s", f->name, f->tap);
+		return rtnl_err(nl, err, "add ingress qdiscs on %s and %s", f->name, f->tap);
 	if (redirect_add(nl, f->ifindex, f->tap_index) < 0 ||
 	    redirect_add(nl, f->tap_index, f->ifindex) < 0)
-		return kerr_sys(err, "redirect %s <-> %s (tc u32 + mirred)", f->name, f->tap);
+		return rtnl_err(nl, err, "redirect %s <-> %s (tc u32 + mirred)", f->name, f->tap);
 	return 0;
 }
 

@@ -14,6 +14,8 @@ struct rtnl {
 	struct mnl_socket *sock;
 	uint32_t portid;
 	uint32_t seq;
+	/* The kernel's own words for the last request it refused (NETLINK_EXT_ACK), or "". */
+	char why[256];
 };
 
 int rtnl_open(struct rtnl *r, kerr_t *err);
@@ -25,5 +27,9 @@ struct nlmsghdr *rtnl_msg(struct rtnl *r, void *buf, uint16_t type, uint16_t fla
 int rtnl_talk(struct rtnl *r, struct nlmsghdr *nlh);
 /* Sends a dump request and calls cb for each message of the answer. */
 int rtnl_dump(struct rtnl *r, struct nlmsghdr *nlh, mnl_cb_t cb, void *data);
+/* kerr_sys for a refused request, with the kernel's message when it gave one:
+ * "redirect eth0 <-> tap0: Invalid argument (the kernel: Filter kind not found)". */
+int rtnl_err(struct rtnl *r, kerr_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

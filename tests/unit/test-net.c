@@ -5,7 +5,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_link.h>
 #include <linux/if_tun.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -20,6 +22,7 @@
 #include "base/util.h"
 #include "core/netlink.h"
 #include "net/podnet.h"
+#include "net/rtnl.h"
 #include "tap.h"
 
 static char ns[32], nspath[64], br[40];
@@ -223,6 +226,36 @@ static void test_guest_helper(void)
 	   "the routes are there:\n%s", out);
 }
 
+/* NETLINK_EXT_ACK on both sides: a refused request says the kernel's reason. A link of a
+ * kind no module provides is refused with one (in a netns of its own, nothing is made). */
+static void test_ext_ack(void)
+{
+	char buf[RTNL_BUF] __attribute__((aligned(4))), gbuf[512] __attribute__((aligned(4)));
+	struct nlmsghdr *nlh;
+	struct nlattr *info;
+	struct nl_sock g = { 0 };
+	struct rtnl r;
+	kerr_t err;
+
+	rtnl_open(&r, &err);
+	nlh = rtnl_msg(&r, buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, sizeof(struct ifinfomsg));
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, "kxt0");
+	info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "no-such-kind");
+	mnl_attr_nest_end(nlh, info);
+	ok(rtnl_talk(&r, nlh) < 0 && rtnl_err(&r, &err, "add link kxt0") < 0 &&
+	       strstr(err.msg, "(the kernel: "),
+	   "host: a refusal carries the kernel's reason: %s", err.msg);
+	rtnl_close(&r);
+	nl_open(&g);
+	nlh = nl_msg_start(gbuf, sizeof(gbuf), RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
+	                   sizeof(struct ifinfomsg));
+	nl_attr_put(nlh, sizeof(gbuf), IFLA_IFNAME, "kxt0", 5);
+	ok(nl_talk(&g, nlh) < 0 && strstr(g.why, "; the kernel: "),
+	   "guest: so does the init's (errno %d%s)", errno, g.why);
+	nl_close(&g);
+}
+
 int main(void)
 {
 	if (geteuid() != 0 || sh(NULL, 0, "command -v ip >/dev/null && command -v tc >/dev/null")) {
@@ -241,6 +274,8 @@ int main(void)
 	test_two_ifaces();
 	test_bad_paths();
 	test_scratch();
+	if (unshare(CLONE_NEWNET) == 0)
+		test_ext_ack();
 	sh(NULL, 0, "ip netns del %s; ip netns del %s", ns, br);
 	test_guest_helper();
 	return done_testing();

@@ -1,4 +1,5 @@
 #include "core/netlink.h"
+#include "core/fmt.h"
 #include "core/sys.h"
 
 #include <errno.h>
@@ -23,6 +24,10 @@ int nl_open(struct nl_sock *nl)
 	}
 	nl->portid = sa.nl_pid;
 	nl->seq = 1;
+	nl->why[0] = '\0';
+	/* Refusals carry the kernel's reason, and not our request echoed back. */
+	setsockopt(nl->fd, SOL_NETLINK, NETLINK_EXT_ACK, &(int){ 1 }, sizeof(int));
+	setsockopt(nl->fd, SOL_NETLINK, NETLINK_CAP_ACK, &(int){ 1 }, sizeof(int));
 	return 0;
 }
 
@@ -64,6 +69,26 @@ int nl_attr_put(struct nlmsghdr *nlh, size_t size, uint16_t type, const void *da
 	return 0;
 }
 
+/* The message attribute of an extended ack's TLVs, kept in nl->why. */
+static void ext_ack(struct nl_sock *nl, const char *p, size_t len)
+{
+	while (len >= NLA_HDRLEN) {
+		const struct nlattr *a = (const struct nlattr *)p;
+		size_t alen = a->nla_len, step = NLA_ALIGN(alen);
+
+		if (alen < NLA_HDRLEN || alen > len)
+			return;
+		if (a->nla_type == NLMSGERR_ATTR_MSG && alen > NLA_HDRLEN && p[alen - 1] == '\0') {
+			kfmt(nl->why, sizeof(nl->why), "; the kernel: %s", p + NLA_HDRLEN);
+			return;
+		}
+		if (step >= len)
+			return;
+		p += step;
+		len -= step;
+	}
+}
+
 /* Returns 1 when msg is our ack (errno set from it), 0 to keep reading. */
 static int check_reply(struct nl_sock *nl, const struct nlmsghdr *m, uint32_t seq, int *error)
 {
@@ -79,6 +104,8 @@ static int check_reply(struct nl_sock *nl, const struct nlmsghdr *m, uint32_t se
 	}
 	e = NLMSG_DATA(m);
 	*error = -e->error;
+	if (e->error && (m->nlmsg_flags & NLM_F_ACK_TLVS) && (m->nlmsg_flags & NLM_F_CAPPED))
+		ext_ack(nl, (const char *)(e + 1), m->nlmsg_len - NLMSG_LENGTH(sizeof(*e)));
 	return 1;
 }
 
@@ -89,6 +116,7 @@ int nl_talk(struct nl_sock *nl, struct nlmsghdr *nlh)
 	uint32_t seq = nlh->nlmsg_seq = nl->seq++;
 	int error = 0;
 
+	nl->why[0] = '\0';
 	if (sendto(nl->fd, nlh, nlh->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -1;
 	for (;;) {

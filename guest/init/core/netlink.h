@@ -11,6 +11,9 @@ struct nl_sock {
 	int fd;
 	uint32_t seq;
 	uint32_t portid;
+	/* The kernel's reason for the last refusal (NETLINK_EXT_ACK) as "; the kernel: ...",
+	 * or "": appended to the messages that report it. */
+	char why[128];
 };
 
 int nl_open(struct nl_sock *nl);

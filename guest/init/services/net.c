@@ -137,8 +137,8 @@ static int setup_iface(struct nl_sock *nl, const kuasar_sandbox_v1_Interface *in
 	}
 	if (strcmp(cur, in->name) && (nl_link_set(nl, idx, NULL, NULL, 0, 0) < 0 ||
 	                              nl_link_set(nl, idx, in->name, NULL, 0, -1) < 0)) {
-		return kfail(why, n, RPC_INTERNAL, "interface %s: rename %s: errno %d", in->name,
-		             cur, errno);
+		return kfail(why, n, RPC_INTERNAL, "interface %s: rename %s: errno %d%s", in->name,
+		             cur, errno, nl->why);
 	}
 	/* Unchanged MAC and MTU are not set again (a cold boot's device has the pod's MAC). */
 	if (nl_link_set(nl, idx, NULL,
@@ -146,8 +146,8 @@ static int setup_iface(struct nl_sock *nl, const kuasar_sandbox_v1_Interface *in
 	                    ? in->mac.bytes
 	                    : NULL,
 	                in->mtu, -1) < 0) {
-		return kfail(why, n, RPC_INTERNAL, "interface %s: set MAC and MTU %u: errno %d",
-		             in->name, in->mtu, errno);
+		return kfail(why, n, RPC_INTERNAL, "interface %s: set MAC and MTU %u: errno %d%s",
+		             in->name, in->mtu, errno, nl->why);
 	}
 	if (ipv6_set(in->name, 1) < 0)
 		warn("interface %s: IPv6 stays off: errno %d", in->name, errno);
@@ -161,13 +161,13 @@ static int setup_iface(struct nl_sock *nl, const kuasar_sandbox_v1_Interface *in
 		}
 		if (nl_addr_add(nl, idx, fam, a->ip.bytes, a->prefix_len) < 0) {
 			return kfail(why, n, RPC_INTERNAL,
-			             "interface %s: add address %u/%u: errno %d", in->name, i,
-			             a->prefix_len, errno);
+			             "interface %s: add address %u/%u: errno %d%s", in->name, i,
+			             a->prefix_len, errno, nl->why);
 		}
 	}
 	if (nl_link_set(nl, idx, NULL, NULL, 0, 1) < 0) {
-		return kfail(why, n, RPC_INTERNAL, "interface %s: bring it up: errno %d", in->name,
-		             errno);
+		return kfail(why, n, RPC_INTERNAL, "interface %s: bring it up: errno %d%s",
+		             in->name, errno, nl->why);
 	}
 	*ifindex = idx;
 	return 0;
@@ -198,8 +198,9 @@ static int setup_route(struct nl_sock *nl, const kuasar_sandbox_v1_Route *r, int
 		if (nl_route_add(nl, &nr) == 0)
 			return 0;
 	}
-	return kfail(why, n, RPC_INTERNAL, "route %u bytes/%u via %s on %s: errno %d", r->dst.size,
-	             r->dst_len, nr.gw ? "a gateway" : "the link", r->device, errno);
+	return kfail(why, n, RPC_INTERNAL, "route %u bytes/%u via %s on %s: errno %d%s",
+	             r->dst.size, r->dst_len, nr.gw ? "a gateway" : "the link", r->device, errno,
+	             nl->why);
 }
 
 static int setup(struct nl_sock *nl, const kuasar_sandbox_v1_SetupNetworkRequest *req,
