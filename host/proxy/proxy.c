@@ -159,7 +159,7 @@ static void subscribe_events(struct proxy *p)
 
 /* The link broke while the VMM runs (a chardev reset): calls in flight fail, then the
  * link comes back and the event subscription with it. */
-static int vmm_gone(struct proxy *p, int wait_ms);
+static int vmm_gone(struct proxy *p);
 static void vmm_exited(struct loop_watch *w, uint32_t events);
 static void vm_gone(struct proxy *p);
 static void write_exit(struct proxy *p);
@@ -173,7 +173,7 @@ static void relink(struct loop_timer *t)
 	kerr_t err;
 	int fd;
 
-	if (vmm_gone(p, 0)) {
+	if (vmm_gone(p)) {
 		vmm_exited(&p->vmm_w, EPOLLIN);
 		return;
 	}
@@ -200,7 +200,7 @@ static void link_down(struct glink *l, void *arg)
 	struct proxy *p = arg;
 
 	p->events_gid = 0;
-	if (vmm_gone(p, 0)) {
+	if (vmm_gone(p)) {
 		vmm_exited(&p->vmm_w, EPOLLIN);
 		return;
 	}
@@ -267,12 +267,12 @@ static void vm_gone(struct proxy *p)
 	}
 }
 
-/* Whether the VMM is gone or going: a guest that powers off closes the link first. */
-static int vmm_gone(struct proxy *p, int wait_ms)
+/* Whether the VMM has exited, by a look at its pidfd (never a wait). */
+static int vmm_gone(struct proxy *p)
 {
 	struct pollfd pf = { .fd = p->vm.pidfd, .events = POLLIN };
 
-	return p->vm.exited || poll(&pf, 1, wait_ms) == 1;
+	return p->vm.exited || poll(&pf, 1, 0) == 1;
 }
 
 static void on_answer(void *owner, uintptr_t tag, const struct ttrpc_header *h, const uint8_t *data)
