@@ -7,7 +7,12 @@
 #include "base/err.h"
 #include "vm/vmm.h"
 
+/* The run directory (KUASAR_RUN_DIR), the template store and the default kernel and
+ * initrd, found once at start. */
+int ctl_setup(kerr_t *err);
 const char *ctl_run_dir(void);
+/* --run-dir, before the command runs. */
+void ctl_set_run_dir(const char *dir);
 /* vm_config_defaults plus the kernel and initrd next to this binary, if present. */
 void ctl_config_defaults(struct vm_config *cfg);
 void ctl_random_id(char *buf, size_t n);
@@ -62,7 +67,9 @@ void ctl_write_json(const char *path, struct json_object *o);
  * this host boot). -1 with the error printed. */
 int ctl_decide_accel(const struct vm_config *cfg, enum accel *accel);
 
-/* Records the network namespace a kept VM was attached to, for `shutdown` to detach. */
+/* Records the network namespace a kept VM was attached to (in its directory, as
+ * CTL_NETNS_FILE), for `shutdown` to detach. */
+#define CTL_NETNS_FILE "netns"
 struct vm;
 int ctl_record_netns(const struct vm *vm, const char *netns, kerr_t *err);
 

@@ -341,7 +341,7 @@ int ctl_bench_startup(int argc, char **argv)
 	if (parse(argc, argv, &b) < 0)
 		return usage();
 	/* Undecided on a fresh host: one boot decides it, as `kuasar-ctl boot` would. */
-	if (vm_known_accel(&b.cfg, ctl_run_dir(), &accel) < 0 &&
+	if (accel_known(b.cfg.accel, ctl_run_dir(), &accel) < 0 &&
 	    ctl_decide_accel(&b.cfg, &accel) < 0)
 		return 1;
 	b.cfg.accel = accel;

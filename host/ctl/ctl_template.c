@@ -81,7 +81,7 @@ static int build(int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage();
-	if (vm_known_accel(&cfg, ctl_run_dir(), &accel) < 0 && ctl_decide_accel(&cfg, &accel) < 0)
+	if (accel_known(cfg.accel, ctl_run_dir(), &accel) < 0 && ctl_decide_accel(&cfg, &accel) < 0)
 		return 1;
 	lock = tpl_acquire(s, &cfg, accel, 1, &t, &in, &built, &err);
 	if (lock < 0)

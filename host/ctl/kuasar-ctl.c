@@ -30,81 +30,11 @@
 #define SHUTDOWN_TIMEOUT_MS 10000
 #define PING_TIMEOUT_MS 10000
 
-static const char *run_dir = "/run/kuasar";
-static char default_kernel[PATH_MAX], default_initrd[PATH_MAX];
-static struct tpl_store templates;
-static int use_template;
-
-const struct tpl_store *ctl_templates(void)
-{
-	return &templates;
-}
-
-const struct tpl_store *ctl_template_use(void)
-{
-	return use_template ? &templates : NULL;
-}
-
-int ctl_fail(const kerr_t *err)
-{
-	fprintf(stderr, "kuasar-ctl: error: %s\n", err->msg);
-	return 1;
-}
-
 #define fail ctl_fail
-
-const char *ctl_run_dir(void)
-{
-	return run_dir;
-}
 
 static double ms(int64_t ns)
 {
 	return (double)ns / 1e6;
-}
-
-/* Kernel and initrd default to the ones next to this binary (a build tree), else the
- * installed ones under /var/lib/kuasar. */
-static void find_defaults(void)
-{
-	char exe[PATH_MAX], *dir;
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	struct stat st;
-
-	snprintf(default_kernel, sizeof(default_kernel), "/var/lib/kuasar/vmlinux.bin");
-	snprintf(default_initrd, sizeof(default_initrd), "/var/lib/kuasar/kuasar.initrd");
-	if (n <= 0)
-		return;
-	exe[n] = '\0';
-	dir = dirname(exe);
-	if (snprintf(default_kernel, sizeof(default_kernel), "%s/vmlinux.bin", dir) > 0 &&
-	    stat(default_kernel, &st) < 0)
-		snprintf(default_kernel, sizeof(default_kernel), "/var/lib/kuasar/vmlinux.bin");
-	if (snprintf(default_initrd, sizeof(default_initrd), "%s/kuasar.initrd", dir) > 0 &&
-	    stat(default_initrd, &st) < 0)
-		snprintf(default_initrd, sizeof(default_initrd), "/var/lib/kuasar/kuasar.initrd");
-}
-
-/* SIGINT and SIGTERM are read through a signalfd while a VM starts, so an interrupted
- * boot still kills and reaps its VMM and removes its files. */
-int ctl_watch_signals(void)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, 0 };
-
-	return signalfd_for(sigs);
-}
-
-int ctl_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || end == s || v < min || v > max)
-		return -1;
-	*out = (unsigned)v;
-	return 0;
 }
 
 struct boot_opts {
@@ -113,15 +43,6 @@ struct boot_opts {
 	char hostname[HOSTNAME_MAX + 1];
 	int json, keep;
 };
-
-void ctl_random_id(char *buf, size_t n)
-{
-	unsigned char r[4] = { 0 };
-
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		r[0] = (unsigned char)getpid();
-	snprintf(buf, n, "vm-%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
-}
 
 static int boot_usage(void)
 {
@@ -136,40 +57,6 @@ static int boot_usage(void)
 	        "  --until console: stop at the init's first console line and kill the VM (for\n"
 	        "  benchmarking kernels whose guest cannot answer, e.g. a distro kernel)\n");
 	return 2;
-}
-
-void ctl_config_defaults(struct vm_config *cfg)
-{
-	const char *level = getenv("KUASAR_GUEST_LOG");
-
-	vm_config_defaults(cfg);
-	cfg->kernel = default_kernel;
-	cfg->initrd = default_initrd;
-	if (level && *level)
-		cfg->log_level = level;
-}
-
-int ctl_vm_option(int c, const char *arg, struct vm_config *cfg)
-{
-	switch (c) {
-	case 'k': cfg->kernel = arg; return 1;
-	case 'q': cfg->qemu = arg; return 1;
-	case 'l': cfg->log_level = arg; return 1;
-	case 'm':
-		if (ctl_parse_uint(arg, 64, 1 << 20, &cfg->memory_mib) < 0)
-			return fprintf(stderr, "kuasar-ctl: --memory: 64 to 1048576 MiB\n"), -1;
-		return 1;
-	case 'c':
-		if (ctl_parse_uint(arg, 1, 255, &cfg->vcpus) < 0)
-			return fprintf(stderr, "kuasar-ctl: --vcpus: 1 to 255\n"), -1;
-		return 1;
-	case 'a':
-		if (accel_parse(arg, &cfg->accel) < 0)
-			return fprintf(stderr, "kuasar-ctl: --accel: auto, kvm or tcg\n"), -1;
-		return 1;
-	case 'T': use_template = 1; return 1;
-	default: return 0;
-	}
 }
 
 static int parse_boot(int argc, char **argv, struct boot_opts *o)
@@ -392,7 +279,7 @@ static int cmd_boot(int argc, char **argv)
 		return fprintf(stderr, "kuasar-ctl: --until console cannot be kept\n"), 2;
 	if (o.hostname[0])
 		snprintf(vm.hostname, sizeof(vm.hostname), "%s", o.hostname);
-	if (vm_launch(&vm, &o.cfg, ctl_template_use(), run_dir, o.keep, &err) < 0)
+	if (vm_launch(&vm, &o.cfg, ctl_template_use(), ctl_run_dir(), o.keep, &err) < 0)
 		return fail(&err);
 	if (vm.boot_note[0] && !strncmp(vm.boot_note, "cold boot: ", 11))
 		fprintf(stderr, "kuasar-ctl: warning: template not used: %s\n", vm.boot_note + 11);
@@ -440,7 +327,7 @@ static int cmd_ping(int argc, char **argv)
 
 	if (one_id(argc, argv, "ping ID") < 0)
 		return 2;
-	if (vm_attach(&vm, run_dir, argv[1], &err) < 0)
+	if (vm_attach(&vm, ctl_run_dir(), argv[1], &err) < 0)
 		return fail(&err);
 	if (agent_check(&vm.link, &c, deadline, &err) < 0 ||
 	    agent_measure_clock(&vm.link, &cs, deadline, &err) < 0) {
@@ -455,17 +342,6 @@ static int cmd_ping(int argc, char **argv)
 	agent_check_free(c);
 	vm_release(&vm);
 	return 0;
-}
-
-#define NETNS_FILE "netns"
-
-int ctl_record_netns(const struct vm *vm, const char *netns, kerr_t *err)
-{
-	char path[KPATH_SIZE];
-
-	if (fmt_path(path, sizeof(path), "%s/" NETNS_FILE, vm->paths.dir) < 0)
-		return kerr_set(err, ENAMETOOLONG, "%s: path too long", vm->paths.dir);
-	return write_file_atomic(path, netns, strlen(netns), err);
 }
 
 /* A kept appliance clone on a network namespace: our filters and qdiscs leave it (its tap
@@ -486,11 +362,11 @@ static int cmd_shutdown(int argc, char **argv)
 
 	if (one_id(argc, argv, "shutdown ID") < 0)
 		return 2;
-	if (fmt_path(path, sizeof(path), "%s/%s/" NETNS_FILE, run_dir, argv[1]) == 0 &&
+	if (fmt_path(path, sizeof(path), "%s/%s/" CTL_NETNS_FILE, ctl_run_dir(), argv[1]) == 0 &&
 	    read_file(path, &text, NULL, sizeof(netns) - 1, NULL) == 0)
 		snprintf(netns, sizeof(netns), "%s", text);
 	free(text);
-	if (vm_attach(&vm, run_dir, argv[1], &err) < 0) {
+	if (vm_attach(&vm, ctl_run_dir(), argv[1], &err) < 0) {
 		/* A VM that died on its own still leaves files to clean up. */
 		if (err.errnum != ESRCH)
 			return fail(&err);
@@ -515,7 +391,7 @@ static void list_long(const char *id, const char *state_path)
 	json_object *o = json_object_from_file(state_path), *v;
 	struct proc_mem m = { 0 };
 	const char *boot = "cold", *key = "";
-	pid_t pid = vm_find_vmm(run_dir, id);
+	pid_t pid = vm_find_vmm(ctl_run_dir(), id);
 
 	if (o && json_object_object_get_ex(o, "boot", &v) && json_object_get_string(v)[0])
 		boot = json_object_get_string(v);
@@ -541,11 +417,11 @@ static int cmd_list(int argc, char **argv)
 		fprintf(stderr, "usage: kuasar-ctl list [-l|--long]\n");
 		return 2;
 	}
-	d = opendir(run_dir);
+	d = opendir(ctl_run_dir());
 	if (!d)
 		return 0;
 	while ((e = readdir(d))) {
-		snprintf(path, sizeof(path), "%s/%s/vm.json", run_dir, e->d_name);
+		snprintf(path, sizeof(path), "%s/%s/vm.json", ctl_run_dir(), e->d_name);
 		if (e->d_name[0] == '.' || stat(path, &st) < 0)
 			continue;
 		if (lng)
@@ -601,17 +477,12 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-	const char *env = getenv("KUASAR_RUN_DIR");
 	kerr_t err;
 
-	if (env && *env)
-		run_dir = env;
-	if (tpl_store_init(&templates, getenv("KUASAR_TEMPLATE_DIR"),
-	                   getenv("KUASAR_TEMPLATE_MEM_DIR"), &err) < 0)
+	if (ctl_setup(&err) < 0)
 		return ctl_fail(&err);
-	find_defaults();
 	if (argc >= 3 && !strcmp(argv[1], "--run-dir")) {
-		run_dir = argv[2];
+		ctl_set_run_dir(argv[2]);
 		argc -= 2;
 		argv += 2;
 	}
