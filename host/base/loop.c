@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/util.h"
@@ -44,6 +45,32 @@ void loop_del(struct loop *l, struct loop_watch *w)
 	for (int i = 0; i < l->batch_n; i++)
 		if (l->batch[i].data.ptr == w)
 			l->batch[i].data.ptr = NULL;
+}
+
+void *loop_accept(struct loop *l, int listen_fd, size_t size, size_t off,
+                  void (*fn)(struct loop_watch *w, uint32_t events))
+{
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct loop_watch *w;
+	char *obj;
+	kerr_t err;
+
+	if (fd < 0)
+		return NULL;
+	obj = calloc(1, size);
+	if (!obj) {
+		close(fd);
+		return NULL;
+	}
+	w = (struct loop_watch *)(obj + off);
+	w->fd = fd;
+	w->fn = fn;
+	if (loop_add(l, w, EPOLLIN, &err) < 0) {
+		close(fd);
+		free(obj);
+		return NULL;
+	}
+	return obj;
 }
 
 void loop_timer_cancel(struct loop *l, struct loop_timer *t)

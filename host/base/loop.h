@@ -41,6 +41,12 @@ void loop_mod(struct loop *l, struct loop_watch *w, uint32_t events);
 /* Stops watching w. Its events still pending in the batch being dispatched are dropped,
  * so w may be freed right after this, even from inside a callback. */
 void loop_del(struct loop *l, struct loop_watch *w);
+/* Accepts one connection on listen_fd into a zeroed object of size bytes whose watch sits at
+ * offset off, watched for EPOLLIN with fn. Returns the object (the caller's to link and,
+ * with loop_del and close, to free), or NULL with nothing kept (no connection, or no
+ * memory). */
+void *loop_accept(struct loop *l, int listen_fd, size_t size, size_t off,
+                  void (*fn)(struct loop_watch *w, uint32_t events));
 /* Arms (or re-arms) a timer to fire once after ms. */
 void loop_timer_arm(struct loop *l, struct loop_timer *t, int64_t ms);
 void loop_timer_cancel(struct loop *l, struct loop_timer *t);

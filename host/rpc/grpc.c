@@ -412,30 +412,19 @@ static void accept_event(struct loop_watch *w, uint32_t events)
 	struct grpc_server *s = container_of(w, struct grpc_server, listen);
 	nghttp2_settings_entry iv[] = { { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1000 },
 		                        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20 } };
-	struct grpc_conn *c;
-	kerr_t err;
-	int fd;
+	struct grpc_conn *c =
+	    loop_accept(s->loop, w->fd, sizeof(*c), offsetof(struct grpc_conn, w), conn_event);
 
-	fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
+	if (!c)
 		return;
-	c = calloc(1, sizeof(*c));
-	if (!c || !server_callbacks() ||
-	    nghttp2_session_server_new(&c->h2, server_callbacks(), c)) {
+	if (!server_callbacks() || nghttp2_session_server_new(&c->h2, server_callbacks(), c)) {
+		loop_del(s->loop, &c->w);
+		close(c->w.fd);
 		free(c);
-		close(fd);
 		return;
 	}
 	c->srv = s;
-	c->w.fd = fd;
-	c->w.fn = conn_event;
 	nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, 2);
-	if (loop_add(s->loop, &c->w, EPOLLIN, &err) < 0) {
-		nghttp2_session_del(c->h2);
-		close(fd);
-		free(c);
-		return;
-	}
 	s->n_conns++;
 	conn_flush(c);
 }
