@@ -18,7 +18,6 @@
 #include "base/json.h"
 #include "base/syscalls.h"
 #include "base/util.h"
-#include "vm/vm.h"
 
 #define PROBE_TIMEOUT_MS 1500
 #define PROBE_PORT 0x3f0
@@ -233,12 +232,12 @@ void accel_cache_put(const char *run_dir, enum accel a, const char *why)
 	json_object_put(o);
 }
 
-int vm_known_accel(const struct vm_config *cfg, const char *run_dir, enum accel *out)
+int accel_known(enum accel want, const char *run_dir, enum accel *out)
 {
 	char why[256];
 
-	if (cfg->accel != ACCEL_AUTO) {
-		*out = cfg->accel;
+	if (want != ACCEL_AUTO) {
+		*out = want;
 		return 0;
 	}
 	if (accel_cache_get(run_dir, out, why, sizeof(why)) == 0)

@@ -16,6 +16,10 @@ int kvm_probe(char *why, size_t n);
  * one. */
 int accel_cache_get(const char *run_dir, enum accel *a, char *why, size_t n);
 void accel_cache_put(const char *run_dir, enum accel a, const char *why);
+/* The accelerator a start asking for want would use: want itself, or what auto decided on
+ * this host boot (recorded in run_dir). -1 while auto is undecided (KVM opens but no guest
+ * has run under it yet). */
+int accel_known(enum accel want, const char *run_dir, enum accel *out);
 /* Resolves auto to kvm or tcg; why says what decided it. */
 enum accel accel_resolve(enum accel want, char *why, size_t n);
 

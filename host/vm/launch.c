@@ -76,7 +76,7 @@ int vm_launch(struct vm *vm, const struct vm_config *cfg, const struct tpl_store
 		return vm_start(vm, cfg, run_dir, keep, err);
 	if (id_valid(vm->id, err) < 0)
 		return -1;
-	if (vm_known_accel(cfg, run_dir, &accel) < 0) {
+	if (accel_known(cfg->accel, run_dir, &accel) < 0) {
 		snprintf(vm->boot_note, sizeof(vm->boot_note),
 		         "cold boot: KVM is not proven on this host yet (this boot decides)");
 		return vm_start(vm, cfg, run_dir, keep, err);

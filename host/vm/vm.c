@@ -37,78 +37,6 @@ void vm_init(struct vm *vm, const char *id)
 	vm->link.fd = -1;
 }
 
-void vm_reap(struct vm *vm)
-{
-	int status = 0;
-
-	if (vm->exited)
-		return;
-	if (vm->is_child) {
-		if (waitpid(vm->pid, &status, WNOHANG) <= 0)
-			return;
-		vm->exit_status = status;
-	}
-	vm->exited = 1;
-}
-
-#define TICK_NS 50000000
-
-/* Waits until fd is ready (fd < 0: until the console moved) while watching the VMM,
- * signals and the console. */
-int vm_wait_for(struct vm *vm, int fd, short events, int64_t deadline_ns, kerr_t *err)
-{
-	for (;;) {
-		int64_t until = deadline_ns;
-		int tick = 0;
-
-		int64_t period = vm->tick_ns ? vm->tick_ns : TICK_NS;
-
-		if (vm->tick && (until <= 0 || until > mono_ns() + period)) {
-			until = mono_ns() + period;
-			tick = 1;
-		}
-		struct pollfd p[4] = {
-			{ .fd = vm->pidfd, .events = POLLIN },
-			{ .fd = vm->sigfd, .events = POLLIN },
-			{ .fd = vm->con_fd >= 0 ? vm->con_fd : vm->con_listen, .events = POLLIN },
-			{ .fd = fd, .events = events },
-		};
-		int n = poll(p, 4, ms_until(until));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return kerr_sys(err, "poll");
-		if (n == 0 && tick) {
-			vm->tick(vm->tick_arg);
-			continue;
-		}
-		if (n == 0)
-			return kerr_set(err, ETIMEDOUT, "timed out");
-		if (p[0].revents) {
-			vm_reap(vm);
-			if (vm->exited || !vm->is_child)
-				return vm_exited_error(vm, err);
-		}
-		if (p[1].revents) {
-			struct signalfd_siginfo si;
-
-			if (read(vm->sigfd, &si, sizeof(si)) > 0)
-				return kerr_set(err, EINTR, "interrupted by signal %u",
-				                si.ssi_signo);
-		}
-		if (p[2].revents) {
-			vm_console_pump(vm);
-			/* Without an fd to wait for, console progress is what the caller waits on.
-			 */
-			if (fd < 0)
-				return 0;
-		}
-		if (fd >= 0 && p[3].revents)
-			return 0;
-	}
-}
-
 /* The NICs' taps become fds 3, 4, ... (the numbers on the command line). */
 static void child_nic_fds(const struct vm_nic *nics, unsigned n)
 {
@@ -403,8 +331,6 @@ int vm_start(struct vm *vm, const struct vm_config *cfg, const char *run_dir, in
 	return 0;
 }
 
-int vm_wait_exit(struct vm *vm, int64_t deadline_ns);
-
 static int pid_is_our_vmm(pid_t pid, const char *id)
 {
 	char path[64], want[200], *cmd = NULL;
@@ -477,19 +403,6 @@ int vm_attach(struct vm *vm, const char *run_dir, const char *id, kerr_t *err)
 	ttrpc_client_init(&vm->link, fd);
 	vm->link.wait = vm_link_wait;
 	vm->link.wait_ctx = vm;
-	return 0;
-}
-
-int vm_wait_exit(struct vm *vm, int64_t deadline_ns)
-{
-	kerr_t e;
-
-	while (!vm->exited) {
-		if (vm_wait_for(vm, -1, 0, deadline_ns, &e) < 0 && e.errnum != ECHILD)
-			return -1;
-		if (!vm->is_child)
-			vm->exited = 1;
-	}
 	return 0;
 }
 

@@ -86,9 +86,6 @@ int vm_save_template(struct vm *vm, const char *state_path, kerr_t *err);
  * start-to-ready time goes to ready_ms. An app that failed or exited, or is not ready after
  * timeout_ms, is an error that quotes the console. */
 int vm_wait_app(struct vm *vm, int timeout_ms, double *ready_ms, kerr_t *err);
-/* The accelerator a start with cfg would use: cfg's, or what auto decided on this host
- * boot. -1 while auto is undecided (KVM opens but no guest has run under it yet). */
-int vm_known_accel(const struct vm_config *cfg, const char *run_dir, enum accel *out);
 /* Attaches to a VM started earlier with keep (for ping and shutdown). */
 int vm_attach(struct vm *vm, const char *run_dir, const char *id, kerr_t *err);
 /* Asks the guest to power off and waits for the VMM to exit; escalates to QMP quit, then
