@@ -73,16 +73,16 @@ static int cache_lock(const char *cache, kerr_t *err)
 
 /* A key's build lock, exclusive: waits (nb: 0) or fails at once (nb: 1). Whoever holds it
  * may unlink it, so the file locked must still be the one at path. */
-static int key_lock(const char *path, int nb)
+static int key_lock(const char *path, int nb, kerr_t *err)
 {
 	for (;;) {
 		struct stat a, b;
 		int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 
-		if (fd < 0)
-			return -1;
-		if (flock(fd, LOCK_EX | (nb ? LOCK_NB : 0)) < 0) {
-			close(fd);
+		if (fd < 0 || flock(fd, LOCK_EX | (nb ? LOCK_NB : 0)) < 0) {
+			kerr_sys(err, "lock %s", path);
+			if (fd >= 0)
+				close(fd);
 			return -1;
 		}
 		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
@@ -92,12 +92,13 @@ static int key_lock(const char *path, int nb)
 	}
 }
 
-static int key_paths(const char *cache, const char *key, char *lock, char *build)
+static int key_paths(const char *cache, const char *key, char *lock, char *build, kerr_t *err)
 {
-	return fmt_path(lock, KPATH_SIZE, "%s/%s" LOCK_SUFFIX, cache, key) < 0 ||
-	               fmt_path(build, KPATH_SIZE, "%s/" BUILD_PREFIX "%s", cache, key) < 0
-	           ? -1
-	           : 0;
+	if (fmt_path(lock, KPATH_SIZE, "%s/%s" LOCK_SUFFIX, cache, key) < 0 ||
+	    fmt_path(build, KPATH_SIZE, "%s/" BUILD_PREFIX "%s", cache, key) < 0)
+		return kerr_set(err, ENAMETOOLONG, "rootfs image %s in %s: path too long", key,
+		                cache);
+	return 0;
 }
 
 /* Layers are snapshot directories; a committed one never changes, so its path and identity
@@ -261,13 +262,11 @@ int rootimg_build(const char *cache, char *const *lowers, size_t n, const struct
 	char lockp[KPATH_SIZE], dir[KPATH_SIZE];
 	int fd, rc;
 
-	if (key_paths(cache, img->key, lockp, dir) < 0)
-		return kerr_sys(err, "rootfs image %s", img->key);
-	if (cache_check(cache, err) < 0)
+	if (key_paths(cache, img->key, lockp, dir, err) < 0 || cache_check(cache, err) < 0)
 		return -1;
-	fd = key_lock(lockp, 0);
+	fd = key_lock(lockp, 0, err);
 	if (fd < 0)
-		return kerr_sys(err, "lock %s", lockp);
+		return -1;
 	rc = build_locked(cache, lowers, n, img, dir, err);
 	unlink(lockp);
 	close(fd);
@@ -371,7 +370,7 @@ static void sweep_key(const char *cache, const char *key)
 	char lockp[KPATH_SIZE], dir[KPATH_SIZE];
 	int fd;
 
-	if (key_paths(cache, key, lockp, dir) < 0 || (fd = key_lock(lockp, 1)) < 0)
+	if (key_paths(cache, key, lockp, dir, NULL) < 0 || (fd = key_lock(lockp, 1, NULL)) < 0)
 		return;
 	umount_below(dir);
 	rm_tree(dir);
