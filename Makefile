@@ -22,7 +22,7 @@ OBJ := $(BIN)/obj
 # ---------------------------------------------------------------------------------------
 # Host side: glibc, Debian's libraries.
 CC := gcc
-HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
+HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Wpedantic -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
 	-Wno-unused-parameter -D_GNU_SOURCE -Ihost -I$(GEN)/host -I.
 HOST_LIBS := -lprotobuf-c -ljson-c -lnghttp2 -lmnl -lm
 
@@ -39,7 +39,7 @@ GUEST_INC := $(BIN)/musl-include
 # a switch is a chain of compares, smaller than its table.
 GUEST_OPT := -Oz -flto=auto -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
 	-fmerge-all-constants -fno-jump-tables
-GUEST_CFLAGS := -std=gnu11 $(GUEST_OPT) -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wno-unused-parameter \
+GUEST_CFLAGS := -std=gnu11 $(GUEST_OPT) -Wall -Wextra -Wpedantic -Werror -Wshadow -Wmissing-prototypes -Wno-unused-parameter \
 	-fno-stack-protector -fno-pie -D_GNU_SOURCE -DPB_NO_ERRMSG -DPB_BUFFER_ONLY \
 	-isystem $(GUEST_INC) -I$(GEN)/guest -I$(NANOPB) -Iguest/init -I.
 # noseparate-code and norelro drop page-alignment padding a static PID 1 does not need; a
