@@ -34,8 +34,8 @@ int ctl_appliance_load(const char *dir, struct appliance *a, kerr_t *err);
 /* The accelerator this host was found to have, decided by one boot if it is not known. */
 int ctl_appliance_accel(struct appliance *a);
 /* The appliance's template, built (*built set) if it is missing or does not verify. */
-int ctl_appliance_snapshot(struct appliance *a, struct template *t, struct tpl_info *in,
-                           int *built, kerr_t *err);
+int ctl_appliance_snapshot(struct appliance *a, struct template *t, struct tpl_info *in, int *built,
+                           kerr_t *err);
 /* Starts one clone (or a cold boot with cold set): restored, unique, networked. */
 int ctl_clone_start(struct appliance *a, struct clone *c, const char *id, int cold, int sigfd,
                     int keep, kerr_t *err);

@@ -138,7 +138,6 @@ int ctl_record_netns(const struct vm *vm, const char *netns, kerr_t *err)
 	return write_file_atomic(path, netns, strlen(netns), err);
 }
 
-
 int ctl_setup(kerr_t *err)
 {
 	const char *env = getenv("KUASAR_RUN_DIR");

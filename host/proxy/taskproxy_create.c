@@ -54,10 +54,10 @@ static int root_disk(struct tp_conn *c, uint32_t sid,
 	rootdisk_free_lowers(lowers, nl);
 	if (rc < 0) {
 		tp_client_error(c, sid,
-		             err.errnum == EEXIST   ? RPC_ALREADY_EXISTS
-		             : err.errnum == EINVAL ? RPC_INVALID_ARGUMENT
-		                                    : RPC_FAILED_PRECONDITION,
-		             "Create %s: root disk: %s", cr->id, err.msg);
+		                err.errnum == EEXIST   ? RPC_ALREADY_EXISTS
+		                : err.errnum == EINVAL ? RPC_INVALID_ARGUMENT
+		                                       : RPC_FAILED_PRECONDITION,
+		                "Create %s: root disk: %s", cr->id, err.msg);
 		return -1;
 	}
 	if (d->build_pid <= 0)
@@ -87,7 +87,8 @@ static uint8_t *rewrite_create(struct tp_conn *c, uint32_t sid, const Ttrpc__Req
 	cr = containerd__task__v3__create_task_request__unpack(NULL, req->payload.len,
 	                                                       req->payload.data);
 	if (!cr) {
-		tp_client_error(c, sid, RPC_INVALID_ARGUMENT, "Create: malformed CreateTaskRequest");
+		tp_client_error(c, sid, RPC_INVALID_ARGUMENT,
+		                "Create: malformed CreateTaskRequest");
 		return NULL;
 	}
 	if (check_stdio((const char *const[]){ cr->stdin, cr->stdout, cr->stderr }, why,
@@ -101,10 +102,10 @@ static uint8_t *rewrite_create(struct tp_conn *c, uint32_t sid, const Ttrpc__Req
 	                   *target >= 0 ? groot : NULL, c->tp->hostname, gbundle, sizeof(gbundle),
 	                   &err) < 0) {
 		tp_client_error(c, sid,
-		             err.errnum == EEXIST   ? RPC_ALREADY_EXISTS
-		             : err.errnum == EINVAL ? RPC_INVALID_ARGUMENT
-		                                    : RPC_FAILED_PRECONDITION,
-		             "Create %s: %s", cr->id, err.msg);
+		                err.errnum == EEXIST   ? RPC_ALREADY_EXISTS
+		                : err.errnum == EINVAL ? RPC_INVALID_ARGUMENT
+		                                       : RPC_FAILED_PRECONDITION,
+		                "Create %s: %s", cr->id, err.msg);
 		if (*target >= 0)
 			tp_disk_release(c->tp, cr->id);
 		goto out;
@@ -149,7 +150,7 @@ static int check_exec(struct tp_conn *c, uint32_t sid, const Ttrpc__Request *req
 	if (check_stdio((const char *const[]){ er->stdin, er->stdout, er->stderr }, why,
 	                sizeof(why)) < 0) {
 		tp_client_error(c, sid, RPC_INVALID_ARGUMENT, "Exec %s/%s: %s", er->id, er->exec_id,
-		             why);
+		                why);
 		rc = -1;
 	}
 	containerd__task__v3__exec_process_request__free_unpacked(er, NULL);
@@ -170,8 +171,7 @@ static void delete_target(const Ttrpc__Request *req, char *id, size_t n)
 }
 
 /* -1 with the client answered when the request is refused. */
-int tp_intercept(struct tp_conn *c, uint32_t sid, const Ttrpc__Request *req,
-                     struct intercept *in)
+int tp_intercept(struct tp_conn *c, uint32_t sid, const Ttrpc__Request *req, struct intercept *in)
 {
 	in->target = -1;
 	if (!tp_is_task_service(req->service))
@@ -191,7 +191,7 @@ int tp_intercept(struct tp_conn *c, uint32_t sid, const Ttrpc__Request *req,
 /* The rewritten Create, keeping the client's metadata and timeout: forwarded, or held until
  * its root disk is mounted. -1 when it never reached the guest (the client answered). */
 int tp_forward_rewritten(struct tp_conn *c, struct tp_stream *s, const Ttrpc__Request *req,
-                             uint8_t flags, const struct intercept *in)
+                         uint8_t flags, const struct intercept *in)
 {
 	Ttrpc__Request copy = *req;
 	uint8_t *buf;

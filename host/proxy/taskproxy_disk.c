@@ -200,10 +200,11 @@ static void on_built(struct loop_watch *w, uint32_t events)
 	if (rc == 1 && watch_build(c, s, d, &err) == 0)
 		return; /* built again: its image was removed before it could be held */
 	if (!d) {
-		tp_client_error(c, s->sid, RPC_INTERNAL, "Create %s: its root disk is gone", s->undo);
+		tp_client_error(c, s->sid, RPC_INTERNAL, "Create %s: its root disk is gone",
+		                s->undo);
 	} else if (rc != 0 || rootdisk_plug(c->tp->disks, d, &err) < 0) {
 		tp_client_error(c, s->sid, RPC_FAILED_PRECONDITION, "Create %s: root disk: %s",
-		             s->undo, err.msg);
+		                s->undo, err.msg);
 	} else {
 		log_info("Create %s: root disk on SCSI target %u, %zu layers built into %s in %.1f "
 		         "ms",
@@ -217,8 +218,8 @@ static void on_built(struct loop_watch *w, uint32_t events)
 
 /* A Create whose root disk the guest must mount first: the request waits in the stream,
  * while the disk's image is built if it must be. */
-void tp_disk_hold(struct tp_conn *c, struct tp_stream *s, uint8_t flags, uint8_t *buf,
-                        uint32_t len, unsigned target)
+void tp_disk_hold(struct tp_conn *c, struct tp_stream *s, uint8_t flags, uint8_t *buf, uint32_t len,
+                  unsigned target)
 {
 	struct rootdisk *d = rootdisk_find(c->tp->disks, s->undo);
 	kerr_t err;
@@ -231,7 +232,8 @@ void tp_disk_hold(struct tp_conn *c, struct tp_stream *s, uint8_t flags, uint8_t
 	s->retry.fn = mount_retry;
 	s->mount_deadline_ns = mono_ns() + DISK_WAIT_NS;
 	if (!d) {
-		tp_client_error(c, s->sid, RPC_INTERNAL, "Create %s: its root disk is gone", s->undo);
+		tp_client_error(c, s->sid, RPC_INTERNAL, "Create %s: its root disk is gone",
+		                s->undo);
 	} else if (d->build_pid > 0) {
 		if (watch_build(c, s, d, &err) == 0)
 			return;
@@ -241,7 +243,7 @@ void tp_disk_hold(struct tp_conn *c, struct tp_stream *s, uint8_t flags, uint8_t
 		return;
 	} else {
 		tp_client_error(c, s->sid, RPC_FAILED_PRECONDITION, "Create %s: root disk: %s",
-		             s->undo, err.msg);
+		                s->undo, err.msg);
 	}
 	tp_stream_end(c, s);
 }
@@ -262,7 +264,7 @@ void tp_disk_on_plugged(void *arg, struct rootdisk *d, const kerr_t *err)
 	s->plugging = 0;
 	if (err) {
 		tp_client_error(c, s->sid, RPC_FAILED_PRECONDITION, "Create %s: root disk: %s",
-		             s->undo, err->msg);
+		                s->undo, err->msg);
 	} else {
 		s->mount_deadline_ns = mono_ns() + DISK_WAIT_NS;
 		if (ask_mount(c, s) == 0)

@@ -82,8 +82,7 @@ int tp_forward(struct tp_conn *c, struct tp_stream *s, uint8_t type, uint8_t fla
 
 /* taskproxy_create.c */
 /* -1 with the client answered when the request is refused. */
-int tp_intercept(struct tp_conn *c, uint32_t sid, const Ttrpc__Request *req,
-                 struct intercept *in);
+int tp_intercept(struct tp_conn *c, uint32_t sid, const Ttrpc__Request *req, struct intercept *in);
 /* The rewritten Create, keeping the client's metadata and timeout: forwarded, or held until
  * its root disk is mounted. -1 when it never reached the guest (the client answered). */
 int tp_forward_rewritten(struct tp_conn *c, struct tp_stream *s, const Ttrpc__Request *req,
@@ -95,8 +94,8 @@ int tp_forward_rewritten(struct tp_conn *c, struct tp_stream *s, const Ttrpc__Re
 void tp_disk_release(struct taskproxy *tp, const char *id);
 /* A Create whose root disk the guest must mount first: the request (buf, taken) waits in
  * the stream while the disk's image is built if it must be, then plugged and mounted. */
-void tp_disk_hold(struct tp_conn *c, struct tp_stream *s, uint8_t flags, uint8_t *buf,
-                  uint32_t len, unsigned target);
+void tp_disk_hold(struct tp_conn *c, struct tp_stream *s, uint8_t flags, uint8_t *buf, uint32_t len,
+                  unsigned target);
 /* What a held Create owns goes with its stream (a Create the guest never saw). */
 void tp_disk_stream_free(struct taskproxy *tp, struct tp_stream *s);
 /* rootdisks' on_plugged: the Create waiting for d goes on, or fails. arg is the taskproxy. */

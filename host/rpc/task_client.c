@@ -8,6 +8,19 @@
 #include "google/protobuf/empty.pb-c.h"
 #include "task.pb-c.h"
 
+/* One Task call with its answer decoded as d into *out (freed with free_answer). */
+static int call(struct ttrpc_client *c, const char *method, const ProtobufCMessage *req,
+                const ProtobufCMessageDescriptor *d, void *out, int64_t deadline_ns, kerr_t *err)
+{
+	return ttrpc_call(c, TASK_SERVICE, method, req, d, (ProtobufCMessage **)out, deadline_ns,
+	                  err);
+}
+
+static void free_answer(void *r)
+{
+	protobuf_c_message_free_unpacked(r, NULL);
+}
+
 int task_create(struct ttrpc_client *c, const char *id, const char *bundle,
                 const struct task_io *io, uint32_t *pid, int64_t deadline_ns, kerr_t *err)
 {
@@ -21,12 +34,11 @@ int task_create(struct ttrpc_client *c, const char *id, const char *bundle,
 	req.stdout = (char *)io->stdout_uri;
 	req.stderr = (char *)io->stderr_uri;
 	req.terminal = io->terminal;
-	if (ttrpc_call(c, TASK_SERVICE, "Create", &req.base,
-	               &containerd__task__v3__create_task_response__descriptor,
-	               (ProtobufCMessage **)&r, deadline_ns, err) < 0)
+	if (call(c, "Create", &req.base, &containerd__task__v3__create_task_response__descriptor,
+	         &r, deadline_ns, err) < 0)
 		return -1;
 	*pid = r->pid;
-	containerd__task__v3__create_task_response__free_unpacked(r, NULL);
+	free_answer(r);
 	return 0;
 }
 
@@ -35,10 +47,9 @@ static int empty_call(struct ttrpc_client *c, const char *method, const Protobuf
 {
 	Google__Protobuf__Empty *r = NULL;
 
-	if (ttrpc_call(c, TASK_SERVICE, method, req, &google__protobuf__empty__descriptor,
-	               (ProtobufCMessage **)&r, deadline_ns, err) < 0)
+	if (call(c, method, req, &google__protobuf__empty__descriptor, &r, deadline_ns, err) < 0)
 		return -1;
-	google__protobuf__empty__free_unpacked(r, NULL);
+	free_answer(r);
 	return 0;
 }
 
@@ -70,13 +81,12 @@ int task_start(struct ttrpc_client *c, const char *id, const char *exec_id, uint
 
 	req.id = (char *)id;
 	req.exec_id = (char *)exec_id;
-	if (ttrpc_call(c, TASK_SERVICE, "Start", &req.base,
-	               &containerd__task__v3__start_response__descriptor, (ProtobufCMessage **)&r,
-	               deadline_ns, err) < 0)
+	if (call(c, "Start", &req.base, &containerd__task__v3__start_response__descriptor, &r,
+	         deadline_ns, err) < 0)
 		return -1;
 	if (pid)
 		*pid = r->pid;
-	containerd__task__v3__start_response__free_unpacked(r, NULL);
+	free_answer(r);
 	return 0;
 }
 
@@ -88,12 +98,11 @@ int task_wait(struct ttrpc_client *c, const char *id, const char *exec_id, uint3
 
 	req.id = (char *)id;
 	req.exec_id = (char *)exec_id;
-	if (ttrpc_call(c, TASK_SERVICE, "Wait", &req.base,
-	               &containerd__task__v3__wait_response__descriptor, (ProtobufCMessage **)&r,
-	               deadline_ns, err) < 0)
+	if (call(c, "Wait", &req.base, &containerd__task__v3__wait_response__descriptor, &r,
+	         deadline_ns, err) < 0)
 		return -1;
 	*exit_status = r->exit_status;
-	containerd__task__v3__wait_response__free_unpacked(r, NULL);
+	free_answer(r);
 	return 0;
 }
 
@@ -117,13 +126,12 @@ int task_delete(struct ttrpc_client *c, const char *id, const char *exec_id, uin
 
 	req.id = (char *)id;
 	req.exec_id = (char *)exec_id;
-	if (ttrpc_call(c, TASK_SERVICE, "Delete", &req.base,
-	               &containerd__task__v3__delete_response__descriptor, (ProtobufCMessage **)&r,
-	               deadline_ns, err) < 0)
+	if (call(c, "Delete", &req.base, &containerd__task__v3__delete_response__descriptor, &r,
+	         deadline_ns, err) < 0)
 		return -1;
 	if (exit_status)
 		*exit_status = r->exit_status;
-	containerd__task__v3__delete_response__free_unpacked(r, NULL);
+	free_answer(r);
 	return 0;
 }
 
@@ -147,14 +155,13 @@ int task_state(struct ttrpc_client *c, const char *id, const char *exec_id, stru
 
 	req.id = (char *)id;
 	req.exec_id = (char *)exec_id;
-	if (ttrpc_call(c, TASK_SERVICE, "State", &req.base,
-	               &containerd__task__v3__state_response__descriptor, (ProtobufCMessage **)&r,
-	               deadline_ns, err) < 0)
+	if (call(c, "State", &req.base, &containerd__task__v3__state_response__descriptor, &r,
+	         deadline_ns, err) < 0)
 		return -1;
 	out->pid = r->pid;
 	out->exit_status = r->exit_status;
 	out->status = (unsigned)r->status < 6 ? names[r->status] : "unknown";
-	containerd__task__v3__state_response__free_unpacked(r, NULL);
+	free_answer(r);
 	return 0;
 }
 
@@ -165,14 +172,13 @@ int task_pids(struct ttrpc_client *c, const char *id, uint32_t *pids, size_t max
 	Containerd__Task__V3__PidsResponse *r = NULL;
 
 	req.id = (char *)id;
-	if (ttrpc_call(c, TASK_SERVICE, "Pids", &req.base,
-	               &containerd__task__v3__pids_response__descriptor, (ProtobufCMessage **)&r,
-	               deadline_ns, err) < 0)
+	if (call(c, "Pids", &req.base, &containerd__task__v3__pids_response__descriptor, &r,
+	         deadline_ns, err) < 0)
 		return -1;
 	*n = 0;
 	for (size_t i = 0; i < r->n_processes && *n < max; i++)
 		pids[(*n)++] = r->processes[i]->pid;
-	containerd__task__v3__pids_response__free_unpacked(r, NULL);
+	free_answer(r);
 	return 0;
 }
 
@@ -184,15 +190,14 @@ int task_stats(struct ttrpc_client *c, const char *id, struct task_stats *out, i
 	Io__Containerd__Cgroups__V2__Metrics *m;
 
 	req.id = (char *)id;
-	if (ttrpc_call(c, TASK_SERVICE, "Stats", &req.base,
-	               &containerd__task__v3__stats_response__descriptor, (ProtobufCMessage **)&r,
-	               deadline_ns, err) < 0)
+	if (call(c, "Stats", &req.base, &containerd__task__v3__stats_response__descriptor, &r,
+	         deadline_ns, err) < 0)
 		return -1;
 	m = r->stats && !strcmp(r->stats->type_url, "io.containerd.cgroups.v2.Metrics")
 	        ? io__containerd__cgroups__v2__metrics__unpack(NULL, r->stats->value.len,
 	                                                       r->stats->value.data)
 	        : NULL;
-	containerd__task__v3__stats_response__free_unpacked(r, NULL);
+	free_answer(r);
 	if (!m)
 		return kerr_set(err, EPROTO, "Stats: no cgroup v2 metrics in the reply");
 	memset(out, 0, sizeof(*out));

@@ -94,4 +94,3 @@ int vm_wait_exit(struct vm *vm, int64_t deadline_ns)
 	}
 	return 0;
 }
-
