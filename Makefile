@@ -366,7 +366,7 @@ check-layers: $(HOST_ARCHIVES) $(CTL_OBJS) $(SANDBOXER_OBJS) $(BIN)/kuasar-init 
 
 check: ## format, cppcheck, the layer check, function sizes, unit tests under ASan+UBSan, the fuzz corpora
 	$(call msg,FORMAT,clang-format --dry-run)
-	$(Q)clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+	$(Q)clang-format --dry-run --Werror $$(git ls-files --cached --others --exclude-standard '*.c' '*.h')
 	$(call msg,CPPCHECK,host guest/init)
 	$(Q)cppcheck $(CPPCHECK_FLAGS) -j2 host guest/init
 	$(Q)$(MAKE) --no-print-directory check-layers
@@ -455,7 +455,7 @@ bench-appliance: all $(BIN)/vmlinux.bin ## appliances: restore vs cold boot to t
 bench: bench-startup bench-boot bench-container bench-pod bench-net bench-appliance ## every benchmark (ratios against a baseline in the same run)
 
 format: ## clang-format every C source
-	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
+	$(Q)clang-format -i $$(git ls-files --cached --others --exclude-standard '*.c' '*.h')
 
 clean: ## remove bin/
 	rm -rf $(BIN)
