@@ -46,6 +46,11 @@
 #define RESULT_FD 3
 #define GONE_LINGER_MS 60000
 #define RELINK_WAIT_MS 300
+/* Relinking: each attempt is given RELINK_TRY_MS, the next one starts RELINK_RETRY_MS later,
+ * and after RELINK_FOR_NS the link is given up (the VMM's exit or the daemon ends it). */
+#define RELINK_TRY_MS 500
+#define RELINK_RETRY_MS 20
+#define RELINK_FOR_NS (2 * 1000000000LL)
 #define EVENT_WARN_NS (10 * 1000000000LL)
 
 struct proxy {
@@ -67,9 +72,11 @@ struct proxy {
 	char net_desc[512];
 	int64_t net_ns[2]; /* host side (netns, taps, filters), guest side (SetupNetwork) */
 	int exit_status;
-	int stopping;             /* the guest was asked to power off */
-	struct loop_timer relink; /* the link broke: made again unless the VMM exits first */
-	unsigned vm_mib;          /* the VM's memory: containers' limits are capped below it */
+	int stopping;               /* the guest was asked to power off */
+	struct loop_timer relink;   /* the link broke: made again unless the VMM exits first */
+	struct loop_watch relink_w; /* a vsock connect in progress (fd -1: none) */
+	int64_t relink_until;       /* while relinking: when to give up; 0 otherwise */
+	unsigned vm_mib;            /* the VM's memory: containers' limits are capped below it */
 };
 
 static void send_result(const struct proxy_result *r)
@@ -165,24 +172,31 @@ static void vm_gone(struct proxy *p);
 static void write_exit(struct proxy *p);
 static void net_detach(struct proxy *p);
 
-/* The link broke and the VMM still runs 300 ms later: its calls in flight fail, and the
- * link is made again. */
-static void relink(struct loop_timer *t)
+static void relink_drop(struct proxy *p)
 {
-	struct proxy *p = container_of(t, struct proxy, relink);
-	kerr_t err;
-	int fd;
+	if (p->relink_w.fd >= 0) {
+		loop_del(&p->loop, &p->relink_w);
+		close(p->relink_w.fd);
+		p->relink_w.fd = -1;
+	}
+}
 
-	if (vmm_gone(p)) {
-		vmm_exited(&p->vmm_w, EPOLLIN);
+/* An attempt failed: another one soon, or none once RELINK_FOR_NS is spent. */
+static void relink_again(struct proxy *p, const kerr_t *err)
+{
+	if (mono_ns() < p->relink_until) {
+		loop_timer_arm(&p->loop, &p->relink, RELINK_RETRY_MS);
 		return;
 	}
-	taskproxy_link_down(&p->tp);
-	fd = vm_link_connect(&p->vm, mono_ns() + 2000000000LL, &err);
-	if (fd < 0) {
-		log_warn("guest link lost and not re-established: %s", err.msg);
-		return;
-	}
+	p->relink_until = 0;
+	log_warn("guest link lost and not re-established: %s", err->msg);
+}
+
+static void relinked(struct proxy *p, int fd)
+{
+	kerr_t err;
+
+	p->relink_until = 0;
 	if (glink_start(&p->link, &p->loop, fd, &err) < 0) {
 		close(fd);
 		log_warn("guest link: %s", err.msg);
@@ -190,6 +204,64 @@ static void relink(struct loop_timer *t)
 	}
 	subscribe_events(p);
 	log_info("guest link re-established");
+}
+
+/* The vsock connect in progress is done, one way or the other. */
+static void relink_ready(struct loop_watch *w, uint32_t events)
+{
+	struct proxy *p = container_of(w, struct proxy, relink_w);
+	int fd = w->fd;
+	kerr_t err;
+
+	loop_del(&p->loop, w);
+	w->fd = -1;
+	loop_timer_cancel(&p->loop, &p->relink);
+	if (vm_link_finish(&p->vm, fd, &err) < 0) {
+		close(fd);
+		relink_again(p, &err);
+		return;
+	}
+	relinked(p, fd);
+}
+
+/* The link broke and the VMM still runs RELINK_WAIT_MS later: its calls in flight fail,
+ * and the link is made again, one attempt at a time, never waiting in place. Also each
+ * attempt's bound. */
+static void relink(struct loop_timer *t)
+{
+	struct proxy *p = container_of(t, struct proxy, relink);
+	kerr_t err;
+	int fd, connecting;
+
+	if (vmm_gone(p)) {
+		vmm_exited(&p->vmm_w, EPOLLIN);
+		return;
+	}
+	if (p->relink_w.fd >= 0) {
+		relink_drop(p);
+		kerr_set(&err, ETIMEDOUT, "no vsock connection in %d ms", RELINK_TRY_MS);
+		relink_again(p, &err);
+		return;
+	}
+	if (!p->relink_until) {
+		taskproxy_link_down(&p->tp);
+		p->relink_until = mono_ns() + RELINK_FOR_NS;
+	}
+	fd = vm_link_begin(&p->vm, &connecting, &err);
+	if (fd >= 0 && !connecting) {
+		relinked(p, fd);
+		return;
+	}
+	p->relink_w.fd = fd;
+	p->relink_w.fn = relink_ready;
+	if (fd < 0 || loop_add(&p->loop, &p->relink_w, EPOLLOUT, &err) < 0) {
+		if (fd >= 0)
+			close(fd);
+		p->relink_w.fd = -1;
+		relink_again(p, &err);
+		return;
+	}
+	loop_timer_arm(&p->loop, &p->relink, RELINK_TRY_MS);
 }
 
 /* A guest that powers off closes the link just before its VMM exits: the VMM's exit (its
@@ -207,7 +279,8 @@ static void link_down(struct glink *l, void *arg)
 	if (p->stopping)
 		return; /* powering off: the exit comes, or the daemon's stop timeout kills it */
 	p->relink.fn = relink;
-	loop_timer_arm(&p->loop, &p->relink, RELINK_WAIT_MS);
+	if (!p->relink_until) /* not while relinking already */
+		loop_timer_arm(&p->loop, &p->relink, RELINK_WAIT_MS);
 }
 
 static void vmm_exited(struct loop_watch *w, uint32_t events)
@@ -217,6 +290,7 @@ static void vmm_exited(struct loop_watch *w, uint32_t events)
 	int st;
 
 	loop_timer_cancel(&p->loop, &p->relink);
+	relink_drop(p);
 	if (p->vm.exited) { /* reaped already (a reconnect attempt noticed the death) */
 		st = p->vm.exit_status;
 		p->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -713,7 +787,7 @@ static int launch(struct proxy *p, const struct proxy_args *a, struct vm_config 
 
 int proxy_main(int argc, char **argv)
 {
-	static struct proxy p;
+	static struct proxy p = { .relink_w.fd = -1 };
 	struct proxy_args a = { 0 };
 	struct vm_config vc;
 	struct guest_prep prep;

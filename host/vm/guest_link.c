@@ -63,26 +63,50 @@ int vm_connect_retry(struct vm *vm, const char *path, int64_t deadline_ns, kerr_
 	}
 }
 
-/* One non-blocking vsock connect, bounded by deadline; -1 with err on any failure. */
-static int vsock_try(struct vm *vm, int64_t deadline_ns, kerr_t *err)
+int vm_link_begin(struct vm *vm, int *connecting, kerr_t *err)
 {
 	struct sockaddr_vm sa = { .svm_family = AF_VSOCK,
 		                  .svm_cid = vm->cid,
 		                  .svm_port = KUASAR_VSOCK_PORT };
-	_cleanup_close_ int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	_cleanup_close_ int fd = -1;
+
+	*connecting = 0;
+	if (vm->link_type != LINK_VSOCK)
+		return unix_connect(vm->paths.agent, err);
+	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return kerr_sys(err, "vsock socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (errno != EINPROGRESS)
+			return kerr_sys(err, "connect to vsock %u:%u", vm->cid, KUASAR_VSOCK_PORT);
+		*connecting = 1;
+	}
+	return TAKE_FD(fd);
+}
+
+int vm_link_finish(const struct vm *vm, int fd, kerr_t *err)
+{
 	int soerr = 0;
 	socklen_t len = sizeof(soerr);
 
-	if (fd < 0)
-		return kerr_sys(err, "vsock socket");
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS)
-		return kerr_sys(err, "connect to vsock %u:%u", vm->cid, KUASAR_VSOCK_PORT);
-	if (vm_wait_for(vm, fd, POLLOUT, deadline_ns, err) < 0)
-		return -1;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0 || soerr) {
 		errno = soerr ? soerr : errno;
 		return kerr_sys(err, "connect to vsock %u:%u", vm->cid, KUASAR_VSOCK_PORT);
 	}
+	return 0;
+}
+
+/* One vsock connect, bounded by deadline; -1 with err on any failure. */
+static int vsock_try(struct vm *vm, int64_t deadline_ns, kerr_t *err)
+{
+	int connecting;
+	_cleanup_close_ int fd = vm_link_begin(vm, &connecting, err);
+
+	if (fd < 0)
+		return -1;
+	if (connecting &&
+	    (vm_wait_for(vm, fd, POLLOUT, deadline_ns, err) < 0 || vm_link_finish(vm, fd, err) < 0))
+		return -1;
 	/* The ttrpc client writes with blocking semantics. */
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	return TAKE_FD(fd);

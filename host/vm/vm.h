@@ -99,6 +99,11 @@ void vm_remove_dir(struct vm *vm);
 void vm_release(struct vm *vm);
 /* Connects the guest link (vm->link is not touched); returns the fd. */
 int vm_link_connect(struct vm *vm, int64_t deadline_ns, kerr_t *err);
+/* The same in two steps that never wait, for a loop: one attempt at the link, its fd
+ * connected, or for vsock maybe still connecting (*connecting set: the fd turns writable when
+ * done, and vm_link_finish says how it went). -1 with err when this attempt failed. */
+int vm_link_begin(struct vm *vm, int *connecting, kerr_t *err);
+int vm_link_finish(const struct vm *vm, int fd, kerr_t *err);
 /* The pid of the sandbox's VMM if its state names one that runs, else 0. */
 pid_t vm_find_vmm(const char *run_dir, const char *id);
 /* Reads what the console socket has (QEMU's logfile keeps it all); whoever keeps a VM
