@@ -108,7 +108,11 @@ static int rewrite_mounts(json_object *spec, const char *guest_dir, const struct
  * VM's network namespace; every other one becomes a new namespace of the container's own,
  * never the VM's (which holds kuasar-init). Pod-wide sharing of pid and ipc between
  * containers is therefore not provided. */
-static void adapt_namespaces(json_object *linux_, int *new_uts)
+/* containerd names the pod's namespaces by the sandbox process's (a path on the host). In
+ * the VM: the pod's pid namespace is the one the guest keeps for it (joined by path), and
+ * its network, IPC and UTS namespaces are the VM's own (the entry goes). A namespace
+ * without a path is the container's own, and one left out is the VM's (the pod's node). */
+static void adapt_namespaces(json_object *linux_)
 {
 	json_object *nss, *kept;
 
@@ -122,34 +126,28 @@ static void adapt_namespaces(json_object *linux_, int *new_uts)
 
 		if (!path || !path[0]) {
 			json_object_array_add(kept, json_object_get(ns));
-		} else if (type && strcmp(type, "network")) {
-			json_object *fresh = json_object_new_object();
+		} else if (type && !strcmp(type, "pid")) {
+			json_object *pod = json_object_new_object();
 
-			if (!strcmp(type, "uts"))
-				*new_uts = 1;
-			json_object_object_add(fresh, "type", json_object_new_string(type));
-			json_object_array_add(kept, fresh);
+			json_object_object_add(pod, "type", json_object_new_string("pid"));
+			json_object_object_add(pod, "path",
+			                       json_object_new_string(GUEST_POD_PIDNS));
+			json_object_array_add(kept, pod);
 		}
 	}
 	json_object_object_add(linux_, "namespaces", kept);
 }
 
-static void adapt_linux(json_object *spec, const char *id, const char *hostname)
+static void adapt_linux(json_object *spec, const char *id)
 {
 	json_object *linux_;
-	const char *cg, *h;
+	const char *cg;
 	char path[256];
-	int new_uts = 0;
 
 	if (!json_object_object_get_ex(spec, "linux", &linux_) ||
 	    !json_object_is_type(linux_, json_type_object))
 		return;
-	adapt_namespaces(linux_, &new_uts);
-	/* A container that was to join the pod's UTS namespace gets the pod's hostname in its
-	 * own instead. */
-	h = jget_str(spec, "hostname", NULL);
-	if (new_uts && (!h || !h[0]) && hostname && hostname[0])
-		json_object_object_add(spec, "hostname", json_object_new_string(hostname));
+	adapt_namespaces(linux_);
 	/* The guest has no SELinux; systemd-style cgroup paths (slice:prefix:name) mean nothing
 	 * there either: the container gets a plain path named after it. */
 	json_object_object_del(linux_, "mountLabel");
@@ -296,7 +294,7 @@ static int check_memory(json_object *spec, unsigned vm_mib, kerr_t *err)
 	return 0;
 }
 
-int spec_rewrite(json_object *spec, const char *id, const char *guest_dir, const char *hostname,
+int spec_rewrite(json_object *spec, const char *id, const char *guest_dir,
                  const struct spec_stage *st, kerr_t *err)
 {
 	json_object *root, *process;
@@ -325,7 +323,7 @@ int spec_rewrite(json_object *spec, const char *id, const char *guest_dir, const
 		json_object_object_del(process, "apparmorProfile");
 		json_object_object_del(process, "selinuxLabel");
 	}
-	adapt_linux(spec, id, hostname);
+	adapt_linux(spec, id);
 	return 0;
 }
 
@@ -621,7 +619,7 @@ static struct bundle *bundle_find(struct bundles *b, const char *id, struct bund
  * the first mount on, so bundle_remove undoes a half-made one. */
 static int stage_bundle(struct stage *st, const char *id, const char *host_bundle,
                         json_object *spec, Containerd__Types__Mount **rootfs, size_t n_rootfs,
-                        const char *guest_root, const char *hostname, kerr_t *err)
+                        const char *guest_root, kerr_t *err)
 {
 	const struct spec_stage hooks = { stage_bind, stage_has_pod_file, st, st->b->vm_mib };
 	char gdir[PATH_MAX];
@@ -638,7 +636,7 @@ static int stage_bundle(struct stage *st, const char *id, const char *host_bundl
 	if (fmt_path(gdir, sizeof(gdir), "%s/%s", GUEST_SHARED, id) < 0)
 		return kerr_sys(err, "bundle of `%s`", id);
 	if ((!guest_root && stage_rootfs(st, host_bundle, spec, rootfs, n_rootfs, err) < 0) ||
-	    spec_rewrite(spec, id, gdir, hostname, &hooks, err) < 0)
+	    spec_rewrite(spec, id, gdir, &hooks, err) < 0)
 		return -1;
 	if (guest_root && json_object_object_get_ex(spec, "root", &root))
 		json_object_object_add(root, "path", json_object_new_string(guest_root));
@@ -648,7 +646,7 @@ static int stage_bundle(struct stage *st, const char *id, const char *host_bundl
 
 int bundle_prepare(struct bundles *b, const char *id, const char *host_bundle,
                    Containerd__Types__Mount **rootfs, size_t n_rootfs, const char *guest_root,
-                   const char *hostname, char *guest_bundle, size_t n, kerr_t *err)
+                   char *guest_bundle, size_t n, kerr_t *err)
 {
 	struct stage st = { .b = b, .dir = -1, .mounts = -1 };
 	json_object *spec = NULL;
@@ -671,7 +669,7 @@ int bundle_prepare(struct bundles *b, const char *id, const char *host_bundle,
 	snprintf(st.bd->id, sizeof(st.bd->id), "%s", id);
 	st.bd->next = b->list;
 	b->list = st.bd;
-	rc = stage_bundle(&st, id, host_bundle, spec, rootfs, n_rootfs, guest_root, hostname, err);
+	rc = stage_bundle(&st, id, host_bundle, spec, rootfs, n_rootfs, guest_root, err);
 	json_object_put(spec);
 	if (st.dir >= 0)
 		close(st.dir);

@@ -20,6 +20,8 @@
 #define GUEST_SHARED "/run/kuasar/shared"
 /* Where the guest mounts a container's root disk on SCSI target %u (MountShare "erofs"). */
 #define GUEST_ROOT_DISK "/run/kuasar/block/%u/rootfs"
+/* The pod's pid namespace, as a container spec names it for the guest to join. */
+#define GUEST_POD_PIDNS "/run/kuasar/pod/ns/pid"
 
 /* What the rewrite needs of the filesystem, kept apart so that the rewrite is a pure function
  * of the spec. */
@@ -40,9 +42,8 @@ struct spec_stage {
 #define GUEST_RESERVE_MIB 24
 
 /* Rewrites spec in place for the guest (guest_dir: the bundle's path in the guest); bind
- * sources are staged through st. hostname: the pod's, for containers that were to share its
- * UTS namespace. */
-int spec_rewrite(json_object *spec, const char *id, const char *guest_dir, const char *hostname,
+ * sources are staged through st. */
+int spec_rewrite(json_object *spec, const char *id, const char *guest_dir,
                  const struct spec_stage *st, kerr_t *err);
 
 /* The pod's /etc/hosts, /etc/resolv.conf and /etc/hostname live in <shared>/.pod/ (ids
@@ -74,7 +75,7 @@ void bundles_close(struct bundles *b);
  * root disk, rootdisk.h), for root.path. */
 int bundle_prepare(struct bundles *b, const char *id, const char *host_bundle,
                    Containerd__Types__Mount **rootfs, size_t n_rootfs, const char *guest_root,
-                   const char *hostname, char *guest_bundle, size_t n, kerr_t *err);
+                   char *guest_bundle, size_t n, kerr_t *err);
 /* Unmounts the bundle's mounts by their fds and removes <shared>/<id>; 0 when nothing is
  * left. */
 int bundle_remove(struct bundles *b, const char *id);

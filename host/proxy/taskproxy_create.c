@@ -99,8 +99,7 @@ static uint8_t *rewrite_create(struct tp_conn *c, uint32_t sid, const Ttrpc__Req
 	if (c->tp->disks && root_disk(c, sid, cr, target, groot, sizeof(groot)) < 0)
 		goto out;
 	if (bundle_prepare(&c->tp->bundles, cr->id, cr->bundle, cr->rootfs, cr->n_rootfs,
-	                   *target >= 0 ? groot : NULL, c->tp->hostname, gbundle, sizeof(gbundle),
-	                   &err) < 0) {
+	                   *target >= 0 ? groot : NULL, gbundle, sizeof(gbundle), &err) < 0) {
 		tp_client_error(c, sid,
 		                err.errnum == EEXIST   ? RPC_ALREADY_EXISTS
 		                : err.errnum == EINVAL ? RPC_INVALID_ARGUMENT

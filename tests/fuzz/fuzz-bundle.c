@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_tokener_free(tok);
 	if (!spec)
 		return 0;
-	if (spec_rewrite(spec, "ctr", GUEST_SHARED "/ctr", "pod", &st, &err) == 0)
+	if (spec_rewrite(spec, "ctr", GUEST_SHARED "/ctr", &st, &err) == 0)
 		(void)json_object_to_json_string(spec);
 	json_object_put(spec);
 	return 0;

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "runtime/oci.h"
+#include "runtime/podns.h"
 #include "tap.h"
 
 static const char spec_json[] =
@@ -103,6 +104,12 @@ static void test_errors(void)
 	refuses("{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"sh\"]},\"linux\":"
 	        "{\"namespaces\":[{\"type\":\"bogus\"}]}}",
 	        "linux.namespaces", "unknown namespace");
+	refuses("{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"sh\"]},\"linux\":"
+	        "{\"namespaces\":[{\"type\":\"mount\",\"path\":\"/proc/1/ns/mnt\"}]}}",
+	        "linux.namespaces.path", "joining the init's mount namespace");
+	refuses("{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"sh\"]},\"linux\":"
+	        "{\"namespaces\":[{\"type\":\"pid\",\"path\":\"/proc/1/ns/pid\"}]}}",
+	        "linux.namespaces.path", "a pid namespace other than the pod's");
 	refuses("{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"sh\"],\"rlimits\":"
 	        "[{\"type\":\"RLIMIT_BOGUS\",\"soft\":1,\"hard\":1}]}}",
 	        "rlimits", "unknown rlimit");
@@ -144,10 +151,24 @@ static void test_parts(void)
 	is_int(oci_cap_number("SYS_ADMIN"), -1, "capability names need the CAP_ prefix");
 }
 
+static void test_pod_pid(void)
+{
+	static const char doc[] =
+	    "{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"sh\"]},"
+	    "\"linux\":{\"namespaces\":[{\"type\":\"pid\",\"path\":\"" PODNS_PID_PATH
+	    "\"},{\"type\":\"mount\"}]}}";
+	char err[256] = "";
+
+	ok(oci_parse(&spec, doc, sizeof(doc) - 1, err, sizeof(err)) == 0 && spec.pod_pid &&
+	       spec.namespaces == CLONE_NEWNS,
+	   "the pod's pid namespace is joined, not made (%s)", err);
+}
+
 int main(void)
 {
 	test_full();
 	test_errors();
 	test_parts();
+	test_pod_pid();
 	return done_testing();
 }

@@ -498,7 +498,7 @@ static int prepare(struct bundles *b, const char *id, int block, kerr_t *err)
 	char gb[256];
 
 	return bundle_prepare(b, id, hostb, NULL, 0, block ? "/run/kuasar/block/0/rootfs" : NULL,
-	                      "pod", gb, sizeof(gb), err);
+	                      gb, sizeof(gb), err);
 }
 
 static void set_hook(const char *script)

@@ -406,11 +406,11 @@ static int fake_has_pod_file(void *ctx, const char *name)
 static unsigned vm_mib; /* the VM's memory the rewrite caps containers below (0: none) */
 
 static int rewrite(json_object *spec, const char *id, const char *share, const char *gdir,
-                   const char *hostname, kerr_t *err)
+                   kerr_t *err)
 {
 	const struct spec_stage st = { fake_bind, fake_has_pod_file, (void *)share, vm_mib };
 
-	return spec_rewrite(spec, id, gdir, hostname, &st, err);
+	return spec_rewrite(spec, id, gdir, &st, err);
 }
 
 static long long limit_of(json_object *spec)
@@ -461,7 +461,7 @@ static void test_spec(const char *tmp, const char *share)
 	spec = json_tokener_parse(text);
 	ok(spec != NULL, "test spec parses");
 	binds = 0;
-	ok(rewrite(spec, "ctr1", share, "/run/kuasar/shared/ctr1", "web", &err) == 0,
+	ok(rewrite(spec, "ctr1", share, "/run/kuasar/shared/ctr1", &err) == 0,
 	   "a CRI-shaped spec is rewritten");
 	is_str(jpath(spec, "root", "path"), "rootfs", "root.path is the bundle's rootfs");
 	ok(json_object_get_boolean(
@@ -481,50 +481,58 @@ static void test_spec(const char *tmp, const char *share)
 	is_str(jpath(json_object_array_get_idx(mounts, 0), "source", NULL), "proc",
 	       "kernel filesystems are untouched");
 	nss = json_object_object_get(json_object_object_get(spec, "linux"), "namespaces");
-	is_int(json_object_array_length(nss), 4,
-	       "the host's netns is dropped: the VM's is the pod's");
-	is_str(jpath(spec, "hostname", NULL), "web", "a new UTS namespace gets the pod's hostname");
-	is_str(jpath(json_object_array_get_idx(nss, 1), "type", NULL), "ipc",
-	       "a host ipc namespace path becomes a new ipc namespace");
-	ok(!jpath(json_object_array_get_idx(nss, 1), "path", NULL), "without the host path");
+	is_int(json_object_array_length(nss), 2,
+	       "the pod's network, IPC and UTS namespaces (host paths) are the VM's: dropped");
+	is_str(jpath(json_object_array_get_idx(nss, 0), "type", NULL), "pid",
+	       "a pid namespace of the container's own is kept");
+	ok(!jpath(json_object_array_get_idx(nss, 0), "path", NULL), "without a path");
+	is_str(jpath(json_object_array_get_idx(nss, 1), "type", NULL), "mount", "so is the mount");
 	is_str(jpath(spec, "linux", "cgroupsPath"), "/kuasar/ctr1",
 	       "a systemd-style cgroup path becomes a plain one");
 	json_object_put(spec);
 
+	spec = json_tokener_parse("{\"linux\":{\"namespaces\":[{\"type\":\"pid\",\"path\":"
+	                          "\"/proc/42/ns/pid\"}]}}");
+	ok(rewrite(spec, "c", share, "/g", &err) == 0, "a spec sharing the pod's pids");
+	nss = json_object_object_get(json_object_object_get(spec, "linux"), "namespaces");
+	is_str(jpath(json_object_array_get_idx(nss, 0), "path", NULL), GUEST_POD_PIDNS,
+	       "the pod's pid namespace is the one the guest keeps for it");
+	json_object_put(spec);
+
 	spec = json_tokener_parse("{\"mounts\":[{\"destination\":\"/x\",\"type\":\"bind\","
 	                          "\"source\":\"relative\"}]}");
-	ok(rewrite(spec, "c", "/h", "/g", NULL, &err) < 0 && strstr(err.msg, "no absolute source"),
+	ok(rewrite(spec, "c", "/h", "/g", &err) < 0 && strstr(err.msg, "no absolute source"),
 	   "a relative bind source is refused: %s", err.msg);
 	json_object_put(spec);
 	spec = json_tokener_parse("{\"linux\":{\"resources\":{\"memory\":{\"limit\":524288}}}}");
-	ok(rewrite(spec, "c", share, "/g", NULL, &err) < 0 && strstr(err.msg, "under the 6 MiB"),
+	ok(rewrite(spec, "c", share, "/g", &err) < 0 && strstr(err.msg, "under the 6 MiB"),
 	   "a memory limit a container cannot start in is refused: %s", err.msg);
 	json_object_put(spec);
 	spec = json_tokener_parse("{\"linux\":{\"resources\":{\"memory\":{\"limit\":-1}}}}");
-	ok(rewrite(spec, "c", share, "/g", NULL, &err) == 0 && limit_of(spec) == -1,
+	ok(rewrite(spec, "c", share, "/g", &err) == 0 && limit_of(spec) == -1,
 	   "no limit (-1) is fine, and stays without a VM size");
 	json_object_put(spec);
 	/* In a VM of 128 MiB: a container may have at most 128 - GUEST_RESERVE_MIB. */
 	vm_mib = 128;
 	spec = json_tokener_parse("{\"process\":{}}");
-	ok(rewrite(spec, "c", share, "/g", NULL, &err) == 0 &&
+	ok(rewrite(spec, "c", share, "/g", &err) == 0 &&
 	       limit_of(spec) == (128ll - GUEST_RESERVE_MIB) << 20,
 	   "a container without a limit gets the VM's cap (%lld)", limit_of(spec));
 	json_object_put(spec);
 	spec = json_tokener_parse("{\"linux\":{\"resources\":{\"memory\":{\"limit\":"
 	                          "1073741824}}}}");
-	ok(rewrite(spec, "c", share, "/g", NULL, &err) == 0 &&
+	ok(rewrite(spec, "c", share, "/g", &err) == 0 &&
 	       limit_of(spec) == (128ll - GUEST_RESERVE_MIB) << 20,
 	   "a limit past the VM's memory is capped below it");
 	json_object_put(spec);
 	spec = json_tokener_parse("{\"linux\":{\"resources\":{\"memory\":{\"limit\":"
 	                          "52428800}}}}");
-	ok(rewrite(spec, "c", share, "/g", NULL, &err) == 0 && limit_of(spec) == 52428800,
+	ok(rewrite(spec, "c", share, "/g", &err) == 0 && limit_of(spec) == 52428800,
 	   "a limit within it is kept");
 	json_object_put(spec);
 	vm_mib = 0;
 	spec = json_tokener_parse("[1,2]");
-	ok(rewrite(spec, "c", "/h", "/g", NULL, &err) < 0, "a spec that is not an object");
+	ok(rewrite(spec, "c", "/h", "/g", &err) < 0, "a spec that is not an object");
 	json_object_put(spec);
 }
 
@@ -610,7 +618,7 @@ static void test_pod_files(const char *dir)
 	free(text);
 	spec = json_tokener_parse("{\"mounts\":[{\"destination\":\"/etc/hosts\",\"type\":"
 	                          "\"tmpfs\",\"source\":\"tmpfs\"}]}");
-	ok(rewrite(spec, "ctr2", dir, "/run/kuasar/shared/ctr2", NULL, &err) == 0,
+	ok(rewrite(spec, "ctr2", dir, "/run/kuasar/shared/ctr2", &err) == 0,
 	   "spec with its own /etc/hosts rewritten");
 	mounts = json_object_object_get(spec, "mounts");
 	for (size_t i = 0; i < json_object_array_length(mounts); i++) {

@@ -15,6 +15,7 @@
 #include "core/sys.h"
 #include "main/boot.h"
 #include "runtime/container.h"
+#include "runtime/podns.h"
 #include "services/app.h"
 #include "services/serve.h"
 #include "wire/link.h"
@@ -28,7 +29,8 @@ static void reap(void)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-		ctr_on_exit(pid, status);
+		if (!podns_on_exit(pid, status))
+			ctr_on_exit(pid, status);
 }
 
 static void on_signal(struct watch *w, uint32_t events)

@@ -169,6 +169,13 @@ static void kill_one(pid_t pid, void *arg)
 	kill(pid, SIGKILL);
 }
 
+void cgroup_kill(const char *path)
+{
+	/* cgroup.kill (5.14+) takes new forks too; the pids, older kernels. */
+	if (write_at(path, "cgroup.kill", "1") < 0)
+		cgroup_pids(path, kill_one, NULL);
+}
+
 int cgroup_remove(const char *path)
 {
 	/* cgroup.kill (5.14+) takes new forks too; the loop covers older kernels. */

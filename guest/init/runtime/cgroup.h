@@ -24,6 +24,8 @@ int cgroup_create(const char *id, const struct oci_resources *r, char *path, siz
                   const char **what);
 int cgroup_apply(const char *path, const struct oci_resources *r, const char **what);
 int cgroup_freeze(const char *path, int frozen);
+/* SIGKILL to every process in the cgroup. */
+void cgroup_kill(const char *path);
 /* Kills whatever is left and removes the directory. */
 int cgroup_remove(const char *path);
 int cgroup_stats(const char *path, struct cgroup_stats *st);

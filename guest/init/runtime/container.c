@@ -24,6 +24,7 @@
 #include "events.pb.h"
 #include "runtime/events.h"
 #include "runtime/oci.h"
+#include "runtime/podns.h"
 #include "runtime/seccomp.h"
 #include "runtime/spawn.h"
 #include "runtime/stream.h"
@@ -659,7 +660,11 @@ int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
 	l.clone_flags = c->spec->namespaces & ~CLONE_NEWCGROUP;
 	l.p->create_reply = *done;
 	keep_uris(l.p, io);
-	rc = launch(&l, c->cgroup, err, n);
+	if (c->spec->pod_pid && (l.pidns_fd = podns_pid_fd()) < 0)
+		rc = kfail(err, n, RPC_INTERNAL, "the pod's pid namespace: %s", err_str(errno));
+	else
+		rc = launch(&l, c->cgroup, err, n);
+	close_fds(&l.pidns_fd, 1);
 	close_fds(l.stdio, 3);
 	if (rc) {
 		cgroup_remove(c->cgroup);
@@ -1036,6 +1041,10 @@ void ctr_on_exit(pid_t pid, int wait_status)
 			p->state = P_STOPPED;
 			info("container %s: %s%s exited with %u", c->id, k ? "exec " : "process",
 			     k ? p->exec_id : "", p->exit_status);
+			/* Without a pid namespace of its own, nothing ends the container's other
+			 * processes with its init: they are killed, as runc's shim does. */
+			if (!k && !(c->spec->namespaces & CLONE_NEWPID))
+				cgroup_kill(c->cgroup);
 			ev_exited(p);
 			finish_waiters(p);
 			return;

@@ -11,6 +11,7 @@
 
 #include "core/fmt.h"
 #include "core/json.h"
+#include "runtime/podns.h"
 
 struct ctx {
 	struct oci_spec *spec; /* string pool owner; NULL when nothing is copied */
@@ -401,8 +402,18 @@ static int parse_namespaces(struct ctx *c, int linux_)
 	int arr = json_get(c->j, linux_, "namespaces");
 
 	for (int e = json_first(c->j, arr); e > 0; e = json_next(c->j, arr, e)) {
-		int t = json_get(c->j, e, "type"), found = 0;
+		int t = json_get(c->j, e, "type"), path = json_get(c->j, e, "path"), found = 0;
 
+		/* The one namespace a container joins rather than makes: the pod's pids. */
+		if (path > 0) {
+			if (!json_str_eq(c->j, t, "pid") ||
+			    !json_str_eq(c->j, path, PODNS_PID_PATH))
+				return bad(c, "linux.namespaces.path",
+				           "only the pod's pid namespace (" PODNS_PID_PATH
+				           ") can be joined");
+			c->spec->pod_pid = 1;
+			continue;
+		}
 		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 			if (json_str_eq(c->j, t, kinds[i].name)) {
 				c->spec->namespaces |= kinds[i].flag;

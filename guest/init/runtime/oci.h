@@ -92,6 +92,7 @@ struct oci_spec {
 	struct oci_mount mounts[OCI_MAX_MOUNTS];
 	unsigned n_mounts;
 	int namespaces; /* CLONE_NEW* flags requested (network is always the VM's) */
+	int pod_pid;    /* joins the pod's pid namespace (podns.h) instead */
 	const char *masked[OCI_MAX_PATHS], *readonly[OCI_MAX_PATHS];
 	unsigned n_masked, n_readonly;
 	const char *sysctl_keys[OCI_MAX_SYSCTL], *sysctl_values[OCI_MAX_SYSCTL];

@@ -1,0 +1,21 @@
+/* The pod's shared pid namespace (shareProcessNamespace): a small holder process, PID 1 of a
+ * namespace the pod's containers join, made when the first container asks for it. Its init
+ * reaps the pod's orphans and ignores the signals its namespace can send it; the VM's own
+ * processes (kuasar-init above all) stay outside. The IPC and UTS namespaces a pod shares
+ * are the VM's own: the VM is the pod's node. */
+#ifndef KUASAR_GUEST_PODNS_H
+#define KUASAR_GUEST_PODNS_H
+
+#include <sys/types.h>
+
+/* What a container spec names to join the pod's pid namespace (linux.namespaces path). */
+#define PODNS_PID_PATH "/run/kuasar/pod/ns/pid"
+
+/* An fd of the pod's pid namespace (O_CLOEXEC, the caller's to close), its holder started
+ * first if there is none; -1 with errno. */
+int podns_pid_fd(void);
+/* Reaped child pid: 1 if it was the holder (a warning; the next container that asks makes a
+ * new one), else 0. */
+int podns_on_exit(pid_t pid, int wait_status);
+
+#endif
