@@ -34,6 +34,7 @@
 #include "proxy/proxy.h"
 #include "proxy/proxy_result.h"
 #include "proxy/rootdisk.h"
+#include "proxy/sysctl.h"
 #include "proxy/taskproxy.h"
 #include "rpc/agent.h"
 #include "rpc/timestamp.h"
@@ -653,6 +654,7 @@ static void raise_fd_limit(void)
 /* What the daemon says on the proxy's command line. */
 struct proxy_args {
 	const char *config, *id, *run_dir, *ttrpc, *level, *appliance, *rootfs, *builder_cg;
+	const char *sysctls; /* the pod's, a JSON object of strings ("" for none) */
 	unsigned vcpus, memory_mib;
 };
 
@@ -672,6 +674,7 @@ static int parse_args(int argc, char **argv, struct proxy *p, struct proxy_args 
 		{ "rootfs", 1, 0, 'R' },
 		{ "builder-cgroup", 1, 0, 'B' },
 		{ "log-level", 1, 0, 'L' },
+		{ "sysctls", 1, 0, 'S' },
 		{ 0 },
 	};
 	int c;
@@ -690,6 +693,7 @@ static int parse_args(int argc, char **argv, struct proxy *p, struct proxy_args 
 		case 'A': p->appliance = a->appliance = optarg[0] ? optarg : NULL; break;
 		case 'R': a->rootfs = optarg[0] ? optarg : NULL; break;
 		case 'B': a->builder_cg = optarg; break;
+		case 'S': a->sysctls = optarg; break;
 		case 'h':
 			if (fmt_path(p->tp.hostname, sizeof(p->tp.hostname), "%s", optarg) < 0)
 				return fail(EINVAL, "hostname `%.64s...` is over %d characters",
@@ -785,6 +789,39 @@ static int launch(struct proxy *p, const struct proxy_args *a, struct vm_config 
 	return 0;
 }
 
+/* The pod's sysctls, in the VM before any container (an error fails the start). */
+static int pod_sysctls(struct proxy *p, const char *text, kerr_t *err)
+{
+	json_object *o = text && text[0] ? json_tokener_parse(text) : NULL;
+	const char *names[SYSCTL_MAX], *values[SYSCTL_MAX];
+	size_t n = 0;
+	int rc = 0;
+
+	if (!o)
+		return text && text[0] ? kerr_set(err, EINVAL, "--sysctls: malformed JSON") : 0;
+	if (!json_object_is_type(o, json_type_object))
+		rc = kerr_set(err, EINVAL, "--sysctls: not a JSON object");
+	else if (json_object_object_length(o) > SYSCTL_MAX)
+		rc = kerr_set(err, E2BIG, "more than %d sysctls", SYSCTL_MAX);
+	if (rc == 0) {
+		json_object_object_foreach(o, k, v)
+		{
+			if (rc == 0 && !json_object_is_type(v, json_type_string))
+				rc = kerr_set(err, EINVAL, "sysctl %s: not a string", k);
+			else if (rc == 0 &&
+			         (rc = sysctl_check(k, json_object_get_string(v), err)) == 0)
+				names[n] = k, values[n++] = json_object_get_string(v);
+		}
+	}
+	if (rc == 0 && n)
+		rc = agent_set_sysctls(&p->vm.link, names, values, n, mono_ns() + 10000000000LL,
+		                       err);
+	if (rc == 0)
+		log_info("%zu sysctls set in the VM", n);
+	json_object_put(o);
+	return rc;
+}
+
 int proxy_main(int argc, char **argv)
 {
 	static struct proxy p = { .relink_w.fd = -1 };
@@ -799,7 +836,8 @@ int proxy_main(int argc, char **argv)
 	if (launch(&p, &a, &vc, &err) < 0)
 		return start_failed(&p, &err);
 	if (vm_prepare_guest(&p.vm, &prep, &err) < 0 || guest_net(&p, &err) < 0 ||
-	    loop_init(&p.loop, &err) < 0 || serve(&p, &err) < 0) {
+	    pod_sysctls(&p, a.sysctls, &err) < 0 || loop_init(&p.loop, &err) < 0 ||
+	    serve(&p, &err) < 0) {
 		vm_destroy(&p.vm);
 		return start_failed(&p, &err);
 	}

@@ -137,6 +137,32 @@ int agent_set_hostname(struct ttrpc_client *c, const char *hostname, int64_t dea
 	return 0;
 }
 
+int agent_set_sysctls(struct ttrpc_client *c, const char *const *names, const char *const *values,
+                      size_t n, int64_t deadline_ns, kerr_t *err)
+{
+	Kuasar__Sandbox__V1__SetSysctlsRequest req = KUASAR__SANDBOX__V1__SET_SYSCTLS_REQUEST__INIT;
+	Kuasar__Sandbox__V1__Sysctl items[32], *ptrs[32];
+	Google__Protobuf__Empty *r = NULL;
+
+	if (n > sizeof(items) / sizeof(items[0]))
+		return kerr_set(err, E2BIG, "%zu sysctls: at most %zu", n,
+		                sizeof(items) / sizeof(items[0]));
+	for (size_t i = 0; i < n; i++) {
+		kuasar__sandbox__v1__sysctl__init(&items[i]);
+		items[i].name = (char *)names[i];
+		items[i].value = (char *)values[i];
+		ptrs[i] = &items[i];
+	}
+	req.sysctls = ptrs;
+	req.n_sysctls = n;
+	if (ttrpc_call(c, AGENT_SANDBOX_SERVICE, "SetSysctls", &req.base,
+	               &google__protobuf__empty__descriptor, (ProtobufCMessage **)&r, deadline_ns,
+	               err) < 0)
+		return kerr_wrap(err, "the pod's sysctls");
+	google__protobuf__empty__free_unpacked(r, NULL);
+	return 0;
+}
+
 int agent_shutdown(struct ttrpc_client *c, int64_t deadline_ns, kerr_t *err)
 {
 	Google__Protobuf__Empty req = GOOGLE__PROTOBUF__EMPTY__INIT;

@@ -31,6 +31,9 @@ int agent_add_entropy(struct ttrpc_client *c, size_t len, uint32_t *entropy_avai
 /* Mounts the share in the guest; fs_magic gets its statfs type. */
 int agent_mount_share(struct ttrpc_client *c, const char *fstype, uint64_t *fs_magic,
                       int64_t deadline_ns, kerr_t *err);
+/* SetSysctls: names[i] = values[i] for i < n (at most 32), in order, in the VM. */
+int agent_set_sysctls(struct ttrpc_client *c, const char *const *names, const char *const *values,
+                      size_t n, int64_t deadline_ns, kerr_t *err);
 int agent_set_hostname(struct ttrpc_client *c, const char *hostname, int64_t deadline_ns,
                        kerr_t *err);
 /* The pod's network on the guest's NICs; the guest names what failed. */

@@ -33,6 +33,10 @@ extern struct boot_state boot;
 uint64_t mono_now(void);
 /* Reads up to size-1 bytes of path, NUL-terminated; the length or -1. */
 int boot_read_file(const char *path, char *buf, size_t size);
+/* Writes value to the sysctl name (dots or slashes between words of a-z, A-Z, 0-9, '_', '-';
+ * the dots become slashes under /proc/sys). -1 with errno: EINVAL for a name that is not
+ * one, ENOENT for one this kernel lacks, or the write's. */
+int sysctl_write(const char *name, const char *value);
 
 /* The system calls the init makes where musl's wrappers would bring more than the call:
  * musl's set*id, setgroups and setrlimit stop every thread to apply the change to each

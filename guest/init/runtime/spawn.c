@@ -227,16 +227,10 @@ static void write_file(const char *path, const char *value)
 static void sysctls(void)
 {
 	const struct oci_spec *s = args->spec;
-	char path[256];
 
-	for (unsigned i = 0; i < s->n_sysctl; i++) {
-		size_t n = kfmt(path, sizeof(path), "/proc/sys/%s", s->sysctl_keys[i]);
-
-		for (size_t k = 10; k < n; k++)
-			if (path[k] == '.')
-				path[k] = '/';
-		write_file(path, s->sysctl_values[i]);
-	}
+	for (unsigned i = 0; i < s->n_sysctl; i++)
+		if (sysctl_write(s->sysctl_keys[i], s->sysctl_values[i]) < 0)
+			die("write the sysctl", s->sysctl_keys[i]);
 }
 
 static void limits(void)

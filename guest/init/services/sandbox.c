@@ -149,13 +149,15 @@ static void sb_add_entropy(struct rpc_ctx *ctx)
 
 #define SHARE_DIR "/run/kuasar/shared"
 
+/* nodev, but not nosuid: root filesystems on the share keep their setuid programs (ping,
+ * sudo), which work as under runc; the VM, not the mount, is the boundary. */
 static int mount_share(const char *tag, const char *fstype)
 {
 	if (!strcmp(fstype, "9p"))
-		return mount(tag, SHARE_DIR, "9p", MS_NODEV | MS_NOSUID,
+		return mount(tag, SHARE_DIR, "9p", MS_NODEV,
 		             "trans=virtio,version=9p2000.L,msize=262144,cache=mmap");
 	if (!strcmp(fstype, "virtiofs"))
-		return mount(tag, SHARE_DIR, "virtiofs", MS_NODEV | MS_NOSUID, NULL);
+		return mount(tag, SHARE_DIR, "virtiofs", MS_NODEV, NULL);
 	errno = EPROTONOSUPPORT;
 	return -1;
 }
@@ -278,6 +280,31 @@ static void sb_set_hostname(struct rpc_ctx *ctx)
 	rpc_reply(ctx, google_protobuf_Empty_fields, &r);
 }
 
+static void sb_set_sysctls(struct rpc_ctx *ctx)
+{
+	kuasar_sandbox_v1_SetSysctlsRequest req;
+	google_protobuf_Empty r = { 0 };
+
+	memset(&req, 0, sizeof(req));
+	if (rpc_decode(ctx, kuasar_sandbox_v1_SetSysctlsRequest_fields, &req) < 0)
+		return;
+	for (pb_size_t i = 0; i < req.sysctls_count; i++) {
+		const kuasar_sandbox_v1_Sysctl *s = &req.sysctls[i];
+
+		if (sysctl_write(s->name, s->value) < 0) {
+			int e = errno;
+
+			rpc_error(ctx, RPC_INVALID_ARGUMENT, "sysctl %s=%s: %s", s->name, s->value,
+			          e == EINVAL   ? "not a sysctl name, or a value it refuses"
+			          : e == ENOENT ? "no such sysctl in the VM's kernel"
+			                        : err_str(e));
+			return;
+		}
+	}
+	info("%u sysctls set", (unsigned)req.sysctls_count);
+	rpc_reply(ctx, google_protobuf_Empty_fields, &r);
+}
+
 static void sb_get_events(struct rpc_ctx *ctx)
 {
 	kuasar_sandbox_v1_GetEventsRequest req;
@@ -298,6 +325,7 @@ static const struct rpc_method sandbox_methods[] = {
 	{ "Shutdown", sb_shutdown },
 	{ "SetHostname", sb_set_hostname },
 	{ "SetupNetwork", sb_setup_network },
+	{ "SetSysctls", sb_set_sysctls },
 };
 
 const struct rpc_service sandbox_service = {
