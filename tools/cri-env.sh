@@ -109,6 +109,7 @@ cri_env_up() {
 	appliance_dir = "${CRI_ENV_APPLIANCE_DIR:-$D/appliances}"
 	rootfs = "${CRI_ENV_ROOTFS:-9p}"
 	rootfs_cache_dir = "$D/rootfs-cache"
+	allow_host_network = ${CRI_ENV_HOST_NETWORK:-true}
 	TOML
 	cat >"$D/containerd.toml" <<-TOML
 	version = 3

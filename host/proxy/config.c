@@ -80,6 +80,8 @@ static const struct key keys[] = {
 	S("sandboxer", "appliance_dir", appliance_dir),
 	{ "sandboxer", "rootfs", V_ROOTFS, offsetof(struct sb_config, rootfs_block), 0, 0, 0 },
 	S("sandboxer", "rootfs_cache_dir", rootfs_cache_dir),
+	{ "sandboxer", "allow_host_network", V_BOOL, offsetof(struct sb_config, allow_host_network),
+	  0, 0, 0 },
 };
 
 static char *trim(char *s)

@@ -41,6 +41,9 @@ struct sb_config {
 	 * from the image's layers, cached in rootfs_cache_dir while pods use them (1). */
 	int rootfs_block;
 	char rootfs_cache_dir[200];
+	/* Host-network pods: refused (0, the default: a VM cannot share the host's network
+	 * stack), or given a VM without a NIC (1). */
+	int allow_host_network;
 };
 
 void config_defaults(struct sb_config *c);

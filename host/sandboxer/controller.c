@@ -13,6 +13,7 @@
 #include "host/cri.pb-c.h"
 #include "host/sandbox_controller.pb-c.h"
 #include "proxy/bundle.h"
+#include "proxy/sysctl.h"
 #include "rpc/timestamp.h"
 #include "rpc/ttrpc_client.h"
 #include "sandboxer/sandbox.h"
@@ -62,6 +63,8 @@ static struct sandbox *lookup(struct grpc_call *call, const char *id)
  * (memory_overhead_mb), and the guest's own OOM killer acts before the host's limit is
  * reached. A pod without a memory limit gets the configured size. CPU quota/period rounds
  * up to whole vCPUs. */
+/* CRI's NamespaceMode for the host's namespace. */
+#define NAMESPACE_MODE_NODE 2
 #define VM_MIN_MIB 64 /* the least a VM boots and runs a container in */
 
 static int64_t pod_limit_bytes(const Runtime__V1__LinuxPodSandboxConfig *lc)
@@ -139,13 +142,48 @@ static int size_from_appliance(const struct sb_config *cfg, const char *name, in
 	return 0;
 }
 
+static json_object *resources_json(const Runtime__V1__LinuxContainerResources *r)
+{
+	json_object *res = json_object_new_object(), *cpu = json_object_new_object();
+	json_object *memo = json_object_new_object();
+
+	if (r->cpu_shares)
+		json_object_object_add(cpu, "shares", json_object_new_int64(r->cpu_shares));
+	if (r->cpu_quota)
+		json_object_object_add(cpu, "quota", json_object_new_int64(r->cpu_quota));
+	if (r->cpu_period)
+		json_object_object_add(cpu, "period", json_object_new_int64(r->cpu_period));
+	if (r->memory_limit_in_bytes)
+		json_object_object_add(memo, "limit",
+		                       json_object_new_int64(r->memory_limit_in_bytes));
+	json_object_object_add(res, "cpu", cpu);
+	json_object_object_add(res, "memory", memo);
+	return res;
+}
+
+/* linux: the pod's resources and its sysctls (which the proxy has the guest apply). */
+static json_object *linux_json(const Runtime__V1__LinuxPodSandboxConfig *lc)
+{
+	json_object *lin = json_object_new_object();
+
+	if (lc->resources)
+		json_object_object_add(lin, "resources", resources_json(lc->resources));
+	if (lc->n_sysctls) {
+		json_object *sys = json_object_new_object();
+
+		for (size_t i = 0; i < lc->n_sysctls; i++)
+			json_object_object_add(sys, lc->sysctls[i]->key,
+			                       json_object_new_string(lc->sysctls[i]->value));
+		json_object_object_add(lin, "sysctl", sys);
+	}
+	return lin;
+}
+
 /* The pod as an OCI runtime spec, which Start hands back to containerd: hostname, the
- * pod's annotations, its resources, and the VM size chosen from them. */
+ * pod's annotations, its resources and sysctls, and the VM size chosen from them. */
 static char *pod_spec(const Runtime__V1__PodSandboxConfig *pod, unsigned vcpus, unsigned mem)
 {
 	json_object *o = json_object_new_object(), *ann = json_object_new_object();
-	const Runtime__V1__LinuxContainerResources *r =
-	    pod && pod->linux_config ? pod->linux_config->resources : NULL;
 	char buf[32];
 	char *out;
 
@@ -160,24 +198,8 @@ static char *pod_spec(const Runtime__V1__PodSandboxConfig *pod, unsigned vcpus, 
 	snprintf(buf, sizeof(buf), "%u", mem);
 	json_object_object_add(ann, "io.kuasar.vm.memory_mib", json_object_new_string(buf));
 	json_object_object_add(o, "annotations", ann);
-	if (r) {
-		json_object *lin = json_object_new_object(), *res = json_object_new_object();
-		json_object *cpu = json_object_new_object(), *memo = json_object_new_object();
-
-		if (r->cpu_shares)
-			json_object_object_add(cpu, "shares", json_object_new_int64(r->cpu_shares));
-		if (r->cpu_quota)
-			json_object_object_add(cpu, "quota", json_object_new_int64(r->cpu_quota));
-		if (r->cpu_period)
-			json_object_object_add(cpu, "period", json_object_new_int64(r->cpu_period));
-		if (r->memory_limit_in_bytes)
-			json_object_object_add(memo, "limit",
-			                       json_object_new_int64(r->memory_limit_in_bytes));
-		json_object_object_add(res, "cpu", cpu);
-		json_object_object_add(res, "memory", memo);
-		json_object_object_add(lin, "resources", res);
-		json_object_object_add(o, "linux", lin);
-	}
+	if (pod && pod->linux_config)
+		json_object_object_add(o, "linux", linux_json(pod->linux_config));
 	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return out;
@@ -257,6 +279,28 @@ static int create_shape(const struct sb_config *cfg, const Runtime__V1__PodSandb
 	return 0;
 }
 
+/* What no VM of this sandboxer gives a pod: the host's network (unless the config lets a
+ * pod have a VM without a NIC), or a sysctl that cannot be one. */
+static int create_refusals(const struct sb_config *cfg, const Runtime__V1__PodSandboxConfig *pod,
+                           kerr_t *err)
+{
+	const Runtime__V1__LinuxPodSandboxConfig *lc = pod ? pod->linux_config : NULL;
+	const Runtime__V1__NamespaceOption *ns =
+	    lc && lc->security_context ? lc->security_context->namespace_options : NULL;
+
+	if (ns && ns->network == NAMESPACE_MODE_NODE && !cfg->allow_host_network)
+		return kerr_set(err, EINVAL,
+		                "host network: a VM cannot share the host's network stack (set "
+		                "allow_host_network = true in [sandboxer] of the config for a VM "
+		                "without a NIC)");
+	if (lc && lc->n_sysctls > SYSCTL_MAX)
+		return kerr_set(err, EINVAL, "%zu sysctls: at most %d", lc->n_sysctls, SYSCTL_MAX);
+	for (size_t i = 0; lc && i < lc->n_sysctls; i++)
+		if (sysctl_check(lc->sysctls[i]->key, lc->sysctls[i]->value, err) < 0)
+			return -1;
+	return 0;
+}
+
 static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 {
 	DECODE(Containerd__Services__Sandbox__V1__CreateRequest,
@@ -270,7 +314,8 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 	struct sandbox *sb;
 	kerr_t err;
 
-	if (create_pod(req, &pod, &err) < 0 || create_shape(&sbx->cfg, pod, &c, &err) < 0) {
+	if (create_pod(req, &pod, &err) < 0 || create_refusals(&sbx->cfg, pod, &err) < 0 ||
+	    create_shape(&sbx->cfg, pod, &c, &err) < 0) {
 		grpc_reply_error(call, RPC_INVALID_ARGUMENT, "%s", err.msg);
 		goto out;
 	}
@@ -453,9 +498,18 @@ static void h_shutdown(struct grpc_call *call, const uint8_t *msg, size_t len)
 {
 	DECODE(Containerd__Services__Sandbox__V1__ShutdownRequest,
 	       containerd__services__sandbox__v1__shutdown_request, call, msg, len);
-	struct sandbox *sb = lookup(call, req->sandbox_id);
-	if (sb)
+	Containerd__Services__Sandbox__V1__ShutdownResponse r =
+	    CONTAINERD__SERVICES__SANDBOX__V1__SHUTDOWN_RESPONSE__INIT;
+	struct sandbox *sb;
+
+	/* A sandbox that is gone already (its Start failed) is shut down: nothing is left. */
+	if (req->sandbox_id && id_valid(req->sandbox_id, NULL) == 0 &&
+	    !sandbox_find(sbx_of(call), req->sandbox_id)) {
+		log_debug("Shutdown %s: not known (removed already)", req->sandbox_id);
+		grpc_reply(call, &r.base);
+	} else if ((sb = lookup(call, req->sandbox_id))) {
 		sandbox_shutdown(sb, call);
+	}
 	containerd__services__sandbox__v1__shutdown_request__free_unpacked(req, NULL);
 }
 

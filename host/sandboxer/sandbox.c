@@ -682,10 +682,14 @@ static void start_failed(struct sandbox *sb, const char *msg)
 	kill_start(sb);
 	fmt_msg(sb->last_error, sizeof(sb->last_error), "%s", msg);
 	log_warn("sandbox %s: start failed: %s", sb->id, msg);
-	/* A failed boot removes the directory; the sandbox stays known until Shutdown. */
 	mkdir(sb->paths.dir, 0700);
 	became_stopped(sb, 255);
 	start_answer_error(sb, RPC_FAILED_PRECONDITION, msg);
+	/* containerd forgets a sandbox whose Start failed without a Shutdown (RunPodSandbox
+	 * only deletes its own record), so nothing would ever remove it: it goes now, from the
+	 * loop, as a Shutdown would take it; a Shutdown that comes anyway finds it gone. */
+	sb->remove_timer.fn = remove_stopped;
+	loop_timer_arm(&sb->sbx->loop, &sb->remove_timer, 0);
 }
 
 static void result_event(struct loop_watch *w, uint32_t events)
@@ -732,6 +736,20 @@ static void result_event(struct loop_watch *w, uint32_t events)
 }
 
 /* The proxy is this binary again: fd 3 carries its start result. */
+/* The pod's sysctls, as the spec it was created with has them (compact JSON), or "". */
+static const char *spec_sysctls(const struct sandbox *sb)
+{
+	json_object *spec = sb->spec_json ? json_tokener_parse(sb->spec_json) : NULL, *lin, *sys;
+	const char *s = "";
+
+	if (spec && json_object_object_get_ex(spec, "linux", &lin) &&
+	    json_object_object_get_ex(lin, "sysctl", &sys))
+		s = strdup(json_object_to_json_string_ext(sys, JSON_C_TO_STRING_PLAIN));
+	json_object_put(spec);
+	return s ? s : "";
+}
+
+/* In the child: the proxy (the leak of spec_sysctls' string is the exec's). */
 static void exec_proxy(struct sandbox *sb, int result_fd)
 {
 	const struct sb_config *c = &sb->sbx->cfg;
@@ -753,7 +771,7 @@ static void exec_proxy(struct sandbox *sb, int result_fd)
 	      c->containerd_ttrpc, "--vcpus", vcpus, "--memory", mem, "--log-level",
 	      c->debug ? "debug" : c->log_level, "--hostname", sb->hostname, "--netns", sb->netns,
 	      "--appliance", sb->appliance, "--rootfs", sb->rootfs, "--builder-cgroup",
-	      sb->sbx->own_cgroup, (char *)NULL);
+	      sb->sbx->own_cgroup, "--sysctls", spec_sysctls(sb), (char *)NULL);
 	dprintf(3, "E %d exec /proc/self/exe: %s", errno, strerror(errno));
 	_exit(127);
 }
