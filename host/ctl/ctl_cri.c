@@ -35,6 +35,9 @@ struct cri_opts {
 	int n_ports;
 	char *annotations[4]; /* KEY=VALUE, split when the pod is built */
 	int n_annotations;
+	char *sysctls[4]; /* KEY=VALUE */
+	int n_sysctls;
+	int pid_mode; /* CRI NamespaceMode of the pod and the container: CONTAINER unless set */
 	/* container */
 	const char *ctr_name, *image;
 	int tty, stdin_, timeout;
@@ -59,6 +62,8 @@ struct pod_msg {
 	Runtime__V1__PortMapping pm[4], *pmp[4];
 	Runtime__V1__PodSandboxConfig__AnnotationsEntry ann[4], *annp[4];
 	char ann_key[4][128];
+	Runtime__V1__LinuxPodSandboxConfig__SysctlsEntry sys[4], *sysp[4];
+	char sys_key[4][128];
 };
 
 static void pod_build_net(const struct cri_opts *o, struct pod_msg *p)
@@ -95,6 +100,7 @@ static void pod_build(const struct cri_opts *o, struct pod_msg *p)
 	p->cfg.hostname = (char *)o->hostname;
 	p->cfg.log_directory = (char *)o->log_dir;
 	p->nso.network = o->pod_network ? 0 : 2; /* POD : NODE */
+	p->nso.pid = o->pid_mode;
 	p->sec.namespace_options = &p->nso;
 	p->lin.security_context = &p->sec;
 	p->res.cpu_quota = o->cpu_quota;
@@ -116,6 +122,18 @@ static void pod_build(const struct cri_opts *o, struct pod_msg *p)
 	}
 	p->cfg.annotations = p->annp;
 	p->cfg.n_annotations = (size_t)o->n_annotations;
+	for (int i = 0; i < o->n_sysctls; i++) {
+		const char *eq = strchr(o->sysctls[i], '=');
+
+		runtime__v1__linux_pod_sandbox_config__sysctls_entry__init(&p->sys[i]);
+		snprintf(p->sys_key[i], sizeof(p->sys_key[i]), "%.*s",
+		         (int)(eq ? eq - o->sysctls[i] : 0), o->sysctls[i]);
+		p->sys[i].key = p->sys_key[i];
+		p->sys[i].value = (char *)(eq ? eq + 1 : "");
+		p->sysp[i] = &p->sys[i];
+	}
+	p->lin.sysctls = p->sysp;
+	p->lin.n_sysctls = (size_t)o->n_sysctls;
 	pod_build_net(o, p);
 }
 
@@ -164,6 +182,9 @@ static int cri_create(const struct cri_opts *o, const char *pod, char *id, size_
 	Runtime__V1__ImageSpec img = RUNTIME__V1__IMAGE_SPEC__INIT;
 	Runtime__V1__KeyValue kv[32], *kvp[32];
 	Runtime__V1__Mount mnt[4], *mntp[4];
+	Runtime__V1__LinuxContainerConfig lin = RUNTIME__V1__LINUX_CONTAINER_CONFIG__INIT;
+	Runtime__V1__LinuxContainerSecurityContext sec =
+	    RUNTIME__V1__LINUX_CONTAINER_SECURITY_CONTEXT__INIT;
 	char logp[300];
 	struct pod_msg p;
 
@@ -194,6 +215,9 @@ static int cri_create(const struct cri_opts *o, const char *pod, char *id, size_
 	}
 	cfg.mounts = mntp;
 	cfg.n_mounts = (size_t)o->n_mounts;
+	lin.security_context = &sec;
+	sec.namespace_options = &p.nso; /* the pod's modes, as kubelet gives them */
+	cfg.linux_config = &lin;
 	req.pod_sandbox_id = (char *)pod;
 	req.config = &cfg;
 	req.sandbox_config = &p.cfg;
@@ -495,9 +519,43 @@ static const char cri_usage[] =
     "  /run/containerd/containerd.sock) --name --uid --namespace --handler --hostname\n"
     "  --log-dir DIR --cpu-quota N --cpu-period N --memory BYTES --pod-network\n"
     "  --cgroup-parent P --dns-server IP --dns-search DOMAIN --port HOST:CONTAINER\n"
-    "  --annotation KEY=VALUE (pod; up to 4)\n"
+    "  --annotation KEY=VALUE (pod; up to 4) --sysctl KEY=VALUE (pod; up to 4)\n"
+    "  --pid pod|container|node (the pod's and its containers' pid namespace; default\n"
+    "  container, as kubelet without shareProcessNamespace)\n"
     "  --container NAME --image REF --tty --stdin --env K=V --timeout SECS\n"
     "  --mount HOST:CONTAINER (a volume; up to 4)\n";
+
+/* The options that add to a list (and --pid): 1 taken, 0 not one of them, -1 bad. */
+static int list_option(int c, char *arg, struct cri_opts *o)
+{
+	static const char *const modes[] = { "pod", "container", "node" };
+	struct {
+		int c, max;
+		char **list;
+		int *n;
+		char sep;
+	} const lists[] = {
+		{ 'A', 4, o->annotations, &o->n_annotations, '=' },
+		{ 'M', 4, o->mounts, &o->n_mounts, ':' },
+		{ 'D', 4, o->dns_servers, &o->n_dns_servers, 0 },
+		{ 'R', 4, o->dns_searches, &o->n_dns_searches, 0 },
+		{ 'e', 32, o->env, &o->n_env, '=' },
+		{ 'Y', 4, o->sysctls, &o->n_sysctls, '=' },
+	};
+
+	for (size_t i = 0; c == 'I' && i < 3; i++)
+		if (!strcmp(arg, modes[i]))
+			return o->pid_mode = (int)i, 1;
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		if (lists[i].c != c)
+			continue;
+		if (*lists[i].n >= lists[i].max || (lists[i].sep && !strchr(arg, lists[i].sep)))
+			return -1;
+		lists[i].list[(*lists[i].n)++] = arg;
+		return 1;
+	}
+	return c == 'I' ? -1 : 0;
+}
 
 static int parse(int argc, char **argv, struct cri_opts *o, unsigned *runs)
 {
@@ -513,11 +571,18 @@ static int parse(int argc, char **argv, struct cri_opts *o, unsigned *runs)
 		{ "timeout", 1, 0, 'T' },     { "cgroup-parent", 1, 0, 'G' },
 		{ "dns-server", 1, 0, 'D' },  { "dns-search", 1, 0, 'R' },
 		{ "port", 1, 0, 'O' },        { "annotation", 1, 0, 'A' },
-		{ "mount", 1, 0, 'M' },       { 0 },
+		{ "mount", 1, 0, 'M' },       { "sysctl", 1, 0, 'Y' },
+		{ "pid", 1, 0, 'I' },         { 0 },
 	};
-	int c;
+	int c, rc;
 
+	o->pid_mode = 1; /* CONTAINER, as kubelet asks without shareProcessNamespace */
 	while ((c = getopt_long(argc, argv, "+n:", opts, NULL)) != -1) {
+		if ((rc = list_option(c, optarg, o)) != 0) {
+			if (rc < 0)
+				return -1;
+			continue;
+		}
 		switch (c) {
 		case 'a': o->address = optarg; break;
 		case 'N': o->name = optarg; break;
@@ -536,26 +601,6 @@ static int parse(int argc, char **argv, struct cri_opts *o, unsigned *runs)
 		case 's': o->stdin_ = 1; break;
 		case 'T': o->timeout = atoi(optarg); break;
 		case 'G': o->cgroup_parent = optarg; break;
-		case 'A':
-			if (o->n_annotations >= 4 || !strchr(optarg, '='))
-				return -1;
-			o->annotations[o->n_annotations++] = optarg;
-			break;
-		case 'M':
-			if (o->n_mounts >= 4 || !strchr(optarg, ':'))
-				return -1;
-			o->mounts[o->n_mounts++] = optarg;
-			break;
-		case 'D':
-			if (o->n_dns_servers >= 4)
-				return -1;
-			o->dns_servers[o->n_dns_servers++] = optarg;
-			break;
-		case 'R':
-			if (o->n_dns_searches >= 4)
-				return -1;
-			o->dns_searches[o->n_dns_searches++] = optarg;
-			break;
 		case 'O':
 			if (o->n_ports >= 4 || sscanf(optarg, "%d:%d", &o->ports[o->n_ports][0],
 			                              &o->ports[o->n_ports][1]) != 2)
@@ -565,11 +610,6 @@ static int parse(int argc, char **argv, struct cri_opts *o, unsigned *runs)
 		case 'n':
 			if (ctl_parse_uint(optarg, 1, 64, runs) < 0)
 				return -1;
-			break;
-		case 'e':
-			if (o->n_env >= 32 || !strchr(optarg, '='))
-				return -1;
-			o->env[o->n_env++] = optarg;
 			break;
 		default: return -1;
 		}
