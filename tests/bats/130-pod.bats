@@ -1,0 +1,111 @@
+#!/usr/bin/env bats
+# What kubelet asks of a pod beyond its containers, on VM pods: one pid namespace for the
+# pod when it shares its processes, its sysctls applied in the VM before the first container,
+# setuid programs that work, and host-network pods refused unless the config allows them.
+
+load cri
+
+setup_file() { cri_setup_file; }
+setup() { cri_setup; }
+teardown() {
+	# shellcheck disable=SC2046
+	cri_env_rmpods $(cat "$D/pods" 2>/dev/null)
+	cri_teardown
+}
+
+BUSYBOX=kuasar.invalid/busybox:test
+
+# ctr NAME ARGS...: a container made with cri ARGS and started; its id on stdout.
+ctr() {
+	local name=$1 id
+	shift
+	id=$(cri --container "$name" --image "$BUSYBOX" "$@") || return 1
+	cri start "$id" >/dev/null || return 1
+	echo "$id"
+}
+
+@test "pod: a shareProcessNamespace pod's containers see each other's processes, under the pod's own init" {
+	POD=$(cri --name share --pid pod runp)
+	echo "$POD" >>"$D/pods"
+	c1=$(ctr one --pid pod create "$POD" -- sleep 1001)
+	c2=$(ctr two --pid pod create "$POD" -- sleep 1002)
+	run cri exec "$c2" -- ps -o pid,comm,args
+	echo "$output"
+	[[ "$output" == *"sleep 1001"* ]]
+	[[ "$output" == *"sleep 1002"* ]]
+	# PID 1 is the pod's holder, not a container and not the VM's init.
+	run cri exec "$c1" -- cat /proc/1/comm
+	[ "$output" = kuasar-pod ]
+	run cri exec "$c2" -- ps -o comm
+	[[ "$output" != *init* ]]
+	# A signal from inside does not end the pod's init (its processes would go with it).
+	cri exec "$c1" -- kill -9 1 || true
+	run cri exec "$c2" -- cat /proc/1/comm
+	[ "$output" = kuasar-pod ]
+	# A container of the pod stops alone; the other one and the pod go on.
+	cri --timeout 5 stop "$c1"
+	run cri exec "$c2" -- ps -o args
+	[[ "$output" != *"sleep 1001"* ]]
+	[[ "$output" == *"sleep 1002"* ]]
+	# Without it, each container is alone in its own namespace.
+	POD2=$(cri --name alone runp)
+	echo "$POD2" >>"$D/pods"
+	c3=$(ctr three create "$POD2" -- sleep 1003)
+	run cri exec "$c3" -- cat /proc/1/cmdline
+	[[ "$output" == sleep1003* ]]
+}
+
+@test "pod: sysctls are set in the VM before the first container; bad ones fail the pod clearly" {
+	POD=$(cri --name sysctl --sysctl net.ipv4.ip_unprivileged_port_start=80 \
+		--sysctl kernel.shm_rmid_forced=1 runp)
+	echo "$POD" >>"$D/pods"
+	c=$(ctr c create "$POD" -- sleep 1000)
+	run cri exec "$c" -- cat /proc/sys/net/ipv4/ip_unprivileged_port_start
+	[ "$output" = 80 ]
+	run cri exec "$c" -- cat /proc/sys/kernel/shm_rmid_forced
+	[ "$output" = 1 ]
+	grep -q "2 sysctls set in the VM" "$D/sandboxer.log"
+	# Not a sysctl name: refused before any VM starts.
+	run cri --name bad --sysctl 'kernel/../../x=1' runp
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"sysctl"*"an empty part"* ]]
+	# A name this kernel lacks: the start fails and says which.
+	run cri --name unknown --sysctl net.ipv4.no_such_knob=1 runp
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"net.ipv4.no_such_knob"*"no such sysctl in the VM's kernel"* ]]
+}
+
+@test "pod: a setuid program raises its effective uid, as under runc" {
+	mkdir -p "$D/suid"
+	cat >"$D/suid/euid.c" <<-'C'
+		#include <stdio.h>
+		#include <unistd.h>
+		int main(int argc, char **argv)
+		{
+			if (argc > 1)
+				return printf("euid=%d uid=%d\n", (int)geteuid(), (int)getuid()) < 0;
+			if (setgid(1000) || setuid(1000))
+				return perror("drop to 1000"), 1;
+			execl(argv[0], argv[0], "child", (char *)0);
+			return perror("exec"), 1;
+		}
+	C
+	musl-gcc -static -O1 -o "$D/suid/euid" "$D/suid/euid.c"
+	chmod 4755 "$D/suid/euid"
+	POD=$(cri --name suid runp)
+	echo "$POD" >>"$D/pods"
+	c=$(ctr c --mount "$D/suid:/s" create "$POD" -- sleep 1000)
+	run cri exec "$c" -- /s/euid
+	[ "$output" = "euid=0 uid=1000" ]
+}
+
+@test "pod: a host-network pod is refused unless the config allows it" {
+	cri_env_stop_pid "$SB_PID"
+	sed -i 's/^allow_host_network = .*/allow_host_network = false/' "$D/sandboxer.toml"
+	sandboxer_start
+	run cri --name hostnet runp
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"host network: a VM cannot share the host's network stack"* ]]
+	[[ "$output" == *"allow_host_network = true"* ]]
+	[ -z "$(ls "$D/run" | grep -v accel.json)" ]
+}
