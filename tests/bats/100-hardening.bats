@@ -7,11 +7,7 @@ load cri
 
 setup_file() { cri_setup_file; }
 setup() { cri_setup; }
-teardown() {
-	# shellcheck disable=SC2046
-	cri_env_rmpods $(cat "$D/pods" 2>/dev/null)
-	cri_teardown
-}
+teardown() { cri_teardown_pods; }
 
 # pod NAME: a pod with a container that prints a numbered line every 0.2 s; sets POD, LONG.
 pod() {

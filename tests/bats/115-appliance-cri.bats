@@ -23,11 +23,7 @@ setup() {
 		--no-snapshot -o "$D/appliances/web" 2>/dev/null
 }
 
-teardown() {
-	# shellcheck disable=SC2046
-	cri_env_rmpods $(cat "$D/pods" 2>/dev/null)
-	cri_teardown
-}
+teardown() { cri_teardown_pods; }
 
 pod_ip() { cri podstatus "$1" | sed -n 's/.* ip=\([^ ]*\).*/\1/p'; }
 

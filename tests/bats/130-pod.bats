@@ -7,11 +7,7 @@ load cri
 
 setup_file() { cri_setup_file; }
 setup() { cri_setup; }
-teardown() {
-	# shellcheck disable=SC2046
-	cri_env_rmpods $(cat "$D/pods" 2>/dev/null)
-	cri_teardown
-}
+teardown() { cri_teardown_pods; }
 
 BUSYBOX=kuasar.invalid/busybox:test
 

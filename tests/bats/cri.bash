@@ -54,6 +54,13 @@ wait_log() {
 	return 1
 }
 
+# cri_teardown_pods: teardown for tests that list their pods in $D/pods.
+cri_teardown_pods() {
+	# shellcheck disable=SC2046
+	cri_env_rmpods $(cat "$D/pods" 2>/dev/null)
+	cri_teardown
+}
+
 cri_teardown() {
 	local leaked="" pids mounts m left cgroups
 	cgroups=$(cri_env_cgroups)
