@@ -806,17 +806,20 @@ static int pod_sysctls(struct proxy *p, const char *text, kerr_t *err)
 	if (rc == 0) {
 		json_object_object_foreach(o, k, v)
 		{
-			if (rc == 0 && !json_object_is_type(v, json_type_string))
+			if (!json_object_is_type(v, json_type_string)) {
 				rc = kerr_set(err, EINVAL, "sysctl %s: not a string", k);
-			else if (rc == 0 &&
-			         (rc = sysctl_check(k, json_object_get_string(v), err)) == 0)
-				names[n] = k, values[n++] = json_object_get_string(v);
+				break;
+			}
+			if ((rc = sysctl_check(k, json_object_get_string(v), err)) < 0)
+				break;
+			names[n] = k;
+			values[n++] = json_object_get_string(v);
 		}
 	}
 	if (rc == 0 && n)
 		rc = agent_set_sysctls(&p->vm.link, names, values, n, mono_ns() + 10000000000LL,
 		                       err);
-	if (rc == 0)
+	if (rc == 0 && n)
 		log_info("%zu sysctls set in the VM", n);
 	json_object_put(o);
 	return rc;
