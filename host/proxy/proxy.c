@@ -803,15 +803,19 @@ static int pod_sysctls(struct proxy *p, const char *text, kerr_t *err)
 		rc = kerr_set(err, EINVAL, "--sysctls: not a JSON object");
 	else if (json_object_object_length(o) > SYSCTL_MAX)
 		rc = kerr_set(err, E2BIG, "more than %d sysctls", SYSCTL_MAX);
-	if (rc == 0) {
-		json_object_object_foreach(o, k, v)
-		{
-			if (!json_object_is_type(v, json_type_string)) {
-				rc = kerr_set(err, EINVAL, "sysctl %s: not a string", k);
-				break;
-			}
-			if ((rc = sysctl_check(k, json_object_get_string(v), err)) < 0)
-				break;
+	if (rc < 0) {
+		json_object_put(o);
+		return -1;
+	}
+	for (struct json_object_iterator it = json_object_iter_begin(o),
+	                                 end = json_object_iter_end(o);
+	     rc == 0 && !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+		const char *k = json_object_iter_peek_name(&it);
+		json_object *v = json_object_iter_peek_value(&it);
+
+		if (!json_object_is_type(v, json_type_string))
+			rc = kerr_set(err, EINVAL, "sysctl %s: not a string", k);
+		else if ((rc = sysctl_check(k, json_object_get_string(v), err)) == 0) {
 			names[n] = k;
 			values[n++] = json_object_get_string(v);
 		}
