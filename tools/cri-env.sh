@@ -52,6 +52,17 @@ cri_env_containerd() {
 	PATH=$TOP/bin:$CTRD_BIN:$PATH "$CTRD_BIN/containerd" --config "$D/containerd.toml" >>"$D/containerd.log" 2>&1 &
 	CTRD_PID=$!
 	cri_env_wait_socket "$D/containerd.sock" || { tail -20 "$D/containerd.log" >&2; return 1; }
+	# The socket comes before the CRI service is initialized (every call, Version too,
+	# answers "server is not initialized yet" until then): up to 20 s more for that.
+	local i
+	for i in $(seq 200); do
+		"$TOP/bin/kuasar-ctl" cri --address "$D/containerd.sock" version >/dev/null 2>&1 &&
+			return 0
+		sleep 0.1
+	done
+	echo "containerd's CRI did not come up" >&2
+	tail -20 "$D/containerd.log" >&2
+	return 1
 }
 
 cri_env_net_id() {
