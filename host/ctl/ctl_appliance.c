@@ -339,7 +339,14 @@ static int assign_netns(struct clone *cl, unsigned n, char *list, kerr_t *err)
 	return 0;
 }
 
-/* Until every app exited or a signal came: the apps' output, then their exits. */
+static int stopping(unsigned left)
+{
+	fprintf(stderr, "kuasar-ctl: stopping %u clone%s\n", left, left == 1 ? "" : "s");
+	return 130;
+}
+
+/* Until every app exited or a signal came: the apps' output, then their exits. A signal
+ * that arrives while a clone is asked how its app is doing is read by that call (EINTR). */
 static int supervise(struct clone *cl, unsigned n, int sigfd)
 {
 	unsigned left = n, first_bad = 0;
@@ -348,11 +355,8 @@ static int supervise(struct clone *cl, unsigned n, int sigfd)
 		struct pollfd p = { .fd = sigfd, .events = POLLIN };
 		kerr_t e;
 
-		if (poll(&p, 1, 200) > 0) {
-			fprintf(stderr, "kuasar-ctl: stopping %u clone%s\n", left,
-			        left == 1 ? "" : "s");
-			return 130;
-		}
+		if (poll(&p, 1, 200) > 0)
+			return stopping(left);
 		for (unsigned i = 0; i < n; i++) {
 			struct clone *c = &cl[i];
 			int rc;
@@ -364,6 +368,8 @@ static int supervise(struct clone *cl, unsigned n, int sigfd)
 			rc = app_exited(c, &c->exit_status, &e);
 			if (rc == 0)
 				continue;
+			if (rc < 0 && e.errnum == EINTR) /* the signal came during the check */
+				return stopping(left);
 			if (rc < 0) {
 				fprintf(stderr, "kuasar-ctl: %s: %s\n", c->vm.id, e.msg);
 				c->exit_status = 255;

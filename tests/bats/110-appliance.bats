@@ -88,12 +88,13 @@ http() { # URL: the body, or fails
 sys.stdout.write(u.urlopen(sys.argv[1], timeout=10).read().decode())' "$1"
 }
 
-# run_bg OUT ARGS...: kuasar-ctl appliance run in the background, its pid in RUN_PID.
+# run_bg OUT ARGS...: kuasar-ctl appliance run in the background, its pid in RUN_PID
+# and its output file in RUN_OUT.
 run_bg() {
 	local out=$1
 	shift
 	"$CTL" appliance run "$@" >"$out" 2>&1 &
-	RUN_PID=$!
+	RUN_PID=$! RUN_OUT=$out
 }
 
 serving() { # OUT N: N clones said they restored serving
@@ -108,7 +109,10 @@ stop_run() { # SIGTERM: every clone stopped, exit status 130
 	wait_until 30 gone "$RUN_PID"
 	wait "$RUN_PID" || st=$?
 	RUN_PID=
-	[ "$st" -eq 130 ]
+	[ "$st" -eq 130 ] && return 0
+	echo "appliance run exited $st; its output:" >&2
+	cat "$RUN_OUT" >&2
+	return 1
 }
 
 @test "an appliance built from an OCI archive answers HTTP after restore, and stops clean" {
