@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -522,6 +523,45 @@ int podnet_detach(const char *netns_path, kerr_t *err)
 		rtnl_close(&nl);
 	}
 	ns_leave(back);
+	return rc;
+}
+
+/* A dual-stack TCP listener on [::]:0 inside the netns (bound to any address, so that it is
+ * not IPv6-only and IPv4 connections can be steered to it too). */
+static int listen_here(kerr_t *err)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	int zero = 0, fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return kerr_sys(err, "socket");
+	if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+		kerr_sys(err, "listen on [::]:0");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int podnet_listen(const char *netns_path, int *netns_fd, kerr_t *err)
+{
+	int fd, back, rc;
+
+	fd = open_netns(netns_path, err);
+	if (fd < 0)
+		return -1;
+	if (ns_enter_fd(fd, &back, err) < 0) {
+		close(fd);
+		return kerr_wrap(err, "%s", netns_path);
+	}
+	rc = listen_here(err);
+	ns_leave(back);
+	if (rc < 0) {
+		close(fd);
+		return kerr_wrap(err, "in %s", netns_path);
+	}
+	*netns_fd = fd;
 	return rc;
 }
 

@@ -66,6 +66,9 @@ int podnet_attach(const char *netns_path, struct pod_net *pn, kerr_t *err);
 /* Removes our filters, the ingress qdiscs they leave empty and our taps from the netns at
  * path. Idempotent: a netns already gone, or one with nothing of ours, is not an error. */
 int podnet_detach(const char *netns_path, kerr_t *err);
+/* A non-blocking TCP listener (IPv4 and IPv6) on an ephemeral port inside the netns at path;
+ * *netns_fd gets that netns, open. */
+int podnet_listen(const char *netns_path, int *netns_fd, kerr_t *err);
 /* Closes the tap fds still held. */
 void podnet_close_fds(struct pod_net *pn);
 /* n taps that go nowhere, in a network namespace of their own that lives as long as they

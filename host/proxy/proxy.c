@@ -31,6 +31,7 @@
 #include "proxy/events_fwd.h"
 #include "proxy/glink.h"
 #include "proxy/guestnet.h"
+#include "proxy/portfwd.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_result.h"
 #include "proxy/rootdisk.h"
@@ -60,6 +61,7 @@ struct proxy {
 	struct vm vm;
 	struct glink link;
 	struct taskproxy tp;
+	struct portfwd pf; /* port-forward from the pod netns (not for host network) */
 	struct events_fwd *events;
 	struct loop_watch vmm_w, sig_w, con_w;
 	struct loop_timer linger; /* after the VMM: how long its tasks are still answered */
@@ -273,6 +275,7 @@ static void link_down(struct glink *l, void *arg)
 	struct proxy *p = arg;
 
 	p->events_gid = 0;
+	portfwd_link_down(&p->pf);
 	if (vmm_gone(p)) {
 		vmm_exited(&p->vmm_w, EPOLLIN);
 		return;
@@ -329,6 +332,7 @@ static void vm_gone(struct proxy *p)
 	if (p->vmm_w.fd >= 0)
 		loop_del(&p->loop, &p->vmm_w); /* readable for good now */
 	write_exit(p);
+	portfwd_stop(&p->pf);
 	net_detach(p);
 	glink_stop(&p->link);
 	log_info("VMM %d exited with status %d; %u containers to report as exited", p->vm.pid,
@@ -468,6 +472,7 @@ static void qmp_event(void *arg, const char *event, json_object *data)
 static int serve(struct proxy *p, kerr_t *err)
 {
 	char sock[KPATH_SIZE];
+	kerr_t pe;
 
 	p->vm.qmp.on_event = qmp_event;
 	p->vm.qmp.event_arg = p;
@@ -487,6 +492,8 @@ static int serve(struct proxy *p, kerr_t *err)
 	p->tp.bundles.vm_mib = p->vm_mib;
 	p->tp.on_stuck = guest_stuck;
 	p->tp.arg = p;
+	if (p->netns && portfwd_start(&p->pf, &p->loop, &p->link, p->netns, &pe) < 0)
+		log_warn("port-forward unavailable: %s", pe.msg);
 	p->vmm_w.fd = p->vm.pidfd;
 	p->vmm_w.fn = vmm_exited;
 	if (loop_add(&p->loop, &p->vmm_w, EPOLLIN, err) < 0 || watch_signals(p, err) < 0)
@@ -855,6 +862,7 @@ int proxy_main(int argc, char **argv)
 		net_detach(&p);
 		write_exit(&p);
 	}
+	portfwd_stop(&p.pf);
 	taskproxy_stop(&p.tp);
 	glink_stop(&p.link);
 	events_fwd_free(p.events);

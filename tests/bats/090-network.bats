@@ -199,6 +199,58 @@ fds_back() { [ "$(daemon_fds files)" -le "$SB_FILES" ] && [ "$(daemon_fds netns)
 	wait_until 10 fds_back
 }
 
+# pod_netns POD: the pod's netns, as containerd gave it to the sandbox's task proxy.
+pod_netns() {
+	local pid
+	pid=$(pgrep -f -- "proxy --id $1 ") || return 1
+	tr '\0' '\n' <"/proc/$pid/cmdline" | sed -n '/^--netns$/{n;p;q}'
+}
+# in_pod NETNS CMD...: CMD in the pod's netns, as containerd's port-forward dials.
+in_pod() {
+	local ns=$1
+	shift
+	nsenter --net="$ns" "$@"
+}
+pf_get() { # NETNS ADDR: an HTTP GET to ADDR:8080 from inside the pod netns
+	printf 'GET / HTTP/1.0\r\n\r\n' | in_pod "$1" timeout 10 nc -w 5 "$2" 8080
+}
+
+@test "port-forward: localhost:PORT in the pod netns reaches the VM's port (IPv4, IPv6, half-close, many at once); a closed port resets" {
+	web pf
+	local ns i
+	ns=$(pod_netns "$POD")
+	[ -n "$ns" ]
+	wait_until 20 serves "$(pod_ip "$POD")" 8080
+	run pf_get "$ns" 127.0.0.1
+	[[ "$output" == *"hello from pf"* ]]
+	run pf_get "$ns" ::1
+	[[ "$output" == *"hello from pf"* ]]
+	# 4 MiB each way through an echo server, the client half-closing its side: every byte
+	# comes back, in order, and then the end.
+	cri exec "$CTR" -- sh -c 'nc -ll -p 9000 -e cat >/dev/null 2>&1 &'
+	head -c 4194304 /dev/urandom >"$BATS_TEST_TMPDIR/in"
+	wait_until 10 in_pod "$ns" nc -z 127.0.0.1 9000
+	in_pod "$ns" timeout 60 nc -N 127.0.0.1 9000 <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out"
+	cmp "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
+	# 8 at once.
+	local pids=""
+	for i in $(seq 8); do
+		pf_get "$ns" 127.0.0.1 >"$BATS_TEST_TMPDIR/get$i" &
+		pids="$pids $!"
+	done
+	# shellcheck disable=SC2086
+	wait $pids # only these: the daemons this test started are children too
+	for i in $(seq 8); do
+		grep -q "hello from pf" "$BATS_TEST_TMPDIR/get$i"
+	done
+	# Nothing listens on 9999 in the VM: the connection is reset, nothing is answered.
+	run in_pod "$ns" sh -c 'echo hi | timeout 10 nc -w 5 127.0.0.1 9999'
+	[ -z "$output" ]
+	grep -q "port-forward unavailable" "$D/sandboxer.log" && return 1
+	remove_pods "$POD"
+	wait_until 10 fds_back
+}
+
 @test "network: a host-network pod starts without a NIC and says so" {
 	POD=$(cri --name hostnet runp)
 	echo "$POD" >>"$D/pods"

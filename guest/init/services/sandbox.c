@@ -22,6 +22,7 @@
 #include "services/app.h"
 #include "services/disk.h"
 #include "services/net.h"
+#include "services/portfwd.h"
 #include "services/serve.h"
 #include "wire/link.h"
 #include "wire/rpc.h"
@@ -326,6 +327,7 @@ static const struct rpc_method sandbox_methods[] = {
 	{ "SetHostname", sb_set_hostname },
 	{ "SetupNetwork", sb_setup_network },
 	{ "SetSysctls", sb_set_sysctls },
+	{ "PortForward", portfwd_open },
 };
 
 const struct rpc_service sandbox_service = {

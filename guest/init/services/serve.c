@@ -6,6 +6,7 @@
 #include "core/klog.h"
 #include "runtime/container.h"
 #include "runtime/stream.h"
+#include "services/portfwd.h"
 #include "wire/rpc.h"
 
 static const struct rpc_service *const services[] = {
@@ -31,7 +32,8 @@ void serve_on_frame(struct ttrpc_rx *rx, const struct ttrpc_header *h, const uin
 	switch (h->type) {
 	case TTRPC_REQUEST: rpc_on_request(&ctx, &served, data, h->length); break;
 	case TTRPC_DATA:
-		if (stream_on_data(ctx.conn, h, data) == 0)
+		if (stream_on_data(ctx.conn, h, data) == 0 ||
+		    portfwd_on_data(ctx.conn, h, data) == 0)
 			break;
 		/* A close on a unary call held open (Wait): its caller is gone. */
 		if ((h->flags & TTRPC_FLAG_REMOTE_CLOSED) && !h->length)
