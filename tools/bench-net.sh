@@ -4,8 +4,9 @@
 #   1. data path: a kuasar pod (VM; CNI's veth joined to a tap by tc redirect, virtio-net)
 #      and a runc pod (the veth itself) on one bridge, each serving the same busybox HTTP
 #      and sink: TCP connect + request/response latency and bulk throughput from the host;
-#   2. pod start with CNI on both sides: kuasar vs runc;
-#   3. what the network adds to a kuasar pod start: with CNI vs host network (template
+#   2. port-forward: localhost dialled inside each pod's netns, as containerd does;
+#   3. pod start with CNI on both sides: kuasar vs runc;
+#   4. what the network adds to a kuasar pod start: with CNI vs host network (template
 #      restores on both sides once the first start has built the templates).
 #
 # usage: tools/bench-net.sh   (RUNS=9 REQS=200 MIB=64 to change the sizes)
@@ -44,12 +45,31 @@ web() {
 	echo "$ip"
 }
 
+# netns_of IP: the netns (path) whose interfaces hold IP.
+netns_of() {
+	local ns
+	for ns in $(ip netns list | awk '{print $1}'); do
+		if ip -n "$ns" -o addr show | grep -q " $1/"; then
+			echo "/var/run/netns/$ns"
+			return
+		fi
+	done
+	echo "bench-net: no netns holds $1" >&2
+	return 1
+}
+
 cri_env_fetch
 cri_env_up
 echo "== data path: kuasar pod (VM: veth -> tc redirect -> tap -> virtio-net) vs runc pod (veth), one bridge"
 ipk=$(web kuasar)
 ipr=$(web runc)
 "$TOP/bin/kuasar-ctl" bench tcp -n "$REQS" --bulk "$MIB" kuasar "$ipk" runc "$ipr"
+echo
+echo "== port-forward: localhost:PORT dialled inside each pod's netns, as containerd's PortForward does"
+echo "   (kuasar: sk_lookup steers it to the task proxy, a stream on the guest link, the VM's"
+echo "   loopback; runc: the container's own socket)"
+"$TOP/bin/kuasar-ctl" bench tcp -n "$REQS" --bulk "$MIB" \
+	kuasar "$(netns_of "$ipk")@127.0.0.1" runc "$(netns_of "$ipr")@127.0.0.1"
 # shellcheck disable=SC2046
 cri_env_rmpods $(cat "$D/pods")
 rm "$D/pods"
