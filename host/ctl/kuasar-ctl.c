@@ -59,6 +59,39 @@ static int boot_usage(void)
 	return 2;
 }
 
+/* One of boot's own options (not a VM option ctl_vm_option takes): 0, or -1 with a message. */
+static int boot_option(int c, const char *arg, struct boot_opts *o, int *initrd_set)
+{
+	unsigned timeout;
+
+	switch (c) {
+	case 'i':
+		o->cfg.initrd = arg;
+		*initrd_set = 1;
+		return 0;
+	case 'd': o->cfg.image = arg; return 0;
+	case 'L':
+		if (link_parse(arg, &o->cfg.link) < 0)
+			return fprintf(stderr, "kuasar-ctl: --link: auto, serial or vsock\n"), -1;
+		return 0;
+	case 'u':
+		if (strcmp(arg, "link") && strcmp(arg, "console"))
+			return fprintf(stderr, "kuasar-ctl: --until: link or console\n"), -1;
+		o->cfg.until_console = !strcmp(arg, "console");
+		return 0;
+	case 'n': snprintf(o->id, sizeof(o->id), "%s", arg); return 0;
+	case 'H': snprintf(o->hostname, sizeof(o->hostname), "%s", arg); return 0;
+	case 'K': o->keep = 1; return 0;
+	case 'j': o->json = 1; return 0;
+	case 't':
+		if (ctl_parse_uint(arg, 100, 3600000, &timeout) < 0)
+			return fprintf(stderr, "kuasar-ctl: --timeout: 100 to 3600000 ms\n"), -1;
+		o->cfg.boot_timeout_ms = (int)timeout;
+		return 0;
+	default: return -1;
+	}
+}
+
 static int parse_boot(int argc, char **argv, struct boot_opts *o)
 {
 	static const struct option opts[] = {
@@ -80,7 +113,6 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 		{ "hostname", required_argument, 0, 'H' },
 		{ 0, 0, 0, 0 },
 	};
-	unsigned timeout;
 	int c, initrd_set = 0;
 
 	ctl_config_defaults(&o->cfg);
@@ -88,41 +120,8 @@ static int parse_boot(int argc, char **argv, struct boot_opts *o)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		int handled = ctl_vm_option(c, optarg, &o->cfg);
 
-		if (handled < 0)
+		if (handled < 0 || (!handled && boot_option(c, optarg, o, &initrd_set) < 0))
 			return -1;
-		if (handled)
-			continue;
-		switch (c) {
-		case 'i':
-			o->cfg.initrd = optarg;
-			initrd_set = 1;
-			break;
-		case 'd': o->cfg.image = optarg; break;
-		case 'L':
-			if (link_parse(optarg, &o->cfg.link) < 0)
-				return fprintf(stderr,
-				               "kuasar-ctl: --link: auto, serial or vsock\n"),
-				       -1;
-			break;
-		case 'u':
-			if (strcmp(optarg, "link") && strcmp(optarg, "console"))
-				return fprintf(stderr, "kuasar-ctl: --until: link or console\n"),
-				       -1;
-			o->cfg.until_console = !strcmp(optarg, "console");
-			break;
-		case 'n': snprintf(o->id, sizeof(o->id), "%s", optarg); break;
-		case 'H': snprintf(o->hostname, sizeof(o->hostname), "%s", optarg); break;
-		case 'K': o->keep = 1; break;
-		case 'j': o->json = 1; break;
-		case 't':
-			if (ctl_parse_uint(optarg, 100, 3600000, &timeout) < 0)
-				return fprintf(stderr,
-				               "kuasar-ctl: --timeout: 100 to 3600000 ms\n"),
-				       -1;
-			o->cfg.boot_timeout_ms = (int)timeout;
-			break;
-		default: return -1;
-		}
 	}
 	/* A disk image carries the init itself; an initrd only if asked for as well. */
 	if (o->cfg.image && !initrd_set)
