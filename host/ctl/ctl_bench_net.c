@@ -3,10 +3,8 @@
  * median and p90; then bulk throughput into each pod (a sink on port 9001 that reads and
  * drops). Both pods run the same busybox servers, so the difference is the path. */
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +13,7 @@
 
 #include "base/util.h"
 #include "ctl/ctl.h"
+#include "net/podnet.h"
 
 #define RR_PORT "8080"
 #define BULK_PORT "9001"
@@ -31,21 +30,16 @@ struct target {
  * in, so this process can dial into several. */
 static int socket_in(const char *netns, int family)
 {
-	int fd = -1, ns, back;
+	int fd, ns;
+	kerr_t e;
 
 	if (!netns)
 		return socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ns = open(netns, O_RDONLY | O_CLOEXEC);
-	back = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (ns >= 0 && back >= 0 && setns(ns, CLONE_NEWNET) == 0) {
-		fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (setns(back, CLONE_NEWNET) < 0)
-			abort(); /* nothing after this may run in the pod's netns */
-	}
-	if (ns >= 0)
-		close(ns);
-	if (back >= 0)
-		close(back);
+	ns = podnet_netns_open(netns, &e);
+	if (ns < 0)
+		return -1;
+	fd = podnet_socket_at(ns, family, SOCK_STREAM | SOCK_CLOEXEC, &e);
+	close(ns);
 	return fd;
 }
 

@@ -27,7 +27,7 @@
 
 /* ---- namespaces ---- */
 
-static int open_netns(const char *path, kerr_t *err)
+int podnet_netns_open(const char *path, kerr_t *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -42,7 +42,7 @@ static int open_netns(const char *path, kerr_t *err)
 
 int podnet_check_netns(const char *path, kerr_t *err)
 {
-	int fd = open_netns(path, err);
+	int fd = podnet_netns_open(path, err);
 
 	if (fd < 0)
 		return -1;
@@ -492,7 +492,7 @@ int podnet_attach(const char *netns_path, struct pod_net *pn, kerr_t *err)
 	int fd, back, rc;
 
 	memset(pn, 0, sizeof(*pn));
-	fd = open_netns(netns_path, err);
+	fd = podnet_netns_open(netns_path, err);
 	if (fd < 0)
 		return -1;
 	rc = ns_enter_fd(fd, &back, err);
@@ -510,7 +510,7 @@ int podnet_detach(const char *netns_path, kerr_t *err)
 	int fd, back, rc;
 	kerr_t why;
 
-	fd = open_netns(netns_path, &why);
+	fd = podnet_netns_open(netns_path, &why);
 	if (fd < 0)
 		return why.errnum == ENOENT ? 0 : kerr_set(err, why.errnum, "%s", why.msg);
 	rc = ns_enter_fd(fd, &back, err);
@@ -526,43 +526,17 @@ int podnet_detach(const char *netns_path, kerr_t *err)
 	return rc;
 }
 
-/* A dual-stack TCP listener on [::]:0 inside the netns (bound to any address, so that it is
- * not IPv6-only and IPv4 connections can be steered to it too). */
-static int listen_here(kerr_t *err)
+int podnet_socket_at(int netns_fd, int family, int type, kerr_t *err)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
-	int zero = 0, fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int back, fd;
 
-	if (fd < 0)
-		return kerr_sys(err, "socket");
-	if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
-	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
-		kerr_sys(err, "listen on [::]:0");
-		close(fd);
+	if (ns_enter_fd(netns_fd, &back, err) < 0)
 		return -1;
-	}
-	return fd;
-}
-
-int podnet_listen(const char *netns_path, int *netns_fd, kerr_t *err)
-{
-	int fd, back, rc;
-
-	fd = open_netns(netns_path, err);
+	fd = socket(family, type, 0);
 	if (fd < 0)
-		return -1;
-	if (ns_enter_fd(fd, &back, err) < 0) {
-		close(fd);
-		return kerr_wrap(err, "%s", netns_path);
-	}
-	rc = listen_here(err);
+		kerr_sys(err, "socket");
 	ns_leave(back);
-	if (rc < 0) {
-		close(fd);
-		return kerr_wrap(err, "in %s", netns_path);
-	}
-	*netns_fd = fd;
-	return rc;
+	return fd;
 }
 
 void podnet_close_fds(struct pod_net *pn)

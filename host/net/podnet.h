@@ -66,9 +66,10 @@ int podnet_attach(const char *netns_path, struct pod_net *pn, kerr_t *err);
 /* Removes our filters, the ingress qdiscs they leave empty and our taps from the netns at
  * path. Idempotent: a netns already gone, or one with nothing of ours, is not an error. */
 int podnet_detach(const char *netns_path, kerr_t *err);
-/* A non-blocking TCP listener (IPv4 and IPv6) on an ephemeral port inside the netns at path;
- * *netns_fd gets that netns, open. */
-int podnet_listen(const char *netns_path, int *netns_fd, kerr_t *err);
+/* The network namespace at path, open (EINVAL: the file is not one). */
+int podnet_netns_open(const char *path, kerr_t *err);
+/* A socket made in the netns netns_fd: it stays there, whatever netns uses it later. */
+int podnet_socket_at(int netns_fd, int family, int type, kerr_t *err);
 /* Closes the tap fds still held. */
 void podnet_close_fds(struct pod_net *pn);
 /* n taps that go nowhere, in a network namespace of their own that lives as long as they

@@ -104,15 +104,35 @@ static int link_netns(int prog_fd, int netns_fd, kerr_t *err)
 	return fd < 0 ? kerr_sys(err, "bpf: attach the sk_lookup program to the netns") : fd;
 }
 
+/* A dual-stack TCP listener on [::]:0 in the netns: bound to the any-address, so that it is
+ * not IPv6-only and IPv4 connections can be steered to it too. */
+static int listen_in(int netns_fd, kerr_t *err)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	int zero = 0, fd = podnet_socket_at(netns_fd, AF_INET6,
+	                                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, err);
+
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+		kerr_sys(err, "listen on [::]:0");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int sklookup_start(struct sklookup *s, const char *netns_path, kerr_t *err)
 {
-	int netns_fd = -1;
+	int netns_fd;
 
-	s->map_fd = s->prog_fd = s->link_fd = -1;
-	s->listen_fd = podnet_listen(netns_path, &netns_fd, err);
-	if (s->listen_fd < 0)
+	s->listen_fd = s->map_fd = s->prog_fd = s->link_fd = -1;
+	netns_fd = podnet_netns_open(netns_path, err);
+	if (netns_fd < 0)
 		return -1;
-	if ((s->map_fd = map_create(err)) < 0 || (s->prog_fd = prog_load(s->map_fd, err)) < 0 ||
+	if ((s->listen_fd = listen_in(netns_fd, err)) < 0 || (s->map_fd = map_create(err)) < 0 ||
+	    (s->prog_fd = prog_load(s->map_fd, err)) < 0 ||
 	    map_put(s->map_fd, s->listen_fd, err) < 0 ||
 	    (s->link_fd = link_netns(s->prog_fd, netns_fd, err)) < 0) {
 		close(netns_fd);
