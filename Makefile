@@ -64,7 +64,7 @@ GUEST_OBJS := $(patsubst %.c,$(OBJ)/guest/%.o,$(GUEST_SRCS)) \
 # Host-only protos: containerd's sandbox Controller and event service, and the CRI subset
 # the test client speaks.
 HOST_PROTOS := host/sandbox_controller.proto host/events_ttrpc.proto host/cri.proto \
-	host/introspection.proto
+	host/introspection.proto host/proxy.proto
 HOST_PB := $(addprefix $(GEN)/host/,$(PROTOS:.proto=.pb-c.c) $(HOST_PROTOS:.proto=.pb-c.c))
 
 # Code in layers, lowest first: a folder may use only the folders before it ("a/b" are side
@@ -296,7 +296,7 @@ $(TESTBIN)/test-link: $(patsubst guest/init/%.c,$(HOBJ)/hg/%.o,$(LINK_TEST_GUEST
 $(TESTBIN)/test-host $(TESTBIN)/test-sandboxer $(TESTBIN)/test-template $(TESTBIN)/test-proxy \
 	$(TESTBIN)/test-qmp: \
 	$(HOST_ARCHIVES)
-$(TESTBIN)/test-sandboxer: $(HOBJ)/host/sandboxer/sb_cgroup.o
+$(TESTBIN)/test-sandboxer: $(HOBJ)/host/sandboxer/sb_cgroup.o $(HOBJ)/host/sandboxer/pod_resources.o
 $(TESTBIN)/test-net: $(call hg,core/netlink.c core/fmt.c) $(HOST_ARCHIVES)
 $(TESTBIN)/linkpoke $(TESTBIN)/grpcpoke: $(HOST_ARCHIVES)
 
@@ -320,8 +320,9 @@ $(TESTBIN)/fuzz-guest-frames: FUZZ_LDFLAGS := -Wl,--wrap=adjtimex,--wrap=ioctl
 $(TESTBIN)/fuzz-guest-oci: $(call hg,runtime/oci.c core/json.c core/fmt.c runtime/seccomp.c)
 $(TESTBIN)/fuzz-guest-match: $(call hg,core/match.c)
 $(addprefix $(TESTBIN)/,fuzz-host-frames fuzz-proxy-result fuzz-config fuzz-bundle fuzz-qmp \
-	fuzz-task-gone fuzz-grpc fuzz-taskproxy fuzz-rootdisk): \
+	fuzz-task-gone fuzz-grpc fuzz-taskproxy fuzz-rootdisk fuzz-pod-resize): \
 	$(HOST_ARCHIVES)
+$(TESTBIN)/fuzz-pod-resize: $(HOBJ)/host/sandboxer/pod_resources.o
 
 $(TESTBIN)/fuzz-%: $(HOBJ)/tests/fuzz/fuzz-%.o
 	$(call msg,LINK,$@)

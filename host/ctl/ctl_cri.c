@@ -37,7 +37,8 @@ struct cri_opts {
 	int n_annotations;
 	char *sysctls[4]; /* KEY=VALUE */
 	int n_sysctls;
-	int pid_mode; /* CRI NamespaceMode of the pod and the container: CONTAINER unless set */
+	int pid_mode;   /* CRI NamespaceMode of the pod and the container: CONTAINER unless set */
+	int privileged; /* the pod and its container */
 	/* container */
 	const char *ctr_name, *image;
 	int tty, stdin_, timeout;
@@ -102,6 +103,7 @@ static void pod_build(const struct cri_opts *o, struct pod_msg *p)
 	p->nso.network = o->pod_network ? 0 : 2; /* POD : NODE */
 	p->nso.pid = o->pid_mode;
 	p->sec.namespace_options = &p->nso;
+	p->sec.privileged = o->privileged;
 	p->lin.security_context = &p->sec;
 	p->res.cpu_quota = o->cpu_quota;
 	p->res.cpu_period = o->cpu_period;
@@ -217,6 +219,7 @@ static int cri_create(const struct cri_opts *o, const char *pod, char *id, size_
 	cfg.n_mounts = (size_t)o->n_mounts;
 	lin.security_context = &sec;
 	sec.namespace_options = &p.nso; /* the pod's modes, as kubelet gives them */
+	sec.privileged = o->privileged;
 	cfg.linux_config = &lin;
 	req.pod_sandbox_id = (char *)pod;
 	req.config = &cfg;
@@ -521,11 +524,13 @@ static const char cri_usage[] =
     "  --cgroup-parent P --dns-server IP --dns-search DOMAIN --port HOST:CONTAINER\n"
     "  --annotation KEY=VALUE (pod; up to 4) --sysctl KEY=VALUE (pod; up to 4)\n"
     "  --pid pod|container|node (the pod's and its containers' pid namespace; default\n"
-    "  container, as kubelet without shareProcessNamespace)\n"
+    "  container, as kubelet without shareProcessNamespace) --privileged (the pod and its\n"
+    "  container)\n"
     "  --container NAME --image REF --tty --stdin --env K=V --timeout SECS\n"
     "  --mount HOST:CONTAINER (a volume; up to 4)\n";
 
-/* The options that add to a list (and --pid): 1 taken, 0 not one of them, -1 bad. */
+/* The options that add to a list (and --pid, --privileged): 1 taken, 0 not one of them, -1
+ * bad. */
 static int list_option(int c, char *arg, struct cri_opts *o)
 {
 	static const char *const modes[] = { "pod", "container", "node" };
@@ -543,6 +548,8 @@ static int list_option(int c, char *arg, struct cri_opts *o)
 		{ 'Y', 4, o->sysctls, &o->n_sysctls, '=' },
 	};
 
+	if (c == 'X')
+		return o->privileged = 1, 1;
 	for (size_t i = 0; c == 'I' && i < 3; i++)
 		if (!strcmp(arg, modes[i]))
 			return o->pid_mode = (int)i, 1;
@@ -557,27 +564,24 @@ static int list_option(int c, char *arg, struct cri_opts *o)
 	return c == 'I' ? -1 : 0;
 }
 
+static const struct option cri_long_opts[] = {
+	{ "address", 1, 0, 'a' },    { "name", 1, 0, 'N' },        { "uid", 1, 0, 'U' },
+	{ "namespace", 1, 0, 'S' },  { "handler", 1, 0, 'H' },     { "hostname", 1, 0, 'h' },
+	{ "log-dir", 1, 0, 'L' },    { "cpu-quota", 1, 0, 'q' },   { "cpu-period", 1, 0, 'p' },
+	{ "memory", 1, 0, 'm' },     { "pod-network", 0, 0, 'P' }, { "container", 1, 0, 'c' },
+	{ "image", 1, 0, 'i' },      { "tty", 0, 0, 't' },         { "stdin", 0, 0, 's' },
+	{ "env", 1, 0, 'e' },        { "timeout", 1, 0, 'T' },     { "cgroup-parent", 1, 0, 'G' },
+	{ "dns-server", 1, 0, 'D' }, { "dns-search", 1, 0, 'R' },  { "port", 1, 0, 'O' },
+	{ "annotation", 1, 0, 'A' }, { "mount", 1, 0, 'M' },       { "sysctl", 1, 0, 'Y' },
+	{ "pid", 1, 0, 'I' },        { "privileged", 0, 0, 'X' },  { 0 },
+};
+
 static int parse(int argc, char **argv, struct cri_opts *o, unsigned *runs)
 {
-	static const struct option opts[] = {
-		{ "address", 1, 0, 'a' },     { "name", 1, 0, 'N' },
-		{ "uid", 1, 0, 'U' },         { "namespace", 1, 0, 'S' },
-		{ "handler", 1, 0, 'H' },     { "hostname", 1, 0, 'h' },
-		{ "log-dir", 1, 0, 'L' },     { "cpu-quota", 1, 0, 'q' },
-		{ "cpu-period", 1, 0, 'p' },  { "memory", 1, 0, 'm' },
-		{ "pod-network", 0, 0, 'P' }, { "container", 1, 0, 'c' },
-		{ "image", 1, 0, 'i' },       { "tty", 0, 0, 't' },
-		{ "stdin", 0, 0, 's' },       { "env", 1, 0, 'e' },
-		{ "timeout", 1, 0, 'T' },     { "cgroup-parent", 1, 0, 'G' },
-		{ "dns-server", 1, 0, 'D' },  { "dns-search", 1, 0, 'R' },
-		{ "port", 1, 0, 'O' },        { "annotation", 1, 0, 'A' },
-		{ "mount", 1, 0, 'M' },       { "sysctl", 1, 0, 'Y' },
-		{ "pid", 1, 0, 'I' },         { 0 },
-	};
 	int c, rc;
 
 	o->pid_mode = 1; /* CONTAINER, as kubelet asks without shareProcessNamespace */
-	while ((c = getopt_long(argc, argv, "+n:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+n:", cri_long_opts, NULL)) != -1) {
 		if ((rc = list_option(c, optarg, o)) != 0) {
 			if (rc < 0)
 				return -1;

@@ -34,6 +34,7 @@
 #include "proxy/portfwd.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_result.h"
+#include "proxy/resize.h"
 #include "proxy/rootdisk.h"
 #include "proxy/sysctl.h"
 #include "proxy/taskproxy.h"
@@ -62,6 +63,7 @@ struct proxy {
 	struct glink link;
 	struct taskproxy tp;
 	struct portfwd pf; /* port-forward from the pod netns (not for host network) */
+	struct resize rs;  /* in-place resize from the daemon */
 	struct events_fwd *events;
 	struct loop_watch vmm_w, sig_w, con_w;
 	struct loop_timer linger; /* after the VMM: how long its tasks are still answered */
@@ -81,6 +83,20 @@ struct proxy {
 	int64_t relink_until;       /* while relinking: when to give up; 0 otherwise */
 	unsigned vm_mib;            /* the VM's memory: containers' limits are capped below it */
 };
+
+/* Resize calls from the daemon; a cold-booted VM has a balloon (qemu.c: a restored one's RAM
+ * is its template's file). */
+static void resize_setup(struct proxy *p)
+{
+	p->rs.loop = &p->loop;
+	p->rs.tp = &p->tp;
+	p->rs.link = &p->link;
+	p->rs.balloon = !strcmp(p->vm.boot_mode, "cold") ? &p->vm.qmp : NULL;
+	p->rs.boot_mib = p->vm_mib;
+	p->rs.vm_mib = &p->tp.bundles.vm_mib;
+	p->tp.on_own = resize_on_call;
+	p->tp.own_arg = &p->rs;
+}
 
 static void send_result(const struct proxy_result *r)
 {
@@ -492,6 +508,7 @@ static int serve(struct proxy *p, kerr_t *err)
 	p->tp.bundles.vm_mib = p->vm_mib;
 	p->tp.on_stuck = guest_stuck;
 	p->tp.arg = p;
+	resize_setup(p);
 	if (p->netns && portfwd_start(&p->pf, &p->loop, &p->link, p->netns, &pe) < 0)
 		log_warn("port-forward unavailable: %s", pe.msg);
 	p->vmm_w.fd = p->vm.pidfd;

@@ -445,6 +445,19 @@ static struct tp_stream *stream_open(struct tp_conn *c, const struct ttrpc_heade
 	return s;
 }
 
+/* A call on the proxy's own service: handed over, never forwarded to the guest. */
+static void own_call(struct tp_conn *c, uint32_t sid, const Ttrpc__Request *req)
+{
+	struct tp_call call = { c->serial, sid };
+
+	if (!c->tp->on_own) {
+		tp_client_error(c, sid, RPC_UNIMPLEMENTED, "%s is not served here", req->service);
+		return;
+	}
+	c->tp->on_own(c->tp, &call, req->method, req->payload.data, req->payload.len,
+	              c->tp->own_arg);
+}
+
 /* A Request frame from the client: validate, tp_intercept, open a guest route, forward. */
 static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const uint8_t *data)
 {
@@ -457,7 +470,9 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 		return;
 	log_context("%s/%s, client stream %u", req->service, req->method, h->stream);
 	note_namespace(c, req);
-	if (c->tp->gone)
+	if (!strcmp(req->service, PROXY_SERVICE))
+		own_call(c, h->stream, req);
+	else if (c->tp->gone)
 		on_request_gone(c, h->stream, req);
 	else if (tp_intercept(c, h->stream, req, &in) == 0) {
 		s = stream_open(c, h, req, &in);
@@ -577,9 +592,24 @@ static void accept_event(struct loop_watch *w, uint32_t events)
 	if (!c)
 		return;
 	c->tp = tp;
+	c->serial = ++tp->next_serial;
 	c->next = tp->conns;
 	tp->conns = c;
 	tp->n_conns++;
+}
+
+void taskproxy_answer(struct taskproxy *tp, const struct tp_call *call, int code,
+                      const uint8_t *payload, size_t len, const char *message)
+{
+	for (struct tp_conn *c = tp->conns; c; c = c->next) {
+		if (c->serial != call->conn || c->dead)
+			continue;
+		if (code)
+			tp_client_error(c, call->sid, code, "%s", message);
+		else
+			client_reply(c, call->sid, payload, len);
+		return;
+	}
 }
 
 int taskproxy_start(struct taskproxy *tp, struct loop *loop, struct glink *link, const char *path,

@@ -23,6 +23,14 @@ struct rootdisks;
 #define TP_TOMBS 16
 #define TP_TOMB_NS (10 * 1000000000LL)
 
+/* A call on the proxy's own service (PROXY_SERVICE), answered by whoever the taskproxy hands
+ * it to, later, through taskproxy_answer: the connection may be gone by then. */
+#define PROXY_SERVICE "kuasar.proxy.v1.Proxy"
+struct tp_call {
+	uint64_t conn; /* the connection's serial */
+	uint32_t sid;
+};
+
 struct tp_tomb {
 	char id[ID_MAX + 1];
 	int64_t ns;
@@ -61,6 +69,11 @@ struct taskproxy {
 	void (*on_stuck)(struct taskproxy *tp, const char *why, void *arg);
 	int64_t late_warn_ns; /* late answers are told at most every 10 s */
 	unsigned late;
+	/* A PROXY_SERVICE call; NULL: they are refused as UNIMPLEMENTED. */
+	void (*on_own)(struct taskproxy *tp, const struct tp_call *call, const char *method,
+	               const uint8_t *payload, size_t len, void *arg);
+	void *own_arg;
+	uint64_t next_serial;
 };
 
 int taskproxy_start(struct taskproxy *tp, struct loop *loop, struct glink *link, const char *path,
@@ -73,6 +86,10 @@ void taskproxy_vm_gone(struct taskproxy *tp);
 /* Whether container id is this sandbox's: created (or being created) here, or deleted in
  * the last TP_TOMB_NS. The check guest events pass (event_filter.h); arg is the taskproxy. */
 int taskproxy_owns(const char *id, void *arg);
+/* Answers a PROXY_SERVICE call: OK with payload when code is 0, else code and message. A
+ * call whose connection has gone is dropped. */
+void taskproxy_answer(struct taskproxy *tp, const struct tp_call *call, int code,
+                      const uint8_t *payload, size_t len, const char *message);
 /* Closes the socket and every connection. */
 void taskproxy_stop(struct taskproxy *tp);
 

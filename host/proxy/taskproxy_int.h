@@ -51,6 +51,7 @@ struct tp_conn {
 	struct tp_stream *streams;
 	struct buf out;
 	int dead;
+	uint64_t serial; /* taskproxy_answer finds it by this */
 	struct tp_conn *next;
 };
 

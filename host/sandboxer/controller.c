@@ -18,6 +18,7 @@
 #include "rpc/ttrpc_client.h"
 #include "sandboxer/sandbox.h"
 #include "sandboxer/sb_cgroup.h"
+#include "sandboxer/sb_resize.h"
 #include "vm/appliance.h"
 
 #define PFX "/containerd.services.sandbox.v1.Controller/"
@@ -65,7 +66,6 @@ static struct sandbox *lookup(struct grpc_call *call, const char *id)
  * up to whole vCPUs. */
 /* CRI's NamespaceMode for the host's namespace. */
 #define NAMESPACE_MODE_NODE 2
-#define VM_MIN_MIB 64 /* the least a VM boots and runs a container in */
 
 static int64_t pod_limit_bytes(const Runtime__V1__LinuxPodSandboxConfig *lc)
 {
@@ -76,23 +76,6 @@ static int64_t pod_limit_bytes(const Runtime__V1__LinuxPodSandboxConfig *lc)
 		return 0;
 	return r->memory_limit_in_bytes +
 	       (o && o->memory_limit_in_bytes > 0 ? o->memory_limit_in_bytes : 0);
-}
-
-/* The VM's memory for a cgroup limit of limit bytes, or -1 with the least limit that works. */
-static int vm_mib_for(const struct sb_config *cfg, int64_t limit, unsigned *mem, kerr_t *err)
-{
-	int64_t mib = (limit >> 20) - (int64_t)cfg->overhead_mib;
-
-	if (mib < VM_MIN_MIB)
-		return kerr_set(
-		    err, EINVAL,
-		    "pod memory limit of %lld bytes (with its overhead) leaves %lld MiB for "
-		    "the VM once the VMM and task proxy have their %u MiB: a sandbox needs "
-		    "a limit of at least %u MiB",
-		    (long long)limit, (long long)mib, cfg->overhead_mib,
-		    VM_MIN_MIB + cfg->overhead_mib);
-	*mem = (unsigned)mib;
-	return 0;
 }
 
 static int size_from_pod(const struct sb_config *cfg, const Runtime__V1__PodSandboxConfig *pod,
@@ -112,7 +95,7 @@ static int size_from_pod(const struct sb_config *cfg, const Runtime__V1__PodSand
 			n = host_cpus;
 		*vcpus = (unsigned)(n < 1 ? 1 : n);
 	}
-	return limit > 0 ? vm_mib_for(cfg, limit, mem, err) : 0;
+	return limit > 0 ? pod_vm_mib(cfg, limit, mem, err) : 0;
 }
 
 /* A pod from an appliance has the appliance's VM: its size, not the pod's (the snapshot is
@@ -424,6 +407,12 @@ static void info_add(struct info *in, const char *key, const char *fmt, ...)
 }
 
 /* Status's verbose info: the sandbox as the daemon knows it. */
+/* The VM's memory now (after a resize, what the balloon left it). */
+static uint64_t vm_bytes(const struct sandbox *sb)
+{
+	return (uint64_t)(sb->memory_now_mib ? sb->memory_now_mib : sb->memory_mib) << 20;
+}
+
 static void status_info(const struct sandbox *sb, struct info *in)
 {
 	struct proc_mem pm;
@@ -431,6 +420,8 @@ static void status_info(const struct sandbox *sb, struct info *in)
 	info_add(in, "state", "%s", sandbox_state_name(sb));
 	info_add(in, "vcpus", "%u", sb->vcpus);
 	info_add(in, "memory_mib", "%u", sb->memory_mib);
+	if (sb->memory_now_mib)
+		info_add(in, "memory_now_mib", "%u", sb->memory_now_mib);
 	info_add(in, "vmm_pid", "%d", sb->pid);
 	info_add(in, "task_proxy_pid", "%d", sb->proxy);
 	info_add(in, "dir", "%s", sb->paths.dir);
@@ -549,8 +540,7 @@ static int measure(const struct sandbox *sb, Io__Containerd__Cgroups__V2__CPUSta
 	if (sb->has_cgroup && sb_cgroup_stats(sb->cg_parent, sb->id, &cs, &err) == 0) {
 		cpu->usage_usec = cs.cpu_usec;
 		mem->usage = cs.memory_bytes;
-		mem->usage_limit =
-		    cs.memory_limit ? cs.memory_limit : (uint64_t)sb->memory_mib << 20;
+		mem->usage_limit = cs.memory_limit ? cs.memory_limit : vm_bytes(sb);
 		pids->current = cs.pids;
 		return 0;
 	}
@@ -558,7 +548,7 @@ static int measure(const struct sandbox *sb, Io__Containerd__Cgroups__V2__CPUSta
 		return -1;
 	cpu->usage_usec = usec;
 	mem->usage = rss;
-	mem->usage_limit = (uint64_t)sb->memory_mib << 20;
+	mem->usage_limit = vm_bytes(sb);
 	return 0;
 }
 
@@ -617,29 +607,69 @@ out:
 	containerd__services__sandbox__v1__metrics_request__free_unpacked(req, NULL);
 }
 
+/* Whether field (an UpdateRequest field path) is one the VM has nothing to do with:
+ * containerd's own records. */
+static int field_is_record(const char *f)
+{
+	return !strcmp(f, "labels") || !strncmp(f, "labels.", 7) || !strcmp(f, "extensions") ||
+	       !strncmp(f, "extensions.", 11) || !strcmp(f, "updated_at");
+}
+
+/* The updated-resources extension when the update carries it: 1 with *r filled, 0 when
+ * absent, -1 with err set when it is malformed. */
+static int updated_resources(const Containerd__Services__Sandbox__V1__UpdateRequest *req,
+                             struct pod_resize *r, kerr_t *err)
+{
+	const Containerd__Services__Sandbox__V1__SandboxInfo *si = req->sandbox;
+	int asked = 0;
+
+	for (size_t i = 0; i < req->n_fields; i++)
+		if (!strcmp(req->fields[i], "extensions") ||
+		    !strcmp(req->fields[i], "extensions." UPDATED_RESOURCES_KEY))
+			asked = 1;
+	for (size_t i = 0; asked && si && i < si->n_extensions; i++) {
+		const Google__Protobuf__Any *v = si->extensions[i]->value;
+
+		if (strcmp(si->extensions[i]->key, UPDATED_RESOURCES_KEY) || !v)
+			continue;
+		if (pod_resize_parse(v->value.data, v->value.len, r, err) < 0)
+			return -1;
+		return 1;
+	}
+	return 0;
+}
+
 static void h_update(struct grpc_call *call, const uint8_t *msg, size_t len)
 {
 	DECODE(Containerd__Services__Sandbox__V1__UpdateRequest,
 	       containerd__services__sandbox__v1__update_request, call, msg, len);
 	struct sandbox *sb = lookup(call, req->sandbox_id);
+	struct pod_resize r;
+	kerr_t err;
+	int rc;
 
 	if (!sb)
 		goto out;
-	/* Labels and extensions are containerd's own records; nothing in the VM depends on
-	 * them. Resizing a running VM (vCPU or memory hotplug) is not supported. */
 	for (size_t i = 0; i < req->n_fields; i++) {
-		const char *f = req->fields[i];
-
-		if (strcmp(f, "labels") && strncmp(f, "labels.", 7) && strcmp(f, "extensions") &&
-		    strncmp(f, "extensions.", 11) && strcmp(f, "updated_at")) {
+		if (!field_is_record(req->fields[i])) {
 			grpc_reply_error(
 			    call, RPC_UNIMPLEMENTED,
 			    "sandbox %s: updating `%s` of a running VM is not supported", sb->id,
-			    f);
+			    req->fields[i]);
 			goto out;
 		}
 	}
-	grpc_reply(call, NULL);
+	rc = updated_resources(req, &r, &err);
+	if (rc < 0)
+		grpc_reply_error(call, RPC_INVALID_ARGUMENT, "sandbox %s: %s", sb->id, err.msg);
+	else if (rc == 0)
+		grpc_reply(call, NULL);
+	else if (sb->state != SB_READY)
+		grpc_reply_error(call, RPC_FAILED_PRECONDITION,
+		                 "sandbox %s is %s: nothing to resize", sb->id,
+		                 sandbox_state_name(sb));
+	else
+		sandbox_resize(sb, &r, call);
 out:
 	containerd__services__sandbox__v1__update_request__free_unpacked(req, NULL);
 }

@@ -32,7 +32,6 @@
 #include "vm/vm.h"
 
 #define STATE_FILE "sandbox.json"
-#define TASK_SOCK "task.sock"
 /* How long a process told to exit (or killed) gets before we kill it (or give up on it). */
 #define KILL_GRACE_MS 5000
 

@@ -44,6 +44,8 @@ struct call_set {
 /* The pod annotation choosing how its containers' root filesystems reach the VM: "9p" or
  * "block" ([sandboxer] rootfs is the default). */
 #define ROOTFS_ANNOTATION "io.kuasar.rootfs"
+/* The task socket in the sandbox's directory. */
+#define TASK_SOCK "task.sock"
 
 struct sandbox {
 	char id[ID_MAX + 1];
@@ -51,6 +53,7 @@ struct sandbox {
 	enum sb_state state;
 	struct vm_paths paths;
 	unsigned vcpus, memory_mib;
+	unsigned memory_now_mib; /* after an in-place resize; 0: memory_mib */
 	char hostname[HOSTNAME_MAX + 1];
 	char netns[256];
 	char appliance[APPLIANCE_NAME_MAX + 1]; /* io.kuasar.appliance, "" for none */

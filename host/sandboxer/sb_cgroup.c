@@ -24,7 +24,7 @@ static int is_v2(void)
 }
 
 /* v2: one directory; v1: one per hierarchy used. */
-static const char *const v1_controllers[] = { "cpuacct", "memory", "pids" };
+static const char *const v1_controllers[] = { "cpuacct", "memory", "pids", "cpu" };
 #define N_V1 (sizeof(v1_controllers) / sizeof(v1_controllers[0]))
 
 static void dir_of(char *buf, size_t n, const char *ctrl, const char *parent, const char *id)
@@ -159,6 +159,30 @@ int sb_cgroup_create(const char *parent, const char *id, kerr_t *err)
 			return -1;
 	}
 	return 0;
+}
+
+int sb_cgroup_set_cpu(const char *parent, const char *id, int64_t quota, int64_t period,
+                      kerr_t *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32], v[64];
+
+	if (is_v2()) {
+		dir_of(dir, sizeof(dir), NULL, parent, id);
+		snprintf(path, sizeof(path), "%s/cpu.max", dir);
+		if (quota > 0)
+			snprintf(v, sizeof(v), "%lld %lld", (long long)quota, (long long)period);
+		else
+			snprintf(v, sizeof(v), "max %lld", (long long)period);
+		return write_str(path, v) < 0 ? kerr_sys(err, "%s", path) : 0;
+	}
+	dir_of(dir, sizeof(dir), "cpu", parent, id);
+	snprintf(path, sizeof(path), "%s/cpu.cfs_period_us", dir);
+	snprintf(v, sizeof(v), "%lld", (long long)period);
+	if (write_str(path, v) < 0)
+		return kerr_sys(err, "%s", path);
+	snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us", dir);
+	snprintf(v, sizeof(v), "%lld", quota > 0 ? (long long)quota : -1LL);
+	return write_str(path, v) < 0 ? kerr_sys(err, "%s", path) : 0;
 }
 
 int sb_cgroup_enter(const char *parent, const char *id)

@@ -26,6 +26,9 @@ struct cg_stats {
 int sb_cgroup_parent_path(const char *pod_parent, char *out, size_t n, kerr_t *err);
 /* Creates <root>/<parent>/<id>, with the parent's missing levels. */
 int sb_cgroup_create(const char *parent, const char *id, kerr_t *err);
+/* The CPU limit: cpu.max on v2, cfs_quota_us and cfs_period_us on v1 (quota <= 0: none). */
+int sb_cgroup_set_cpu(const char *parent, const char *id, int64_t quota, int64_t period,
+                      kerr_t *err);
 /* Moves the calling process in (a forked child, before exec). */
 int sb_cgroup_enter(const char *parent, const char *id);
 int sb_cgroup_stats(const char *parent, const char *id, struct cg_stats *st, kerr_t *err);

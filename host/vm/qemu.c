@@ -241,6 +241,15 @@ char **qemu_argv(const struct vm_config *cfg, const struct vm_paths *p, const ch
 	    cfg->entropy_source ? cfg->entropy_source : "/dev/urandom");
 	add(&a, "-device");
 	add(&a, "virtio-rng-device,rng=rng");
+	/* A balloon gives memory back to the host when a pod is resized down; only on a VM
+	 * whose RAM is its own. QEMU before 8.1 discards a ballooned page of a file-backed RAM
+	 * by punching a hole in the file even when it is mapped privately, and the pages a
+	 * guest balloons are the guest's choice: in a template clone that would reach the
+	 * template's memory file and every other clone of it. */
+	if (!cfg->mem_path) {
+		add(&a, "-device");
+		add(&a, "virtio-balloon-device");
+	}
 	out = calloc((size_t)a.n + 1, sizeof(char *));
 	if (!out)
 		abort();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # What kubelet asks of a pod beyond its containers, on VM pods: one pid namespace for the
 # pod when it shares its processes, its sysctls applied in the VM before the first container,
-# setuid programs that work, and host-network pods refused unless the config allows them.
+# setuid programs that work, host-network pods refused unless the config allows them, and a
+# privileged container that builds its own bridges and firewall in the VM.
 
 load cri
 
@@ -104,4 +105,21 @@ ctr() {
 	[[ "$output" == *"host network: a VM cannot share the host's network stack"* ]]
 	[[ "$output" == *"allow_host_network = true"* ]]
 	[ -z "$(ls "$D/run" | grep -v accel.json)" ]
+}
+
+@test "pod: a privileged container builds a bridge and a veth pair, with netfilter in the VM's kernel; an unprivileged one cannot" {
+	POD=$(cri --name priv --privileged runp)
+	echo "$POD" >>"$D/pods"
+	c=$(ctr c --privileged create "$POD" -- sleep 1000)
+	run cri exec "$c" -- sh -c 'ip link add br0 type bridge && ip link add v0 type veth peer name v1 && ip -o link'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"br0:"* ]]
+	[[ "$output" == *"v0"*"veth"* || "$output" == *"veth"*"v0"* ]]
+	# iptables (legacy and nft) and conntrack are there for docker or a CNI in the pod.
+	run cri exec "$c" -- ls /proc/net/ip_tables_names /proc/net/ip6_tables_names /proc/net/nf_conntrack
+	[ "$status" -eq 0 ]
+	u=$(ctr u create "$POD" -- sleep 1000)
+	run cri exec "$u" -- ip link add br1 type bridge
+	[ "$status" -ne 0 ]
 }

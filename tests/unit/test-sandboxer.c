@@ -16,6 +16,7 @@
 #include "proxy/proxy_result.h"
 #include "proxy/rootdisk.h"
 #include "sandboxer/sb_cgroup.h"
+#include "sandboxer/sb_resize.h"
 #include "tap.h"
 
 static int parse(const char *text, struct sb_config *c, kerr_t *err)
@@ -662,6 +663,34 @@ static void test_cgroup_parent(void)
 	ok(sb_cgroup_parent_path("/", out, sizeof(out), &err) < 0, "the root itself is refused");
 }
 
+static void test_pod_resize(void)
+{
+	struct pod_resize r;
+	struct sb_config cfg;
+	unsigned mib = 0;
+	kerr_t err;
+	const char *kubelet = "{\"Overhead\":{\"memory_limit_in_bytes\":67108864},\"Resources\":"
+	                      "{\"cpu_period\":100000,\"cpu_quota\":50000,\"cpu_shares\":512,"
+	                      "\"memory_limit_in_bytes\":402653184,\"oom_score_adj\":-997}}";
+	const char *nulls = "{\"Overhead\":null,\"Resources\":null}";
+	const char *bad[] = { "", "[]", "{\"Resources\":[1]}", "{\"Resources\":{}} x", "{\"R\":" };
+
+	ok(pod_resize_parse((const uint8_t *)kubelet, strlen(kubelet), &r, &err) == 0 &&
+	       r.cpu_quota == 50000 && r.cpu_period == 100000 && r.memory == 402653184 &&
+	       r.ovh_memory == 67108864 && r.ovh_cpu_quota == 0,
+	   "containerd's updated-resources JSON: quota, period, memory and the overhead's");
+	ok(pod_resize_parse((const uint8_t *)nulls, strlen(nulls), &r, &err) == 0 &&
+	       r.memory == 0 && r.cpu_quota == 0,
+	   "null resources: no limits");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ok(pod_resize_parse((const uint8_t *)bad[i], strlen(bad[i]), &r, &err) < 0,
+		   "`%s` is refused: %s", bad[i], err.msg);
+	config_defaults(&cfg);
+	ok(pod_vm_mib(&cfg, 384LL << 20, &mib, &err) == 0 && mib == 384 - cfg.overhead_mib,
+	   "a 384 MiB pod limit makes a %u MiB VM", mib);
+	ok(pod_vm_mib(&cfg, 100LL << 20, &mib, &err) < 0, "too small a limit: %s", err.msg);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/kuasar-unit-XXXXXX", file[300], share[300];
@@ -680,6 +709,7 @@ int main(void)
 	test_spec(file, share);
 	test_pod_files(dir);
 	test_cgroup_parent();
+	test_pod_resize();
 	test_rootdisk_lowers(dir);
 	test_rootimg(dir);
 	remove(file);

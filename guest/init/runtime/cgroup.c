@@ -105,6 +105,32 @@ int cgroup_apply(const char *path, const struct oci_resources *r, const char **w
 	return 0;
 }
 
+int cgroup_pod_limits(int64_t cpu_quota, uint64_t cpu_period, uint64_t memory_max,
+                      const char **what)
+{
+	char v[64];
+
+	*what = "cgroup.subtree_control";
+	if (enable_controllers() < 0)
+		return -1;
+	if (!cpu_period)
+		cpu_period = 100000;
+	if (cpu_quota > 0)
+		kfmt(v, sizeof(v), "%lld %llu", (long long)cpu_quota,
+		     (unsigned long long)cpu_period);
+	else
+		kfmt(v, sizeof(v), "max %llu", (unsigned long long)cpu_period);
+	*what = "cpu.max";
+	if (write_at(CGROUP_ROOT, "cpu.max", v) < 0)
+		return -1;
+	if (memory_max)
+		kfmt(v, sizeof(v), "%llu", (unsigned long long)memory_max);
+	else
+		kfmt(v, sizeof(v), "max");
+	*what = "memory.max";
+	return write_at(CGROUP_ROOT, "memory.max", v);
+}
+
 int cgroup_create(const char *id, const struct oci_resources *r, char *path, size_t n,
                   const char **what)
 {

@@ -22,6 +22,10 @@ struct cgroup_stats {
  * with the file that failed in what. */
 int cgroup_create(const char *id, const struct oci_resources *r, char *path, size_t n,
                   const char **what);
+/* The pod's limits on CGROUP_ROOT, above every container: cpu.max (quota <= 0: none) and
+ * memory.max (0: none). errno on failure, with the file in what. */
+int cgroup_pod_limits(int64_t cpu_quota, uint64_t cpu_period, uint64_t memory_max,
+                      const char **what);
 int cgroup_apply(const char *path, const struct oci_resources *r, const char **what);
 int cgroup_freeze(const char *path, int frozen);
 /* SIGKILL to every process in the cgroup. */

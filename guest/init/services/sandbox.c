@@ -17,6 +17,7 @@
 #include "core/klog.h"
 #include "core/sys.h"
 #include "google/protobuf/empty.pb.h"
+#include "runtime/cgroup.h"
 #include "runtime/events.h"
 #include "sandbox.pb.h"
 #include "services/app.h"
@@ -306,6 +307,25 @@ static void sb_set_sysctls(struct rpc_ctx *ctx)
 	rpc_reply(ctx, google_protobuf_Empty_fields, &r);
 }
 
+static void sb_set_pod_resources(struct rpc_ctx *ctx)
+{
+	kuasar_sandbox_v1_SetPodResourcesRequest req;
+	google_protobuf_Empty r = { 0 };
+	const char *what = "";
+
+	memset(&req, 0, sizeof(req));
+	if (rpc_decode(ctx, kuasar_sandbox_v1_SetPodResourcesRequest_fields, &req) < 0)
+		return;
+	if (cgroup_pod_limits(req.cpu_quota, req.cpu_period, req.memory_max, &what) < 0) {
+		rpc_error(ctx, errno == EINVAL ? RPC_INVALID_ARGUMENT : RPC_INTERNAL,
+		          "pod cgroup %s: %s", what, err_str(errno));
+		return;
+	}
+	info("pod limits: cpu %lld/%llu, memory %llu", (long long)req.cpu_quota,
+	     (unsigned long long)req.cpu_period, (unsigned long long)req.memory_max);
+	rpc_reply(ctx, google_protobuf_Empty_fields, &r);
+}
+
 static void sb_get_events(struct rpc_ctx *ctx)
 {
 	kuasar_sandbox_v1_GetEventsRequest req;
@@ -328,6 +348,7 @@ static const struct rpc_method sandbox_methods[] = {
 	{ "SetupNetwork", sb_setup_network },
 	{ "SetSysctls", sb_set_sysctls },
 	{ "PortForward", portfwd_open },
+	{ "SetPodResources", sb_set_pod_resources },
 };
 
 const struct rpc_service sandbox_service = {
