@@ -7,7 +7,12 @@
 load cri
 
 setup_file() { cri_setup_file; }
-setup() { CRI_ENV_TEMPLATE=false cri_setup; }
+setup() {
+	case "$BATS_TEST_DESCRIPTION" in
+	*template*) cri_setup ;;
+	*) CRI_ENV_TEMPLATE=false cri_setup ;;
+	esac
+}
 teardown() { cri_teardown_pods; }
 
 BUSYBOX=kuasar.invalid/busybox:test
@@ -53,6 +58,9 @@ host_cpu() {
 		echo "$(cat "$cg/cpu.cfs_quota_us") $(cat "$cg/cpu.cfs_period_us")"
 	fi
 }
+
+# A process that takes 300 MiB, 1 MiB at a time, and says so.
+HOG300='BEGIN { while (i < 300) a[i++] = sprintf("%1048576s", ""); print "survived" }'
 
 mem_total() { cri exec "$1" -- awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo; }
 
@@ -100,4 +108,28 @@ mem_total() { cri exec "$1" -- awk '/MemTotal/ { print int($2 / 1024) }' /proc/m
 	run poke Status --id "$POD"
 	[[ "$output" == *SANDBOX_READY* ]]
 	[ "$(host_cpu "$POD")" = "-1 100000" ] || [ "$(host_cpu "$POD")" = "max 100000" ]
+}
+
+@test "resize: a pod restored from a template has no balloon, and the guest's limit alone holds it" {
+	POD=$(cri --name tpl --memory $((512 * MiB)) --cpu-quota 100000 --cpu-period 100000 runp)
+	echo "$POD" >>"$D/pods"
+	run poke Status --id "$POD" --hex 1001
+	[[ "$output" == *template* ]]
+	c=$(cri --container c --image "$BUSYBOX" create "$POD" -- sleep 1000)
+	cri start "$c"
+	local before
+	before=$(mem_total "$c")
+	run cri exec "$c" -- awk "$HOG300"
+	[ "$output" = survived ]
+	run resize "$POD" 50000 100000 $((384 * MiB))
+	[[ "$output" == code=0* ]]
+	[ "$(host_cpu "$POD")" = "50000 100000" ]
+	grep -q "pod limits: cpu 50000/100000, memory $(((320 - 24) * MiB))" "$D/run/$POD/console.log"
+	grep -q "memory 320 MiB (no balloon: the guest's limit holds it)" "$D/sandboxer.log"
+	[ "$(mem_total "$c")" -eq "$before" ]
+	# 300 MiB fits the VM, not the resized pod: it dies in the VM, the pod serves on.
+	run cri exec "$c" -- awk "$HOG300"
+	[ "$status" -eq 137 ]
+	run cri exec "$c" -- echo alive
+	[ "$output" = alive ]
 }
