@@ -319,10 +319,11 @@ $(TESTBIN)/fuzz-guest-frames: $(patsubst guest/init/%.c,$(HOBJ)/hg/%.o,$(LINK_TE
 $(TESTBIN)/fuzz-guest-frames: FUZZ_LDFLAGS := -Wl,--wrap=adjtimex,--wrap=ioctl
 $(TESTBIN)/fuzz-guest-oci: $(call hg,runtime/oci.c core/json.c core/fmt.c runtime/seccomp.c)
 $(TESTBIN)/fuzz-guest-match: $(call hg,core/match.c)
+# (before the archives: they are searched for what the objects before them need)
+$(TESTBIN)/fuzz-pod-resize: $(HOBJ)/host/sandboxer/pod_resources.o
 $(addprefix $(TESTBIN)/,fuzz-host-frames fuzz-proxy-result fuzz-config fuzz-bundle fuzz-qmp \
 	fuzz-task-gone fuzz-grpc fuzz-taskproxy fuzz-rootdisk fuzz-pod-resize): \
 	$(HOST_ARCHIVES)
-$(TESTBIN)/fuzz-pod-resize: $(HOBJ)/host/sandboxer/pod_resources.o
 
 $(TESTBIN)/fuzz-%: $(HOBJ)/tests/fuzz/fuzz-%.o
 	$(call msg,LINK,$@)
