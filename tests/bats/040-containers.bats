@@ -101,6 +101,32 @@ run_ctr() {
 	[[ "$output" != *"stopped by force"* ]]
 }
 
+@test "read-only binds: ro leaves the mounts below writable, rro makes them read-only too" {
+	local b root=/run/kuasar/shared/ctr/rootfs
+	# A tmpfs with another below it, then two binds of that tree: one ro, one rro.
+	b=$(bundle -- sh -c 'echo b >/ro/sub/b && echo "wrote=$(cat /t/sub/b)"
+		touch /ro/top 2>&1; touch /rro/sub/c 2>&1; grep " /rro/sub " /proc/self/mountinfo')
+	python3 - "$b/config.json" "$root" <<-'PY'
+		import json, sys
+		p, root = sys.argv[1], sys.argv[2]
+		j = json.load(open(p))
+		j["mounts"] += [
+		    {"destination": "/t", "type": "tmpfs", "source": "t"},
+		    {"destination": "/t/sub", "type": "tmpfs", "source": "sub"},
+		    {"destination": "/ro", "type": "bind", "source": root + "/t", "options": ["rbind", "ro"]},
+		    {"destination": "/rro", "type": "bind", "source": root + "/t", "options": ["rbind", "rro"]},
+		]
+		json.dump(j, open(p, "w"))
+	PY
+	run_ctr "$b"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"wrote=b"* ]]
+	[[ "$output" == *"/ro/top"*"Read-only file system"* ]]
+	[[ "$output" == *"/rro/sub/c"*"Read-only file system"* ]]
+	[[ "$output" == *" /rro/sub ro,"* ]]
+}
+
 @test "a program that does not exist fails Create, naming it (as runc does)" {
 	run timeout 120 "$CTL" run "$(bundle -- /no/such/program)"
 	[ "$status" -eq 1 ]

@@ -25,7 +25,9 @@ static const char spec_json[] =
     "{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\","
     "\"options\":[\"nosuid\",\"strictatime\",\"mode=755\",\"size=65536k\"]},"
     "{\"destination\":\"/data\",\"type\":\"bind\",\"source\":\"/srv\","
-    "\"options\":[\"rbind\",\"ro\",\"rprivate\"]}],"
+    "\"options\":[\"rbind\",\"ro\",\"rprivate\"]},"
+    "{\"destination\":\"/dev/shm\",\"type\":\"bind\",\"source\":\"/run/kuasar/pod/shm\","
+    "\"options\":[\"rbind\",\"rro\",\"rnosuid\",\"rdev\",\"rsuid\"]}],"
     "\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"mount\"},{\"type\":\"network\"},"
     "{\"type\":\"uts\"}],\"maskedPaths\":[\"/proc/kcore\"],\"readonlyPaths\":[\"/proc/sys\"],"
     "\"sysctl\":{\"kernel.msgmax\":\"8192\"},"
@@ -60,13 +62,18 @@ static void test_full(void)
 	   "rlimits");
 	ok(p->no_new_privs && p->has_oom_score_adj && p->oom_score_adj == -500,
 	   "noNewPrivileges and oomScoreAdj");
-	is_int(spec.n_mounts, 3, "mounts");
+	is_int(spec.n_mounts, 4, "mounts");
 	ok(spec.mounts[1].flags == (MS_NOSUID | MS_STRICTATIME) &&
 	       !strcmp(spec.mounts[1].data, "mode=755,size=65536k"),
 	   "mount flags and data split");
 	ok(spec.mounts[2].bind && spec.mounts[2].flags == (MS_BIND | MS_REC | MS_RDONLY) &&
 	       spec.mounts[2].propagation == (MS_PRIVATE | MS_REC),
 	   "rbind, ro and propagation");
+	ok(spec.mounts[3].rattr_set == MOUNT_ATTR_RDONLY &&
+	       spec.mounts[3].rattr_clr == (MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID) &&
+	       !(spec.mounts[3].flags & MS_RDONLY) && !spec.mounts[2].rattr_set,
+	   "recursive attributes (rro...), the last word on each winning");
+	ok(spec.pod_shm, "a bind of the pod's shm is seen");
 	is_int(spec.namespaces, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS,
 	       "namespaces (network stays the VM's)");
 	ok(spec.n_masked == 1 && spec.n_readonly == 1, "masked and readonly paths");

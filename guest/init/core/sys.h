@@ -46,6 +46,26 @@ int sysctl_write(const char *name, const char *value);
  * or defaults SIGPIPE, and takes signals by signalfd); and the socket, pipe, epoll, fcntl
  * and signalfd wrappers carry fallbacks for kernels older than ours (which has every flag
  * they emulate). The kernel's structures are musl's on x86_64. */
+/* mount_setattr(2) on a whole tree (musl has no wrapper; the UAPI values are fixed). */
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x1u
+#define MOUNT_ATTR_NOSUID 0x2u
+#define MOUNT_ATTR_NODEV 0x4u
+#define MOUNT_ATTR_NOEXEC 0x8u
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+static inline int sys_mount_setattr_tree(const char *path, unsigned set, unsigned clr)
+{
+	struct {
+		uint64_t attr_set, attr_clr, propagation, userns_fd;
+	} ma = { set, clr, 0, 0 };
+
+	return (int)syscall(SYS_mount_setattr, AT_FDCWD, path, 0x8000 /* AT_RECURSIVE */, &ma,
+	                    sizeof(ma));
+}
+
 static inline int sys_clock_gettime(clockid_t id, struct timespec *ts)
 {
 	return (int)syscall(SYS_clock_gettime, id, ts);

@@ -617,6 +617,16 @@ static void keep_uris(struct proc *p, const struct ctr_stdio *io)
 	p->terminal = io->terminal;
 }
 
+/* What the pod shares is made at the first container that asks for it. */
+static int launch_in_pod(struct container *c, struct launch *l, char *err, size_t n)
+{
+	if (c->spec->pod_shm && podns_shm() < 0)
+		return kfail(err, n, RPC_INTERNAL, "the pod's shm: %s", err_str(errno));
+	if (c->spec->pod_pid && (l->pidns_fd = podns_pid_fd()) < 0)
+		return kfail(err, n, RPC_INTERNAL, "the pod's pid namespace: %s", err_str(errno));
+	return launch(l, c->cgroup, err, n);
+}
+
 int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
                const struct ctr_created *done, char *err, size_t n)
 {
@@ -660,10 +670,7 @@ int ctr_create(const char *id, const char *bundle, const struct ctr_stdio *io,
 	l.clone_flags = c->spec->namespaces & ~CLONE_NEWCGROUP;
 	l.p->create_reply = *done;
 	keep_uris(l.p, io);
-	if (c->spec->pod_pid && (l.pidns_fd = podns_pid_fd()) < 0)
-		rc = kfail(err, n, RPC_INTERNAL, "the pod's pid namespace: %s", err_str(errno));
-	else
-		rc = launch(&l, c->cgroup, err, n);
+	rc = launch_in_pod(c, &l, err, n);
 	close_fds(&l.pidns_fd, 1);
 	close_fds(l.stdio, 3);
 	if (rc) {

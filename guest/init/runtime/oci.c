@@ -11,6 +11,7 @@
 
 #include "core/fmt.h"
 #include "core/json.h"
+#include "core/sys.h"
 #include "runtime/podns.h"
 
 struct ctx {
@@ -308,6 +309,15 @@ static const struct mount_opt propagation_opts[] = {
 	{ "unbindable", 0, MS_UNBINDABLE }, { "runbindable", 0, MS_UNBINDABLE | MS_REC },
 };
 
+/* Recursive attributes (runtime-spec 1.1), set on the mount and everything below it: on a
+ * share, one 9p tree, "ro" already covers what the host has mounted inside it. */
+static const struct mount_opt recursive_opts[] = {
+	{ "rro", 0, MOUNT_ATTR_RDONLY },     { "rrw", 1, MOUNT_ATTR_RDONLY },
+	{ "rnosuid", 0, MOUNT_ATTR_NOSUID }, { "rsuid", 1, MOUNT_ATTR_NOSUID },
+	{ "rnodev", 0, MOUNT_ATTR_NODEV },   { "rdev", 1, MOUNT_ATTR_NODEV },
+	{ "rnoexec", 0, MOUNT_ATTR_NOEXEC }, { "rexec", 1, MOUNT_ATTR_NOEXEC },
+};
+
 static const struct mount_opt *find_opt(const struct mount_opt *t, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
@@ -334,6 +344,10 @@ static int mount_options(struct ctx *c, int arr, struct oci_mount *m)
 		                         sizeof(propagation_opts) / sizeof(*propagation_opts),
 		                         opt))) {
 			m->propagation = o->flag;
+		} else if ((o = find_opt(recursive_opts,
+		                         sizeof(recursive_opts) / sizeof(*recursive_opts), opt))) {
+			m->rattr_set = o->clear ? m->rattr_set & ~o->flag : m->rattr_set | o->flag;
+			m->rattr_clr = o->clear ? m->rattr_clr | o->flag : m->rattr_clr & ~o->flag;
 		} else {
 			size_t n = strlen(opt);
 
@@ -377,6 +391,8 @@ static int parse_mounts(struct ctx *c)
 			return -1;
 		if (!strcmp(m->type, "bind") || !strcmp(m->type, "rbind"))
 			m->bind = 1;
+		if (m->bind && !strcmp(m->source, PODNS_SHM_PATH))
+			s->pod_shm = 1;
 		s->n_mounts++;
 	}
 	return 0;

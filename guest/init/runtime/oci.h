@@ -26,6 +26,8 @@ struct oci_mount {
 	unsigned long propagation; /* MS_PRIVATE, MS_SLAVE... (0: none) */
 	const char *data;          /* the options that are not flags, comma separated */
 	int bind;                  /* bind or rbind */
+	unsigned rattr_set;        /* MOUNT_ATTR_* for the whole tree (rro, rnosuid...) */
+	unsigned rattr_clr;        /* and those cleared on it (rrw, rsuid...) */
 };
 
 struct oci_rlimit {
@@ -93,6 +95,7 @@ struct oci_spec {
 	unsigned n_mounts;
 	int namespaces; /* CLONE_NEW* flags requested (network is always the VM's) */
 	int pod_pid;    /* joins the pod's pid namespace (podns.h) instead */
+	int pod_shm;    /* binds the pod's /dev/shm (podns.h) */
 	const char *masked[OCI_MAX_PATHS], *readonly[OCI_MAX_PATHS];
 	unsigned n_masked, n_readonly;
 	const char *sysctl_keys[OCI_MAX_SYSCTL], *sysctl_values[OCI_MAX_SYSCTL];

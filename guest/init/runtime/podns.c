@@ -5,7 +5,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,4 +73,22 @@ int podns_on_exit(pid_t pid, int wait_status)
 	     wait_status);
 	holder = 0;
 	return 1;
+}
+
+int podns_shm(void)
+{
+	static int mounted;
+
+	if (mounted)
+		return 0;
+	/* /run/kuasar is the init's (the share is mounted below it). */
+	if ((mkdir("/run/kuasar/pod", 0711) < 0 && errno != EEXIST) ||
+	    (mkdir(PODNS_SHM_PATH, 01777) < 0 && errno != EEXIST))
+		return -1;
+	if (mount("shm", PODNS_SHM_PATH, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+	          "mode=1777,size=65536k") < 0)
+		return -1;
+	mounted = 1;
+	info("pod shm: a tmpfs at " PODNS_SHM_PATH);
+	return 0;
 }

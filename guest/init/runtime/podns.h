@@ -2,7 +2,8 @@
  * namespace the pod's containers join, made when the first container asks for it. Its init
  * reaps the pod's orphans and ignores the signals its namespace can send it; the VM's own
  * processes (kuasar-init above all) stay outside. The IPC and UTS namespaces a pod shares
- * are the VM's own: the VM is the pod's node. */
+ * are the VM's own: the VM is the pod's node; so is its /dev/shm, one tmpfs made at the
+ * first container that binds it. */
 #ifndef KUASAR_GUEST_PODNS_H
 #define KUASAR_GUEST_PODNS_H
 
@@ -10,6 +11,14 @@
 
 /* What a container spec names to join the pod's pid namespace (linux.namespaces path). */
 #define PODNS_PID_PATH "/run/kuasar/pod/ns/pid"
+
+/* The pod's /dev/shm: one tmpfs every container of the pod binds (CRI's pod IPC, and the
+ * node's, which in a VM is the pod's). */
+#define PODNS_SHM_PATH "/run/kuasar/pod/shm"
+
+/* Mounts the pod's shm tmpfs if it is not there yet (64 MiB, as containerd's); 0 or -1 with
+ * errno. */
+int podns_shm(void);
 
 /* An fd of the pod's pid namespace (O_CLOEXEC, the caller's to close), its holder started
  * first if there is none; -1 with errno. */

@@ -124,6 +124,9 @@ static void do_mount(const struct oci_mount *m)
 			return;
 		die("mount", target);
 	}
+	if ((m->rattr_set || m->rattr_clr) &&
+	    sys_mount_setattr_tree(target, m->rattr_set, m->rattr_clr) < 0)
+		die("set recursive attributes of", target);
 	if (m->propagation && mount(NULL, target, NULL, m->propagation, NULL) < 0)
 		die("set propagation of", target);
 }
