@@ -175,6 +175,36 @@ static char *cut_at(char *s, int sep)
 	return at + 1;
 }
 
+/* --mount HOST:CONTAINER[:OPTS] into m, its strings in buf. OPTS, comma separated: ro, rro
+ * (recursive read-only, with ro), rslave (host to container), rshared (bidirectional). */
+static int volume_parse(const char *arg, Runtime__V1__Mount *m, char *buf, size_t n)
+{
+	char *opts, *o, *save = NULL;
+
+	runtime__v1__mount__init(m);
+	if (snprintf(buf, n, "%s", arg) >= (int)n)
+		return fprintf(stderr, "--mount %s: too long\n", arg), -1;
+	m->host_path = buf;
+	m->container_path = cut_at(buf, ':');
+	opts = strchr(m->container_path, ':');
+	if (opts)
+		*opts++ = '\0';
+	for (o = opts ? strtok_r(opts, ",", &save) : NULL; o; o = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(o, "ro") || !strcmp(o, "rro")) {
+			m->readonly = 1;
+			m->recursive_read_only = o[1] == 'r';
+		} else if (!strcmp(o, "rslave") || !strcmp(o, "rshared")) {
+			m->propagation =
+			    o[1] == 's'
+			        ? RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER
+			        : RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL;
+		} else {
+			return fprintf(stderr, "--mount %s: unknown option %s\n", arg, o), -1;
+		}
+	}
+	return 0;
+}
+
 static int cri_create(const struct cri_opts *o, const char *pod, char *id, size_t n)
 {
 	Runtime__V1__CreateContainerRequest req = RUNTIME__V1__CREATE_CONTAINER_REQUEST__INIT;
@@ -184,6 +214,7 @@ static int cri_create(const struct cri_opts *o, const char *pod, char *id, size_
 	Runtime__V1__ImageSpec img = RUNTIME__V1__IMAGE_SPEC__INIT;
 	Runtime__V1__KeyValue kv[32], *kvp[32];
 	Runtime__V1__Mount mnt[4], *mntp[4];
+	char vol[4][512];
 	Runtime__V1__LinuxContainerConfig lin = RUNTIME__V1__LINUX_CONTAINER_CONFIG__INIT;
 	Runtime__V1__LinuxContainerSecurityContext sec =
 	    RUNTIME__V1__LINUX_CONTAINER_SECURITY_CONTEXT__INIT;
@@ -210,9 +241,8 @@ static int cri_create(const struct cri_opts *o, const char *pod, char *id, size_
 	cfg.envs = kvp;
 	cfg.n_envs = (size_t)o->n_env;
 	for (int i = 0; i < o->n_mounts; i++) {
-		runtime__v1__mount__init(&mnt[i]);
-		mnt[i].host_path = o->mounts[i];
-		mnt[i].container_path = cut_at(o->mounts[i], ':');
+		if (volume_parse(o->mounts[i], &mnt[i], vol[i], sizeof(vol[i])) < 0)
+			return -1;
 		mntp[i] = &mnt[i];
 	}
 	cfg.mounts = mntp;
@@ -527,7 +557,7 @@ static const char cri_usage[] =
     "  container, as kubelet without shareProcessNamespace) --privileged (the pod and its\n"
     "  container)\n"
     "  --container NAME --image REF --tty --stdin --env K=V --timeout SECS\n"
-    "  --mount HOST:CONTAINER (a volume; up to 4)\n";
+    "  --mount HOST:CONTAINER[:ro|rro,rslave|rshared] (a volume; up to 4)\n";
 
 /* The options that add to a list (and --pid, --privileged): 1 taken, 0 not one of them, -1
  * bad. */

@@ -16,98 +16,13 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "proxy/mounts.h"
 
 #define SPEC_MAX (4u << 20)
 /* The least memory limit a container may have: below about 512 KiB the guest's kernel
  * livelocks in reclaim instead of failing; Docker refuses under 6 MB, and so do we. */
 #define CTR_MEMORY_MIN (6ll << 20)
-#define MAX_MOUNTS 256
 
-static int has_option(json_object *m, const char *opt)
-{
-	json_object *opts;
-
-	if (!json_object_object_get_ex(m, "options", &opts) ||
-	    !json_object_is_type(opts, json_type_array))
-		return 0;
-	for (size_t i = 0; i < json_object_array_length(opts); i++) {
-		const char *s = json_object_get_string(json_object_array_get_idx(opts, i));
-
-		if (s && !strcmp(s, opt))
-			return 1;
-	}
-	return 0;
-}
-
-static int is_bind(json_object *m)
-{
-	const char *type = jget_str(m, "type", NULL);
-
-	return (type && !strcmp(type, "bind")) || has_option(m, "bind") || has_option(m, "rbind");
-}
-
-/* /dev/shm from the host would be a directory the guest cannot share memory through: the
- * pod's shm lives in the guest as a tmpfs. */
-static void shm_as_tmpfs(json_object *m)
-{
-	json_object *opts = json_object_new_array();
-
-	json_object_object_add(m, "type", json_object_new_string("tmpfs"));
-	json_object_object_add(m, "source", json_object_new_string("shm"));
-	json_object_array_add(opts, json_object_new_string("nosuid"));
-	json_object_array_add(opts, json_object_new_string("noexec"));
-	json_object_array_add(opts, json_object_new_string("nodev"));
-	json_object_array_add(opts, json_object_new_string("mode=1777"));
-	json_object_array_add(opts, json_object_new_string("size=65536k"));
-	json_object_object_add(m, "options", opts);
-}
-
-static int rewrite_mounts(json_object *spec, const char *guest_dir, const struct spec_stage *st,
-                          kerr_t *err)
-{
-	json_object *mounts;
-	size_t n;
-
-	if (!json_object_object_get_ex(spec, "mounts", &mounts))
-		return 0;
-	if (!json_object_is_type(mounts, json_type_array))
-		return kerr_set(err, EINVAL, "config.json: mounts is not an array");
-	n = json_object_array_length(mounts);
-	if (n > MAX_MOUNTS)
-		return kerr_set(err, E2BIG, "config.json: %zu mounts, more than %d", n, MAX_MOUNTS);
-	for (size_t i = 0; i < n; i++) {
-		json_object *m = json_object_array_get_idx(mounts, i);
-		const char *dst = jget_str(m, "destination", NULL),
-		           *src = jget_str(m, "source", NULL);
-		char gpath[PATH_MAX];
-
-		if (!dst)
-			return kerr_set(err, EINVAL, "config.json: mount %zu has no destination",
-			                i);
-		if (!strcmp(dst, "/dev/shm")) {
-			shm_as_tmpfs(m);
-			continue;
-		}
-		if (!is_bind(m))
-			continue;
-		if (!src || src[0] != '/')
-			return kerr_set(err, EINVAL,
-			                "config.json: bind mount on %s has no absolute source",
-			                dst);
-		if (fmt_path(gpath, sizeof(gpath), "%s/mounts/%zu", guest_dir, i) < 0)
-			return kerr_sys(err, "mount on %s: guest path", dst);
-		if (st->bind(st->ctx, i, src, err) < 0)
-			return kerr_wrap(err, "mount on %s", dst);
-		json_object_object_add(m, "source", json_object_new_string(gpath));
-	}
-	return 0;
-}
-
-/* Namespaces given by path are the host's (the pod's netns, the sandbox process's pid, ipc
- * and uts): meaningless in the VM. The VM is the pod's network, so a container joins the
- * VM's network namespace; every other one becomes a new namespace of the container's own,
- * never the VM's (which holds kuasar-init). Pod-wide sharing of pid and ipc between
- * containers is therefore not provided. */
 /* containerd names the pod's namespaces by the sandbox process's (a path on the host). In
  * the VM: the pod's pid namespace is the one the guest keeps for it (joined by path), and
  * its network, IPC and UTS namespaces are the VM's own (the entry goes). A namespace
@@ -313,7 +228,7 @@ int spec_rewrite(json_object *spec, const char *id, const char *guest_dir,
 			json_object_object_add(root, "readonly", json_object_get(ro));
 	}
 	json_object_object_add(spec, "root", root);
-	if (rewrite_mounts(spec, guest_dir, st, err) < 0)
+	if (mounts_rewrite(spec, guest_dir, st, err) < 0)
 		return -1;
 	add_pod_files(spec, guest_dir, st);
 	/* Hooks name host binaries; AppArmor and SELinux labels name host policy. */
@@ -621,7 +536,8 @@ static int stage_bundle(struct stage *st, const char *id, const char *host_bundl
                         json_object *spec, Containerd__Types__Mount **rootfs, size_t n_rootfs,
                         const char *guest_root, kerr_t *err)
 {
-	const struct spec_stage hooks = { stage_bind, stage_has_pod_file, st, st->b->vm_mib };
+	const struct spec_stage hooks = { stage_bind, stage_has_pod_file, st, st->b->vm_mib,
+		                          mounts_host_below };
 	char gdir[PATH_MAX];
 	json_object *root;
 	const char *text;

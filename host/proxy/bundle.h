@@ -22,6 +22,8 @@
 #define GUEST_ROOT_DISK "/run/kuasar/block/%u/rootfs"
 /* The pod's pid namespace, as a container spec names it for the guest to join. */
 #define GUEST_POD_PIDNS "/run/kuasar/pod/ns/pid"
+/* The pod's /dev/shm in the guest: one tmpfs its containers bind. */
+#define GUEST_POD_SHM "/run/kuasar/pod/shm"
 
 /* What the rewrite needs of the filesystem, kept apart so that the rewrite is a pure function
  * of the spec. */
@@ -35,6 +37,10 @@ struct spec_stage {
 	 * it, so a container that outgrows the VM is OOM-killed in its own cgroup, as on a
 	 * host, before the guest or the pod's host cgroup runs out. */
 	unsigned vm_mib;
+	/* Calls each(arg, rel) for every mount the host has below host path src (rel: its path
+	 * relative to src), stopping at the first nonzero return (NULL: none looked for). */
+	int (*submounts)(const char *src, int (*each)(void *arg, const char *rel), void *arg,
+	                 kerr_t *err);
 };
 
 /* What the guest keeps for itself (kernel, kuasar-init, page cache) below a container's

@@ -8,7 +8,11 @@ load cri
 
 setup_file() { cri_setup_file; }
 setup() { cri_setup; }
-teardown() { cri_teardown_pods; }
+# A test's host volume, unmounted whatever the test did (the pods' copies are their own).
+teardown() {
+	umount -R "$D/vol" 2>/dev/null || true
+	cri_teardown_pods
+}
 
 BUSYBOX=kuasar.invalid/busybox:test
 
@@ -94,6 +98,56 @@ ctr() {
 	c=$(ctr c --mount "$D/suid:/s" create "$POD" -- sleep 1000)
 	run cri exec "$c" -- /s/euid
 	[ "$output" = "euid=0 uid=1000" ]
+}
+
+@test "pod: volumes: read-only is not recursive, host mounts reach the pod (rslave), bidirectional is refused" {
+	mkdir -p "$D/vol/sub"
+	mount --bind "$D/vol" "$D/vol"
+	mount --make-rshared "$D/vol"
+	mount -t tmpfs below "$D/vol/sub"
+	POD=$(cri --name vol runp)
+	echo "$POD" >>"$D/pods"
+	c=$(ctr ro --mount "$D/vol:/v:ro" create "$POD" -- sleep 1000)
+	run cri exec "$c" -- touch /v/top
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Read-only file system"* ]]
+	# The host's tmpfs below the volume is as writable in the pod as under runc.
+	cri exec "$c" -- sh -c 'echo from-pod >/v/sub/f'
+	[ "$(cat "$D/vol/sub/f")" = from-pod ]
+	# Host to container: a mount the host makes after the start shows in the pod.
+	c2=$(ctr slave --mount "$D/vol:/s:rslave" create "$POD" -- sleep 1000)
+	mkdir -p "$D/vol/late" "$D/late-src"
+	echo late >"$D/late-src/flag"
+	mount --bind "$D/late-src" "$D/vol/late"
+	run cri exec "$c2" -- cat /s/late/flag
+	[ "$output" = late ]
+	# Bidirectional: what the pod mounts could never reach the host. Refused, and the pod
+	# goes on.
+	bi=$(cri --container bi --image "$BUSYBOX" --mount "$D/vol:/b:rshared" create "$POD" -- sleep 1)
+	run cri start "$bi"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"bidirectional propagation cannot cross the VM"* ]]
+	run cri exec "$c" -- cat /v/sub/f
+	[ "$output" = from-pod ]
+	umount "$D/vol/late"
+}
+
+@test "pod: /dev/shm is the pod's: one tmpfs its containers share, none of another pod's" {
+	POD=$(cri --name shm runp)
+	echo "$POD" >>"$D/pods"
+	c1=$(ctr one create "$POD" -- sleep 1001)
+	c2=$(ctr two create "$POD" -- sleep 1002)
+	cri exec "$c1" -- sh -c 'echo shared >/dev/shm/seg'
+	run cri exec "$c2" -- cat /dev/shm/seg
+	[ "$output" = shared ]
+	run cri exec "$c2" -- sh -c 'grep " /dev/shm " /proc/self/mountinfo'
+	[[ "$output" == *"tmpfs"*"size=65536k"* ]]
+	POD2=$(cri --name shm2 runp)
+	echo "$POD2" >>"$D/pods"
+	c3=$(ctr three create "$POD2" -- sleep 1003)
+	run cri exec "$c3" -- cat /dev/shm/seg
+	[ "$status" -ne 0 ]
 }
 
 @test "pod: a host-network pod is refused unless the config allows it" {

@@ -41,10 +41,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* Host mounts below sources under /nest, as a read-only volume's may have. */
+static int fake_submounts(const char *src, int (*each)(void *, const char *), void *arg,
+                          kerr_t *err)
+{
+	(void)err;
+	if (strncmp(src, "/nest", 5))
+		return 0;
+	return each(arg, "a") || each(arg, "a/b c") ? -1 : 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct spec_stage st = { fake_bind, has_pod_file, NULL, 256 };
+	static const struct spec_stage st = { fake_bind, has_pod_file, NULL, 256, fake_submounts };
 	struct json_tokener *tok = json_tokener_new();
 	json_object *spec;
 	kerr_t err;

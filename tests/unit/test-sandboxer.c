@@ -13,6 +13,7 @@
 
 #include "proxy/bundle.h"
 #include "proxy/config.h"
+#include "proxy/mounts.h"
 #include "proxy/proxy_result.h"
 #include "proxy/rootdisk.h"
 #include "sandboxer/sb_cgroup.h"
@@ -406,10 +407,21 @@ static int fake_has_pod_file(void *ctx, const char *name)
 
 static unsigned vm_mib; /* the VM's memory the rewrite caps containers below (0: none) */
 
+/* The host's mounts below a volume: "sub" and "sub/deeper" under /vol. */
+static int fake_submounts(const char *src, int (*each)(void *, const char *), void *arg,
+                          kerr_t *err)
+{
+	(void)err;
+	if (strcmp(src, "/vol"))
+		return 0;
+	return each(arg, "sub") || each(arg, "sub/deeper") ? -1 : 0;
+}
+
 static int rewrite(json_object *spec, const char *id, const char *share, const char *gdir,
                    kerr_t *err)
 {
-	const struct spec_stage st = { fake_bind, fake_has_pod_file, (void *)share, vm_mib };
+	const struct spec_stage st = { fake_bind, fake_has_pod_file, (void *)share, vm_mib,
+		                       fake_submounts };
 
 	return spec_rewrite(spec, id, gdir, &st, err);
 }
@@ -433,6 +445,90 @@ static const char *jpath(json_object *o, const char *a, const char *b)
 	if (b && !json_object_object_get_ex(v, b, &v))
 		return NULL;
 	return json_object_get_string(v);
+}
+
+/* A spec with one volume mount of /vol on /v with the options given (a JSON list). */
+static json_object *volume_spec(const char *opts)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text),
+	         "{\"mounts\":[{\"destination\":\"/v\",\"type\":\"bind\",\"source\":"
+	         "\"/vol\",\"options\":[%s]}]}",
+	         opts);
+	return json_tokener_parse(text);
+}
+
+static void test_spec_mounts(const char *share)
+{
+	json_object *spec, *mounts;
+	kerr_t err;
+
+	spec = volume_spec("\"rbind\",\"ro\"");
+	ok(rewrite(spec, "c", share, "/g", &err) == 0, "a read-only volume with host mounts below");
+	mounts = json_object_object_get(spec, "mounts");
+	is_int(json_object_array_length(mounts), 3, "each host mount below gets a bind of its own");
+	is_str(jpath(json_object_array_get_idx(mounts, 1), "destination", NULL), "/v/sub",
+	       "on its place in the volume");
+	is_str(jpath(json_object_array_get_idx(mounts, 2), "source", NULL),
+	       "/g/mounts/0/sub/deeper", "from its place in the staged volume");
+	is_str(json_object_to_json_string(
+	           json_object_object_get(json_object_array_get_idx(mounts, 1), "options")),
+	       "[ \"rbind\", \"rprivate\", \"rw\" ]", "writable: read-only is not recursive");
+	json_object_put(spec);
+	spec = volume_spec("\"rbind\",\"ro\",\"rro\"");
+	ok(rewrite(spec, "c", share, "/g", &err) == 0 &&
+	       json_object_array_length(json_object_object_get(spec, "mounts")) == 1,
+	   "a recursive read-only one (rro) covers them: no binds below");
+	json_object_put(spec);
+	spec = volume_spec("\"rbind\",\"rw\"");
+	ok(rewrite(spec, "c", share, "/g", &err) == 0 &&
+	       json_object_array_length(json_object_object_get(spec, "mounts")) == 1,
+	   "a writable one needs none");
+	json_object_put(spec);
+	spec = volume_spec("\"rbind\",\"rshared\"");
+	ok(rewrite(spec, "c", share, "/g", &err) < 0 && strstr(err.msg, "bidirectional"),
+	   "bidirectional propagation is refused: %s", err.msg);
+	json_object_put(spec);
+	spec = json_tokener_parse("{\"mounts\":[{\"destination\":\"/dev/shm\",\"type\":"
+	                          "\"tmpfs\",\"source\":\"shm\"}],\"linux\":{\"namespaces\":"
+	                          "[{\"type\":\"ipc\",\"path\":\"/proc/9/ns/ipc\"}]}}");
+	ok(rewrite(spec, "c", share, "/g", &err) == 0 &&
+	       !strcmp(jpath(json_object_array_get_idx(json_object_object_get(spec, "mounts"), 0),
+	                     "source", NULL),
+	               GUEST_POD_SHM),
+	   "a tmpfs /dev/shm in the pod's IPC becomes the pod's");
+	json_object_put(spec);
+	spec = json_tokener_parse("{\"mounts\":[{\"destination\":\"/dev/shm\",\"type\":"
+	                          "\"tmpfs\",\"source\":\"shm\"}],\"linux\":{\"namespaces\":"
+	                          "[{\"type\":\"ipc\"}]}}");
+	ok(rewrite(spec, "c", share, "/g", &err) == 0 &&
+	       !strcmp(jpath(json_object_array_get_idx(json_object_object_get(spec, "mounts"), 0),
+	                     "type", NULL),
+	               "tmpfs"),
+	   "with an IPC namespace of its own, it stays its own");
+	json_object_put(spec);
+}
+
+static int count_below(void *arg, const char *rel)
+{
+	if (!strcmp(rel, "proc") || !strcmp(rel, "sys"))
+		(*(int *)arg)++;
+	return 0;
+}
+
+static void test_host_below(void)
+{
+	kerr_t err;
+	int found = 0;
+
+	ok(mounts_host_below("/", count_below, &found, &err) == 0 && found == 2,
+	   "the host's mounts below / include proc and sys, once each");
+	found = 0;
+	ok(mounts_host_below("/proc", count_below, &found, &err) == 0 && found == 0,
+	   "not the volume itself");
+	ok(mounts_host_below("/nonexistent-kuasar", count_below, &found, &err) < 0,
+	   "a missing source is an error: %s", err.msg);
 }
 
 static void test_spec(const char *tmp, const char *share)
@@ -478,7 +574,8 @@ static void test_spec(const char *tmp, const char *share)
 	is_str(jpath(m, "source", NULL), "/run/kuasar/shared/ctr1/mounts/1",
 	       "its source becomes the guest path");
 	m = json_object_array_get_idx(mounts, 2);
-	is_str(jpath(m, "type", NULL), "tmpfs", "/dev/shm becomes a guest tmpfs");
+	is_str(jpath(m, "source", NULL), GUEST_POD_SHM, "/dev/shm becomes the pod's, in the guest");
+	is_str(jpath(m, "type", NULL), "bind", "bound there");
 	is_str(jpath(json_object_array_get_idx(mounts, 0), "source", NULL), "proc",
 	       "kernel filesystems are untouched");
 	nss = json_object_object_get(json_object_object_get(spec, "linux"), "namespaces");
@@ -707,6 +804,8 @@ int main(void)
 	snprintf(share, sizeof(share), "%s/ctr1", dir);
 	mkdir(share, 0755);
 	test_spec(file, share);
+	test_spec_mounts(share);
+	test_host_below();
 	test_pod_files(dir);
 	test_cgroup_parent();
 	test_pod_resize();
