@@ -224,11 +224,12 @@ int ctl_stats(int argc, char **argv)
 		return ctl_fail(&err);
 	rc = task_stats(&vm.link, vm.id, &st, mono_ns() + RPC_TIMEOUT_NS, &err);
 	if (rc == 0)
-		printf("pids %llu (limit %llu)\ncpu_usec %llu\nmemory %llu (limit %llu)\noom_kills "
-		       "%llu\n",
+		printf("pids %llu (limit %llu)\ncpu_usec %llu\nmemory %llu (limit %llu)\nrss %llu\n"
+		       "inactive_file %llu\noom_kills %llu\n",
 		       (unsigned long long)st.pids, (unsigned long long)st.pids_limit,
 		       (unsigned long long)st.cpu_usec, (unsigned long long)st.memory,
-		       (unsigned long long)st.memory_limit, (unsigned long long)st.oom_kills);
+		       (unsigned long long)st.memory_limit, (unsigned long long)st.rss,
+		       (unsigned long long)st.inactive_file, (unsigned long long)st.oom_kills);
 	return done(&vm, rc, &err);
 }
 

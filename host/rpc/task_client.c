@@ -205,8 +205,10 @@ int task_stats(struct ttrpc_client *c, const char *id, struct task_stats *out, i
 		out->pids = m->pids->current, out->pids_limit = m->pids->limit;
 	if (m->cpu)
 		out->cpu_usec = m->cpu->usage_usec;
-	if (m->memory)
+	if (m->memory) {
 		out->memory = m->memory->usage, out->memory_limit = m->memory->usage_limit;
+		out->rss = m->memory->anon, out->inactive_file = m->memory->inactive_file;
+	}
 	if (m->memory_events)
 		out->oom_kills = m->memory_events->oom_kill;
 	io__containerd__cgroups__v2__metrics__free_unpacked(m, NULL);

@@ -46,6 +46,7 @@ int task_pids(struct ttrpc_client *c, const char *id, uint32_t *pids, size_t max
 
 struct task_stats {
 	uint64_t pids, pids_limit, cpu_usec, memory, memory_limit, oom_kills;
+	uint64_t rss, inactive_file; /* memory.stat's anon (what kubelet calls rss) */
 };
 int task_stats(struct ttrpc_client *c, const char *id, struct task_stats *out, int64_t deadline_ns,
                kerr_t *err);

@@ -75,10 +75,13 @@ counted() {
 	run_t 30 0 "$CTL" stats x5
 	[[ "$output" == *"memory "*"(limit 33554432)"* ]]
 	[[ "$output" == *"pids "*"(limit 32)"* ]]
-	local mem cpu
+	local mem cpu rss
 	mem=$(awk '$1=="memory"{print $2}' <<<"$output")
 	cpu=$(awk '$1=="cpu_usec"{print $2}' <<<"$output")
+	rss=$(awk '$1=="rss"{print $2}' <<<"$output")
 	[ "$mem" -gt 0 ] && [ "$cpu" -gt 0 ]
+	# memory.stat reaches containerd: anon is kubelet's rss, within the usage.
+	[ "$rss" -gt 0 ] && [ "$rss" -le "$mem" ]
 	run_t 30 0 "$CTL" shutdown x5
 }
 

@@ -234,9 +234,17 @@ static uint64_t value(const char *path, const char *file)
 	return parse_u64(buf, NULL);
 }
 
+/* What of memory.stat reaches containerd (kubelet's rss is anon, its working set the usage
+ * less inactive_file), in cgroup_stats.mem's order. */
+static const char *const mem_fields[] = {
+	"anon",        "file",        "kernel_stack",  "slab",        "sock",
+	"shmem",       "file_mapped", "inactive_anon", "active_anon", "inactive_file",
+	"active_file", "unevictable", "pgfault",       "pgmajfault",
+};
+
 int cgroup_stats(const char *path, struct cgroup_stats *st)
 {
-	char buf[2048];
+	char buf[4096];
 
 	memset(st, 0, sizeof(*st));
 	st->memory_current = value(path, "memory.current");
@@ -248,6 +256,9 @@ int cgroup_stats(const char *path, struct cgroup_stats *st)
 		st->oom_kills = field(buf, "oom_kill");
 		st->oom_events = field(buf, "oom");
 	}
+	if (read_at(path, "memory.stat", buf, sizeof(buf)) > 0)
+		for (size_t i = 0; i < sizeof(mem_fields) / sizeof(*mem_fields); i++)
+			st->mem[i] = field(buf, mem_fields[i]);
 	if (read_at(path, "cpu.stat", buf, sizeof(buf)) < 0)
 		return -1;
 	st->cpu_usage_usec = field(buf, "usage_usec");

@@ -16,6 +16,8 @@ struct cgroup_stats {
 	uint64_t cpu_usage_usec, cpu_user_usec, cpu_system_usec;
 	uint64_t cpu_nr_periods, cpu_nr_throttled, cpu_throttled_usec;
 	uint64_t pids_current, pids_max;
+	/* memory.stat, in the order of mem_fields (cgroup.c) */
+	uint64_t mem[14];
 };
 
 /* Creates the container's cgroup (path gets its directory) and applies r. errno on failure,

@@ -274,7 +274,7 @@ static void t_stats(struct rpc_ctx *ctx)
 	containerd_task_v3_StatsResponse r = { 0 };
 	io_containerd_cgroups_v2_Metrics m = { 0 };
 	struct cgroup_stats st;
-	uint8_t buf[256];
+	uint8_t buf[512];
 	struct bytes_view v;
 	pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof(buf));
 
@@ -284,9 +284,25 @@ static void t_stats(struct rpc_ctx *ctx)
 	m.cpu = (io_containerd_cgroups_v2_CPUStat){ st.cpu_usage_usec,   st.cpu_user_usec,
 		                                    st.cpu_system_usec,  st.cpu_nr_periods,
 		                                    st.cpu_nr_throttled, st.cpu_throttled_usec };
-	m.memory.usage = st.memory_current;
-	m.memory.usage_limit = st.memory_max;
-	m.memory.swap_usage = st.memory_swap_current;
+	m.memory = (io_containerd_cgroups_v2_MemoryStat){
+		st.mem[0],
+		st.mem[1],
+		st.mem[2],
+		st.mem[3],
+		st.mem[4],
+		st.mem[5],
+		st.mem[6],
+		st.mem[7],
+		st.mem[8],
+		st.mem[9],
+		st.mem[10],
+		st.mem[11],
+		st.mem[12],
+		st.mem[13],
+		st.memory_current,
+		st.memory_max,
+		st.memory_swap_current,
+	};
 	m.memory_events.oom = st.oom_events;
 	m.memory_events.oom_kill = st.oom_kills;
 	if (!pb_encode(&os, io_containerd_cgroups_v2_Metrics_fields, &m)) {
