@@ -50,6 +50,17 @@ int podnet_check_netns(const char *path, kerr_t *err)
 	return 0;
 }
 
+int podnet_join(const char *path, kerr_t *err)
+{
+	_cleanup_close_ int fd = podnet_netns_open(path, err);
+
+	if (fd < 0)
+		return -1;
+	if (setns(fd, CLONE_NEWNET) < 0)
+		return kerr_sys(err, "enter the network namespace %s", path);
+	return 0;
+}
+
 /* Moves this (single-threaded) process into the netns fd; *back returns it. */
 static int ns_enter_fd(int fd, int *back, kerr_t *err)
 {

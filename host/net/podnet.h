@@ -68,6 +68,9 @@ int podnet_attach(const char *netns_path, struct pod_net *pn, kerr_t *err);
 int podnet_detach(const char *netns_path, kerr_t *err);
 /* The network namespace at path, open (EINVAL: the file is not one). */
 int podnet_netns_open(const char *path, kerr_t *err);
+/* Moves this (single-threaded) process into the netns at path for good: what it forks
+ * then (the VMM) is there too. */
+int podnet_join(const char *path, kerr_t *err);
 /* A socket made in the netns netns_fd: it stays there, whatever netns uses it later. */
 int podnet_socket_at(int netns_fd, int family, int type, kerr_t *err);
 /* Closes the tap fds still held. */

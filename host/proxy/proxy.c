@@ -548,6 +548,17 @@ static void write_exit(struct proxy *p)
 		         p->vm.paths.dir);
 }
 
+/* The proxy, and so the VMM it forks, live in the pod's netns: they need only the taps'
+ * fds and unix sockets, and whatever reads a pod's network through a process of its cgroup
+ * (cadvisor: /proc/PID/net/dev) sees the pod's interfaces, not the host's. */
+static void join_pod_netns(struct proxy *p)
+{
+	kerr_t err;
+
+	if (podnet_join(p->netns, &err) < 0)
+		log_warn("staying in the host's network namespace: %s", err.msg);
+}
+
 /* The pod netns joined to the VM: a tap per CNI interface, handed to the VMM as its NICs.
  * Host-network pods (no netns) get a VM without a NIC, and say so. */
 static int net_attach(struct proxy *p, struct vm_config *vc, kerr_t *err)
@@ -581,6 +592,7 @@ static int net_attach(struct proxy *p, struct vm_config *vc, kerr_t *err)
 		        sizeof(p->net_desc) - strlen(p->net_desc), " (virtio-net, %s)",
 		        vhost ? "vhost-net" : "no vhost-net: userspace");
 	log_info("network: %s", p->net_desc);
+	join_pod_netns(p);
 	return 0;
 }
 

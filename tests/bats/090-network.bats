@@ -215,6 +215,26 @@ pf_get() { # NETNS ADDR: an HTTP GET to ADDR:8080 from inside the pod netns
 	printf 'GET / HTTP/1.0\r\n\r\n' | in_pod "$1" timeout 10 nc -w 5 "$2" 8080
 }
 
+@test "network: the sandbox's processes sit in the pod netns, so its cgroup's network reads are the pod's" {
+	web stats
+	local ns ino vmm proxy before after
+	ns=$(pod_netns "$POD")
+	ino=$(stat -L -c %i "$ns")
+	proxy=$(pgrep -f -- "proxy --id $POD ")
+	vmm=$(pgrep -P "$proxy" -f qemu | head -1)
+	[ -n "$vmm" ]
+	[ "$(stat -L -c %i "/proc/$proxy/ns/net")" = "$ino" ]
+	[ "$(stat -L -c %i "/proc/$vmm/ns/net")" = "$ino" ]
+	# What cadvisor reads through a process of the pod's cgroup: the pod's eth0, counting
+	# the pod's traffic.
+	before=$(awk -F'[: ]+' '$2=="eth0"{print $3}' "/proc/$vmm/net/dev")
+	[ -n "$before" ]
+	wait_until 20 serves "$(pod_ip "$POD")" 8080
+	get "$(pod_ip "$POD")" 8080 >/dev/null
+	after=$(awk -F'[: ]+' '$2=="eth0"{print $3}' "/proc/$vmm/net/dev")
+	[ "$after" -gt "$before" ]
+}
+
 @test "port-forward: localhost:PORT in the pod netns reaches the VM's port (IPv4, IPv6, half-close, many at once); a closed port resets" {
 	web pf
 	local ns i
