@@ -11,7 +11,10 @@
 #include "rpc/agent.h"
 #include "sandbox.pb-c.h"
 
-#define PF_WINDOW (64u << 10)
+/* Each side assumes PF_WINDOW_BASE of the other at the start and grants the rest of its
+ * own window in its first frame: a guest of an older build (64 KiB) keeps to its own. */
+#define PF_WINDOW_BASE (64u << 10)
+#define PF_WINDOW (256u << 10)
 #define PF_CHUNK (32u << 10)
 
 struct pf_conn {
@@ -205,9 +208,10 @@ static int open_stream(struct pf_conn *c)
 	req.port = c->port;
 	n = kuasar__sandbox__v1__port_forward_request__pack(&req, buf);
 	c->gid = glink_open(c->pf->link, on_guest, c, 0);
-	return c->gid ? glink_request(c->pf->link, c->gid, TTRPC_FLAG_REMOTE_OPEN,
-	                              AGENT_SANDBOX_SERVICE, "PortForward", buf, n)
-	              : -1;
+	if (!c->gid || glink_request(c->pf->link, c->gid, TTRPC_FLAG_REMOTE_OPEN,
+	                             AGENT_SANDBOX_SERVICE, "PortForward", buf, n) < 0)
+		return -1;
+	return send_data(c, NULL, 0, PF_WINDOW - PF_WINDOW_BASE, 0);
 }
 
 static void on_accept(struct loop_watch *w, uint32_t events)
@@ -221,7 +225,7 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 		return;
 	c->pf = pf;
 	c->polled = 1;
-	c->credit = PF_WINDOW;
+	c->credit = PF_WINDOW_BASE;
 	c->port = sklookup_port(c->w.fd);
 	c->next = pf->conns;
 	pf->conns = c;

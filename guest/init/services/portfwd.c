@@ -17,7 +17,11 @@
 #include "wire/link.h"
 
 #define FWD_MAX 32
-#define FWD_WINDOW (64u << 10)
+/* Each side assumes FWD_WINDOW_BASE of the other at the start, and grants the rest of its
+ * own window in its first frame: an init or proxy of an older build (64 KiB) keeps to
+ * its own. */
+#define FWD_WINDOW_BASE (64u << 10)
+#define FWD_WINDOW (256u << 10)
 #define FWD_CHUNK (32u << 10)
 
 struct fwd {
@@ -30,7 +34,7 @@ struct fwd {
 	int local_eof;  /* the port's side ended; our close frame went */
 	int remote_eof; /* the host's side ended; we shut ours once buf is delivered */
 	uint8_t *buf;   /* from the host, not yet delivered (at most FWD_WINDOW) */
-	size_t len;
+	size_t len, cap;
 };
 
 static struct fwd fwds[FWD_MAX];
@@ -241,9 +245,23 @@ void portfwd_open(struct rpc_ctx *ctx)
 	fwd_free(f, 1);
 	f->used = 1;
 	f->port = req.port;
-	f->credit = FWD_WINDOW;
+	f->credit = FWD_WINDOW_BASE;
 	rpc_defer(ctx, &f->at);
+	send_data(f, NULL, 0, FWD_WINDOW - FWD_WINDOW_BASE);
 	dial(f);
+}
+
+/* Room for need bytes of the host's, in steps of the base window. */
+static int grow(struct fwd *f, size_t need)
+{
+	size_t cap = (need + FWD_WINDOW_BASE - 1) / FWD_WINDOW_BASE * FWD_WINDOW_BASE;
+	uint8_t *b = realloc(f->buf, cap);
+
+	if (!b)
+		return -1;
+	f->buf = b;
+	f->cap = cap;
+	return 0;
 }
 
 /* The host's PortData: bytes for the port, the window it grants, or its reset. */
@@ -261,7 +279,7 @@ static int take(struct fwd *f, const uint8_t *data, size_t len)
 		return -1;
 	if (f->len + v.n > FWD_WINDOW)
 		return RPC_RESOURCE_EXHAUSTED;
-	if (v.n && !f->buf && !(f->buf = malloc(FWD_WINDOW)))
+	if (f->len + v.n > f->cap && grow(f, f->len + v.n) < 0)
 		return RPC_RESOURCE_EXHAUSTED;
 	if (v.n)
 		memcpy(f->buf + f->len, v.p, v.n);
