@@ -459,6 +459,29 @@ static json_object *volume_spec(const char *opts)
 	return json_tokener_parse(text);
 }
 
+/* The field key of a container's tmpfs /dev/shm, rewritten, its ipc namespace entry
+ * {"type":"ipc"PATH}. */
+static const char *shm_rewritten(const char *share, const char *path, const char *key)
+{
+	static char out[1100];
+	char text[512];
+	json_object *spec;
+	kerr_t err;
+
+	snprintf(text, sizeof(text),
+	         "{\"mounts\":[{\"destination\":\"/dev/shm\",\"type\":\"tmpfs\",\"source\":"
+	         "\"shm\"}],\"linux\":{\"namespaces\":[{\"type\":\"ipc\"%s}]}}",
+	         path);
+	spec = json_tokener_parse(text);
+	snprintf(out, sizeof(out), "%s",
+	         rewrite(spec, "c", share, "/g", &err) < 0
+	             ? err.msg
+	             : jpath(json_object_array_get_idx(json_object_object_get(spec, "mounts"), 0),
+	                     key, NULL));
+	json_object_put(spec);
+	return out;
+}
+
 static void test_spec_mounts(const char *share)
 {
 	json_object *spec, *mounts;
@@ -490,24 +513,10 @@ static void test_spec_mounts(const char *share)
 	ok(rewrite(spec, "c", share, "/g", &err) < 0 && strstr(err.msg, "bidirectional"),
 	   "bidirectional propagation is refused: %s", err.msg);
 	json_object_put(spec);
-	spec = json_tokener_parse("{\"mounts\":[{\"destination\":\"/dev/shm\",\"type\":"
-	                          "\"tmpfs\",\"source\":\"shm\"}],\"linux\":{\"namespaces\":"
-	                          "[{\"type\":\"ipc\",\"path\":\"/proc/9/ns/ipc\"}]}}");
-	ok(rewrite(spec, "c", share, "/g", &err) == 0 &&
-	       !strcmp(jpath(json_object_array_get_idx(json_object_object_get(spec, "mounts"), 0),
-	                     "source", NULL),
-	               GUEST_POD_SHM),
-	   "a tmpfs /dev/shm in the pod's IPC becomes the pod's");
-	json_object_put(spec);
-	spec = json_tokener_parse("{\"mounts\":[{\"destination\":\"/dev/shm\",\"type\":"
-	                          "\"tmpfs\",\"source\":\"shm\"}],\"linux\":{\"namespaces\":"
-	                          "[{\"type\":\"ipc\"}]}}");
-	ok(rewrite(spec, "c", share, "/g", &err) == 0 &&
-	       !strcmp(jpath(json_object_array_get_idx(json_object_object_get(spec, "mounts"), 0),
-	                     "type", NULL),
-	               "tmpfs"),
-	   "with an IPC namespace of its own, it stays its own");
-	json_object_put(spec);
+	is_str(shm_rewritten(share, ",\"path\":\"/proc/9/ns/ipc\"", "source"), GUEST_POD_SHM,
+	       "a tmpfs /dev/shm in the pod's IPC becomes the pod's");
+	is_str(shm_rewritten(share, "", "type"), "tmpfs",
+	       "with an IPC namespace of its own, it stays its own");
 }
 
 static int count_below(void *arg, const char *rel)
