@@ -56,17 +56,14 @@ static json_object *bind_entry(const char *dst, const char *src, const char *con
  * containers a tmpfs each otherwise. */
 static void shm_from_pod(json_object *m)
 {
-	static const char *const opts[] = {
-		"rbind", "rprivate", "nosuid", "nodev", "noexec", NULL
-	};
-	json_object *e = bind_entry("/dev/shm", GUEST_POD_SHM, opts), *v;
+	static const char *const opts[] = { "rbind", "rprivate", "nosuid", "nodev", "noexec" };
+	json_object *o = json_object_new_array();
 
-	json_object_object_foreach(e, key, val)
-	{
-		v = json_object_get(val);
-		json_object_object_add(m, key, v);
-	}
-	json_object_put(e);
+	for (size_t i = 0; i < sizeof(opts) / sizeof(*opts); i++)
+		json_object_array_add(o, json_object_new_string(opts[i]));
+	json_object_object_add(m, "type", json_object_new_string("bind"));
+	json_object_object_add(m, "source", json_object_new_string(GUEST_POD_SHM));
+	json_object_object_add(m, "options", o);
 }
 
 struct below {
@@ -113,13 +110,14 @@ static int rewrite_bind(json_object *m, size_t n, const char *src, const char *g
 		return kerr_sys(err, "mount on %s: guest path", dst);
 	if (st->bind(st->ctx, n, src, err) < 0)
 		return kerr_wrap(err, "mount on %s", dst);
-	json_object_object_add(m, "source", json_object_new_string(gpath));
 	if (st->submounts && has_option(m, "ro") && !has_option(m, "rro")) {
 		struct below b = { out, dst, gpath, err, 0 };
 
 		if (st->submounts(src, add_below, &b, err) < 0)
 			return kerr_wrap(err, "mount on %s", dst);
 	}
+	/* Last: src is m's own string, which this frees. */
+	json_object_object_add(m, "source", json_object_new_string(gpath));
 	return 0;
 }
 
