@@ -195,7 +195,7 @@ static int volume_parse(const char *arg, Runtime__V1__Mount *m, char *buf, size_
 			m->recursive_read_only = o[1] == 'r';
 		} else if (!strcmp(o, "rslave") || !strcmp(o, "rshared")) {
 			m->propagation =
-			    o[1] == 's'
+			    !strcmp(o, "rslave")
 			        ? RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER
 			        : RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL;
 		} else {
