@@ -48,6 +48,9 @@
 
 #define RESULT_FD 3
 #define GONE_LINGER_MS 60000
+/* After the last Delete: a call racing it (containerd's exit handler and a RemoveContainer
+ * both delete) still gets its answer rather than a closed socket. */
+#define GONE_IDLE_MS 1000
 #define RELINK_WAIT_MS 300
 /* Relinking: each attempt is given RELINK_TRY_MS, the next one starts RELINK_RETRY_MS later,
  * and after RELINK_FOR_NS the link is given up (the VMM's exit or the daemon ends it). */
@@ -331,11 +334,23 @@ static void linger_over(struct loop_timer *t)
 	p->loop.stop = 1;
 }
 
+static void idle_over(struct loop_timer *t)
+{
+	container_of(t, struct proxy, linger)->loop.stop = 1;
+}
+
+/* The VM's tasks all deleted: a stop we were asked for ends now; a VM that died lingers a
+ * moment for calls racing the last Delete. */
 static void tasks_deleted(struct taskproxy *tp, void *arg)
 {
 	struct proxy *p = arg;
 
-	p->loop.stop = 1;
+	if (p->stopping) {
+		p->loop.stop = 1;
+		return;
+	}
+	p->linger.fn = idle_over;
+	loop_timer_arm(&p->loop, &p->linger, GONE_IDLE_MS);
 }
 
 /* The VMM exited: what is left of the sandbox goes (network, the link), and the task
@@ -353,13 +368,11 @@ static void vm_gone(struct proxy *p)
 	glink_stop(&p->link);
 	log_info("VMM %d exited with status %d; %u containers to report as exited", p->vm.pid,
 	         p->exit_status, p->tp.n_ctrs);
-	p->tp.on_idle = tasks_deleted;
+	p->linger.fn = linger_over;
+	loop_timer_arm(&p->loop, &p->linger, GONE_LINGER_MS);
+	p->tp.on_idle = tasks_deleted; /* may be called at once, and re-arm linger */
 	p->tp.arg = p;
 	taskproxy_vm_gone(&p->tp);
-	if (!p->loop.stop) {
-		p->linger.fn = linger_over;
-		loop_timer_arm(&p->loop, &p->linger, GONE_LINGER_MS);
-	}
 }
 
 /* Whether the VMM has exited, by a look at its pidfd (never a wait). */
