@@ -51,7 +51,7 @@ struct sandbox *sandbox_find(struct sandboxer *sbx, const char *id)
 }
 
 /* Written at every change (write, fsync, rename) so a restarted daemon finds it. */
-static void state_write(struct sandbox *sb)
+void sandbox_save(struct sandbox *sb)
 {
 	json_object *o = json_object_new_object();
 	char path[KPATH_SIZE];
@@ -67,6 +67,7 @@ static void state_write(struct sandbox *sb)
 	                                                  : sandbox_state_name(sb)));
 	json_object_object_add(o, "vcpus", json_object_new_int((int)sb->vcpus));
 	json_object_object_add(o, "memory_mib", json_object_new_int((int)sb->memory_mib));
+	json_object_object_add(o, "memory_now_mib", json_object_new_int((int)sb->memory_now_mib));
 	json_object_object_add(o, "hostname", json_object_new_string(sb->hostname));
 	json_object_object_add(o, "netns", json_object_new_string(sb->netns));
 	json_object_object_add(o, "appliance", json_object_new_string(sb->appliance));
@@ -190,7 +191,7 @@ int sandbox_create(struct sandboxer *sbx, const char *id, const struct sb_create
 	snprintf(sb->rootfs, sizeof(sb->rootfs), "%s", c->rootfs ? c->rootfs : "");
 	sb->spec_json = c->spec_json ? strdup(c->spec_json) : NULL;
 	sb->created_ns = real_ns();
-	state_write(sb);
+	sandbox_save(sb);
 	*out = sb;
 	return 0;
 }
@@ -351,7 +352,7 @@ static void remains_gone(struct cg_drain *d, int emptied)
 	if (emptied && sb->has_cgroup && sb->state == SB_STOPPED && !sb->proxy &&
 	    sb_cgroup_remove(sb->cg_parent, sb->id) == 0) {
 		sb->has_cgroup = 0;
-		state_write(sb);
+		sandbox_save(sb);
 	}
 	if (sb->remove_pending) {
 		sb->remove_pending = 0;
@@ -412,7 +413,7 @@ static void became_stopped_as(struct sandbox *sb, int status, int proxy_lingers)
 	sb->exit_status = status;
 	sb->exited_ns = real_ns();
 	sb->pid = 0;
-	state_write(sb);
+	sandbox_save(sb);
 	if (!proxy_lingers) {
 		sb->proxy = 0;
 		kill_remains(sb, -1);
@@ -554,7 +555,7 @@ static void proxy_exited(struct loop_watch *w, uint32_t events)
 			waitid(P_PIDFD, (id_t)w->fd, &si, WEXITED | WNOHANG);
 		close_watch(sb, w);
 		sb->proxy = 0;
-		state_write(sb);
+		sandbox_save(sb);
 		kill_remains(sb, -1);
 		return;
 	}
@@ -724,7 +725,7 @@ static void result_event(struct loop_watch *w, uint32_t events)
 	else
 		fmt_msg(sb->boot, sizeof(sb->boot), "cold");
 	fmt_msg(sb->network, sizeof(sb->network), "%s", r.net);
-	state_write(sb);
+	sandbox_save(sb);
 	log_info("sandbox %s: ready in %lld ms (%s; VMM %d, proxy %d, %s; network: %s)", sb->id,
 	         r.boot_ms, sb->boot, sb->pid, sb->proxy, r.accel, sb->network);
 	if (sb->start_call) {
@@ -829,7 +830,7 @@ void sandbox_start(struct sandbox *sb, struct grpc_call *call)
 	sb->state = SB_STARTING;
 	sb->start_call = call;
 	grpc_call_on_cancel(call, start_cancel, sb);
-	state_write(sb);
+	sandbox_save(sb);
 }
 
 /* ---- stop ---- */
@@ -943,7 +944,7 @@ void sandbox_shutdown(struct sandbox *sb, struct grpc_call *call)
 		if (sb->state == SB_READY)
 			log_info("sandbox %s: shutting down", sb->id);
 		sb->state = SB_STOPPING;
-		state_write(sb);
+		sandbox_save(sb);
 		kill_vmm(sb);
 		sb->stop_timer.fn = shutdown_timeout;
 		loop_timer_arm(&sb->sbx->loop, &sb->stop_timer, KILL_GRACE_MS);
@@ -1045,6 +1046,7 @@ static void recover_one(struct sandboxer *sbx, const char *id)
 	}
 	sb->vcpus = (unsigned)jget_int(o, "vcpus", 0);
 	sb->memory_mib = (unsigned)jget_int(o, "memory_mib", 0);
+	sb->memory_now_mib = (unsigned)jget_int(o, "memory_now_mib", 0);
 	snprintf(sb->hostname, sizeof(sb->hostname), "%s", jget_str(o, "hostname", ""));
 	snprintf(sb->netns, sizeof(sb->netns), "%s", jget_str(o, "netns", ""));
 	snprintf(sb->appliance, sizeof(sb->appliance), "%s", jget_str(o, "appliance", ""));

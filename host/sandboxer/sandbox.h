@@ -123,6 +123,8 @@ void sandbox_add_waiter(struct sandbox *sb, struct grpc_call *call);
 /* How many Wait calls are held open. */
 unsigned sandbox_n_waiters(const struct sandbox *sb);
 const char *sandbox_state_name(const struct sandbox *sb);
+/* Writes the sandbox's state file (write, fsync, rename), as every change does. */
+void sandbox_save(struct sandbox *sb);
 /* Re-adopts every sandbox recorded under the run directory. */
 void sandbox_recover_all(struct sandboxer *sbx);
 

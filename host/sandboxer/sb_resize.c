@@ -88,8 +88,10 @@ static void call_end(struct resize_call *rc, int code, const char *msg)
 	if (code) {
 		grpc_reply_error(rc->call, code, "sandbox %s: resize: %s", rc->id, msg);
 	} else {
-		if (sb)
+		if (sb) { /* a restarted daemon reads it back */
 			sb->memory_now_mib = rc->mib;
+			sandbox_save(sb);
+		}
 		log_info("sandbox %s resized: the VM has %u MiB", rc->id, rc->mib);
 		grpc_reply(rc->call, NULL);
 	}

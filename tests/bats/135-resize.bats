@@ -81,6 +81,11 @@ mem_total() { cri exec "$1" -- awk '/MemTotal/ { print int($2 / 1024) }' /proc/m
 	shrunk=$(mem_total "$c")
 	run poke Status --id "$POD" --hex 1001
 	[[ "$output" == *memory_now_mib*320* ]]
+	# A restarted daemon still knows the VM's size now.
+	cri_env_stop_pid "$SB_PID"
+	sandboxer_start
+	run poke Status --id "$POD" --hex 1001
+	[[ "$output" == *memory_now_mib*320* ]]
 	# Up again to what it booted with: the balloon gives it all back, the limits go.
 	run resize "$POD" 200000 100000 $((512 * MiB))
 	[[ "$output" == code=0* ]]
