@@ -43,6 +43,11 @@ struct spec_stage {
 	                 kerr_t *err);
 };
 
+/* The most mounts a container spec may have in the guest (kuasar-init's OCI_MAX_MOUNTS),
+ * the pod's three /etc files the rewrite may add included. */
+#define GUEST_MAX_MOUNTS 128
+#define POD_FILE_MOUNTS 3
+
 /* What the guest keeps for itself (kernel, kuasar-init, page cache) below a container's
  * memory cap. */
 #define GUEST_RESERVE_MIB 24

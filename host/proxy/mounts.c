@@ -8,8 +8,9 @@
 #include "base/json.h"
 #include "base/util.h"
 
-/* At most this many mounts (the guest takes 64 in all, the defaults included). */
-#define MAX_MOUNTS 64
+/* At most this many mounts in a spec, after the rewrite: the guest's limit, less room for
+ * the pod's /etc files, which are added after. */
+#define MAX_MOUNTS (GUEST_MAX_MOUNTS - POD_FILE_MOUNTS)
 /* Host mounts below one read-only volume given their own bind. */
 #define MAX_BELOW 32
 #define MOUNTINFO_MAX (16u << 20)
@@ -80,8 +81,11 @@ static int add_below(void *arg, const char *rel)
 	struct below *b = arg;
 	char dst[PATH_MAX], src[PATH_MAX];
 
-	if (++b->n > MAX_BELOW || json_object_array_length(b->out) >= MAX_MOUNTS)
+	if (++b->n > MAX_BELOW)
 		return kerr_set(b->err, E2BIG, "more than %d host mounts below it", MAX_BELOW);
+	if (json_object_array_length(b->out) >= MAX_MOUNTS)
+		return kerr_set(b->err, E2BIG, "with the host mounts below it, more than %d mounts",
+		                MAX_MOUNTS);
 	if (fmt_path(dst, sizeof(dst), "%s/%s", b->dst, rel) < 0 ||
 	    fmt_path(src, sizeof(src), "%s/%s", b->gpath, rel) < 0)
 		return kerr_set(b->err, ENAMETOOLONG, "the path of %s below it is too long", rel);

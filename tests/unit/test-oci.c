@@ -171,11 +171,38 @@ static void test_pod_pid(void)
 	   "the pod's pid namespace is joined, not made (%s)", err);
 }
 
+/* A spec of n tmpfs mounts: the limit is the host's GUEST_MAX_MOUNTS. */
+static int parse_mounts_n(unsigned n, char *err, size_t errn)
+{
+	static char doc[16384];
+	size_t len = (size_t)snprintf(doc, sizeof(doc),
+	                              "{\"ociVersion\":\"1.1.0\",\"root\":{\"path\":\"r\"},"
+	                              "\"process\":{\"args\":[\"sh\"]},\"mounts\":[");
+
+	for (unsigned i = 0; i < n; i++)
+		len += (size_t)snprintf(doc + len, sizeof(doc) - len,
+		                        "%s{\"destination\":\"/m%u\",\"type\":\"tmpfs\"}",
+		                        i ? "," : "", i);
+	len += (size_t)snprintf(doc + len, sizeof(doc) - len, "]}");
+	return oci_parse(&spec, doc, len, err, errn);
+}
+
+static void test_mount_count(void)
+{
+	char err[256] = "";
+
+	ok(parse_mounts_n(OCI_MAX_MOUNTS, err, sizeof(err)) == 0 && spec.n_mounts == 128,
+	   "128 mounts parse (%s)", err);
+	ok(parse_mounts_n(OCI_MAX_MOUNTS + 1, err, sizeof(err)) < 0 && strstr(err, "too many"),
+	   "129 are refused: %s", err);
+}
+
 int main(void)
 {
 	test_full();
 	test_errors();
 	test_parts();
 	test_pod_pid();
+	test_mount_count();
 	return done_testing();
 }

@@ -519,6 +519,40 @@ static void test_spec_mounts(const char *share)
 	       "with an IPC namespace of its own, it stays its own");
 }
 
+/* A spec of n tmpfs mounts. */
+static json_object *many_mounts(unsigned n)
+{
+	json_object *spec = json_object_new_object(), *mounts = json_object_new_array();
+
+	for (unsigned i = 0; i < n; i++) {
+		json_object *m = json_object_new_object();
+		char dst[32];
+
+		snprintf(dst, sizeof(dst), "/m%u", i);
+		json_object_object_add(m, "destination", json_object_new_string(dst));
+		json_object_object_add(m, "type", json_object_new_string("tmpfs"));
+		json_object_array_add(mounts, m);
+	}
+	json_object_object_add(spec, "mounts", mounts);
+	return spec;
+}
+
+static void test_mount_count(const char *share)
+{
+	json_object *spec = many_mounts(GUEST_MAX_MOUNTS - POD_FILE_MOUNTS);
+	kerr_t err;
+
+	ok(rewrite(spec, "c", share, "/g", &err) == 0,
+	   "as many mounts as the guest takes, less "
+	   "room for the pod's files: %s",
+	   "accepted");
+	json_object_put(spec);
+	spec = many_mounts(GUEST_MAX_MOUNTS - POD_FILE_MOUNTS + 1);
+	ok(rewrite(spec, "c", share, "/g", &err) < 0 && strstr(err.msg, "more than"),
+	   "one more is refused up front: %s", err.msg);
+	json_object_put(spec);
+}
+
 static int count_below(void *arg, const char *rel)
 {
 	if (!strcmp(rel, "proc") || !strcmp(rel, "sys"))
@@ -814,6 +848,7 @@ int main(void)
 	mkdir(share, 0755);
 	test_spec(file, share);
 	test_spec_mounts(share);
+	test_mount_count(share);
 	test_host_below();
 	test_pod_files(dir);
 	test_cgroup_parent();

@@ -12,7 +12,7 @@
 #define OCI_MAX_ENV 256
 #define OCI_MAX_GIDS 32
 #define OCI_MAX_RLIMITS 16
-#define OCI_MAX_MOUNTS 64
+#define OCI_MAX_MOUNTS 128 /* GUEST_MAX_MOUNTS on the host (proxy/bundle.h) */
 #define OCI_MAX_PATHS 64
 #define OCI_MAX_SYSCTL 32
 #define OCI_MAX_RULES 256
