@@ -16,6 +16,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "proxy/hostns.h"
 #include "proxy/mounts.h"
 
 #define SPEC_MAX (4u << 20)
@@ -290,11 +291,17 @@ static int keep_mount(struct bundle *bd, int fd, kerr_t *err)
 static int bind_onto(struct bundle *bd, const char *src, int target, unsigned attrs, kerr_t *err)
 {
 	struct mount_attr ma = { .attr_set = attrs };
-	_cleanup_close_ int tree =
-	    open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	_cleanup_close_ int tree = -1;
 
+	/* The host's path as the host sees it now (proxy/hostns.h), moved into ours. */
+	if (hostns_enter() < 0)
+		return kerr_sys(err, "bind %s: enter the host's mount namespace", src);
+	tree = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 	if (tree < 0)
-		return kerr_sys(err, "bind %s", src);
+		kerr_sys(err, "bind %s", src);
+	hostns_leave();
+	if (tree < 0)
+		return -1;
 	if (attrs && mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &ma, sizeof(ma)) < 0)
 		return kerr_sys(err, "bind %s: set attributes", src);
 	if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)

@@ -7,6 +7,7 @@
 
 #include "base/json.h"
 #include "base/util.h"
+#include "proxy/hostns.h"
 
 /* At most this many mounts in a spec, after the rewrite: the guest's limit, less room for
  * the pod's /etc files, which are added after. */
@@ -232,10 +233,16 @@ int mounts_host_below(const char *src, int (*each)(void *arg, const char *rel), 
 	char real[PATH_MAX], *line, *next;
 	_cleanup_free_ const char **seen = NULL;
 	size_t len, rlen, n_seen = 0;
+	int rc;
 
-	if (!realpath(src, real))
-		return kerr_sys(err, "resolve %s", src);
-	if (read_file("/proc/self/mountinfo", &text, &len, MOUNTINFO_MAX, err) < 0)
+	/* The host's mounts, as the host sees them (proxy/hostns.h). */
+	if (hostns_enter() < 0)
+		return kerr_sys(err, "enter the host's mount namespace");
+	rc = !realpath(src, real)
+	         ? kerr_sys(err, "resolve %s", src)
+	         : read_file("/proc/self/mountinfo", &text, &len, MOUNTINFO_MAX, err);
+	hostns_leave();
+	if (rc < 0)
 		return -1;
 	rlen = strcmp(real, "/") ? strlen(real) : 0;
 	for (line = text; line && *line; line = next) {

@@ -10,12 +10,14 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -31,6 +33,7 @@
 #include "proxy/events_fwd.h"
 #include "proxy/glink.h"
 #include "proxy/guestnet.h"
+#include "proxy/hostns.h"
 #include "proxy/portfwd.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_result.h"
@@ -783,6 +786,8 @@ static int configure(struct proxy *p, const struct proxy_args *a)
 	/* Its own session: the daemon's death, or a signal to its process group, leaves the
 	 * sandbox running. */
 	setsid();
+	if (hostns_init() < 0) /* proxy/hostns.h */
+		log_warn("mounts in the host's namespace: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	log_catch_fatal();

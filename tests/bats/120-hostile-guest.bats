@@ -27,8 +27,18 @@ teardown() {
 	cri_teardown
 }
 
+# in_proxy_ns CMD...: CMD in the pod's task proxy's mount namespace (its mounts live there,
+# a slave of the host's), or in ours once the proxy is gone.
+in_proxy_ns() {
+	local pid
+	pid=$(pgrep -f -- "kuasar-sandboxer proxy --id ${POD:-none} " | head -1 || true)
+	if [ -n "$pid" ]; then nsenter -t "$pid" -m "$@"; else "$@"; fi
+}
+
 scratch_intact() {
 	mountpoint -q "$SCRATCH/rootfs" || { echo "the scratch tmpfs was unmounted" >&2; return 1; }
+	in_proxy_ns mountpoint -q "$SCRATCH/rootfs" ||
+		{ echo "the scratch tmpfs was unmounted in the proxy's namespace" >&2; return 1; }
 	[ "$(cat "$SCRATCH/rootfs/keep")" = keep ] || { echo "its file changed" >&2; return 1; }
 	[ -z "$(ls -A "$SCRATCH/mounts")" ] || { echo "files made in the scratch" >&2; return 1; }
 }
@@ -58,7 +68,8 @@ remove_all() {
 }
 
 no_share_mounts() {
-	! awk -v d="$SHARE/" 'index($2, d) == 1 { found = 1 } END { exit !found }' /proc/self/mounts
+	! in_proxy_ns cat /proc/self/mounts |
+		awk -v d="$SHARE/" 'index($2, d) == 1 { found = 1 } END { exit !found }'
 }
 
 @test "hostile guest, 9p: the bundle moved away and a link in its place; Delete detaches only our mounts" {
