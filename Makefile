@@ -103,7 +103,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(TESTBIN)/%,$(wildcard tests/unit/test-
 
 .PHONY: all help deps guest host kernel image test test-unit test-bats check check-layers demo bench bench-boot \
 	fuzz fuzz-build fuzz-regress fuzz-targets stress \
-	bench-container bench-pod bench-net bench-startup bench-appliance demo-cri install \
+	bench-container bench-pod bench-net bench-startup bench-appliance demo-cri install critest \
 	check-size check-kernel-config clean distclean format
 .DEFAULT_GOAL := all
 # Generated sources are kept, not deleted as intermediates.
@@ -452,6 +452,9 @@ bench-startup: all $(BIN)/vmlinux.bin ## sandbox start: template restore vs bare
 
 bench-appliance: all $(BIN)/vmlinux.bin ## appliances: restore vs cold boot to the first HTTP answer, vs the VMM floor; memory
 	$(Q)tools/bench-appliance.sh
+
+critest: all $(BIN)/vmlinux.bin ## the CRI validation suite, runc vs kuasar (CRITOOLS_SRC=cri-tools tree; not in CI)
+	$(Q)tools/critest.sh
 
 bench: bench-startup bench-boot bench-container bench-pod bench-net bench-appliance ## every benchmark (ratios against a baseline in the same run)
 

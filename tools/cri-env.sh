@@ -15,12 +15,17 @@
 # and an IPv6 range) + portmap conflist, in a bridge and subnets of this environment's own:
 # bridge kb<NET_ID>, 10.203.<NET_ID>.0/24 and fd00:6b75:<NET_ID>::/64, where NET_ID
 # (1-250) comes from CRI_ENV_NET_ID or the directory's name.
+#
+# CTRD_BIN (a directory with containerd and ctr) runs another containerd than Debian's 2.1
+# (make critest with an upstream build); CRI_ENV_REGISTRY_CONFIG (a hosts.toml tree) is
+# containerd's registry config_path.
 
 CTRD_BIN=${CTRD_BIN:-}
 CRI_IMAGES=${CRI_IMAGES:-/tmp/kuasar-images}
 
 cri_env_fetch() {
-	CTRD_BIN=$("$TOP/tools/fetch-containerd.sh" "${KUASAR_CACHE:-$HOME/.cache/kuasar}") || return 1
+	[ -n "$CTRD_BIN" ] ||
+		CTRD_BIN=$("$TOP/tools/fetch-containerd.sh" "${KUASAR_CACHE:-$HOME/.cache/kuasar}") || return 1
 	export CTRD_BIN
 	mkdir -p "$CRI_IMAGES"
 	[ -f "$CRI_IMAGES/busybox.tar" ] ||
@@ -142,6 +147,7 @@ cri_env_up() {
 	  runtime_type = "io.containerd.runc.v2"
 	[plugins."io.containerd.cri.v1.images".pinned_images]
 	  sandbox = "kuasar.invalid/pause:test"
+	$([ -n "${CRI_ENV_REGISTRY_CONFIG:-}" ] && printf '[plugins."io.containerd.cri.v1.images".registry]\n  config_path = "%s"' "$CRI_ENV_REGISTRY_CONFIG")
 	TOML
 	cri_env_sandboxer || return 1
 	cri_env_containerd || return 1
