@@ -46,6 +46,8 @@ base_rootfs() {
 		exit $found
 	SH
 	chmod 755 "$root/bin/pgrep"
+	# Nor ipcs (the IPC namespace specs run ipcs -m): util-linux's, which needs only libc.
+	cp /usr/bin/ipcs "$root/bin/ipcs"
 	chmod 1777 "$root/tmp"
 	cat >"$root/etc/passwd" <<-EOF
 		root:x:0:0:root:/root:/bin/sh
@@ -91,10 +93,43 @@ base_rootfs "$work/rootfs"
 # registry.k8s.io/e2e-test-images: a shell box, two web servers on port 80, and a setuid
 # program that reports its effective uid (the no-new-privileges specs).
 image e2e-test-images/busybox:1.29-2 --config.cmd sh
-extra usr/share/nginx/html/index.html "hello from a stand-in nginx"
-image e2e-test-images/nginx:1.14-2 --config.exposedports 80/tcp \
-	--config.entrypoint httpd --config.cmd -f --config.cmd -p --config.cmd 80 \
-	--config.cmd -h --config.cmd /usr/share/nginx/html
+# The nginx stand-in is a process named nginx (the host-pid spec looks for it by name and
+# by /var/run/nginx.pid) that answers every request on port 80 with a page.
+mkdir -p "$work/extra/usr/sbin" "$work/extra/var/run"
+cat >"$work/nginx.c" <<-'C'
+	#include <netinet/in.h>
+	#include <stdio.h>
+	#include <string.h>
+	#include <sys/socket.h>
+	#include <unistd.h>
+	int main(void)
+	{
+		static const char page[] = "HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n"
+		                           "<h1>Welcome to nginx!</h1>\n";
+		struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons(80) };
+		int s = socket(AF_INET6, SOCK_STREAM, 0), one = 1, zero = 0;
+		FILE *f = fopen("/var/run/nginx.pid", "w");
+		char buf[4096];
+
+		if (f)
+			fprintf(f, "%d\n", (int)getpid()), fclose(f);
+		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+		if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 64) < 0)
+			return perror("nginx stand-in: port 80"), 1;
+		for (;;) {
+			int c = accept(s, NULL, NULL);
+
+			if (c < 0)
+				continue;
+			if (read(c, buf, sizeof(buf)) >= 0 && write(c, page, sizeof(page) - 1) < 0)
+				perror("nginx stand-in: write");
+			close(c);
+		}
+	}
+C
+musl-gcc -static -O1 -o "$work/extra/usr/sbin/nginx" "$work/nginx.c" || die "musl-gcc failed"
+image e2e-test-images/nginx:1.14-2 --config.exposedports 80/tcp --config.entrypoint /usr/sbin/nginx
 extra usr/local/apache2/htdocs/index.html "It works!"
 image e2e-test-images/httpd:2.4.39-4 --config.exposedports 80/tcp \
 	--config.entrypoint httpd --config.cmd -f --config.cmd -p --config.cmd 80 \
