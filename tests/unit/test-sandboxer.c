@@ -631,6 +631,13 @@ static void test_spec(const char *tmp, const char *share)
 	is_str(jpath(spec, "linux", "cgroupsPath"), "/kuasar/ctr1",
 	       "a systemd-style cgroup path becomes a plain one");
 	json_object_put(spec);
+}
+
+/* The pod's pid namespace, and specs the rewrite refuses. */
+static void test_spec_edges(const char *share)
+{
+	json_object *spec, *nss;
+	kerr_t err;
 
 	spec = json_tokener_parse("{\"linux\":{\"namespaces\":[{\"type\":\"pid\",\"path\":"
 	                          "\"/proc/42/ns/pid\"}]}}");
@@ -645,6 +652,17 @@ static void test_spec(const char *tmp, const char *share)
 	ok(rewrite(spec, "c", "/h", "/g", &err) < 0 && strstr(err.msg, "no absolute source"),
 	   "a relative bind source is refused: %s", err.msg);
 	json_object_put(spec);
+	spec = json_tokener_parse("[1,2]");
+	ok(rewrite(spec, "c", "/h", "/g", &err) < 0, "a spec that is not an object");
+	json_object_put(spec);
+}
+
+/* Containers' memory limits against the VM's size. */
+static void test_spec_memory(const char *share)
+{
+	json_object *spec;
+	kerr_t err;
+
 	spec = json_tokener_parse("{\"linux\":{\"resources\":{\"memory\":{\"limit\":524288}}}}");
 	ok(rewrite(spec, "c", share, "/g", &err) < 0 && strstr(err.msg, "under the 6 MiB"),
 	   "a memory limit a container cannot start in is refused: %s", err.msg);
@@ -672,9 +690,6 @@ static void test_spec(const char *tmp, const char *share)
 	   "a limit within it is kept");
 	json_object_put(spec);
 	vm_mib = 0;
-	spec = json_tokener_parse("[1,2]");
-	ok(rewrite(spec, "c", "/h", "/g", &err) < 0, "a spec that is not an object");
-	json_object_put(spec);
 }
 
 /* The daemon<->proxy start result: what one end writes the other reads back, whatever the
@@ -847,6 +862,8 @@ int main(void)
 	snprintf(share, sizeof(share), "%s/ctr1", dir);
 	mkdir(share, 0755);
 	test_spec(file, share);
+	test_spec_edges(share);
+	test_spec_memory(share);
 	test_spec_mounts(share);
 	test_mount_count(share);
 	test_host_below();
