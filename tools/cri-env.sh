@@ -16,9 +16,11 @@
 # bridge kb<NET_ID>, 10.203.<NET_ID>.0/24 and fd00:6b75:<NET_ID>::/64, where NET_ID
 # (1-250) comes from CRI_ENV_NET_ID or the directory's name.
 #
+# CRI_ENV_KERNEL boots the sandboxes with another guest kernel than bin/vmlinux.bin.
 # CTRD_BIN (a directory with containerd and ctr) runs another containerd than Debian's 2.1
 # (make critest with an upstream build); CRI_ENV_REGISTRY_CONFIG (a hosts.toml tree) is
-# containerd's registry config_path.
+# containerd's registry config_path. CRI_ENV_PORTMAP_SNAT=true lets the host reach a pod's
+# hostPort on 127.0.0.1 (portmap masquerades it, as Kubernetes' default CNI configs do).
 
 CTRD_BIN=${CTRD_BIN:-}
 CRI_IMAGES=${CRI_IMAGES:-/tmp/kuasar-images}
@@ -96,7 +98,7 @@ cri_env_cni() {
 	        "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]
 	      }
 	    },
-	    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": false}
+	    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": ${CRI_ENV_PORTMAP_SNAT:-false}}
 	  ]
 	}
 	JSON
@@ -110,7 +112,7 @@ cri_env_up() {
 	[sandbox]
 	log_level = "${CRI_ENV_LOG_LEVEL:-debug}"
 	[hypervisor]
-	kernel_path = "$TOP/bin/vmlinux.bin"
+	kernel_path = "${CRI_ENV_KERNEL:-$TOP/bin/vmlinux.bin}"
 	initrd_path = "$TOP/bin/kuasar.initrd"
 	memory_in_mb = ${CRI_ENV_MEMORY:-256}
 	template = ${CRI_ENV_TEMPLATE:-true}

@@ -93,8 +93,9 @@ base_rootfs "$work/rootfs"
 # registry.k8s.io/e2e-test-images: a shell box, two web servers on port 80, and a setuid
 # program that reports its effective uid (the no-new-privileges specs).
 image e2e-test-images/busybox:1.29-2 --config.cmd sh
-# The nginx stand-in is a process named nginx (the host-pid spec looks for it by name and
-# by /var/run/nginx.pid) that answers every request on port 80 with a page.
+# The nginx stand-in is a process named nginx whose command line reads "nginx: master
+# process" as nginx's does (the host-pid and container-pid specs look for it by name, by
+# /var/run/nginx.pid and by /proc/1/cmdline) and answers every request on port 80 with a page.
 mkdir -p "$work/extra/usr/sbin" "$work/extra/var/run"
 cat >"$work/nginx.c" <<-'C'
 	#include <netinet/in.h>
@@ -102,7 +103,7 @@ cat >"$work/nginx.c" <<-'C'
 	#include <string.h>
 	#include <sys/socket.h>
 	#include <unistd.h>
-	int main(void)
+	static int serve(void)
 	{
 		static const char page[] = "HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n"
 		                           "<h1>Welcome to nginx!</h1>\n";
@@ -127,13 +128,26 @@ cat >"$work/nginx.c" <<-'C'
 			close(c);
 		}
 	}
+	int main(int argc, char **argv)
+	{
+		static char title[] = "nginx: master process /usr/sbin/nginx";
+
+		if (argc > 0 && strcmp(argv[0], title) != 0)
+			return execv("/usr/sbin/nginx", (char *[]){ title, NULL }), perror("execv"), 1;
+		return serve();
+	}
 C
 musl-gcc -static -O1 -o "$work/extra/usr/sbin/nginx" "$work/nginx.c" || die "musl-gcc failed"
 image e2e-test-images/nginx:1.14-2 --config.exposedports 80/tcp --config.entrypoint /usr/sbin/nginx
+# httpd: busybox's, which logs nothing, behind a start line as Apache's (the multi-container
+# log spec looks for "httpd" in the container's log).
 extra usr/local/apache2/htdocs/index.html "It works!"
+extra usr/local/bin/httpd-foreground '#!/bin/sh
+echo "httpd: serving /usr/local/apache2/htdocs on port 80" >&2
+exec httpd -f -p 80 -h /usr/local/apache2/htdocs'
+chmod 755 "$work/extra/usr/local/bin/httpd-foreground"
 image e2e-test-images/httpd:2.4.39-4 --config.exposedports 80/tcp \
-	--config.entrypoint httpd --config.cmd -f --config.cmd -p --config.cmd 80 \
-	--config.cmd -h --config.cmd /usr/local/apache2/htdocs
+	--config.entrypoint httpd-foreground
 mkdir -p "$work/extra/usr/local/bin"
 cat >"$work/nnp.c" <<-'C'
 	#include <stdio.h>
@@ -164,7 +178,26 @@ image k8s-staging-cri-tools/hostnet-nginx-amd64:latest --config.entrypoint httpd
 	--config.cmd -f --config.cmd -p --config.cmd 12003 --config.cmd -h \
 	--config.cmd /usr/share/nginx/html
 
-# The pause image the suite pulls from two registry names: one image under both.
-image pause:3.9 --config.entrypoint sleep --config.cmd infinity
+# The pause image the suite pulls from two registry names: one image under both. Its
+# process is named pause, not sleep: in a pod-wide PID namespace the exec-timeout spec's
+# "pgrep sleep" must not find it.
+mkdir -p "$work/extra"
+cat >"$work/pause.c" <<-'C'
+	#include <signal.h>
+	#include <sys/wait.h>
+	#include <unistd.h>
+	static void quit(int sig) { _exit(128 + sig); }
+	static void reap(int sig) { (void)sig; while (waitpid(-1, NULL, WNOHANG) > 0) {} }
+	int main(void)
+	{
+		signal(SIGINT, quit);
+		signal(SIGTERM, quit);
+		signal(SIGCHLD, reap);
+		for (;;)
+			pause();
+	}
+C
+musl-gcc -static -O1 -o "$work/extra/pause" "$work/pause.c" || die "musl-gcc failed"
+image pause:3.9 --config.entrypoint /pause
 rm -rf "$layout" "$work/rootfs" "$work/deb/x"
 echo "critest-images: pushed to $reg (the repo's tools: $top)"

@@ -126,7 +126,7 @@ export D
 trap cleanup EXIT
 registry_up
 "$TOP/tools/critest-images.sh" "127.0.0.1:$port" "$D/images" >/dev/null
-export CRI_ENV_REGISTRY_CONFIG=$D/certs.d CRI_ENV_LOG_LEVEL=info
+export CRI_ENV_REGISTRY_CONFIG=$D/certs.d CRI_ENV_LOG_LEVEL=info CRI_ENV_PORTMAP_SNAT=true
 cri_env_fetch
 cri_env_up
 for h in $handlers; do run_suite "$h"; done
