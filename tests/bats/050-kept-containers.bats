@@ -106,3 +106,20 @@ counted() {
 	run_t 30 2 "$CTL" update x6 --memory nonsense
 	run_t 30 0 "$CTL" shutdown x6
 }
+
+# The guest's local timer interrupts so far (CPU0's LOC count in /proc/interrupts).
+timer_irqs() {
+	"$CTL" exec "$1" -- awk '$1 == "LOC:" { print $2 }' /proc/interrupts
+}
+
+@test "an idle guest does not tick: a few timer interrupts a second, not HZ" {
+	local b=$BATS_TEST_TMPDIR/bundle t0 t1
+	"$TOP/tests/make-bundle.sh" "$b" -- sleep 1000000 >/dev/null
+	run_t 120 0 "$CTL" run --keep --id idle1 "$b"
+	t0=$(timer_irqs idle1)
+	sleep 5
+	t1=$(timer_irqs idle1)
+	echo "timer interrupts while idle: $(((t1 - t0) / 5)) a second (a periodic tick: 100)"
+	[ $(((t1 - t0) / 5)) -lt 30 ]
+	run_t 30 0 "$CTL" shutdown idle1
+}

@@ -24,6 +24,7 @@ enum serial_state { SERIAL_ABSENT, SERIAL_WAIT_HOST, SERIAL_SERVING };
 
 static struct conn serial;
 static enum serial_state serial_state;
+static int serial_sigio; /* the port signals host connects: no polling while waiting */
 static struct watch uevent_w = { .fd = -1 };
 static struct watch vsock_w = { .fd = -1 };
 static struct conn *vsock_conns[MAX_VSOCK_CONNS];
@@ -125,8 +126,9 @@ static int open_port(const char *dev)
 		return -1;
 	}
 	/* SIGIO tells us when the host side connects or goes away. */
-	if (sys_fcntl(fd, F_SETOWN, getpid()) < 0 ||
-	    sys_fcntl(fd, F_SETFL, sys_fcntl(fd, F_GETFL, 0) | O_ASYNC) < 0)
+	serial_sigio = sys_fcntl(fd, F_SETOWN, getpid()) == 0 &&
+	               sys_fcntl(fd, F_SETFL, sys_fcntl(fd, F_GETFL, 0) | O_ASYNC) == 0;
+	if (!serial_sigio)
 		warn("%s: no SIGIO on host connect (errno %d), polling instead", path, errno);
 	return fd;
 }
@@ -266,8 +268,14 @@ struct conn *link_conn_by_id(uint64_t id)
 
 int link_timeout_ms(void)
 {
-	/* Backstops for a missing SIGIO or uevent: look again once a second. */
-	return serial_state == SERIAL_SERVING ? -1 : 1000;
+	/* An idle guest sleeps until something happens. Only where the kernel gave us no
+	 * uevent socket (port not yet seen) or no SIGIO (host not yet attached) do we look
+	 * again once a second. */
+	switch (serial_state) {
+	case SERIAL_ABSENT: return uevent_w.fd < 0 ? 1000 : -1;
+	case SERIAL_WAIT_HOST: return serial_sigio ? -1 : 1000;
+	default: return -1;
+	}
 }
 
 void link_tick(void)
