@@ -88,6 +88,7 @@ struct proxy {
 	struct loop_watch relink_w; /* a vsock connect in progress (fd -1: none) */
 	int64_t relink_until;       /* while relinking: when to give up; 0 otherwise */
 	unsigned vm_mib;            /* the VM's memory: containers' limits are capped below it */
+	struct phases start;        /* where the sandbox start's time went (logged once) */
 };
 
 /* Resize calls from the daemon; a cold-booted VM has a balloon (qemu.c: a restored one's RAM
@@ -536,6 +537,7 @@ static int serve(struct proxy *p, kerr_t *err)
 	if (p->con_w.fd >= 0 && loop_add(&p->loop, &p->con_w, EPOLLIN, err) < 0)
 		return -1;
 	subscribe_events(p);
+	phases_mark(&p->start, "serve");
 	return 0;
 }
 
@@ -670,6 +672,7 @@ static int guest_net(struct proxy *p, kerr_t *err)
 	if (rc < 0)
 		return -1;
 	p->net_ns[1] = mono_ns() - t0;
+	phases_mark(&p->start, "net-guest");
 	log_info("network set up: host side %.1f ms, guest side %.1f ms", p->net_ns[0] / 1e6,
 	         p->net_ns[1] / 1e6);
 	return 0;
@@ -815,6 +818,8 @@ static int launch(struct proxy *p, const struct proxy_args *a, struct vm_config 
 	config_vm(&p->cfg, vc);
 	vm_init(&p->vm, a->id);
 	p->vm.reuse_dir = 1;
+	p->vm.phases = &p->start;
+	p->vm.echo_created = 1;
 	if (p->tp.hostname[0])
 		memcpy(p->vm.hostname, p->tp.hostname, sizeof(p->vm.hostname));
 	if (tpl_store_init(&store, p->cfg.template_dir, p->cfg.template_memory_dir, err) < 0)
@@ -828,9 +833,13 @@ static int launch(struct proxy *p, const struct proxy_args *a, struct vm_config 
 		memcpy(app.store.cgroup, store.cgroup, sizeof(store.cgroup));
 	}
 	p->vm_mib = vc->memory_mib;
-	if (net_attach(p, vc, err) < 0 ||
-	    vm_launch(&p->vm, vc, p->cfg.template ? use : NULL, p->cfg.run_dir, 1, err) < 0)
+	phases_mark(&p->start, "setup");
+	if (net_attach(p, vc, err) < 0)
 		return -1;
+	phases_mark(&p->start, "net-host");
+	if (vm_launch(&p->vm, vc, p->cfg.template ? use : NULL, p->cfg.run_dir, 1, err) < 0)
+		return -1;
+	vm_phases(&p->vm, &p->start);
 	podnet_close_fds(&p->net); /* the VMM holds the taps now */
 	boot_said(p);
 	if (vc->disk_bus) {
@@ -877,8 +886,10 @@ static int pod_sysctls(struct proxy *p, const char *text, kerr_t *err)
 	if (rc == 0 && n)
 		rc = agent_set_sysctls(&p->vm.link, names, values, n, mono_ns() + 10000000000LL,
 		                       err);
-	if (rc == 0 && n)
+	if (rc == 0 && n) {
+		phases_mark(&p->start, "sysctls");
 		log_info("%zu sysctls set in the VM", n);
+	}
 	json_object_put(o);
 	return rc;
 }
@@ -892,6 +903,7 @@ int proxy_main(int argc, char **argv)
 	kerr_t err;
 	int rc = parse_args(argc, argv, &p, &a);
 
+	phases_begin(&p.start, 0);
 	if (rc || (rc = configure(&p, &a)))
 		return rc;
 	if (launch(&p, &a, &vc, &err) < 0)
@@ -903,6 +915,7 @@ int proxy_main(int argc, char **argv)
 		return start_failed(&p, &err);
 	}
 	report_ready(&p);
+	log_phases(&p.start, "sandbox start (%s)", p.vm.boot_mode);
 	log_info("serving %s (VMM %d)", p.tp.path, p.vm.pid);
 	loop_run(&p.loop);
 	if (!p.tp.gone) { /* the loop ended otherwise: say what the VMM did */

@@ -216,6 +216,7 @@ static void stream_free(struct taskproxy *tp, struct tp_stream *s)
 {
 	loop_timer_cancel(tp->loop, &s->bound);
 	free(s->key);
+	free(s->ph);
 	tp_disk_stream_free(tp, s);
 	free(s);
 }
@@ -284,6 +285,10 @@ void tp_from_guest(void *owner, uintptr_t tag, const struct ttrpc_header *gh, co
 			tp_disk_release(c->tp, s->undo);
 		} else if (s->undo[0]) {
 			ctr_add(c->tp, s->undo);
+		}
+		if (s->ph) {
+			phases_mark(s->ph, "guest");
+			log_phases(s->ph, "container %s", s->ph_what);
 		}
 		tp_stream_drop(c, s);
 	} else if (gh->type == TTRPC_DATA && (gh->flags & TTRPC_FLAG_REMOTE_CLOSED)) {
@@ -458,9 +463,32 @@ static void own_call(struct tp_conn *c, uint32_t sid, const Ttrpc__Request *req)
 	              c->tp->own_arg);
 }
 
+/* Create and Start of a container are timed: the host's part, then the guest's. */
+static void time_call(struct tp_stream *s, const Ttrpc__Request *req, const char *created,
+                      int64_t t0)
+{
+	Containerd__Task__V3__StartRequest *sr = NULL;
+
+	if (!tp_is_task_service(req->service) || s->ph)
+		return;
+	if (!strcmp(req->method, "Start"))
+		sr = containerd__task__v3__start_request__unpack(NULL, req->payload.len,
+		                                                 req->payload.data);
+	if ((created[0] || sr) && (s->ph = malloc(sizeof(*s->ph)))) {
+		phases_begin(s->ph, t0);
+		phases_mark(s->ph, created[0] ? "bundle" : "proxy");
+		fmt_msg(s->ph_what, sizeof(s->ph_what), "%s %s%s%s",
+		        created[0] ? "create" : "start", created[0] ? created : sr->id,
+		        sr && sr->exec_id[0] ? " exec " : "", sr ? sr->exec_id : "");
+	}
+	if (sr)
+		containerd__task__v3__start_request__free_unpacked(sr, NULL);
+}
+
 /* A Request frame from the client: validate, tp_intercept, open a guest route, forward. */
 static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const uint8_t *data)
 {
+	int64_t t0 = mono_ns();
 	struct intercept in = { 0 };
 	Ttrpc__Request *req = request_read(c, h, data);
 	struct tp_stream *s;
@@ -476,6 +504,8 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 		on_request_gone(c, h->stream, req);
 	else if (tp_intercept(c, h->stream, req, &in) == 0) {
 		s = stream_open(c, h, req, &in);
+		if (s)
+			time_call(s, req, in.created, t0);
 		if (!s)
 			rc = -1;
 		else if (!in.payload)

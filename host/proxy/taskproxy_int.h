@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "base/phases.h"
 #include "proxy/taskproxy.h"
 #include "rpc/ttrpc_frame.h"
 #include "ttrpc.pb-c.h"
@@ -40,6 +41,9 @@ struct tp_stream {
 	uint32_t key_len;
 	struct tp_conn *c;
 	struct tp_stream *next;
+	/* A container's Create or Start: where its time went, logged at the guest's answer. */
+	struct phases *ph;
+	char ph_what[ID_MAX + 24];
 };
 
 struct tp_conn {

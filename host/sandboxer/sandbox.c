@@ -726,8 +726,10 @@ static void result_event(struct loop_watch *w, uint32_t events)
 		fmt_msg(sb->boot, sizeof(sb->boot), "cold");
 	fmt_msg(sb->network, sizeof(sb->network), "%s", r.net);
 	sandbox_save(sb);
-	log_info("sandbox %s: ready in %lld ms (%s; VMM %d, proxy %d, %s; network: %s)", sb->id,
-	         r.boot_ms, sb->boot, sb->pid, sb->proxy, r.accel, sb->network);
+	log_info("sandbox %s: ready in %lld ms, Start took %.1f ms (%s; VMM %d, proxy %d, %s; "
+	         "network: %s)",
+	         sb->id, r.boot_ms, (mono_ns() - sb->start_ns) / 1e6, sb->boot, sb->pid, sb->proxy,
+	         r.accel, sb->network);
 	if (sb->start_call) {
 		grpc_call_on_cancel(sb->start_call, NULL, NULL);
 		sandbox_reply_start(sb, sb->start_call);
@@ -797,6 +799,7 @@ void sandbox_start(struct sandbox *sb, struct grpc_call *call)
 		return;
 	case SB_CREATED: break;
 	}
+	sb->start_ns = mono_ns();
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		grpc_reply_error(call, RPC_INTERNAL, "pipe: %s", strerror(errno));
 		return;

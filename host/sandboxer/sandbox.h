@@ -54,6 +54,7 @@ struct sandbox {
 	struct vm_paths paths;
 	unsigned vcpus, memory_mib;
 	unsigned memory_now_mib; /* after an in-place resize; 0: memory_mib */
+	int64_t start_ns;        /* when Start came (CLOCK_MONOTONIC), for the log */
 	char hostname[HOSTNAME_MAX + 1];
 	char netns[256];
 	char appliance[APPLIANCE_NAME_MAX + 1]; /* io.kuasar.appliance, "" for none */

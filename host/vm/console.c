@@ -13,12 +13,38 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/util.h"
 #include "vm/vm_priv.h"
+
+/* A guest's own account of a container's Create, into our log: rate-bounded, printable. */
+static void echo_created(struct vm *vm)
+{
+	static const char tag[] = "kuasar-init: info: container ";
+	const char *at = strstr(vm->con_line, tag);
+	int64_t now = mono_ns();
+
+	if (!at || !strstr(at, ": created, pid "))
+		return;
+	if (now - vm->echo_ns >= 1000000000LL) {
+		vm->echo_ns = now;
+		vm->echo_budget = 10;
+	}
+	if (!vm->echo_budget)
+		return;
+	vm->echo_budget--;
+	at += sizeof(tag) - 1 - strlen("container ");
+	for (char *c = (char *)at; *c; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
+	log_info("guest: %s", at);
+}
 
 static void console_line(struct vm *vm)
 {
 	vm->con_line[vm->con_len] = '\0';
+	if (vm->echo_created)
+		echo_created(vm);
 	if (!vm->t.console_ns && strstr(vm->con_line, "kuasar-init:"))
 		vm->t.console_ns = mono_ns();
 	vm->con_len = 0;

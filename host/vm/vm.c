@@ -37,6 +37,16 @@ void vm_init(struct vm *vm, const char *id)
 	vm->link.fd = -1;
 }
 
+void vm_phases(const struct vm *vm, struct phases *ph)
+{
+	if (vm->t.qmp_ns)
+		phases_mark_at(ph, "vmm", vm->t.qmp_ns);
+	if (vm->t.load_ns)
+		phases_mark_at(ph, "load", vm->t.load_ns);
+	if (vm->t.link_ns)
+		phases_mark_at(ph, "link", vm->t.link_ns);
+}
+
 /* The NICs' taps become fds 3, 4, ... (the numbers on the command line). */
 static void child_nic_fds(const struct vm_nic *nics, unsigned n)
 {
@@ -450,13 +460,21 @@ int vm_prepare_guest(struct vm *vm, struct guest_prep *out, kerr_t *err)
 	int64_t deadline = mono_ns() + 10000000000LL;
 
 	/* Randomness first: a clone's RNG state is its template's until reseeded. */
-	if (agent_add_entropy(&vm->link, 64, &out->entropy_avail, deadline, err) < 0 ||
-	    agent_sync_clock(&vm->link, &out->clock, deadline, err) < 0 ||
-	    agent_set_hostname(&vm->link, vm->hostname, deadline, err) < 0)
+	if (agent_add_entropy(&vm->link, 64, &out->entropy_avail, deadline, err) < 0)
 		return -1;
+	phases_mark(vm->phases, "reseed");
+	if (agent_sync_clock(&vm->link, &out->clock, deadline, err) < 0)
+		return -1;
+	phases_mark(vm->phases, "clock");
+	if (agent_set_hostname(&vm->link, vm->hostname, deadline, err) < 0)
+		return -1;
+	phases_mark(vm->phases, "hostname");
 	if (vm->no_share)
 		return 0;
-	return agent_mount_share(&vm->link, "9p", &out->share_magic, deadline, err);
+	if (agent_mount_share(&vm->link, "9p", &out->share_magic, deadline, err) < 0)
+		return -1;
+	phases_mark(vm->phases, "share");
+	return 0;
 }
 
 void vm_destroy(struct vm *vm)

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/phases.h"
 #include "rpc/agent.h"
 #include "rpc/ttrpc_client.h"
 #include "vm/qmp.h"
@@ -56,6 +57,12 @@ struct vm {
 	char boot_note[512];
 	int no_share; /* vm_prepare_guest leaves the share unmounted (appliances bring their root)
 	               */
+	struct phases *phases; /* when set, vm_prepare_guest marks each of its steps there */
+	/* The guest's "container ...: created" lines (where a Create went in the guest) are
+	 * logged, at most 10 a second and in printable characters: the guest writes them. */
+	int echo_created;
+	int64_t echo_ns;
+	unsigned echo_budget;
 };
 
 struct guest_prep {
@@ -65,6 +72,9 @@ struct guest_prep {
 };
 
 void vm_init(struct vm *vm, const char *id);
+/* Marks how the VM came up in ph: "vmm" (spawned until QMP answered), "load" (a clone's
+ * device state in), "link" (until the guest answered Check). */
+void vm_phases(const struct vm *vm, struct phases *ph);
 /* A fresh guest (cold booted or a clone) gets the host's randomness with a reseed first,
  * then the host's time, its hostname and the share, before anything runs in it. */
 int vm_prepare_guest(struct vm *vm, struct guest_prep *out, kerr_t *err);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "rpc/ttrpc_client.h"
 #include "tap.h"
 #include "ttrpc.pb-c.h"
+#include "vm/vm.h"
 #include "vm/vmm.h"
 
 static void test_request(void)
@@ -215,8 +217,74 @@ static void test_frame_reader(void)
 	ttrpc_reader_free(&r);
 }
 
+/* Steps timed one after another; past PHASES_MAX they add to the last. */
+static void test_phases(void)
+{
+	struct phases ph;
+	char line[256];
+
+	phases_begin(&ph, 1000000);
+	phases_mark_at(&ph, "restore", 41000000);
+	phases_mark_at(&ph, "share", 43500000);
+	phases_format(&ph, line, sizeof(line));
+	ok(!strcmp(line, "restore 40.0 ms, share 2.5 ms; 42.5 ms in all"), "formatted: %s", line);
+	for (int i = 0; i < 20; i++)
+		phases_mark_at(&ph, "more", 44000000 + i * 1000000);
+	ok(ph.n == PHASES_MAX && ph.step[PHASES_MAX - 1].ns == 7000000,
+	   "steps past the table add to its last (%u steps)", ph.n);
+	phases_mark(NULL, "x"); /* no phases: nothing happens */
+}
+
+/* Feeds text to a VM's console as the guest would and returns what the log got. */
+static void console_feed(const char *text, char *logged, size_t n)
+{
+	struct vm vm;
+	int sv[2], saved = dup(2), fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+	ssize_t r;
+
+	vm_init(&vm, "echo-test");
+	vm.echo_created = 1;
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
+	vm.con_fd = sv[0];
+	dup2(fd, 2);
+	for (size_t off = 0; off < strlen(text); off += 4000) {
+		(void)!write(sv[1], text + off, strlen(text) - off < 4000 ? strlen(text) - off : 4000);
+		vm_console_pump(&vm);
+	}
+	dup2(saved, 2);
+	r = pread(fd, logged, n - 1, 0);
+	logged[r > 0 ? r : 0] = '\0';
+	close(saved), close(fd), close(sv[0]), close(sv[1]);
+}
+
+/* Guest console lines reach the log only as the guest's Create reports, bounded, clean. */
+static void test_console_echo(void)
+{
+	static char text[8192], logged[8192];
+	size_t len = 0;
+	int lines = 0;
+
+	console_feed("[1.0] kuasar-init: info: container c1: created, pid 7: spec 10 us\n"
+	             "[1.1] kuasar-init: info: something else\n"
+	             "[1.2] kuasar-init: info: container c2: created, pid 8: \033[2J\n",
+	             logged, sizeof(logged));
+	ok(strstr(logged, "guest: container c1: created, pid 7: spec 10 us") != NULL,
+	   "a created line is logged");
+	ok(!strstr(logged, "something else"), "other guest lines are not");
+	ok(strstr(logged, "pid 8: ?[2J") && !strchr(logged, '\033'), "escapes become ?");
+	for (int i = 0; i < 30; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len,
+		                        "kuasar-init: info: container f%d: created, pid 1: x\n", i);
+	console_feed(text, logged, sizeof(logged));
+	for (char *p = logged; (p = strstr(p, "guest: container")); p++)
+		lines++;
+	ok(lines == 10, "a flood is cut to 10 lines a second (%d logged)", lines);
+}
+
 int main(void)
 {
+	test_phases();
+	test_console_echo();
 	test_frame_reader();
 	test_request();
 	test_response();
