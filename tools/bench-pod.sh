@@ -7,6 +7,9 @@
 # sandboxes' cgroups are charged (what counts against a pod's limit: the template's pages
 # are charged to the daemon, once).
 #
+# Between the two, where a kuasar pod start goes, phase by phase (tools/bench-phases.py reads
+# the phases the daemon, the task proxies and the guests logged for this run's pods).
+#
 # usage: tools/bench-pod.sh [RUNS]
 set -euo pipefail
 
@@ -45,7 +48,13 @@ charged() {
 cri_env_fetch
 cri_env_up
 echo "== pod start: kuasar (VM per pod, TCG here) vs runc, same containerd"
-ctl --handler kuasar --image kuasar.invalid/busybox:test -n "$RUNS" bench runc
+ctl --handler kuasar --image kuasar.invalid/busybox:test -n "$RUNS" bench runc | tee "$D/bench"
+
+# The kuasar side's call medians, and its pods' lines in the log: where the time went.
+echo
+sed -n '/^  kuasar /{n;s/.*RunPodSandbox \([0-9.]*\), CreateContainer \([0-9.]*\), StartContainer \([0-9.]*\), to first output \([0-9.]*\).*/\1 \2 \3 \4/p;q}' \
+	"$D/bench" >"$D/client"
+python3 "$TOP/tools/bench-phases.py" "$D/sandboxer.log" "$D/client"
 
 echo
 echo "== sandboxer memory by running sandboxes (VM memory ${CRI_ENV_MEMORY} MiB each)"

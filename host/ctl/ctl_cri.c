@@ -453,14 +453,17 @@ static int wait_log(const char *path, int64_t deadline)
 }
 
 /* One pod start: RunPodSandbox, then CreateContainer + StartContainer until the first byte
- * of output is in the container's log (its own file: a fresh name each run). */
+ * of output is in the container's log (its own file: a fresh name each run). Each call's
+ * time is kept, and the time from StartContainer's answer to the first output. */
+enum { T_ALL, T_RUNP, T_CREATE, T_START, T_OUTPUT, T_N };
+
 /* A bench side: "HANDLER" with the pod network as the options say, "HANDLER/hostnet"
  * without one. */
-static int one_pod(struct cri_opts o, const char *side, int i, int64_t *ns, int64_t *runp_ns)
+static int one_pod(struct cri_opts o, const char *side, int i, int64_t t[T_N])
 {
 	char pod[128], ctr[128], name[96], logp[400], handler[64];
 	const char *slash = strchr(side, '/');
-	int64_t t0 = mono_ns();
+	int64_t t0 = mono_ns(), t1, t2, t3;
 	int rc;
 
 	snprintf(handler, sizeof(handler), "%.*s", slash ? (int)(slash - side) : 63, side);
@@ -475,11 +478,19 @@ static int one_pod(struct cri_opts o, const char *side, int i, int64_t *ns, int6
 	unlink(logp);
 	if (cri_runp(&o, pod, sizeof(pod)))
 		return -1;
-	*runp_ns = mono_ns() - t0;
-	if (cri_create(&o, pod, ctr, sizeof(ctr)) || cri_simple(&o, RT "StartContainer", ctr, 0))
+	t1 = mono_ns();
+	if (cri_create(&o, pod, ctr, sizeof(ctr)))
 		return -1;
+	t2 = mono_ns();
+	if (cri_simple(&o, RT "StartContainer", ctr, 0))
+		return -1;
+	t3 = mono_ns();
 	rc = wait_log(logp, t0 + 60000000000LL);
-	*ns = mono_ns() - t0;
+	t[T_ALL] = mono_ns() - t0;
+	t[T_RUNP] = t1 - t0;
+	t[T_CREATE] = t2 - t1;
+	t[T_START] = t3 - t2;
+	t[T_OUTPUT] = t0 + t[T_ALL] - t3;
 	cri_simple(&o, RT "StopPodSandbox", pod, 0);
 	cri_simple(&o, RT "RemovePodSandbox", pod, 0);
 	unlink(logp);
@@ -495,19 +506,41 @@ static int cmp64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void report_line(const char *name, int64_t *all, int64_t *runp, unsigned runs)
+/* The median of each of a side's times (sorts them). */
+static void medians(int64_t t[][T_N], unsigned runs, int64_t med[T_N])
 {
-	qsort(all, runs, sizeof(all[0]), cmp64);
-	qsort(runp, runs, sizeof(runp[0]), cmp64);
+	int64_t col[64];
+
+	for (int k = 0; k < T_N; k++) {
+		for (unsigned i = 0; i < runs; i++)
+			col[i] = t[i][k];
+		qsort(col, runs, sizeof(col[0]), cmp64);
+		med[k] = col[runs / 2];
+	}
+}
+
+static void report_line(const char *name, int64_t t[][T_N], unsigned runs)
+{
+	int64_t m[T_N], lo = t[0][T_ALL], hi = t[0][T_ALL];
+
+	for (unsigned i = 1; i < runs; i++) {
+		lo = t[i][T_ALL] < lo ? t[i][T_ALL] : lo;
+		hi = t[i][T_ALL] > hi ? t[i][T_ALL] : hi;
+	}
+	medians(t, runs, m);
 	printf("  %-15s median %8.1f ms (RunPodSandbox %7.1f ms)   min %8.1f ms   max %8.1f ms\n",
-	       name, all[runs / 2] / 1e6, runp[runs / 2] / 1e6, all[0] / 1e6, all[runs - 1] / 1e6);
+	       name, m[T_ALL] / 1e6, m[T_RUNP] / 1e6, lo / 1e6, hi / 1e6);
+	printf("  %-15s   calls: RunPodSandbox %.1f, CreateContainer %.1f, StartContainer %.1f, "
+	       "to first output %.1f ms (medians)\n",
+	       "", m[T_RUNP] / 1e6, m[T_CREATE] / 1e6, m[T_START] / 1e6, m[T_OUTPUT] / 1e6);
 }
 
 static int cri_bench(struct cri_opts *o, const char *base, unsigned runs)
 {
-	int64_t ours[64], theirs[64], ours_p[64], theirs_p[64];
+	static int64_t ours[64][T_N], theirs[64][T_N];
 	char logdir[] = "/tmp/kuasar-bench-XXXXXX";
 	static char *echo[] = { "echo", "started", NULL };
+	int64_t a[T_N], b[T_N];
 	int rc = 0;
 
 	if (!mkdtemp(logdir))
@@ -521,11 +554,11 @@ static int cri_bench(struct cri_opts *o, const char *base, unsigned runs)
 		fprintf(stderr, "\rbench: run %u/%u", i + 1, runs);
 		/* Interleaved, alternating who goes first: drift hits both sides alike. */
 		if (i & 1)
-			rc = one_pod(*o, base, (int)i, &theirs[i], &theirs_p[i]) ||
-			     one_pod(*o, o->handler, (int)i, &ours[i], &ours_p[i]);
+			rc = one_pod(*o, base, (int)i, theirs[i]) ||
+			     one_pod(*o, o->handler, (int)i, ours[i]);
 		else
-			rc = one_pod(*o, o->handler, (int)i, &ours[i], &ours_p[i]) ||
-			     one_pod(*o, base, (int)i, &theirs[i], &theirs_p[i]);
+			rc = one_pod(*o, o->handler, (int)i, ours[i]) ||
+			     one_pod(*o, base, (int)i, theirs[i]);
 	}
 	fprintf(stderr, "\r%40s\r", "");
 	rm_tree(logdir);
@@ -535,10 +568,12 @@ static int cri_bench(struct cri_opts *o, const char *base, unsigned runs)
 	    "pod start via CRI (RunPodSandbox + CreateContainer + StartContainer to first output), "
 	    "%u runs each, interleaved\n",
 	    runs);
-	report_line(o->handler, ours, ours_p, runs);
-	report_line(base, theirs, theirs_p, runs);
+	report_line(o->handler, ours, runs);
+	report_line(base, theirs, runs);
+	medians(ours, runs, a);
+	medians(theirs, runs, b);
 	printf("  ratio %s/%s (median): %.2fx\n", o->handler, base,
-	       (double)ours[runs / 2] / (double)theirs[runs / 2]);
+	       (double)a[T_ALL] / (double)b[T_ALL]);
 	return 0;
 }
 
