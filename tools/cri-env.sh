@@ -16,7 +16,8 @@
 # bridge kb<NET_ID>, 10.203.<NET_ID>.0/24 and fd00:6b75:<NET_ID>::/64, where NET_ID
 # (1-250) comes from CRI_ENV_NET_ID or the directory's name.
 #
-# CRI_ENV_KERNEL boots the sandboxes with another guest kernel than bin/vmlinux.bin.
+# CRI_ENV_KERNEL boots the sandboxes with another guest kernel than bin/vmlinux.bin;
+# CRI_ENV_PAUSE_IMAGE is containerd's sandbox (pause) image instead of the local busybox one.
 # CTRD_BIN (a directory with containerd and ctr) runs another containerd than Debian's 2.1
 # (make critest with an upstream build); CRI_ENV_REGISTRY_CONFIG (a hosts.toml tree) is
 # containerd's registry config_path. CRI_ENV_PORTMAP_SNAT=true lets the host reach a pod's
@@ -148,7 +149,7 @@ cri_env_up() {
 	[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
 	  runtime_type = "io.containerd.runc.v2"
 	[plugins."io.containerd.cri.v1.images".pinned_images]
-	  sandbox = "kuasar.invalid/pause:test"
+	  sandbox = "${CRI_ENV_PAUSE_IMAGE:-kuasar.invalid/pause:test}"
 	$([ -n "${CRI_ENV_REGISTRY_CONFIG:-}" ] && printf '[plugins."io.containerd.cri.v1.images".registry]\n  config_path = "%s"' "$CRI_ENV_REGISTRY_CONFIG")
 	TOML
 	cri_env_sandboxer || return 1

@@ -126,7 +126,10 @@ export D
 trap cleanup EXIT
 registry_up
 "$TOP/tools/critest-images.sh" "127.0.0.1:$port" "$D/images" >/dev/null
-export CRI_ENV_REGISTRY_CONFIG=$D/certs.d CRI_ENV_LOG_LEVEL=info CRI_ENV_PORTMAP_SNAT=true
+# runc's pods get the stand-in pause (a process named pause): in a pod-wide PID namespace
+# the exec-timeout spec's "pgrep sleep" must not find the busybox sleep the local one runs.
+export CRI_ENV_REGISTRY_CONFIG=$D/certs.d CRI_ENV_LOG_LEVEL=info CRI_ENV_PORTMAP_SNAT=true \
+	CRI_ENV_PAUSE_IMAGE=registry.k8s.io/pause:3.9
 cri_env_fetch
 cri_env_up
 for h in $handlers; do run_suite "$h"; done
