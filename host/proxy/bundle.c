@@ -109,8 +109,11 @@ static void add_pod_files(json_object *spec, const char *guest_dir, const struct
 		json_object *m, *opts;
 
 		snprintf(dst, sizeof(dst), "/etc/%s", names[i]);
-		if (has_mount_on(mounts, dst) || !st->has_pod_file(st->ctx, names[i]) ||
-		    pod_file(gpath, sizeof(gpath), guest_dir, names[i]))
+		if (has_mount_on(mounts, dst) || !st->has_pod_file(st->ctx, names[i]))
+			continue;
+		if (st->pod_etc)
+			snprintf(gpath, sizeof(gpath), "%s/%s", st->pod_etc, names[i]);
+		else if (pod_file(gpath, sizeof(gpath), guest_dir, names[i]))
 			continue;
 		m = json_object_new_object();
 		opts = json_object_new_array();
@@ -543,8 +546,8 @@ static int stage_bundle(struct stage *st, const char *id, const char *host_bundl
                         json_object *spec, Containerd__Types__Mount **rootfs, size_t n_rootfs,
                         const char *guest_root, kerr_t *err)
 {
-	const struct spec_stage hooks = { stage_bind, stage_has_pod_file, st, st->b->vm_mib,
-		                          mounts_host_below };
+	const struct spec_stage hooks = { stage_bind,    stage_has_pod_file, st,
+		                          st->b->vm_mib, mounts_host_below,  st->b->pod_etc };
 	char gdir[PATH_MAX];
 	json_object *root;
 	const char *text;

@@ -24,6 +24,9 @@
 #define GUEST_POD_PIDNS "/run/kuasar/pod/ns/pid"
 /* The pod's /dev/shm in the guest: one tmpfs its containers bind. */
 #define GUEST_POD_SHM "/run/kuasar/pod/shm"
+/* The pod's /etc files in the guest's tmpfs, when SetHostname wrote them there
+ * (guest runtime/podns.h POD_ETC_DIR). */
+#define GUEST_POD_ETC "/run/kuasar/pod/etc"
 
 /* What the rewrite needs of the filesystem, kept apart so that the rewrite is a pure function
  * of the spec. */
@@ -41,6 +44,9 @@ struct spec_stage {
 	 * relative to src), stopping at the first nonzero return (NULL: none looked for). */
 	int (*submounts)(const char *src, int (*each)(void *arg, const char *rel), void *arg,
 	                 kerr_t *err);
+	/* Where the guest keeps the pod's /etc files (GUEST_POD_ETC), NULL: they are bound
+	 * from the share. */
+	const char *pod_etc;
 };
 
 /* The most mounts a container spec may have in the guest (kuasar-init's OCI_MAX_MOUNTS),
@@ -73,6 +79,7 @@ struct bundles {
 	int share_fd;
 	char shared[KPATH_SIZE]; /* for messages */
 	unsigned vm_mib;         /* spec_stage.vm_mib */
+	const char *pod_etc;     /* spec_stage.pod_etc */
 	struct bundle *list;
 };
 

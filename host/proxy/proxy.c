@@ -89,6 +89,8 @@ struct proxy {
 	int64_t relink_until;       /* while relinking: when to give up; 0 otherwise */
 	unsigned vm_mib;            /* the VM's memory: containers' limits are capped below it */
 	struct phases start;        /* where the sandbox start's time went (logged once) */
+	struct pod_etc etc;         /* the pod's /etc files, for the guest to keep */
+	int etc_in_guest;           /* they went with SetHostname: containers bind the guest's */
 };
 
 /* Resize calls from the daemon; a cold-booted VM has a balloon (qemu.c: a restored one's RAM
@@ -797,6 +799,33 @@ static int configure(struct proxy *p, const struct proxy_args *a)
 	return 0;
 }
 
+/* The pod's /etc files the daemon wrote in the share at Create, read before the guest has
+ * the share mounted, to hand over with SetHostname: the guest keeps them in its tmpfs and
+ * no container start binds them over 9p. A file too big for that stays in the share. */
+static void pod_etc_load(struct proxy *p)
+{
+	static const struct {
+		const char *name;
+		size_t max;
+	} files[] = { { POD_FILES_DIR "/hosts", POD_ETC_HOSTS_MAX },
+		      { POD_FILES_DIR "/resolv.conf", POD_ETC_RESOLV_MAX } };
+	char **to[] = { &p->etc.hosts, &p->etc.resolv_conf };
+	_cleanup_close_ int share = -1;
+	kerr_t err;
+
+	if (p->appliance || !p->tp.hostname[0])
+		return;
+	share = open(p->vm.paths.shared, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	for (size_t i = 0; share >= 0 && i < 2; i++)
+		if (read_file_beneath(share, files[i].name, to[i], NULL, files[i].max, &err) < 0 &&
+		    err.errnum != ENOENT) {
+			log_info("the pod's files stay in the share: %s", err.msg);
+			return;
+		}
+	p->etc_in_guest = share >= 0;
+	p->vm.pod_etc = p->etc_in_guest ? &p->etc : NULL;
+}
+
 static void boot_said(const struct proxy *p)
 {
 	if (!strcmp(p->vm.boot_mode, "template"))
@@ -841,6 +870,7 @@ static int launch(struct proxy *p, const struct proxy_args *a, struct vm_config 
 		return -1;
 	vm_phases(&p->vm, &p->start);
 	podnet_close_fds(&p->net); /* the VMM holds the taps now */
+	pod_etc_load(p);
 	boot_said(p);
 	if (vc->disk_bus) {
 		rootdisks_init(&disks, &p->loop, &p->vm.qmp, p->cfg.rootfs_cache_dir,
@@ -914,6 +944,11 @@ int proxy_main(int argc, char **argv)
 		vm_destroy(&p.vm);
 		return start_failed(&p, &err);
 	}
+	if (p.etc_in_guest)
+		p.tp.bundles.pod_etc = GUEST_POD_ETC;
+	p.vm.pod_etc = NULL;
+	free(p.etc.hosts);
+	free(p.etc.resolv_conf);
 	report_ready(&p);
 	log_phases(&p.start, "sandbox start (%s)", p.vm.boot_mode);
 	log_info("serving %s (VMM %d)", p.tp.path, p.vm.pid);

@@ -121,14 +121,21 @@ int agent_mount_share(struct ttrpc_client *c, const char *fstype, uint64_t *fs_m
 	return 0;
 }
 
-int agent_set_hostname(struct ttrpc_client *c, const char *hostname, int64_t deadline_ns,
-                       kerr_t *err)
+int agent_set_hostname(struct ttrpc_client *c, const char *hostname, const struct pod_etc *etc,
+                       int64_t deadline_ns, kerr_t *err)
 {
 	Kuasar__Sandbox__V1__SetHostnameRequest req =
 	    KUASAR__SANDBOX__V1__SET_HOSTNAME_REQUEST__INIT;
 	Google__Protobuf__Empty *r = NULL;
 
 	req.hostname = (char *)hostname;
+	if (etc) {
+		req.pod_files = 1;
+		req.has_hosts = etc->hosts != NULL;
+		req.hosts = etc->hosts ? etc->hosts : "";
+		req.has_resolv_conf = etc->resolv_conf != NULL;
+		req.resolv_conf = etc->resolv_conf ? etc->resolv_conf : "";
+	}
 	if (ttrpc_call(c, AGENT_SANDBOX_SERVICE, "SetHostname", &req.base,
 	               &google__protobuf__empty__descriptor, (ProtobufCMessage **)&r, deadline_ns,
 	               err) < 0)

@@ -34,8 +34,17 @@ int agent_mount_share(struct ttrpc_client *c, const char *fstype, uint64_t *fs_m
 /* SetSysctls: names[i] = values[i] for i < n (at most 32), in order, in the VM. */
 int agent_set_sysctls(struct ttrpc_client *c, const char *const *names, const char *const *values,
                       size_t n, int64_t deadline_ns, kerr_t *err);
-int agent_set_hostname(struct ttrpc_client *c, const char *hostname, int64_t deadline_ns,
-                       kerr_t *err);
+/* The pod's /etc files the guest keeps for its containers (SetHostname writes them with the
+ * hostname); a NULL member: the pod has none. */
+struct pod_etc {
+	char *hosts, *resolv_conf;
+};
+#define POD_ETC_HOSTS_MAX 4096
+#define POD_ETC_RESOLV_MAX 1024
+
+/* SetHostname; with etc (not NULL), the pod's files too. */
+int agent_set_hostname(struct ttrpc_client *c, const char *hostname, const struct pod_etc *etc,
+                       int64_t deadline_ns, kerr_t *err);
 /* The pod's network on the guest's NICs; the guest names what failed. */
 int agent_setup_network(struct ttrpc_client *c, const Kuasar__Sandbox__V1__SetupNetworkRequest *req,
                         int64_t deadline_ns, kerr_t *err);

@@ -466,7 +466,7 @@ int vm_prepare_guest(struct vm *vm, struct guest_prep *out, kerr_t *err)
 	if (agent_sync_clock(&vm->link, &out->clock, deadline, err) < 0)
 		return -1;
 	phases_mark(vm->phases, "clock");
-	if (agent_set_hostname(&vm->link, vm->hostname, deadline, err) < 0)
+	if (agent_set_hostname(&vm->link, vm->hostname, vm->pod_etc, deadline, err) < 0)
 		return -1;
 	phases_mark(vm->phases, "hostname");
 	if (vm->no_share)

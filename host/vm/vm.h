@@ -58,6 +58,7 @@ struct vm {
 	int no_share; /* vm_prepare_guest leaves the share unmounted (appliances bring their root)
 	               */
 	struct phases *phases; /* when set, vm_prepare_guest marks each of its steps there */
+	const struct pod_etc *pod_etc; /* when set, SetHostname gives the guest the pod's files */
 	/* The guest's "container ...: created" lines (where a Create went in the guest) are
 	 * logged, at most 10 a second and in printable characters: the guest writes them. */
 	int echo_created;

@@ -123,6 +123,10 @@ fds_back() { [ "$(daemon_fds files)" -le "$SB_FILES" ] && [ "$(daemon_fds netns)
 	run cri exec "$CTR" -- cat /etc/resolv.conf
 	[[ "$output" == *"nameserver $CRI_NET4.53"* ]]
 	[[ "$output" == *"search kuasar.test"* ]]
+	# The pod's files are the guest's own copies (a tmpfs), not binds over the 9p share.
+	run cri exec "$CTR" -- grep -E " /etc/(resolv.conf|hosts|hostname) " /proc/self/mountinfo
+	[ "$(grep -c " - tmpfs " <<<"$output")" -eq 3 ]
+	[[ "$output" != *9p* ]]
 	# Status says how the VM got its network.
 	run poke Status --id "$POD" --hex 1001
 	[[ "$output" == *"eth0 "*"via tap0_kuasar (virtio-net"* ]]

@@ -417,11 +417,13 @@ static int fake_submounts(const char *src, int (*each)(void *, const char *), vo
 	return each(arg, "sub") || each(arg, "sub/deeper") ? -1 : 0;
 }
 
+static const char *rewrite_pod_etc; /* spec_stage.pod_etc of the next rewrite */
+
 static int rewrite(json_object *spec, const char *id, const char *share, const char *gdir,
                    kerr_t *err)
 {
-	const struct spec_stage st = { fake_bind, fake_has_pod_file, (void *)share, vm_mib,
-		                       fake_submounts };
+	const struct spec_stage st = { fake_bind, fake_has_pod_file, (void *)share,
+		                       vm_mib,    fake_submounts,    rewrite_pod_etc };
 
 	return spec_rewrite(spec, id, gdir, &st, err);
 }
@@ -796,6 +798,20 @@ static void test_pod_files(const char *dir)
 	       !strcmp(resolv_src, "/run/kuasar/shared/.pod/resolv.conf"),
 	   "resolv.conf comes from the pod files, as a guest path");
 	is_int(n_hostname, 1, "so does /etc/hostname");
+	json_object_put(spec);
+	/* The guest keeps them (SetHostname wrote them): bound from its tmpfs, not the share. */
+	spec = json_tokener_parse("{}");
+	rewrite_pod_etc = GUEST_POD_ETC;
+	ok(rewrite(spec, "ctr3", dir, "/run/kuasar/shared/ctr3", &err) == 0, "rewritten");
+	rewrite_pod_etc = NULL;
+	mounts = json_object_object_get(spec, "mounts");
+	n_resolv = 0;
+	for (size_t i = 0; i < json_object_array_length(mounts); i++) {
+		const char *src = jpath(json_object_array_get_idx(mounts, i), "source", NULL);
+
+		n_resolv += src && !strncmp(src, "/run/kuasar/pod/etc/", 20);
+	}
+	is_int(n_resolv, 3, "hosts, resolv.conf and hostname come from the guest's own copies");
 	json_object_put(spec);
 }
 

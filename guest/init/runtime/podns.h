@@ -16,6 +16,10 @@
  * node's, which in a VM is the pod's). */
 #define PODNS_SHM_PATH "/run/kuasar/pod/shm"
 
+/* The pod's /etc/hostname, hosts and resolv.conf, written once by SetHostname (the host's
+ * pod_files) for the containers to bind: no container start reads them over the share. */
+#define POD_ETC_DIR "/run/kuasar/pod/etc"
+
 /* Mounts the pod's shm tmpfs if it is not there yet (64 MiB, as containerd's); 0 or -1 with
  * errno. */
 int podns_shm(void);

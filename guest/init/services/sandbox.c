@@ -19,6 +19,7 @@
 #include "google/protobuf/empty.pb.h"
 #include "runtime/cgroup.h"
 #include "runtime/events.h"
+#include "runtime/podns.h"
 #include "sandbox.pb.h"
 #include "services/app.h"
 #include "services/disk.h"
@@ -260,12 +261,41 @@ static void sb_shutdown(struct rpc_ctx *ctx)
 		sandbox_poweroff();
 }
 
+/* One of the pod's /etc files in the guest's tmpfs, for every container to bind. */
+static int pod_file(const char *name, const char *text, const char *nl)
+{
+	char path[64];
+	int fd;
+	ssize_t a, b;
+
+	kfmt(path, sizeof(path), "%s/%s", POD_ETC_DIR, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	a = write(fd, text, strlen(text));
+	b = write(fd, nl, strlen(nl));
+	close(fd);
+	return a < 0 || b < 0 ? -1 : 0;
+}
+
+static int pod_files(const kuasar_sandbox_v1_SetHostnameRequest *req)
+{
+	if ((mkdir("/run/kuasar/pod", 0711) < 0 && errno != EEXIST) ||
+	    (mkdir(POD_ETC_DIR, 0755) < 0 && errno != EEXIST) ||
+	    pod_file("hostname", req->hostname, "\n") < 0 ||
+	    (req->has_hosts && pod_file("hosts", req->hosts, "") < 0) ||
+	    (req->has_resolv_conf && pod_file("resolv.conf", req->resolv_conf, "") < 0))
+		return -1;
+	return 0;
+}
+
 static void sb_set_hostname(struct rpc_ctx *ctx)
 {
-	kuasar_sandbox_v1_SetHostnameRequest req = { 0 };
+	static kuasar_sandbox_v1_SetHostnameRequest req;
 	google_protobuf_Empty r = { 0 };
 	size_t len;
 
+	memset(&req, 0, sizeof(req));
 	if (rpc_decode(ctx, kuasar_sandbox_v1_SetHostnameRequest_fields, &req) < 0)
 		return;
 	len = strlen(req.hostname);
@@ -278,7 +308,13 @@ static void sb_set_hostname(struct rpc_ctx *ctx)
 		          errno);
 		return;
 	}
-	debug("hostname set to %s", req.hostname);
+	if (req.pod_files && pod_files(&req) < 0) {
+		rpc_error(ctx, RPC_INTERNAL, "the pod's files in %s: %s", POD_ETC_DIR,
+		          err_str(errno));
+		return;
+	}
+	debug("hostname set to %s%s", req.hostname,
+	      req.pod_files ? ", the pod's files written" : "");
 	rpc_reply(ctx, google_protobuf_Empty_fields, &r);
 }
 
