@@ -801,7 +801,9 @@ static int configure(struct proxy *p, const struct proxy_args *a)
 
 /* The pod's /etc files the daemon wrote in the share at Create, read before the guest has
  * the share mounted, to hand over with SetHostname: the guest keeps them in its tmpfs and
- * no container start binds them over 9p. A file too big for that stays in the share. */
+ * no container start binds them over 9p. A file too big for that stays in the share. The
+ * guest's /etc/hostname is the VM's hostname (the pod's, or the sandbox id when the pod
+ * named none), as uname says in the pod. */
 static void pod_etc_load(struct proxy *p)
 {
 	static const struct {
@@ -813,7 +815,7 @@ static void pod_etc_load(struct proxy *p)
 	_cleanup_close_ int share = -1;
 	kerr_t err;
 
-	if (p->appliance || !p->tp.hostname[0])
+	if (p->appliance)
 		return;
 	share = open(p->vm.paths.shared, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	for (size_t i = 0; share >= 0 && i < 2; i++)

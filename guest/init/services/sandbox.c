@@ -280,7 +280,8 @@ static int pod_file(const char *name, const char *text, const char *nl)
 
 static int pod_files(const kuasar_sandbox_v1_SetHostnameRequest *req)
 {
-	if ((mkdir("/run/kuasar/pod", 0711) < 0 && errno != EEXIST) ||
+	if ((mkdir("/run/kuasar", 0755) < 0 && errno != EEXIST) ||
+	    (mkdir("/run/kuasar/pod", 0711) < 0 && errno != EEXIST) ||
 	    (mkdir(POD_ETC_DIR, 0755) < 0 && errno != EEXIST) ||
 	    pod_file("hostname", req->hostname, "\n") < 0 ||
 	    (req->has_hosts && pod_file("hosts", req->hosts, "") < 0) ||
