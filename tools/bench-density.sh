@@ -56,35 +56,42 @@ pss() { # PID...: their PSS, in kB
 
 add_pod() { # HANDLER I: a pod with a sleeping container, started
 	local pod ctr
-	pod=$(ctl --handler "$1" --name "idle-$1-$2" --uid "idle-$1-$2" runp)
+	local meta=(--handler "$1" --name "idle-$1-$2" --uid "idle-$1-$2")
+	pod=$(ctl "${meta[@]}" runp)
 	echo "$pod" >>"$D/pods"
-	ctr=$(ctl --handler "$1" --image kuasar.invalid/busybox:test --container idle create "$pod" \
+	# The pod's metadata again: CreateContainer carries the pod's config.
+	ctr=$(ctl "${meta[@]}" --image kuasar.invalid/busybox:test --container idle create "$pod" \
 		-- sleep 2147483647)
 	ctl start "$ctr" >/dev/null
 }
 
-# SIDE: "cpu-% pss-MiB" per pod of that side, CPU over 10 s (sampled with the other side).
+# One table row: per pod, CPU over 10 s (kuasar's VMM alone, then with its task proxy; runc's
+# shim, pause and container) and PSS.
 measure() {
-	local n=$1 k0 r0 k1 r1
+	local n=$1 v0 k0 r0 v1 k1 r1
+	mapfile -t vp < <(pgrep -f -- "qemu-system.*$D/run/" || true)
 	mapfile -t kp < <(kuasar_pids)
 	mapfile -t rp < <(runc_pids)
+	v0=$(ticks "${vp[@]}")
 	k0=$(ticks "${kp[@]}")
 	r0=$(ticks "${rp[@]}")
 	sleep 10
+	v1=$(ticks "${vp[@]}")
 	k1=$(ticks "${kp[@]}")
 	r1=$(ticks "${rp[@]}")
-	awk -v n="$n" -v hz="$hz" -v kt=$((k1 - k0)) -v rt=$((r1 - r0)) -v kp="$(pss "${kp[@]}")" \
-		-v rp="$(pss "${rp[@]}")" 'BEGIN {
-		printf "%-8d %14.2f%% %14.2f%% %12.1f MiB %10.1f MiB\n", n,
-			100 * kt / hz / 10 / n, 100 * rt / hz / 10 / n, kp / 1024 / n, rp / 1024 / n }'
+	awk -v n="$n" -v hz="$hz" -v vt=$((v1 - v0)) -v kt=$((k1 - k0)) -v rt=$((r1 - r0)) \
+		-v kp="$(pss "${kp[@]}")" -v rp="$(pss "${rp[@]}")" 'BEGIN {
+		c = 100 / hz / 10 / n
+		printf "%-6d %10.2f%% %12.2f%% %10.2f%% %12.1f MiB %8.1f MiB\n", n, vt * c, kt * c,
+			rt * c, kp / 1024 / n, rp / 1024 / n }'
 }
 
 cri_env_fetch
 cri_env_up
 echo "== idle pods at density: kuasar (VM per pod, TCG here, ${CRI_ENV_MEMORY} MiB) vs runc"
 echo "   each pod: one busybox sleeping; CPU over 10 s after 5 s to settle"
-printf '%-8s %15s %15s %16s %14s\n' "pods" "CPU/pod kuasar" "CPU/pod runc" "PSS/pod kuasar" \
-	"PSS/pod runc"
+printf '%-6s %11s %13s %11s %16s %12s\n' "pods" "CPU/VMM" "CPU/pod kuasar" "CPU/pod runc" \
+	"PSS/pod kuasar" "PSS/pod runc"
 n=0
 for want in $DENSITIES; do
 	while [ "$n" -lt "$want" ]; do
@@ -93,8 +100,8 @@ for want in $DENSITIES; do
 		n=$((n + 1))
 	done
 	sleep 5
-	measure "$n" | tee -a "$D/table"
-	ctl --handler kuasar --image kuasar.invalid/busybox:test -n 3 bench runc |
+	measure "$n"
+	ctl --handler kuasar --image kuasar.invalid/busybox:test -n 3 bench runc 2>/dev/null |
 		sed "s/^/   at $n+$n pods: /" >>"$D/starts"
 done
 echo
