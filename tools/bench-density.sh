@@ -12,15 +12,10 @@ set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 DENSITIES=${*:-10 30 60}
-D=$(mktemp -d /tmp/kd.XXXXXX)
-export D
-CRI_ENV_LOG_LEVEL=info
-CRI_ENV_MEMORY=128
 # shellcheck source=cri-env.sh
 . "$TOP/tools/cri-env.sh"
-
+cri_env_bench kd
 ctl() { cri_ctl "$@"; }
-trap cri_env_cleanup EXIT
 hz=$(getconf CLK_TCK)
 
 # The processes of each side's pods.

@@ -15,15 +15,10 @@ set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${1:-9}
-D=$(mktemp -d /tmp/kb.XXXXXX)
-export D
-CRI_ENV_LOG_LEVEL=info
-CRI_ENV_MEMORY=128
 # shellcheck source=cri-env.sh
 . "$TOP/tools/cri-env.sh"
-
+cri_env_bench kb
 ctl() { cri_ctl "$@"; }
-trap cri_env_cleanup EXIT
 
 kb() { # FIELD PID...: sum of a /proc/PID/{status,smaps_rollup} field in kB
 	local field=$1 pid sum=0 v

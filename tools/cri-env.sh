@@ -161,6 +161,16 @@ cri_env_up() {
 	done
 }
 
+# For the benchmarks: a scratch environment in /tmp/PREFIX.XXXXXX ($D), info logs, 128 MiB
+# VMs, and cri_env_cleanup on exit. Then cri_env_fetch and cri_env_up.
+cri_env_bench() {
+	D=$(mktemp -d "/tmp/$1.XXXXXX")
+	export D
+	CRI_ENV_LOG_LEVEL=info
+	CRI_ENV_MEMORY=128
+	trap cri_env_cleanup EXIT
+}
+
 # For scripts on one environment (the benchmarks): kuasar-ctl's CRI client, and an exit
 # trap that removes the pods listed in $D/pods, stops both daemons and removes $D.
 cri_ctl() { "$TOP/bin/kuasar-ctl" cri --address "$D/containerd.sock" --log-dir "$D/logs" "$@"; }
