@@ -248,7 +248,8 @@ static void console_feed(const char *text, char *logged, size_t n)
 	vm.con_fd = sv[0];
 	dup2(fd, 2);
 	for (size_t off = 0; off < strlen(text); off += 4000) {
-		(void)!write(sv[1], text + off, strlen(text) - off < 4000 ? strlen(text) - off : 4000);
+		(void)!write(sv[1], text + off,
+		             strlen(text) - off < 4000 ? strlen(text) - off : 4000);
 		vm_console_pump(&vm);
 	}
 	dup2(saved, 2);
