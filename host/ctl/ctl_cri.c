@@ -509,7 +509,7 @@ static int cmp64(const void *a, const void *b)
 /* The median of each of a side's times (sorts them). */
 static void medians(int64_t t[][T_N], unsigned runs, int64_t med[T_N])
 {
-	int64_t col[64];
+	int64_t col[64] = { 0 };
 
 	for (int k = 0; k < T_N; k++) {
 		for (unsigned i = 0; i < runs; i++)

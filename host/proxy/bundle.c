@@ -546,8 +546,12 @@ static int stage_bundle(struct stage *st, const char *id, const char *host_bundl
                         json_object *spec, Containerd__Types__Mount **rootfs, size_t n_rootfs,
                         const char *guest_root, kerr_t *err)
 {
-	const struct spec_stage hooks = { stage_bind,    stage_has_pod_file, st,
-		                          st->b->vm_mib, mounts_host_below,  st->b->pod_etc };
+	const struct spec_stage hooks = { .bind = stage_bind,
+		                          .has_pod_file = stage_has_pod_file,
+		                          .ctx = st,
+		                          .vm_mib = st->b->vm_mib,
+		                          .submounts = mounts_host_below,
+		                          .pod_etc = st->b->pod_etc };
 	char gdir[PATH_MAX];
 	json_object *root;
 	const char *text;

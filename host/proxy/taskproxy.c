@@ -471,18 +471,21 @@ static void time_call(struct tp_stream *s, const Ttrpc__Request *req, const char
 
 	if (!tp_is_task_service(req->service) || s->ph)
 		return;
-	if (!strcmp(req->method, "Start"))
-		sr = containerd__task__v3__start_request__unpack(NULL, req->payload.len,
-		                                                 req->payload.data);
-	if ((created[0] || sr) && (s->ph = malloc(sizeof(*s->ph)))) {
+	if (created[0]) {
+		fmt_msg(s->ph_what, sizeof(s->ph_what), "create %s", created);
+	} else if (!strcmp(req->method, "Start") &&
+	           (sr = containerd__task__v3__start_request__unpack(NULL, req->payload.len,
+	                                                             req->payload.data))) {
+		fmt_msg(s->ph_what, sizeof(s->ph_what), "start %s%s%s", sr->id,
+		        sr->exec_id[0] ? " exec " : "", sr->exec_id);
+		containerd__task__v3__start_request__free_unpacked(sr, NULL);
+	} else {
+		return;
+	}
+	if ((s->ph = malloc(sizeof(*s->ph)))) {
 		phases_begin(s->ph, t0);
 		phases_mark(s->ph, created[0] ? "bundle" : "proxy");
-		fmt_msg(s->ph_what, sizeof(s->ph_what), "%s %s%s%s",
-		        created[0] ? "create" : "start", created[0] ? created : sr->id,
-		        sr && sr->exec_id[0] ? " exec " : "", sr ? sr->exec_id : "");
 	}
-	if (sr)
-		containerd__task__v3__start_request__free_unpacked(sr, NULL);
 }
 
 /* A Request frame from the client: validate, tp_intercept, open a guest route, forward. */

@@ -54,7 +54,10 @@ static int fake_submounts(const char *src, int (*each)(void *, const char *), vo
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct spec_stage st = { fake_bind, has_pod_file, NULL, 256, fake_submounts };
+	static const struct spec_stage st = { .bind = fake_bind,
+		                              .has_pod_file = has_pod_file,
+		                              .vm_mib = 256,
+		                              .submounts = fake_submounts };
 	struct json_tokener *tok = json_tokener_new();
 	json_object *spec;
 	kerr_t err;

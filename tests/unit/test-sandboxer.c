@@ -422,8 +422,12 @@ static const char *rewrite_pod_etc; /* spec_stage.pod_etc of the next rewrite */
 static int rewrite(json_object *spec, const char *id, const char *share, const char *gdir,
                    kerr_t *err)
 {
-	const struct spec_stage st = { fake_bind, fake_has_pod_file, (void *)share,
-		                       vm_mib,    fake_submounts,    rewrite_pod_etc };
+	const struct spec_stage st = { .bind = fake_bind,
+		                       .has_pod_file = fake_has_pod_file,
+		                       .ctx = (void *)share,
+		                       .vm_mib = vm_mib,
+		                       .submounts = fake_submounts,
+		                       .pod_etc = rewrite_pod_etc };
 
 	return spec_rewrite(spec, id, gdir, &st, err);
 }
