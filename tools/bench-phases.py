@@ -6,7 +6,7 @@ usage: bench-phases.py SANDBOXER_LOG CLIENT_TIMES
 CLIENT_TIMES holds the medians kuasar-ctl cri bench measured on the client side, as
 "runp create start output" in ms. The log's lines, as the daemon, the task proxies and the
 guest write them:
-  sandbox ID: ready in N ms, Start took X ms (...)
+  sandbox ID: ready in N ms (...; Start took X ms)
   phases sandbox start (MODE): setup X ms, net-host X ms, vmm X ms, ...; T ms in all
   phases container create ID: bundle X ms, guest X ms; T ms in all
   phases container start ID: proxy X ms, guest X ms; T ms in all

@@ -726,10 +726,10 @@ static void result_event(struct loop_watch *w, uint32_t events)
 		fmt_msg(sb->boot, sizeof(sb->boot), "cold");
 	fmt_msg(sb->network, sizeof(sb->network), "%s", r.net);
 	sandbox_save(sb);
-	log_info("sandbox %s: ready in %lld ms, Start took %.1f ms (%s; VMM %d, proxy %d, %s; "
-	         "network: %s)",
-	         sb->id, r.boot_ms, (mono_ns() - sb->start_ns) / 1e6, sb->boot, sb->pid, sb->proxy,
-	         r.accel, sb->network);
+	log_info("sandbox %s: ready in %lld ms (%s; VMM %d, proxy %d, %s; network: %s; Start took "
+	         "%.1f ms)",
+	         sb->id, r.boot_ms, sb->boot, sb->pid, sb->proxy, r.accel, sb->network,
+	         (mono_ns() - sb->start_ns) / 1e6);
 	if (sb->start_call) {
 		grpc_call_on_cancel(sb->start_call, NULL, NULL);
 		sandbox_reply_start(sb, sb->start_call);
