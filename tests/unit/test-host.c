@@ -121,6 +121,10 @@ static void test_argv(void)
 	                                        "lapic_timer_hz=1000000000 kuasar.log=info "
 	                                        "tsc_early_khz="),
 	   "tsc_early_khz under TCG");
+	for (char **a = argv; *a; a++)
+		if (!strncmp(*a, "console=", 8))
+			ok(host_tsc_khz() == 0 || strstr(*a, " tsc=reliable"),
+			   "tsc=reliable under TCG (no clocksource watchdog waking an idle VM)");
 	ok(!has_arg(argv, "vhost-vsock-device"), "no vsock device on a serial link");
 	argv_free(argv);
 	argv = qemu_argv(&cfg, &p, "x1", ACCEL_KVM);
