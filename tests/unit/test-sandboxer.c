@@ -58,6 +58,18 @@ static void test_config(void)
 	       c.template == 0,
 	   "template = false");
 	is_str(c.template_memory_dir, "/dev/hugepages/k", "template_memory_dir");
+	ok(parse("", &c, &err) == 0 && c.rootfs_block == 0, "rootfs is 9p by default");
+	ok(parse("[sandboxer]\nrootfs = \"block\"\nrootfs_cache_dir = \"/c\"\n", &c, &err) == 0 &&
+	       c.rootfs_block == 1 && !strcmp(c.rootfs_cache_dir, "/c"),
+	   "rootfs = block, rootfs_cache_dir");
+}
+
+/* Bad input names its file, line and key. */
+static void test_config_errors(void)
+{
+	struct sb_config c;
+	kerr_t err;
+
 	ok(parse("[hypervisor]\ntemplate = 1\n", &c, &err) < 0 && strstr(err.msg, "true or false"),
 	   "template must be a boolean: %s", err.msg);
 	ok(parse("[hypervisor]\nvcpus = 2\nturbo = true\n", &c, &err) < 0 &&
@@ -84,10 +96,6 @@ static void test_config(void)
 	   err.msg);
 	ok(parse("[hypervisor]\naccel = \"hvf\"\n", &c, &err) < 0, "a bad accel: %s", err.msg);
 	ok(parse("[hypervisor\n", &c, &err) < 0, "a malformed table header: %s", err.msg);
-	ok(parse("", &c, &err) == 0 && c.rootfs_block == 0, "rootfs is 9p by default");
-	ok(parse("[sandboxer]\nrootfs = \"block\"\nrootfs_cache_dir = \"/c\"\n", &c, &err) == 0 &&
-	       c.rootfs_block == 1 && !strcmp(c.rootfs_cache_dir, "/c"),
-	   "rootfs = block, rootfs_cache_dir");
 	ok(parse("[sandboxer]\nrootfs = \"nfs\"\n", &c, &err) < 0 && strstr(err.msg, "9p or block"),
 	   "a bad rootfs: %s", err.msg);
 }
@@ -217,6 +225,139 @@ static pid_t find_child_named(pid_t pid, const char *comm)
 	return found;
 }
 
+/* A build in a child, as the proxy runs it: the image is there when it exits. */
+static void rootimg_build_in_child(const char *cache, char **lowers)
+{
+	struct rootimg a;
+	kerr_t err;
+	int pidfd = -1, errfd = -1, st = -1;
+	char msg[64];
+	pid_t pid;
+
+	rootimg_init(cache, lowers, 2, &a, &err);
+	pid = rootimg_build_child(cache, lowers, 2, &a, NULL, &pidfd, &errfd, &err);
+	ok(pid > 0 && waitpid(pid, &st, 0) == pid && st == 0 && read(errfd, msg, 64) == 0,
+	   "a build child exits 0 with nothing to say");
+	ok(rootimg_hold(cache, &a, &err) == 1, "and its image is there to take");
+	rootimg_put(cache, &a);
+	is_int(count_images(cache), 0, "let go, it goes");
+	ok(access(cache, F_OK) == 0 && count_locks(cache) == 0, "no build lock is left");
+	close(pidfd);
+	close(errfd);
+}
+
+/* Two builders of one image at once: one builds, the other waits and finds it. */
+static void rootimg_two_builders(const char *cache, char **lowers)
+{
+	struct rootimg a;
+	kerr_t err;
+	int fd[4], st[2] = { -1, -1 };
+	pid_t pid[2];
+
+	rootimg_init(cache, lowers, 2, &a, &err);
+	pid[0] = rootimg_build_child(cache, lowers, 2, &a, NULL, &fd[0], &fd[1], &err);
+	pid[1] = rootimg_build_child(cache, lowers, 2, &a, NULL, &fd[2], &fd[3], &err);
+	waitpid(pid[0], &st[0], 0);
+	waitpid(pid[1], &st[1], 0);
+	ok(st[0] == 0 && st[1] == 0 && count_images(cache) == 1 && count_locks(cache) == 0,
+	   "two builders at once: both succeed, one image, no lock left");
+	for (int i = 0; i < 4; i++)
+		close(fd[i]);
+	ok(rootimg_hold(cache, &a, &err) == 1, "taken");
+	rootimg_put(cache, &a);
+}
+
+/* A builder killed mid-build (a cancelled Create) takes its mkfs.erofs with it, and its
+ * error pipe is closed at once: mkfs never held it. A stand-in mkfs that sleeps. */
+static void rootimg_killed_build(const char *dir, const char *cache, char **lowers)
+{
+	struct rootimg a;
+	kerr_t err;
+	char bin[300], fake[400], *old = getenv("PATH"), path2[1024];
+	int pidfd = -1, errfd = -1;
+	ssize_t len = -1;
+	pid_t pid, mk = 0;
+	char msg[64];
+
+	snprintf(bin, sizeof(bin), "%s/fakebin", dir);
+	mkdir(bin, 0755);
+	snprintf(fake, sizeof(fake), "%s/mkfs.erofs", bin);
+	write_file_atomic(fake, "#!/bin/sh\nexec sleep 30\n", 24, NULL);
+	chmod(fake, 0755);
+	snprintf(path2, sizeof(path2), "%s:%s", bin, old ? old : "/usr/bin:/bin");
+	old = old ? strdup(old) : NULL;
+	setenv("PATH", path2, 1);
+	rootimg_init(cache, lowers, 2, &a, &err);
+	pid = rootimg_build_child(cache, lowers, 2, &a, NULL, &pidfd, &errfd, &err);
+	for (int i = 0; i < 500 && mk <= 0; i++, usleep(10000))
+		mk = find_child_named(pid, "sleep");
+	rootimg_build_kill(pid);
+	waitpid(pid, NULL, 0);
+	for (int i = 0; i < 100 && len < 0; i++, usleep(10000))
+		len = read(errfd, msg, sizeof(msg));
+	ok(mk > 0 && len == 0, "a killed build's pipe reads end-of-file at once");
+	for (int i = 0; i < 100 && mk > 0 && alive(mk); i++)
+		usleep(10000);
+	ok(mk > 0 && !alive(mk), "and its mkfs.erofs (pid %d) is gone with it", mk);
+	setenv("PATH", old ? old : "/usr/bin:/bin", 1);
+	free(old);
+	close(pidfd);
+	close(errfd);
+	unlink(fake);
+	rmdir(bin);
+	rootimg_sweep(cache);
+}
+
+/* A build that fails says why through its pipe. */
+static void rootimg_failed_build(const char *dir, const char *cache)
+{
+	char path[700];
+	struct rootimg a;
+	kerr_t err;
+	char *bad[1] = { path }, msg[300] = "";
+	int pidfd, errfd, st = 0;
+	ssize_t len;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/empty-file", dir);
+	close(open(path, O_CREAT | O_WRONLY, 0644));
+	snprintf(a.key, sizeof(a.key), "notalayer");
+	snprintf(a.path, sizeof(a.path), "%s/notalayer.erofs", cache);
+	pid = rootimg_build_child(cache, bad, 1, &a, NULL, &pidfd, &errfd, &err);
+	waitpid(pid, &st, 0);
+	len = read(errfd, msg, sizeof(msg) - 1);
+	msg[len > 0 ? len : 0] = 0;
+	ok(st != 0 && strstr(msg, "layers' overlay"), "a failed build exits non-zero and says: %s",
+	   msg);
+	ok(count_locks(cache) == 0 && count_images(cache) == 0, "and leaves nothing");
+	close(pidfd);
+	close(errfd);
+}
+
+/* A cache directory somebody else could write, or a link, is refused; so is a missing
+ * layer. */
+static void rootimg_refused(const char *dir, const char *cache, char **lowers)
+{
+	char open_[400], link_[400], path[700], *bad[1] = { path };
+	struct rootimg a;
+	kerr_t err;
+
+	snprintf(open_, sizeof(open_), "%s/open-cache", dir);
+	mkdir(open_, 0777);
+	chmod(open_, 0777);
+	ok(rootimg_get(open_, lowers, 2, &a, &err) < 0 && strstr(err.msg, "mode 777"),
+	   "a world-writable cache is refused: %s", err.msg);
+	snprintf(link_, sizeof(link_), "%s/link-cache", dir);
+	symlink(cache, link_);
+	ok(rootimg_get(link_, lowers, 2, &a, &err) < 0 && strstr(err.msg, "not a directory"),
+	   "a cache that is a link is refused: %s", err.msg);
+	unlink(link_);
+	rmdir(open_);
+	snprintf(path, sizeof(path), "%s/missing", dir);
+	ok(rootimg_get(cache, bad, 1, &a, &err) < 0 && strstr(err.msg, "missing"),
+	   "a missing layer is an error: %s", err.msg);
+}
+
 /* A real image from two layers with a whiteout: needs root (the overlay mount) and
  * mkfs.erofs. */
 static void test_rootimg(const char *dir)
@@ -268,122 +409,11 @@ static void test_rootimg(const char *dir)
 	}
 	rootimg_sweep(cache);
 	is_int(count_images(cache), 0, "an older image nobody holds is swept");
-	/* A build in a child, as the proxy runs it: the image is there when it exits. */
-	{
-		int pidfd = -1, errfd = -1, st = -1;
-		char msg[64];
-		pid_t pid;
-
-		rootimg_init(cache, lowers, 2, &a, &err);
-		pid = rootimg_build_child(cache, lowers, 2, &a, NULL, &pidfd, &errfd, &err);
-		ok(pid > 0 && waitpid(pid, &st, 0) == pid && st == 0 && read(errfd, msg, 64) == 0,
-		   "a build child exits 0 with nothing to say");
-		ok(rootimg_hold(cache, &a, &err) == 1, "and its image is there to take");
-		rootimg_put(cache, &a);
-		is_int(count_images(cache), 0, "let go, it goes");
-		ok(access(cache, F_OK) == 0 && count_locks(cache) == 0, "no build lock is left");
-		close(pidfd);
-		close(errfd);
-	}
-	/* Two builders of one image at once: one builds, the other waits and finds it. */
-	{
-		int fd[4], st[2] = { -1, -1 };
-		pid_t pid[2];
-
-		rootimg_init(cache, lowers, 2, &a, &err);
-		pid[0] = rootimg_build_child(cache, lowers, 2, &a, NULL, &fd[0], &fd[1], &err);
-		pid[1] = rootimg_build_child(cache, lowers, 2, &a, NULL, &fd[2], &fd[3], &err);
-		waitpid(pid[0], &st[0], 0);
-		waitpid(pid[1], &st[1], 0);
-		ok(st[0] == 0 && st[1] == 0 && count_images(cache) == 1 && count_locks(cache) == 0,
-		   "two builders at once: both succeed, one image, no lock left");
-		for (int i = 0; i < 4; i++)
-			close(fd[i]);
-		ok(rootimg_hold(cache, &a, &err) == 1, "taken");
-		rootimg_put(cache, &a);
-	}
-	/* A builder killed mid-build (a cancelled Create) takes its mkfs.erofs with it, and its
-	 * error pipe is closed at once: mkfs never held it. A stand-in mkfs that sleeps. */
-	{
-		char bin[300], fake[400], *old = getenv("PATH"), path2[1024];
-		int pidfd = -1, errfd = -1;
-		ssize_t len = -1;
-		pid_t pid, mk = 0;
-		char msg[64];
-
-		snprintf(bin, sizeof(bin), "%s/fakebin", dir);
-		mkdir(bin, 0755);
-		snprintf(fake, sizeof(fake), "%s/mkfs.erofs", bin);
-		write_file_atomic(fake, "#!/bin/sh\nexec sleep 30\n", 24, NULL);
-		chmod(fake, 0755);
-		snprintf(path2, sizeof(path2), "%s:%s", bin, old ? old : "/usr/bin:/bin");
-		old = old ? strdup(old) : NULL;
-		setenv("PATH", path2, 1);
-		rootimg_init(cache, lowers, 2, &a, &err);
-		pid = rootimg_build_child(cache, lowers, 2, &a, NULL, &pidfd, &errfd, &err);
-		for (int i = 0; i < 500 && mk <= 0; i++, usleep(10000))
-			mk = find_child_named(pid, "sleep");
-		rootimg_build_kill(pid);
-		waitpid(pid, NULL, 0);
-		for (int i = 0; i < 100 && len < 0; i++, usleep(10000))
-			len = read(errfd, msg, sizeof(msg));
-		ok(mk > 0 && len == 0, "a killed build's pipe reads end-of-file at once");
-		for (int i = 0; i < 100 && mk > 0 && alive(mk); i++)
-			usleep(10000);
-		ok(mk > 0 && !alive(mk), "and its mkfs.erofs (pid %d) is gone with it", mk);
-		setenv("PATH", old ? old : "/usr/bin:/bin", 1);
-		free(old);
-		close(pidfd);
-		close(errfd);
-		unlink(fake);
-		rmdir(bin);
-		rootimg_sweep(cache);
-	}
-	/* A build that fails says why through its pipe. */
-	{
-		char *bad[1] = { path }, msg[300] = "";
-		int pidfd, errfd, st = 0;
-		ssize_t len;
-		pid_t pid;
-
-		snprintf(path, sizeof(path), "%s/empty-file", dir);
-		close(open(path, O_CREAT | O_WRONLY, 0644));
-		snprintf(a.key, sizeof(a.key), "notalayer");
-		snprintf(a.path, sizeof(a.path), "%s/notalayer.erofs", cache);
-		pid = rootimg_build_child(cache, bad, 1, &a, NULL, &pidfd, &errfd, &err);
-		waitpid(pid, &st, 0);
-		len = read(errfd, msg, sizeof(msg) - 1);
-		msg[len > 0 ? len : 0] = 0;
-		ok(st != 0 && strstr(msg, "layers' overlay"),
-		   "a failed build exits non-zero and says: %s", msg);
-		ok(count_locks(cache) == 0 && count_images(cache) == 0, "and leaves nothing");
-		close(pidfd);
-		close(errfd);
-	}
-	/* A cache directory somebody else could write, or a link, is refused. */
-	{
-		char open_[400], link_[400];
-
-		snprintf(open_, sizeof(open_), "%s/open-cache", dir);
-		mkdir(open_, 0777);
-		chmod(open_, 0777);
-		ok(rootimg_get(open_, lowers, 2, &a, &err) < 0 && strstr(err.msg, "mode 777"),
-		   "a world-writable cache is refused: %s", err.msg);
-		snprintf(link_, sizeof(link_), "%s/link-cache", dir);
-		symlink(cache, link_);
-		ok(rootimg_get(link_, lowers, 2, &a, &err) < 0 &&
-		       strstr(err.msg, "not a directory"),
-		   "a cache that is a link is refused: %s", err.msg);
-		unlink(link_);
-		rmdir(open_);
-	}
-	{
-		char *bad[1] = { path };
-
-		snprintf(path, sizeof(path), "%s/missing", dir);
-		ok(rootimg_get(cache, bad, 1, &a, &err) < 0 && strstr(err.msg, "missing"),
-		   "a missing layer is an error: %s", err.msg);
-	}
+	rootimg_build_in_child(cache, lowers);
+	rootimg_two_builders(cache, lowers);
+	rootimg_killed_build(dir, cache, lowers);
+	rootimg_failed_build(dir, cache);
+	rootimg_refused(dir, cache, lowers);
 }
 
 static int binds;
@@ -872,6 +902,7 @@ int main(void)
 	FILE *f;
 
 	test_config();
+	test_config_errors();
 	test_proxy_result();
 	if (!mkdtemp(dir))
 		return 1;
