@@ -89,8 +89,7 @@ struct proxy {
 	int64_t relink_until;       /* while relinking: when to give up; 0 otherwise */
 	unsigned vm_mib;            /* the VM's memory: containers' limits are capped below it */
 	struct phases start;        /* where the sandbox start's time went (logged once) */
-	struct pod_etc etc;         /* the pod's /etc files, for the guest to keep */
-	int etc_in_guest;           /* they went with SetHostname: containers bind the guest's */
+	struct pod_etc etc;         /* the pod's /etc files, for the guest to keep (vm.pod_etc) */
 };
 
 /* Resize calls from the daemon; a cold-booted VM has a balloon (qemu.c: a restored one's RAM
@@ -824,8 +823,7 @@ static void pod_etc_load(struct proxy *p)
 			log_info("the pod's files stay in the share: %s", err.msg);
 			return;
 		}
-	p->etc_in_guest = share >= 0;
-	p->vm.pod_etc = p->etc_in_guest ? &p->etc : NULL;
+	p->vm.pod_etc = share >= 0 ? &p->etc : NULL;
 }
 
 static void boot_said(const struct proxy *p)
@@ -946,7 +944,8 @@ int proxy_main(int argc, char **argv)
 		vm_destroy(&p.vm);
 		return start_failed(&p, &err);
 	}
-	if (p.etc_in_guest)
+	/* The guest has the pod's files now: its containers bind its copies. */
+	if (p.vm.pod_etc)
 		p.tp.bundles.pod_etc = GUEST_POD_ETC;
 	p.vm.pod_etc = NULL;
 	free(p.etc.hosts);

@@ -507,14 +507,15 @@ static void on_request(struct tp_conn *c, const struct ttrpc_header *h, const ui
 		on_request_gone(c, h->stream, req);
 	else if (tp_intercept(c, h->stream, req, &in) == 0) {
 		s = stream_open(c, h, req, &in);
-		if (s)
-			time_call(s, req, in.created, t0);
-		if (!s)
+		if (!s) {
 			rc = -1;
-		else if (!in.payload)
-			tp_forward(c, s, TTRPC_REQUEST, h->flags, data, h->length);
-		else
-			rc = tp_forward_rewritten(c, s, req, h->flags, &in);
+		} else {
+			time_call(s, req, in.created, t0);
+			if (!in.payload)
+				tp_forward(c, s, TTRPC_REQUEST, h->flags, data, h->length);
+			else
+				rc = tp_forward_rewritten(c, s, req, h->flags, &in);
+		}
 	}
 	/* A Create the guest never saw: its bundle and root disk go. */
 	if (rc < 0 && in.created[0]) {

@@ -20,11 +20,12 @@
 /* A guest's own account of a container's Create, into our log: rate-bounded, printable. */
 static void echo_created(struct vm *vm)
 {
-	static const char tag[] = "kuasar-init: info: container ";
-	const char *at = strstr(vm->con_line, tag);
+	static const char tag[] = "kuasar-init: info: ";
+	char *at = strstr(vm->con_line, tag);
 	int64_t now = mono_ns();
 
-	if (!at || !strstr(at, ": created, pid "))
+	if (!at || strncmp(at += sizeof(tag) - 1, "container ", 10) ||
+	    !strstr(at, ": created, pid "))
 		return;
 	if (now - vm->echo_ns >= 1000000000LL) {
 		vm->echo_ns = now;
@@ -33,8 +34,7 @@ static void echo_created(struct vm *vm)
 	if (!vm->echo_budget)
 		return;
 	vm->echo_budget--;
-	at += sizeof(tag) - 1 - strlen("container ");
-	for (char *c = (char *)at; *c; c++)
+	for (char *c = at; *c; c++)
 		if (*c < 0x20 || *c > 0x7e)
 			*c = '?';
 	log_info("guest: %s", at);
