@@ -457,12 +457,9 @@ static int detach_here(struct rtnl *nl, kerr_t *err)
 	return rc;
 }
 
-static int join(struct rtnl *nl, struct net_iface *f, unsigned i, kerr_t *err)
+/* The tap named f->tap, here already, up with the interface's MTU and joined to it. */
+static int tap_join(struct rtnl *nl, struct net_iface *f, kerr_t *err)
 {
-	tap_name(f->tap, i);
-	f->tap_fd = tap_open(f->tap, err);
-	if (f->tap_fd < 0)
-		return -1;
 	f->tap_index = (int)if_nametoindex(f->tap);
 	if (!f->tap_index)
 		return kerr_sys(err, "index of tap %s", f->tap);
@@ -474,6 +471,15 @@ static int join(struct rtnl *nl, struct net_iface *f, unsigned i, kerr_t *err)
 	    redirect_add(nl, f->tap_index, f->ifindex) < 0)
 		return rtnl_err(nl, err, "redirect %s <-> %s (tc u32 + mirred)", f->name, f->tap);
 	return 0;
+}
+
+static int join(struct rtnl *nl, struct net_iface *f, unsigned i, kerr_t *err)
+{
+	tap_name(f->tap, i);
+	f->tap_fd = tap_open(f->tap, err);
+	if (f->tap_fd < 0)
+		return -1;
+	return tap_join(nl, f, err);
 }
 
 static int attach_here(struct pod_net *pn, kerr_t *err)
@@ -559,7 +565,7 @@ void podnet_close_fds(struct pod_net *pn)
 		}
 }
 
-int podnet_scratch_taps(unsigned n, int *fds, kerr_t *err)
+int podnet_pool_taps(unsigned n, int *fds, int *ns_fd, kerr_t *err)
 {
 	int back = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), rc = 0;
 	char name[IFNAMSIZ];
@@ -569,9 +575,9 @@ int podnet_scratch_taps(unsigned n, int *fds, kerr_t *err)
 		return kerr_sys(err, "open /proc/self/ns/net");
 	if (unshare(CLONE_NEWNET) < 0) {
 		close(back);
-		return kerr_sys(err, "a network namespace for the template's taps");
+		return kerr_sys(err, "a network namespace for the VM's taps");
 	}
-	/* Each tap holds the namespace: it lives exactly as long as they do. */
+	/* Each tap holds the namespace: it lives exactly as long as they do (or ns_fd). */
 	for (i = 0; i < n && rc == 0; i++) {
 		tap_name(name, i);
 		fds[i] = tap_open(name, err);
@@ -580,8 +586,108 @@ int podnet_scratch_taps(unsigned n, int *fds, kerr_t *err)
 	if (rc < 0)
 		for (unsigned k = 0; k + 1 < i; k++)
 			close(fds[k]);
+	if (rc == 0 && ns_fd) {
+		*ns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (*ns_fd < 0)
+			rc = kerr_sys(err, "open the taps' network namespace");
+	}
 	ns_leave(back);
 	return rc;
+}
+
+int podnet_scratch_taps(unsigned n, int *fds, kerr_t *err)
+{
+	return podnet_pool_taps(n, fds, NULL, err);
+}
+
+/* The pooled taps, in the netns we are in, sent to the netns pod_ns under the same names. */
+static int taps_send(unsigned n, int pod_ns, kerr_t *err)
+{
+	char buf[RTNL_BUF] __attribute__((aligned(4)));
+	struct rtnl nl;
+	int rc = 0;
+
+	if (rtnl_open(&nl, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < n && rc == 0; i++) {
+		struct nlmsghdr *nlh = rtnl_msg(&nl, buf, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+		struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+		char name[IFNAMSIZ];
+
+		tap_name(name, i);
+		ifi->ifi_index = (int)if_nametoindex(name);
+		mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, (uint32_t)pod_ns);
+		if (!ifi->ifi_index)
+			rc = kerr_sys(err, "the pooled tap %s", name);
+		else if (rtnl_talk(&nl, nlh) < 0)
+			rc = rtnl_err(&nl, err, "move tap %s into the pod's netns", name);
+	}
+	rtnl_close(&nl);
+	return rc;
+}
+
+/* In the pod netns: CNI's interfaces read, as many as the VM has taps. */
+static int adopt_read(int pod_ns, unsigned n_taps, struct pod_net *pn, kerr_t *err)
+{
+	struct rtnl nl;
+	int back, rc;
+
+	if (ns_enter_fd(pod_ns, &back, err) < 0)
+		return -1;
+	rc = rtnl_open(&nl, err);
+	if (rc == 0) {
+		rc = detach_here(&nl, err) < 0 || read_pod(&nl, pn, err) < 0 ? -1 : 0;
+		rtnl_close(&nl);
+	}
+	ns_leave(back);
+	if (rc == 0 && pn->n_ifs != n_taps)
+		rc = kerr_set(err, EXDEV, "the pod has %u interfaces, the pooled VM %u NICs",
+		              pn->n_ifs, n_taps);
+	return rc;
+}
+
+/* In the pod netns: each moved tap joined to its interface. */
+static int adopt_join(int pod_ns, const int *fds, struct pod_net *pn, kerr_t *err)
+{
+	struct rtnl nl = { 0 };
+	kerr_t ignore;
+	int back, rc;
+
+	if (ns_enter_fd(pod_ns, &back, err) < 0)
+		return -1;
+	rc = rtnl_open(&nl, err);
+	for (unsigned i = 0; rc == 0 && i < pn->n_ifs; i++) {
+		tap_name(pn->ifs[i].tap, i);
+		pn->ifs[i].tap_fd = fds[i];
+		rc = tap_join(&nl, &pn->ifs[i], err);
+	}
+	if (rc < 0 && nl.sock)
+		detach_here(&nl, &ignore);
+	rtnl_close(&nl);
+	ns_leave(back);
+	return rc;
+}
+
+int podnet_adopt(const char *netns_path, int pool_ns, const int *fds, unsigned n,
+                 struct pod_net *pn, kerr_t *err)
+{
+	_cleanup_close_ int pod_ns = -1;
+	int back, rc;
+
+	memset(pn, 0, sizeof(*pn));
+	pod_ns = podnet_netns_open(netns_path, err);
+	if (pod_ns < 0 || adopt_read(pod_ns, n, pn, err) < 0)
+		return kerr_wrap(err, "pod network in %s", netns_path);
+	if (ns_enter_fd(pool_ns, &back, err) < 0)
+		return -1;
+	rc = taps_send(n, pod_ns, err);
+	ns_leave(back);
+	if (rc < 0 || adopt_join(pod_ns, fds, pn, err) < 0) {
+		for (unsigned i = 0; i < pn->n_ifs; i++)
+			pn->ifs[i].tap_fd = -1; /* the caller's still */
+		return kerr_wrap(err, "pod network in %s", netns_path);
+	}
+	return 0;
 }
 
 int podnet_vhost_usable(void)

@@ -185,23 +185,45 @@ int sb_cgroup_set_cpu(const char *parent, const char *id, int64_t quota, int64_t
 	return write_str(path, v) < 0 ? kerr_sys(err, "%s", path) : 0;
 }
 
-int sb_cgroup_enter(const char *parent, const char *id)
+int sb_cgroup_move(const char *parent, const char *id, pid_t pid)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], v[24];
 	int rc = 0;
 
+	snprintf(v, sizeof(v), "%d", (int)pid);
 	if (is_v2()) {
 		dir_of(path, sizeof(path), NULL, parent, id);
 		strncat(path, "/cgroup.procs", sizeof(path) - strlen(path) - 1);
-		return write_str(path, "0");
+		return write_str(path, v);
 	}
 	for (size_t i = 0; i < N_V1; i++) {
 		dir_of(path, sizeof(path), v1_controllers[i], parent, id);
 		strncat(path, "/cgroup.procs", sizeof(path) - strlen(path) - 1);
-		if (write_str(path, "0") < 0)
+		if (write_str(path, v) < 0)
 			rc = -1;
 	}
 	return rc;
+}
+
+int sb_cgroup_enter(const char *parent, const char *id)
+{
+	return sb_cgroup_move(parent, id, 0);
+}
+
+int sb_cgroup_set_weight(const char *parent, const char *id, unsigned weight, kerr_t *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32], v[32];
+
+	if (is_v2()) {
+		dir_of(dir, sizeof(dir), NULL, parent, id);
+		snprintf(path, sizeof(path), "%s/cpu.weight", dir);
+		snprintf(v, sizeof(v), "%u", weight);
+	} else {
+		dir_of(dir, sizeof(dir), "cpu", parent, id);
+		snprintf(path, sizeof(path), "%s/cpu.shares", dir);
+		snprintf(v, sizeof(v), "%u", weight * 1024 / 100 > 2 ? weight * 1024 / 100 : 2);
+	}
+	return write_str(path, v) < 0 ? kerr_sys(err, "%s", path) : 0;
 }
 
 int sb_cgroup_stats(const char *parent, const char *id, struct cg_stats *st, kerr_t *err)

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "base/err.h"
 #include "base/loop.h"
@@ -31,6 +32,10 @@ int sb_cgroup_set_cpu(const char *parent, const char *id, int64_t quota, int64_t
                       kerr_t *err);
 /* Moves the calling process in (a forked child, before exec). */
 int sb_cgroup_enter(const char *parent, const char *id);
+/* Moves process pid (all its threads) in. */
+int sb_cgroup_move(const char *parent, const char *id, pid_t pid);
+/* Its CPU weight (cpu.weight, 1 to 10000, 100 the default; v1's cpu.shares to scale). */
+int sb_cgroup_set_weight(const char *parent, const char *id, unsigned weight, kerr_t *err);
 int sb_cgroup_stats(const char *parent, const char *id, struct cg_stats *st, kerr_t *err);
 /* Emptying a sandbox's cgroup from the loop: every process in it is killed and watched by
  * pidfd (our orphans reaped as they go), the cgroup read again once they are gone, until it

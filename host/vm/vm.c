@@ -358,7 +358,9 @@ static int pid_is_our_vmm(pid_t pid, const char *id)
 	return ok;
 }
 
-static int read_state(struct vm *vm, kerr_t *err)
+/* The VMM's pid, link and CID, and the name it was started with (its "id": a pooled VM
+ * keeps its pool name after it became a sandbox) into vmm_name. */
+static int read_state(struct vm *vm, char vmm_name[ID_MAX + 1], kerr_t *err)
 {
 	char *s = NULL;
 	json_object *o, *v;
@@ -372,6 +374,7 @@ static int read_state(struct vm *vm, kerr_t *err)
 		return kerr_set(err, EINVAL, "%s is malformed", vm->paths.state);
 	}
 	vm->pid = json_object_get_int(v);
+	snprintf(vmm_name, ID_MAX + 1, "%s", jget_str(o, "id", vm->id));
 	vm->link_type = LINK_SERIAL;
 	if (!strcmp(jget_str(o, "link", ""), "vsock") && json_object_object_get_ex(o, "cid", &v)) {
 		vm->link_type = LINK_VSOCK;
@@ -383,25 +386,27 @@ static int read_state(struct vm *vm, kerr_t *err)
 
 pid_t vm_find_vmm(const char *run_dir, const char *id)
 {
+	char name[ID_MAX + 1];
 	struct vm vm;
 
 	vm_init(&vm, id);
-	if (vm_paths_init(&vm.paths, run_dir, id, NULL) < 0 || read_state(&vm, NULL) < 0 ||
-	    vm.pid <= 0 || !pid_is_our_vmm(vm.pid, id))
+	if (vm_paths_init(&vm.paths, run_dir, id, NULL) < 0 || read_state(&vm, name, NULL) < 0 ||
+	    vm.pid <= 0 || !pid_is_our_vmm(vm.pid, name))
 		return 0;
 	return vm.pid;
 }
 
 int vm_attach(struct vm *vm, const char *run_dir, const char *id, kerr_t *err)
 {
+	char name[ID_MAX + 1];
 	int fd;
 
 	vm_init(vm, id);
 	if (id_valid(id, err) < 0)
 		return -1;
-	if (vm_paths_init(&vm->paths, run_dir, id, err) < 0 || read_state(vm, err) < 0)
+	if (vm_paths_init(&vm->paths, run_dir, id, err) < 0 || read_state(vm, name, err) < 0)
 		return -1;
-	if (vm->pid <= 0 || !pid_is_our_vmm(vm->pid, id))
+	if (vm->pid <= 0 || !pid_is_our_vmm(vm->pid, name))
 		return kerr_set(err, ESRCH, "sandbox `%s`: its VMM (pid %d) is not running", id,
 		                vm->pid);
 	vm->pidfd = sys_pidfd_open(vm->pid);
