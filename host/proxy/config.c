@@ -33,6 +33,7 @@ void config_defaults(struct sb_config *c)
 	strcpy(c->template_memory_dir, TPL_MEM_DIR_DEFAULT);
 	strcpy(c->appliance_dir, "/var/lib/kuasar/appliances");
 	strcpy(c->rootfs_cache_dir, "/var/lib/kuasar/rootfs");
+	c->pool_idle_secs = 600;
 }
 
 enum vtype { V_STR, V_UINT, V_BOOL, V_ACCEL, V_LINK, V_LEVEL, V_ROOTFS };
@@ -82,6 +83,8 @@ static const struct key keys[] = {
 	S("sandboxer", "rootfs_cache_dir", rootfs_cache_dir),
 	{ "sandboxer", "allow_host_network", V_BOOL, offsetof(struct sb_config, allow_host_network),
 	  0, 0, 0 },
+	U("sandboxer", "pool", pool, 0, 64),
+	U("sandboxer", "pool_idle_secs", pool_idle_secs, 0, 86400),
 };
 
 static char *trim(char *s)

@@ -2,7 +2,8 @@
  * log_level; [hypervisor] path, vcpus, memory_in_mb, kernel_path, image_path, initrd_path,
  * kernel_params, entropy_source, debug) plus ours ([hypervisor] accel, link, template;
  * [sandboxer] listen, run_dir, containerd_ttrpc, memory_overhead_mb, stop_timeout_secs,
- * cgroup_parent, template_dir, template_memory_dir, appliance_dir, rootfs, rootfs_cache_dir). A
+ * cgroup_parent, template_dir, template_memory_dir, appliance_dir, rootfs, rootfs_cache_dir,
+ * allow_host_network, pool, pool_idle_secs). A
  * missing file means defaults; an unknown key or a bad value is an error naming the line. */
 #ifndef KUASAR_CONFIG_H
 #define KUASAR_CONFIG_H
@@ -44,6 +45,10 @@ struct sb_config {
 	/* Host-network pods: refused (0, the default: a VM cannot share the host's network
 	 * stack), or given a VM without a NIC (1). */
 	int allow_host_network;
+	/* Pooled VMs kept ready per VM shape (0: no pool), and how long a shape no pod asked for
+	 * keeps its members (0: for ever). */
+	unsigned pool;
+	unsigned pool_idle_secs;
 };
 
 void config_defaults(struct sb_config *c);

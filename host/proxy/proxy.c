@@ -34,6 +34,7 @@
 #include "proxy/glink.h"
 #include "proxy/guestnet.h"
 #include "proxy/hostns.h"
+#include "proxy/pooled.h"
 #include "proxy/portfwd.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_result.h"
@@ -90,6 +91,8 @@ struct proxy {
 	unsigned vm_mib;            /* the VM's memory: containers' limits are capped below it */
 	struct phases start;        /* where the sandbox start's time went (logged once) */
 	struct pod_etc etc;         /* the pod's /etc files, for the guest to keep (vm.pod_etc) */
+	int pooled;                 /* a pooled VM, handed to this sandbox (proxy --pool) */
+	int pool_ns;                /* a pooled VM's: the netns its taps wait in */
 };
 
 /* Resize calls from the daemon; a cold-booted VM has a balloon (qemu.c: a restored one's RAM
@@ -106,12 +109,20 @@ static void resize_setup(struct proxy *p)
 	p->tp.own_arg = &p->rs;
 }
 
-static void send_result(const struct proxy_result *r)
+/* The start's result for the daemon; a pooled VM's first one (keep) leaves fd 3 open for
+ * the take message and the second. */
+static void send_result_as(const struct proxy_result *r, int keep)
 {
 	char buf[PROXY_RESULT_MAX];
 
 	write_all(RESULT_FD, buf, proxy_result_format(r, buf, sizeof(buf)));
-	close(RESULT_FD);
+	if (!keep)
+		close(RESULT_FD);
+}
+
+static void send_result(const struct proxy_result *r)
+{
+	send_result_as(r, 0);
 }
 
 static int fail(int errnum, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -542,16 +553,21 @@ static int serve(struct proxy *p, kerr_t *err)
 	return 0;
 }
 
-static void report_ready(const struct proxy *p)
+/* pooled: the first result of a pooled VM (restored and waiting), which keeps fd 3. */
+static void report_ready(const struct proxy *p, int pooled)
 {
 	struct proxy_result r = { .ok = 1, .vmm_pid = p->vm.pid };
 
 	fmt_msg(r.accel, sizeof(r.accel), "%s", accel_name(p->vm.accel));
-	r.boot_ms = (mono_ns() - p->vm.t.spawn_ns) / 1000000;
-	fmt_msg(r.boot_mode, sizeof(r.boot_mode), "%s", p->vm.boot_mode);
+	/* a pooled VM's start is its take */
+	r.boot_ms = (mono_ns() - (p->pooled ? p->start.t0 : p->vm.t.spawn_ns)) / 1000000;
+	fmt_msg(r.boot_mode, sizeof(r.boot_mode), "%s",
+	        pooled      ? "pooled"
+	        : p->pooled ? "pool"
+	                    : p->vm.boot_mode);
 	fmt_msg(r.template_key, sizeof(r.template_key), "%s", p->vm.template_key);
 	fmt_msg(r.net, sizeof(r.net), "%s", p->net_desc);
-	send_result(&r);
+	send_result_as(&r, pooled);
 }
 
 static void write_exit(struct proxy *p)
@@ -668,8 +684,9 @@ static int guest_net(struct proxy *p, kerr_t *err)
 	if (!p->net.n_ifs)
 		return 0;
 	resolv = app_resolv(p);
-	rc = guestnet_setup(&p->vm.link, &p->net, !strcmp(p->vm.boot_mode, "template"), resolv,
-	                    t0 + 10000000000LL, err);
+	/* A clone's NICs, and a pooled VM's, still have the template's MACs. */
+	rc = guestnet_setup(&p->vm.link, &p->net, p->pooled || !strcmp(p->vm.boot_mode, "template"),
+	                    resolv, t0 + 10000000000LL, err);
 	if (rc < 0)
 		return -1;
 	p->net_ns[1] = mono_ns() - t0;
@@ -712,6 +729,7 @@ struct proxy_args {
 	const char *config, *id, *run_dir, *ttrpc, *level, *appliance, *rootfs, *builder_cg;
 	const char *sysctls; /* the pod's, a JSON object of strings ("" for none) */
 	unsigned vcpus, memory_mib;
+	int pool; /* --pool: a pooled VM, waiting for the sandbox it becomes */
 };
 
 /* 0, or the exit status with the failure reported on fd 3. */
@@ -731,6 +749,7 @@ static int parse_args(int argc, char **argv, struct proxy *p, struct proxy_args 
 		{ "builder-cgroup", 1, 0, 'B' },
 		{ "log-level", 1, 0, 'L' },
 		{ "sysctls", 1, 0, 'S' },
+		{ "pool", 0, 0, 'P' },
 		{ 0 },
 	};
 	int c;
@@ -750,6 +769,7 @@ static int parse_args(int argc, char **argv, struct proxy *p, struct proxy_args 
 		case 'R': a->rootfs = optarg[0] ? optarg : NULL; break;
 		case 'B': a->builder_cg = optarg; break;
 		case 'S': a->sysctls = optarg; break;
+		case 'P': a->pool = 1; break;
 		case 'h':
 			if (fmt_path(p->tp.hostname, sizeof(p->tp.hostname), "%s", optarg) < 0)
 				return fail(EINVAL, "hostname `%.64s...` is over %d characters",
@@ -835,12 +855,24 @@ static void boot_said(const struct proxy *p)
 		log_warn("template not used, %s", p->vm.boot_note);
 }
 
+/* Containers' root filesystems as disks, when the VM has the bus for them. */
+static void root_disks(struct proxy *p, const struct proxy_args *a, const struct vm_config *vc)
+{
+	static struct rootdisks disks;
+
+	if (!vc->disk_bus)
+		return;
+	rootdisks_init(&disks, &p->loop, &p->vm.qmp, p->cfg.rootfs_cache_dir, a->builder_cg);
+	p->tp.disks = &disks;
+	log_info("container root filesystems as disks (EROFS images cached in %s)",
+	         p->cfg.rootfs_cache_dir);
+}
+
 /* The VM up: from a template (or the appliance's snapshot) when it can be, with the pod's
  * network, and its root-disk bus when containers' layers go as disks. */
 static int launch(struct proxy *p, const struct proxy_args *a, struct vm_config *vc, kerr_t *err)
 {
 	static struct appliance app;
-	static struct rootdisks disks;
 	static struct tpl_store store;
 	const struct tpl_store *use = &store;
 
@@ -872,13 +904,7 @@ static int launch(struct proxy *p, const struct proxy_args *a, struct vm_config 
 	podnet_close_fds(&p->net); /* the VMM holds the taps now */
 	pod_etc_load(p);
 	boot_said(p);
-	if (vc->disk_bus) {
-		rootdisks_init(&disks, &p->loop, &p->vm.qmp, p->cfg.rootfs_cache_dir,
-		               a->builder_cg);
-		p->tp.disks = &disks;
-		log_info("container root filesystems as disks (EROFS images cached in %s)",
-		         p->cfg.rootfs_cache_dir);
-	}
+	root_disks(p, a, vc);
 	return 0;
 }
 
@@ -924,23 +950,176 @@ static int pod_sysctls(struct proxy *p, const char *text, kerr_t *err)
 	return rc;
 }
 
-int proxy_main(int argc, char **argv)
+/* ---- a pooled VM ---- */
+
+/* Its NIC: a tap in a netns of its own, moved into the pod's when a pod takes the VM. The
+ * NIC has the template's MAC, restored or cold booted, until the pod's replaces it. */
+static int pool_net(struct proxy *p, struct vm_config *vc, kerr_t *err)
 {
-	static struct proxy p = { .relink_w.fd = -1 };
-	struct proxy_args a = { 0 };
+	int fd;
+
+	if (podnet_pool_taps(1, &fd, &p->pool_ns, err) < 0)
+		return -1;
+	p->nics[0].fd = fd;
+	vm_template_mac(0, p->nics[0].mac);
+	p->nics[0].mtu = 0;
+	vc->nics = p->nics;
+	vc->n_nics = 1;
+	vc->vhost_net = podnet_vhost_usable();
+	return 0;
+}
+
+/* Restored (or booted) in <run_dir>/.pool/<name>, which the daemon made. */
+static int pool_launch(struct proxy *p, const struct proxy_args *a, struct vm_config *vc,
+                       kerr_t *err)
+{
+	static struct tpl_store store;
+	char dir[KPATH_SIZE];
+	int rc;
+
+	config_vm(&p->cfg, vc);
+	vm_init(&p->vm, a->id);
+	p->vm.reuse_dir = 1;
+	p->vm.echo_created = 1;
+	if (tpl_store_init(&store, p->cfg.template_dir, p->cfg.template_memory_dir, err) < 0)
+		return -1;
+	store.scratch_taps = podnet_scratch_taps;
+	fmt_msg(store.cgroup, sizeof(store.cgroup), "%s", a->builder_cg ? a->builder_cg : "");
+	p->vm_mib = vc->memory_mib;
+	if (fmt_path(dir, sizeof(dir), "%s/" POOL_DIR, p->cfg.run_dir) < 0)
+		return kerr_set(err, ENAMETOOLONG, "%s/" POOL_DIR ": too long", p->cfg.run_dir);
+	if (pool_net(p, vc, err) < 0)
+		return -1;
+	rc = vm_launch(&p->vm, vc, p->cfg.template ? &store : NULL, dir, 1, err);
+	close(p->nics[0].fd); /* the VMM's now */
+	if (rc < 0)
+		return -1;
+	boot_said(p);
+	root_disks(p, a, vc);
+	return 0;
+}
+
+/* Unique before any pod has it: its own randomness and clock, the share mounted. */
+static int pool_prepare(struct proxy *p, kerr_t *err)
+{
+	int64_t deadline = mono_ns() + 10000000000LL;
+	struct clock_sync cs;
+	uint32_t avail;
+	uint64_t magic;
+
+	if (agent_add_entropy(&p->vm.link, 64, &avail, deadline, err) < 0 ||
+	    agent_sync_clock(&p->vm.link, &cs, deadline, err) < 0 ||
+	    agent_mount_share(&p->vm.link, "9p", &magic, deadline, err) < 0)
+		return kerr_wrap(err, "pooled VM %s", p->vm.id);
+	return 0;
+}
+
+/* The pod's network: its taps moved into the pod netns and joined to CNI's interfaces. An
+ * EXDEV (the pod has another number of interfaces) has changed nothing. */
+static int pool_take_net(struct proxy *p, const struct pool_take *t, kerr_t *err)
+{
+	static const int fds[1] = { -1 };
+
+	p->net_ns[0] = mono_ns();
+	if (podnet_adopt(t->netns, p->pool_ns, fds, 1, &p->net, err) < 0)
+		return -1;
+	p->net_ns[0] = mono_ns() - p->net_ns[0];
+	close(p->pool_ns);
+	p->pool_ns = -1;
+	podnet_describe(&p->net, p->net_desc, sizeof(p->net_desc));
+	fmt_msg(p->net_desc + strlen(p->net_desc), sizeof(p->net_desc) - strlen(p->net_desc),
+	        " (virtio-net, %s)",
+	        podnet_vhost_usable() ? "vhost-net" : "no vhost-net: userspace");
+	log_info("network: %s", p->net_desc);
+	join_pod_netns(p);
+	phases_mark(&p->start, "net-host");
+	return 0;
+}
+
+/* The VM becomes sandbox t->id: its directory, network, clock, hostname, /etc files and
+ * sysctls. A VMM found dead (ESRCH) or a pod it does not fit (EXDEV) has changed nothing: the
+ * daemon starts the sandbox without the pool then. */
+static int pool_take(struct proxy *p, const struct pool_take *t, kerr_t *err)
+{
+	struct pollfd pf = { .fd = p->vm.pidfd, .events = POLLIN };
+	int64_t deadline = mono_ns() + 10000000000LL;
+	struct clock_sync cs;
+	char tag[96];
+
+	if (poll(&pf, 1, 0) != 0)
+		return kerr_set(err, ESRCH, "the pooled VM's VMM has exited");
+	p->pooled = 1;
+	p->netns = t->netns;
+	if (pool_take_net(p, t, err) < 0 ||
+	    pool_dir_swap(p->cfg.run_dir, p->vm.id, t->id, err) < 0 ||
+	    vm_paths_init(&p->vm.paths, p->cfg.run_dir, t->id, err) < 0)
+		return -1;
+	snprintf(tag, sizeof(tag), "proxy %.12s", t->id);
+	log_set_prefix(tag);
+	log_info("pooled VM %s (VMM %d) is sandbox %s", p->vm.id, p->vm.pid, t->id);
+	memcpy(p->tp.hostname, t->hostname, sizeof(p->tp.hostname));
+	snprintf(p->vm.hostname, sizeof(p->vm.hostname), "%s",
+	         t->hostname[0] ? t->hostname : t->id);
+	phases_mark(&p->start, "dir");
+	pod_etc_load(p);
+	if (agent_sync_clock(&p->vm.link, &cs, deadline, err) < 0)
+		return -1;
+	phases_mark(&p->start, "clock");
+	if (agent_set_hostname(&p->vm.link, p->vm.hostname, p->vm.pod_etc, deadline, err) < 0)
+		return -1;
+	phases_mark(&p->start, "hostname");
+	return guest_net(p, err) < 0 || pod_sysctls(p, t->sysctls, err) < 0 ? -1 : 0;
+}
+
+/* A pooled VM: made, reported (the first result), then waiting until the daemon hands it a
+ * sandbox, or until it cannot serve one. */
+static int start_pooled(struct proxy *p, const struct proxy_args *a, kerr_t *err)
+{
+	static struct pool_take t;
+	static char buf[POOL_TAKE_MAX];
+	struct vm_config vc;
+	int n;
+
+	if (pool_launch(p, a, &vc, err) < 0 || pool_prepare(p, err) < 0)
+		return -1;
+	report_ready(p, 1);
+	log_info("pooled: %s in %.1f ms, waiting for a pod", p->vm.boot_mode,
+	         (mono_ns() - p->vm.t.spawn_ns) / 1e6);
+	n = pooled_wait(&p->vm, RESULT_FD, buf, sizeof(buf), err);
+	if (n < 0 || pool_take_parse(buf, (size_t)n, &t, err) < 0)
+		return -1;
+	phases_begin(&p->start, 0);
+	return pool_take(p, &t, err);
+}
+
+/* A sandbox's own VM: launched, made unique and given the pod. */
+static int start_own(struct proxy *p, const struct proxy_args *a, kerr_t *err)
+{
 	struct vm_config vc;
 	struct guest_prep prep;
+
+	if (launch(p, a, &vc, err) < 0)
+		return -1;
+	if (vm_prepare_guest(&p->vm, &prep, err) < 0 || guest_net(p, err) < 0 ||
+	    pod_sysctls(p, a->sysctls, err) < 0)
+		return -2;
+	return 0;
+}
+
+int proxy_main(int argc, char **argv)
+{
+	static struct proxy p = { .relink_w.fd = -1, .pool_ns = -1 };
+	struct proxy_args a = { 0 };
 	kerr_t err;
 	int rc = parse_args(argc, argv, &p, &a);
 
 	phases_begin(&p.start, 0);
 	if (rc || (rc = configure(&p, &a)))
 		return rc;
-	if (launch(&p, &a, &vc, &err) < 0)
+	rc = a.pool ? start_pooled(&p, &a, &err) : start_own(&p, &a, &err);
+	if (rc == -1 && !a.pool)
 		return start_failed(&p, &err);
-	if (vm_prepare_guest(&p.vm, &prep, &err) < 0 || guest_net(&p, &err) < 0 ||
-	    pod_sysctls(&p, a.sysctls, &err) < 0 || loop_init(&p.loop, &err) < 0 ||
-	    serve(&p, &err) < 0) {
+	if (rc < 0 || loop_init(&p.loop, &err) < 0 || serve(&p, &err) < 0) {
 		vm_destroy(&p.vm);
 		return start_failed(&p, &err);
 	}
@@ -950,8 +1129,8 @@ int proxy_main(int argc, char **argv)
 	p.vm.pod_etc = NULL;
 	free(p.etc.hosts);
 	free(p.etc.resolv_conf);
-	report_ready(&p);
-	log_phases(&p.start, "sandbox start (%s)", p.vm.boot_mode);
+	report_ready(&p, 0);
+	log_phases(&p.start, "sandbox start (%s)", p.pooled ? "pool" : p.vm.boot_mode);
 	log_info("serving %s (VMM %d)", p.tp.path, p.vm.pid);
 	loop_run(&p.loop);
 	if (!p.tp.gone) { /* the loop ended otherwise: say what the VMM did */

@@ -24,6 +24,7 @@
 #include "google/protobuf/timestamp.pb-c.h"
 #include "host/sandbox_controller.pb-c.h"
 #include "net/podnet.h"
+#include "proxy/pooled.h"
 #include "proxy/proxy_result.h"
 #include "rpc/agent.h"
 #include "rpc/timestamp.h"
@@ -40,6 +41,12 @@ static const char *const state_names[] = { "created", "starting", "ready", "stop
 const char *sandbox_state_name(const struct sandbox *sb)
 {
 	return state_names[sb->state];
+}
+
+/* The --id its proxy runs with. */
+static const char *proxy_name(const struct sandbox *sb)
+{
+	return sb->proxy_name[0] ? sb->proxy_name : sb->id;
 }
 
 struct sandbox *sandbox_find(struct sandboxer *sbx, const char *id)
@@ -77,6 +84,7 @@ void sandbox_save(struct sandbox *sb)
 	                       json_object_new_string(sb->spec_json ? sb->spec_json : ""));
 	json_object_object_add(o, "vmm_pid", json_object_new_int(sb->pid));
 	json_object_object_add(o, "proxy_pid", json_object_new_int(sb->proxy));
+	json_object_object_add(o, "proxy_id", json_object_new_string(sb->proxy_name));
 	json_object_object_add(o, "created_ns", json_object_new_int64(sb->created_ns));
 	json_object_object_add(o, "started_ns", json_object_new_int64(sb->started_ns));
 	json_object_object_add(o, "exited_ns", json_object_new_int64(sb->exited_ns));
@@ -680,6 +688,10 @@ static void kill_start(struct sandbox *sb)
 static void start_failed(struct sandbox *sb, const char *msg)
 {
 	kill_start(sb);
+	if (sb->from_pool) /* what Create made, exchanged into the pool's directory */
+		pool_clear(&sb->sbx->pool, sb->proxy_name);
+	sb->from_pool = 0;
+	pool_kick(&sb->sbx->pool);
 	fmt_msg(sb->last_error, sizeof(sb->last_error), "%s", msg);
 	log_warn("sandbox %s: start failed: %s", sb->id, msg);
 	mkdir(sb->paths.dir, 0700);
@@ -691,6 +703,8 @@ static void start_failed(struct sandbox *sb, const char *msg)
 	sb->remove_timer.fn = remove_stopped;
 	loop_timer_arm(&sb->sbx->loop, &sb->remove_timer, 0);
 }
+
+static void pool_fallback(struct sandbox *sb, const char *why);
 
 static void result_event(struct loop_watch *w, uint32_t events)
 {
@@ -708,6 +722,10 @@ static void result_event(struct loop_watch *w, uint32_t events)
 		                       : "the task proxy died without a result");
 		return;
 	}
+	if (!r.ok && sb->from_pool && (r.errnum == EXDEV || r.errnum == ESRCH)) {
+		pool_fallback(sb, r.message);
+		return;
+	}
 	if (!r.ok) {
 		start_failed(sb, r.message);
 		return;
@@ -720,7 +738,9 @@ static void result_event(struct loop_watch *w, uint32_t events)
 	sb->state = SB_READY;
 	sb->started_ns = real_ns();
 	sb->last_error[0] = 0;
-	if (!strcmp(r.boot_mode, "template"))
+	if (!strcmp(r.boot_mode, "pool"))
+		fmt_msg(sb->boot, sizeof(sb->boot), "pool (template %s)", r.template_key);
+	else if (!strcmp(r.boot_mode, "template"))
 		fmt_msg(sb->boot, sizeof(sb->boot), "template %s", r.template_key);
 	else
 		fmt_msg(sb->boot, sizeof(sb->boot), "cold");
@@ -730,6 +750,8 @@ static void result_event(struct loop_watch *w, uint32_t events)
 	         "%.1f ms)",
 	         sb->id, r.boot_ms, sb->boot, sb->pid, sb->proxy, r.accel, sb->network,
 	         (mono_ns() - sb->start_ns) / 1e6);
+	sb->from_pool = 0;
+	pool_kick(&sb->sbx->pool);
 	if (sb->start_call) {
 		grpc_call_on_cancel(sb->start_call, NULL, NULL);
 		sandbox_reply_start(sb, sb->start_call);
@@ -778,6 +800,98 @@ static void exec_proxy(struct sandbox *sb, int result_fd)
 	_exit(127);
 }
 
+/* The start is in flight: its answer goes to call when the proxy reports. */
+static void start_wait(struct sandbox *sb, struct grpc_call *call)
+{
+	sb->state = SB_STARTING;
+	sb->start_call = call;
+	grpc_call_on_cancel(call, start_cancel, sb);
+	sandbox_save(sb);
+}
+
+static int sandbox_block(const struct sandbox *sb)
+{
+	return sb->rootfs[0] ? !strcmp(sb->rootfs, "block") : sb->sbx->cfg.rootfs_block;
+}
+
+/* The take message for a pooled VM, NULL without memory. */
+static char *take_message(const struct sandbox *sb)
+{
+	struct pool_take t = { 0 };
+	char *msg;
+
+	memcpy(t.id, sb->id, sizeof(t.id));
+	memcpy(t.hostname, sb->hostname, sizeof(t.hostname));
+	memcpy(t.netns, sb->netns, sizeof(t.netns));
+	t.sysctls = (char *)spec_sysctls(sb);
+	msg = pool_take_format(&t);
+	if (t.sysctls[0])
+		free(t.sysctls);
+	return msg;
+}
+
+/* A pooled VM of the sandbox's shape takes the start, if there is one (1). Pods on the
+ * host's network and appliances get VMs of their own. */
+static int start_pooled(struct sandbox *sb, struct grpc_call *call)
+{
+	struct pool_shape shape = { sb->vcpus, sb->memory_mib, sandbox_block(sb) };
+	struct pool_handout h;
+	char *msg;
+	kerr_t err;
+	int rc;
+
+	if (sb->no_pool || !sb->netns[0] || sb->appliance[0] || !sb->sbx->cfg.pool)
+		return 0;
+	msg = take_message(sb);
+	rc = msg ? pool_take(&sb->sbx->pool, &shape, msg, sb->has_cgroup ? sb->cg_parent : NULL,
+	                     sb->id, &h)
+	         : -1;
+	free(msg);
+	if (rc < 0)
+		return 0;
+	sb->proxy = h.proxy;
+	sb->proxy_child = 1;
+	sb->from_pool = 1;
+	memcpy(sb->proxy_name, h.name, sizeof(sb->proxy_name));
+	sb->result_w.fd = h.ctl_fd;
+	sb->result_w.fn = result_event;
+	if (loop_add(&sb->sbx->loop, &sb->result_w, EPOLLIN, &err) < 0 ||
+	    watch_pid(sb, &sb->proxy_w, sb->proxy, proxy_exited, &err) < 0) {
+		kill(h.proxy, SIGKILL);
+		kill(h.vmm, SIGKILL);
+		close_watch(sb, &sb->result_w);
+		grpc_reply_error(call, RPC_INTERNAL, "%s", err.msg);
+		return 1;
+	}
+	log_info("sandbox %s: takes the pooled VM %s (VMM %d)", sb->id, h.name, h.vmm);
+	start_wait(sb, call);
+	return 1;
+}
+
+/* The pooled VM could not serve the sandbox and changed nothing (its VMM had died, or the
+ * pod has another number of interfaces): the sandbox starts a VM of its own. */
+static void pool_fallback(struct sandbox *sb, const char *why)
+{
+	struct grpc_call *call = sb->start_call;
+
+	if (!call) {
+		start_failed(sb, why);
+		return;
+	}
+	log_info("sandbox %s: the pooled VM %s cannot serve it (%s); it gets its own", sb->id,
+	         sb->proxy_name, why);
+	close_watch(sb, &sb->proxy_w); /* it exits by itself, reaped as an orphan */
+	grpc_call_on_cancel(call, NULL, NULL);
+	sb->start_call = NULL;
+	sb->proxy = 0;
+	sb->proxy_name[0] = 0;
+	sb->from_pool = 0;
+	sb->state = SB_CREATED;
+	sb->no_pool = 1;
+	sandbox_start(sb, call);
+	sb->no_pool = 0;
+}
+
 void sandbox_start(struct sandbox *sb, struct grpc_call *call)
 {
 	int p[2];
@@ -800,15 +914,17 @@ void sandbox_start(struct sandbox *sb, struct grpc_call *call)
 	case SB_CREATED: break;
 	}
 	sb->start_ns = mono_ns();
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		grpc_reply_error(call, RPC_INTERNAL, "pipe: %s", strerror(errno));
-		return;
-	}
 	if (sb->cg_parent[0]) {
 		sb->has_cgroup = sb_cgroup_create(sb->cg_parent, sb->id, &err) == 0;
 		if (!sb->has_cgroup)
 			log_warn("sandbox %s: runs without a cgroup of its own: %s", sb->id,
 			         err.msg);
+	}
+	if (start_pooled(sb, call))
+		return;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		grpc_reply_error(call, RPC_INTERNAL, "pipe: %s", strerror(errno));
+		return;
 	}
 	sb->proxy = fork();
 	if (sb->proxy == 0)
@@ -830,10 +946,7 @@ void sandbox_start(struct sandbox *sb, struct grpc_call *call)
 		grpc_reply_error(call, RPC_INTERNAL, "%s", err.msg);
 		return;
 	}
-	sb->state = SB_STARTING;
-	sb->start_call = call;
-	grpc_call_on_cancel(call, start_cancel, sb);
-	sandbox_save(sb);
+	start_wait(sb, call);
 }
 
 /* ---- stop ---- */
@@ -962,8 +1075,7 @@ void sandbox_shutdown(struct sandbox *sb, struct grpc_call *call)
 
 /* ---- recovery ---- */
 
-/* A pid is our proxy for this sandbox if its command line says so. */
-static int is_proxy(pid_t pid, const char *id)
+int sandbox_proxy_is(pid_t pid, const char *id)
 {
 	char path[64], *cmd = NULL;
 	size_t len = 0;
@@ -989,7 +1101,7 @@ static void abandon(struct sandbox *sb, pid_t proxy, const char *why)
 {
 	pid_t vmm = vm_find_vmm(sb->sbx->cfg.run_dir, sb->id);
 
-	if (is_proxy(proxy, sb->id))
+	if (sandbox_proxy_is(proxy, proxy_name(sb)))
 		kill(proxy, SIGKILL);
 	if (vmm > 0)
 		kill(vmm, SIGKILL);
@@ -1004,7 +1116,7 @@ static void adopt(struct sandbox *sb, pid_t proxy)
 	pid_t vmm = vm_find_vmm(sb->sbx->cfg.run_dir, sb->id);
 	kerr_t err;
 
-	if (vmm <= 0 || !is_proxy(proxy, sb->id)) {
+	if (vmm <= 0 || !sandbox_proxy_is(proxy, proxy_name(sb))) {
 		abandon(sb, proxy,
 		        vmm <= 0 ? "VMM gone while the sandboxer was down"
 		                 : "task proxy gone while the sandboxer was down");
@@ -1060,6 +1172,8 @@ static void recover_one(struct sandboxer *sbx, const char *id)
 	snprintf(sb->last_error, sizeof(sb->last_error), "%s", jget_str(o, "error", ""));
 	snprintf(sb->boot, sizeof(sb->boot), "%s", jget_str(o, "boot", ""));
 	snprintf(sb->network, sizeof(sb->network), "%s", jget_str(o, "network", ""));
+	if (id_valid(jget_str(o, "proxy_id", id), NULL) == 0)
+		snprintf(sb->proxy_name, sizeof(sb->proxy_name), "%s", jget_str(o, "proxy_id", id));
 	sb->created_ns = jget_int(o, "created_ns", 0);
 	sb->started_ns = jget_int(o, "started_ns", 0);
 	sb->exited_ns = jget_int(o, "exited_ns", 0);

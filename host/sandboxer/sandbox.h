@@ -17,6 +17,7 @@
 #include "base/util.h"
 #include "proxy/config.h"
 #include "rpc/grpc.h"
+#include "sandboxer/pool.h"
 #include "sandboxer/sb_cgroup.h"
 #include "vm/vmm.h"
 
@@ -65,9 +66,12 @@ struct sandbox {
 	int64_t created_ns, started_ns, exited_ns; /* CLOCK_REALTIME */
 	int exit_status;
 	char last_error[512];
-	char boot[48]; /* "cold" or "template <key>" */
-	pid_t pid;     /* the VMM */
-	pid_t proxy;   /* its task proxy (our child unless adopted after a restart) */
+	char boot[48];               /* "cold" or "template <key>" */
+	pid_t pid;                   /* the VMM */
+	pid_t proxy;                 /* its task proxy (our child unless adopted after a restart) */
+	char proxy_name[ID_MAX + 1]; /* the --id its proxy runs with: a pooled VM's name, or id */
+	int from_pool;               /* the start in flight took a pooled VM */
+	int no_pool;                 /* the start in flight must not (the pooled one failed) */
 	struct loop_watch vmm_w, proxy_w; /* pidfds */
 	int proxy_child;
 	int has_cgroup;
@@ -93,6 +97,7 @@ struct sandboxer {
 	struct grpc_server grpc;
 	struct sandbox *sandboxes;
 	unsigned n_sandboxes;
+	struct pool pool;
 };
 
 struct sandbox *sandbox_find(struct sandboxer *sbx, const char *id);
@@ -124,6 +129,8 @@ void sandbox_add_waiter(struct sandbox *sb, struct grpc_call *call);
 /* How many Wait calls are held open. */
 unsigned sandbox_n_waiters(const struct sandbox *sb);
 const char *sandbox_state_name(const struct sandbox *sb);
+/* Whether pid is a task proxy started with --id name (its command line says so). */
+int sandbox_proxy_is(pid_t pid, const char *name);
 /* Writes the sandbox's state file (write, fsync, rename), as every change does. */
 void sandbox_save(struct sandbox *sb);
 /* Re-adopts every sandbox recorded under the run directory. */
