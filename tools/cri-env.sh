@@ -129,6 +129,8 @@ cri_env_up() {
 	rootfs = "${CRI_ENV_ROOTFS:-9p}"
 	rootfs_cache_dir = "$D/rootfs-cache"
 	allow_host_network = ${CRI_ENV_HOST_NETWORK:-true}
+	pool = ${CRI_ENV_POOL:-0}
+	pool_idle_secs = ${CRI_ENV_POOL_IDLE:-600}
 	TOML
 	cat >"$D/containerd.toml" <<-TOML
 	version = 3

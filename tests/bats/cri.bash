@@ -88,3 +88,31 @@ cri_teardown() {
 	[ -z "$leaked" ] || { echo "leaked $leaked" >&2; return 1; }
 	[ -z "$left" ] || { echo "leaked files: $left" >&2; return 1; }
 }
+
+# web NAME [CRI OPTIONS...]: a networked pod whose container serves "hello from NAME" over
+# HTTP on port 8080 (busybox httpd); sets POD and CTR.
+web() {
+	local name=$1
+	shift
+	POD=$(cri --name "$name" --uid "uid-$name" --pod-network "$@" runp) || return 1
+	echo "$POD" >>"$D/pods"
+	CTR=$(cri --name "$name" --uid "uid-$name" --pod-network --container "$name" \
+		--image kuasar.invalid/busybox:test create "$POD" -- sh -c \
+		"mkdir -p /www && echo hello from $name >/www/index.html && exec httpd -f -p 8080 -h /www") ||
+		return 1
+	cri start "$CTR"
+}
+
+pod_ip() { cri podstatus "$1" | sed -n 's/.* ip=\([^ ]*\).*/\1/p'; }
+pod_ip6() { cri podstatus "$1" | sed -n 's/.* ips=\([^ ,]*\).*/\1/p'; }
+
+# get HOST PORT: an HTTP GET from the host.
+get() {
+	printf 'GET / HTTP/1.0\r\n\r\n' | timeout 10 nc -w 5 "$1" "$2"
+}
+serves() { get "$@" | grep -q "hello from"; }
+# fetch CTR HOST: an HTTP GET on port 8080 from inside a container (busybox nc: Debian's
+# static busybox wget crashes).
+fetch() {
+	cri exec "$1" -- sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 $2 8080"
+}
