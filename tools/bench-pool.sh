@@ -52,7 +52,7 @@ median_of() { sed -n "/^  $2 /{s/.*median *\([0-9.]*\) ms (RunPodSandbox *\([0-9
 
 # burst HANDLER: BURST pods at once, each timed from RunPodSandbox to its first output line.
 burst() {
-	local h=$1 i
+	local h=$1 i jobs=()
 	rm -f "$D"/burst.*
 	for i in $(seq "$BURST"); do
 		(
@@ -66,8 +66,9 @@ burst() {
 			until [ -s "$D/logs/$n.log" ]; do sleep 0.002; done
 			echo $((($(date +%s%N) - t0) / 1000000)) >"$D/burst.$i"
 		) &
+		jobs+=($!)
 	done
-	wait
+	wait "${jobs[@]}" # not the daemons, which are children too
 	sort -n "$D"/burst.* | awk -v h="$h" '{ v[NR] = $1 } END {
 		printf "  %-7s p50 %6d ms   p90 %6d ms   max %6d ms\n", h, v[int((NR + 1) / 2)],
 			v[int(NR * 0.9 + 0.5)], v[NR] }'

@@ -114,17 +114,64 @@ static void remains_kill(struct pool *pool, const char *name, pid_t proxy)
 		kill(vmm, SIGKILL);
 }
 
+static void cgroups_retry(struct pool *pool);
+
+/* The daemon starts or exits: up to 2 s, nothing else waiting, for busy cgroups to go. */
+static void cgroups_settle(struct pool *pool)
+{
+	for (int i = 0; i < 40; i++) {
+		unsigned busy = 0;
+
+		cgroups_retry(pool);
+		for (unsigned k = 0; k < POOL_BUSY_CGROUPS; k++)
+			busy += pool->busy_cg[k][0] != 0;
+		if (!busy)
+			return;
+		usleep(50000);
+	}
+	for (unsigned k = 0; k < POOL_BUSY_CGROUPS; k++)
+		if (pool->busy_cg[k][0])
+			log_warn("pool: cgroup %s/%s is still busy", cfg_of(pool)->cgroup_parent,
+			         pool->busy_cg[k]);
+}
+
+/* Cgroups still busy a moment after their processes ended (a dying VMM still tearing down
+ * its memory, a zombie not yet reaped): removed again at each tick, and at the end. */
+static void cgroups_retry(struct pool *pool)
+{
+	const char *cg = cfg_of(pool)->cgroup_parent;
+
+	for (unsigned i = 0; i < POOL_BUSY_CGROUPS; i++)
+		if (pool->busy_cg[i][0] && sb_cgroup_remove(cg, pool->busy_cg[i]) == 0)
+			pool->busy_cg[i][0] = 0;
+}
+
+static void cgroup_remove(struct pool *pool, const char *name)
+{
+	const char *cg = cfg_of(pool)->cgroup_parent;
+	unsigned i;
+
+	if (!cg[0] || sb_cgroup_remove(cg, name) == 0)
+		return;
+	for (i = 0; i < POOL_BUSY_CGROUPS && pool->busy_cg[i][0]; i++)
+		;
+	if (i < POOL_BUSY_CGROUPS) {
+		snprintf(pool->busy_cg[i], sizeof(pool->busy_cg[i]), "%s", name);
+		loop_timer_arm(&pool->sbx->loop, &pool->timer, POOL_QUIET_MS);
+	} else {
+		log_warn("pool: cgroup %s/%s: %s", cg, name, strerror(errno));
+	}
+}
+
 /* Its directory and cgroup, once its processes are gone. */
 static void remains_clear(struct pool *pool, const char *name)
 {
-	const char *cg = cfg_of(pool)->cgroup_parent;
 	char path[KPATH_SIZE];
 
 	if (fmt_path(path, sizeof(path), "%s/" POOL_DIR "/%s", cfg_of(pool)->run_dir, name) == 0 &&
 	    rm_tree(path) < 0 && errno != ENOENT)
 		log_warn("pool: remove %s: %s", path, strerror(errno));
-	if (cg[0] && sb_cgroup_remove(cg, name) < 0)
-		log_warn("pool: cgroup %s/%s: %s", cg, name, strerror(errno));
+	cgroup_remove(pool, name);
 }
 
 void pool_clear(struct pool *pool, const char *name)
@@ -366,6 +413,7 @@ static void tick(struct loop_timer *t)
 	struct pool *pool = container_of(t, struct pool, timer);
 	int64_t now = mono_ns();
 
+	cgroups_retry(pool);
 	retire(pool, now);
 	if (starting(pool->sbx) || count(pool, NULL, 1)) {
 		loop_timer_arm(&pool->sbx->loop, t,
@@ -541,6 +589,7 @@ static void discard_old(struct pool *pool)
 		remove_now(pool, de->d_name, proxy);
 	}
 	closedir(d);
+	cgroups_settle(pool);
 }
 
 void pool_init(struct pool *pool, struct sandboxer *sbx)
@@ -579,6 +628,7 @@ void pool_stop(struct pool *pool)
 			remains_clear(pool, m->name);
 		member_free(m);
 	}
+	cgroups_settle(pool);
 	if (pool_dir(pool, dir, sizeof(dir)) == 0)
 		rm_tree(dir); /* with what is left: the accel probe's cache */
 }

@@ -19,6 +19,7 @@
 #include "base/util.h"
 
 #define POOL_SHAPES 4
+#define POOL_BUSY_CGROUPS 16
 
 struct pool_shape {
 	unsigned vcpus, memory_mib;
@@ -37,6 +38,7 @@ struct pool {
 	int64_t backoff_until;                 /* after a member failed: no new one before */
 	unsigned seq;
 	unsigned served, missed; /* starts a member served, and starts that found none */
+	char busy_cg[POOL_BUSY_CGROUPS][ID_MAX + 1]; /* members' cgroups to remove again */
 };
 
 /* What a start takes over from a member. */

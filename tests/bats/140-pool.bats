@@ -120,8 +120,8 @@ in_vm() {
 	for m in $old; do
 		wait_until 10 grep -q "pool: discarding $m" "$D/sandboxer.log"
 		[ ! -e "$D/run/.pool/$m" ]
-		! pgrep -f -- "kuasar-$m" >/dev/null
-		! find /sys/fs/cgroup -maxdepth 3 -name "$m" | grep -q .
+		refute pgrep -f -- "kuasar-$m"
+		[ -z "$(find /sys/fs/cgroup -maxdepth 3 -name "$m")" ]
 	done
 	[ -z "$(pool_procs)" ]
 	# pool = 0: nothing pooled again, and no pool directory is left.
@@ -135,6 +135,6 @@ in_vm() {
 	sleep 2
 	[ "$(boot_of "$POD")" = template ]
 	[ -z "$(pool_procs)" ]
-	! grep -q 'pool:' "$D/sandboxer.log"
+	refute grep -q 'pool:' "$D/sandboxer.log"
 	[ ! -e "$D/run/.pool" ]
 }
