@@ -188,6 +188,44 @@ static void test_scratch(void)
 	close(fds[1]);
 }
 
+/* A pooled VM's tap: made in a netns of its own, moved into the pod's and joined to eth0,
+ * its fd (the VMM's) still the tap's; a pod with another number of interfaces: EXDEV, and
+ * the tap stays where it was. */
+static void test_pool_adopt(void)
+{
+	struct pod_net pn;
+	char out[4096];
+	int fd = -1, pool_ns = -1, rc;
+	struct ifreq ifr;
+	kerr_t err;
+
+	ok(podnet_pool_taps(1, &fd, &pool_ns, &err) == 0 && pool_ns >= 0, "a pooled tap");
+	if (fd < 0)
+		return;
+	sh(NULL, 0, "ip -n %s link add net1 type veth peer name peer1 netns %s", ns, br);
+	rc = podnet_adopt(nspath, pool_ns, &fd, 1, &pn, &err);
+	ok(rc < 0 && err.errnum == EXDEV, "two interfaces for one tap: EXDEV (%s)", err.msg);
+	sh(out, sizeof(out), "ip -n %s link show", ns);
+	ok(!strstr(out, "tap0_kuasar"), "the tap is not in the pod netns");
+	sh(NULL, 0, "ip -n %s link del net1", ns);
+	rc = podnet_adopt(nspath, pool_ns, &fd, 1, &pn, &err);
+	ok(rc == 0, "adopted%s%s", rc ? ": " : "", rc ? err.msg : "");
+	if (rc == 0) {
+		ok(pn.n_ifs == 1 && pn.ifs[0].tap_fd == fd && !strcmp(pn.ifs[0].tap, "tap0_kuasar"),
+		   "eth0 joined to tap0_kuasar");
+		memset(&ifr, 0, sizeof(ifr));
+		ok(ioctl(fd, TUNGETIFF, &ifr) == 0 && !strcmp(ifr.ifr_name, "tap0_kuasar"),
+		   "the VMM's fd is still the tap");
+		sh(out, sizeof(out), "tc -n %s filter show dev eth0 ingress; ip -n %s link show",
+		   ns, ns);
+		ok(strstr(out, "Redirect to device tap0_kuasar") && strstr(out, "mtu 1400"),
+		   "the redirect is on, the tap has eth0's MTU");
+	}
+	close(fd);
+	close(pool_ns);
+	ok(podnet_detach(nspath, &err) == 0, "detached");
+}
+
 /* The guest's helper in a namespace of its own, on a dummy NIC. */
 static void test_guest_helper(void)
 {
@@ -274,6 +312,7 @@ int main(void)
 	test_two_ifaces();
 	test_bad_paths();
 	test_scratch();
+	test_pool_adopt();
 	if (unshare(CLONE_NEWNET) == 0)
 		test_ext_ack();
 	sh(NULL, 0, "ip netns del %s; ip netns del %s", ns, br);

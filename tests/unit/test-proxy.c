@@ -23,6 +23,7 @@
 #include "proxy/event_filter.h"
 #include "proxy/events_fwd.h"
 #include "proxy/glink.h"
+#include "proxy/pooled.h"
 #include "proxy/taskproxy.h"
 #include "rpc/ttrpc_client.h"
 #include "tap.h"
@@ -600,6 +601,101 @@ static void test_bundle_hostile(void)
 	unlink(p);
 }
 
+/* ---- a pooled VM becoming a sandbox ---- */
+
+static void mk(const char *dir, const char *rel, const char *text)
+{
+	char p[512];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, rel);
+	if (text)
+		write_file_atomic(p, text, strlen(text), NULL);
+	else
+		mkdir(p, 0755);
+}
+
+static int has(const char *dir, const char *rel, const char *text)
+{
+	char p[512], *got = NULL;
+	int same;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, rel);
+	if (!text)
+		return access(p, F_OK) == 0;
+	if (read_file(p, &got, NULL, 4096, NULL) < 0)
+		return 0;
+	same = !strcmp(got, text);
+	free(got);
+	return same;
+}
+
+/* run/.pool/NAME (the VM's: its share with what the guest wrote) and run/ID (Create's: its
+ * state, the pod's files); plant: the guest made shared/.pod a link to a host directory. */
+static void pool_dirs(const char *run, int plant)
+{
+	char host[512];
+
+	mk(run, ".pool", NULL);
+	mk(run, ".pool/kuasar-pool-0-1", NULL);
+	mk(run, ".pool/kuasar-pool-0-1/vm.json", "{}");
+	mk(run, ".pool/kuasar-pool-0-1/shared", NULL);
+	mk(run, ".pool/kuasar-pool-0-1/shared/guest-file", "guest");
+	mk(run, "pod1", NULL);
+	mk(run, "pod1/sandbox.json", "{\"id\":\"pod1\"}");
+	mk(run, "pod1/shared", NULL);
+	mk(run, "pod1/shared/.pod", NULL);
+	mk(run, "pod1/shared/.pod/hosts", "127.0.0.1 localhost\n");
+	snprintf(host, sizeof(host), "%s/host-secret", run);
+	mkdir(host, 0700);
+	if (plant) {
+		char link[512];
+
+		snprintf(link, sizeof(link), "%s/.pool/kuasar-pool-0-1/shared/.pod", run);
+		symlink(host, link);
+	}
+}
+
+static void test_pool_swap(void)
+{
+	char run[] = "/tmp/kuasar-pool.XXXXXX", p[600];
+	struct pool_take t;
+	char *msg;
+	kerr_t err;
+
+	if (!mkdtemp(run))
+		return;
+	pool_dirs(run, 0);
+	ok(pool_dir_swap(run, "kuasar-pool-0-1", "pod1", &err) == 0, "swapped");
+	ok(has(run, "pod1/vm.json", "{}") && has(run, "pod1/sandbox.json", "{\"id\":\"pod1\"}"),
+	   "the sandbox's directory holds the VM's files and Create's state");
+	ok(has(run, "pod1/shared/guest-file", "guest") &&
+	       has(run, "pod1/shared/.pod/hosts", "127.0.0.1 localhost\n"),
+	   "its share is the VM's, with the pod's files moved in");
+	ok(!has(run, ".pool/kuasar-pool-0-1", NULL), "nothing left in the pool");
+	rm_tree(run);
+
+	mkdtemp(strcpy(run, "/tmp/kuasar-pool.XXXXXX"));
+	pool_dirs(run, 1);
+	ok(pool_dir_swap(run, "kuasar-pool-0-1", "pod1", &err) < 0 && err.errnum == EEXIST,
+	   "a .pod the guest planted fails the take: %s", err.msg);
+	snprintf(p, sizeof(p), "%s/host-secret", run);
+	ok(has(p, "", NULL) && !has(run, "host-secret/hosts", NULL),
+	   "nothing moved through the guest's link");
+	rm_tree(run);
+
+	t = (struct pool_take){ .id = "pod1", .hostname = "web", .netns = "/run/netns/x" };
+	t.sysctls = "{\"net.ipv4.ip_forward\":\"1\"}";
+	msg = pool_take_format(&t);
+	ok(msg && pool_take_parse(msg, strlen(msg), &t, &err) == 0 && !strcmp(t.id, "pod1") &&
+	       !strcmp(t.hostname, "web") && !strcmp(t.sysctls, "{\"net.ipv4.ip_forward\":\"1\"}"),
+	   "the take message round trip");
+	free(t.sysctls);
+	free(msg);
+	ok(pool_take_parse("{\"id\":\"../x\",\"hostname\":\"\",\"netns\":\"\"}", 40, &t, &err) < 0,
+	   "an id with ../ refused: %s", err.msg);
+	ok(pool_take_parse("[1]", 3, &t, &err) < 0 && err.errnum == EINVAL, "not an object");
+}
+
 int main(void)
 {
 	test_loop_batch();
@@ -609,6 +705,7 @@ int main(void)
 	test_late_guest();
 	test_output_flood();
 	test_event_flood();
+	test_pool_swap();
 	test_bundle_hostile();
 	return done_testing();
 }

@@ -62,6 +62,11 @@ static void test_config(void)
 	ok(parse("[sandboxer]\nrootfs = \"block\"\nrootfs_cache_dir = \"/c\"\n", &c, &err) == 0 &&
 	       c.rootfs_block == 1 && !strcmp(c.rootfs_cache_dir, "/c"),
 	   "rootfs = block, rootfs_cache_dir");
+	ok(parse("", &c, &err) == 0 && c.pool == 0 && c.pool_idle_secs == 600,
+	   "no pool by default; shapes idle for 600 s lose their members");
+	ok(parse("[sandboxer]\npool = 4\npool_idle_secs = 0\n", &c, &err) == 0 && c.pool == 4 &&
+	       c.pool_idle_secs == 0,
+	   "pool = 4, pool_idle_secs = 0");
 }
 
 /* Bad input names its file, line and key. */
@@ -98,6 +103,8 @@ static void test_config_errors(void)
 	ok(parse("[hypervisor\n", &c, &err) < 0, "a malformed table header: %s", err.msg);
 	ok(parse("[sandboxer]\nrootfs = \"nfs\"\n", &c, &err) < 0 && strstr(err.msg, "9p or block"),
 	   "a bad rootfs: %s", err.msg);
+	ok(parse("[sandboxer]\npool = 65\n", &c, &err) < 0 && strstr(err.msg, "out of range"),
+	   "a pool of 65 is out of range: %s", err.msg);
 }
 
 /* ---- root disks: containerd's mounts read, the image cache ---- */
