@@ -1045,6 +1045,7 @@ static int pool_take(struct proxy *p, const struct pool_take *t, kerr_t *err)
 	int64_t deadline = mono_ns() + 10000000000LL;
 	struct clock_sync cs;
 	char tag[96];
+	int rc;
 
 	if (poll(&pf, 1, 0) != 0)
 		return kerr_set(err, ESRCH, "the pooled VM's VMM has exited");
@@ -1062,9 +1063,9 @@ static int pool_take(struct proxy *p, const struct pool_take *t, kerr_t *err)
 	         t->hostname[0] ? t->hostname : t->id);
 	phases_mark(&p->start, "dir");
 	pod_etc_load(p);
-	if (agent_sync_clock(&p->vm.link, &cs, deadline, err) < 0)
+	if ((rc = agent_check_clock(&p->vm.link, 1000000, &cs, deadline, err)) < 0)
 		return -1;
-	phases_mark(&p->start, "clock");
+	phases_mark(&p->start, rc ? "clock-sync" : "clock-check");
 	if (agent_set_hostname(&p->vm.link, p->vm.hostname, p->vm.pod_etc, deadline, err) < 0)
 		return -1;
 	phases_mark(&p->start, "hostname");

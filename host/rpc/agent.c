@@ -1,6 +1,7 @@
 #include "rpc/agent.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/random.h>
 
 #include "base/util.h"
@@ -77,6 +78,22 @@ int agent_sync_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t dea
 	if (clock_round(c, out->offset_ns, 1, t, deadline_ns, err) < 0)
 		return kerr_wrap(err, "apply clock offset");
 	return 0;
+}
+
+int agent_check_clock(struct ttrpc_client *c, int64_t tolerance_ns, struct clock_sync *out,
+                      int64_t deadline_ns, kerr_t *err)
+{
+	int64_t t[4], off, rtt;
+
+	if (clock_round(c, 0, 0, t, deadline_ns, err) < 0)
+		return kerr_wrap(err, "clock check");
+	rtt = (t[3] - t[0]) - (t[2] - t[1]);
+	off = ((t[0] - t[1]) + (t[3] - t[2])) / 2;
+	*out = (struct clock_sync){ .offset_ns = off, .rtt_ns = rtt, .rounds = 1 };
+	/* Within what one round can tell, plus the tolerance: left as it is. */
+	if (llabs(off) <= rtt / 2 + tolerance_ns)
+		return 0;
+	return agent_sync_clock(c, out, deadline_ns, err) < 0 ? -1 : 1;
 }
 
 int agent_add_entropy(struct ttrpc_client *c, size_t len, uint32_t *entropy_avail,

@@ -25,6 +25,11 @@ int agent_measure_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t 
 /* Measures, then has the guest step its clock by the offset. */
 int agent_sync_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t deadline_ns,
                      kerr_t *err);
+/* One round: a guest clock already set (a pooled VM's, which has kept time since) is left
+ * alone if it is off by no more than the round can tell plus tolerance_ns (0); otherwise
+ * it is synced (1). */
+int agent_check_clock(struct ttrpc_client *c, int64_t tolerance_ns, struct clock_sync *out,
+                      int64_t deadline_ns, kerr_t *err);
 /* Sends len bytes from the host's RNG and asks the guest to reseed. */
 int agent_add_entropy(struct ttrpc_client *c, size_t len, uint32_t *entropy_avail,
                       int64_t deadline_ns, kerr_t *err);
