@@ -235,7 +235,7 @@ static void proxy_exited(struct loop_watch *w, uint32_t events)
 static void member_result(struct loop_watch *w, uint32_t events)
 {
 	struct pool_member *m = container_of(w, struct pool_member, ctl_w);
-	char buf[PROXY_RESULT_MAX];
+	char buf[PROXY_RESULT_MAX], now[256];
 	ssize_t n = read(w->fd, buf, sizeof(buf));
 	struct proxy_result r;
 
@@ -253,9 +253,10 @@ static void member_result(struct loop_watch *w, uint32_t events)
 	m->state = M_READY;
 	m->vmm = r.vmm_pid;
 	m->ready_ns = mono_ns();
-	log_info("pool: %s ready in %.0f ms (%u vCPU, %u MiB%s; VMM %d, USS %ld KiB)", m->name,
-	         (m->ready_ns - m->spawn_ns) / 1e6, m->shape.vcpus, m->shape.memory_mib,
-	         m->shape.block ? ", block" : "", m->vmm, uss_kib(m->vmm));
+	pool_describe(m->pool, now, sizeof(now));
+	log_info("pool: %s ready in %.0f ms (%u vCPU, %u MiB%s; VMM %d, USS %ld KiB); pool: %s",
+	         m->name, (m->ready_ns - m->spawn_ns) / 1e6, m->shape.vcpus, m->shape.memory_mib,
+	         m->shape.block ? ", block" : "", m->vmm, uss_kib(m->vmm), now);
 	loop_timer_arm(&m->pool->sbx->loop, &m->pool->timer, POOL_QUIET_MS);
 }
 
