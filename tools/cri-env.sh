@@ -117,6 +117,7 @@ cri_env_up() {
 	initrd_path = "$TOP/bin/kuasar.initrd"
 	memory_in_mb = ${CRI_ENV_MEMORY:-256}
 	template = ${CRI_ENV_TEMPLATE:-true}
+	kernel_params = "${CRI_ENV_KERNEL_PARAMS:-}"
 	[sandboxer]
 	listen = "$D/sandboxer.sock"
 	run_dir = "$D/run"

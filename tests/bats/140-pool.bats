@@ -58,6 +58,14 @@ in_vm() {
 	local vmm
 	vmm=$(sed -n 's/.*"vmm_pid": *\([0-9]*\).*/\1/p' "$D/run/$POD/sandbox.json")
 	grep -q "/$POD\$" /proc/"$vmm"/cgroup
+	# A restarted daemon re-adopts it by its pooled name (the proxy's and the VMM's).
+	cri_env_stop_pid "$SB_PID"
+	rm -f "$D/sandboxer.sock"
+	sandboxer_start
+	wait_until 10 grep -q "sandbox $POD: re-adopted VMM $vmm" "$D/sandboxer.log"
+	[ "$(boot_of "$POD")" = pool ]
+	run cri exec "$CTR" -- cat /www/index.html
+	[[ "$output" == *"hello from alpha"* ]]
 }
 
 @test "pool: two pooled pods differ in MAC, hostname, boot id and entropy, with the right clock" {
