@@ -47,6 +47,15 @@ void loop_del(struct loop *l, struct loop_watch *w)
 			l->batch[i].data.ptr = NULL;
 }
 
+void loop_close(struct loop *l, struct loop_watch *w)
+{
+	if (w->fd < 0)
+		return;
+	loop_del(l, w);
+	close(w->fd);
+	w->fd = -1;
+}
+
 void *loop_accept(struct loop *l, int listen_fd, size_t size, size_t off,
                   void (*fn)(struct loop_watch *w, uint32_t events))
 {

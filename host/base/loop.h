@@ -41,6 +41,8 @@ void loop_mod(struct loop *l, struct loop_watch *w, uint32_t events);
 /* Stops watching w. Its events still pending in the batch being dispatched are dropped,
  * so w may be freed right after this, even from inside a callback. */
 void loop_del(struct loop *l, struct loop_watch *w);
+/* loop_del, then closes w's fd and marks it closed (fd -1); nothing for a closed one. */
+void loop_close(struct loop *l, struct loop_watch *w);
 /* Accepts one connection on listen_fd into a zeroed object of size bytes whose watch sits at
  * offset off, watched for EPOLLIN with fn. Returns the object (the caller's to link and,
  * with loop_del and close, to free), or NULL with nothing kept (no connection, or no

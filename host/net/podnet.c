@@ -647,7 +647,7 @@ static int adopt_read(int pod_ns, unsigned n_taps, struct pod_net *pn, kerr_t *e
 }
 
 /* In the pod netns: each moved tap joined to its interface. */
-static int adopt_join(int pod_ns, const int *fds, struct pod_net *pn, kerr_t *err)
+static int adopt_join(int pod_ns, struct pod_net *pn, kerr_t *err)
 {
 	struct rtnl nl = { 0 };
 	kerr_t ignore;
@@ -658,7 +658,6 @@ static int adopt_join(int pod_ns, const int *fds, struct pod_net *pn, kerr_t *er
 	rc = rtnl_open(&nl, err);
 	for (unsigned i = 0; rc == 0 && i < pn->n_ifs; i++) {
 		tap_name(pn->ifs[i].tap, i);
-		pn->ifs[i].tap_fd = fds[i];
 		rc = tap_join(&nl, &pn->ifs[i], err);
 	}
 	if (rc < 0 && nl.sock)
@@ -668,8 +667,7 @@ static int adopt_join(int pod_ns, const int *fds, struct pod_net *pn, kerr_t *er
 	return rc;
 }
 
-int podnet_adopt(const char *netns_path, int pool_ns, const int *fds, unsigned n,
-                 struct pod_net *pn, kerr_t *err)
+int podnet_adopt(const char *netns_path, int pool_ns, unsigned n, struct pod_net *pn, kerr_t *err)
 {
 	_cleanup_close_ int pod_ns = -1;
 	int back, rc;
@@ -682,11 +680,8 @@ int podnet_adopt(const char *netns_path, int pool_ns, const int *fds, unsigned n
 		return -1;
 	rc = taps_send(n, pod_ns, err);
 	ns_leave(back);
-	if (rc < 0 || adopt_join(pod_ns, fds, pn, err) < 0) {
-		for (unsigned i = 0; i < pn->n_ifs; i++)
-			pn->ifs[i].tap_fd = -1; /* the caller's still */
+	if (rc < 0 || adopt_join(pod_ns, pn, err) < 0)
 		return kerr_wrap(err, "pod network in %s", netns_path);
-	}
 	return 0;
 }
 

@@ -80,12 +80,12 @@ void podnet_close_fds(struct pod_net *pn);
 int podnet_scratch_taps(unsigned n, int *fds, kerr_t *err);
 /* The same for a pooled VM: *ns_fd keeps their netns open, to move them out of later. */
 int podnet_pool_taps(unsigned n, int *fds, int *ns_fd, kerr_t *err);
-/* A pooled VM's n taps (fds, named as podnet_attach names them, in the netns pool_ns) moved
- * into the pod netns at path and joined to CNI's interfaces there; pn as podnet_attach
- * fills it, the tap fds the caller's. EXDEV when the pod has not n interfaces: then nothing
- * has changed. After a later failure the taps may be in the pod netns (podnet_detach). */
-int podnet_adopt(const char *netns_path, int pool_ns, const int *fds, unsigned n,
-                 struct pod_net *pn, kerr_t *err);
+/* A pooled VM's n taps (named as podnet_attach names them, in the netns pool_ns; their fds
+ * are the VMM's) moved into the pod netns at path and joined to CNI's interfaces there; pn
+ * as podnet_attach fills it, without tap fds (-1). EXDEV when the pod has not n interfaces:
+ * then nothing has changed. After a later failure the taps may be in the pod netns
+ * (podnet_detach). */
+int podnet_adopt(const char *netns_path, int pool_ns, unsigned n, struct pod_net *pn, kerr_t *err);
 /* Whether /dev/vhost-net can be used (QEMU then moves the data path into the kernel). */
 int podnet_vhost_usable(void);
 /* "eth0 aa:bb:..:ff mtu 1500 10.88.0.5/16 fd00::5/64 via tap0_kuasar; ..." */

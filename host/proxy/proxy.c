@@ -868,6 +868,23 @@ static void root_disks(struct proxy *p, const struct proxy_args *a, const struct
 	         p->cfg.rootfs_cache_dir);
 }
 
+/* What every launch starts from: the VM's settings, its struct (the directory the daemon
+ * made), and the template store (builds charged to the daemon's cgroup). */
+static int launch_setup(struct proxy *p, const struct proxy_args *a, struct vm_config *vc,
+                        struct tpl_store *store, kerr_t *err)
+{
+	config_vm(&p->cfg, vc);
+	vm_init(&p->vm, a->id);
+	p->vm.reuse_dir = 1;
+	p->vm.echo_created = 1;
+	if (tpl_store_init(store, p->cfg.template_dir, p->cfg.template_memory_dir, err) < 0)
+		return -1;
+	store->scratch_taps = podnet_scratch_taps;
+	fmt_msg(store->cgroup, sizeof(store->cgroup), "%s", a->builder_cg ? a->builder_cg : "");
+	p->vm_mib = vc->memory_mib;
+	return 0;
+}
+
 /* The VM up: from a template (or the appliance's snapshot) when it can be, with the pod's
  * network, and its root-disk bus when containers' layers go as disks. */
 static int launch(struct proxy *p, const struct proxy_args *a, struct vm_config *vc, kerr_t *err)
@@ -876,24 +893,18 @@ static int launch(struct proxy *p, const struct proxy_args *a, struct vm_config 
 	static struct tpl_store store;
 	const struct tpl_store *use = &store;
 
-	config_vm(&p->cfg, vc);
-	vm_init(&p->vm, a->id);
-	p->vm.reuse_dir = 1;
+	if (launch_setup(p, a, vc, &store, err) < 0)
+		return -1;
 	p->vm.phases = &p->start;
-	p->vm.echo_created = 1;
 	if (p->tp.hostname[0])
 		memcpy(p->vm.hostname, p->tp.hostname, sizeof(p->vm.hostname));
-	if (tpl_store_init(&store, p->cfg.template_dir, p->cfg.template_memory_dir, err) < 0)
-		return -1;
-	store.scratch_taps = podnet_scratch_taps;
-	fmt_msg(store.cgroup, sizeof(store.cgroup), "%s", a->builder_cg ? a->builder_cg : "");
 	if (a->appliance) {
 		if (use_appliance(p, a->appliance, &app, vc, err) < 0)
 			return -1;
 		use = &app.store;
 		memcpy(app.store.cgroup, store.cgroup, sizeof(store.cgroup));
+		p->vm_mib = vc->memory_mib; /* the appliance's size */
 	}
-	p->vm_mib = vc->memory_mib;
 	phases_mark(&p->start, "setup");
 	if (net_attach(p, vc, err) < 0)
 		return -1;
@@ -977,15 +988,8 @@ static int pool_launch(struct proxy *p, const struct proxy_args *a, struct vm_co
 	char dir[KPATH_SIZE];
 	int rc;
 
-	config_vm(&p->cfg, vc);
-	vm_init(&p->vm, a->id);
-	p->vm.reuse_dir = 1;
-	p->vm.echo_created = 1;
-	if (tpl_store_init(&store, p->cfg.template_dir, p->cfg.template_memory_dir, err) < 0)
+	if (launch_setup(p, a, vc, &store, err) < 0)
 		return -1;
-	store.scratch_taps = podnet_scratch_taps;
-	fmt_msg(store.cgroup, sizeof(store.cgroup), "%s", a->builder_cg ? a->builder_cg : "");
-	p->vm_mib = vc->memory_mib;
 	if (fmt_path(dir, sizeof(dir), "%s/" POOL_DIR, p->cfg.run_dir) < 0)
 		return kerr_set(err, ENAMETOOLONG, "%s/" POOL_DIR ": too long", p->cfg.run_dir);
 	if (pool_net(p, vc, err) < 0)
@@ -1018,10 +1022,8 @@ static int pool_prepare(struct proxy *p, kerr_t *err)
  * EXDEV (the pod has another number of interfaces) has changed nothing. */
 static int pool_take_net(struct proxy *p, const struct pool_take *t, kerr_t *err)
 {
-	static const int fds[1] = { -1 };
-
 	p->net_ns[0] = mono_ns();
-	if (podnet_adopt(t->netns, p->pool_ns, fds, 1, &p->net, err) < 0)
+	if (podnet_adopt(t->netns, p->pool_ns, 1, &p->net, err) < 0)
 		return -1;
 	p->net_ns[0] = mono_ns() - p->net_ns[0];
 	close(p->pool_ns);

@@ -447,11 +447,7 @@ int grpc_server_listen(struct grpc_server *s, struct loop *loop, const char *pat
 
 void grpc_server_close(struct grpc_server *s)
 {
-	if (s->listen.fd >= 0) {
-		loop_del(s->loop, &s->listen);
-		close(s->listen.fd);
-		s->listen.fd = -1;
-	}
+	loop_close(s->loop, &s->listen);
 }
 
 /* ---- blocking client ---- */

@@ -62,23 +62,13 @@ static int same_shape(const struct pool_shape *a, const struct pool_shape *b)
 
 /* ---- what a member costs ---- */
 
-/* Its VMM's unique set size (private pages: what killing it gives back), in KiB. */
-static long uss_kib(pid_t vmm)
+/* Its VMM's unique set size (private pages: what killing it gives back), in KiB; 0 when it
+ * cannot be read. */
+static unsigned long long uss_kib(pid_t vmm)
 {
-	char path[64], *text = NULL, *p;
-	long kib = 0;
+	struct proc_mem pm;
 
-	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)vmm);
-	if (vmm <= 0 || read_file(path, &text, NULL, 1 << 16, NULL) < 0)
-		return -1;
-	for (p = text; (p = strstr(p, "Private_")); p++) {
-		long v = 0;
-
-		if (sscanf(strchr(p, ':') ? strchr(p, ':') + 1 : p, "%ld", &v) == 1)
-			kib += v;
-	}
-	free(text);
-	return kib;
+	return vmm > 0 && proc_mem(vmm, &pm, NULL) == 0 ? pm.uss_kib : 0;
 }
 
 /* ---- removing a member ---- */
@@ -90,15 +80,6 @@ static void member_unlink(struct pool_member *m)
 			*pp = m->next;
 			break;
 		}
-}
-
-static void watch_close(struct pool *pool, struct loop_watch *w)
-{
-	if (w->fd < 0)
-		return;
-	loop_del(&pool->sbx->loop, w);
-	close(w->fd);
-	w->fd = -1;
 }
 
 /* Kills a member's proxy (when pid is that, by its command line) and its VMM (found by its
@@ -183,8 +164,8 @@ void pool_clear(struct pool *pool, const char *name)
 static void member_free(struct pool_member *m)
 {
 	cg_drain_cancel(&m->drain);
-	watch_close(m->pool, &m->ctl_w);
-	watch_close(m->pool, &m->proxy_w);
+	loop_close(&m->pool->sbx->loop, &m->ctl_w);
+	loop_close(&m->pool->sbx->loop, &m->proxy_w);
 	member_unlink(m);
 	free(m);
 }
@@ -210,7 +191,7 @@ static void member_drop(struct pool_member *m, const char *why)
 
 	log_info("pool: %s goes (%s)", m->name, why);
 	m->state = M_GOING;
-	watch_close(pool, &m->ctl_w);
+	loop_close(&pool->sbx->loop, &m->ctl_w);
 	if (pidfd >= 0)
 		loop_del(&pool->sbx->loop, &m->proxy_w);
 	m->proxy_w.fd = -1;
@@ -229,6 +210,24 @@ static void proxy_exited(struct loop_watch *w, uint32_t events)
 	if (m->state == M_FILLING)
 		m->pool->backoff_until = mono_ns() + POOL_BACKOFF_MS * 1000000LL;
 	member_drop(m, "its proxy exited");
+}
+
+/* "N ready, N filling; served N starts, missed N; USS N KiB per ready VM" */
+static void pool_describe(const struct pool *pool, char *buf, size_t n)
+{
+	unsigned ready = 0, filling = 0;
+	unsigned long long uss = 0;
+
+	for (const struct pool_member *m = pool->members; m; m = m->next) {
+		if (m->state == M_READY) {
+			ready++;
+			uss += uss_kib(m->vmm);
+		} else if (m->state == M_FILLING)
+			filling++;
+	}
+	snprintf(buf, n,
+	         "%u ready, %u filling; served %u starts, missed %u; USS %llu KiB per ready VM",
+	         ready, filling, pool->served, pool->missed, ready ? uss / ready : 0);
 }
 
 /* Its first result: restored and waiting, or why not. */
@@ -254,7 +253,7 @@ static void member_result(struct loop_watch *w, uint32_t events)
 	m->vmm = r.vmm_pid;
 	m->ready_ns = mono_ns();
 	pool_describe(m->pool, now, sizeof(now));
-	log_info("pool: %s ready in %.0f ms (%u vCPU, %u MiB%s; VMM %d, USS %ld KiB); pool: %s",
+	log_info("pool: %s ready in %.0f ms (%u vCPU, %u MiB%s; VMM %d, USS %llu KiB); pool: %s",
 	         m->name, (m->ready_ns - m->spawn_ns) / 1e6, m->shape.vcpus, m->shape.memory_mib,
 	         m->shape.block ? ", block" : "", m->vmm, uss_kib(m->vmm), now);
 	loop_timer_arm(&m->pool->sbx->loop, &m->pool->timer, POOL_QUIET_MS);
@@ -632,21 +631,4 @@ void pool_stop(struct pool *pool)
 	cgroups_settle(pool);
 	if (pool_dir(pool, dir, sizeof(dir)) == 0)
 		rm_tree(dir); /* with what is left: the accel probe's cache */
-}
-
-void pool_describe(const struct pool *pool, char *buf, size_t n)
-{
-	unsigned ready = 0, filling = 0;
-	long uss = 0;
-
-	for (const struct pool_member *m = pool->members; m; m = m->next) {
-		if (m->state == M_READY) {
-			ready++;
-			uss += uss_kib(m->vmm) > 0 ? uss_kib(m->vmm) : 0;
-		} else if (m->state == M_FILLING)
-			filling++;
-	}
-	snprintf(buf, n,
-	         "%u ready, %u filling; served %u starts, missed %u; USS %ld KiB per ready VM",
-	         ready, filling, pool->served, pool->missed, ready ? uss / ready : 0);
 }

@@ -62,7 +62,5 @@ void pool_kick(struct pool *pool);
 void pool_clear(struct pool *pool, const char *name);
 /* Kills every member and removes what it had (the daemon exits). */
 void pool_stop(struct pool *pool);
-/* "pool: N ready, N filling; served N, missed N; USS ..." */
-void pool_describe(const struct pool *pool, char *buf, size_t n);
 
 #endif

@@ -335,15 +335,6 @@ static void call_set_answer(struct call_set *s, const kerr_t *err)
 
 /* ---- the VM is gone ---- */
 
-static void close_watch(struct sandbox *sb, struct loop_watch *w)
-{
-	if (w->fd < 0)
-		return;
-	loop_del(&sb->sbx->loop, w);
-	close(w->fd);
-	w->fd = -1;
-}
-
 /* Whatever is left of the sandbox's processes (a VMM spawned but not yet recorded, orphans
  * of a killed proxy): its cgroup knows them all. */
 static void remove_now(struct sandbox *sb);
@@ -407,9 +398,9 @@ static void became_stopped_as(struct sandbox *sb, int status, int proxy_lingers)
 		waitid(P_PIDFD, (id_t)sb->vmm_w.fd, &si, WEXITED | WNOHANG);
 	}
 	if (!proxy_lingers)
-		close_watch(sb, &sb->proxy_w);
-	close_watch(sb, &sb->vmm_w);
-	close_watch(sb, &sb->result_w);
+		loop_close(&sb->sbx->loop, &sb->proxy_w);
+	loop_close(&sb->sbx->loop, &sb->vmm_w);
+	loop_close(&sb->sbx->loop, &sb->result_w);
 	loop_timer_cancel(&sb->sbx->loop, &sb->stop_timer);
 	/* Root filesystems mounted for containers must not outlive the VM: containerd removes
 	 * their snapshots next. */
@@ -561,7 +552,7 @@ static void proxy_exited(struct loop_watch *w, uint32_t events)
 
 		if (sb->proxy_child)
 			waitid(P_PIDFD, (id_t)w->fd, &si, WEXITED | WNOHANG);
-		close_watch(sb, w);
+		loop_close(&sb->sbx->loop, w);
 		sb->proxy = 0;
 		sandbox_save(sb);
 		kill_remains(sb, -1);
@@ -574,7 +565,7 @@ static void proxy_exited(struct loop_watch *w, uint32_t events)
 		return;
 	}
 	status = proxy_status(sb);
-	close_watch(sb, &sb->proxy_w);
+	loop_close(&sb->sbx->loop, &sb->proxy_w);
 	/* Without its proxy nobody serves the task socket: the sandbox is over. The VMM's
 	 * exit, an event like any other, completes the stop. */
 	if (vmm_running(sb)) {
@@ -716,7 +707,7 @@ static void result_event(struct loop_watch *w, uint32_t events)
 
 	if (n < 0 && errno == EAGAIN)
 		return;
-	close_watch(sb, w);
+	loop_close(&sb->sbx->loop, w);
 	if (n <= 0 || proxy_result_parse(buf, (size_t)n, &r) < 0) {
 		start_failed(sb, n > 0 ? "the task proxy sent a malformed result"
 		                       : "the task proxy died without a result");
@@ -859,7 +850,7 @@ static int start_pooled(struct sandbox *sb, struct grpc_call *call)
 	    watch_pid(sb, &sb->proxy_w, sb->proxy, proxy_exited, &err) < 0) {
 		kill(h.proxy, SIGKILL);
 		kill(h.vmm, SIGKILL);
-		close_watch(sb, &sb->result_w);
+		loop_close(&sb->sbx->loop, &sb->result_w);
 		grpc_reply_error(call, RPC_INTERNAL, "%s", err.msg);
 		return 1;
 	}
@@ -880,7 +871,7 @@ static void pool_fallback(struct sandbox *sb, const char *why)
 	}
 	log_info("sandbox %s: the pooled VM %s cannot serve it (%s); it gets its own", sb->id,
 	         sb->proxy_name, why);
-	close_watch(sb, &sb->proxy_w); /* it exits by itself, reaped as an orphan */
+	loop_close(&sb->sbx->loop, &sb->proxy_w); /* it exits by itself, reaped as an orphan */
 	grpc_call_on_cancel(call, NULL, NULL);
 	sb->start_call = NULL;
 	sb->proxy = 0;
@@ -942,7 +933,7 @@ void sandbox_start(struct sandbox *sb, struct grpc_call *call)
 	if (loop_add(&sb->sbx->loop, &sb->result_w, EPOLLIN, &err) < 0 ||
 	    watch_pid(sb, &sb->proxy_w, sb->proxy, proxy_exited, &err) < 0) {
 		kill(sb->proxy, SIGKILL);
-		close_watch(sb, &sb->result_w);
+		loop_close(&sb->sbx->loop, &sb->result_w);
 		grpc_reply_error(call, RPC_INTERNAL, "%s", err.msg);
 		return;
 	}
@@ -1005,7 +996,7 @@ static void remove_now(struct sandbox *sb)
 	if (sb->proxy_w.fd >= 0) {
 		sys_pidfd_send_signal(sb->proxy_w.fd, SIGKILL);
 		kill_remains(sb, sb->proxy_w.fd);
-		close_watch(sb, &sb->proxy_w);
+		loop_close(&sb->sbx->loop, &sb->proxy_w);
 		sb->proxy = 0;
 	}
 	if (sb->drain.active) {

@@ -322,9 +322,7 @@ static void pid_gone(struct loop_watch *w, uint32_t events)
 
 	/* Our orphan (we are the subreaper) is reaped here; anyone else's is not ours to. */
 	waitid(P_PIDFD, (id_t)w->fd, &si, WEXITED | WNOHANG);
-	loop_del(d->loop, w);
-	close(w->fd);
-	w->fd = -1;
+	loop_close(d->loop, w);
 	if (--d->live == 0)
 		drain_scan(d);
 }

@@ -88,7 +88,8 @@ in_vm() {
 	for v in "$va" "$vb"; do
 		local t
 		t=$(sed -n 5p <<<"$v")
-		[ $((now - t)) -le 5 ] && [ $((t - now)) -le 5 ]
+		[ $((now - t)) -le 5 ]
+		[ $((t - now)) -le 5 ]
 	done
 	[ "$(sed -n 2p <<<"$va")" = one ]
 	[ "$(sed -n 2p <<<"$vb")" = two ]
@@ -106,9 +107,9 @@ in_vm() {
 	wait_until 180 pooled 2
 	local m
 	m=$(ready_members | tail -1)
-	pkill -9 -f -- "kuasar-$m," || true
+	pkill -9 -f -- "kuasar-$m,"
 	web third
-	[ "$(boot_of "$POD")" != pool ]
+	refute grep -q "takes the pooled VM $m" "$D/sandboxer.log"
 	wait_until 20 serves "$(pod_ip "$POD")" 8080
 	wait_until 10 grep -q "pool: $m goes" "$D/sandboxer.log"
 }
@@ -133,7 +134,7 @@ in_vm() {
 	done
 	[ -z "$(pool_procs)" ]
 	# pool = 0: nothing pooled again, and no pool directory is left.
-	[ ! -e "$D/run/.pool" ] || [ -z "$(ls -A "$D/run/.pool")" ]
+	[ ! -e "$D/run/.pool" ]
 	web after
 	[ "$(boot_of "$POD")" = template ]
 }

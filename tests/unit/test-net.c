@@ -203,15 +203,15 @@ static void test_pool_adopt(void)
 	if (fd < 0)
 		return;
 	sh(NULL, 0, "ip -n %s link add net1 type veth peer name peer1 netns %s", ns, br);
-	rc = podnet_adopt(nspath, pool_ns, &fd, 1, &pn, &err);
+	rc = podnet_adopt(nspath, pool_ns, 1, &pn, &err);
 	ok(rc < 0 && err.errnum == EXDEV, "two interfaces for one tap: EXDEV (%s)", err.msg);
 	sh(out, sizeof(out), "ip -n %s link show", ns);
 	ok(!strstr(out, "tap0_kuasar"), "the tap is not in the pod netns");
 	sh(NULL, 0, "ip -n %s link del net1", ns);
-	rc = podnet_adopt(nspath, pool_ns, &fd, 1, &pn, &err);
+	rc = podnet_adopt(nspath, pool_ns, 1, &pn, &err);
 	ok(rc == 0, "adopted%s%s", rc ? ": " : "", rc ? err.msg : "");
 	if (rc == 0) {
-		ok(pn.n_ifs == 1 && pn.ifs[0].tap_fd == fd && !strcmp(pn.ifs[0].tap, "tap0_kuasar"),
+		ok(pn.n_ifs == 1 && pn.ifs[0].tap_fd == -1 && !strcmp(pn.ifs[0].tap, "tap0_kuasar"),
 		   "eth0 joined to tap0_kuasar");
 		memset(&ifr, 0, sizeof(ifr));
 		ok(ioctl(fd, TUNGETIFF, &ifr) == 0 && !strcmp(ifr.ifr_name, "tap0_kuasar"),
