@@ -76,6 +76,9 @@ int ctl_record_netns(const struct vm *vm, const char *netns, kerr_t *err);
 int ctl_run(int argc, char **argv);
 /* kuasar-ctl appliance (ctl_appliance.c) and bench appliance. */
 int ctl_appliance(int argc, char **argv);
+/* kuasar-ctl snapshot and fork (ctl_snapshot.c). */
+int ctl_snapshot(int argc, char **argv);
+int ctl_fork(int argc, char **argv);
 int ctl_bench_appliance(int argc, char **argv);
 int ctl_bench(int argc, char **argv);
 int ctl_template(int argc, char **argv);

@@ -192,8 +192,13 @@ int ctl_clone_start(struct appliance *a, struct clone *c, const char *id, int co
 		clone_release_net(c);
 		return kerr_wrap(err, "%s: network", id);
 	}
-	rc = vm_launch(&c->vm, &cfg, cold ? NULL : &a->store, ctl_run_dir(), keep, err);
-	if (rc == 0 && !cold && strcmp(c->vm.boot_mode, "template"))
+	if (c->fork_state)
+		rc = vm_restore(&c->vm, &cfg, c->fork_state, ctl_run_dir(), keep, err);
+	else
+		rc = vm_launch(&c->vm, &cfg, cold ? NULL : &a->store, ctl_run_dir(), keep, err);
+	if (rc == 0 && c->fork_state)
+		snprintf(c->vm.boot_mode, sizeof(c->vm.boot_mode), "fork");
+	else if (rc == 0 && !cold && strcmp(c->vm.boot_mode, "template"))
 		rc = kerr_set(err, EIO, "%s: not restored (%s)", id, c->vm.boot_note);
 	c->t_launched = mono_ns();
 	if (rc == 0)
@@ -326,7 +331,7 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 	return 0;
 }
 
-static int assign_netns(struct clone *cl, unsigned n, char *list, kerr_t *err)
+int ctl_assign_netns(struct clone *cl, unsigned n, char *list, kerr_t *err)
 {
 	char *save = NULL, *ns = list ? strtok_r(list, ",", &save) : NULL;
 	unsigned i = 0;
@@ -407,6 +412,19 @@ static int keep_clones(struct clone *cl, unsigned n)
 	return 0;
 }
 
+int ctl_clones_finish(struct clone *cl, unsigned started, int rc, int keep, int sigfd)
+{
+	if (rc == 0 && keep)
+		return keep_clones(cl, started);
+	if (rc == 0)
+		rc = supervise(cl, started, sigfd);
+	for (unsigned i = 0; i < started; i++) {
+		tail_console(&cl[i], started > 1);
+		ctl_clone_stop(&cl[i]);
+	}
+	return rc;
+}
+
 static int appliance_run(int argc, char **argv)
 {
 	static struct clone cl[MAX_CLONES];
@@ -420,7 +438,7 @@ static int appliance_run(int argc, char **argv)
 	if (parse_run(argc, argv, &o) < 0)
 		return run_usage();
 	if (ctl_appliance_load(o.dir, &a, &err) < 0 ||
-	    assign_netns(cl, o.count, o.netns_list, &err) < 0)
+	    ctl_assign_netns(cl, o.count, o.netns_list, &err) < 0)
 		return ctl_fail(&err);
 	if (ctl_appliance_accel(&a) < 0)
 		return 1;
@@ -447,15 +465,7 @@ static int appliance_run(int argc, char **argv)
 		        o.cold ? "cold booted" : "restored serving", ms, cl[i].vm.hostname,
 		        cl[i].netns ? ", network " : "", cl[i].netns ? cl[i].netns : "");
 	}
-	if (rc == 0 && o.keep)
-		return keep_clones(cl, started);
-	if (rc == 0)
-		rc = supervise(cl, started, sigfd);
-	for (unsigned i = 0; i < started; i++) {
-		tail_console(&cl[i], started > 1);
-		ctl_clone_stop(&cl[i]);
-	}
-	return rc;
+	return ctl_clones_finish(cl, started, rc, o.keep, sigfd);
 }
 
 int ctl_appliance(int argc, char **argv)

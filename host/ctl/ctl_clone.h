@@ -26,6 +26,7 @@ struct clone {
 	off_t log_off;
 	int done;
 	unsigned exit_status;
+	const char *fork_state; /* set: a fork, restored from this device state */
 };
 
 /* The appliance at dir with kuasar-ctl's defaults, one NIC (clones get a pod's network or a
@@ -40,5 +41,11 @@ int ctl_appliance_snapshot(struct appliance *a, struct template *t, struct tpl_i
 int ctl_clone_start(struct appliance *a, struct clone *c, const char *id, int cold, int sigfd,
                     int keep, kerr_t *err);
 void ctl_clone_stop(struct clone *c);
+/* --network's list, one namespace per clone (or none: scratch taps). */
+int ctl_assign_netns(struct clone *cl, unsigned n, char *list, kerr_t *err);
+/* After starting clones (rc: how that went): with keep, leaves them running and prints
+ * their ids; else prints their output until every app exited or a signal came, then stops
+ * them. Returns the exit code. */
+int ctl_clones_finish(struct clone *cl, unsigned started, int rc, int keep, int sigfd);
 
 #endif

@@ -194,6 +194,11 @@ static void add_boot_and_disks(struct args *a, const struct vm_config *cfg, enum
 		add(a, "-incoming");
 		add(a, "defer");
 	}
+	if (cfg->restore && cfg->hold) {
+		add(a, "-S");
+		add(a, "-global");
+		add(a, "migration.store-global-state=off");
+	}
 }
 
 /* The console, QMP, the guest link and the share. */

@@ -16,20 +16,19 @@
 #include "base/util.h"
 #include "vm/vm_priv.h"
 
-static int set_ignore_shared(struct vm *vm, int64_t deadline, kerr_t *err)
+int vm_set_ignore_shared(struct vm *vm, int on, int64_t deadline, kerr_t *err)
 {
 	json_object *cap = json_object_new_object(), *caps = json_object_new_array(),
 	            *args = json_object_new_object();
 
 	json_object_object_add(cap, "capability", json_object_new_string("x-ignore-shared"));
-	json_object_object_add(cap, "state", json_object_new_boolean(1));
+	json_object_object_add(cap, "state", json_object_new_boolean(on));
 	json_object_array_add(caps, cap);
 	json_object_object_add(args, "capabilities", caps);
 	return qmp_call(&vm->qmp, "migrate-set-capabilities", args, NULL, deadline, err);
 }
 
-/* Hands fd to the VMM under name (QMP getfd), for an fd: migration URI. */
-static int pass_fd(struct vm *vm, int fd, const char *name, int64_t deadline, kerr_t *err)
+int vm_pass_fd(struct vm *vm, int fd, const char *name, int64_t deadline, kerr_t *err)
 {
 	json_object *args = json_object_new_object();
 
@@ -37,7 +36,7 @@ static int pass_fd(struct vm *vm, int fd, const char *name, int64_t deadline, ke
 	return qmp_call_fd(&vm->qmp, "getfd", args, fd, NULL, deadline, err);
 }
 
-static int migrate_cmd(struct vm *vm, const char *cmd, const char *uri, int64_t deadline,
+int vm_migrate_cmd(struct vm *vm, const char *cmd, const char *uri, int64_t deadline,
                        kerr_t *err)
 {
 	json_object *args = json_object_new_object();
@@ -66,9 +65,9 @@ static int restore_steps(struct vm *vm, const char *state_path, int64_t deadline
 	st = open(state_path, O_RDONLY | O_CLOEXEC);
 	if (st < 0)
 		return kerr_sys(err, "open the template's device state %s", state_path);
-	if (set_ignore_shared(vm, deadline, err) < 0 ||
-	    pass_fd(vm, st, "state", deadline, err) < 0 ||
-	    migrate_cmd(vm, "migrate-incoming", "fd:state", deadline, err) < 0)
+	if (vm_set_ignore_shared(vm, 1, deadline, err) < 0 ||
+	    vm_pass_fd(vm, st, "state", deadline, err) < 0 ||
+	    vm_migrate_cmd(vm, "migrate-incoming", "fd:state", deadline, err) < 0)
 		return kerr_wrap(err, "load the template's device state");
 	vm->t.load_ns = mono_ns();
 	if (link < 0) {
@@ -140,7 +139,7 @@ int vm_migration_status(json_object *r, kerr_t *err)
 	return 1;
 }
 
-static int migration_done(struct vm *vm, int64_t deadline, kerr_t *err)
+int vm_migration_done(struct vm *vm, int64_t deadline, kerr_t *err)
 {
 	for (;;) {
 		json_object *r = NULL;
@@ -171,10 +170,10 @@ int vm_save_template(struct vm *vm, const char *state_path, kerr_t *err)
 		return kerr_sys(err, "create %s", state_path);
 	/* Migrating a running VM: QEMU stops it for the final device state, and the state
 	 * records "running", so clones run as soon as they are loaded. */
-	if (set_ignore_shared(vm, deadline, err) < 0 ||
-	    pass_fd(vm, fd, "state", deadline, err) < 0 ||
-	    migrate_cmd(vm, "migrate", "fd:state", deadline, err) < 0 ||
-	    migration_done(vm, deadline, err) < 0)
+	if (vm_set_ignore_shared(vm, 1, deadline, err) < 0 ||
+	    vm_pass_fd(vm, fd, "state", deadline, err) < 0 ||
+	    vm_migrate_cmd(vm, "migrate", "fd:state", deadline, err) < 0 ||
+	    vm_migration_done(vm, deadline, err) < 0)
 		return kerr_wrap(err, "save the device state");
 	if (fsync(fd) < 0)
 		return kerr_sys(err, "fsync %s", state_path);

@@ -21,6 +21,7 @@
 #include "base/syscalls.h"
 #include "base/util.h"
 #include "vm/vm_priv.h"
+#include "vm/vmsnap.h"
 
 /* Under real KVM our guest answers in well under a second; a guest that has not answered
  * by then is taken as KVM not working (e.g. a nested PVM device). */
@@ -170,11 +171,7 @@ int vm_write_state(struct vm *vm, const struct vm_config *cfg, kerr_t *err)
 	json_object_object_add(o, "id", json_object_new_string(vm->id));
 	json_object_object_add(o, "pid", json_object_new_int(vm->pid));
 	json_object_object_add(o, "accel", json_object_new_string(accel_name(vm->accel)));
-	json_object_object_add(o, "kernel", json_object_new_string(cfg->kernel));
-	json_object_object_add(o, "initrd", json_object_new_string(cfg->initrd ? cfg->initrd : ""));
-	json_object_object_add(o, "image", json_object_new_string(cfg->image ? cfg->image : ""));
-	json_object_object_add(o, "memory_mib", json_object_new_int((int)cfg->memory_mib));
-	json_object_object_add(o, "vcpus", json_object_new_int((int)cfg->vcpus));
+	vm_shape_write(o, cfg);
 	json_object_object_add(o, "link", json_object_new_string(link_name(vm->link_type)));
 	json_object_object_add(o, "cid", json_object_new_int64(vm->cid));
 	json_object_object_add(o, "boot", json_object_new_string(vm->boot_mode));
@@ -314,6 +311,8 @@ int vm_setup(struct vm *vm, const struct vm_config *cfg, const char *run_dir, ke
 	if (make_dir(vm, run_dir, err) < 0) {
 		if (err->errnum != EEXIST)
 			rm_tree(vm->paths.dir);
+		/* Not ours: no later vm_destroy may remove another VM's directory. */
+		vm->paths.dir[0] = '\0';
 		return kerr_wrap(err, "start sandbox `%s`", vm->id);
 	}
 	return 0;

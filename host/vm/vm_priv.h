@@ -37,6 +37,15 @@ int vm_check_guest(struct vm *vm, int fd, int64_t deadline_ns, kerr_t *err);
 int vm_connect_guest(struct vm *vm, int64_t deadline_ns, kerr_t *err);
 int vm_wait_console(struct vm *vm, int64_t deadline, kerr_t *err);
 
+/* snapshot.c: migration steps over QMP, each waiting for its answer. */
+/* x-ignore-shared: RAM in a shared memory file is not sent (templates, snapshots). */
+int vm_set_ignore_shared(struct vm *vm, int on, int64_t deadline, kerr_t *err);
+/* Hands fd to the VMM under name (QMP getfd), for an fd: migration URI. */
+int vm_pass_fd(struct vm *vm, int fd, const char *name, int64_t deadline, kerr_t *err);
+/* cmd ("migrate" or "migrate-incoming") to uri. */
+int vm_migrate_cmd(struct vm *vm, const char *cmd, const char *uri, int64_t deadline, kerr_t *err);
+/* Polls query-migrate until the outgoing migration completed (0) or failed (-1). */
+int vm_migration_done(struct vm *vm, int64_t deadline, kerr_t *err);
 /* query-migrate's answer: 0 completed, 1 still going, -1 failed or cancelled (err says why). */
 int vm_migration_status(json_object *r, kerr_t *err);
 

@@ -41,7 +41,7 @@ int link_parse(const char *s, enum link_kind *out)
 {
 	if (!strcmp(s, "auto"))
 		*out = LINK_AUTO;
-	else if (!strcmp(s, "serial"))
+	else if (!strcmp(s, "serial") || !strcmp(s, "virtio-serial"))
 		*out = LINK_SERIAL;
 	else if (!strcmp(s, "vsock"))
 		*out = LINK_VSOCK;

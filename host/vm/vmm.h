@@ -54,6 +54,10 @@ struct vm_config {
 	/* With restore: the same VMM held paused (-S) instead of waiting for state, for
 	 * measuring what starting the process alone costs. */
 	int no_guest;
+	/* With restore: the state comes in but the VM stays paused (-S), and what it saves
+	 * later carries no run state, so that what loads it runs at once (a snapshot's
+	 * short-lived VMM, whose RAM is the snapshot's memory file). */
+	int hold;
 	/* NICs: cold boots get each pod interface's MAC and MTU on the device; templates and
 	 * their clones get template MACs (the guest is told the pod's). vhost_net: the data
 	 * path in the host kernel (/dev/vhost-net). */

@@ -186,6 +186,26 @@ static size_t addr_len(int family)
 	return family == AF_INET6 ? 16 : 4;
 }
 
+int nl_addr_flush4(struct nl_sock *nl, int ifindex)
+{
+	char buf[64] __attribute__((aligned(NLMSG_ALIGNTO)));
+
+	/* A delete that names no address takes the link's first: repeated until none is left
+	 * (EADDRNOTAVAIL), bounded in case the kernel keeps answering yes. */
+	for (int i = 0; i < 256; i++) {
+		struct nlmsghdr *nlh =
+		    nl_msg_start(buf, sizeof(buf), RTM_DELADDR, 0, sizeof(struct ifaddrmsg));
+		struct ifaddrmsg *ifa = NLMSG_DATA(nlh);
+
+		ifa->ifa_family = AF_INET;
+		ifa->ifa_index = (uint32_t)ifindex;
+		if (nl_talk(nl, nlh) < 0)
+			return errno == EADDRNOTAVAIL ? 0 : -1;
+	}
+	errno = ELOOP;
+	return -1;
+}
+
 int nl_addr_add(struct nl_sock *nl, int ifindex, int family, const uint8_t *ip, unsigned prefix_len)
 {
 	char buf[256] __attribute__((aligned(NLMSG_ALIGNTO)));

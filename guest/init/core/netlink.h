@@ -30,6 +30,8 @@ int nl_link_up(const char *ifname);
  * leaves the state, 0 or 1 sets it. */
 int nl_link_set(struct nl_sock *nl, int ifindex, const char *name, const uint8_t *mac, unsigned mtu,
                 int up);
+/* Removes every IPv4 address of ifindex (and with them the routes through it). */
+int nl_addr_flush4(struct nl_sock *nl, int ifindex);
 /* An address (4 or 16 bytes by family) on ifindex; IPv6 ones without duplicate detection. */
 int nl_addr_add(struct nl_sock *nl, int ifindex, int family, const uint8_t *ip,
                 unsigned prefix_len);

@@ -1040,6 +1040,48 @@ int ctr_close_io(const char *id, const char *exec_id, char *err, size_t n)
 	return 0;
 }
 
+/* The signal a container asked for after its VM is made unique again (a restored clone or
+ * a fork): KUASAR_FORK_SIGNAL=N or =USR1, USR2, HUP in its environment; 0 if none. */
+static int fork_signal(const struct oci_process *p)
+{
+	static const char key[] = "KUASAR_FORK_SIGNAL=";
+	static const struct {
+		const char *name;
+		int sig;
+	} names[] = { { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "HUP", SIGHUP } };
+
+	for (unsigned i = 0; i < p->n_env; i++) {
+		const char *v = p->env[i], *end;
+		uint64_t n;
+
+		if (strncmp(v, key, sizeof(key) - 1))
+			continue;
+		v += sizeof(key) - 1;
+		if (!strncmp(v, "SIG", 3))
+			v += 3;
+		for (unsigned k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+			if (!strcmp(v, names[k].name))
+				return names[k].sig;
+		n = parse_u64(v, &end);
+		return end != v && !*end && n > 0 && n < 65 ? (int)n : 0;
+	}
+	return 0;
+}
+
+unsigned ctr_made_unique(void)
+{
+	unsigned sent = 0;
+
+	for (int i = 0; i < MAX_CONTAINERS; i++) {
+		struct container *c = &containers[i];
+		int sig = c->used && c->spec ? fork_signal(&c->spec->process) : 0;
+
+		if (sig && c->procs[0].state == P_RUNNING && kill(c->procs[0].pid, sig) == 0)
+			sent++;
+	}
+	return sent;
+}
+
 pid_t ctr_init_pid(const char *id)
 {
 	struct container *c = find(id);

@@ -67,6 +67,9 @@ int ctr_resize(const char *id, const char *exec_id, unsigned w, unsigned h, char
 /* Ends the process's stdin (after what was already received). */
 int ctr_close_io(const char *id, const char *exec_id, char *err, size_t n);
 pid_t ctr_init_pid(const char *id);
+/* The VM was made unique again (a restored clone or a fork): each running container whose
+ * environment names KUASAR_FORK_SIGNAL gets that signal. Returns how many were sent. */
+unsigned ctr_made_unique(void);
 
 /* A child of PID 1 exited (from the SIGCHLD reaper). */
 void ctr_on_exit(pid_t pid, int wait_status);

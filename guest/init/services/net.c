@@ -7,6 +7,8 @@
  * (its link-local address now from the pod's MAC), the addresses and the routes. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <string.h>
@@ -86,11 +88,31 @@ struct nic_query {
 	char *name;
 };
 
+/* Whether the NIC's own address (the device's, kept when its MAC is changed: a fork of a
+ * VM whose NIC took its pod's MAC) is mac. */
+static int perm_addr_is(const char *name, const uint8_t *mac)
+{
+	/* The header and its bytes as the kernel reads them: one run of memory. */
+	uint32_t raw[2 + 8] = { ETHTOOL_GPERMADDR, 32 };
+	struct ethtool_perm_addr *pa = (struct ethtool_perm_addr *)raw;
+	struct ifreq ifr;
+	int fd = sys_socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc;
+
+	if (fd < 0)
+		return 0;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, name, IFNAMSIZ);
+	ifr.ifr_data = (void *)raw;
+	rc = ioctl(fd, SIOCETHTOOL, &ifr);
+	close(fd);
+	return rc == 0 && pa->size == 6 && !memcmp(pa->data, mac, 6);
+}
+
 static int match_mac(int idx, const struct ifreq *ifr, void *arg)
 {
 	struct nic_query *q = arg;
 
-	if (memcmp(ifr->ifr_hwaddr.sa_data, q->mac, 6))
+	if (memcmp(ifr->ifr_hwaddr.sa_data, q->mac, 6) && !perm_addr_is(ifr->ifr_name, q->mac))
 		return 0;
 	memcpy(q->name, ifr->ifr_name, IFNAMSIZ);
 	return idx;
@@ -149,7 +171,13 @@ static int setup_iface(struct nl_sock *nl, const kuasar_sandbox_v1_Interface *in
 		return kfail(why, n, RPC_INTERNAL, "interface %s: set MAC and MTU %u: errno %d%s",
 		             in->name, in->mtu, errno, nl->why);
 	}
-	if (ipv6_set(in->name, 1) < 0)
+	/* A fork carries its parent's addresses and routes: they go first. Turning IPv6 off
+	 * and on again drops its addresses too. */
+	if (nl_addr_flush4(nl, idx) < 0) {
+		return kfail(why, n, RPC_INTERNAL, "interface %s: remove old addresses: errno %d%s",
+		             in->name, errno, nl->why);
+	}
+	if (ipv6_set(in->name, 0) < 0 || ipv6_set(in->name, 1) < 0)
 		warn("interface %s: IPv6 stays off: errno %d", in->name, errno);
 	for (pb_size_t i = 0; i < in->addresses_count; i++) {
 		const kuasar_sandbox_v1_IPAddress *a = &in->addresses[i];

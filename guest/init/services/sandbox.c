@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/random.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -18,6 +19,7 @@
 #include "core/sys.h"
 #include "google/protobuf/empty.pb.h"
 #include "runtime/cgroup.h"
+#include "runtime/container.h"
 #include "runtime/events.h"
 #include "runtime/podns.h"
 #include "sandbox.pb.h"
@@ -134,6 +136,25 @@ static int add_entropy(const uint8_t *data, size_t len, int reseed)
 	return rc;
 }
 
+/* A reseed is the first step of making a VM unique: once at boot, then once per restored
+ * clone or fork. Its count goes to /run/kuasar/generation, and from the second on the
+ * containers that asked are told (ctr_made_unique). */
+static void made_unique(void)
+{
+	static unsigned generation;
+	char buf[16];
+	size_t n = kfmt(buf, sizeof(buf), "%u\n", ++generation);
+	int fd = open("/run/kuasar/generation.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
+
+	if (fd >= 0 && write(fd, buf, n) == (ssize_t)n)
+		rename("/run/kuasar/generation.tmp", "/run/kuasar/generation");
+	if (fd >= 0)
+		close(fd);
+	if (generation > 1)
+		info("made unique again (generation %u): %u container(s) signalled", generation,
+		     ctr_made_unique());
+}
+
 static void sb_add_entropy(struct rpc_ctx *ctx)
 {
 	kuasar_sandbox_v1_AddEntropyRequest req = { 0 };
@@ -146,6 +167,8 @@ static void sb_add_entropy(struct rpc_ctx *ctx)
 		          (unsigned)req.data.size, errno);
 		return;
 	}
+	if (req.reseed)
+		made_unique();
 	r.entropy_avail = entropy_avail();
 	rpc_reply(ctx, kuasar_sandbox_v1_AddEntropyResponse_fields, &r);
 }

@@ -1,0 +1,326 @@
+/* Snapshots of running VMs (vmsnap.h): a live migration into a short-lived VMM whose RAM
+ * is the snapshot's memory file, which then saves the device state alone. */
+#include "vm/vmsnap.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/json.h"
+#include "base/util.h"
+#include "vm/vm_priv.h"
+
+#define SNAP_TIMEOUT_NS 120000000000LL
+/* The pause a live migration aims at, and what it settles for when a busy guest keeps
+ * dirtying memory faster than a round copies it. */
+#define SNAP_DOWNTIME_MS 50
+#define SNAP_DOWNTIME_LATE_MS 2000
+#define SNAP_CONVERGE_NS 3000000000LL
+
+/* ---- shapes ---- */
+
+static int copy_str(char *dst, size_t n, json_object *o, const char *key, int need, kerr_t *err)
+{
+	const char *v = jget_str(o, key, "");
+
+	if (need && !v[0])
+		return kerr_set(err, EINVAL, "no `%s` recorded", key);
+	if (strlen(v) >= n || (v[0] && v[0] != '/' && strcmp(key, "qemu")))
+		return kerr_set(err, EINVAL, "`%s` is not a usable path", key);
+	snprintf(dst, n, "%s", v);
+	return 0;
+}
+
+int vm_shape_read(json_object *o, struct vm_shape *sh, kerr_t *err)
+{
+	struct vm_config *c = &sh->cfg;
+	int64_t mem = jget_int(o, "memory_mib", 0), cpus = jget_int(o, "vcpus", 0),
+	        nics = jget_int(o, "nics", -1);
+	json_object *v;
+
+	memset(sh, 0, sizeof(*sh));
+	vm_config_defaults(c);
+	if (copy_str(sh->qemu, sizeof(sh->qemu), o, "qemu", 1, err) < 0 ||
+	    copy_str(sh->kernel, sizeof(sh->kernel), o, "kernel", 1, err) < 0 ||
+	    copy_str(sh->initrd, sizeof(sh->initrd), o, "initrd", 0, err) < 0 ||
+	    copy_str(sh->image, sizeof(sh->image), o, "image", 0, err) < 0 ||
+	    copy_str(sh->app_disk, sizeof(sh->app_disk), o, "app_disk", 0, err) < 0 ||
+	    copy_str(sh->mem_path, sizeof(sh->mem_path), o, "mem_path", 0, err) < 0)
+		return -1;
+	if (mem < 16 || mem > 1 << 20 || cpus < 1 || cpus > 256 || nics < 0 || nics > VM_MAX_NICS)
+		return kerr_set(err, EINVAL, "memory, vCPUs or NICs out of range");
+	if (accel_parse(jget_str(o, "accel", ""), &c->accel) < 0 || c->accel == ACCEL_AUTO ||
+	    link_parse(jget_str(o, "link", ""), &c->link) < 0)
+		return kerr_set(err, EINVAL, "no accelerator or link recorded");
+	c->qemu = sh->qemu;
+	c->kernel = sh->kernel;
+	c->initrd = sh->initrd;
+	c->image = sh->image;
+	c->app_disk = sh->app_disk[0] ? sh->app_disk : NULL;
+	c->mem_path = sh->mem_path[0] ? sh->mem_path : NULL;
+	c->memory_mib = (unsigned)mem;
+	c->vcpus = (unsigned)cpus;
+	c->n_nics = (unsigned)nics;
+	c->disk_bus = json_object_object_get_ex(o, "disk_bus", &v) && json_object_get_boolean(v);
+	return 0;
+}
+
+void vm_shape_write(json_object *o, const struct vm_config *cfg)
+{
+	const char *str[][2] = {
+		{ "qemu", cfg->qemu },         { "kernel", cfg->kernel },
+		{ "initrd", cfg->initrd },     { "image", cfg->image },
+		{ "app_disk", cfg->app_disk }, { "mem_path", cfg->mem_path },
+	};
+
+	for (size_t i = 0; i < sizeof(str) / sizeof(str[0]); i++)
+		json_object_object_add(o, str[i][0], json_object_new_string(str[i][1] ? str[i][1] : ""));
+	json_object_object_add(o, "memory_mib", json_object_new_int((int)cfg->memory_mib));
+	json_object_object_add(o, "vcpus", json_object_new_int((int)cfg->vcpus));
+	json_object_object_add(o, "nics", json_object_new_int((int)cfg->n_nics));
+	json_object_object_add(o, "disk_bus", json_object_new_boolean(cfg->disk_bus));
+}
+
+int vm_shape_of(const struct vm *vm, struct vm_shape *sh, kerr_t *err)
+{
+	char *s = NULL;
+	json_object *o;
+	int rc;
+
+	if (read_file(vm->paths.state, &s, NULL, 1 << 16, err) < 0)
+		return kerr_wrap(err, "sandbox `%s`", vm->id);
+	o = json_tokener_parse(s);
+	free(s);
+	rc = o ? vm_shape_read(o, sh, err) : kerr_set(err, EINVAL, "not JSON");
+	json_object_put(o);
+	if (rc < 0)
+		return kerr_wrap(err, "%s", vm->paths.state);
+	if (!sh->cfg.mem_path)
+		return kerr_set(err, EOPNOTSUPP,
+		                "sandbox `%s` was cold booted: its RAM is not in a memory file, so it "
+		                "cannot be snapshotted; VMs restored from a template, an appliance or "
+		                "a snapshot can be",
+		                vm->id);
+	return 0;
+}
+
+/* ---- the snapshot ---- */
+
+/* Why QEMU would refuse to migrate the VM now (a mounted 9p share), as EBUSY. */
+static int check_blockers(struct vm *vm, int64_t deadline, kerr_t *err)
+{
+	json_object *r = NULL, *why;
+	int rc = 0;
+
+	if (qmp_call(&vm->qmp, "query-migrate", NULL, &r, deadline, err) < 0)
+		return -1;
+	if (json_object_object_get_ex(r, "blocked-reasons", &why) &&
+	    json_object_is_type(why, json_type_array) && json_object_array_length(why) > 0)
+		rc = kerr_set(err, EBUSY, "the VMM will not migrate it: %s",
+		              json_object_get_string(json_object_array_get_idx(why, 0)));
+	else if (vm_migration_status(r, err) == 1 && strcmp(jget_str(r, "status", ""), "none") &&
+	         jget_str(r, "status", "")[0])
+		rc = kerr_set(err, EBUSY, "a migration is already under way (%s)",
+		              jget_str(r, "status", ""));
+	json_object_put(r);
+	return rc;
+}
+
+/* The short-lived VMM: the VM's devices (its NICs on taps that go nowhere), its RAM in
+ * mem_path (shared, filled before anything is copied), waiting paused for the state. */
+static int holder_start(struct vm *h, const struct vm *src, const struct vm_shape *sh,
+                        const struct vm_snap_env *env, const char *mem_path, int64_t deadline,
+                        kerr_t *err)
+{
+	struct vm_config c = sh->cfg;
+	struct vm_nic nics[VM_MAX_NICS];
+	int fds[VM_MAX_NICS], rc;
+	char id[ID_MAX + 1];
+
+	snprintf(id, sizeof(id), "%.*s.snap", ID_MAX - 5, src->id);
+	vm_init(h, id);
+	c.restore = c.hold = c.mem_shared = 1;
+	c.mem_path = mem_path;
+	c.guest_cid = 0;
+	c.cgroup = NULL;
+	c.vhost_net = 0;
+	if (vm_setup(h, &c, env->run_dir, err) < 0)
+		return err->errnum == EEXIST ? kerr_set(err, EBUSY, "it is being snapshotted already")
+		                             : -1;
+	if (c.n_nics && env->scratch_taps(c.n_nics, fds, err) < 0)
+		return kerr_wrap(err, "taps for the snapshot's VMM");
+	memset(nics, 0, sizeof(nics));
+	for (unsigned i = 0; i < c.n_nics; i++)
+		nics[i].fd = fds[i];
+	c.nics = nics;
+	rc = vm_spawn(h, &c, c.accel, 0, err);
+	for (unsigned i = 0; i < c.n_nics; i++)
+		close(fds[i]);
+	if (rc < 0 || vm_open_qmp(h, deadline, err) < 0)
+		return vm_step_failed(h, (int)(SNAP_TIMEOUT_NS / 1000000), err);
+	return 0;
+}
+
+static int set_params(struct vm *vm, long long downtime_ms, int64_t deadline, kerr_t *err)
+{
+	json_object *a = json_object_new_object();
+
+	/* No bandwidth cap: the copy is local. */
+	json_object_object_add(a, "max-bandwidth", json_object_new_int64(1LL << 36));
+	json_object_object_add(a, "downtime-limit", json_object_new_int64(downtime_ms));
+	return qmp_call(&vm->qmp, "migrate-set-parameters", a, NULL, deadline, err);
+}
+
+/* A socketpair between the two VMMs; the holder listens on its end, the VM sends on its. */
+static int connect_migration(struct vm *vm, struct vm *h, int64_t deadline, kerr_t *err)
+{
+	int sv[2], rc;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return kerr_sys(err, "socketpair");
+	rc = vm_set_ignore_shared(h, 0, deadline, err) < 0 ||
+	             vm_pass_fd(h, sv[0], "mig", deadline, err) < 0 ||
+	             vm_migrate_cmd(h, "migrate-incoming", "fd:mig", deadline, err) < 0 ||
+	             vm_set_ignore_shared(vm, 0, deadline, err) < 0 ||
+	             set_params(vm, SNAP_DOWNTIME_MS, deadline, err) < 0 ||
+	             vm_pass_fd(vm, sv[1], "mig", deadline, err) < 0 ||
+	             vm_migrate_cmd(vm, "migrate", "fd:mig", deadline, err) < 0
+	         ? -1
+	         : 0;
+	close(sv[0]);
+	close(sv[1]);
+	return rc;
+}
+
+/* Until the live migration ends; then the VM runs again at once. A guest that dirties
+ * memory faster than rounds copy it gets a longer last round after SNAP_CONVERGE_NS. */
+static int follow(struct vm *vm, struct vm_snap_times *t, int64_t deadline, kerr_t *err)
+{
+	int64_t t0 = mono_ns(), late = 0, asked;
+
+	for (;;) {
+		json_object *r = NULL;
+		int rc;
+
+		asked = mono_ns();
+		if (qmp_call(&vm->qmp, "query-migrate", NULL, &r, deadline, err) < 0)
+			return -1;
+		rc = vm_migration_status(r, err);
+		if (rc == 0)
+			t->pause_ms = (double)jget_int(r, "downtime", 0);
+		json_object_put(r);
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
+			break;
+		if (!late && mono_ns() - t0 > SNAP_CONVERGE_NS) {
+			late = 1;
+			if (set_params(vm, SNAP_DOWNTIME_LATE_MS, deadline, err) < 0)
+				return -1;
+		}
+		if (mono_ns() > deadline)
+			return kerr_set(err, ETIMEDOUT, "the migration did not end in time");
+		usleep(2000);
+	}
+	t->migrate_ms = (double)(mono_ns() - t0) / 1e6;
+	if (qmp_call(&vm->qmp, "cont", NULL, NULL, deadline, err) < 0)
+		return kerr_wrap(err, "resume after the snapshot");
+	/* QEMU's downtime ends when the migration does; the VM stays stopped until `cont`,
+	 * counted from before the query that saw the end (an upper bound). */
+	t->pause_ms += (double)(mono_ns() - asked) / 1e6;
+	return 0;
+}
+
+/* The holder has all of the state once it leaves "inmigrate" (paused: -S); a load that
+ * fails makes it exit, which the wait notices. */
+static int holder_loaded(struct vm *h, int64_t deadline, kerr_t *err)
+{
+	for (;;) {
+		json_object *r = NULL;
+		char st[32];
+
+		if (qmp_call(&h->qmp, "query-status", NULL, &r, deadline, err) < 0)
+			return vm_step_failed(h, (int)(SNAP_TIMEOUT_NS / 1000000), err);
+		snprintf(st, sizeof(st), "%s", jget_str(r, "status", ""));
+		json_object_put(r);
+		if (!strcmp(st, "paused"))
+			return 0;
+		if (strcmp(st, "inmigrate"))
+			return kerr_set(err, EPROTO, "the snapshot's VMM is `%s` after the migration",
+			                st);
+		if (vm_wait_for(h, -1, 0, mono_ns() + 2000000, err) < 0 && err->errnum != ETIMEDOUT)
+			return -1;
+		if (mono_ns() > deadline)
+			return kerr_set(err, ETIMEDOUT, "the snapshot's VMM did not load in time");
+	}
+}
+
+/* After a failure: the VM runs again if it ran before (a migration that failed resumes
+ * it by itself; one that completed leaves it stopped). */
+static void resume(struct vm *vm, int was_running)
+{
+	json_object *r = NULL;
+	int64_t deadline = mono_ns() + 5000000000LL;
+	kerr_t e;
+
+	qmp_call(&vm->qmp, "migrate_cancel", NULL, NULL, deadline, &e);
+	if (!was_running || qmp_call(&vm->qmp, "query-status", NULL, &r, deadline, &e) < 0)
+		return;
+	if (!json_object_get_boolean(json_object_object_get(r, "running")))
+		qmp_call(&vm->qmp, "cont", NULL, NULL, deadline, &e);
+	json_object_put(r);
+}
+
+static int is_running(struct vm *vm, int64_t deadline, kerr_t *err)
+{
+	json_object *r = NULL;
+	int on;
+
+	if (qmp_call(&vm->qmp, "query-status", NULL, &r, deadline, err) < 0)
+		return -1;
+	on = json_object_get_boolean(json_object_object_get(r, "running"));
+	json_object_put(r);
+	return on;
+}
+
+int vm_snapshot(struct vm *vm, const struct vm_shape *sh, const struct vm_snap_env *env,
+                const char *mem_path, const char *state_path, struct vm_snap_times *t,
+                kerr_t *err)
+{
+	int64_t t0 = mono_ns(), deadline = t0 + SNAP_TIMEOUT_NS, t1;
+	struct vm h;
+	struct stat st;
+	int running, rc;
+
+	memset(t, 0, sizeof(*t));
+	vm_init(&h, "");
+	if (vm->qmp.fd < 0 && vm_open_qmp(vm, deadline, err) < 0)
+		return kerr_wrap(err, "QMP of `%s`", vm->id);
+	running = is_running(vm, deadline, err);
+	if (running < 0 || check_blockers(vm, deadline, err) < 0)
+		return kerr_wrap(err, "snapshot `%s`", vm->id);
+	rc = holder_start(&h, vm, sh, env, mem_path, deadline, err);
+	if (rc == 0)
+		rc = connect_migration(vm, &h, deadline, err);
+	if (rc == 0)
+		rc = follow(vm, t, deadline, err);
+	if (rc < 0)
+		resume(vm, running);
+	t1 = mono_ns();
+	if (rc == 0 && (rc = holder_loaded(&h, deadline, err)) == 0)
+		rc = vm_save_template(&h, state_path, err);
+	t->save_ms = (double)(mono_ns() - t1) / 1e6;
+	vm_destroy(&h);
+	if (rc < 0) {
+		unlink(mem_path);
+		unlink(state_path);
+		return kerr_wrap(err, "snapshot `%s`", vm->id);
+	}
+	t->state_bytes = stat(state_path, &st) == 0 ? (long long)st.st_size : 0;
+	t->total_ms = (double)(mono_ns() - t0) / 1e6;
+	return 0;
+}

@@ -1,0 +1,57 @@
+/* Snapshots of running VMs, for forks: the VM's RAM goes into a memory file by a live
+ * migration into a short-lived VMM that maps that file shared, which then saves the device
+ * state on its own (x-ignore-shared). The VM pauses only for the migration's last round and
+ * goes on running. Forks are restored from the pair as template clones are (vm_restore):
+ * the file mapped copy-on-write, the state loaded.
+ *
+ * Only a VM whose RAM is a memory backend named "mem" can be snapshotted (it was restored
+ * from a template, an appliance's snapshot or another snapshot): a cold boot's RAM block
+ * has another name and it has a balloon, which forks must never have (a guest's balloon
+ * would punch holes in the snapshot's file through QEMU before 8.1). */
+#ifndef KUASAR_VMSNAP_H
+#define KUASAR_VMSNAP_H
+
+#include <json-c/json.h>
+
+#include "base/err.h"
+#include "vm/vm.h"
+
+/* What makes a VMM the same as another: its binary, boot files, disks, size, devices and
+ * accelerator, as vm.json and a snapshot's meta.json record them. cfg points into it. */
+struct vm_shape {
+	char qemu[KPATH_SIZE], kernel[KPATH_SIZE], initrd[KPATH_SIZE], image[KPATH_SIZE];
+	char app_disk[KPATH_SIZE], mem_path[KPATH_SIZE];
+	struct vm_config cfg;
+};
+
+struct vm_snap_times {
+	double pause_ms;   /* the VM stopped: the migration's last round until `cont` answered */
+	double migrate_ms; /* the live migration, its start to its end */
+	double save_ms;    /* the device state saved and the short-lived VMM gone */
+	double total_ms;
+	long long state_bytes;
+};
+
+/* Reads the shape from a vm.json or meta.json object (untrusted: checked). */
+int vm_shape_read(json_object *o, struct vm_shape *sh, kerr_t *err);
+/* Adds the shape's fields to o (what vm_shape_read reads back). */
+void vm_shape_write(json_object *o, const struct vm_config *cfg);
+/* The shape of a running VM (attached with vm_attach) from its vm.json. */
+int vm_shape_of(const struct vm *vm, struct vm_shape *sh, kerr_t *err);
+
+/* Where the snapshot's short-lived VMM runs, and how it gets taps that go nowhere for the
+ * VM's NICs (the net layer's podnet_scratch_taps; a tap backend is part of what a NIC's
+ * state needs). */
+struct vm_snap_env {
+	const char *run_dir;
+	int (*scratch_taps)(unsigned n, int *fds, kerr_t *err);
+};
+
+/* Snapshots the running VM into mem_path (created) and state_path. EOPNOTSUPP when its RAM
+ * cannot be (see above), EBUSY when QEMU says why not (a mounted 9p share). The VM runs on
+ * whatever happens, and on failure nothing of the snapshot is left. */
+int vm_snapshot(struct vm *vm, const struct vm_shape *sh, const struct vm_snap_env *env,
+                const char *mem_path, const char *state_path, struct vm_snap_times *t,
+                kerr_t *err);
+
+#endif
