@@ -297,7 +297,7 @@ static int snap_take_cmd(int argc, char **argv)
 	printf("%s\n", name);
 	fflush(stdout);
 	fprintf(stderr,
-	        "kuasar-ctl: snapshot %s of %s: paused %.1f ms (live migration %.0f ms, device "
+	        "kuasar-ctl: snapshot %s of %s: paused %.1f ms (RAM copied in %.0f ms, device "
 	        "state saved in %.0f ms, %.0f ms in all); state %lld bytes\n",
 	        name, id, tm.pause_ms, tm.migrate_ms, tm.save_ms, tm.total_ms, tm.state_bytes);
 	return 0;

@@ -187,9 +187,14 @@ int vm_step_failed(struct vm *vm, int timeout_ms, kerr_t *err)
 {
 	struct pollfd p = { .fd = vm->pidfd, .events = POLLIN };
 
-	if (err->errnum == ETIMEDOUT)
-		return kerr_wrap(err, "no answer from the guest within %d ms (console: %s)",
-		                 timeout_ms, vm->paths.console_log);
+	if (err->errnum == ETIMEDOUT) {
+		char tail[1024];
+
+		/* The console's end, here: the directory goes with the failed VM. */
+		vm_console_tail(vm, tail, sizeof(tail));
+		return kerr_wrap(err, "no answer from the guest within %d ms; console ends with:\n%s\n",
+		                 timeout_ms, tail[0] ? tail : "(nothing)");
+	}
 	if (err->errnum != ECHILD && poll(&p, 1, 200) == 1) {
 		vm_reap(vm);
 		if (vm->exited)

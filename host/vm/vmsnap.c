@@ -1,8 +1,9 @@
-/* Snapshots of running VMs (vmsnap.h): a live migration into a short-lived VMM whose RAM
+/* Snapshots of running VMs (vmsnap.h): a migration into a short-lived VMM whose RAM
  * is the snapshot's memory file, which then saves the device state alone. */
 #include "vm/vmsnap.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +16,6 @@
 #include "vm/vm_priv.h"
 
 #define SNAP_TIMEOUT_NS 120000000000LL
-/* The pause a live migration aims at, and what it settles for when a busy guest keeps
- * dirtying memory faster than a round copies it. */
-#define SNAP_DOWNTIME_MS 50
-#define SNAP_DOWNTIME_LATE_MS 2000
-#define SNAP_CONVERGE_NS 3000000000LL
 
 /* ---- shapes ---- */
 
@@ -133,8 +129,8 @@ static int check_blockers(struct vm *vm, int64_t deadline, kerr_t *err)
 /* The short-lived VMM: the VM's devices (its NICs on taps that go nowhere), its RAM in
  * mem_path (shared, filled before anything is copied), waiting paused for the state. */
 static int holder_start(struct vm *h, const struct vm *src, const struct vm_shape *sh,
-                        const struct vm_snap_env *env, const char *mem_path, int64_t deadline,
-                        kerr_t *err)
+                        const struct vm_snap_env *env, const char *mem_path, int *link,
+                        int64_t deadline, kerr_t *err)
 {
 	struct vm_config c = sh->cfg;
 	struct vm_nic nics[VM_MAX_NICS];
@@ -162,77 +158,116 @@ static int holder_start(struct vm *h, const struct vm *src, const struct vm_shap
 		close(fds[i]);
 	if (rc < 0 || vm_open_qmp(h, deadline, err) < 0)
 		return vm_step_failed(h, (int)(SNAP_TIMEOUT_NS / 1000000), err);
+	/* The serial link connected, as the VM's is while it is snapshotted: the state saved
+	 * says so, and a fork (connected before its load, as every clone) sees no change of
+	 * host, which the guest would otherwise be told of while we already talk to it. */
+	if (h->link_type == LINK_SERIAL) {
+		*link = vm_connect_retry(h, h->paths.agent, deadline, err);
+		if (*link < 0)
+			return kerr_wrap(err, "the snapshot's VMM's guest link");
+	}
 	return 0;
 }
 
-static int set_params(struct vm *vm, long long downtime_ms, int64_t deadline, kerr_t *err)
+/* No bandwidth cap: the copy is local. */
+static int set_params(struct vm *vm, int64_t deadline, kerr_t *err)
 {
 	json_object *a = json_object_new_object();
 
-	/* No bandwidth cap: the copy is local. */
 	json_object_object_add(a, "max-bandwidth", json_object_new_int64(1LL << 36));
-	json_object_object_add(a, "downtime-limit", json_object_new_int64(downtime_ms));
 	return qmp_call(&vm->qmp, "migrate-set-parameters", a, NULL, deadline, err);
 }
 
-/* A socketpair between the two VMMs; the holder listens on its end, the VM sends on its. */
-static int connect_migration(struct vm *vm, struct vm *h, int64_t deadline, kerr_t *err)
+/* A socketpair between the two VMMs; the holder listens on its end, the VM, stopped,
+ * sends on its. A live (pre-copy) migration would pause the VM for a few ms only, but
+ * under TCG on QEMU 7.2 its forks were found with pages of the wrong moment (2 in 40: a
+ * guest's slab lists corrupt), so the copy is made stopped: consistent, and as long as
+ * one pass over the RAM. */
+static int connect_migration(struct vm *vm, struct vm *h, struct vm_snap_times *t,
+                             int64_t deadline, kerr_t *err)
 {
 	int sv[2], rc;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return kerr_sys(err, "socketpair");
+	/* Fewer turns between the two VMMs on a host of few cores (a hint: the kernel caps
+	 * it at its maximum). */
+	for (int i = 0, sz = 8 << 20; i < 2; i++) {
+		setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+		setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	}
 	rc = vm_set_ignore_shared(h, 0, deadline, err) < 0 ||
 	             vm_pass_fd(h, sv[0], "mig", deadline, err) < 0 ||
 	             vm_migrate_cmd(h, "migrate-incoming", "fd:mig", deadline, err) < 0 ||
 	             vm_set_ignore_shared(vm, 0, deadline, err) < 0 ||
-	             set_params(vm, SNAP_DOWNTIME_MS, deadline, err) < 0 ||
-	             vm_pass_fd(vm, sv[1], "mig", deadline, err) < 0 ||
-	             vm_migrate_cmd(vm, "migrate", "fd:mig", deadline, err) < 0
+	             set_params(vm, deadline, err) < 0 ||
+	             vm_pass_fd(vm, sv[1], "mig", deadline, err) < 0
 	         ? -1
 	         : 0;
+	t->stop_ns = mono_ns();
+	if (rc == 0 && (qmp_call(&vm->qmp, "stop", NULL, NULL, deadline, err) < 0 ||
+	                vm_migrate_cmd(vm, "migrate", "fd:mig", deadline, err) < 0))
+		rc = -1;
 	close(sv[0]);
 	close(sv[1]);
 	return rc;
 }
 
-/* Until the live migration ends; then the VM runs again at once. A guest that dirties
- * memory faster than rounds copy it gets a longer last round after SNAP_CONVERGE_NS. */
+/* Until the migration ends; then the VM runs again at once. */
 static int follow(struct vm *vm, struct vm_snap_times *t, int64_t deadline, kerr_t *err)
 {
-	int64_t t0 = mono_ns(), late = 0, asked;
-
 	for (;;) {
 		json_object *r = NULL;
 		int rc;
 
-		asked = mono_ns();
 		if (qmp_call(&vm->qmp, "query-migrate", NULL, &r, deadline, err) < 0)
 			return -1;
 		rc = vm_migration_status(r, err);
-		if (rc == 0)
-			t->pause_ms = (double)jget_int(r, "downtime", 0);
 		json_object_put(r);
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
 			break;
-		if (!late && mono_ns() - t0 > SNAP_CONVERGE_NS) {
-			late = 1;
-			if (set_params(vm, SNAP_DOWNTIME_LATE_MS, deadline, err) < 0)
-				return -1;
-		}
 		if (mono_ns() > deadline)
 			return kerr_set(err, ETIMEDOUT, "the migration did not end in time");
-		usleep(2000);
+		usleep(1000);
 	}
-	t->migrate_ms = (double)(mono_ns() - t0) / 1e6;
+	t->migrate_ms = (double)(mono_ns() - t->stop_ns) / 1e6;
 	if (qmp_call(&vm->qmp, "cont", NULL, NULL, deadline, err) < 0)
 		return kerr_wrap(err, "resume after the snapshot");
-	/* QEMU's downtime ends when the migration does; the VM stays stopped until `cont`,
-	 * counted from before the query that saw the end (an upper bound). */
-	t->pause_ms += (double)(mono_ns() - asked) / 1e6;
+	t->pause_ms = (double)(mono_ns() - t->stop_ns) / 1e6;
 	return 0;
+}
+
+/* Maps every page of the VM's RAM into its VMM while it still runs (reading it through
+ * /proc/PID/mem faults them in), so that the copy made stopped does not pay those faults:
+ * a clone maps its memory file lazily. Best effort: the copy is right either way. */
+static void prefault_ram(const struct vm *vm, const char *mem_path)
+{
+	char path[64], line[KPATH_SIZE + 128];
+	unsigned long lo, hi;
+	FILE *maps;
+	int mem;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", vm->pid);
+	maps = fopen(path, "re");
+	snprintf(path, sizeof(path), "/proc/%d/mem", vm->pid);
+	mem = maps ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	while (mem >= 0 && fgets(line, sizeof(line), maps)) {
+		char *file = strchr(line, '/');
+		static char buf[1 << 20];
+
+		if (!file || strncmp(file, mem_path, strlen(mem_path)) ||
+		    sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+			continue;
+		for (unsigned long a = lo; a < hi; a += sizeof(buf))
+			if (pread(mem, buf, sizeof(buf), (off_t)a) <= 0)
+				break;
+	}
+	if (mem >= 0)
+		close(mem);
+	if (maps)
+		fclose(maps);
 }
 
 /* The holder has all of the state once it leaves "inmigrate" (paused: -S); a load that
@@ -294,7 +329,7 @@ int vm_snapshot(struct vm *vm, const struct vm_shape *sh, const struct vm_snap_e
 	int64_t t0 = mono_ns(), deadline = t0 + SNAP_TIMEOUT_NS, t1;
 	struct vm h;
 	struct stat st;
-	int running, rc;
+	int running, link = -1, rc;
 
 	memset(t, 0, sizeof(*t));
 	vm_init(&h, "");
@@ -303,9 +338,11 @@ int vm_snapshot(struct vm *vm, const struct vm_shape *sh, const struct vm_snap_e
 	running = is_running(vm, deadline, err);
 	if (running < 0 || check_blockers(vm, deadline, err) < 0)
 		return kerr_wrap(err, "snapshot `%s`", vm->id);
-	rc = holder_start(&h, vm, sh, env, mem_path, deadline, err);
+	rc = holder_start(&h, vm, sh, env, mem_path, &link, deadline, err);
 	if (rc == 0)
-		rc = connect_migration(vm, &h, deadline, err);
+		prefault_ram(vm, sh->mem_path);
+	if (rc == 0)
+		rc = connect_migration(vm, &h, t, deadline, err);
 	if (rc == 0)
 		rc = follow(vm, t, deadline, err);
 	if (rc < 0)
@@ -314,6 +351,8 @@ int vm_snapshot(struct vm *vm, const struct vm_shape *sh, const struct vm_snap_e
 	if (rc == 0 && (rc = holder_loaded(&h, deadline, err)) == 0)
 		rc = vm_save_template(&h, state_path, err);
 	t->save_ms = (double)(mono_ns() - t1) / 1e6;
+	if (link >= 0)
+		close(link);
 	vm_destroy(&h);
 	if (rc < 0) {
 		unlink(mem_path);

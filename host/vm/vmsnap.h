@@ -1,7 +1,7 @@
-/* Snapshots of running VMs, for forks: the VM's RAM goes into a memory file by a live
- * migration into a short-lived VMM that maps that file shared, which then saves the device
- * state on its own (x-ignore-shared). The VM pauses only for the migration's last round and
- * goes on running. Forks are restored from the pair as template clones are (vm_restore):
+/* Snapshots of running VMs, for forks: the VM's RAM goes into a memory file by a migration
+ * into a short-lived VMM that maps that file shared, which then saves the device
+ * state on its own (x-ignore-shared). The VM is paused for the copy (one pass over its RAM)
+ * and goes on running. Forks are restored from the pair as template clones are (vm_restore):
  * the file mapped copy-on-write, the state loaded.
  *
  * Only a VM whose RAM is a memory backend named "mem" can be snapshotted (it was restored
@@ -25,8 +25,9 @@ struct vm_shape {
 };
 
 struct vm_snap_times {
-	double pause_ms;   /* the VM stopped: the migration's last round until `cont` answered */
-	double migrate_ms; /* the live migration, its start to its end */
+	int64_t stop_ns;   /* CLOCK_MONOTONIC: the VM was asked to stop */
+	double pause_ms;   /* from then until `cont` answered */
+	double migrate_ms; /* from then until the migration ended */
 	double save_ms;    /* the device state saved and the short-lived VMM gone */
 	double total_ms;
 	long long state_bytes;
