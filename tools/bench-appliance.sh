@@ -8,7 +8,12 @@
 # The OCI archives and appliances are cached outside the repo (KUASAR_CACHE/appliances,
 # keyed by what they are made of); their snapshots are rebuilt only when that changes.
 #
-# usage: tools/bench-appliance.sh   (RUNS=10 K=4 to change the sizes; OUT=bin/bench)
+# With `fork`: instead, forks of a running Python appliance that counts the requests it
+# served (kuasar-ctl bench fork): its snapshot's pause, one fork and N at once to their first
+# HTTP answer, beside the same appliance's restore and cold start (FORKS=10 at once,
+# FORK_RUNS=5).
+#
+# usage: tools/bench-appliance.sh [fork]   (RUNS=10 K=4 to change the sizes; OUT=bin/bench)
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +31,9 @@ mkdir -p "$CACHE" "$OUT"
 cleanup() {
 	ip netns del "$NS" 2>/dev/null || true
 	ip link del "$HOSTIF" 2>/dev/null || true
+	for n in $(ip netns list | awk -v p="$NS-f" 'index($1, p) == 1 { print $1 }'); do
+		ip netns del "$n"
+	done
 	rm -rf "$WORK"
 }
 WORK=$(mktemp -d /tmp/kba.XXXXXX)
@@ -60,8 +68,8 @@ image() {
 	case "$name" in
 	httpd) key=$(sha256sum "$TOP/tests/make-image.sh" "$TOP/tests/make-bundle.sh" /bin/busybox |
 		sha256sum | cut -c1-16) ;;
-	python) key=$( (/usr/bin/python3 --version; sha256sum "$TOP/tests/make-image.sh" "$0" /bin/busybox) |
-		sha256sum | cut -c1-16) ;;
+	python | counter) key=$( (echo "$name"; /usr/bin/python3 --version
+		sha256sum "$TOP/tests/make-image.sh" "$0" /bin/busybox) | sha256sum | cut -c1-16) ;;
 	esac
 	tar=$CACHE/$name-$key.tar
 	if [ ! -f "$tar" ]; then
@@ -76,11 +84,60 @@ image() {
 			python_layer "$layer"
 			"$TOP/tests/make-image.sh" --layer "$layer" --expose 8080 "$tar.tmp" \
 				kuasar.invalid/bench-python:1 python3 -m http.server 8080 --directory /www ;;
+		counter)
+			python_layer "$layer"
+			counter_app >"$layer/www/counter.py"
+			"$TOP/tests/make-image.sh" --layer "$layer" --expose 8080 "$tar.tmp" \
+				kuasar.invalid/bench-counter:1 python3 /www/counter.py ;;
 		esac
 		mv "$tar.tmp" "$tar"
 	fi
 	echo "$tar"
 }
+
+# An app with state built in memory: each GET increments a counter and answers its value.
+counter_app() {
+	cat <<'EOF'
+import http.server
+count = 0
+class Counter(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        global count
+        count += 1
+        body = b"count %d\n" % count
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("", 8080), Counter).serve_forever()
+EOF
+}
+
+# The fork bench: namespaces 0 (the parent) to FORKS, eth0 10.218.I.2 each.
+bench_fork() {
+	local tar dir list="" i
+	tar=$(image counter)
+	dir=$CACHE/counter
+	"$TOP/tools/mkimage.sh" --app "$tar" -o "$dir" --ready http:8080/ --ready-timeout 300000 >&2
+	for i in $(seq 0 "${FORKS:-10}"); do
+		ip netns add "$NS-f$i"
+		ip link add "kbf$i" type veth peer name eth0 netns "$NS-f$i"
+		ip addr add "10.218.$i.1/24" dev "kbf$i"
+		ip link set "kbf$i" up
+		ip -n "$NS-f$i" addr add "10.218.$i.2/24" dev eth0
+		ip -n "$NS-f$i" link set eth0 up
+		list=$list${list:+,}/run/netns/$NS-f$i
+	done
+	"$TOP/bin/kuasar-ctl" bench fork "$dir" --network "$list" -n "${FORK_RUNS:-5}" \
+		--json "$OUT/fork.json" --svg "$OUT/fork.svg"
+}
+
+if [ "${1:-}" = fork ]; then
+	bench_fork
+	exit 0
+fi
 
 ip netns add "$NS"
 ip link add "$HOSTIF" type veth peer name eth0 netns "$NS"

@@ -80,6 +80,7 @@ int ctl_appliance(int argc, char **argv);
 int ctl_snapshot(int argc, char **argv);
 int ctl_fork(int argc, char **argv);
 int ctl_bench_appliance(int argc, char **argv);
+int ctl_bench_fork(int argc, char **argv);
 int ctl_bench(int argc, char **argv);
 int ctl_template(int argc, char **argv);
 int ctl_bench_startup(int argc, char **argv);

@@ -190,6 +190,8 @@ int ctl_bench(int argc, char **argv)
 		return ctl_bench_tcp(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "appliance"))
 		return ctl_bench_appliance(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "fork"))
+		return ctl_bench_fork(argc - 1, argv + 1);
 	if (argc < 3 || strcmp(argv[1], "container") ||
 	    (argc == 5 && (strcmp(argv[3], "-n") || ctl_parse_uint(argv[4], 3, 100, &runs) < 0)) ||
 	    (argc != 3 && argc != 5)) {
@@ -199,6 +201,8 @@ int ctl_bench(int argc, char **argv)
 		    "       kuasar-ctl bench tcp [-n REQUESTS] [--bulk MIB] NAME ADDR NAME "
 		    "ADDR\n"
 		    "       kuasar-ctl bench appliance DIR --network NETNS [-n RUNS] [-k N] ...\n"
+		    "       kuasar-ctl bench fork DIR --network PARENT_NS,NS1,...,NSN [-n RUNS] "
+		    "...\n"
 		    "       kuasar-ctl bench container BUNDLE [-n RUNS]\n"
 		    "  the bundle's process should print something and exit\n");
 		return 2;

@@ -45,9 +45,7 @@ struct abench {
 	double app_ready_ms;
 };
 
-/* Until an HTTP answer's first bytes arrive from addr:port (connects retried every 2 ms,
- * each attempt given 200 ms). */
-static int http_answer(const char *addr, unsigned port, int64_t deadline, kerr_t *err)
+int ctl_http_answer(const char *addr, unsigned port, int64_t deadline, kerr_t *err)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	static const char req[] = "GET / HTTP/1.0\r\nHost: appliance\r\n\r\n";
@@ -121,7 +119,7 @@ static int bench_one(struct abench *b, enum bmode m, unsigned i, kerr_t *err)
 	if (!b->addr[0] && first_ipv4(&c.net, b->addr, sizeof(b->addr)) < 0)
 		rc = kerr_set(err, EINVAL, "%s has no IPv4 address to reach the app on", b->netns);
 	else
-		rc = http_answer(b->addr, b->port, c.t0 + 120000000000LL, err);
+		rc = ctl_http_answer(b->addr, b->port, c.t0 + 120000000000LL, err);
 	if (rc == 0 && m == B_RESTORE) {
 		b->spawned[b->n[m]] = (double)(c.vm.t.spawn_ns - c.t0) / 1e6;
 		b->qmp[b->n[m]] = (double)(c.vm.t.qmp_ns - c.t0) / 1e6;

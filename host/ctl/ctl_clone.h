@@ -48,4 +48,8 @@ int ctl_assign_netns(struct clone *cl, unsigned n, char *list, kerr_t *err);
  * them. Returns the exit code. */
 int ctl_clones_finish(struct clone *cl, unsigned started, int rc, int keep, int sigfd);
 
+/* Until an HTTP answer's first bytes arrive from addr:port (connects retried every 2 ms,
+ * each attempt given 200 ms). */
+int ctl_http_answer(const char *addr, unsigned port, int64_t deadline, kerr_t *err);
+
 #endif

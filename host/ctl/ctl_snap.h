@@ -22,9 +22,10 @@ int ctl_snapshot_open(const char *name, struct vm_shape *sh, struct template *t,
 int ctl_snapshot_remove(const char *name, kerr_t *err);
 
 /* Starts n forks of the snapshot (opened above) with ids base (n = 1) or base-I, each
- * made unique and on cl[i].netns (or a scratch tap); *started says how many run. */
+ * made unique and on cl[i].netns (or a scratch tap), each reported on stderr unless quiet;
+ * *started says how many run. */
 int ctl_fork_start(const struct vm_shape *sh, const struct template *t, struct clone *cl,
-                   unsigned n, const char *base, int sigfd, int keep, unsigned *started,
+                   unsigned n, const char *base, int sigfd, int keep, int quiet, unsigned *started,
                    kerr_t *err);
 
 #endif

@@ -40,8 +40,7 @@ static int store_init(struct snap_store *s, kerr_t *err)
 }
 
 /* The snapshot's files, as the template store's functions (lock, users, removal) know them. */
-static int snap_paths(const struct snap_store *s, const char *name, struct template *t,
-                      kerr_t *err)
+static int snap_paths(const struct snap_store *s, const char *name, struct template *t, kerr_t *err)
 {
 	if (id_valid(name, err) < 0)
 		return kerr_wrap(err, "snapshot name");
@@ -93,8 +92,7 @@ static int write_meta(const struct template *t, const char *source, const struct
 
 /* The shape recorded in meta.json, checked, with the memory file where the store says
  * (never where the file says). */
-static int read_meta(const struct template *t, struct vm_shape *sh, json_object **meta,
-                     kerr_t *err)
+static int read_meta(const struct template *t, struct vm_shape *sh, json_object **meta, kerr_t *err)
 {
 	char *s = NULL;
 	json_object *o;
@@ -110,8 +108,8 @@ static int read_meta(const struct template *t, struct vm_shape *sh, json_object 
 	}
 	snprintf(sh->mem_path, sizeof(sh->mem_path), "%s", t->mem);
 	sh->cfg.mem_path = sh->mem_path;
-	if (stat(t->mem, &st) < 0 || (unsigned long long)st.st_size !=
-	                                 (unsigned long long)sh->cfg.memory_mib << 20) {
+	if (stat(t->mem, &st) < 0 ||
+	    (unsigned long long)st.st_size != (unsigned long long)sh->cfg.memory_mib << 20) {
 		json_object_put(o);
 		return kerr_set(err, EBADMSG, "%s is missing or not %u MiB", t->mem,
 		                sh->cfg.memory_mib);
@@ -343,8 +341,10 @@ struct fork_opts {
 static int parse_fork(int argc, char **argv, struct fork_opts *o)
 {
 	static const struct option opts[] = {
-		{ "network", required_argument, 0, 'N' }, { "count", required_argument, 0, 'n' },
-		{ "id", required_argument, 0, 'i' },      { "keep", no_argument, 0, 'K' },
+		{ "network", required_argument, 0, 'N' },
+		{ "count", required_argument, 0, 'n' },
+		{ "id", required_argument, 0, 'i' },
+		{ "keep", no_argument, 0, 'K' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -407,7 +407,7 @@ static int fork_source(const struct fork_opts *o, struct vm_shape *sh, struct te
 }
 
 int ctl_fork_start(const struct vm_shape *sh, const struct template *t, struct clone *cl,
-                   unsigned n, const char *base, int sigfd, int keep, unsigned *started,
+                   unsigned n, const char *base, int sigfd, int keep, int quiet, unsigned *started,
                    kerr_t *err)
 {
 	static struct appliance a;
@@ -427,6 +427,8 @@ int ctl_fork_start(const struct vm_shape *sh, const struct template *t, struct c
 		c->fork_state = t->state;
 		if (ctl_clone_start(&a, c, id, 0, sigfd, keep, err) < 0)
 			return -1;
+		if (quiet)
+			continue;
 		fprintf(stderr,
 		        "kuasar-ctl: %s: forked in %.1f ms (restored %.1f, unique %.1f, network "
 		        "%.1f), hostname %s%s%s\n",
@@ -464,7 +466,7 @@ int ctl_fork(int argc, char **argv)
 			discard(tmp);
 		return ctl_fail(&err);
 	}
-	rc = ctl_fork_start(&sh, &t, cl, o.count, base, sigfd, o.keep, &started, &err);
+	rc = ctl_fork_start(&sh, &t, cl, o.count, base, sigfd, o.keep, 0, &started, &err);
 	close(lock);
 	if (tmp[0])
 		discard(tmp);

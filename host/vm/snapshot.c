@@ -36,8 +36,7 @@ int vm_pass_fd(struct vm *vm, int fd, const char *name, int64_t deadline, kerr_t
 	return qmp_call_fd(&vm->qmp, "getfd", args, fd, NULL, deadline, err);
 }
 
-int vm_migrate_cmd(struct vm *vm, const char *cmd, const char *uri, int64_t deadline,
-                       kerr_t *err)
+int vm_migrate_cmd(struct vm *vm, const char *cmd, const char *uri, int64_t deadline, kerr_t *err)
 {
 	json_object *args = json_object_new_object();
 

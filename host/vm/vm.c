@@ -192,7 +192,8 @@ int vm_step_failed(struct vm *vm, int timeout_ms, kerr_t *err)
 
 		/* The console's end, here: the directory goes with the failed VM. */
 		vm_console_tail(vm, tail, sizeof(tail));
-		return kerr_wrap(err, "no answer from the guest within %d ms; console ends with:\n%s\n",
+		return kerr_wrap(err,
+		                 "no answer from the guest within %d ms; console ends with:\n%s\n",
 		                 timeout_ms, tail[0] ? tail : "(nothing)");
 	}
 	if (err->errnum != ECHILD && poll(&p, 1, 200) == 1) {

@@ -74,7 +74,8 @@ void vm_shape_write(json_object *o, const struct vm_config *cfg)
 	};
 
 	for (size_t i = 0; i < sizeof(str) / sizeof(str[0]); i++)
-		json_object_object_add(o, str[i][0], json_object_new_string(str[i][1] ? str[i][1] : ""));
+		json_object_object_add(o, str[i][0],
+		                       json_object_new_string(str[i][1] ? str[i][1] : ""));
 	json_object_object_add(o, "memory_mib", json_object_new_int((int)cfg->memory_mib));
 	json_object_object_add(o, "vcpus", json_object_new_int((int)cfg->vcpus));
 	json_object_object_add(o, "nics", json_object_new_int((int)cfg->n_nics));
@@ -96,11 +97,12 @@ int vm_shape_of(const struct vm *vm, struct vm_shape *sh, kerr_t *err)
 	if (rc < 0)
 		return kerr_wrap(err, "%s", vm->paths.state);
 	if (!sh->cfg.mem_path)
-		return kerr_set(err, EOPNOTSUPP,
-		                "sandbox `%s` was cold booted: its RAM is not in a memory file, so it "
-		                "cannot be snapshotted; VMs restored from a template, an appliance or "
-		                "a snapshot can be",
-		                vm->id);
+		return kerr_set(
+		    err, EOPNOTSUPP,
+		    "sandbox `%s` was cold booted: its RAM is not in a memory file, so it "
+		    "cannot be snapshotted; VMs restored from a template, an appliance or "
+		    "a snapshot can be",
+		    vm->id);
 	return 0;
 }
 
@@ -145,8 +147,9 @@ static int holder_start(struct vm *h, const struct vm *src, const struct vm_shap
 	c.cgroup = NULL;
 	c.vhost_net = 0;
 	if (vm_setup(h, &c, env->run_dir, err) < 0)
-		return err->errnum == EEXIST ? kerr_set(err, EBUSY, "it is being snapshotted already")
-		                             : -1;
+		return err->errnum == EEXIST
+		           ? kerr_set(err, EBUSY, "it is being snapshotted already")
+		           : -1;
 	if (c.n_nics && env->scratch_taps(c.n_nics, fds, err) < 0)
 		return kerr_wrap(err, "taps for the snapshot's VMM");
 	memset(nics, 0, sizeof(nics));
@@ -183,8 +186,8 @@ static int set_params(struct vm *vm, int64_t deadline, kerr_t *err)
  * under TCG on QEMU 7.2 its forks were found with pages of the wrong moment (2 in 40: a
  * guest's slab lists corrupt), so the copy is made stopped: consistent, and as long as
  * one pass over the RAM. */
-static int connect_migration(struct vm *vm, struct vm *h, struct vm_snap_times *t,
-                             int64_t deadline, kerr_t *err)
+static int connect_migration(struct vm *vm, struct vm *h, struct vm_snap_times *t, int64_t deadline,
+                             kerr_t *err)
 {
 	int sv[2], rc;
 
@@ -285,8 +288,8 @@ static int holder_loaded(struct vm *h, int64_t deadline, kerr_t *err)
 		if (!strcmp(st, "paused"))
 			return 0;
 		if (strcmp(st, "inmigrate"))
-			return kerr_set(err, EPROTO, "the snapshot's VMM is `%s` after the migration",
-			                st);
+			return kerr_set(err, EPROTO,
+			                "the snapshot's VMM is `%s` after the migration", st);
 		if (vm_wait_for(h, -1, 0, mono_ns() + 2000000, err) < 0 && err->errnum != ETIMEDOUT)
 			return -1;
 		if (mono_ns() > deadline)
@@ -323,8 +326,7 @@ static int is_running(struct vm *vm, int64_t deadline, kerr_t *err)
 }
 
 int vm_snapshot(struct vm *vm, const struct vm_shape *sh, const struct vm_snap_env *env,
-                const char *mem_path, const char *state_path, struct vm_snap_times *t,
-                kerr_t *err)
+                const char *mem_path, const char *state_path, struct vm_snap_times *t, kerr_t *err)
 {
 	int64_t t0 = mono_ns(), deadline = t0 + SNAP_TIMEOUT_NS, t1;
 	struct vm h;

@@ -52,7 +52,6 @@ struct vm_snap_env {
  * cannot be (see above), EBUSY when QEMU says why not (a mounted 9p share). The VM runs on
  * whatever happens, and on failure nothing of the snapshot is left. */
 int vm_snapshot(struct vm *vm, const struct vm_shape *sh, const struct vm_snap_env *env,
-                const char *mem_path, const char *state_path, struct vm_snap_times *t,
-                kerr_t *err);
+                const char *mem_path, const char *state_path, struct vm_snap_times *t, kerr_t *err);
 
 #endif

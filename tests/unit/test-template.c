@@ -15,6 +15,7 @@
 #include "base/util.h"
 #include "tap.h"
 #include "vm/template.h"
+#include "vm/vmsnap.h"
 
 static char dir[64];
 static struct tpl_store store;
@@ -288,6 +289,60 @@ static void test_sha256(void)
 	is_str(hex2, hex, "the same, fed in uneven pieces");
 }
 
+/* A snapshot's shape: written and read back, hostile values refused, and the short-lived
+ * VMM's command line (held paused, shared memory filled first, no run state saved). */
+static void test_shape(void)
+{
+	struct vm_config c;
+	struct vm_shape sh;
+	struct vm_paths p;
+	json_object *o = json_object_new_object();
+	char **argv, line[4096] = "";
+	kerr_t err;
+
+	vm_config_defaults(&c);
+	c.qemu = "qemu-system-x86_64";
+	c.kernel = "/k/vmlinux";
+	c.initrd = "/k/initrd";
+	c.app_disk = "/a/app.erofs";
+	c.mem_path = "/dev/shm/t.mem";
+	c.memory_mib = 256;
+	c.vcpus = 2;
+	c.n_nics = 1;
+	vm_shape_write(o, &c);
+	json_object_object_add(o, "accel", json_object_new_string("tcg"));
+	json_object_object_add(o, "link", json_object_new_string("virtio-serial"));
+	ok(vm_shape_read(o, &sh, &err) == 0, "a shape reads back");
+	ok(!strcmp(sh.cfg.kernel, "/k/vmlinux") && !strcmp(sh.cfg.app_disk, "/a/app.erofs") &&
+	       sh.cfg.memory_mib == 256 && sh.cfg.vcpus == 2 && sh.cfg.n_nics == 1 &&
+	       sh.cfg.accel == ACCEL_TCG && sh.cfg.link == LINK_SERIAL && !sh.cfg.image[0],
+	   "with every field");
+	sh.cfg.restore = sh.cfg.hold = sh.cfg.mem_shared = 1;
+	vm_paths_init(&p, "/run", "T", &err);
+	argv = qemu_argv(&sh.cfg, &p, "T", ACCEL_TCG);
+	for (char **a = argv; *a; a++)
+		snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s ", *a);
+	argv_free(argv);
+	ok(strstr(line, "-incoming defer -S -global migration.store-global-state=off ") &&
+	       strstr(line, "mem-path=/dev/shm/t.mem,share=on,prealloc=on ") &&
+	       !strstr(line, "-kernel") && !strstr(line, "virtio-balloon"),
+	   "the holder: held paused, its memory shared and filled, no balloon");
+	json_object_object_add(o, "kernel", json_object_new_string("../k"));
+	ok(vm_shape_read(o, &sh, &err) < 0, "a relative kernel path is refused");
+	json_object_object_add(o, "kernel", json_object_new_string("/k/vmlinux"));
+	json_object_object_add(o, "memory_mib", json_object_new_int(1 << 30));
+	ok(vm_shape_read(o, &sh, &err) < 0, "a memory size out of range is refused");
+	json_object_object_add(o, "memory_mib", json_object_new_int(256));
+	json_object_object_add(o, "nics", json_object_new_int(99));
+	ok(vm_shape_read(o, &sh, &err) < 0, "too many NICs are refused");
+	json_object_object_add(o, "nics", json_object_new_int(1));
+	json_object_object_add(o, "accel", json_object_new_string("auto"));
+	ok(vm_shape_read(o, &sh, &err) < 0, "an accelerator not decided is refused");
+	json_object_object_add(o, "accel", json_object_new_int(3));
+	ok(vm_shape_read(o, &sh, &err) < 0, "an accelerator that is not a string is refused");
+	json_object_put(o);
+}
+
 int main(void)
 {
 	char mem[96];
@@ -302,6 +357,7 @@ int main(void)
 	test_key();
 	test_verify();
 	test_lock_and_users();
+	test_shape();
 	rm_tree(dir);
 	return done_testing();
 }
