@@ -1,7 +1,8 @@
 /* kuasar-ctl bench fork: a running appliance that has built state (its app counts the
  * requests it served) snapshotted while it serves, and forks of it to their first HTTP
- * answer from the host, one alone and N at once, beside the appliance's restore from its
- * template and its cold start, interleaved in one run; the private memory of the N forks.
+ * answer from the host, one alone and N at once, beside the appliance's restores from its
+ * template (one and N at once) and its cold start, interleaved in one run; the private
+ * memory of each after its first answer.
  *
  *   kuasar-ctl bench fork DIR --network PARENT_NS,NS1,...,NSN [-n RUNS] [--json F] [--svg F]
  */
@@ -26,8 +27,9 @@
 #include "ctl/ctl.h"
 #include "ctl/ctl_snap.h"
 
-enum fmode { F_COLD, F_RESTORE, F_FORK1, F_FORKN, F_PAUSE, N_FMODES };
-static const char *const fmode_name[N_FMODES] = { "cold", "restore", "fork", "fork-N", "pause" };
+enum fmode { F_COLD, F_RESTORE, F_RESTOREN, F_FORK1, F_FORKN, F_PAUSE, N_FMODES };
+static const char *const fmode_name[N_FMODES] = { "cold", "restore", "restore-N",
+	                                          "fork", "fork-N",  "pause" };
 #define FB_MAX_RUNS 50
 #define FB_MAX_NS 17
 
@@ -41,8 +43,9 @@ struct fbench {
 	double ms[N_FMODES][FB_MAX_RUNS * FB_MAX_NS];
 	double snap_total[FB_MAX_RUNS];
 	int n[N_FMODES];
-	double uss_sum, pss_sum;
-	unsigned uss_n;
+	/* each VMM's after its first answer (N at once: once all answered) */
+	double uss_sum[N_FMODES], pss_sum[N_FMODES];
+	unsigned uss_n[N_FMODES];
 };
 
 /* eth0's IPv4 address in the namespace at path. */
@@ -112,6 +115,18 @@ static int start_parent(struct fbench *b, kerr_t *err)
 	return 0;
 }
 
+/* The private memory of a VMM that answered. */
+static void add_memory(struct fbench *b, enum fmode m, pid_t pid)
+{
+	struct proc_mem pm;
+
+	if (pid > 0 && proc_mem(pid, &pm, NULL) == 0) {
+		b->uss_sum[m] += pm.uss_kib / 1024.0;
+		b->pss_sum[m] += pm.pss_kib / 1024.0;
+		b->uss_n[m]++;
+	}
+}
+
 /* A cold start or a restore of the appliance, to its first answer. */
 static int run_clone(struct fbench *b, enum fmode m, unsigned r, kerr_t *err)
 {
@@ -125,6 +140,8 @@ static int run_clone(struct fbench *b, enum fmode m, unsigned r, kerr_t *err)
 	rc = ctl_http_answer(b->addr[1], b->port, c.t0 + 120000000000LL, err);
 	if (rc == 0)
 		b->ms[m][b->n[m]++] = (double)(mono_ns() - c.t0) / 1e6;
+	if (rc == 0)
+		add_memory(b, m, c.vm.pid);
 	ctl_clone_stop(&c);
 	return rc;
 }
@@ -148,23 +165,27 @@ static int run_fork1(struct fbench *b, const char *snap, unsigned r, kerr_t *err
 		rc = ctl_http_answer(b->addr[1], b->port, c.t0 + 120000000000LL, err);
 	if (rc == 0)
 		b->ms[F_FORK1][b->n[F_FORK1]++] = (double)(mono_ns() - c.t0) / 1e6;
+	if (rc == 0)
+		add_memory(b, F_FORK1, c.vm.pid);
 	if (started)
 		ctl_clone_stop(&c);
 	return rc;
 }
 
-/* In a child of the bench: fork i as a user would (kuasar-ctl fork --keep), then its first
- * answer; the time since t0 goes to out (-1 if it failed). */
-static void fork_child(struct fbench *b, const char *snap, unsigned i, const char *id, int64_t t0,
-                       int out)
+/* In a child of the bench: VM i started as a user would (kuasar-ctl appliance run or fork,
+ * --keep), then its first answer; the time since t0 goes to out (-1 if it failed). */
+static void many_child(struct fbench *b, enum fmode m, const char *snap, unsigned i, const char *id,
+                       int64_t t0, int out)
 {
-	const char *args[] = {
-		"fork", snap, "--network", b->ns[1 + i], "--id", id, "--keep", NULL
-	};
+	const char *run[] = { "appliance", "run", b->a.dir, "--network", b->ns[1 + i],
+		              "--id",      id,    "--keep", NULL },
+	           *fork[] = {
+		           "fork", snap, "--network", b->ns[1 + i], "--id", id, "--keep", NULL
+	           };
 	double ms = -1;
 	kerr_t e;
 
-	if (self(args) == 0 &&
+	if (self(m == F_FORKN ? fork : run) == 0 &&
 	    ctl_http_answer(b->addr[1 + i], b->port, mono_ns() + 120000000000LL, &e) == 0)
 		ms = (double)(mono_ns() - t0) / 1e6;
 	if (write(out, &ms, sizeof(ms)) != sizeof(ms))
@@ -172,23 +193,8 @@ static void fork_child(struct fbench *b, const char *snap, unsigned i, const cha
 	_exit(0);
 }
 
-/* The private memory of the N forks while they all run. */
-static void forks_memory(struct fbench *b, char ids[][ID_MAX + 1], unsigned n)
-{
-	for (unsigned i = 0; i < n; i++) {
-		pid_t pid = vm_find_vmm(ctl_run_dir(), ids[i]);
-		struct proc_mem pm;
-
-		if (pid > 0 && proc_mem(pid, &pm, NULL) == 0) {
-			b->uss_sum += pm.uss_kib / 1024.0;
-			b->pss_sum += pm.pss_kib / 1024.0;
-			b->uss_n++;
-		}
-	}
-}
-
-/* N forks at once, each to its first answer. */
-static int run_forkn(struct fbench *b, const char *snap, unsigned r, kerr_t *err)
+/* N restores or N forks at once, each to its first answer; their memory once all answered. */
+static int run_many(struct fbench *b, enum fmode m, const char *snap, unsigned r, kerr_t *err)
 {
 	static char ids[FB_MAX_NS][ID_MAX + 1];
 	unsigned n = b->n_ns - 1, bad = 0;
@@ -198,9 +204,10 @@ static int run_forkn(struct fbench *b, const char *snap, unsigned r, kerr_t *err
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return kerr_sys(err, "pipe");
 	for (unsigned i = 0; i < n; i++) {
-		snprintf(ids[i], sizeof(ids[i]), "bench-fork-n%u-%d-%u", i, getpid(), r);
+		snprintf(ids[i], sizeof(ids[i]), "bench-fork-%s%u-%d-%u", fmode_name[m], i,
+		         getpid(), r);
 		if (fork() == 0)
-			fork_child(b, snap, i, ids[i], t0, p[1]);
+			many_child(b, m, snap, i, ids[i], t0, p[1]);
 	}
 	close(p[1]);
 	for (unsigned i = 0; i < n; i++) {
@@ -209,15 +216,16 @@ static int run_forkn(struct fbench *b, const char *snap, unsigned r, kerr_t *err
 		if (read(p[0], &ms, sizeof(ms)) != sizeof(ms) || ms < 0)
 			bad++;
 		else
-			b->ms[F_FORKN][b->n[F_FORKN]++] = ms;
+			b->ms[m][b->n[m]++] = ms;
 	}
 	close(p[0]);
 	while (waitpid(-1, NULL, 0) > 0)
 		;
-	forks_memory(b, ids, n);
+	for (unsigned i = 0; i < n; i++)
+		add_memory(b, m, vm_find_vmm(ctl_run_dir(), ids[i]));
 	for (unsigned i = 0; i < n; i++)
 		stop_kept(ids[i]);
-	return bad ? kerr_set(err, EIO, "%u of %u forks at once did not answer", bad, n) : 0;
+	return bad ? kerr_set(err, EIO, "%u of %u at once did not answer", bad, n) : 0;
 }
 
 /* One run: cold, restore, a snapshot of the parent, one fork, N forks (interleaved). */
@@ -227,7 +235,8 @@ static int run_once(struct fbench *b, unsigned r, kerr_t *err)
 	struct vm_snap_times tm;
 	int rc;
 
-	if (run_clone(b, F_COLD, r, err) < 0 || run_clone(b, F_RESTORE, r, err) < 0)
+	if (run_clone(b, F_COLD, r, err) < 0 || run_clone(b, F_RESTORE, r, err) < 0 ||
+	    run_many(b, F_RESTOREN, NULL, r, err) < 0)
 		return -1;
 	snprintf(snap, sizeof(snap), "bench-fork-%d-%u", getpid(), r);
 	if (ctl_snapshot_take(b->parent, snap, &tm, err) < 0)
@@ -236,10 +245,15 @@ static int run_once(struct fbench *b, unsigned r, kerr_t *err)
 	b->snap_total[r] = tm.total_ms;
 	rc = run_fork1(b, snap, r, err);
 	if (rc == 0)
-		rc = run_forkn(b, snap, r, err);
+		rc = run_many(b, F_FORKN, snap, r, err);
 	if (ctl_snapshot_remove(snap, rc < 0 ? NULL : err) < 0 && rc == 0)
 		rc = -1;
 	return rc;
+}
+
+static double mean(const double *sum, const unsigned *n, int m)
+{
+	return n[m] ? sum[m] / n[m] : 0;
 }
 
 static void fbench_report(const struct fbench *b)
@@ -248,6 +262,7 @@ static void fbench_report(const struct fbench *b)
 	static const char *const what[N_FMODES] = {
 		"kernel boot, app start, to the first HTTP answer",
 		"from the appliance's template to the first HTTP answer",
+		"N restores started at once, each to its first HTTP answer",
 		"one fork of the running parent to its first HTTP answer",
 		"N forks started at once, each to its first HTTP answer",
 		"the parent stopped while its snapshot was taken",
@@ -257,22 +272,23 @@ static void fbench_report(const struct fbench *b)
 		st[m] = ctl_stats_of(b->ms[m], b->n[m]);
 	printf("fork: appliance %s (%s), %u interleaved runs, N = %u:\n", b->a.dir,
 	       b->a.name[0] ? b->a.name : "?", b->runs, b->n_ns - 1);
-	printf("  %-8s %9s %9s %9s\n", "mode", "min ms", "median", "p90");
+	printf("  %-9s %9s %9s %9s %9s\n", "mode", "min ms", "median", "p90", "USS MiB");
 	for (int m = 0; m < N_FMODES; m++)
-		printf("  %-8s %9.1f %9.1f %9.1f   (%s)\n", fmode_name[m], st[m].min, st[m].median,
-		       st[m].p90, what[m]);
+		printf("  %-9s %9.1f %9.1f %9.1f %9.1f   (%s)\n", fmode_name[m], st[m].min,
+		       st[m].median, st[m].p90, mean(b->uss_sum, b->uss_n, m), what[m]);
 	printf("  snapshot in all (the parent serving again, then the device state saved): "
 	       "median %.0f ms\n",
 	       total.median);
 	printf("  pause, median: %.0f ms (the goal for 256 MiB: <= 300 ms)\n", st[F_PAUSE].median);
-	printf("  fork / restore: %.2fx, fork-N p50 / restore: %.2fx (medians; the goal: <= 2x)\n",
+	printf("  fork / restore: %.2fx; fork-N / restore-N: %.2fx p50, %.2fx p90 (the goal: fork "
+	       "<= 2x restore)\n",
 	       st[F_FORK1].median / st[F_RESTORE].median,
-	       st[F_FORKN].median / st[F_RESTORE].median);
+	       st[F_FORKN].median / st[F_RESTOREN].median, st[F_FORKN].p90 / st[F_RESTOREN].p90);
 	printf("  cold / fork: %.1fx (medians)\n", st[F_COLD].median / st[F_FORK1].median);
-	if (b->uss_n)
-		printf("  private memory per fork, N at once: USS %.1f MiB, PSS %.1f MiB (mean of "
-		       "%u; the goal: USS <= 25 MiB)\n",
-		       b->uss_sum / b->uss_n, b->pss_sum / b->uss_n, b->uss_n);
+	printf("  USS per fork, N at once: %.1f MiB, PSS %.1f MiB; per restore, N at once: %.1f "
+	       "MiB (the goal: fork USS <= 25 MiB)\n",
+	       mean(b->uss_sum, b->uss_n, F_FORKN), mean(b->pss_sum, b->uss_n, F_FORKN),
+	       mean(b->uss_sum, b->uss_n, F_RESTOREN));
 }
 
 static void fbench_json(const struct fbench *b)
@@ -282,7 +298,7 @@ static void fbench_json(const struct fbench *b)
 	json_object_object_add(o, "appliance", json_object_new_string(b->a.dir));
 	json_object_object_add(o, "image", json_object_new_string(b->a.name));
 	json_object_object_add(o, "runs", json_object_new_int((int)b->runs));
-	json_object_object_add(o, "forks_at_once", json_object_new_int((int)b->n_ns - 1));
+	json_object_object_add(o, "at_once", json_object_new_int((int)b->n_ns - 1));
 	for (int m = 0; m < N_FMODES; m++) {
 		json_object *x = json_object_new_object(), *v = json_object_new_array();
 		struct ctl_stats st = ctl_stats_of(b->ms[m], b->n[m]);
@@ -292,23 +308,25 @@ static void fbench_json(const struct fbench *b)
 		json_object_object_add(x, "ms", v);
 		json_object_object_add(x, "median_ms", json_object_new_double(st.median));
 		json_object_object_add(x, "p90_ms", json_object_new_double(st.p90));
+		if (b->uss_n[m]) {
+			json_object_object_add(
+			    x, "uss_mib", json_object_new_double(mean(b->uss_sum, b->uss_n, m)));
+			json_object_object_add(
+			    x, "pss_mib", json_object_new_double(mean(b->pss_sum, b->uss_n, m)));
+		}
 		json_object_object_add(modes, fmode_name[m], x);
 	}
 	json_object_object_add(o, "modes", modes);
 	json_object_object_add(
 	    o, "snapshot_total_median_ms",
 	    json_object_new_double(ctl_stats_of(b->snap_total, b->n[F_PAUSE]).median));
-	json_object_object_add(o, "fork_uss_mib",
-	                       json_object_new_double(b->uss_n ? b->uss_sum / b->uss_n : 0));
-	json_object_object_add(o, "fork_pss_mib",
-	                       json_object_new_double(b->uss_n ? b->pss_sum / b->uss_n : 0));
 	ctl_write_json(b->json_path, o);
 }
 
 static void fbench_svg(const struct fbench *b)
 {
-	static const char *const color[N_FMODES] = { "#cf222e", "#1a7f37", "#0969da", "#8250df",
-		                                     "#888" };
+	static const char *const color[N_FMODES] = { "#cf222e", "#1a7f37", "#4ac26b",
+		                                     "#0969da", "#8250df", "#888" };
 	struct ctl_row rows[N_FMODES];
 	char title[200];
 
@@ -327,10 +345,10 @@ static int fbench_usage(void)
 	        "                             [--json FILE] [--svg FILE]\n"
 	        "  keeps the appliance DIR running on PARENT_NS (its app counting requests, asked\n"
 	        "  5 times), then interleaves RUNS of: a cold start and a restore from its\n"
-	        "  template on NS1, a snapshot of the parent, one fork of it on NS1 and N forks\n"
-	        "  at once on NS1..NSN (kuasar-ctl fork --keep each), all to the first HTTP\n"
-	        "  answer from the host (each NS: eth0 with an IPv4 address the host routes to;\n"
-	        "  2 to %d namespaces; 5 runs by default)\n",
+	        "  template on NS1 and N at once on NS1..NSN, a snapshot of the parent, one fork\n"
+	        "  of it on NS1 and N at once (kuasar-ctl appliance run or fork --keep each), to\n"
+	        "  the first HTTP answer from the host (each NS: eth0 with an IPv4 address the\n"
+	        "  host routes to; 2 to %d namespaces; 5 runs by default)\n",
 	        FB_MAX_NS);
 	return 2;
 }

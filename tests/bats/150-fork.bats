@@ -94,8 +94,8 @@ mk_bridged() {
 
 teardown() {
 	local ns leaked=""
-	for id in $(ls "$KUASAR_RUN_DIR" 2>/dev/null); do
-		[ -f "$KUASAR_RUN_DIR/$id/vm.json" ] && "$CTL" shutdown "$id" >/dev/null 2>&1
+	for f in "$KUASAR_RUN_DIR"/*/vm.json; do
+		[ -f "$f" ] && "$CTL" shutdown "$(basename "$(dirname "$f")")" >/dev/null 2>&1
 	done
 	for ns in $(ip netns list | awk -v p="$NS_PREFIX-" 'index($1, p) == 1 { print $1 }'); do
 		if ip -n "$ns" link 2>/dev/null | grep -q '_kuasar'; then
@@ -108,9 +108,9 @@ teardown() {
 	done
 	for i in 0 1 2 3; do ip link del "kfh$i" 2>/dev/null || true; done
 	ip link del "$BR" 2>/dev/null || true
-	if [ -d "$KUASAR_SNAPSHOT_DIR" ] && ls "$KUASAR_SNAPSHOT_DIR" | grep -qv '\.lock$'; then
-		leaked="$leaked snapshots: $(ls "$KUASAR_SNAPSHOT_DIR")"
-	fi
+	for f in "$KUASAR_SNAPSHOT_DIR"/*; do
+		[ -e "$f" ] && leaked="$leaked snapshot files: $f"
+	done
 	if [ -d "$KUASAR_TEMPLATE_MEM_DIR/snapshots" ]; then
 		leaked="$leaked snapshot memory: $(ls -A "$KUASAR_TEMPLATE_MEM_DIR/snapshots")"
 	fi
