@@ -22,6 +22,7 @@
 #include "ctl/ctl.h"
 #include "ctl/ctl_snap.h"
 #include "net/podnet.h"
+#include "rpc/agent.h"
 
 struct snap_store {
 	char dir[KPATH_SIZE / 2];
@@ -133,6 +134,18 @@ static void take_undo(const struct snap_store *s, const struct template *t)
 	rmdir(s->mem_dir);
 }
 
+/* The VM's clock stood still while it was stopped: set again if it is now behind by more
+ * than a round trip tells (and 1 ms). The snapshot stands either way. */
+static void resync_clock(struct vm *vm)
+{
+	struct clock_sync cs;
+	kerr_t e;
+
+	if (agent_check_clock(&vm->link, 1000000, &cs, mono_ns() + 5000000000LL, &e) < 0)
+		fprintf(stderr, "kuasar-ctl: warning: %s: clock after the snapshot: %s\n", vm->id,
+		        e.msg);
+}
+
 int ctl_snapshot_take(const char *id, const char *name, struct vm_snap_times *tm, kerr_t *err)
 {
 	struct snap_store s;
@@ -163,6 +176,8 @@ int ctl_snapshot_take(const char *id, const char *name, struct vm_snap_times *tm
 		rc = vm_snapshot(&vm, &sh, &env, t.mem, t.state, tm, err);
 	if (rc == 0)
 		rc = write_meta(&t, id, &sh, tm, err);
+	if (rc == 0)
+		resync_clock(&vm);
 	vm_release(&vm);
 	if (rc < 0)
 		take_undo(&s, &t);
