@@ -3,20 +3,23 @@
 # filesystem tests/make-bundle.sh makes, for `ctr images import`: tests run containerd
 # offline, so the sandbox (pause) image and the container image are made here.
 #
-# usage: tests/make-image.sh [--layer DIR]... [--expose PORT] OUT.tar NAME [CMD...]
+# usage: tests/make-image.sh [--layer DIR]... [--expose PORT] [--env K=V]... OUT.tar NAME [CMD...]
 #   NAME is the image's full reference (io.containerd.image.name), e.g. kuasar.invalid/busybox:test
 #   --layer DIR adds DIR's files as one more layer on top (a file named .wh.X in it is a
-#   whiteout of X); --expose records PORT/tcp in the image config.
+#   whiteout of X); --expose records PORT/tcp in the image config; --env adds K=V to its
+#   environment.
 set -euo pipefail
 
 die() { printf 'make-image: fatal: %s\n' "$*" >&2; exit 1; }
 
 extra=()
 expose=
+envs=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--layer) [ -d "${2:-}" ] || die "--layer needs a directory"; extra+=("$(cd "$2" && pwd)"); shift 2 ;;
 	--expose) expose=${2:-}; shift 2 ;;
+	--env) envs=$envs${2:-}$'\n'; shift 2 ;;
 	*) break ;;
 	esac
 done
@@ -55,12 +58,12 @@ for d in "${extra[@]}"; do
 	add_layer "$d"
 done
 
-python3 - "$work" "$name" "$expose" "${layers[*]}" "${cmd[@]}" <<'PY'
+python3 - "$work" "$name" "$expose" "${layers[*]}" "$envs" "${cmd[@]}" <<'PY'
 import hashlib, json, os, sys
 
-work, name, expose, layers = sys.argv[1:5]
+work, name, expose, layers, envs = sys.argv[1:6]
 layers = [l.split(":") for l in layers.split()]
-cmd = sys.argv[5:]
+cmd = sys.argv[6:]
 blobs = os.path.join(work, "img", "blobs", "sha256")
 
 def put(obj):
@@ -72,7 +75,8 @@ def put(obj):
 
 config = {
     "architecture": "amd64", "os": "linux",
-    "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+    "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+                      + [e for e in envs.split("\n") if e],
                "Cmd": cmd, "WorkingDir": "/"},
     "rootfs": {"type": "layers", "diff_ids": ["sha256:" + l[0] for l in layers]},
 }

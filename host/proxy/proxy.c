@@ -1011,7 +1011,7 @@ static int pool_prepare(struct proxy *p, kerr_t *err)
 	uint32_t avail;
 	uint64_t magic;
 
-	if (agent_add_entropy(&p->vm.link, 64, &avail, deadline, err) < 0 ||
+	if (agent_add_entropy(&p->vm.link, 64, 1, &avail, deadline, err) < 0 ||
 	    agent_sync_clock(&p->vm.link, &cs, deadline, err) < 0 ||
 	    agent_mount_share(&p->vm.link, "9p", &magic, deadline, err) < 0)
 		return kerr_wrap(err, "pooled VM %s", p->vm.id);

@@ -96,7 +96,7 @@ int agent_check_clock(struct ttrpc_client *c, int64_t tolerance_ns, struct clock
 	return agent_sync_clock(c, out, deadline_ns, err) < 0 ? -1 : 1;
 }
 
-int agent_add_entropy(struct ttrpc_client *c, size_t len, uint32_t *entropy_avail,
+int agent_add_entropy(struct ttrpc_client *c, size_t len, int restored, uint32_t *entropy_avail,
                       int64_t deadline_ns, kerr_t *err)
 {
 	Kuasar__Sandbox__V1__AddEntropyRequest req = KUASAR__SANDBOX__V1__ADD_ENTROPY_REQUEST__INIT;
@@ -110,6 +110,7 @@ int agent_add_entropy(struct ttrpc_client *c, size_t len, uint32_t *entropy_avai
 	req.data.data = buf;
 	req.data.len = len;
 	req.reseed = 1;
+	req.restored = restored != 0;
 	if (ttrpc_call(c, AGENT_SANDBOX_SERVICE, "AddEntropy", &req.base,
 	               &kuasar__sandbox__v1__add_entropy_response__descriptor,
 	               (ProtobufCMessage **)&r, deadline_ns, err) < 0)

@@ -30,8 +30,9 @@ int agent_sync_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t dea
  * it is synced (1). */
 int agent_check_clock(struct ttrpc_client *c, int64_t tolerance_ns, struct clock_sync *out,
                       int64_t deadline_ns, kerr_t *err);
-/* Sends len bytes from the host's RNG and asks the guest to reseed. */
-int agent_add_entropy(struct ttrpc_client *c, size_t len, uint32_t *entropy_avail,
+/* Sends len bytes from the host's RNG and asks the guest to reseed; restored: the VM was
+ * restored from a memory image (its running containers that asked are signalled). */
+int agent_add_entropy(struct ttrpc_client *c, size_t len, int restored, uint32_t *entropy_avail,
                       int64_t deadline_ns, kerr_t *err);
 /* Mounts the share in the guest; fs_magic gets its statfs type. */
 int agent_mount_share(struct ttrpc_client *c, const char *fstype, uint64_t *fs_magic,

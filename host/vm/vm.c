@@ -470,7 +470,8 @@ int vm_prepare_guest(struct vm *vm, struct guest_prep *out, kerr_t *err)
 	int64_t deadline = mono_ns() + 10000000000LL;
 
 	/* Randomness first: a clone's RNG state is its template's until reseeded. */
-	if (agent_add_entropy(&vm->link, 64, &out->entropy_avail, deadline, err) < 0)
+	if (agent_add_entropy(&vm->link, 64, strcmp(vm->boot_mode, "cold") != 0,
+	                      &out->entropy_avail, deadline, err) < 0)
 		return -1;
 	phases_mark(vm->phases, "reseed");
 	if (agent_sync_clock(&vm->link, &out->clock, deadline, err) < 0)

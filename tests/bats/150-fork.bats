@@ -42,11 +42,20 @@ EOF
 printf 'Content-Type: text/plain\r\n\r\n'
 printf 'GET /cgi-bin/whoami HTTP/1.0\r\n\r\n' | nc -w 10 "$QUERY_STRING" 8080
 EOF
+	cat >"$l/www/cgi-bin/forked" <<'EOF'
+#!/bin/sh
+printf 'Content-Type: text/plain\r\n\r\n'
+cat /tmp/forked 2>/dev/null || echo 0
+EOF
 	chmod 755 "$l"/www/cgi-bin/*
-	# The app: a shell loop counting five times a second beside busybox httpd.
-	"$TOP/tests/make-image.sh" --layer "$l" --expose 8080 "$BATS_FILE_TMPDIR/app.tar" \
-		kuasar.invalid/fork:test sh -c \
-		'i=0; while :; do i=$((i + 1)); echo $i >/tmp/loop; sleep 0.2; done & exec httpd -f -p 8080 -h /www'
+	# The app: a shell loop counting five times a second beside busybox httpd, under a
+	# shell that counts the fork signals it asked for (KUASAR_FORK_SIGNAL).
+	"$TOP/tests/make-image.sh" --layer "$l" --expose 8080 --env KUASAR_FORK_SIGNAL=USR1 \
+		"$BATS_FILE_TMPDIR/app.tar" kuasar.invalid/fork:test sh -c \
+		'n=0; trap "n=\$((n + 1)); echo \$n >/tmp/forked" USR1
+		(i=0; while :; do i=$((i + 1)); echo $i >/tmp/loop; sleep 0.2; done) &
+		httpd -f -p 8080 -h /www &
+		while :; do wait; done'
 	"$TOP/tools/mkimage.sh" --app "$BATS_FILE_TMPDIR/app.tar" -o "$BATS_FILE_TMPDIR/app" \
 		--no-snapshot >/dev/null
 }
@@ -218,6 +227,17 @@ loop_at_least() { # URL N
 	run http "http://10.213.0.2:8080/cgi-bin/note"
 	[[ "$output" == *before* ]]
 	[[ "$output" != *from-fork-0* ]]
+}
+
+@test "a container that asked for KUASAR_FORK_SIGNAL gets it after each restore and fork, the parent not again" {
+	parent "$(mk_ns 0)"
+	p=$(http http://10.213.0.2:8080/cgi-bin/forked)
+	# The parent is a clone of the appliance's snapshot: told once already.
+	[ "$p" -eq 1 ]
+	run_t 120 0 "$CTL" fork parent --count 2 --network "$(mk_ns 1),$(mk_ns 2)" --id s --keep
+	[ "$(http http://10.213.1.2:8080/cgi-bin/forked)" -eq $((p + 1)) ]
+	[ "$(http http://10.213.2.2:8080/cgi-bin/forked)" -eq $((p + 1)) ]
+	[ "$(http http://10.213.0.2:8080/cgi-bin/forked)" -eq "$p" ]
 }
 
 @test "a snapshot of a VM with its 9p share mounted, or cold booted, fails clearly and the VM runs on" {

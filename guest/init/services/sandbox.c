@@ -136,10 +136,10 @@ static int add_entropy(const uint8_t *data, size_t len, int reseed)
 	return rc;
 }
 
-/* A reseed is the first step of making a VM unique: once at boot, then once per restored
- * clone or fork. Its count goes to /run/kuasar/generation, and from the second on the
- * containers that asked are told (ctr_made_unique). */
-static void made_unique(void)
+/* A reseed is the first step of making a VM unique: once after its boot or its restore
+ * from a template, then once per fork. Its count goes to /run/kuasar/generation; after a
+ * restore the containers already running that asked are told (ctr_made_unique). */
+static void made_unique(int restored)
 {
 	static unsigned generation;
 	char buf[16];
@@ -150,9 +150,9 @@ static void made_unique(void)
 		rename("/run/kuasar/generation.tmp", "/run/kuasar/generation");
 	if (fd >= 0)
 		close(fd);
-	if (generation > 1)
-		info("made unique again (generation %u): %u container(s) signalled", generation,
-		     ctr_made_unique());
+	if (restored)
+		info("made unique after a restore (generation %u): %u container(s) signalled",
+		     generation, ctr_made_unique());
 }
 
 static void sb_add_entropy(struct rpc_ctx *ctx)
@@ -168,7 +168,7 @@ static void sb_add_entropy(struct rpc_ctx *ctx)
 		return;
 	}
 	if (req.reseed)
-		made_unique();
+		made_unique(req.restored);
 	r.entropy_avail = entropy_avail();
 	rpc_reply(ctx, kuasar_sandbox_v1_AddEntropyResponse_fields, &r);
 }
