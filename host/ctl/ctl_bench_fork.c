@@ -138,10 +138,10 @@ static int run_clone(struct fbench *b, enum fmode m, unsigned r, kerr_t *err)
 	if (ctl_clone_start(&b->a, &c, id, m == F_COLD, -1, 0, err) < 0)
 		return -1;
 	rc = ctl_http_answer(b->addr[1], b->port, c.t0 + 120000000000LL, err);
-	if (rc == 0)
+	if (rc == 0) {
 		b->ms[m][b->n[m]++] = (double)(mono_ns() - c.t0) / 1e6;
-	if (rc == 0)
 		add_memory(b, m, c.vm.pid);
+	}
 	ctl_clone_stop(&c);
 	return rc;
 }
@@ -163,10 +163,10 @@ static int run_fork1(struct fbench *b, const char *snap, unsigned r, kerr_t *err
 	close(lock);
 	if (rc == 0)
 		rc = ctl_http_answer(b->addr[1], b->port, c.t0 + 120000000000LL, err);
-	if (rc == 0)
+	if (rc == 0) {
 		b->ms[F_FORK1][b->n[F_FORK1]++] = (double)(mono_ns() - c.t0) / 1e6;
-	if (rc == 0)
 		add_memory(b, F_FORK1, c.vm.pid);
+	}
 	if (started)
 		ctl_clone_stop(&c);
 	return rc;
