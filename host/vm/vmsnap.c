@@ -180,6 +180,42 @@ static int set_params(struct vm *vm, int64_t deadline, kerr_t *err)
 	return qmp_call(&vm->qmp, "migrate-set-parameters", a, NULL, deadline, err);
 }
 
+/* Until the migration ends; then the VM runs again at once. */
+static int follow(struct vm *vm, struct vm_snap_times *t, int64_t deadline, kerr_t *err)
+{
+	if (vm_migration_done(vm, deadline, err) < 0)
+		return -1;
+	t->migrate_ms = (double)(mono_ns() - t->stop_ns) / 1e6;
+	if (qmp_call(&vm->qmp, "cont", NULL, NULL, deadline, err) < 0)
+		return kerr_wrap(err, "resume after the snapshot");
+	t->pause_ms = (double)(mono_ns() - t->stop_ns) / 1e6;
+	return 0;
+}
+
+/* The holder has all of the state once it leaves "inmigrate" (paused: -S); a load that
+ * fails makes it exit, which the wait notices. */
+static int holder_loaded(struct vm *h, int64_t deadline, kerr_t *err)
+{
+	for (;;) {
+		json_object *r = NULL;
+		char st[32];
+
+		if (qmp_call(&h->qmp, "query-status", NULL, &r, deadline, err) < 0)
+			return vm_step_failed(h, (int)(SNAP_TIMEOUT_NS / 1000000), err);
+		snprintf(st, sizeof(st), "%s", jget_str(r, "status", ""));
+		json_object_put(r);
+		if (!strcmp(st, "paused"))
+			return 0;
+		if (strcmp(st, "inmigrate"))
+			return kerr_set(err, EPROTO,
+			                "the snapshot's VMM is `%s` after the migration", st);
+		if (vm_wait_for(h, -1, 0, mono_ns() + 2000000, err) < 0 && err->errnum != ETIMEDOUT)
+			return -1;
+		if (mono_ns() > deadline)
+			return kerr_set(err, ETIMEDOUT, "the snapshot's VMM did not load in time");
+	}
+}
+
 /* The migration stream goes to a file in memory next to the snapshot's memory (gone when
  * closed), not straight into the holder: the VM is stopped only while it writes (a pass
  * over its RAM at memory speed), and the holder reads it once the VM runs again. Straight
@@ -187,9 +223,6 @@ static int set_params(struct vm *vm, int64_t deadline, kerr_t *err)
  * long. A live (pre-copy) migration would pause the VM for a few ms only, but under TCG on
  * QEMU 7.2 its forks were found with pages of the wrong moment (2 in 40: a guest's slab
  * lists corrupt), so the copy is made stopped. */
-static int follow(struct vm *vm, struct vm_snap_times *t, int64_t deadline, kerr_t *err);
-static int holder_loaded(struct vm *h, int64_t deadline, kerr_t *err);
-
 static int stream_open(const char *mem_path, kerr_t *err)
 {
 	char dir[KPATH_SIZE];
@@ -233,32 +266,6 @@ static int load_stream(struct vm *h, int stream, int64_t deadline, kerr_t *err)
 	return holder_loaded(h, deadline, err);
 }
 
-/* Until the migration ends; then the VM runs again at once. */
-static int follow(struct vm *vm, struct vm_snap_times *t, int64_t deadline, kerr_t *err)
-{
-	for (;;) {
-		json_object *r = NULL;
-		int rc;
-
-		if (qmp_call(&vm->qmp, "query-migrate", NULL, &r, deadline, err) < 0)
-			return -1;
-		rc = vm_migration_status(r, err);
-		json_object_put(r);
-		if (rc < 0)
-			return -1;
-		if (rc == 0)
-			break;
-		if (mono_ns() > deadline)
-			return kerr_set(err, ETIMEDOUT, "the migration did not end in time");
-		usleep(1000);
-	}
-	t->migrate_ms = (double)(mono_ns() - t->stop_ns) / 1e6;
-	if (qmp_call(&vm->qmp, "cont", NULL, NULL, deadline, err) < 0)
-		return kerr_wrap(err, "resume after the snapshot");
-	t->pause_ms = (double)(mono_ns() - t->stop_ns) / 1e6;
-	return 0;
-}
-
 /* Maps every page of the VM's RAM into its VMM while it still runs (reading it through
  * /proc/PID/mem faults them in), so that the copy made stopped does not pay those faults:
  * a clone maps its memory file lazily. Best effort: the copy is right either way. */
@@ -288,30 +295,6 @@ static void prefault_ram(const struct vm *vm, const char *mem_path)
 		close(mem);
 	if (maps)
 		fclose(maps);
-}
-
-/* The holder has all of the state once it leaves "inmigrate" (paused: -S); a load that
- * fails makes it exit, which the wait notices. */
-static int holder_loaded(struct vm *h, int64_t deadline, kerr_t *err)
-{
-	for (;;) {
-		json_object *r = NULL;
-		char st[32];
-
-		if (qmp_call(&h->qmp, "query-status", NULL, &r, deadline, err) < 0)
-			return vm_step_failed(h, (int)(SNAP_TIMEOUT_NS / 1000000), err);
-		snprintf(st, sizeof(st), "%s", jget_str(r, "status", ""));
-		json_object_put(r);
-		if (!strcmp(st, "paused"))
-			return 0;
-		if (strcmp(st, "inmigrate"))
-			return kerr_set(err, EPROTO,
-			                "the snapshot's VMM is `%s` after the migration", st);
-		if (vm_wait_for(h, -1, 0, mono_ns() + 2000000, err) < 0 && err->errnum != ETIMEDOUT)
-			return -1;
-		if (mono_ns() > deadline)
-			return kerr_set(err, ETIMEDOUT, "the snapshot's VMM did not load in time");
-	}
 }
 
 /* After a failure: the VM runs again if it ran before (a migration that failed resumes

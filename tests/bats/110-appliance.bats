@@ -44,15 +44,7 @@ setup() {
 # mk_ns I: network namespace kapp-<run>-I whose eth0 (10.211.I.2/24) is a veth to the host
 # (kah<I>, 10.211.I.1/24); the clone that attaches to it answers on 10.211.I.2.
 mk_ns() {
-	local i=$1 ns=$NS_PREFIX-$1
-	ip netns add "$ns"
-	ip link add "kah$i" type veth peer name eth0 netns "$ns"
-	ip addr add "10.211.$i.1/24" dev "kah$i"
-	ip link set "kah$i" up
-	ip -n "$ns" addr add "10.211.$i.2/24" dev eth0
-	ip -n "$ns" link set eth0 up
-	ip -n "$ns" link set lo up
-	echo "/run/netns/$ns"
+	veth_ns "$NS_PREFIX-$1" "kah$1" "10.211.$1"
 }
 
 teardown() {

@@ -73,15 +73,7 @@ setup() {
 # mk_ns I: namespace <prefix>-I whose eth0 (10.213.I.2/24) is a veth to the host (kfh<I>,
 # 10.213.I.1/24).
 mk_ns() {
-	local i=$1 ns=$NS_PREFIX-$1
-	ip netns add "$ns"
-	ip link add "kfh$i" type veth peer name eth0 netns "$ns"
-	ip addr add "10.213.$i.1/24" dev "kfh$i"
-	ip link set "kfh$i" up
-	ip -n "$ns" addr add "10.213.$i.2/24" dev eth0
-	ip -n "$ns" link set eth0 up
-	ip -n "$ns" link set lo up
-	echo "/run/netns/$ns"
+	veth_ns "$NS_PREFIX-$1" "kfh$1" "10.213.$1"
 }
 
 # mk_bridged I: namespace <prefix>-bI on the bridge $BR, eth0 10.214.0.(10+I)/24.

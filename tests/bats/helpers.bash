@@ -45,6 +45,20 @@ wait_until() {
 	done
 }
 
+# veth_ns NAME HOSTIF NET: network namespace NAME whose eth0 (NET.2/24) is a veth to the
+# host (HOSTIF, NET.1/24); prints its path.
+veth_ns() {
+	local ns=$1 hostif=$2 net=$3
+	ip netns add "$ns"
+	ip link add "$hostif" type veth peer name eth0 netns "$ns"
+	ip addr add "$net.1/24" dev "$hostif"
+	ip link set "$hostif" up
+	ip -n "$ns" addr add "$net.2/24" dev eth0
+	ip -n "$ns" link set eth0 up
+	ip -n "$ns" link set lo up
+	echo "/run/netns/$ns"
+}
+
 ctl() {
 	"$CTL" "$@"
 }
