@@ -192,13 +192,13 @@ int ctl_clone_start(struct appliance *a, struct clone *c, const char *id, int co
 		clone_release_net(c);
 		return kerr_wrap(err, "%s: network", id);
 	}
-	if (c->fork_state)
-		rc = vm_restore(&c->vm, &cfg, c->fork_state, ctl_run_dir(), keep, err);
-	else
-		rc = vm_launch(&c->vm, &cfg, cold ? NULL : &a->store, ctl_run_dir(), keep, err);
-	if (rc == 0 && c->fork_state)
+	if (c->fork_state) {
 		snprintf(c->vm.boot_mode, sizeof(c->vm.boot_mode), "fork");
-	else if (rc == 0 && !cold && strcmp(c->vm.boot_mode, "template"))
+		rc = vm_restore(&c->vm, &cfg, c->fork_state, ctl_run_dir(), keep, err);
+	} else {
+		rc = vm_launch(&c->vm, &cfg, cold ? NULL : &a->store, ctl_run_dir(), keep, err);
+	}
+	if (rc == 0 && !cold && !c->fork_state && strcmp(c->vm.boot_mode, "template"))
 		rc = kerr_set(err, EIO, "%s: not restored (%s)", id, c->vm.boot_note);
 	c->t_launched = mono_ns();
 	if (rc == 0)

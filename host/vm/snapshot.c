@@ -92,7 +92,9 @@ int vm_restore(struct vm *vm, const struct vm_config *cfg, const char *state_pat
 	if (vm_setup(vm, &c, run_dir, err) < 0)
 		return -1;
 	snprintf(vm->accel_why, sizeof(vm->accel_why), "the template's");
-	snprintf(vm->boot_mode, sizeof(vm->boot_mode), "template");
+	/* A caller may have named it already ("fork"). */
+	if (!strcmp(vm->boot_mode, "cold"))
+		snprintf(vm->boot_mode, sizeof(vm->boot_mode), "template");
 	rc = vm_spawn(vm, &c, c.accel, keep, err);
 	if (rc == 0 && restore_steps(vm, state_path, deadline, err) < 0)
 		rc = vm_step_failed(vm, cfg->boot_timeout_ms, err);

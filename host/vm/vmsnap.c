@@ -335,8 +335,14 @@ int vm_snapshot(struct vm *vm, const struct vm_shape *sh, const struct vm_snap_e
 
 	memset(t, 0, sizeof(*t));
 	vm_init(&h, "");
-	if (vm->qmp.fd < 0 && vm_open_qmp(vm, deadline, err) < 0)
-		return kerr_wrap(err, "QMP of `%s`", vm->id);
+	/* QEMU serves one QMP client: a VM whose starter still holds it (kuasar-ctl without
+	 * --keep, a sandboxer's proxy) never greets a second. */
+	if (vm->qmp.fd < 0 && vm_open_qmp(vm, t0 + 5000000000LL, err) < 0)
+		return kerr_wrap(err, "snapshot `%s`: its QMP socket%s", vm->id,
+		                 err->errnum == ETIMEDOUT
+		                     ? " is held by another client (a VM kept with --keep can be "
+		                       "snapshotted)"
+		                     : "");
 	running = is_running(vm, deadline, err);
 	if (running < 0 || check_blockers(vm, deadline, err) < 0)
 		return kerr_wrap(err, "snapshot `%s`", vm->id);
