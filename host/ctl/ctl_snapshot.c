@@ -43,8 +43,14 @@ static int store_init(struct snap_store *s, kerr_t *err)
 /* The snapshot's files, as the template store's functions (lock, users, removal) know them. */
 static int snap_paths(const struct snap_store *s, const char *name, struct template *t, kerr_t *err)
 {
+	size_t n = strlen(name);
+
 	if (id_valid(name, err) < 0)
 		return kerr_wrap(err, "snapshot name");
+	/* <name>.lock sits beside <name>/: no name may be another's lock. */
+	if (n >= 5 && !strcmp(name + n - 5, ".lock"))
+		return kerr_set(err, EINVAL, "snapshot name `%s`: a name may not end in .lock",
+		                name);
 	snprintf(t->key, sizeof(t->key), "%.32s", name);
 	if (fmt_path(t->dir, sizeof(t->dir), "%s/%s", s->dir, name) < 0 ||
 	    fmt_path(t->meta, sizeof(t->meta), "%s/meta.json", t->dir) < 0 ||

@@ -262,6 +262,8 @@ loop_at_least() { # URL N
 	[[ "$output" == *"no snapshot \`s1\`"* ]]
 	run_t 30 1 "$CTL" snapshot rm ../s1
 	[[ "$output" == *"invalid id"* ]]
+	run_t 30 1 "$CTL" snapshot parent -o s1.lock
+	[[ "$output" == *"may not end in .lock"* ]]
 }
 
 @test "a fork whose netns is missing fails clearly, and nothing is left behind" {
