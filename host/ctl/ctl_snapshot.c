@@ -132,6 +132,23 @@ static int read_meta(const struct template *t, struct vm_shape *sh, json_object 
 	return 0;
 }
 
+/* A pod of kuasar-sandboxer (its directory has the daemon's sandbox.json) is refused, with
+ * why: its proxy holds the VMM's QMP and its guest link, and its share is mounted. */
+static int is_pod(const char *id, kerr_t *err)
+{
+	char path[KPATH_SIZE];
+
+	if (id_valid(id, err) < 0)
+		return -1;
+	if (fmt_path(path, sizeof(path), "%s/%s/sandbox.json", ctl_run_dir(), id) == 0 &&
+	    access(path, F_OK) == 0)
+		return kerr_set(err, EOPNOTSUPP,
+		                "`%s` is a pod of kuasar-sandboxer: pods cannot be snapshotted yet "
+		                "(their proxy holds the VMM, and their 9p share is mounted)",
+		                id);
+	return 0;
+}
+
 /* A failed take leaves nothing: no files, no lock, no empty memory directory. */
 static void take_undo(const struct snap_store *s, const struct template *t)
 {
@@ -161,7 +178,7 @@ int ctl_snapshot_take(const char *id, const char *name, struct vm_snap_times *tm
 	struct vm vm;
 	int lock, rc;
 
-	if (store_init(&s, err) < 0 || snap_paths(&s, name, &t, err) < 0 ||
+	if (is_pod(id, err) < 0 || store_init(&s, err) < 0 || snap_paths(&s, name, &t, err) < 0 ||
 	    mkdir_p(s.dir, 0700, err) < 0 || mkdir_p(s.mem_dir, 0700, err) < 0)
 		return -1;
 	lock = tpl_lock(&t, 1, mono_ns() + 10000000000LL, err);

@@ -232,7 +232,7 @@ loop_at_least() { # URL N
 	[ "$(http http://10.213.0.2:8080/cgi-bin/forked)" -eq "$p" ]
 }
 
-@test "a snapshot of a VM with its 9p share mounted, or cold booted, fails clearly and the VM runs on" {
+@test "a snapshot of a VM with its 9p share mounted, cold booted, or a pod's, fails clearly and the VM runs on" {
 	boot_kept t1 --template
 	run_t 60 1 "$CTL" snapshot t1 -o bad
 	[[ "$output" == *"snapshot \`t1\`"*"will not migrate"*"VirtFS"* ]]
@@ -241,6 +241,12 @@ loop_at_least() { # URL N
 	run_t 60 1 "$CTL" snapshot c1 -o bad
 	[[ "$output" == *"was cold booted"* ]]
 	run_t 30 0 "$CTL" ping c1
+	# A directory with the sandboxer's sandbox.json is a pod's: refused before anything.
+	mkdir "$KUASAR_RUN_DIR/pod1"
+	echo '{}' >"$KUASAR_RUN_DIR/pod1/sandbox.json"
+	run_t 30 1 "$CTL" snapshot pod1 -o bad
+	[[ "$output" == *"is a pod of kuasar-sandboxer: pods cannot be snapshotted yet"* ]]
+	rm -r "$KUASAR_RUN_DIR/pod1"
 	[ ! -e "$KUASAR_SNAPSHOT_DIR/bad" ]
 	[ ! -e "$KUASAR_RUN_DIR/t1.snap" ]
 	run_t 30 0 "$CTL" shutdown t1
