@@ -196,6 +196,8 @@ int ctl_snapshot_take(const char *id, const char *name, struct vm_snap_times *tm
 	if (rc == 0)
 		rc = vm_shape_of(&vm, &sh, err);
 	if (rc == 0)
+		rc = tpl_mem_room(s.mem_dir, sh.cfg.memory_mib, err);
+	if (rc == 0)
 		rc = vm_snapshot(&vm, &sh, &env, t.mem, t.state, tm, err);
 	if (rc == 0)
 		rc = write_meta(&t, id, &sh, tm, err);

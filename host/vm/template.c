@@ -407,22 +407,21 @@ static int scratch_nics(const struct tpl_store *s, struct vm_config *c, struct v
 	return 0;
 }
 
-/* The template's RAM is a file in mem_dir (a tmpfs, as a rule): one that cannot hold it
- * would kill the VMM with SIGBUS once the guest touches the missing pages. */
-static int mem_room(const char *mem_dir, unsigned mib, kerr_t *err)
+int tpl_mem_room(const char *mem_dir, unsigned mib, kerr_t *err)
 {
 	struct statvfs v;
 	unsigned long long avail;
 
+	if (mkdir_p(mem_dir, 0700, err) < 0)
+		return -1;
 	if (statvfs(mem_dir, &v) < 0)
 		return 0; /* cannot tell: the boot will */
 	avail = (unsigned long long)v.f_bavail * v.f_frsize >> 20;
 	if (avail < mib)
-		return kerr_set(
-		    err, ENOSPC,
-		    "template memory directory %s has %llu MiB free; the VM's RAM needs "
-		    "%u MiB",
-		    mem_dir, avail, mib);
+		return kerr_set(err, ENOSPC,
+		                "memory directory %s has %llu MiB free; the VM's RAM needs "
+		                "%u MiB",
+		                mem_dir, avail, mib);
 	return 0;
 }
 
@@ -436,7 +435,7 @@ int tpl_build(const struct tpl_store *s, const struct vm_config *cfg, enum accel
 	int64_t t0 = mono_ns();
 	int rc;
 
-	if (mkdir_p(s->mem_dir, 0700, err) < 0 || mem_room(s->mem_dir, cfg->memory_mib, err) < 0)
+	if (tpl_mem_room(s->mem_dir, cfg->memory_mib, err) < 0)
 		return kerr_wrap(err, "template memory directory");
 	tpl_remove_files(t, NULL);
 	if (mkdir_p(t->dir, 0700, err) < 0)

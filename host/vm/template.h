@@ -82,6 +82,10 @@ int tpl_build(const struct tpl_store *s, const struct vm_config *cfg, enum accel
               struct template *t, struct tpl_info *info, kerr_t *err);
 /* Records a restore (the directory's mtime), for `template list` and `prune`. */
 void tpl_touch(const struct template *t);
+/* Makes mem_dir (0700) if missing; ENOSPC when it has less than mib MiB free (a VMM whose
+ * memory file cannot be filled dies of SIGBUS once its guest touches the missing pages); 0
+ * if it has, or cannot tell. */
+int tpl_mem_room(const char *mem_dir, unsigned mib, kerr_t *err);
 /* Removes the template's files (clones that map its memory keep their pages). */
 int tpl_remove_files(const struct template *t, kerr_t *err);
 /* Processes that map the template's memory (its clones); returns how many, fills pids. */

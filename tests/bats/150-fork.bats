@@ -207,10 +207,13 @@ loop_at_least() { # URL N
 	[ "$(field "$(http http://10.213.0.2:8080/cgi-bin/whoami)" ip)" = 10.213.0.2/24 ]
 }
 
-@test "a fork's writes reach neither the parent nor another fork" {
+@test "a fork's writes reach neither the parent nor another fork nor the snapshot's memory file" {
 	parent "$(mk_ns 0)"
 	http "http://10.213.0.2:8080/cgi-bin/note?before" >/dev/null
-	run_t 120 0 "$CTL" fork parent --count 2 --network "$(mk_ns 1),$(mk_ns 2)" --id w --keep
+	run_t 120 0 "$CTL" snapshot parent -o s1
+	mem=$KUASAR_TEMPLATE_MEM_DIR/snapshots/s1.mem
+	before=$(sha256sum <"$mem")
+	run_t 120 0 "$CTL" fork s1 --count 2 --network "$(mk_ns 1),$(mk_ns 2)" --id w --keep
 	run http "http://10.213.1.2:8080/cgi-bin/note?from-fork-0"
 	[[ "$output" == *before*from-fork-0* ]]
 	run http "http://10.213.2.2:8080/cgi-bin/note"
@@ -219,6 +222,10 @@ loop_at_least() { # URL N
 	run http "http://10.213.0.2:8080/cgi-bin/note"
 	[[ "$output" == *before* ]]
 	[[ "$output" != *from-fork-0* ]]
+	[ "$(sha256sum <"$mem")" = "$before" ]
+	run_t 30 0 "$CTL" shutdown w-0
+	run_t 30 0 "$CTL" shutdown w-1
+	run_t 30 0 "$CTL" snapshot rm s1
 }
 
 @test "a container that asked for KUASAR_FORK_SIGNAL gets it after each restore and fork, the parent not again" {
