@@ -51,16 +51,8 @@ teardown() {
 	local pid leaked=""
 	[ -z "${RUN_PID:-}" ] || kill -TERM "$RUN_PID" 2>/dev/null || true
 	[ -z "${RUN_PID:-}" ] || wait "$RUN_PID" 2>/dev/null || true
-	for ns in $(ip netns list | awk -v p="$NS_PREFIX-" 'index($1, p) == 1 { print $1 }'); do
-		# What a clone attached must be gone with it: taps and our tc filters.
-		if ip -n "$ns" link 2>/dev/null | grep -q '_kuasar'; then
-			leaked="$leaked taps in $ns"
-		fi
-		if tc -n "$ns" filter show dev eth0 ingress 2>/dev/null | grep -q .; then
-			leaked="$leaked tc filters in $ns"
-		fi
-		ip netns del "$ns"
-	done
+	# What a clone attached must be gone with it: taps and our tc filters.
+	leaked=$(drop_netns "$NS_PREFIX-")
 	for i in 0 1 2 3; do ip link del "kah$i" 2>/dev/null || true; done
 	if [ -d "$KUASAR_TEMPLATE_MEM_DIR" ] && [ -n "$(ls -A "$KUASAR_TEMPLATE_MEM_DIR")" ]; then
 		leaked="$leaked memory files: $(ls "$KUASAR_TEMPLATE_MEM_DIR")"

@@ -94,19 +94,11 @@ mk_bridged() {
 }
 
 teardown() {
-	local ns leaked=""
+	local f leaked=""
 	for f in "$KUASAR_RUN_DIR"/*/vm.json; do
 		[ -f "$f" ] && "$CTL" shutdown "$(basename "$(dirname "$f")")" >/dev/null 2>&1
 	done
-	for ns in $(ip netns list | awk -v p="$NS_PREFIX-" 'index($1, p) == 1 { print $1 }'); do
-		if ip -n "$ns" link 2>/dev/null | grep -q '_kuasar'; then
-			leaked="$leaked taps in $ns"
-		fi
-		if tc -n "$ns" filter show dev eth0 ingress 2>/dev/null | grep -q .; then
-			leaked="$leaked tc filters in $ns"
-		fi
-		ip netns del "$ns"
-	done
+	leaked=$(drop_netns "$NS_PREFIX-")
 	for i in 0 1 2 3; do ip link del "kfh$i" 2>/dev/null || true; done
 	ip link del "$BR" 2>/dev/null || true
 	for f in "$KUASAR_SNAPSHOT_DIR"/*; do

@@ -59,6 +59,21 @@ veth_ns() {
 	echo "/run/netns/$ns"
 }
 
+# drop_netns PREFIX: deletes every network namespace named PREFIX*, printing what a VM
+# attached and should have taken away with it (taps, our tc filters on eth0).
+drop_netns() {
+	local ns
+	for ns in $(ip netns list | awk -v p="$1" 'index($1, p) == 1 { print $1 }'); do
+		if ip -n "$ns" link 2>/dev/null | grep -q '_kuasar'; then
+			printf ' taps in %s' "$ns"
+		fi
+		if tc -n "$ns" filter show dev eth0 ingress 2>/dev/null | grep -q .; then
+			printf ' tc filters in %s' "$ns"
+		fi
+		ip netns del "$ns"
+	done
+}
+
 ctl() {
 	"$CTL" "$@"
 }
