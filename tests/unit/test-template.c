@@ -36,10 +36,74 @@ static void key_of(const struct vm_config *c, char *key)
 	}
 }
 
+/* qemu_argv for c, joined by spaces (each argument followed by one). */
+static void cmdline_of(const struct vm_config *c, char *line, size_t n)
+{
+	struct vm_paths p;
+	char **argv;
+	kerr_t err;
+
+	vm_paths_init(&p, "/run", "T", &err);
+	argv = qemu_argv(c, &p, "T", ACCEL_TCG);
+	line[0] = '\0';
+	for (char **a = argv; *a; a++)
+		snprintf(line + strlen(line), n - strlen(line), "%s ", *a);
+	argv_free(argv);
+}
+
+/* NICs: their number is in the key, a pod's MAC, MTU and tap fd are not. */
+static void test_key_nics(struct vm_config *c, const char *k1)
+{
+	struct vm_nic nics[2] = { { .fd = 7, .mac = { 2, 0, 0, 0, 0, 1 }, .mtu = 1500 },
+		                  { .fd = 9, .mac = { 2, 0, 0, 0, 0, 2 }, .mtu = 9000 } };
+	char k3[TPL_KEY_LEN + 1], k4[TPL_KEY_LEN + 1];
+
+	c->nics = nics;
+	c->n_nics = 1;
+	key_of(c, k3);
+	ok(strcmp(k3, k1) != 0, "a NIC changes the key (networked pods get their own template)");
+	nics[0].mac[5] = 9;
+	nics[0].mtu = 1400;
+	nics[0].fd = 11;
+	key_of(c, k4);
+	is_str(k4, k3, "the pod's MAC, MTU and tap fd do not");
+	c->n_nics = 2;
+	key_of(c, k4);
+	ok(strcmp(k4, k3) != 0, "a second NIC does");
+	c->nics = NULL;
+	c->n_nics = 0;
+}
+
+/* The command line: a cold boot's device has the pod's MAC and MTU, a template's (and so
+ * its clones') the template MAC and no MTU. */
+static void test_nic_cmdline(void)
+{
+	struct vm_nic nics[2] = { { .fd = 11, .mac = { 2, 0, 0, 0, 0, 9 }, .mtu = 1400 },
+		                  { .fd = 9, .mac = { 2, 0, 0, 0, 0, 2 }, .mtu = 9000 } };
+	struct vm_config c;
+	char line[4096];
+
+	vm_config_defaults(&c);
+	c.qemu = "/bin/true";
+	c.kernel = "/k/vmlinux";
+	c.nics = nics;
+	c.n_nics = 2;
+	cmdline_of(&c, line, sizeof(line));
+	ok(strstr(line, "tap,id=net0,fd=3 ") && strstr(line, "tap,id=net1,fd=4 ") &&
+	       strstr(line, "netdev=net0,mac=02:00:00:00:00:09,host_mtu=1400 "),
+	   "cold boot: taps as fds 3 and 4, the pod's MAC and MTU");
+	c.mem_path = "/dev/shm/x";
+	cmdline_of(&c, line, sizeof(line));
+	ok(strstr(line, "netdev=net0,mac=02:4b:51:00:00:00 ") &&
+	       strstr(line, "netdev=net1,mac=02:4b:51:00:00:01 ") && !strstr(line, "host_mtu"),
+	   "template shape: template MACs, no MTU");
+}
+
 static void test_key(void)
 {
 	char kernel[128], initrd[128], k1[40], k2[40], k3[40];
 	struct vm_config c;
+	kerr_t err;
 
 	put("vmlinux", "kernel one", kernel, sizeof(kernel));
 	put("initrd", "initrd one", initrd, sizeof(initrd));
@@ -68,57 +132,7 @@ static void test_key(void)
 	key_of(&c, k3);
 	ok(strcmp(k3, k1) != 0, "vCPUs change the key");
 	c.vcpus = 1;
-	{
-		struct vm_nic nics[2] = { { .fd = 7, .mac = { 2, 0, 0, 0, 0, 1 }, .mtu = 1500 },
-			                  { .fd = 9, .mac = { 2, 0, 0, 0, 0, 2 }, .mtu = 9000 } };
-		char k4[TPL_KEY_LEN + 1];
-
-		c.nics = nics;
-		c.n_nics = 1;
-		key_of(&c, k3);
-		ok(strcmp(k3, k1) != 0,
-		   "a NIC changes the key (networked pods get their own template)");
-		nics[0].mac[5] = 9;
-		nics[0].mtu = 1400;
-		nics[0].fd = 11;
-		key_of(&c, k4);
-		is_str(k4, k3, "the pod's MAC, MTU and tap fd do not");
-		c.n_nics = 2;
-		key_of(&c, k4);
-		ok(strcmp(k4, k3) != 0, "a second NIC does");
-		/* The command line: a cold boot's device has the pod's MAC and MTU, a template's
-		 * (and so its clones') the template MAC and no MTU. */
-		{
-			struct vm_paths p;
-			char **argv, line[4096] = "";
-			kerr_t err;
-
-			vm_paths_init(&p, "/run", "T", &err);
-			argv = qemu_argv(&c, &p, "T", ACCEL_TCG);
-			for (char **a = argv; *a; a++)
-				snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s ",
-				         *a);
-			argv_free(argv);
-			ok(strstr(line, "tap,id=net0,fd=3 ") && strstr(line, "tap,id=net1,fd=4 ") &&
-			       strstr(line, "netdev=net0,mac=02:00:00:00:00:09,host_mtu=1400 "),
-			   "cold boot: taps as fds 3 and 4, the pod's MAC and MTU");
-			c.mem_path = "/dev/shm/x";
-			argv = qemu_argv(&c, &p, "T", ACCEL_TCG);
-			line[0] = 0;
-			for (char **a = argv; *a; a++)
-				snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s ",
-				         *a);
-			argv_free(argv);
-			ok(strstr(line, "netdev=net0,mac=02:4b:51:00:00:00 ") &&
-			       strstr(line, "netdev=net1,mac=02:4b:51:00:00:01 ") &&
-			       !strstr(line, "host_mtu"),
-			   "template shape: template MACs, no MTU");
-			c.mem_path = NULL;
-		}
-		c.nics = NULL;
-		c.n_nics = 0;
-	}
-	c.vcpus = 1;
+	test_key_nics(&c, k1);
 	c.kernel_params = "quiet2";
 	key_of(&c, k3);
 	ok(strcmp(k3, k1) != 0, "the kernel command line changes the key");
@@ -130,13 +144,9 @@ static void test_key(void)
 	key_of(&c, k3);
 	ok(strcmp(k3, k1) != 0, "another VMM binary changes the key");
 	c.qemu = "/bin/true";
-	{
-		kerr_t err;
-
-		c.kernel = "/nonexistent/vmlinux";
-		ok(tpl_key(&store, &c, ACCEL_TCG, k3, &err) < 0 && err.errnum == ENOENT,
-		   "a missing kernel is an error: %s", err.msg);
-	}
+	c.kernel = "/nonexistent/vmlinux";
+	ok(tpl_key(&store, &c, ACCEL_TCG, k3, &err) < 0 && err.errnum == ENOENT,
+	   "a missing kernel is an error: %s", err.msg);
 }
 
 /* A template's files by hand, as tpl_build leaves them. */
@@ -295,9 +305,8 @@ static void test_shape(void)
 {
 	struct vm_config c;
 	struct vm_shape sh;
-	struct vm_paths p;
 	json_object *o = json_object_new_object();
-	char **argv, line[4096] = "";
+	char line[4096];
 	kerr_t err;
 
 	vm_config_defaults(&c);
@@ -318,11 +327,7 @@ static void test_shape(void)
 	       sh.cfg.accel == ACCEL_TCG && sh.cfg.link == LINK_SERIAL && !sh.cfg.image[0],
 	   "with every field");
 	sh.cfg.restore = sh.cfg.hold = sh.cfg.mem_shared = 1;
-	vm_paths_init(&p, "/run", "T", &err);
-	argv = qemu_argv(&sh.cfg, &p, "T", ACCEL_TCG);
-	for (char **a = argv; *a; a++)
-		snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s ", *a);
-	argv_free(argv);
+	cmdline_of(&sh.cfg, line, sizeof(line));
 	ok(strstr(line, "-incoming defer -S -global migration.store-global-state=off ") &&
 	       strstr(line, "mem-path=/dev/shm/t.mem,share=on,prealloc=on ") &&
 	       !strstr(line, "-kernel") && !strstr(line, "virtio-balloon"),
@@ -355,6 +360,7 @@ int main(void)
 		return 1;
 	test_sha256();
 	test_key();
+	test_nic_cmdline();
 	test_verify();
 	test_lock_and_users();
 	test_shape();
