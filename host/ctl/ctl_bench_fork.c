@@ -246,7 +246,7 @@ static int run_once(struct fbench *b, unsigned r, kerr_t *err)
 	rc = run_fork1(b, snap, r, err);
 	if (rc == 0)
 		rc = run_many(b, F_FORKN, snap, r, err);
-	if (ctl_snapshot_remove(snap, rc < 0 ? NULL : err) < 0 && rc == 0)
+	if (ctl_snapshot_remove(snap, 0, rc < 0 ? NULL : err) < 0 && rc == 0)
 		rc = -1;
 	return rc;
 }

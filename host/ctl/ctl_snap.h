@@ -18,8 +18,9 @@ int ctl_snapshot_take(const char *id, const char *name, struct vm_snap_times *tm
  * files. Returns the fd that holds a shared lock on it (close it once the forks run: their
  * VMMs map the memory by then), -1 on error (ENOENT: no such snapshot). */
 int ctl_snapshot_open(const char *name, struct vm_shape *sh, struct template *t, kerr_t *err);
-/* Removes the snapshot name; EBUSY while a process maps its memory. */
-int ctl_snapshot_remove(const char *name, kerr_t *err);
+/* Removes the snapshot name; EBUSY while a process maps its memory, unless in_use_too (a
+ * snapshot taken for one fork command goes once its forks map it: their pages stay). */
+int ctl_snapshot_remove(const char *name, int in_use_too, kerr_t *err);
 
 /* Starts n forks of the snapshot (opened above) with ids base (n = 1) or base-I, each
  * made unique and on cl[i].netns (or a scratch tap), each reported on stderr unless quiet;

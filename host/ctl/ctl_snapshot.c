@@ -149,12 +149,15 @@ static int is_pod(const char *id, kerr_t *err)
 	return 0;
 }
 
-/* A failed take leaves nothing: no files, no lock, no empty memory directory. */
-static void take_undo(const struct snap_store *s, const struct template *t)
+/* A snapshot's files, its lock and (once empty) the memory directory go: nothing is left
+ * of it. */
+static int drop_files(const struct snap_store *s, const struct template *t, kerr_t *err)
 {
-	tpl_remove_files(t, NULL);
+	int rc = tpl_remove_files(t, err);
+
 	unlink(t->lock);
 	rmdir(s->mem_dir);
+	return rc;
 }
 
 /* The VM's clock stood still while it was stopped: set again if it is now behind by more
@@ -205,7 +208,7 @@ int ctl_snapshot_take(const char *id, const char *name, struct vm_snap_times *tm
 		resync_clock(&vm);
 	vm_release(&vm);
 	if (rc < 0)
-		take_undo(&s, &t);
+		drop_files(&s, &t, NULL); /* a failed take leaves nothing */
 	close(lock);
 	return rc;
 }
@@ -230,7 +233,7 @@ int ctl_snapshot_open(const char *name, struct vm_shape *sh, struct template *t,
 	return lock;
 }
 
-int ctl_snapshot_remove(const char *name, kerr_t *err)
+int ctl_snapshot_remove(const char *name, int in_use_too, kerr_t *err)
 {
 	struct snap_store s;
 	struct template t;
@@ -245,7 +248,7 @@ int ctl_snapshot_remove(const char *name, kerr_t *err)
 	lock = tpl_lock(&t, 1, mono_ns() + 10000000000LL, err);
 	if (lock < 0)
 		return -1;
-	n = tpl_users(&t, pids, 8);
+	n = in_use_too ? 0 : tpl_users(&t, pids, 8);
 	if (n > 0) {
 		close(lock);
 		return kerr_set(err, EBUSY,
@@ -254,9 +257,7 @@ int ctl_snapshot_remove(const char *name, kerr_t *err)
 		                name, n, n == 1 ? "" : "s", n == 1 ? "s" : "", pids[0],
 		                n > 1 ? ", ..." : "");
 	}
-	rc = tpl_remove_files(&t, err);
-	unlink(t.lock);
-	rmdir(s.mem_dir);
+	rc = drop_files(&s, &t, err);
 	close(lock);
 	return rc;
 }
@@ -335,8 +336,9 @@ static int snap_take_cmd(int argc, char **argv)
 	printf("%s\n", name);
 	fflush(stdout);
 	fprintf(stderr,
-	        "kuasar-ctl: snapshot %s of %s: paused %.1f ms (RAM copied in %.0f ms, device "
-	        "state saved in %.0f ms, %.0f ms in all); state %lld bytes\n",
+	        "kuasar-ctl: snapshot %s of %s: paused %.1f ms (RAM copied in %.0f ms; then "
+	        "loaded and its device state saved in %.0f ms, %.0f ms in all); state %lld "
+	        "bytes\n",
 	        name, id, tm.pause_ms, tm.migrate_ms, tm.save_ms, tm.total_ms, tm.state_bytes);
 	return 0;
 }
@@ -348,7 +350,7 @@ int ctl_snapshot(int argc, char **argv)
 	if (argc == 2 && !strcmp(argv[1], "list"))
 		return snap_list();
 	if (argc == 3 && !strcmp(argv[1], "rm")) {
-		if (ctl_snapshot_remove(argv[2], &err) < 0)
+		if (ctl_snapshot_remove(argv[2], 0, &err) < 0)
 			return ctl_fail(&err);
 		return 0;
 	}
@@ -404,25 +406,6 @@ static int parse_fork(int argc, char **argv, struct fork_opts *o)
 		return -1;
 	o->src = argv[optind];
 	return 0;
-}
-
-/* A snapshot taken for one fork command: its files go once the forks map its memory
- * (their pages stay theirs), whoever else might map it. */
-static void discard(const char *name)
-{
-	struct snap_store s;
-	struct template t;
-	kerr_t e;
-	int lock;
-
-	if (store_init(&s, &e) < 0 || snap_paths(&s, name, &t, &e) < 0)
-		return;
-	lock = tpl_lock(&t, 1, mono_ns() + 10000000000LL, &e);
-	tpl_remove_files(&t, NULL);
-	unlink(t.lock);
-	rmdir(s.mem_dir);
-	if (lock >= 0)
-		close(lock);
 }
 
 /* The snapshot o->src names, or one taken now of the kept VM o->src (its name in tmp). */
@@ -503,13 +486,13 @@ int ctl_fork(int argc, char **argv)
 	lock = fork_source(&o, &sh, &t, tmp, &err);
 	if (lock < 0) {
 		if (tmp[0])
-			discard(tmp);
+			ctl_snapshot_remove(tmp, 1, NULL);
 		return ctl_fail(&err);
 	}
 	rc = ctl_fork_start(&sh, &t, cl, o.count, base, sigfd, o.keep, 0, &started, &err);
 	close(lock);
 	if (tmp[0])
-		discard(tmp);
+		ctl_snapshot_remove(tmp, 1, NULL); /* its forks keep their pages */
 	if (rc < 0)
 		rc = ctl_fail(&err);
 	return ctl_clones_finish(cl, started, rc, o.keep, sigfd);

@@ -28,7 +28,8 @@ struct vm_snap_times {
 	int64_t stop_ns;   /* CLOCK_MONOTONIC: the VM was asked to stop */
 	double pause_ms;   /* from then until `cont` answered */
 	double migrate_ms; /* from then until the migration ended */
-	double save_ms;    /* the device state saved and the short-lived VMM gone */
+	double save_ms;    /* the VM running: the stream loaded, the device state saved, the
+	                    * short-lived VMM gone */
 	double total_ms;
 	long long state_bytes;
 };
