@@ -186,6 +186,16 @@ static void add_boot_and_disks(struct args *a, const struct vm_config *cfg, enum
 		add(a, "-device");
 		add(a, "virtio-scsi-device,id=scsi");
 	}
+	for (unsigned i = 0; cfg->disk_bus && i < cfg->n_disks; i++) {
+		const struct vm_disk *d = &cfg->disks[i];
+
+		add(a, "-blockdev");
+		add(a, "driver=raw,node-name=%s,read-only=on,file.driver=file,file.filename=%s",
+		    d->node, d->path);
+		add(a, "-device");
+		add(a, "scsi-hd,id=%s,drive=%s,bus=scsi.0,scsi-id=%u,lun=0", d->node, d->node,
+		    d->target);
+	}
 	if (!cfg->restore)
 		add_cmdline(a, cfg, accel);
 	else if (cfg->no_guest)

@@ -250,6 +250,28 @@ int qmp_attach(struct qmp *q, struct loop *loop, kerr_t *err)
 	return 0;
 }
 
+int qmp_lend(struct qmp *q, kerr_t *err)
+{
+	if (q->fd < 0)
+		return kerr_set(err, ECONNRESET, "QMP: the connection is closed");
+	if (q->n_cmds || buf_pending(&q->out))
+		return kerr_set(err, EBUSY, "QMP: %u commands in flight", q->n_cmds);
+	if (q->loop) {
+		loop_del(q->loop, &q->w);
+		loop_timer_cancel(q->loop, &q->timer);
+	}
+	q->loop = NULL;
+	q->lent = 1;
+	return 0;
+}
+
+int qmp_take_back(struct qmp *q, struct loop *loop, kerr_t *err)
+{
+	q->lent = 0;
+	q->have = 0; /* the child read on from there */
+	return qmp_attach(q, loop, err);
+}
+
 void qmp_close(struct qmp *q)
 {
 	broken(q, ECANCELED, "the connection was closed");
@@ -305,6 +327,8 @@ static int queue(struct qmp *q, const char *cmd, json_object *args, int fd, int6
 	json_object_object_add(o, "id", json_object_new_int64((int64_t)q->seq + 1));
 	if (q->fd < 0)
 		kerr_set(err, ECONNRESET, "QMP %s: the connection is closed", cmd);
+	else if (q->lent)
+		kerr_set(err, EBUSY, "QMP %s: the VM is being snapshotted", cmd);
 	else if (q->n_cmds >= QMP_MAX_IN_FLIGHT)
 		kerr_set(err, EBUSY, "QMP %s: %d commands in flight already", cmd, q->n_cmds);
 	else if (!(c = calloc(1, sizeof(*c))) ||

@@ -47,6 +47,7 @@ struct qmp {
 	struct loop_timer timer; /* the earliest deadline in flight */
 	qmp_event_fn on_event;
 	void *event_arg;
+	int lent; /* qmp_lend: another process drives it; nothing is sent or read here */
 };
 
 #define QMP_MAX_IN_FLIGHT 64
@@ -58,6 +59,12 @@ int qmp_open(struct qmp *q, int fd, int64_t deadline_ns, kerr_t *err);
 void qmp_close(struct qmp *q);
 /* Serves q from loop from now on: answers and events are read as they come. */
 int qmp_attach(struct qmp *q, struct loop *loop, kerr_t *err);
+/* Lends the connection to a child process that drives it in place (a snapshot): off the
+ * loop, and every qmp_send refused with EBUSY until qmp_take_back. EBUSY while commands are
+ * in flight or unsent. The child clears lent and loop in its copy. */
+int qmp_lend(struct qmp *q, kerr_t *err);
+/* Back on loop once the child has exited; what it left unread is read here. */
+int qmp_take_back(struct qmp *q, struct loop *loop, kerr_t *err);
 /* Queues cmd with optional args (ownership taken); fn(arg, reply) runs from the loop once,
  * when QEMU answers or after timeout_ms. -1 only when it cannot be sent at all (closed, too
  * many in flight); fn is then not called. */

@@ -24,6 +24,16 @@ struct vm_nic {
  * NIC i: locally administered, never on the wire (the NIC stays down until configured). */
 void vm_template_mac(unsigned i, uint8_t mac[6]);
 
+/* A read-only disk on the SCSI bus from the start: a container's root disk that was
+ * hot-added to the VM a snapshot was taken of (its device must be there for the state to
+ * load). node is QEMU's block node and device id, as the hot-plug named it. */
+struct vm_disk {
+	char node[32];
+	unsigned target; /* SCSI id, channel 0, LUN 0 */
+	char path[KPATH_SIZE];
+};
+#define VM_MAX_DISKS 16
+
 struct vm_config {
 	const char *qemu;   /* VMM binary */
 	const char *kernel; /* PVH vmlinux or bzImage */
@@ -67,6 +77,8 @@ struct vm_config {
 	/* A virtio-scsi controller (bus "scsi.0") for disks added at run time: virtio-mmio has
 	 * no hotplug, a SCSI bus does (container root disks, QMP blockdev-add + scsi-hd). */
 	int disk_bus;
+	const struct vm_disk *disks; /* on that bus from the start (needs disk_bus) */
+	unsigned n_disks;
 	/* A cgroup directory the VMM moves into before exec, NULL to stay in ours: a
 	 * template's VMM is charged to the daemon, not to the pod whose start built it. */
 	const char *cgroup;

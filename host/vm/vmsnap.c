@@ -15,6 +15,7 @@
 #include "vm/vm_priv.h"
 
 #define SNAP_TIMEOUT_NS 120000000000LL
+#define STREAM_EXTRA_MIB 16 /* the device state beside the RAM in the stream */
 
 /* ---- shapes ---- */
 
@@ -27,6 +28,62 @@ static int copy_str(char *dst, size_t n, json_object *o, const char *key, int ne
 	if (strlen(v) >= n || (v[0] && v[0] != '/' && strcmp(key, "qemu")))
 		return kerr_set(err, EINVAL, "`%s` is not a usable path", key);
 	snprintf(dst, n, "%s", v);
+	return 0;
+}
+
+static int node_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n >= sizeof(((struct vm_disk *)0)->node) ||
+	    !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+		return 0;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == n;
+}
+
+int vm_shape_add_disk(struct vm_shape *sh, const char *node, unsigned target, const char *path,
+                      kerr_t *err)
+{
+	struct vm_disk *d;
+
+	if (sh->cfg.n_disks >= VM_MAX_DISKS)
+		return kerr_set(err, E2BIG, "more than %d root disks", VM_MAX_DISKS);
+	if (!node_ok(node) || target > 255 || path[0] != '/' || strchr(path, ',') ||
+	    strlen(path) >= KPATH_SIZE)
+		return kerr_set(err, EINVAL, "disk `%.32s` (target %u, `%.64s`) is not usable",
+		                node, target, path);
+	for (unsigned i = 0; i < sh->cfg.n_disks; i++)
+		if (sh->disks[i].target == target || !strcmp(sh->disks[i].node, node))
+			return kerr_set(err, EINVAL, "disk `%s` or target %u recorded twice", node,
+			                target);
+	d = &sh->disks[sh->cfg.n_disks++];
+	snprintf(d->node, sizeof(d->node), "%s", node);
+	d->target = target;
+	snprintf(d->path, sizeof(d->path), "%s", path);
+	sh->cfg.disks = sh->disks;
+	return 0;
+}
+
+static int read_disks(json_object *o, struct vm_shape *sh, kerr_t *err)
+{
+	json_object *a;
+	size_t n;
+
+	if (!json_object_object_get_ex(o, "disks", &a))
+		return 0;
+	if (!json_object_is_type(a, json_type_array))
+		return kerr_set(err, EINVAL, "`disks` is not an array");
+	n = json_object_array_length(a);
+	for (size_t i = 0; i < n; i++) {
+		json_object *d = json_object_array_get_idx(a, i);
+		int64_t t = jget_int(d, "target", -1);
+
+		if (t < 0 || vm_shape_add_disk(sh, jget_str(d, "node", ""), (unsigned)t,
+		                               jget_str(d, "path", ""), err) < 0)
+			return kerr_wrap(err, "disk %zu", i);
+	}
+	if (n && !sh->cfg.disk_bus)
+		return kerr_set(err, EINVAL, "disks recorded without a disk bus");
 	return 0;
 }
 
@@ -61,11 +118,12 @@ int vm_shape_read(json_object *o, struct vm_shape *sh, kerr_t *err)
 	c->vcpus = (unsigned)cpus;
 	c->n_nics = (unsigned)nics;
 	c->disk_bus = json_object_object_get_ex(o, "disk_bus", &v) && json_object_get_boolean(v);
-	return 0;
+	return read_disks(o, sh, err);
 }
 
 void vm_shape_write(json_object *o, const struct vm_config *cfg)
 {
+	json_object *disks;
 	const char *str[][2] = {
 		{ "qemu", cfg->qemu },         { "kernel", cfg->kernel },
 		{ "initrd", cfg->initrd },     { "image", cfg->image },
@@ -79,6 +137,63 @@ void vm_shape_write(json_object *o, const struct vm_config *cfg)
 	json_object_object_add(o, "vcpus", json_object_new_int((int)cfg->vcpus));
 	json_object_object_add(o, "nics", json_object_new_int((int)cfg->n_nics));
 	json_object_object_add(o, "disk_bus", json_object_new_boolean(cfg->disk_bus));
+	if (!cfg->n_disks)
+		return;
+	disks = json_object_new_array();
+	for (unsigned i = 0; i < cfg->n_disks; i++) {
+		json_object *d = json_object_new_object();
+
+		json_object_object_add(d, "node", json_object_new_string(cfg->disks[i].node));
+		json_object_object_add(d, "target", json_object_new_int((int)cfg->disks[i].target));
+		json_object_object_add(d, "path", json_object_new_string(cfg->disks[i].path));
+		json_object_array_add(disks, d);
+	}
+	json_object_object_add(o, "disks", disks);
+}
+
+/* A copy of src as dirfd/name (created, read-only); -1 with err set. */
+static int copy_disk(const char *src, int dirfd, const char *name, kerr_t *err)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
+	ssize_t n = 1;
+
+	if (in < 0)
+		return kerr_sys(err, "open %s", src);
+	out = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (out < 0)
+		kerr_sys(err, "create %s", name);
+	while (out >= 0 && n > 0)
+		n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+	if (out >= 0 && n < 0)
+		kerr_sys(err, "copy %s", src);
+	else if (out >= 0)
+		rc = 0;
+	close(in);
+	if (out >= 0)
+		close(out);
+	if (rc < 0 && out >= 0)
+		unlinkat(dirfd, name, 0);
+	return rc;
+}
+
+int vm_shape_keep_disks(struct vm_shape *sh, int dirfd, const char *dir, kerr_t *err)
+{
+	for (unsigned i = 0; i < sh->cfg.n_disks; i++) {
+		struct vm_disk *d = &sh->disks[i];
+		char name[32], path[KPATH_SIZE];
+
+		snprintf(name, sizeof(name), "disk-%u.img", d->target);
+		if (fmt_path(path, sizeof(path), "%s/%s", dir, name) < 0)
+			return kerr_set(err, ENAMETOOLONG, "%s: path too long", dir);
+		if (linkat(AT_FDCWD, d->path, dirfd, name, 0) < 0) {
+			if (errno != EXDEV)
+				return kerr_sys(err, "link %s into %s", d->path, dir);
+			if (copy_disk(d->path, dirfd, name, err) < 0)
+				return -1;
+		}
+		snprintf(d->path, sizeof(d->path), "%s", path);
+	}
+	return 0;
 }
 
 int vm_shape_of(const struct vm *vm, struct vm_shape *sh, kerr_t *err)
@@ -228,7 +343,7 @@ static int holder_loaded(struct vm *h, int64_t deadline, kerr_t *err)
  * holder, under TCG on QEMU 7.2 and a busy host, 2 forks in 40 had pages of the wrong
  * moment (a guest's slab lists corrupt); into this file it gave 65 healthy forks of 65, not
  * yet enough to trust. The copy is made stopped. */
-static int stream_open(const char *mem_path, kerr_t *err)
+static int stream_open(const char *mem_path, unsigned mib, kerr_t *err)
 {
 	char dir[KPATH_SIZE];
 	const char *slash = strrchr(mem_path, '/');
@@ -237,7 +352,17 @@ static int stream_open(const char *mem_path, kerr_t *err)
 	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - mem_path) : 1,
 	         slash ? mem_path : ".");
 	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	return fd < 0 ? kerr_sys(err, "a stream file in %s", dir) : fd;
+	if (fd < 0)
+		return kerr_sys(err, "a stream file in %s", dir);
+	/* Its pages taken now, by us: charged to our cgroup (a pod's proxy leaves the pod's
+	 * first), not to the VMM that writes them, and no room runs out in the pause. */
+	if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, ((off_t)mib + STREAM_EXTRA_MIB) << 20) < 0 &&
+	    errno != EOPNOTSUPP) {
+		kerr_sys(err, "room for the stream in %s", dir);
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* The VM stopped, its state written to stream, the VM running again. */
@@ -354,7 +479,7 @@ int vm_snapshot(struct vm *vm, const struct vm_shape *sh, const struct vm_snap_e
 	rc = holder_start(&h, vm, sh, env, mem_path, &link, deadline, err);
 	if (rc == 0)
 		prefault_ram(vm, sh->mem_path);
-	if (rc == 0 && (stream = stream_open(mem_path, err)) < 0)
+	if (rc == 0 && (stream = stream_open(mem_path, sh->cfg.memory_mib, err)) < 0)
 		rc = -1;
 	if (rc == 0)
 		rc = save_stream(vm, stream, t, deadline, err);

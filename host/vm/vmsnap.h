@@ -21,6 +21,7 @@
 struct vm_shape {
 	char qemu[KPATH_SIZE], kernel[KPATH_SIZE], initrd[KPATH_SIZE], image[KPATH_SIZE];
 	char app_disk[KPATH_SIZE], mem_path[KPATH_SIZE];
+	struct vm_disk disks[VM_MAX_DISKS]; /* a pod's containers' root disks */
 	struct vm_config cfg;
 };
 
@@ -38,6 +39,14 @@ struct vm_snap_times {
 int vm_shape_read(json_object *o, struct vm_shape *sh, kerr_t *err);
 /* Adds the shape's fields to o (what vm_shape_read reads back). */
 void vm_shape_write(json_object *o, const struct vm_config *cfg);
+/* Adds a disk to the shape (a container's root disk plugged at run time); EINVAL for a
+ * node name, target or path that a command line cannot carry, E2BIG past VM_MAX_DISKS. */
+int vm_shape_add_disk(struct vm_shape *sh, const char *node, unsigned target, const char *path,
+                      kerr_t *err);
+/* Makes the shape's disks the snapshot's own: each linked (or copied, across file systems)
+ * into dir as disk-<target>.img, read-only, and the shape pointed at the copies, so that
+ * forks keep them whatever becomes of the originals. */
+int vm_shape_keep_disks(struct vm_shape *sh, int dirfd, const char *dir, kerr_t *err);
 /* The shape of a running VM (attached with vm_attach) from its vm.json. */
 int vm_shape_of(const struct vm *vm, struct vm_shape *sh, kerr_t *err);
 
