@@ -231,6 +231,22 @@ fail:
 	rpc_error(ctx, code, "erofs disk `%s`: %s: %s", req->tag, what, err_str(errno));
 }
 
+/* The share away (before the host snapshots the VM: a mounted 9p share blocks it). Not
+ * mounted is done already; what still uses it (a container's bind, an open file) keeps it,
+ * and the host's VMM says so. */
+static void unmount_share(struct rpc_ctx *ctx)
+{
+	kuasar_sandbox_v1_MountShareResponse r = { 0 };
+
+	if (umount2(SHARE_DIR, UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT) {
+		rpc_error(ctx, RPC_FAILED_PRECONDITION, "unmount %s: %s", SHARE_DIR,
+		          err_str(errno));
+		return;
+	}
+	info("share unmounted from %s", SHARE_DIR);
+	rpc_reply(ctx, kuasar_sandbox_v1_MountShareResponse_fields, &r);
+}
+
 static void sb_mount_share(struct rpc_ctx *ctx)
 {
 	kuasar_sandbox_v1_MountShareRequest req = { 0 };
@@ -249,6 +265,10 @@ static void sb_mount_share(struct rpc_ctx *ctx)
 	fstype = req.fstype[0] ? req.fstype : "9p";
 	if (strcmp(fstype, "9p") && strcmp(fstype, "virtiofs")) {
 		rpc_error(ctx, RPC_INVALID_ARGUMENT, "share type `%s`: 9p or virtiofs", fstype);
+		return;
+	}
+	if (req.unmount) {
+		unmount_share(ctx);
 		return;
 	}
 	mkdir("/run/kuasar", 0755);
