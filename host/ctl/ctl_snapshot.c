@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -21,8 +22,13 @@
 #include "base/util.h"
 #include "ctl/ctl.h"
 #include "ctl/ctl_snap.h"
+#include "host/proxy.pb-c.h"
 #include "net/podnet.h"
 #include "rpc/agent.h"
+#include "rpc/ttrpc_client.h"
+
+/* A pod's snapshot: the proxy's own bound (150 s) and the guest's steps around it. */
+#define POD_SNAP_NS (180 * 1000000000LL)
 
 struct snap_store {
 	char dir[KPATH_SIZE / 2];
@@ -132,31 +138,112 @@ static int read_meta(const struct template *t, struct vm_shape *sh, json_object 
 	return 0;
 }
 
-/* A pod of kuasar-sandboxer (its directory has the daemon's sandbox.json) is refused, with
- * why: its proxy holds the VMM's QMP and its guest link, and its share is mounted. */
+/* 1 when id is a pod of kuasar-sandboxer (its directory has the daemon's sandbox.json):
+ * its proxy holds the VMM's QMP and the guest link, so the proxy takes the snapshot. */
 static int is_pod(const char *id, kerr_t *err)
 {
 	char path[KPATH_SIZE];
 
 	if (id_valid(id, err) < 0)
 		return -1;
-	if (fmt_path(path, sizeof(path), "%s/%s/sandbox.json", ctl_run_dir(), id) == 0 &&
-	    access(path, F_OK) == 0)
-		return kerr_set(err, EOPNOTSUPP,
-		                "`%s` is a pod of kuasar-sandboxer: pods cannot be snapshotted yet "
-		                "(their proxy holds the VMM, and their 9p share is mounted)",
-		                id);
+	return fmt_path(path, sizeof(path), "%s/%s/sandbox.json", ctl_run_dir(), id) == 0 &&
+	       access(path, F_OK) == 0;
+}
+
+/* The pod's proxy snapshots its VM (kuasar.proxy.v1.Proxy/Snapshot on its task socket);
+ * the shape it answers is checked as any meta.json is. */
+static int pod_snapshot(const char *id, const struct template *t, struct vm_shape *sh,
+                        struct vm_snap_times *tm, kerr_t *err)
+{
+	Kuasar__Proxy__V1__SnapshotRequest req = KUASAR__PROXY__V1__SNAPSHOT_REQUEST__INIT;
+	Kuasar__Proxy__V1__SnapshotResponse *r = NULL;
+	struct ttrpc_client c;
+	char sock[KPATH_SIZE];
+	json_object *o;
+	int fd, rc;
+
+	if (fmt_path(sock, sizeof(sock), "%s/%s/task.sock", ctl_run_dir(), id) < 0)
+		return kerr_set(err, ENAMETOOLONG, "task socket path too long");
+	if ((fd = unix_connect(sock, err)) < 0)
+		return kerr_wrap(err, "pod `%s`", id);
+	ttrpc_client_init(&c, fd);
+	req.mem_path = (char *)t->mem;
+	req.state_path = (char *)t->state;
+	req.disk_dir = (char *)t->dir;
+	rc = ttrpc_call(&c, "kuasar.proxy.v1.Proxy", "Snapshot", &req.base,
+	                &kuasar__proxy__v1__snapshot_response__descriptor, (ProtobufCMessage **)&r,
+	                mono_ns() + POD_SNAP_NS, err);
+	ttrpc_client_close(&c);
+	if (rc < 0)
+		return kerr_wrap(err, "snapshot of pod `%s`", id);
+	*tm = (struct vm_snap_times){ .pause_ms = r->pause_ms,
+		                      .migrate_ms = r->migrate_ms,
+		                      .save_ms = r->save_ms,
+		                      .total_ms = r->total_ms,
+		                      .state_bytes = r->state_bytes };
+	o = json_tokener_parse(r->shape_json);
+	rc = o ? vm_shape_read(o, sh, err) : kerr_set(err, EBADMSG, "not JSON");
+	json_object_put(o);
+	kuasar__proxy__v1__snapshot_response__free_unpacked(r, NULL);
+	return rc < 0 ? kerr_wrap(err, "pod `%s`'s snapshot shape", id) : 0;
+}
+
+/* The pod's VM's size, from its vm.json, before anything is taken. */
+static int pod_memory(const char *id, unsigned *mib, kerr_t *err)
+{
+	struct vm vm;
+	struct vm_shape sh;
+
+	vm_init(&vm, id);
+	if (vm_paths_init(&vm.paths, ctl_run_dir(), id, err) < 0 || vm_shape_of(&vm, &sh, err) < 0)
+		return -1;
+	*mib = sh.cfg.memory_mib;
 	return 0;
+}
+
+/* A pod's snapshot keeps its containers' root disks beside its state (disk-<target>.img). */
+static void drop_disks(const struct template *t)
+{
+	DIR *d = opendir(t->dir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+
+		if (!strncmp(e->d_name, "disk-", 5) && n > 9 && !strcmp(e->d_name + n - 4, ".img"))
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	if (d)
+		closedir(d);
 }
 
 /* A snapshot's files, its lock and (once empty) the memory directory go: nothing is left
  * of it. */
 static int drop_files(const struct snap_store *s, const struct template *t, kerr_t *err)
 {
-	int rc = tpl_remove_files(t, err);
+	int rc;
+
+	drop_disks(t);
+	rc = tpl_remove_files(t, err);
 
 	unlink(t->lock);
 	rmdir(s->mem_dir);
+	return rc;
+}
+
+/* A kept VM's disks (a fork of a pod's snapshot has its parent's) become this snapshot's
+ * own, so that removing the parent's snapshot leaves them. */
+static int keep_disks(const struct template *t, struct vm_shape *sh, kerr_t *err)
+{
+	int fd, rc;
+
+	if (!sh->cfg.n_disks)
+		return 0;
+	fd = open(t->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return kerr_sys(err, "open %s", t->dir);
+	rc = vm_shape_keep_disks(sh, fd, t->dir, err);
+	close(fd);
 	return rc;
 }
 
@@ -172,16 +259,44 @@ static void resync_clock(struct vm *vm)
 		        e.msg);
 }
 
+/* A VM kept by kuasar-ctl: snapshotted from here, its QMP ours. */
+static int kept_snapshot(const char *id, const struct snap_store *s, const struct template *t,
+                         struct vm_shape *sh, struct vm_snap_times *tm, kerr_t *err)
+{
+	struct vm_snap_env env = { .run_dir = ctl_run_dir(), .scratch_taps = podnet_scratch_taps };
+	struct vm vm;
+	int rc = vm_attach(&vm, ctl_run_dir(), id, err);
+
+	if (rc == 0)
+		rc = vm_shape_of(&vm, sh, err);
+	if (rc == 0)
+		rc = tpl_mem_room(s->mem_dir, sh->cfg.memory_mib, err);
+	if (rc == 0)
+		rc = vm_snapshot(&vm, sh, &env, t->mem, t->state, tm, err);
+	if (rc == 0)
+		resync_clock(&vm);
+	vm_release(&vm);
+	return rc;
+}
+
+static int pod_take(const char *id, const struct snap_store *s, const struct template *t,
+                    struct vm_shape *sh, struct vm_snap_times *tm, kerr_t *err)
+{
+	unsigned mib;
+
+	if (pod_memory(id, &mib, err) < 0 || tpl_mem_room(s->mem_dir, mib, err) < 0)
+		return -1;
+	return pod_snapshot(id, t, sh, tm, err);
+}
+
 int ctl_snapshot_take(const char *id, const char *name, struct vm_snap_times *tm, kerr_t *err)
 {
 	struct snap_store s;
 	struct template t;
 	struct vm_shape sh;
-	struct vm_snap_env env;
-	struct vm vm;
-	int lock, rc;
+	int lock, rc, pod = is_pod(id, err);
 
-	if (is_pod(id, err) < 0 || store_init(&s, err) < 0 || snap_paths(&s, name, &t, err) < 0 ||
+	if (pod < 0 || store_init(&s, err) < 0 || snap_paths(&s, name, &t, err) < 0 ||
 	    mkdir_p(s.dir, 0700, err) < 0 || mkdir_p(s.mem_dir, 0700, err) < 0)
 		return -1;
 	lock = tpl_lock(&t, 1, mono_ns() + 10000000000LL, err);
@@ -193,20 +308,11 @@ int ctl_snapshot_take(const char *id, const char *name, struct vm_snap_times *tm
 		close(lock);
 		return rc;
 	}
-	env.run_dir = ctl_run_dir();
-	env.scratch_taps = podnet_scratch_taps;
-	rc = vm_attach(&vm, ctl_run_dir(), id, err);
-	if (rc == 0)
-		rc = vm_shape_of(&vm, &sh, err);
-	if (rc == 0)
-		rc = tpl_mem_room(s.mem_dir, sh.cfg.memory_mib, err);
-	if (rc == 0)
-		rc = vm_snapshot(&vm, &sh, &env, t.mem, t.state, tm, err);
+	rc = pod ? pod_take(id, &s, &t, &sh, tm, err) : kept_snapshot(id, &s, &t, &sh, tm, err);
+	if (rc == 0 && !pod)
+		rc = keep_disks(&t, &sh, err);
 	if (rc == 0)
 		rc = write_meta(&t, id, &sh, tm, err);
-	if (rc == 0)
-		resync_clock(&vm);
-	vm_release(&vm);
 	if (rc < 0)
 		drop_files(&s, &t, NULL); /* a failed take leaves nothing */
 	close(lock);

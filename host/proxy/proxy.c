@@ -34,6 +34,7 @@
 #include "proxy/glink.h"
 #include "proxy/guestnet.h"
 #include "proxy/hostns.h"
+#include "proxy/podsnap.h"
 #include "proxy/pooled.h"
 #include "proxy/portfwd.h"
 #include "proxy/proxy.h"
@@ -69,8 +70,10 @@ struct proxy {
 	struct vm vm;
 	struct glink link;
 	struct taskproxy tp;
-	struct portfwd pf; /* port-forward from the pod netns (not for host network) */
-	struct resize rs;  /* in-place resize from the daemon */
+	struct portfwd pf;      /* port-forward from the pod netns (not for host network) */
+	struct resize rs;       /* in-place resize from the daemon */
+	struct podsnap snap;    /* snapshots for forks (kuasar-ctl snapshot POD) */
+	const char *builder_cg; /* the daemon's cgroup for work not charged to the pod */
 	struct events_fwd *events;
 	struct loop_watch vmm_w, sig_w, con_w;
 	struct loop_timer linger; /* after the VMM: how long its tasks are still answered */
@@ -95,9 +98,42 @@ struct proxy {
 	int pool_ns;                /* a pooled VM's: the netns its taps wait in */
 };
 
-/* Resize calls from the daemon; a cold-booted VM has a balloon (qemu.c: a restored one's RAM
- * is its template's file). */
-static void resize_setup(struct proxy *p)
+static void own_resize(struct taskproxy *tp, const struct tp_call *call, const uint8_t *payload,
+                       size_t len, void *arg)
+{
+	resize_on_call(tp, call, payload, len, &((struct proxy *)arg)->rs);
+}
+
+static void own_snapshot(struct taskproxy *tp, const struct tp_call *call, const uint8_t *payload,
+                         size_t len, void *arg)
+{
+	podsnap_on_call(tp, call, payload, len, &((struct proxy *)arg)->snap);
+}
+
+/* The proxy's own service (PROXY_SERVICE on the task socket), by method. */
+static const struct {
+	const char *method;
+	void (*fn)(struct taskproxy *tp, const struct tp_call *call, const uint8_t *payload,
+	           size_t len, void *arg);
+} own_calls[] = {
+	{ "Resize", own_resize },
+	{ "Snapshot", own_snapshot },
+};
+
+static void on_own(struct taskproxy *tp, const struct tp_call *call, const char *method,
+                   const uint8_t *payload, size_t len, void *arg)
+{
+	for (size_t i = 0; i < sizeof(own_calls) / sizeof(own_calls[0]); i++)
+		if (!strcmp(method, own_calls[i].method)) {
+			own_calls[i].fn(tp, call, payload, len, arg);
+			return;
+		}
+	taskproxy_answer(tp, call, RPC_UNIMPLEMENTED, NULL, 0, "no such method");
+}
+
+/* Resize calls from the daemon (a cold-booted VM has a balloon: qemu.c; a restored one's RAM
+ * is its template's file) and snapshots. */
+static void own_setup(struct proxy *p)
 {
 	p->rs.loop = &p->loop;
 	p->rs.tp = &p->tp;
@@ -105,8 +141,15 @@ static void resize_setup(struct proxy *p)
 	p->rs.balloon = !strcmp(p->vm.boot_mode, "cold") ? &p->vm.qmp : NULL;
 	p->rs.boot_mib = p->vm_mib;
 	p->rs.vm_mib = &p->tp.bundles.vm_mib;
-	p->tp.on_own = resize_on_call;
-	p->tp.own_arg = &p->rs;
+	p->snap.loop = &p->loop;
+	p->snap.tp = &p->tp;
+	p->snap.link = &p->link;
+	p->snap.vm = &p->vm;
+	p->snap.run_dir = p->cfg.run_dir;
+	p->snap.cgroup = p->builder_cg ? p->builder_cg : "";
+	p->snap.result_fd = -1;
+	p->tp.on_own = on_own;
+	p->tp.own_arg = p;
 }
 
 /* The start's result for the daemon; a pooled VM's first one (keep) leaves fd 3 open for
@@ -537,7 +580,7 @@ static int serve(struct proxy *p, kerr_t *err)
 	p->tp.bundles.vm_mib = p->vm_mib;
 	p->tp.on_stuck = guest_stuck;
 	p->tp.arg = p;
-	resize_setup(p);
+	own_setup(p);
 	if (p->netns && portfwd_start(&p->pf, &p->loop, &p->link, p->netns, &pe) < 0)
 		log_warn("port-forward unavailable: %s", pe.msg);
 	p->vmm_w.fd = p->vm.pidfd;
@@ -882,6 +925,7 @@ static int launch_setup(struct proxy *p, const struct proxy_args *a, struct vm_c
 	store->scratch_taps = podnet_scratch_taps;
 	fmt_msg(store->cgroup, sizeof(store->cgroup), "%s", a->builder_cg ? a->builder_cg : "");
 	p->vm_mib = vc->memory_mib;
+	p->builder_cg = a->builder_cg;
 	return 0;
 }
 

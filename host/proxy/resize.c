@@ -186,17 +186,13 @@ static void start(struct resize *r, const struct tp_call *call,
 	next_step(r);
 }
 
-void resize_on_call(struct taskproxy *tp, const struct tp_call *call, const char *method,
-                    const uint8_t *payload, size_t len, void *arg)
+void resize_on_call(struct taskproxy *tp, const struct tp_call *call, const uint8_t *payload,
+                    size_t len, void *arg)
 {
 	struct resize *r = arg;
 	Kuasar__Proxy__V1__ResizeRequest *req;
 	char why[256];
 
-	if (strcmp(method, "Resize")) {
-		taskproxy_answer(tp, call, RPC_UNIMPLEMENTED, NULL, 0, "no such method");
-		return;
-	}
 	if (r->busy) {
 		taskproxy_answer(tp, call, RPC_ABORTED, NULL, 0, "a resize is in progress");
 		return;

@@ -32,8 +32,8 @@ struct resize {
 	struct loop_timer timer;
 };
 
-/* tp's PROXY_SERVICE calls (its on_own): method Resize; any other is UNIMPLEMENTED. */
-void resize_on_call(struct taskproxy *tp, const struct tp_call *call, const char *method,
-                    const uint8_t *payload, size_t len, void *arg);
+/* tp's PROXY_SERVICE method Resize (arg: the resize). */
+void resize_on_call(struct taskproxy *tp, const struct tp_call *call, const uint8_t *payload,
+                    size_t len, void *arg);
 
 #endif

@@ -273,10 +273,7 @@ int rootimg_build(const char *cache, char *const *lowers, size_t n, const struct
 	return rc < 0 ? kerr_wrap(err, "rootfs image of %zu layers", n) : 0;
 }
 
-/* In the builder: out of the sandbox's cgroup into cgroup (the daemon's), so that a build
- * shared by every pod of the image is charged as containerd charges image unpacking, and
- * cannot drive the pod's VMM into the OOM killer. */
-static void leave_pod_cgroup(const char *cgroup)
+void rootimg_leave_cgroup(const char *cgroup, const char *what)
 {
 	char path[KPATH_SIZE];
 	int fd;
@@ -285,9 +282,8 @@ static void leave_pod_cgroup(const char *cgroup)
 		return;
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, "0", 1) != 1)
-		dprintf(2,
-		        "kuasar: warning: rootfs image build stays in the pod's cgroup: %s: %s\n",
-		        path, strerror(errno));
+		dprintf(2, "kuasar: warning: %s stays in the pod's cgroup: %s: %s\n", what, path,
+		        strerror(errno));
 	if (fd >= 0)
 		close(fd);
 }
@@ -305,7 +301,7 @@ static void builder_main(const char *cache, char *const *lowers, size_t n,
 	if (dup3(pipe_w, 3, O_CLOEXEC) < 0)
 		_exit(127);
 	sys_close_from(4);
-	leave_pod_cgroup(cgroup);
+	rootimg_leave_cgroup(cgroup, "rootfs image build");
 	/* Its mounts die with it. */
 	rc = unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0
 	         ? kerr_sys(&e, "mount namespace for the build")

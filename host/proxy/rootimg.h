@@ -53,4 +53,10 @@ void rootimg_put(const char *cache, struct rootimg *img);
  * what builds that died left. */
 void rootimg_sweep(const char *cache);
 
+/* In a child of the proxy: out of the sandbox's cgroup into cgroup (the daemon's), so that
+ * work shared by pods (an image build) or kept beyond the pod (a snapshot's memory) is
+ * charged as containerd charges image unpacking, and cannot drive the pod's VMM into the
+ * OOM killer. "" or NULL: stays. A failure is said on stderr (what names the work). */
+void rootimg_leave_cgroup(const char *cgroup, const char *what);
+
 #endif

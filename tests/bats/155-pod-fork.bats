@@ -1,0 +1,89 @@
+#!/usr/bin/env bats
+# Forks of a running pod: kuasar-ctl snapshot POD asks the pod's proxy, not containerd; the
+# guest lets its share go for the pause and takes it back, the pod goes on serving and
+# starting containers, and forks of the snapshot carry on with its container's state, on
+# root disks of their own. Teardown fails a test on any VMM, snapshot file, memory file,
+# netns or pod leftover.
+
+load cri
+
+setup_file() { cri_setup_file; }
+setup() {
+	CRI_ENV_ROOTFS=block
+	export CRI_ENV_ROOTFS
+	cri_setup
+	export KUASAR_SNAPSHOT_DIR=$D/snapshots
+	export KUASAR_TEMPLATE_MEM_DIR=$D/templates/mem
+	NS_PREFIX=kpf-$(basename "$D" | tr -dc 'a-zA-Z0-9')
+}
+
+teardown() {
+	local f leaked=""
+	for f in "$D"/run/*/vm.json; do
+		[ -f "$f" ] && [ ! -f "$(dirname "$f")/sandbox.json" ] &&
+			"$CTL" shutdown "$(basename "$(dirname "$f")")" >/dev/null 2>&1
+	done
+	leaked=$(drop_netns "$NS_PREFIX-")
+	ip link del kpfh0 2>/dev/null || true
+	for f in "$KUASAR_SNAPSHOT_DIR"/*; do
+		[ -e "$f" ] && leaked="$leaked snapshot files: $f"
+	done
+	[ -z "$(ls -A "$KUASAR_TEMPLATE_MEM_DIR/snapshots" 2>/dev/null)" ] ||
+		leaked="$leaked snapshot memory: $(ls -A "$KUASAR_TEMPLATE_MEM_DIR/snapshots")"
+	cri_teardown_pods
+	[ -z "$leaked" ] || { echo "left behind:$leaked" >&2; return 1; }
+}
+
+# counter NAME: a networked pod whose container counts five times a second into the page
+# busybox httpd serves on port 8080; sets POD and CTR.
+counter() {
+	POD=$(cri --name "$1" --uid "uid-$1" --pod-network runp) || return 1
+	echo "$POD" >>"$D/pods"
+	CTR=$(cri --name "$1" --uid "uid-$1" --pod-network --container "$1" \
+		--image kuasar.invalid/busybox:test create "$POD" -- sh -c \
+		'mkdir -p /www; (i=0; while :; do i=$((i + 1)); echo $i >/www/n; mv /www/n /www/index.html; sleep 0.2; done) & exec httpd -f -p 8080 -h /www') ||
+		return 1
+	cri start "$CTR"
+}
+
+count() { # HOST: the counter's value there
+	get "$1" 8080 | tail -1 | tr -dc 0-9
+}
+count_at_least() { # HOST N
+	local n
+	n=$(count "$1")
+	[ -n "$n" ] && [ "$n" -ge "$2" ]
+}
+
+@test "pod fork: a pod is snapshotted without containerd and runs on; a fork carries on its container's count" {
+	counter cnt
+	ip=$(pod_ip "$POD")
+	wait_until 60 count_at_least "$ip" 10
+	before=$(count "$ip")
+	run_t 180 0 "$CTL" snapshot "$POD" -o ps1
+	[[ "$output" == "ps1"* ]]
+	at=$(count "$ip")
+	grep -q "snapshot: paused" "$D/sandboxer.log"
+	# The snapshot has the container's root disk, its own.
+	ls "$KUASAR_SNAPSHOT_DIR/ps1/"disk-0.img
+	grep -q '"disks"' "$KUASAR_SNAPSHOT_DIR/ps1/meta.json"
+	# The parent goes on counting, and still starts containers (its share is back).
+	wait_until 20 count_at_least "$ip" $((at + 5))
+	CTR2=$(cri --name cnt --uid uid-cnt --pod-network --container two \
+		--image kuasar.invalid/busybox:test create "$POD" -- sh -c 'echo two; exec sleep 1000')
+	cri start "$CTR2"
+	wait_log "$D/logs/two.log" "stdout F two"
+	# A fork on a network of its own counts on from the snapshot's value.
+	run_t 180 0 "$CTL" fork ps1 --network "$(veth_ns "$NS_PREFIX-0" kpfh0 10.215.0)" --id pf --keep
+	f=$(count 10.215.0.2)
+	[ -n "$f" ] && [ "$f" -ge "$before" ]
+	wait_until 20 count_at_least 10.215.0.2 $((f + 5))
+	# The snapshot is in use while the fork maps it.
+	run "$CTL" snapshot rm ps1
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"in use"* ]]
+	"$CTL" shutdown pf
+	"$CTL" snapshot rm ps1
+	cri --timeout 5 stop "$CTR2"
+	cri rm "$CTR2"
+}
