@@ -10,8 +10,6 @@
 #include "vm/template.h"
 #include "vm/vmsnap.h"
 
-#define SNAP_DIR_DEFAULT "/var/lib/kuasar/snapshots"
-
 /* Snapshots the kept VM id as name (which must not exist). */
 int ctl_snapshot_take(const char *id, const char *name, struct vm_snap_times *tm, kerr_t *err);
 /* The snapshot name, verified, ready to fork: sh is its VM's shape with its memory, t its

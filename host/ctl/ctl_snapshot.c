@@ -46,25 +46,19 @@ static int store_init(struct snap_store *s, kerr_t *err)
 	return 0;
 }
 
-/* The snapshot's files, as the template store's functions (lock, users, removal) know them. */
-static int snap_paths(const struct snap_store *s, const char *name, struct template *t, kerr_t *err)
+static int store_paths(const struct snap_store *s, const char *name, struct template *t,
+                       kerr_t *err)
 {
-	size_t n = strlen(name);
+	return snap_paths(s->dir, s->mem_dir, name, t, err);
+}
 
-	if (id_valid(name, err) < 0)
-		return kerr_wrap(err, "snapshot name");
-	/* <name>.lock sits beside <name>/: no name may be another's lock. */
-	if (n >= 5 && !strcmp(name + n - 5, ".lock"))
-		return kerr_set(err, EINVAL, "snapshot name `%s`: a name may not end in .lock",
-		                name);
-	snprintf(t->key, sizeof(t->key), "%.32s", name);
-	if (fmt_path(t->dir, sizeof(t->dir), "%s/%s", s->dir, name) < 0 ||
-	    fmt_path(t->meta, sizeof(t->meta), "%s/meta.json", t->dir) < 0 ||
-	    fmt_path(t->state, sizeof(t->state), "%s/state", t->dir) < 0 ||
-	    fmt_path(t->lock, sizeof(t->lock), "%s/%s.lock", s->dir, name) < 0 ||
-	    fmt_path(t->mem, sizeof(t->mem), "%s/%s.mem", s->mem_dir, name) < 0)
-		return kerr_set(err, ENAMETOOLONG, "snapshot `%s`: path too long", name);
-	return 0;
+int ctl_snapshot_open(const char *name, struct vm_shape *sh, struct template *t, kerr_t *err)
+{
+	struct snap_store s;
+
+	if (store_init(&s, err) < 0)
+		return -1;
+	return snap_open(s.dir, s.mem_dir, name, sh, t, err);
 }
 
 static void now_iso(char *buf, size_t n)
@@ -101,41 +95,6 @@ static int write_meta(const struct template *t, const char *source, const struct
 	rc = write_file_atomic(t->meta, s, strlen(s), err);
 	json_object_put(o);
 	return rc;
-}
-
-/* The shape recorded in meta.json, checked, with the memory file where the store says
- * (never where the file says). */
-static int read_meta(const struct template *t, struct vm_shape *sh, json_object **meta, kerr_t *err)
-{
-	char *s = NULL;
-	json_object *o;
-	struct stat st;
-
-	if (read_file(t->meta, &s, NULL, 1 << 16, err) < 0)
-		return -1;
-	o = json_tokener_parse(s);
-	free(s);
-	if (!o || vm_shape_read(o, sh, err) < 0) {
-		json_object_put(o);
-		return kerr_set(err, EBADMSG, "%s is malformed", t->meta);
-	}
-	snprintf(sh->mem_path, sizeof(sh->mem_path), "%s", t->mem);
-	sh->cfg.mem_path = sh->mem_path;
-	if (stat(t->mem, &st) < 0 ||
-	    (unsigned long long)st.st_size != (unsigned long long)sh->cfg.memory_mib << 20) {
-		json_object_put(o);
-		return kerr_set(err, EBADMSG, "%s is missing or not %u MiB", t->mem,
-		                sh->cfg.memory_mib);
-	}
-	if (stat(t->state, &st) < 0) {
-		json_object_put(o);
-		return kerr_sys(err, "%s", t->state);
-	}
-	if (meta)
-		*meta = o;
-	else
-		json_object_put(o);
-	return 0;
 }
 
 /* 1 when id is a pod of kuasar-sandboxer (its directory has the daemon's sandbox.json):
@@ -201,29 +160,13 @@ static int pod_memory(const char *id, unsigned *mib, kerr_t *err)
 	return 0;
 }
 
-/* A pod's snapshot keeps its containers' root disks beside its state (disk-<target>.img). */
-static void drop_disks(const struct template *t)
-{
-	DIR *d = opendir(t->dir);
-	struct dirent *e;
-
-	while (d && (e = readdir(d))) {
-		size_t n = strlen(e->d_name);
-
-		if (!strncmp(e->d_name, "disk-", 5) && n > 9 && !strcmp(e->d_name + n - 4, ".img"))
-			unlinkat(dirfd(d), e->d_name, 0);
-	}
-	if (d)
-		closedir(d);
-}
-
 /* A snapshot's files, its lock and (once empty) the memory directory go: nothing is left
  * of it. */
 static int drop_files(const struct snap_store *s, const struct template *t, kerr_t *err)
 {
 	int rc;
 
-	drop_disks(t);
+	snap_drop_disks(t);
 	rc = tpl_remove_files(t, err);
 
 	unlink(t->lock);
@@ -296,7 +239,7 @@ int ctl_snapshot_take(const char *id, const char *name, struct vm_snap_times *tm
 	struct vm_shape sh;
 	int lock, rc, pod = is_pod(id, err);
 
-	if (pod < 0 || store_init(&s, err) < 0 || snap_paths(&s, name, &t, err) < 0 ||
+	if (pod < 0 || store_init(&s, err) < 0 || store_paths(&s, name, &t, err) < 0 ||
 	    mkdir_p(s.dir, 0700, err) < 0 || mkdir_p(s.mem_dir, 0700, err) < 0)
 		return -1;
 	lock = tpl_lock(&t, 1, mono_ns() + 10000000000LL, err);
@@ -319,26 +262,6 @@ int ctl_snapshot_take(const char *id, const char *name, struct vm_snap_times *tm
 	return rc;
 }
 
-int ctl_snapshot_open(const char *name, struct vm_shape *sh, struct template *t, kerr_t *err)
-{
-	struct snap_store s;
-	struct stat st;
-	int lock;
-
-	if (store_init(&s, err) < 0 || snap_paths(&s, name, t, err) < 0)
-		return -1;
-	if (stat(t->dir, &st) < 0)
-		return kerr_set(err, ENOENT, "no snapshot `%s` in %s", name, s.dir);
-	lock = tpl_lock(t, 0, mono_ns() + 10000000000LL, err);
-	if (lock < 0)
-		return -1;
-	if (read_meta(t, sh, NULL, err) < 0) {
-		close(lock);
-		return kerr_wrap(err, "snapshot `%s`", name);
-	}
-	return lock;
-}
-
 int ctl_snapshot_remove(const char *name, int in_use_too, kerr_t *err)
 {
 	struct snap_store s;
@@ -347,7 +270,7 @@ int ctl_snapshot_remove(const char *name, int in_use_too, kerr_t *err)
 	pid_t pids[8];
 	int lock, n, rc;
 
-	if (store_init(&s, err) < 0 || snap_paths(&s, name, &t, err) < 0)
+	if (store_init(&s, err) < 0 || store_paths(&s, name, &t, err) < 0)
 		return -1;
 	if (stat(t.dir, &st) < 0)
 		return kerr_set(err, ENOENT, "no snapshot `%s` in %s", name, s.dir);
@@ -390,9 +313,9 @@ static void list_one(const struct snap_store *s, const char *name)
 	pid_t pids[1];
 	kerr_t e;
 
-	if (snap_paths(s, name, &t, &e) < 0)
+	if (store_paths(s, name, &t, &e) < 0)
 		return;
-	if (read_meta(&t, &sh, &m, &e) < 0) {
+	if (snap_read_meta(&t, &sh, &m, &e) < 0) {
 		printf("%-28s (broken: %s)\n", name, e.msg);
 		return;
 	}

@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "base/err.h"
+#include "vm/template.h"
 #include "vm/vm.h"
 
 /* What makes a VMM the same as another: its binary, boot files, disks, size, devices and
@@ -63,5 +64,26 @@ struct vm_snap_env {
  * whatever happens, and on failure nothing of the snapshot is left. */
 int vm_snapshot(struct vm *vm, const struct vm_shape *sh, const struct vm_snap_env *env,
                 const char *mem_path, const char *state_path, struct vm_snap_times *t, kerr_t *err);
+
+/* ---- the store (snapstore.c) ----
+ * A snapshot lives in <dir>/<name>/ (meta.json, state, its root disks as disk-<target>.img)
+ * with its memory in <mem_dir>/<name>.mem; <dir>/<name>.lock serialises taking, forking
+ * (shared) and removal, as the template store's functions (tpl_lock, tpl_users,
+ * tpl_remove_files) do with the struct template filled here. kuasar-ctl keeps the store;
+ * the sandboxer's pods start from it (io.kuasar.snapshot). */
+#define SNAP_DIR_DEFAULT "/var/lib/kuasar/snapshots"
+
+/* t filled for snapshot name (an id, not ending in .lock: EINVAL). */
+int snap_paths(const char *dir, const char *mem_dir, const char *name, struct template *t,
+               kerr_t *err);
+/* The shape meta.json records, checked, with the files where the store says (never where
+ * meta.json says): EBADMSG when any is missing or wrong. *meta, if asked, gets the JSON. */
+int snap_read_meta(const struct template *t, struct vm_shape *sh, json_object **meta, kerr_t *err);
+/* Snapshot name, verified, ready to restore: the fd holding its shared lock (close it once
+ * the VMMs map its memory), -1 on error (ENOENT: no such snapshot). */
+int snap_open(const char *dir, const char *mem_dir, const char *name, struct vm_shape *sh,
+              struct template *t, kerr_t *err);
+/* Removes the snapshot's disk-*.img (before tpl_remove_files, which removes the rest). */
+void snap_drop_disks(const struct template *t);
 
 #endif
