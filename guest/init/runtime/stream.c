@@ -75,12 +75,28 @@ static void stream_free(struct stream *s)
 	s->w.fd = -1;
 }
 
-/* Streams whose connection is gone can never finish: reclaim them. */
+/* Output whose reader's connection is gone: the program still writes to it. */
+static int orphaned(const struct stream *s)
+{
+	return s->state == S_BOUND && s->dir == STREAM_OUT && s->w.fd >= 0 &&
+	       !link_conn_by_id(s->at.conn_id);
+}
+
+/* Streams whose connection is gone can never finish: reclaim them, but for orphaned output,
+ * whose pipe is drained until the program closes it (stream_drop_orphans). */
 static void sweep(void)
 {
 	for (int i = 0; i < MAX_STREAMS; i++)
-		if (streams[i].state != S_FREE && !link_conn_by_id(streams[i].at.conn_id))
+		if (streams[i].state != S_FREE && !orphaned(&streams[i]) &&
+		    !link_conn_by_id(streams[i].at.conn_id))
 			stream_free(&streams[i]);
+}
+
+void stream_drop_orphans(void)
+{
+	for (int i = 0; i < MAX_STREAMS; i++)
+		if (orphaned(&streams[i]))
+			poll_pipe(&streams[i], EPOLLIN);
 }
 
 static int send_any(struct stream *s, const char *type, const pb_msgdesc_t *fields, const void *msg,
@@ -131,8 +147,10 @@ static void on_output(struct watch *w, uint32_t events)
 	ssize_t n;
 
 	(void)events;
-	if (!link_conn_by_id(s->at.conn_id)) {
-		stream_free(s);
+	if (!link_conn_by_id(s->at.conn_id)) { /* dropped, never SIGPIPE: freed at EOF */
+		n = read(w->fd, chunk, CHUNK);
+		if (n == 0 || (n < 0 && errno != EAGAIN))
+			stream_free(s);
 		return;
 	}
 	/* The reader left: what the program writes now stays in the pipe for the one that

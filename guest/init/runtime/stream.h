@@ -25,6 +25,10 @@ int stream_is_open(const char *uri);
 int stream_attach_fd(const char *uri, enum stream_dir dir, int fd, char *err, size_t n);
 /* CloseIO: the program's stdin ends once what was received is delivered. */
 void stream_close_input(const char *uri);
+/* Output streams whose connection went away (a fork, a host that reconnected): what their
+ * programs write is read and dropped from now on, so that none blocks on a full pipe or
+ * dies of SIGPIPE; each is freed when its program closes it. */
+void stream_drop_orphans(void);
 /* A data frame for a ttrpc stream of ours. Returns 0 if it was ours, -1 otherwise. */
 int stream_on_data(struct conn *c, const struct ttrpc_header *h, const uint8_t *data);
 

@@ -22,6 +22,7 @@
 #include "runtime/container.h"
 #include "runtime/events.h"
 #include "runtime/podns.h"
+#include "runtime/stream.h"
 #include "sandbox.pb.h"
 #include "services/app.h"
 #include "services/disk.h"
@@ -150,6 +151,7 @@ static void made_unique(int restored)
 		rename("/run/kuasar/generation.tmp", "/run/kuasar/generation");
 	if (fd >= 0)
 		close(fd);
+	stream_drop_orphans();
 	if (restored)
 		info("made unique after a restore (generation %u): %u container(s) signalled",
 		     generation, ctr_made_unique());
