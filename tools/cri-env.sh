@@ -127,6 +127,7 @@ cri_env_up() {
 	template_dir = "$D/templates"
 	template_memory_dir = "$D/templates/mem"
 	appliance_dir = "${CRI_ENV_APPLIANCE_DIR:-$D/appliances}"
+	snapshot_dir = "$D/snapshots"
 	rootfs = "${CRI_ENV_ROOTFS:-9p}"
 	rootfs_cache_dir = "$D/rootfs-cache"
 	allow_host_network = ${CRI_ENV_HOST_NETWORK:-true}

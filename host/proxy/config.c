@@ -8,6 +8,7 @@
 
 #include "base/util.h"
 #include "vm/template.h"
+#include "vm/vmsnap.h"
 
 void config_defaults(struct sb_config *c)
 {
@@ -32,6 +33,7 @@ void config_defaults(struct sb_config *c)
 	strcpy(c->template_dir, TPL_DIR_DEFAULT);
 	strcpy(c->template_memory_dir, TPL_MEM_DIR_DEFAULT);
 	strcpy(c->appliance_dir, "/var/lib/kuasar/appliances");
+	strcpy(c->snapshot_dir, SNAP_DIR_DEFAULT);
 	strcpy(c->rootfs_cache_dir, "/var/lib/kuasar/rootfs");
 	c->pool_idle_secs = 600;
 }
@@ -79,6 +81,7 @@ static const struct key keys[] = {
 	S("sandboxer", "template_dir", template_dir),
 	S("sandboxer", "template_memory_dir", template_memory_dir),
 	S("sandboxer", "appliance_dir", appliance_dir),
+	S("sandboxer", "snapshot_dir", snapshot_dir),
 	{ "sandboxer", "rootfs", V_ROOTFS, offsetof(struct sb_config, rootfs_block), 0, 0, 0 },
 	S("sandboxer", "rootfs_cache_dir", rootfs_cache_dir),
 	{ "sandboxer", "allow_host_network", V_BOOL, offsetof(struct sb_config, allow_host_network),

@@ -2,7 +2,8 @@
  * log_level; [hypervisor] path, vcpus, memory_in_mb, kernel_path, image_path, initrd_path,
  * kernel_params, entropy_source, debug) plus ours ([hypervisor] accel, link, template;
  * [sandboxer] listen, run_dir, containerd_ttrpc, memory_overhead_mb, stop_timeout_secs,
- * cgroup_parent, template_dir, template_memory_dir, appliance_dir, rootfs, rootfs_cache_dir,
+ * cgroup_parent, template_dir, template_memory_dir, appliance_dir, snapshot_dir, rootfs,
+ * rootfs_cache_dir,
  * allow_host_network, pool, pool_idle_secs). A
  * missing file means defaults; an unknown key or a bad value is an error naming the line. */
 #ifndef KUASAR_CONFIG_H
@@ -38,6 +39,9 @@ struct sb_config {
 	char template_memory_dir[200];
 	/* Pods annotated io.kuasar.appliance=NAME restore <appliance_dir>/NAME (mkimage --app). */
 	char appliance_dir[200];
+	/* Pods annotated io.kuasar.snapshot=NAME restore <snapshot_dir>/NAME (kuasar-ctl
+	 * snapshot), its memory in <template_memory_dir>/snapshots. */
+	char snapshot_dir[200];
 	/* Container root filesystems: over the 9p share (0), or as read-only EROFS disks built
 	 * from the image's layers, cached in rootfs_cache_dir while pods use them (1). */
 	int rootfs_block;

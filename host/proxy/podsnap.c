@@ -227,7 +227,12 @@ static void child_done(struct loop_watch *w, uint32_t events)
 	if (r.errnum) {
 		s->code = r.errnum == EOPNOTSUPP || r.errnum == EBUSY ? RPC_FAILED_PRECONDITION
 		                                                      : RPC_INTERNAL;
-		fmt_msg(s->msg, sizeof(s->msg), "%s", r.msg);
+		fmt_msg(s->msg, sizeof(s->msg), "%s%s", r.msg,
+		        r.errnum == EBUSY && strstr(r.msg, "VirtFS")
+		            ? " (a container still uses the share: a 9p root filesystem or a host "
+		              "volume; a pod whose containers have root disks and no host volumes "
+		              "can be snapshotted)"
+		            : "");
 	}
 	step(s, STEP_MOUNT);
 }

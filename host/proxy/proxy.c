@@ -50,6 +50,7 @@
 #include "vm/launch.h"
 #include "vm/template.h"
 #include "vm/vm.h"
+#include "vm/vmsnap.h"
 
 #define RESULT_FD 3
 #define GONE_LINGER_MS 60000
@@ -82,6 +83,7 @@ struct proxy {
 	int64_t refused_warn_ns;
 	const char *netns;     /* the pod's (CNI's) netns, NULL for host network */
 	const char *appliance; /* the appliance the VM runs, NULL for none */
+	const char *snapshot;  /* the snapshot the VM carries on from, NULL for none */
 	struct pod_net net;
 	struct vm_nic nics[VM_MAX_NICS];
 	char net_desc[512];
@@ -694,6 +696,43 @@ static int use_appliance(struct proxy *p, const char *name, struct appliance *a,
 	return 0;
 }
 
+/* A pod annotated with a snapshot (kuasar-ctl snapshot): its VM is the snapshot's (boot
+ * files, size, its parent's containers' root disks) and carries on from the snapshot's
+ * moment, made unique as a clone is. Returns the snapshot's lock (held until the VMM maps
+ * its memory). */
+static int use_snapshot(struct proxy *p, const char *name, struct vm_shape *sh, struct template *t,
+                        struct vm_config *vc, kerr_t *err)
+{
+	struct vm_config base = *vc;
+	char mem_dir[KPATH_SIZE];
+	int lock;
+
+	if (fmt_path(mem_dir, sizeof(mem_dir), "%s/snapshots", p->cfg.template_memory_dir) < 0)
+		return kerr_set(err, ENAMETOOLONG, "snapshot memory directory: path too long");
+	lock = snap_open(p->cfg.snapshot_dir, mem_dir, name, sh, t, err);
+	if (lock < 0)
+		return -1;
+	*vc = sh->cfg;
+	vc->log_level = base.log_level;
+	vc->entropy_source = base.entropy_source;
+	vc->boot_timeout_ms = base.boot_timeout_ms;
+	log_info("snapshot %s (%u MiB, %u vCPU, %u root disk%s of its parent's containers)", t->dir,
+	         vc->memory_mib, vc->vcpus, vc->n_disks, vc->n_disks == 1 ? "" : "s");
+	return lock;
+}
+
+/* The VM from the snapshot: its NICs must be as many as the pod's interfaces. */
+static int restore_snapshot(struct proxy *p, const struct vm_config *vc, const struct template *t,
+                            unsigned nics, kerr_t *err)
+{
+	if (vc->n_nics != nics)
+		return kerr_set(
+		    err, EXDEV, "snapshot %s's VM has %u NIC%s, the pod's network %u interface%s",
+		    t->key, nics, nics == 1 ? "" : "s", vc->n_nics, vc->n_nics == 1 ? "" : "s");
+	snprintf(p->vm.boot_mode, sizeof(p->vm.boot_mode), "fork");
+	return vm_restore(&p->vm, vc, t->state, p->cfg.run_dir, 1, err);
+}
+
 /* The guest told its interfaces and routes: devices found by the template's MACs in a
  * clone, by the pod's after a cold boot. */
 /* The pod's resolv.conf (the daemon wrote it at Create) for an appliance's app, whose
@@ -728,7 +767,7 @@ static int guest_net(struct proxy *p, kerr_t *err)
 		return 0;
 	resolv = app_resolv(p);
 	/* A clone's NICs, and a pooled VM's, still have the template's MACs. */
-	rc = guestnet_setup(&p->vm.link, &p->net, p->pooled || !strcmp(p->vm.boot_mode, "template"),
+	rc = guestnet_setup(&p->vm.link, &p->net, p->pooled || strcmp(p->vm.boot_mode, "cold"),
 	                    resolv, t0 + 10000000000LL, err);
 	if (rc < 0)
 		return -1;
@@ -770,6 +809,7 @@ static void raise_fd_limit(void)
 /* What the daemon says on the proxy's command line. */
 struct proxy_args {
 	const char *config, *id, *run_dir, *ttrpc, *level, *appliance, *rootfs, *builder_cg;
+	const char *snapshot;
 	const char *sysctls; /* the pod's, a JSON object of strings ("" for none) */
 	unsigned vcpus, memory_mib;
 	int pool; /* --pool: a pooled VM, waiting for the sandbox it becomes */
@@ -788,6 +828,7 @@ static int parse_args(int argc, char **argv, struct proxy *p, struct proxy_args 
 		{ "hostname", 1, 0, 'h' },
 		{ "netns", 1, 0, 'n' },
 		{ "appliance", 1, 0, 'A' },
+		{ "snapshot", 1, 0, 'F' },
 		{ "rootfs", 1, 0, 'R' },
 		{ "builder-cgroup", 1, 0, 'B' },
 		{ "log-level", 1, 0, 'L' },
@@ -809,6 +850,7 @@ static int parse_args(int argc, char **argv, struct proxy *p, struct proxy_args 
 		case 'L': a->level = optarg; break;
 		case 'n': p->netns = optarg[0] ? optarg : NULL; break;
 		case 'A': p->appliance = a->appliance = optarg[0] ? optarg : NULL; break;
+		case 'F': p->snapshot = a->snapshot = optarg[0] ? optarg : NULL; break;
 		case 'R': a->rootfs = optarg[0] ? optarg : NULL; break;
 		case 'B': a->builder_cg = optarg; break;
 		case 'S': a->sysctls = optarg; break;
@@ -906,6 +948,7 @@ static void root_disks(struct proxy *p, const struct proxy_args *a, const struct
 	if (!vc->disk_bus)
 		return;
 	rootdisks_init(&disks, &p->loop, &p->vm.qmp, p->cfg.rootfs_cache_dir, a->builder_cg);
+	rootdisks_keep_targets(&disks, vc->disks, vc->n_disks);
 	p->tp.disks = &disks;
 	log_info("container root filesystems as disks (EROFS images cached in %s)",
 	         p->cfg.rootfs_cache_dir);
@@ -935,7 +978,10 @@ static int launch(struct proxy *p, const struct proxy_args *a, struct vm_config 
 {
 	static struct appliance app;
 	static struct tpl_store store;
+	static struct vm_shape sh;
 	const struct tpl_store *use = &store;
+	struct template t;
+	int lock = -1, rc;
 
 	if (launch_setup(p, a, vc, &store, err) < 0)
 		return -1;
@@ -949,11 +995,19 @@ static int launch(struct proxy *p, const struct proxy_args *a, struct vm_config 
 		memcpy(app.store.cgroup, store.cgroup, sizeof(store.cgroup));
 		p->vm_mib = vc->memory_mib; /* the appliance's size */
 	}
-	phases_mark(&p->start, "setup");
-	if (net_attach(p, vc, err) < 0)
+	if (a->snapshot && (lock = use_snapshot(p, a->snapshot, &sh, &t, vc, err)) < 0)
 		return -1;
+	p->vm_mib = vc->memory_mib;
+	phases_mark(&p->start, "setup");
+	rc = net_attach(p, vc, err);
 	phases_mark(&p->start, "net-host");
-	if (vm_launch(&p->vm, vc, p->cfg.template ? use : NULL, p->cfg.run_dir, 1, err) < 0)
+	if (rc == 0 && lock >= 0)
+		rc = restore_snapshot(p, vc, &t, sh.cfg.n_nics, err);
+	else if (rc == 0)
+		rc = vm_launch(&p->vm, vc, p->cfg.template ? use : NULL, p->cfg.run_dir, 1, err);
+	if (lock >= 0)
+		close(lock);
+	if (rc < 0)
 		return -1;
 	vm_phases(&p->vm, &p->start);
 	podnet_close_fds(&p->net); /* the VMM holds the taps now */

@@ -152,6 +152,14 @@ void rootdisks_init(struct rootdisks *rd, struct loop *loop, struct qmp *qmp, co
 	        builder_cgroup ? builder_cgroup : "");
 }
 
+void rootdisks_keep_targets(struct rootdisks *rd, const struct vm_disk *disks, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (disks[i].target < ROOTDISK_MAX_TARGETS)
+			rd->used[disks[i].target / 8] |=
+			    (unsigned char)(1u << (disks[i].target % 8));
+}
+
 static int target_take(struct rootdisks *rd)
 {
 	for (unsigned t = 0; t < ROOTDISK_MAX_TARGETS; t++) {

@@ -23,6 +23,7 @@
 #include "containerd/types.pb-c.h"
 #include "proxy/rootimg.h"
 #include "vm/qmp.h"
+#include "vm/vmm.h"
 
 #define ROOTDISK_MAX_TARGETS 256 /* virtio-scsi's targets: one per container */
 
@@ -78,6 +79,9 @@ struct rootdisks {
 
 void rootdisks_init(struct rootdisks *rd, struct loop *loop, struct qmp *qmp, const char *cache,
                     const char *builder_cgroup);
+/* Targets the VM came with (a pod restored from a snapshot has its parent's containers'
+ * disks): never given to a new container. */
+void rootdisks_keep_targets(struct rootdisks *rd, const struct vm_disk *disks, unsigned n);
 /* Container id's root disk: a free SCSI target and its image of lowers, held when the cache
  * has it, else being built by a child (build_pidfd turns readable when it is done). */
 int rootdisk_reserve(struct rootdisks *rd, const char *id, char *const *lowers, size_t n,

@@ -20,6 +20,7 @@
 #include "sandboxer/sb_cgroup.h"
 #include "sandboxer/sb_resize.h"
 #include "vm/appliance.h"
+#include "vm/vmsnap.h"
 
 #define PFX "/containerd.services.sandbox.v1.Controller/"
 
@@ -122,6 +123,32 @@ static int size_from_appliance(const struct sb_config *cfg, const char *name, in
 		    "appliance %s's VM has %u MiB: with the VMM's and task proxy's %u MiB "
 		    "it needs a pod memory limit of at least %u MiB",
 		    name, *mem, cfg->overhead_mib, *mem + cfg->overhead_mib);
+	return 0;
+}
+
+/* A pod from a snapshot has the snapshot's VM, as an appliance's pod has the appliance's.
+ * The snapshot must exist, whole, when the pod is created. */
+static int size_from_snapshot(const struct sb_config *cfg, const char *name, int64_t limit,
+                              unsigned *vcpus, unsigned *mem, kerr_t *err)
+{
+	static struct vm_shape sh;
+	struct template t;
+	char mem_dir[KPATH_SIZE];
+	int lock;
+
+	if (fmt_path(mem_dir, sizeof(mem_dir), "%s/snapshots", cfg->template_memory_dir) < 0)
+		return kerr_set(err, ENAMETOOLONG, "snapshot memory directory: path too long");
+	lock = snap_open(cfg->snapshot_dir, mem_dir, name, &sh, &t, err);
+	if (lock < 0)
+		return kerr_wrap(err, "annotation " SNAPSHOT_ANNOTATION);
+	close(lock);
+	*vcpus = sh.cfg.vcpus;
+	*mem = sh.cfg.memory_mib;
+	if (limit > 0 && ((int64_t)(*mem + cfg->overhead_mib) << 20) > limit)
+		return kerr_set(err, EINVAL,
+		                "snapshot %s's VM has %u MiB: with the VMM's and task proxy's %u "
+		                "MiB it needs a pod memory limit of at least %u MiB",
+		                name, *mem, cfg->overhead_mib, *mem + cfg->overhead_mib);
 	return 0;
 }
 
@@ -250,12 +277,22 @@ static int create_shape(const struct sb_config *cfg, const Runtime__V1__PodSandb
 
 		if (k && !strcmp(k, APPLIANCE_ANNOTATION))
 			c->appliance = v ? v : "";
+		else if (k && !strcmp(k, SNAPSHOT_ANNOTATION))
+			c->snapshot = v ? v : "";
 		else if (k && !strcmp(k, ROOTFS_ANNOTATION))
 			c->rootfs = v ? v : "";
 	}
+	if (c->appliance && c->snapshot)
+		return kerr_set(err, EINVAL,
+		                "annotations " APPLIANCE_ANNOTATION " and " SNAPSHOT_ANNOTATION
+		                ": a pod's VM is restored from one or the other");
 	if (c->appliance &&
 	    size_from_appliance(cfg, c->appliance, pod_limit_bytes(pod ? pod->linux_config : NULL),
 	                        &c->vcpus, &c->memory_mib, err) < 0)
+		return -1;
+	if (c->snapshot &&
+	    size_from_snapshot(cfg, c->snapshot, pod_limit_bytes(pod ? pod->linux_config : NULL),
+	                       &c->vcpus, &c->memory_mib, err) < 0)
 		return -1;
 	c->hostname = pod ? pod->hostname : NULL;
 	c->cgroup_parent = pod && pod->linux_config ? pod->linux_config->cgroup_parent : NULL;
@@ -316,10 +353,11 @@ static void h_create(struct grpc_call *call, const uint8_t *msg, size_t len)
 	resolv = pod_resolv(pod);
 	if (pod_files_write(sb->paths.shared, pod ? pod->hostname : NULL, resolv, &err) < 0)
 		log_warn("sandbox %s: %s (containers get the image's)", sb->id, err.msg);
-	log_info("sandbox %s: created (%u vCPU, %u MiB%s%s%s%s%s%s)", sb->id, c.vcpus, c.memory_mib,
-	         req->netns_path && req->netns_path[0] ? ", netns " : "",
+	log_info("sandbox %s: created (%u vCPU, %u MiB%s%s%s%s%s%s%s%s)", sb->id, c.vcpus,
+	         c.memory_mib, req->netns_path && req->netns_path[0] ? ", netns " : "",
 	         req->netns_path ? req->netns_path : "", sb->appliance[0] ? ", appliance " : "",
-	         sb->appliance, sb->rootfs[0] ? ", rootfs " : "", sb->rootfs);
+	         sb->appliance, sb->snapshot[0] ? ", snapshot " : "", sb->snapshot,
+	         sb->rootfs[0] ? ", rootfs " : "", sb->rootfs);
 	r.sandbox_id = sb->id;
 	grpc_reply(call, &r.base);
 out:

@@ -60,14 +60,16 @@ static void print_config(const struct sb_config *c)
 	    "run_dir = \"%s\"\n"
 	    "containerd_ttrpc = \"%s\"\nmemory_overhead_mb = %u\nstop_timeout_secs = %u\n"
 	    "cgroup_parent = \"%s\"\ntemplate_dir = \"%s\"\ntemplate_memory_dir = \"%s\"\n"
-	    "appliance_dir = \"%s\"\nrootfs = \"%s\"\nrootfs_cache_dir = \"%s\"\npool = %u\n"
+	    "appliance_dir = \"%s\"\nsnapshot_dir = \"%s\"\nrootfs = \"%s\"\nrootfs_cache_dir = "
+	    "\"%s\"\npool = %u\n"
 	    "pool_idle_secs = %u\n",
 	    c->log_level, c->qemu, c->vcpus, c->memory_mib, c->kernel, c->image, c->initrd,
 	    c->kernel_params, c->entropy_source, c->debug ? "true" : "false", accel_name(c->accel),
 	    link_name(c->link), c->boot_timeout_ms, c->template ? "true" : "false", c->listen,
 	    c->run_dir, c->containerd_ttrpc, c->overhead_mib, c->stop_timeout_secs,
 	    c->cgroup_parent, c->template_dir, c->template_memory_dir, c->appliance_dir,
-	    c->rootfs_block ? "block" : "9p", c->rootfs_cache_dir, c->pool, c->pool_idle_secs);
+	    c->snapshot_dir, c->rootfs_block ? "block" : "9p", c->rootfs_cache_dir, c->pool,
+	    c->pool_idle_secs);
 }
 
 /* SIGCHLD too: as subreaper we inherit the orphans of every process below us (a VMM whose

@@ -78,6 +78,7 @@ void sandbox_save(struct sandbox *sb)
 	json_object_object_add(o, "hostname", json_object_new_string(sb->hostname));
 	json_object_object_add(o, "netns", json_object_new_string(sb->netns));
 	json_object_object_add(o, "appliance", json_object_new_string(sb->appliance));
+	json_object_object_add(o, "snapshot", json_object_new_string(sb->snapshot));
 	json_object_object_add(o, "rootfs", json_object_new_string(sb->rootfs));
 	json_object_object_add(o, "cgroup_parent", json_object_new_string(sb->cg_parent));
 	json_object_object_add(o, "spec",
@@ -175,6 +176,9 @@ int sandbox_create(struct sandboxer *sbx, const char *id, const struct sb_create
 	    (c->netns && strlen(c->netns) >= sizeof(sb->netns) &&
 	     kerr_set(err, ENAMETOOLONG, "netns path of %zu bytes", strlen(c->netns))) ||
 	    (c->appliance && sandbox_appliance_check(c->appliance, err) < 0) ||
+	    (c->snapshot && strlen(c->snapshot) > ID_MAX &&
+	     kerr_set(err, EINVAL, "annotation " SNAPSHOT_ANNOTATION ": a name of %zu bytes",
+	              strlen(c->snapshot))) ||
 	    (c->rootfs && strcmp(c->rootfs, "9p") && strcmp(c->rootfs, "block") &&
 	     kerr_set(err, EINVAL, "annotation " ROOTFS_ANNOTATION "=`%.16s`: 9p or block",
 	              c->rootfs))) {
@@ -196,6 +200,7 @@ int sandbox_create(struct sandboxer *sbx, const char *id, const struct sb_create
 	snprintf(sb->hostname, sizeof(sb->hostname), "%s", c->hostname ? c->hostname : "");
 	snprintf(sb->netns, sizeof(sb->netns), "%s", c->netns ? c->netns : "");
 	snprintf(sb->appliance, sizeof(sb->appliance), "%s", c->appliance ? c->appliance : "");
+	snprintf(sb->snapshot, sizeof(sb->snapshot), "%s", c->snapshot ? c->snapshot : "");
 	snprintf(sb->rootfs, sizeof(sb->rootfs), "%s", c->rootfs ? c->rootfs : "");
 	sb->spec_json = c->spec_json ? strdup(c->spec_json) : NULL;
 	sb->created_ns = real_ns();
@@ -785,8 +790,8 @@ static void exec_proxy(struct sandbox *sb, int result_fd)
 	      sb->sbx->config_path, "--run-dir", c->run_dir, "--containerd-ttrpc",
 	      c->containerd_ttrpc, "--vcpus", vcpus, "--memory", mem, "--log-level",
 	      c->debug ? "debug" : c->log_level, "--hostname", sb->hostname, "--netns", sb->netns,
-	      "--appliance", sb->appliance, "--rootfs", sb->rootfs, "--builder-cgroup",
-	      sb->sbx->own_cgroup, "--sysctls", spec_sysctls(sb), (char *)NULL);
+	      "--appliance", sb->appliance, "--snapshot", sb->snapshot, "--rootfs", sb->rootfs,
+	      "--builder-cgroup", sb->sbx->own_cgroup, "--sysctls", spec_sysctls(sb), (char *)NULL);
 	dprintf(3, "E %d exec /proc/self/exe: %s", errno, strerror(errno));
 	_exit(127);
 }
@@ -831,7 +836,8 @@ static int start_pooled(struct sandbox *sb, struct grpc_call *call)
 	kerr_t err;
 	int rc;
 
-	if (sb->no_pool || !sb->netns[0] || sb->appliance[0] || !sb->sbx->cfg.pool)
+	if (sb->no_pool || !sb->netns[0] || sb->appliance[0] || sb->snapshot[0] ||
+	    !sb->sbx->cfg.pool)
 		return 0;
 	msg = take_message(sb);
 	rc = msg ? pool_take(&sb->sbx->pool, &shape, msg, sb->has_cgroup ? sb->cg_parent : NULL,
@@ -1156,6 +1162,7 @@ static void recover_one(struct sandboxer *sbx, const char *id)
 	snprintf(sb->hostname, sizeof(sb->hostname), "%s", jget_str(o, "hostname", ""));
 	snprintf(sb->netns, sizeof(sb->netns), "%s", jget_str(o, "netns", ""));
 	snprintf(sb->appliance, sizeof(sb->appliance), "%s", jget_str(o, "appliance", ""));
+	snprintf(sb->snapshot, sizeof(sb->snapshot), "%s", jget_str(o, "snapshot", ""));
 	snprintf(sb->rootfs, sizeof(sb->rootfs), "%s", jget_str(o, "rootfs", ""));
 	snprintf(sb->cg_parent, sizeof(sb->cg_parent), "%s",
 	         jget_str(o, "cgroup_parent", sbx->cfg.cgroup_parent));

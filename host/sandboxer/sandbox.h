@@ -42,6 +42,9 @@ struct call_set {
  * sandbox is restored from, its app already serving. */
 #define APPLIANCE_ANNOTATION "io.kuasar.appliance"
 #define APPLIANCE_NAME_MAX 64
+/* The pod annotation naming a snapshot (kuasar-ctl snapshot, in snapshot_dir) that the
+ * sandbox is restored from: its processes carry on from the snapshot's moment. */
+#define SNAPSHOT_ANNOTATION "io.kuasar.snapshot"
 /* The pod annotation choosing how its containers' root filesystems reach the VM: "9p" or
  * "block" ([sandboxer] rootfs is the default). */
 #define ROOTFS_ANNOTATION "io.kuasar.rootfs"
@@ -59,6 +62,7 @@ struct sandbox {
 	char hostname[HOSTNAME_MAX + 1];
 	char netns[256];
 	char appliance[APPLIANCE_NAME_MAX + 1]; /* io.kuasar.appliance, "" for none */
+	char snapshot[ID_MAX + 1];              /* io.kuasar.snapshot, "" for none */
 	char rootfs[8];                         /* io.kuasar.rootfs, "" for the default */
 	char cg_parent[256]; /* its cgroup is <cg_parent>/<id> (below the cgroup root) */
 	char network[512];   /* the pod network as its VM got it, or why it has none */
@@ -112,6 +116,7 @@ struct sb_create {
 	const char *spec_json;     /* the pod as an OCI spec */
 	const char *cgroup_parent; /* the pod's (kubelet's) cgroup; NULL: the configured one */
 	const char *appliance;     /* the io.kuasar.appliance annotation, NULL if none */
+	const char *snapshot;      /* the io.kuasar.snapshot annotation, NULL if none */
 	const char *rootfs;        /* the io.kuasar.rootfs annotation, NULL if none */
 };
 /* EINVAL unless name is an appliance name (not a path). */

@@ -87,3 +87,72 @@ count_at_least() { # HOST N
 	cri --timeout 5 stop "$CTR2"
 	cri rm "$CTR2"
 }
+
+@test "pod fork: a pod annotated io.kuasar.snapshot carries on from it, unique, and runs containers of its own" {
+	counter par
+	ip=$(pod_ip "$POD")
+	wait_until 60 count_at_least "$ip" 10
+	before=$(count "$ip")
+	run_t 180 0 "$CTL" snapshot "$POD" -o ps2
+	PARENT=$POD
+	# Two pods from the snapshot at once, each on its own CNI address.
+	F1=$(cri --name f1 --uid uid-f1 --hostname f1 --pod-network --annotation io.kuasar.snapshot=ps2 runp)
+	echo "$F1" >>"$D/pods"
+	F2=$(cri --name f2 --uid uid-f2 --hostname f2 --pod-network --annotation io.kuasar.snapshot=ps2 runp)
+	echo "$F2" >>"$D/pods"
+	grep -q "sandbox $F1: created (.*snapshot ps2" "$D/sandboxer.log"
+	ip1=$(pod_ip "$F1")
+	ip2=$(pod_ip "$F2")
+	[ -n "$ip1" ] && [ -n "$ip2" ] && [ "$ip1" != "$ip2" ] && [ "$ip1" != "$ip" ]
+	# Each carries on counting from the snapshot's value, and so does the parent.
+	c1=$(count "$ip1")
+	[ -n "$c1" ] && [ "$c1" -ge "$before" ]
+	wait_until 20 count_at_least "$ip1" $((c1 + 5))
+	wait_until 20 count_at_least "$ip2" $((c1 + 5))
+	wait_until 20 count_at_least "$ip" $((c1 + 5))
+	# A container of the fork pod's own: its hostname, a disk target the parent's did not
+	# have, and it reaches the inherited server on the VM's loopback.
+	CTR=$(cri --name f1 --uid uid-f1 --pod-network --container own \
+		--image kuasar.invalid/busybox:test create "$F1" -- sh -c 'echo "own on $(hostname)"; exec sleep 1000')
+	cri start "$CTR"
+	wait_log "$D/logs/own.log" "stdout F own on f1"
+	run fetch "$CTR" 127.0.0.1
+	[[ "$output" =~ [0-9]+ ]]
+	grep -q "root disk on SCSI target 1" "$D/sandboxer.log"
+	# The snapshot stays while fork pods map it; once they are gone it can go.
+	run "$CTL" snapshot rm ps2
+	[ "$status" -ne 0 ]
+	cri --timeout 5 stop "$CTR"
+	cri rm "$CTR"
+	cri_env_rmpods "$F1" "$F2"
+	"$CTL" snapshot rm ps2
+}
+
+@test "pod fork: what cannot be snapshotted or restored is refused clearly, and the pod runs on" {
+	# A container on the share (rootfs 9p) keeps it mounted: refused, the pod untouched.
+	POD=$(cri --name p9 --uid uid-p9 --pod-network --annotation io.kuasar.rootfs=9p runp)
+	echo "$POD" >>"$D/pods"
+	CTR=$(cri --name p9 --uid uid-p9 --pod-network --container p9 \
+		--image kuasar.invalid/busybox:test create "$POD" -- sh -c 'echo up; exec sleep 1000')
+	cri start "$CTR"
+	wait_log "$D/logs/p9.log" "stdout F up"
+	run "$CTL" snapshot "$POD" -o bad
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"share"* ]]
+	[ ! -e "$KUASAR_SNAPSHOT_DIR/bad" ]
+	run cri exec "$CTR" -- echo still
+	[[ "$output" == *still* ]]
+	# A pod naming a snapshot that does not exist, or a path, fails at RunPodSandbox.
+	run cri --name nx --uid uid-nx --annotation io.kuasar.snapshot=nosuch runp
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"no snapshot \`nosuch\`"* ]]
+	run cri --name tr --uid uid-tr --annotation io.kuasar.snapshot=../x runp
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"snapshot name"* ]]
+	run cri --name both --uid uid-both --annotation io.kuasar.snapshot=a \
+		--annotation io.kuasar.appliance=b runp
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"one or the other"* ]]
+	cri --timeout 5 stop "$CTR"
+	cri rm "$CTR"
+}
