@@ -322,7 +322,7 @@ $(TESTBIN)/fuzz-guest-match: $(call hg,core/match.c)
 # (before the archives: they are searched for what the objects before them need)
 $(TESTBIN)/fuzz-pod-resize: $(HOBJ)/host/sandboxer/pod_resources.o
 $(addprefix $(TESTBIN)/,fuzz-host-frames fuzz-proxy-result fuzz-config fuzz-bundle fuzz-qmp \
-	fuzz-task-gone fuzz-grpc fuzz-taskproxy fuzz-rootdisk fuzz-pod-resize): \
+	fuzz-task-gone fuzz-grpc fuzz-taskproxy fuzz-rootdisk fuzz-pod-resize fuzz-shape): \
 	$(HOST_ARCHIVES)
 
 $(TESTBIN)/fuzz-%: $(HOBJ)/tests/fuzz/fuzz-%.o

@@ -322,11 +322,57 @@ static void test_unplug(void)
 	close(tl.epfd);
 }
 
+/* ---- lent to a snapshot's child ---- */
+
+/* While a child drives QMP in place (a pod's snapshot), the loop neither reads it nor
+ * sends on it; what the child left unread is read once it is taken back. */
+static void test_lend(void)
+{
+	struct got a = { 0 }, b = { 0 };
+	struct qmp q;
+	char cmd[512], line[256];
+	long id;
+	kerr_t err;
+	int fake = fake_open(&q);
+
+	loop_init(&tl, &err);
+	tl_live = 1;
+	events_seen = 0;
+	q.on_event = on_event;
+	qmp_attach(&q, &tl, &err);
+	qmp_send(&q, "query-status", NULL, 2000, record, &a, &err);
+	ok(qmp_lend(&q, &err) < 0 && err.errnum == EBUSY, "not lent with a command in flight: %s",
+	   err.msg);
+	id = fake_next(fake, cmd, sizeof(cmd), 200);
+	snprintf(line, sizeof(line), "{\"return\": {}, \"id\": %ld}", id);
+	fake_say(fake, line);
+	run_for(30);
+	ok(a.n == 1 && a.ok && qmp_lend(&q, &err) == 0, "lent once idle");
+	ok(qmp_send(&q, "device_add", NULL, 200, record, &b, &err) < 0 && err.errnum == EBUSY &&
+	       b.n == 0,
+	   "a command meanwhile is refused: %s", err.msg);
+	fake_say(fake, "{\"event\": \"DEVICE_DELETED\", \"data\": {\"device\": \"x\"}}");
+	run_for(30);
+	ok(events_seen == 0, "nothing is read while lent");
+	ok(qmp_take_back(&q, &tl, &err) == 0, "taken back");
+	run_for(30);
+	ok(events_seen == 1, "what came meanwhile is read then");
+	ok(qmp_send(&q, "cont", NULL, 200, record, &b, &err) == 0 &&
+	       fake_next(fake, cmd, sizeof(cmd), 200) > id && strstr(cmd, "cont"),
+	   "and commands go out again");
+	close(fake);
+	run_for(20);
+	qmp_close(&q);
+	tl_live = 0;
+	close(tl.epfd);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	test_ids_classes_events();
 	test_silent_qemu();
 	test_unplug();
+	test_lend();
 	return done_testing();
 }

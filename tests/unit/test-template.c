@@ -348,6 +348,74 @@ static void test_shape(void)
 	json_object_put(o);
 }
 
+/* A disk entry for o's "disks": node, target, path. */
+static json_object *disk_json(const char *node, int target, const char *path)
+{
+	json_object *d = json_object_new_object();
+
+	json_object_object_add(d, "node", json_object_new_string(node));
+	json_object_object_add(d, "target", json_object_new_int(target));
+	json_object_object_add(d, "path", json_object_new_string(path));
+	return d;
+}
+
+/* o with one disk (node, target, path) in place of its disks: whether it reads. */
+static int reads_with_disk(json_object *o, const char *node, int target, const char *path)
+{
+	static struct vm_shape sh;
+	json_object *a = json_object_new_array();
+	kerr_t err;
+
+	json_object_array_add(a, disk_json(node, target, path));
+	json_object_object_add(o, "disks", a);
+	return vm_shape_read(o, &sh, &err) == 0;
+}
+
+/* A pod's snapshot: its containers' root disks are on the bus from the start, as the
+ * hot-plug named them; what a command line could not carry is refused. */
+static void test_shape_disks(void)
+{
+	static struct vm_shape sh, back;
+	json_object *o = json_object_new_object();
+	char line[4096];
+	kerr_t err;
+
+	vm_config_defaults(&sh.cfg);
+	sh.cfg.qemu = "qemu-system-x86_64";
+	sh.cfg.kernel = "/k/vmlinux";
+	sh.cfg.memory_mib = 128;
+	sh.cfg.vcpus = 1;
+	sh.cfg.disk_bus = 1;
+	ok(vm_shape_add_disk(&sh, "rootfs0.1", 0, "/s/disk-0.img", &err) == 0 &&
+	       vm_shape_add_disk(&sh, "rootfs2.5", 2, "/s/disk-2.img", &err) == 0,
+	   "two disks are added");
+	ok(vm_shape_add_disk(&sh, "rootfs2.6", 2, "/s/x.img", &err) < 0,
+	   "a target taken twice is refused");
+	vm_shape_write(o, &sh.cfg);
+	json_object_object_add(o, "accel", json_object_new_string("tcg"));
+	json_object_object_add(o, "link", json_object_new_string("serial"));
+	ok(vm_shape_read(o, &back, &err) == 0 && back.cfg.n_disks == 2 &&
+	       back.cfg.disks[1].target == 2 && !strcmp(back.cfg.disks[1].node, "rootfs2.5") &&
+	       !strcmp(back.cfg.disks[1].path, "/s/disk-2.img"),
+	   "they read back");
+	back.cfg.restore = 1;
+	cmdline_of(&back.cfg, line, sizeof(line));
+	ok(strstr(line, "-blockdev driver=raw,node-name=rootfs2.5,read-only=on,file.driver=file,"
+	                "file.filename=/s/disk-2.img ") &&
+	       strstr(line, "-device scsi-hd,id=rootfs2.5,drive=rootfs2.5,bus=scsi.0,scsi-id=2,"
+	                    "lun=0 "),
+	   "each is on the SCSI bus as the hot-plug put it");
+	ok(!reads_with_disk(o, "x,file=/etc/shadow", 0, "/s/d"), "a node with a comma is refused");
+	ok(!reads_with_disk(o, "r0", 0, "/s/d,file.filename=/etc/shadow"),
+	   "a path with a comma is refused");
+	ok(!reads_with_disk(o, "r0", 0, "s/d"), "a relative path is refused");
+	ok(!reads_with_disk(o, "r0", 256, "/s/d"), "a target past 255 is refused");
+	ok(!reads_with_disk(o, "0r", 0, "/s/d"), "a node not starting with a letter is refused");
+	json_object_object_add(o, "disk_bus", json_object_new_boolean(0));
+	ok(!reads_with_disk(o, "r0", 0, "/s/d"), "disks without a disk bus are refused");
+	json_object_put(o);
+}
+
 int main(void)
 {
 	char mem[96];
@@ -364,6 +432,7 @@ int main(void)
 	test_verify();
 	test_lock_and_users();
 	test_shape();
+	test_shape_disks();
 	rm_tree(dir);
 	return done_testing();
 }
