@@ -738,6 +738,8 @@ static void result_event(struct loop_watch *w, uint32_t events)
 		fmt_msg(sb->boot, sizeof(sb->boot), "pool (template %s)", r.template_key);
 	else if (!strcmp(r.boot_mode, "template"))
 		fmt_msg(sb->boot, sizeof(sb->boot), "template %s", r.template_key);
+	else if (!strcmp(r.boot_mode, "fork"))
+		fmt_msg(sb->boot, sizeof(sb->boot), "snapshot %s", sb->snapshot);
 	else
 		fmt_msg(sb->boot, sizeof(sb->boot), "cold");
 	fmt_msg(sb->network, sizeof(sb->network), "%s", r.net);

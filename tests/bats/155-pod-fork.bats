@@ -35,13 +35,14 @@ teardown() {
 }
 
 # counter NAME: a networked pod whose container counts five times a second into the page
-# busybox httpd serves on port 8080; sets POD and CTR.
+# busybox httpd serves on port 8080, and says each count on its stdout (which in a fork no
+# one reads any more: the guest drops it, the loop must not die of it); sets POD and CTR.
 counter() {
 	POD=$(cri --name "$1" --uid "uid-$1" --pod-network runp) || return 1
 	echo "$POD" >>"$D/pods"
 	CTR=$(cri --name "$1" --uid "uid-$1" --pod-network --container "$1" \
 		--image kuasar.invalid/busybox:test create "$POD" -- sh -c \
-		'mkdir -p /www; (i=0; while :; do i=$((i + 1)); echo $i >/www/n; mv /www/n /www/index.html; sleep 0.2; done) & exec httpd -f -p 8080 -h /www') ||
+		'mkdir -p /www; (i=0; while :; do i=$((i + 1)); echo $i >/www/n; mv /www/n /www/index.html; echo "tick $i"; sleep 0.2; done) & exec httpd -f -p 8080 -h /www') ||
 		return 1
 	cri start "$CTR"
 }
@@ -101,6 +102,7 @@ count_at_least() { # HOST N
 	F2=$(cri --name f2 --uid uid-f2 --hostname f2 --pod-network --annotation io.kuasar.snapshot=ps2 runp)
 	echo "$F2" >>"$D/pods"
 	grep -q "sandbox $F1: created (.*snapshot ps2" "$D/sandboxer.log"
+	grep -q "sandbox $F2: ready in [0-9]* ms (snapshot ps2;" "$D/sandboxer.log"
 	ip1=$(pod_ip "$F1")
 	ip2=$(pod_ip "$F2")
 	[ -n "$ip1" ] && [ -n "$ip2" ] && [ "$ip1" != "$ip2" ] && [ "$ip1" != "$ip" ]
