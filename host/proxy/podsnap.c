@@ -217,8 +217,13 @@ static void child_done(struct loop_watch *w, uint32_t events)
 	loop_timer_cancel(s->loop, &s->timer);
 	waitpid(s->child, NULL, WNOHANG);
 	s->child = 0;
-	if (read(s->result_fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
-		snprintf(r.msg, sizeof(r.msg), "the snapshot's process ended without a word");
+	if (read(s->result_fd, &r, sizeof(r)) != (ssize_t)sizeof(r)) {
+		if (!s->msg[0])
+			fmt_msg(s->msg, sizeof(s->msg),
+			        "the snapshot's process ended without a word");
+		fmt_msg(r.msg, sizeof(r.msg), "%s", s->msg);
+		vm_snapshot_cleanup(s->run_dir, s->vm->id);
+	}
 	close(s->result_fd);
 	s->result_fd = -1;
 	if (qmp_take_back(&s->vm->qmp, s->loop, &err) < 0)

@@ -31,6 +31,7 @@
 #include "sandbox.pb-c.h"
 #include "sandboxer/sb_cgroup.h"
 #include "vm/vm.h"
+#include "vm/vmsnap.h"
 
 #define STATE_FILE "sandbox.json"
 /* How long a process told to exit (or killed) gets before we kill it (or give up on it). */
@@ -1013,6 +1014,8 @@ static void remove_now(struct sandbox *sb)
 	}
 
 	umount_below(sb->paths.dir);
+	/* A snapshot's short-lived VMM whose proxy died midway (podsnap.h). */
+	vm_snapshot_cleanup(sb->sbx->cfg.run_dir, sb->id);
 	if (sb->cg_parent[0])
 		sb_cgroup_remove(sb->cg_parent, sb->id);
 	if (rm_tree(sb->paths.dir) < 0 && errno != ENOENT)

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,12 @@ static int check_blockers(struct vm *vm, int64_t deadline, kerr_t *err)
 	return rc;
 }
 
+/* The short-lived VMM's id, beside the VM's in the run directory. */
+static void holder_id(char *out, size_t n, const char *id)
+{
+	snprintf(out, n, "%.*s.snap", ID_MAX - 5, id);
+}
+
 /* The short-lived VMM: the VM's devices (its NICs on taps that go nowhere), its RAM in
  * mem_path (shared, filled before anything is copied), waiting paused for the state. */
 static int holder_start(struct vm *h, const struct vm *src, const struct vm_shape *sh,
@@ -257,7 +264,7 @@ static int holder_start(struct vm *h, const struct vm *src, const struct vm_shap
 	int fds[VM_MAX_NICS], rc;
 	char id[ID_MAX + 1];
 
-	snprintf(id, sizeof(id), "%.*s.snap", ID_MAX - 5, src->id);
+	holder_id(id, sizeof(id), src->id);
 	vm_init(h, id);
 	c.restore = c.hold = c.mem_shared = 1;
 	c.mem_path = mem_path;
@@ -453,6 +460,21 @@ static int is_running(struct vm *vm, int64_t deadline, kerr_t *err)
 	on = json_object_get_boolean(json_object_object_get(r, "running"));
 	json_object_put(r);
 	return on;
+}
+
+void vm_snapshot_cleanup(const char *run_dir, const char *id)
+{
+	char hid[ID_MAX + 1];
+	struct vm h;
+	pid_t pid;
+
+	holder_id(hid, sizeof(hid), id);
+	pid = vm_find_vmm(run_dir, hid);
+	if (pid > 0)
+		kill(pid, SIGKILL); /* an orphan: whoever reaps orphans reaps it */
+	vm_init(&h, hid);
+	if (vm_paths_init(&h.paths, run_dir, hid, NULL) == 0 && access(h.paths.dir, F_OK) == 0)
+		vm_remove_dir(&h);
 }
 
 int vm_snapshot(struct vm *vm, const struct vm_shape *sh, const struct vm_snap_env *env,

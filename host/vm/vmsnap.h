@@ -65,6 +65,10 @@ struct vm_snap_env {
 int vm_snapshot(struct vm *vm, const struct vm_shape *sh, const struct vm_snap_env *env,
                 const char *mem_path, const char *state_path, struct vm_snap_times *t, kerr_t *err);
 
+/* What a snapshotter killed midway leaves: its short-lived VMM (killed) and that VMM's
+ * directory in run_dir, for the VM id. */
+void vm_snapshot_cleanup(const char *run_dir, const char *id);
+
 /* ---- the store (snapstore.c) ----
  * A snapshot lives in <dir>/<name>/ (meta.json, state, its root disks as disk-<target>.img)
  * with its memory in <mem_dir>/<name>.mem; <dir>/<name>.lock serialises taking, forking

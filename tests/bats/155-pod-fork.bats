@@ -47,6 +47,11 @@ counter() {
 	cri start "$CTR"
 }
 
+# A snapshot's short-lived VMM's directory (<id, cut>.snap) is in the run directory.
+holder_runs() {
+	compgen -G "$D/run/*.snap" >/dev/null
+}
+
 count() { # HOST: the counter's value there
 	get "$1" 8080 | tail -1 | tr -dc 0-9
 }
@@ -157,4 +162,36 @@ count_at_least() { # HOST N
 	[[ "$output" == *"one or the other"* ]]
 	cri --timeout 5 stop "$CTR"
 	cri rm "$CTR"
+}
+
+@test "pod fork: a pod stopped or its proxy killed during a snapshot leaves no snapshot, VMM or directory behind" {
+	counter gone
+	ip=$(pod_ip "$POD")
+	wait_until 60 count_at_least "$ip" 5
+	# The pod stops while its snapshot is being taken: the snapshot fails, clearly.
+	"$CTL" snapshot "$POD" -o half >"$D/snap.out" 2>&1 &
+	snap=$!
+	wait_until 20 holder_runs
+	cri stopp "$POD"
+	run wait "$snap"
+	[ "$status" -ne 0 ]
+	[ ! -e "$KUASAR_SNAPSHOT_DIR/half" ]
+	cri rmp "$POD"
+	! holder_runs
+	# Its proxy killed midway: the daemon's removal of the pod takes the snapshot's VMM.
+	counter gone2
+	ip=$(pod_ip "$POD")
+	wait_until 60 count_at_least "$ip" 5
+	"$CTL" snapshot "$POD" -o half2 >"$D/snap.out" 2>&1 &
+	snap=$!
+	wait_until 20 holder_runs
+	kill -9 "$(pgrep -o -f -- "proxy --id $POD")"
+	run wait "$snap"
+	[ "$status" -ne 0 ]
+	# (containerd wants the container that lost its task proxy stopped first)
+	cri --timeout 5 stop "$CTR" || true
+	cri stopp "$POD" || true
+	wait_until 20 cri rmp "$POD"
+	! holder_runs
+	[ ! -e "$KUASAR_SNAPSHOT_DIR/half2" ]
 }
