@@ -124,7 +124,7 @@ static int pod_snapshot(const char *id, const struct template *t, struct vm_shap
 	if (fmt_path(sock, sizeof(sock), "%s/%s/task.sock", ctl_run_dir(), id) < 0)
 		return kerr_set(err, ENAMETOOLONG, "task socket path too long");
 	if ((fd = unix_connect(sock, err)) < 0)
-		return kerr_wrap(err, "pod `%s`", id);
+		return kerr_wrap(err, "pod `%s`: its task proxy", id);
 	ttrpc_client_init(&c, fd);
 	req.mem_path = (char *)t->mem;
 	req.state_path = (char *)t->state;
