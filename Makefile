@@ -103,7 +103,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(TESTBIN)/%,$(wildcard tests/unit/test-
 
 .PHONY: all help deps guest host kernel image test test-unit test-bats check check-layers demo bench bench-boot \
 	fuzz fuzz-build fuzz-regress fuzz-targets stress \
-	bench-container bench-pod bench-pool bench-fork bench-density bench-net bench-startup bench-appliance demo-cri install critest \
+	bench-container bench-pod bench-pool bench-fork bench-pod-fork bench-density bench-net bench-startup bench-appliance demo-cri install critest \
 	check-size check-kernel-config clean distclean format
 .DEFAULT_GOAL := all
 # Generated sources are kept, not deleted as intermediates.
@@ -439,6 +439,9 @@ bench-pod: all $(BIN)/vmlinux.bin ## pod start via containerd's CRI: kuasar vs r
 bench-fork: all $(BIN)/vmlinux.bin ## fork of a running appliance: snapshot pause, 1 and 10 forks to their first answer vs restore vs cold; USS per fork
 	$(Q)tools/bench-appliance.sh fork
 
+bench-pod-fork: all $(BIN)/vmlinux.bin ## fork of a running pod via containerd: snapshot pause; pods from its snapshot vs from the template, to the first answer; USS
+	$(Q)tools/bench-pod-fork.sh
+
 bench-pool: all $(BIN)/vmlinux.bin ## pod start with the warm pool on vs off vs runc (CNI); a burst of 10; USS per pooled VM
 	$(Q)tools/bench-pool.sh
 
@@ -465,7 +468,7 @@ bench-appliance: all $(BIN)/vmlinux.bin ## appliances: restore vs cold boot to t
 critest: all $(BIN)/vmlinux.bin ## the CRI validation suite, runc vs kuasar (CRITOOLS_SRC=cri-tools tree; not in CI)
 	$(Q)tools/critest.sh
 
-bench: bench-startup bench-boot bench-container bench-pod bench-pool bench-density bench-net bench-appliance bench-fork ## every benchmark (ratios against a baseline in the same run)
+bench: bench-startup bench-boot bench-container bench-pod bench-pool bench-density bench-net bench-appliance bench-fork bench-pod-fork ## every benchmark (ratios against a baseline in the same run)
 
 format: ## clang-format every C source
 	$(Q)clang-format -i $$(git ls-files --cached --others --exclude-standard '*.c' '*.h')
