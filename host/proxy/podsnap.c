@@ -19,7 +19,6 @@
 #include "net/podnet.h"
 #include "proxy/rootdisk.h"
 #include "proxy/rootimg.h"
-#include "rpc/agent.h"
 #include "rpc/ttrpc_client.h"
 #include "sandbox.pb-c.h"
 
@@ -79,9 +78,7 @@ static void finish(struct podsnap *s, int code, const char *fmt, ...)
 		va_end(ap);
 	}
 	loop_timer_cancel(s->loop, &s->timer);
-	if (s->gid)
-		glink_close(s->link, s->gid);
-	s->gid = 0;
+	gcall_cancel(&s->gc);
 	s->busy = 0;
 	if (s->code) {
 		log_warn("snapshot: %s", s->msg);
@@ -95,18 +92,16 @@ static void finish(struct podsnap *s, int code, const char *fmt, ...)
 
 static void step(struct podsnap *s, int next);
 
-static void on_guest(void *owner, uintptr_t tag, const struct ttrpc_header *h, const uint8_t *data);
+static void on_guest(struct gcall *c, int code, const char *msg, const uint8_t *payload, size_t n);
 
 /* One request to the guest's sandbox service; its answer comes to on_guest. */
 static void guest_call(struct podsnap *s, const char *method, const uint8_t *buf, size_t n)
 {
-	s->gid = glink_open(s->link, on_guest, s, 0);
-	if (!s->gid ||
-	    glink_request(s->link, s->gid, 0, AGENT_SANDBOX_SERVICE, method, buf, n) < 0) {
-		finish(s, RPC_UNAVAILABLE, "the sandbox's guest link is down");
-		return;
-	}
-	loop_timer_arm(s->loop, &s->timer, GUEST_STEP_MS);
+	s->gc.loop = s->loop;
+	s->gc.link = s->link;
+	s->gc.timeout_ms = GUEST_STEP_MS;
+	s->gc.done = on_guest;
+	gcall_start(&s->gc, method, buf, n);
 }
 
 static void share_call(struct podsnap *s, int unmount)
@@ -148,35 +143,23 @@ static void clock_answer(struct podsnap *s, const uint8_t *payload, size_t n)
 	step(s, llabs(off) <= rtt / 2 + CLOCK_TOLERANCE_NS ? 0 : STEP_CLOCK_SET);
 }
 
-static void on_guest(void *owner, uintptr_t tag, const struct ttrpc_header *h, const uint8_t *data)
+static void on_guest(struct gcall *c, int code, const char *msg, const uint8_t *payload, size_t n)
 {
-	struct podsnap *s = owner;
-	struct ttrpc_status st = { 0 };
-	uint8_t *payload = NULL;
-	size_t n = 0;
+	struct podsnap *s = container_of(c, struct podsnap, gc);
 
-	(void)tag;
-	if (h->type != TTRPC_RESPONSE)
-		return;
-	s->gid = 0; /* the response closed the route */
-	loop_timer_cancel(s->loop, &s->timer);
-	if (ttrpc_decode_response(data ? data : (const uint8_t *)"", h->length, &st, &payload, &n) <
-	    0)
-		finish(s, RPC_INTERNAL, "the guest's answer is malformed");
-	else if (st.code && s->step == STEP_UNMOUNT)
-		finish(s, RPC_FAILED_PRECONDITION, "the guest keeps its share mounted: %s",
-		       st.message);
-	else if (st.code && s->step == STEP_MOUNT)
-		finish(s, RPC_INTERNAL, "the share could not be mounted again: %s", st.message);
-	else if (st.code)
-		finish(s, RPC_INTERNAL, "the guest's clock after the pause: %s", st.message);
+	if (code && s->step == STEP_UNMOUNT)
+		finish(s, code == RPC_FAILED_PRECONDITION ? code : RPC_UNAVAILABLE,
+		       "the guest keeps its share mounted: %s", msg);
+	else if (code && s->step == STEP_MOUNT)
+		finish(s, RPC_INTERNAL, "the share could not be mounted again: %s", msg);
+	else if (code)
+		finish(s, RPC_INTERNAL, "the guest's clock after the pause: %s", msg);
 	else if (s->step == STEP_CLOCK)
 		clock_answer(s, payload, n);
 	else
 		step(s, s->step == STEP_UNMOUNT ? STEP_CHILD
 		        : s->step == STEP_MOUNT ? STEP_CLOCK
 		                                : 0);
-	free(payload);
 }
 
 /* ---- the child that snapshots ---- */
@@ -303,13 +286,11 @@ static void on_timeout(struct loop_timer *t)
 {
 	struct podsnap *s = container_of(t, struct podsnap, timer);
 
-	if (s->step == STEP_CHILD && s->child > 0) {
-		snprintf(s->msg, sizeof(s->msg), "the snapshot took more than %d s",
-		         CHILD_MS / 1000);
+	if (s->child > 0) {
+		fmt_msg(s->msg, sizeof(s->msg), "the snapshot took more than %d s",
+		        CHILD_MS / 1000);
 		kill(s->child, SIGKILL); /* its exit, on the pidfd, goes on */
-		return;
 	}
-	finish(s, RPC_DEADLINE_EXCEEDED, "the guest did not answer in %d ms", GUEST_STEP_MS);
 }
 
 /* ---- the call ---- */

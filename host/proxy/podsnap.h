@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "base/loop.h"
+#include "proxy/gcall.h"
 #include "proxy/glink.h"
 #include "proxy/taskproxy.h"
 #include "vm/vmsnap.h"
@@ -30,8 +31,8 @@ struct podsnap {
 	int busy;
 	struct tp_call call;
 	int step;
-	uint32_t gid;
-	struct loop_timer timer;
+	struct gcall gc;           /* the guest's steps */
+	struct loop_timer timer;   /* the child's bound */
 	struct loop_watch child_w; /* the child's pidfd */
 	pid_t child;
 	int result_fd;

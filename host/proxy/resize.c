@@ -30,10 +30,7 @@ static void finish(struct resize *r, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	loop_timer_cancel(r->loop, &r->timer);
-	if (r->gid)
-		glink_close(r->link, r->gid);
-	r->gid = 0;
+	gcall_cancel(&r->gc);
 	r->busy = 0;
 	if (code)
 		log_warn("resize: %s", msg);
@@ -48,29 +45,16 @@ static uint64_t guest_memory_max(const struct resize *r)
 	return (uint64_t)(r->mib > GUEST_RESERVE_MIB ? r->mib - GUEST_RESERVE_MIB : 1) << 20;
 }
 
-static void on_guest(void *owner, uintptr_t tag, const struct ttrpc_header *h, const uint8_t *data)
+static void on_guest(struct gcall *c, int code, const char *msg, const uint8_t *payload, size_t n)
 {
-	struct resize *r = owner;
-	struct ttrpc_status st = { 0 };
-	uint8_t *payload = NULL;
-	size_t n = 0;
+	struct resize *r = container_of(c, struct resize, gc);
 
-	(void)tag;
-	if (h->type != TTRPC_RESPONSE)
-		return;
-	r->gid = 0; /* the response closed the route */
-	if (ttrpc_decode_response(data ? data : (const uint8_t *)"", h->length, &st, &payload, &n) <
-	    0) {
-		finish(r, RPC_INTERNAL, "the guest's SetPodResources answer is malformed");
-		return;
-	}
-	free(payload);
-	if (st.code) {
-		finish(r, st.code, "the guest refused the pod's limits: %s", st.message);
-		return;
-	}
-	loop_timer_cancel(r->loop, &r->timer);
-	next_step(r);
+	(void)payload;
+	(void)n;
+	if (code)
+		finish(r, code, "the guest refused the pod's limits: %s", msg);
+	else
+		next_step(r);
 }
 
 static void guest_limits(struct resize *r)
@@ -78,19 +62,16 @@ static void guest_limits(struct resize *r)
 	Kuasar__Sandbox__V1__SetPodResourcesRequest req =
 	    KUASAR__SANDBOX__V1__SET_POD_RESOURCES_REQUEST__INIT;
 	uint8_t buf[64];
-	size_t n;
 
 	req.cpu_quota = r->quota;
 	req.cpu_period = r->period;
 	req.memory_max = guest_memory_max(r);
-	n = kuasar__sandbox__v1__set_pod_resources_request__pack(&req, buf);
-	r->gid = glink_open(r->link, on_guest, r, 0);
-	if (!r->gid || glink_request(r->link, r->gid, 0, "kuasar.sandbox.v1.Sandbox",
-	                             "SetPodResources", buf, n) < 0) {
-		finish(r, RPC_UNAVAILABLE, "the sandbox's guest link is down");
-		return;
-	}
-	loop_timer_arm(r->loop, &r->timer, RESIZE_STEP_MS);
+	r->gc.loop = r->loop;
+	r->gc.link = r->link;
+	r->gc.timeout_ms = RESIZE_STEP_MS;
+	r->gc.done = on_guest;
+	gcall_start(&r->gc, "SetPodResources", buf,
+	            kuasar__sandbox__v1__set_pod_resources_request__pack(&req, buf));
 }
 
 static void on_balloon(void *arg, struct qmp_reply *q)
@@ -139,14 +120,6 @@ static void next_step(struct resize *r)
 	}
 }
 
-static void on_timeout(struct loop_timer *t)
-{
-	struct resize *r = container_of(t, struct resize, timer);
-
-	finish(r, RPC_DEADLINE_EXCEEDED, "the guest did not set the pod's limits in %d ms",
-	       RESIZE_STEP_MS);
-}
-
 static int check(const struct resize *r, const Kuasar__Proxy__V1__ResizeRequest *req, char *why,
                  size_t n)
 {
@@ -176,7 +149,6 @@ static void start(struct resize *r, const struct tp_call *call,
 	r->quota = req->cpu_quota;
 	r->period = req->cpu_period ? req->cpu_period : 100000;
 	r->mib = req->memory_mib;
-	r->timer.fn = on_timeout;
 	if (r->mib && r->mib > *r->vm_mib)
 		r->step = STEP_BALLOON | STEP_GUEST << 8;
 	else if (r->mib && r->mib < *r->vm_mib)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "base/loop.h"
+#include "proxy/gcall.h"
 #include "proxy/glink.h"
 #include "proxy/taskproxy.h"
 #include "vm/qmp.h"
@@ -28,8 +29,7 @@ struct resize {
 	uint64_t period;
 	unsigned mib;
 	int step;
-	uint32_t gid;
-	struct loop_timer timer;
+	struct gcall gc; /* the guest's step */
 };
 
 /* tp's PROXY_SERVICE method Resize (arg: the resize). */

@@ -164,29 +164,29 @@ count_at_least() { # HOST N
 	cri rm "$CTR"
 }
 
-@test "pod fork: a pod stopped or its proxy killed during a snapshot leaves no snapshot, VMM or directory behind" {
-	counter gone
-	ip=$(pod_ip "$POD")
-	wait_until 60 count_at_least "$ip" 5
-	# The pod stops while its snapshot is being taken: the snapshot fails, clearly.
-	"$CTL" snapshot "$POD" -o half >"$D/snap.out" 2>&1 &
-	snap=$!
+# midway NAME SNAPSHOT: a counter pod NAME whose snapshot SNAPSHOT is under way (its
+# short-lived VMM runs) in the background, as job $SNAP.
+midway() {
+	counter "$1"
+	wait_until 60 count_at_least "$(pod_ip "$POD")" 5
+	"$CTL" snapshot "$POD" -o "$2" >"$D/snap.out" 2>&1 &
+	SNAP=$!
 	wait_until 20 holder_runs
+}
+
+@test "pod fork: a pod stopped or its proxy killed during a snapshot leaves no snapshot, VMM or directory behind" {
+	# The pod stops while its snapshot is being taken: the snapshot fails, clearly.
+	midway gone half
 	cri stopp "$POD"
-	run wait "$snap"
+	run wait "$SNAP"
 	[ "$status" -ne 0 ]
 	[ ! -e "$KUASAR_SNAPSHOT_DIR/half" ]
 	cri rmp "$POD"
 	! holder_runs
 	# Its proxy killed midway: the daemon's removal of the pod takes the snapshot's VMM.
-	counter gone2
-	ip=$(pod_ip "$POD")
-	wait_until 60 count_at_least "$ip" 5
-	"$CTL" snapshot "$POD" -o half2 >"$D/snap.out" 2>&1 &
-	snap=$!
-	wait_until 20 holder_runs
+	midway gone2 half2
 	kill -9 "$(pgrep -o -f -- "proxy --id $POD")"
-	run wait "$snap"
+	run wait "$SNAP"
 	[ "$status" -ne 0 ]
 	# (containerd wants the container that lost its task proxy stopped first)
 	cri --timeout 5 stop "$CTR" || true
