@@ -126,13 +126,22 @@ count_at_least() { # HOST N
 	run fetch "$CTR" 127.0.0.1
 	[[ "$output" =~ [0-9]+ ]]
 	grep -q "root disk on SCSI target 1" "$D/sandboxer.log"
+	# A fork pod is snapshotted in turn, with both disks, and a pod carries on from that.
+	run_t 180 0 "$CTL" snapshot "$F1" -o ps3
+	ls "$KUASAR_SNAPSHOT_DIR/ps3/disk-0.img" "$KUASAR_SNAPSHOT_DIR/ps3/disk-1.img"
+	F3=$(cri --name f3 --uid uid-f3 --pod-network --annotation io.kuasar.snapshot=ps3 runp)
+	echo "$F3" >>"$D/pods"
+	c3=$(count "$(pod_ip "$F3")")
+	[ -n "$c3" ] && [ "$c3" -ge "$c1" ]
+	wait_until 20 count_at_least "$(pod_ip "$F3")" $((c3 + 5))
 	# The snapshot stays while fork pods map it; once they are gone it can go.
 	run "$CTL" snapshot rm ps2
 	[ "$status" -ne 0 ]
 	cri --timeout 5 stop "$CTR"
 	cri rm "$CTR"
-	cri_env_rmpods "$F1" "$F2"
+	cri_env_rmpods "$F1" "$F2" "$F3"
 	"$CTL" snapshot rm ps2
+	"$CTL" snapshot rm ps3
 }
 
 @test "pod fork: what cannot be snapshotted or restored is refused clearly, and the pod runs on" {
