@@ -312,8 +312,12 @@ static int shape_disks(struct podsnap *s, kerr_t *err)
 
 static int check_path(const char *what, const char *p, kerr_t *err)
 {
-	if (p[0] != '/' || strstr(p, "/../") || strlen(p) >= KPATH_SIZE)
-		return kerr_set(err, EINVAL, "%s `%.64s` is not an absolute path", what, p);
+	size_t n = strlen(p);
+
+	if (p[0] != '/' || strstr(p, "/../") || (n >= 3 && !strcmp(p + n - 3, "/..")) ||
+	    n >= KPATH_SIZE)
+		return kerr_set(err, EINVAL, "%s `%.64s` is not an absolute path without `..`",
+		                what, p);
 	return 0;
 }
 
