@@ -9,6 +9,8 @@
 
 void gcall_cancel(struct gcall *c)
 {
+	if (!c->loop) /* never started */
+		return;
 	loop_timer_cancel(c->loop, &c->timer);
 	if (c->gid)
 		glink_close(c->link, c->gid);

@@ -97,10 +97,6 @@ static void on_guest(struct gcall *c, int code, const char *msg, const uint8_t *
 /* One request to the guest's sandbox service; its answer comes to on_guest. */
 static void guest_call(struct podsnap *s, const char *method, const uint8_t *buf, size_t n)
 {
-	s->gc.loop = s->loop;
-	s->gc.link = s->link;
-	s->gc.timeout_ms = GUEST_STEP_MS;
-	s->gc.done = on_guest;
 	gcall_start(&s->gc, method, buf, n);
 }
 
@@ -371,6 +367,10 @@ void podsnap_on_call(struct taskproxy *tp, const struct tp_call *call, const uin
 	}
 	s->busy = 1;
 	s->call = *call;
+	s->gc = (struct gcall){ .loop = s->loop,
+		                .link = s->link,
+		                .done = on_guest,
+		                .timeout_ms = s->guest_ms > 0 ? s->guest_ms : GUEST_STEP_MS };
 	s->code = 0;
 	s->msg[0] = '\0';
 	memset(&s->times, 0, sizeof(s->times));

@@ -27,6 +27,7 @@ struct podsnap {
 	struct vm *vm;
 	const char *run_dir;
 	const char *cgroup; /* where the child goes (the daemon's builds'), "" : stay */
+	int guest_ms;       /* each guest step's bound; 0: 10 s */
 	/* The call in flight. */
 	int busy;
 	struct tp_call call;

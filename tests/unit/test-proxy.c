@@ -18,14 +18,17 @@
 #include "base/loop.h"
 #include "base/util.h"
 #include "events.pb-c.h"
+#include "host/proxy.pb-c.h"
 #include "proxy/bundle.h"
 #include "proxy/callbound.h"
 #include "proxy/event_filter.h"
 #include "proxy/events_fwd.h"
 #include "proxy/glink.h"
+#include "proxy/podsnap.h"
 #include "proxy/pooled.h"
 #include "proxy/taskproxy.h"
 #include "rpc/ttrpc_client.h"
+#include "sandbox.pb-c.h"
 #include "tap.h"
 #include "ttrpc.pb-c.h"
 
@@ -696,6 +699,174 @@ static void test_pool_swap(void)
 	ok(pool_take_parse("[1]", 3, &t, &err) < 0 && err.errnum == EINVAL, "not an object");
 }
 
+/* ---- a pod's snapshot, the guest played ---- */
+
+static void own_call(struct taskproxy *tp, const struct tp_call *call, const char *method,
+                     const uint8_t *payload, size_t len, void *arg)
+{
+	podsnap_on_call(tp, call, payload, len, arg);
+}
+
+/* The next request the guest is sent within ~1 s: its stream (0: none), method and, for a
+ * MountShare, whether it unmounts. */
+static uint32_t guest_call(int guest, char *method, size_t n, int *unmount)
+{
+	struct ttrpc_reader rd = { 0 };
+	struct ttrpc_header h = { 0 };
+	const uint8_t *d;
+	uint32_t gid = 0;
+
+	method[0] = '\0';
+	for (int i = 0; i < 200 && !gid; i++) {
+		run_for(&tl, 5);
+		ttrpc_reader_fill(&rd, guest);
+		if (ttrpc_reader_next(&rd, &h, &d) == TTRPC_FRAME && h.type == TTRPC_REQUEST) {
+			Ttrpc__Request *q = ttrpc__request__unpack(NULL, h.length, d);
+			Kuasar__Sandbox__V1__MountShareRequest *m =
+			    q ? kuasar__sandbox__v1__mount_share_request__unpack(
+			            NULL, q->payload.len, q->payload.data)
+			      : NULL;
+
+			gid = h.stream;
+			snprintf(method, n, "%s", q ? q->method : "?");
+			*unmount = m && m->unmount;
+			if (m)
+				kuasar__sandbox__v1__mount_share_request__free_unpacked(m, NULL);
+			if (q)
+				ttrpc__request__free_unpacked(q, NULL);
+		}
+	}
+	ttrpc_reader_free(&rd);
+	return gid;
+}
+
+static void guest_ok(int guest, uint32_t gid)
+{
+	Ttrpc__Response resp = TTRPC__RESPONSE__INIT;
+	uint8_t buf[16];
+
+	send_frame(guest, gid, TTRPC_RESPONSE, buf, (uint32_t)ttrpc__response__pack(&resp, buf));
+}
+
+static void snapshot_ask(struct rig *r, uint32_t sid, const char *dir)
+{
+	Kuasar__Proxy__V1__SnapshotRequest req = KUASAR__PROXY__V1__SNAPSHOT_REQUEST__INIT;
+	char mem[160], state[160];
+	uint8_t buf[512], *frame = NULL;
+	size_t flen;
+
+	snprintf(mem, sizeof(mem), "%s/s.mem", dir);
+	snprintf(state, sizeof(state), "%s/state", dir);
+	req.mem_path = mem;
+	req.state_path = state;
+	req.disk_dir = (char *)dir;
+	ttrpc_encode_request(sid, PROXY_SERVICE, "Snapshot", buf,
+	                     kuasar__proxy__v1__snapshot_request__pack(&req, buf), &frame, &flen);
+	write_all(r->client, frame, flen);
+	free(frame);
+}
+
+/* The client's answer to stream sid within ms: its code (-1: none) and message. */
+static int snapshot_answer(struct rig *r, uint32_t sid, int ms, char *msg, size_t n)
+{
+	Ttrpc__Response *got = NULL;
+	uint32_t s = 0;
+	int code = -1;
+
+	msg[0] = '\0';
+	if (client_response(r->client, ms, &s, &got) == 0 && s == sid) {
+		code = got->status ? got->status->code : 0;
+		snprintf(msg, n, "%s", got->status ? got->status->message : "");
+	}
+	if (got)
+		ttrpc__response__free_unpacked(got, NULL);
+	return code;
+}
+
+/* A task proxy whose own calls go to a podsnap of a VM that is only its vm.json (no VMM,
+ * no QMP): what the guest answers at each step, it cannot turn into more than a clear error,
+ * and the share it let go is asked back. */
+static int snap_rig(struct rig *r, struct podsnap *s, struct vm *vm)
+{
+	static const char vmjson[] = "{\"qemu\":\"q\",\"kernel\":\"/k\",\"memory_mib\":64,"
+	                             "\"vcpus\":1,\"nics\":0,\"accel\":\"tcg\",\"link\":"
+	                             "\"serial\",\"mem_path\":\"/dev/shm/none.mem\"}";
+	int sv[2];
+	kerr_t err;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->dir, sizeof(r->dir), "/tmp/kuasar-ps.XXXXXX");
+	mkdtemp(r->dir);
+	snprintf(r->sock, sizeof(r->sock), "%s/task.sock", r->dir);
+	snprintf(r->shared, sizeof(r->shared), "%s/shared", r->dir);
+	mkdir(r->shared, 0755);
+	vm_init(vm, "pod");
+	snprintf(vm->paths.state, sizeof(vm->paths.state), "%s/vm.json", r->dir);
+	if (write_file_atomic(vm->paths.state, vmjson, sizeof(vmjson) - 1, &err) < 0)
+		return -1;
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	r->guest = sv[1];
+	fcntl(r->guest, F_SETFL, O_NONBLOCK);
+	if (loop_init(&tl, &err) < 0 || glink_start(&r->link, &tl, sv[0], &err) < 0 ||
+	    taskproxy_start(&r->tp, &tl, &r->link, r->sock, r->shared, &err) < 0)
+		return -1;
+	*s = (struct podsnap){ .loop = &tl,
+		               .tp = &r->tp,
+		               .link = &r->link,
+		               .vm = vm,
+		               .run_dir = r->dir,
+		               .cgroup = "",
+		               .guest_ms = 200,
+		               .result_fd = -1 };
+	r->tp.on_own = own_call;
+	r->tp.own_arg = s;
+	r->client = unix_connect(r->sock, &err);
+	return r->client < 0 ? -1 : 0;
+}
+
+static void test_snapshot_guest(void)
+{
+	static struct podsnap s;
+	static struct vm vm;
+	struct rig r;
+	char m[64], msg[512];
+	uint32_t gid;
+	int un = 0, code;
+
+	ok(snap_rig(&r, &s, &vm) == 0, "a task proxy with a pod snapshotter");
+	snapshot_ask(&r, 1, "relative/dir");
+	ok(snapshot_answer(&r, 1, 500, msg, sizeof(msg)) == RPC_INVALID_ARGUMENT &&
+	       !guest_call(r.guest, m, sizeof(m), &un),
+	   "a relative path is refused before the guest is asked: %s", msg);
+	snapshot_ask(&r, 3, r.dir);
+	gid = guest_call(r.guest, m, sizeof(m), &un);
+	ok(gid && !strcmp(m, "MountShare") && un, "the guest is asked to let its share go");
+	send_frame(r.guest, gid, TTRPC_RESPONSE, (const uint8_t *)"\xff\xff", 2);
+	code = snapshot_answer(&r, 3, 500, msg, sizeof(msg));
+	ok(code == RPC_UNAVAILABLE && strstr(msg, "malformed") && !vm.qmp.lent,
+	   "a malformed answer ends the call, nothing lent: %s", msg);
+	snapshot_ask(&r, 5, r.dir);
+	gid = guest_call(r.guest, m, sizeof(m), &un);
+	code = snapshot_answer(&r, 5, 1000, msg, sizeof(msg));
+	ok(gid && code == RPC_UNAVAILABLE && strstr(msg, "did not answer MountShare in 200 ms"),
+	   "a guest that says nothing is given its step's bound: %s", msg);
+	snapshot_ask(&r, 7, r.dir);
+	gid = guest_call(r.guest, m, sizeof(m), &un);
+	guest_ok(r.guest, gid);
+	gid = guest_call(r.guest, m, sizeof(m), &un);
+	ok(gid && !strcmp(m, "MountShare") && !un,
+	   "the snapshot could not start (no QMP): the share is asked back all the same");
+	guest_ok(r.guest, gid);
+	gid = guest_call(r.guest, m, sizeof(m), &un);
+	ok(gid && !strcmp(m, "SyncClock"), "then the clock");
+	send_frame(r.guest, gid, TTRPC_RESPONSE, (const uint8_t *)"\x0a\x01", 2);
+	code = snapshot_answer(&r, 7, 1000, msg, sizeof(msg));
+	ok(code == RPC_UNAVAILABLE && strstr(msg, "QMP"),
+	   "and the call says why the snapshot failed, not what the guest said after: %s", msg);
+	unlink(vm.paths.state);
+	rig_down(&r);
+}
+
 int main(void)
 {
 	test_loop_batch();
@@ -707,5 +878,6 @@ int main(void)
 	test_event_flood();
 	test_pool_swap();
 	test_bundle_hostile();
+	test_snapshot_guest();
 	return done_testing();
 }
