@@ -19,6 +19,7 @@
 #include "net/podnet.h"
 #include "proxy/rootdisk.h"
 #include "proxy/rootimg.h"
+#include "rpc/agent.h"
 #include "rpc/ttrpc_client.h"
 #include "sandbox.pb-c.h"
 
@@ -126,17 +127,18 @@ static void clock_answer(struct podsnap *s, const uint8_t *payload, size_t n)
 {
 	Kuasar__Sandbox__V1__SyncClockResponse *r =
 	    kuasar__sandbox__v1__sync_clock_response__unpack(NULL, n, payload);
-	int64_t t3 = real_ns(), rtt, off;
+	int64_t t[4] = { s->clock_t0, 0, 0, real_ns() }, rtt;
+	int settled;
 
 	if (!r) {
 		finish(s, RPC_INTERNAL, "the guest's SyncClock answer is malformed");
 		return;
 	}
-	rtt = (t3 - s->clock_t0) - (r->guest_send_ns - r->guest_recv_ns);
-	off = ((s->clock_t0 - r->guest_recv_ns) + (t3 - r->guest_send_ns)) / 2;
+	t[1] = r->guest_recv_ns;
+	t[2] = r->guest_send_ns;
 	kuasar__sandbox__v1__sync_clock_response__free_unpacked(r, NULL);
-	s->clock_off = off;
-	step(s, llabs(off) <= rtt / 2 + CLOCK_TOLERANCE_NS ? 0 : STEP_CLOCK_SET);
+	settled = clock_round_estimate(t, CLOCK_TOLERANCE_NS, &s->clock_off, &rtt);
+	step(s, settled ? 0 : STEP_CLOCK_SET);
 }
 
 static void on_guest(struct gcall *c, int code, const char *msg, const uint8_t *payload, size_t n)

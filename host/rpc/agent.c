@@ -44,6 +44,13 @@ static int clock_round(struct ttrpc_client *c, int64_t offset, int apply, int64_
 	return 0;
 }
 
+int clock_round_estimate(const int64_t t[4], int64_t tolerance_ns, int64_t *off, int64_t *rtt)
+{
+	*rtt = (t[3] - t[0]) - (t[2] - t[1]);
+	*off = ((t[0] - t[1]) + (t[3] - t[2])) / 2;
+	return llabs(*off) <= *rtt / 2 + tolerance_ns;
+}
+
 int agent_measure_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t deadline_ns,
                         kerr_t *err)
 {
@@ -54,9 +61,7 @@ int agent_measure_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t 
 
 		if (clock_round(c, 0, 0, t, deadline_ns, err) < 0)
 			return kerr_wrap(err, "clock sync round %d", i + 1);
-		rtt = (t[3] - t[0]) - (t[2] - t[1]);
-		/* offset = host - guest, averaged over both directions */
-		off = ((t[0] - t[1]) + (t[3] - t[2])) / 2;
+		clock_round_estimate(t, 0, &off, &rtt);
 		if (rtt < best_rtt) {
 			best_rtt = rtt;
 			best_off = off;
@@ -84,14 +89,13 @@ int agent_check_clock(struct ttrpc_client *c, int64_t tolerance_ns, struct clock
                       int64_t deadline_ns, kerr_t *err)
 {
 	int64_t t[4], off, rtt;
+	int settled;
 
 	if (clock_round(c, 0, 0, t, deadline_ns, err) < 0)
 		return kerr_wrap(err, "clock check");
-	rtt = (t[3] - t[0]) - (t[2] - t[1]);
-	off = ((t[0] - t[1]) + (t[3] - t[2])) / 2;
+	settled = clock_round_estimate(t, tolerance_ns, &off, &rtt);
 	*out = (struct clock_sync){ .offset_ns = off, .rtt_ns = rtt, .rounds = 1 };
-	/* Within what one round can tell, plus the tolerance: left as it is. */
-	if (llabs(off) <= rtt / 2 + tolerance_ns)
+	if (settled)
 		return 0;
 	return agent_sync_clock(c, out, deadline_ns, err) < 0 ? -1 : 1;
 }

@@ -19,6 +19,10 @@ struct clock_sync {
 	int64_t rtt_ns;    /* of the best round */
 	int rounds;
 };
+/* One round's four times (host send, guest receive, guest send, host receive: t) as the
+ * offset (host minus guest, averaged over both directions) and the round trip; 1 when the
+ * offset is within what the round can tell plus tolerance_ns (a clock left as it is). */
+int clock_round_estimate(const int64_t t[4], int64_t tolerance_ns, int64_t *off, int64_t *rtt);
 /* NTP-style: several rounds; the one with the smallest round trip gives the offset. */
 int agent_measure_clock(struct ttrpc_client *c, struct clock_sync *out, int64_t deadline_ns,
                         kerr_t *err);

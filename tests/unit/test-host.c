@@ -11,6 +11,7 @@
 #include "base/fsat.h"
 #include "base/util.h"
 #include "google/rpc/status.pb-c.h"
+#include "rpc/agent.h"
 #include "rpc/ttrpc_client.h"
 #include "tap.h"
 #include "ttrpc.pb-c.h"
@@ -286,8 +287,21 @@ static void test_console_echo(void)
 	ok(lines == 10, "a flood is cut to 10 lines a second (%d logged)", lines);
 }
 
+/* One NTP-style round (ns): the guest 45 behind the host, 10 of round trip on the wire. */
+static void test_clock_estimate(void)
+{
+	const int64_t t[4] = { 100, 60, 70, 120 };
+	int64_t off, rtt;
+
+	ok(!clock_round_estimate(t, 0, &off, &rtt) && off == 45 && rtt == 10,
+	   "offset and round trip of one round (%lld, %lld)", (long long)off, (long long)rtt);
+	ok(clock_round_estimate(t, 40, &off, &rtt), "within half the round trip plus tolerance");
+	ok(!clock_round_estimate(t, 39, &off, &rtt), "not one nanosecond past it");
+}
+
 int main(void)
 {
+	test_clock_estimate();
 	test_phases();
 	test_console_echo();
 	test_frame_reader();
