@@ -83,8 +83,6 @@ static int write_meta(const struct template *t, const char *source, const struct
 	now_iso(created, sizeof(created));
 	json_object_object_add(o, "source", json_object_new_string(source));
 	json_object_object_add(o, "created", json_object_new_string(created));
-	json_object_object_add(o, "accel", json_object_new_string(accel_name(c.accel)));
-	json_object_object_add(o, "link", json_object_new_string(link_name(c.link)));
 	vm_shape_write(o, &c);
 	json_object_object_add(o, "pause_ms", json_object_new_double(tm->pause_ms));
 	json_object_object_add(o, "migrate_ms", json_object_new_double(tm->migrate_ms));

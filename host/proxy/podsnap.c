@@ -45,8 +45,6 @@ static void answer(struct podsnap *s)
 	size_t n;
 
 	vm_shape_write(o, &s->shape.cfg);
-	json_object_object_add(o, "accel", json_object_new_string(accel_name(s->shape.cfg.accel)));
-	json_object_object_add(o, "link", json_object_new_string(link_name(s->shape.cfg.link)));
 	r.shape_json = (char *)json_object_to_json_string_ext(o, 0);
 	r.pause_ms = s->times.pause_ms;
 	r.migrate_ms = s->times.migrate_ms;

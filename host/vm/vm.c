@@ -170,8 +170,8 @@ int vm_write_state(struct vm *vm, const struct vm_config *cfg, kerr_t *err)
 
 	json_object_object_add(o, "id", json_object_new_string(vm->id));
 	json_object_object_add(o, "pid", json_object_new_int(vm->pid));
-	json_object_object_add(o, "accel", json_object_new_string(accel_name(vm->accel)));
 	vm_shape_write(o, cfg);
+	json_object_object_add(o, "accel", json_object_new_string(accel_name(vm->accel)));
 	json_object_object_add(o, "link", json_object_new_string(link_name(vm->link_type)));
 	json_object_object_add(o, "cid", json_object_new_int64(vm->cid));
 	json_object_object_add(o, "boot", json_object_new_string(vm->boot_mode));

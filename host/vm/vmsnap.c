@@ -138,6 +138,8 @@ void vm_shape_write(json_object *o, const struct vm_config *cfg)
 	json_object_object_add(o, "vcpus", json_object_new_int((int)cfg->vcpus));
 	json_object_object_add(o, "nics", json_object_new_int((int)cfg->n_nics));
 	json_object_object_add(o, "disk_bus", json_object_new_boolean(cfg->disk_bus));
+	json_object_object_add(o, "accel", json_object_new_string(accel_name(cfg->accel)));
+	json_object_object_add(o, "link", json_object_new_string(link_name(cfg->link)));
 	if (!cfg->n_disks)
 		return;
 	disks = json_object_new_array();

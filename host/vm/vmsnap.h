@@ -38,7 +38,8 @@ struct vm_snap_times {
 
 /* Reads the shape from a vm.json or meta.json object (untrusted: checked). */
 int vm_shape_read(json_object *o, struct vm_shape *sh, kerr_t *err);
-/* Adds the shape's fields to o (what vm_shape_read reads back). */
+/* Adds the shape's fields to o (what vm_shape_read reads back), accel and link as cfg has
+ * them (a running VM's state file then says which it got). */
 void vm_shape_write(json_object *o, const struct vm_config *cfg);
 /* Adds a disk to the shape (a container's root disk plugged at run time); EINVAL for a
  * node name, target or path that a command line cannot carry, E2BIG past VM_MAX_DISKS. */

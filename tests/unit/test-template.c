@@ -391,9 +391,9 @@ static void test_shape_disks(void)
 	   "two disks are added");
 	ok(vm_shape_add_disk(&sh, "rootfs2.6", 2, "/s/x.img", &err) < 0,
 	   "a target taken twice is refused");
+	sh.cfg.accel = ACCEL_TCG;
+	sh.cfg.link = LINK_SERIAL;
 	vm_shape_write(o, &sh.cfg);
-	json_object_object_add(o, "accel", json_object_new_string("tcg"));
-	json_object_object_add(o, "link", json_object_new_string("serial"));
 	ok(vm_shape_read(o, &back, &err) == 0 && back.cfg.n_disks == 2 &&
 	       back.cfg.disks[1].target == 2 && !strcmp(back.cfg.disks[1].node, "rootfs2.5") &&
 	       !strcmp(back.cfg.disks[1].path, "/s/disk-2.img"),
