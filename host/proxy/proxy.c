@@ -993,11 +993,10 @@ static int launch(struct proxy *p, const struct proxy_args *a, struct vm_config 
 			return -1;
 		use = &app.store;
 		memcpy(app.store.cgroup, store.cgroup, sizeof(store.cgroup));
-		p->vm_mib = vc->memory_mib; /* the appliance's size */
 	}
 	if (a->snapshot && (lock = use_snapshot(p, a->snapshot, &sh, &t, vc, err)) < 0)
 		return -1;
-	p->vm_mib = vc->memory_mib;
+	p->vm_mib = vc->memory_mib; /* an appliance's or a snapshot's size */
 	phases_mark(&p->start, "setup");
 	rc = net_attach(p, vc, err);
 	phases_mark(&p->start, "net-host");
