@@ -61,12 +61,18 @@ count_at_least() { # HOST N
 	[ -n "$n" ] && [ "$n" -ge "$2" ]
 }
 
-@test "pod fork: a pod is snapshotted without containerd and runs on; a fork carries on its container's count" {
-	counter cnt
+# snapped NAME SNAPSHOT: a counter pod NAME (POD, CTR; its address in ip) that has counted
+# to 10, its count in before, then snapshotted as SNAPSHOT by kuasar-ctl.
+snapped() {
+	counter "$1"
 	ip=$(pod_ip "$POD")
 	wait_until 60 count_at_least "$ip" 10
 	before=$(count "$ip")
-	run_t 180 0 "$CTL" snapshot "$POD" -o ps1
+	run_t 180 0 "$CTL" snapshot "$POD" -o "$2"
+}
+
+@test "pod fork: a pod is snapshotted without containerd and runs on; a fork carries on its container's count" {
+	snapped cnt ps1
 	[[ "$output" == "ps1"* ]]
 	at=$(count "$ip")
 	grep -q "snapshot: paused" "$D/sandboxer.log"
@@ -95,13 +101,8 @@ count_at_least() { # HOST N
 }
 
 @test "pod fork: a pod annotated io.kuasar.snapshot carries on from it, unique, and runs containers of its own" {
-	counter par
-	ip=$(pod_ip "$POD")
-	wait_until 60 count_at_least "$ip" 10
-	before=$(count "$ip")
-	run_t 180 0 "$CTL" snapshot "$POD" -o ps2
-	PARENT=$POD
-	# Two pods from the snapshot at once, each on its own CNI address.
+	snapped par ps2
+	# Two pods from the snapshot, each on its own CNI address.
 	F1=$(cri --name f1 --uid uid-f1 --hostname f1 --pod-network --annotation io.kuasar.snapshot=ps2 runp)
 	echo "$F1" >>"$D/pods"
 	F2=$(cri --name f2 --uid uid-f2 --hostname f2 --pod-network --annotation io.kuasar.snapshot=ps2 runp)
@@ -113,9 +114,10 @@ count_at_least() { # HOST N
 	[ -n "$ip1" ] && [ -n "$ip2" ] && [ "$ip1" != "$ip2" ] && [ "$ip1" != "$ip" ]
 	# Each carries on counting from the snapshot's value, and so does the parent.
 	c1=$(count "$ip1")
-	[ -n "$c1" ] && [ "$c1" -ge "$before" ]
+	c2=$(count "$ip2")
+	[ -n "$c1" ] && [ "$c1" -ge "$before" ] && [ -n "$c2" ] && [ "$c2" -ge "$before" ]
 	wait_until 20 count_at_least "$ip1" $((c1 + 5))
-	wait_until 20 count_at_least "$ip2" $((c1 + 5))
+	wait_until 20 count_at_least "$ip2" $((c2 + 5))
 	wait_until 20 count_at_least "$ip" $((c1 + 5))
 	# A container of the fork pod's own: its hostname, a disk target the parent's did not
 	# have, and it reaches the inherited server on the VM's loopback.
@@ -124,7 +126,8 @@ count_at_least() { # HOST N
 	cri start "$CTR"
 	wait_log "$D/logs/own.log" "stdout F own on f1"
 	run fetch "$CTR" 127.0.0.1
-	[[ "$output" =~ [0-9]+ ]]
+	[[ "$output" == *"200 OK"* ]]
+	[ "$(echo "$output" | tail -1 | tr -dc 0-9)" -ge "$c1" ]
 	grep -q "root disk on SCSI target 1" "$D/sandboxer.log"
 	# A fork pod is snapshotted in turn, with both disks, and a pod carries on from that.
 	run_t 180 0 "$CTL" snapshot "$F1" -o ps3

@@ -211,17 +211,15 @@ struct rig {
 	int guest, client;
 };
 
-/* Up, with a client that sent one request (service/method; a stream when bidi) which the
- * guest has read: its guest stream id, 0 if it never came. */
-static uint32_t rig_up(struct rig *r, const char *service, const char *method, int bidi)
+/* The task proxy serving, its directory made (/tmp/kuasar-<tag>.XXXXXX); no client yet. */
+static int rig_init(struct rig *r, const char *tag)
 {
-	uint8_t *frame = NULL;
-	size_t flen;
 	int sv[2];
 	kerr_t err;
 
 	memset(r, 0, sizeof(*r));
-	snprintf(r->dir, sizeof(r->dir), "/tmp/kuasar-tp.XXXXXX");
+	r->client = -1;
+	snprintf(r->dir, sizeof(r->dir), "/tmp/kuasar-%s.XXXXXX", tag);
 	mkdtemp(r->dir);
 	snprintf(r->sock, sizeof(r->sock), "%s/task.sock", r->dir);
 	snprintf(r->shared, sizeof(r->shared), "%s/shared", r->dir);
@@ -230,6 +228,19 @@ static uint32_t rig_up(struct rig *r, const char *service, const char *method, i
 	r->guest = sv[1];
 	if (loop_init(&tl, &err) < 0 || glink_start(&r->link, &tl, sv[0], &err) < 0 ||
 	    taskproxy_start(&r->tp, &tl, &r->link, r->sock, r->shared, &err) < 0)
+		return -1;
+	return 0;
+}
+
+/* Up, with a client that sent one request (service/method; a stream when bidi) which the
+ * guest has read: its guest stream id, 0 if it never came. */
+static uint32_t rig_up(struct rig *r, const char *service, const char *method, int bidi)
+{
+	uint8_t *frame = NULL;
+	size_t flen;
+	kerr_t err;
+
+	if (rig_init(r, "tp") < 0)
 		return 0;
 	r->client = unix_connect(r->sock, &err);
 	ttrpc_encode_request(1, service, method, NULL, 0, &frame, &flen);
@@ -791,25 +802,15 @@ static int snap_rig(struct rig *r, struct podsnap *s, struct vm *vm)
 	static const char vmjson[] = "{\"qemu\":\"q\",\"kernel\":\"/k\",\"memory_mib\":64,"
 	                             "\"vcpus\":1,\"nics\":0,\"accel\":\"tcg\",\"link\":"
 	                             "\"serial\",\"mem_path\":\"/dev/shm/none.mem\"}";
-	int sv[2];
 	kerr_t err;
 
-	memset(r, 0, sizeof(*r));
-	snprintf(r->dir, sizeof(r->dir), "/tmp/kuasar-ps.XXXXXX");
-	mkdtemp(r->dir);
-	snprintf(r->sock, sizeof(r->sock), "%s/task.sock", r->dir);
-	snprintf(r->shared, sizeof(r->shared), "%s/shared", r->dir);
-	mkdir(r->shared, 0755);
+	if (rig_init(r, "ps") < 0)
+		return -1;
 	vm_init(vm, "pod");
 	snprintf(vm->paths.state, sizeof(vm->paths.state), "%s/vm.json", r->dir);
 	if (write_file_atomic(vm->paths.state, vmjson, sizeof(vmjson) - 1, &err) < 0)
 		return -1;
-	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
-	r->guest = sv[1];
 	fcntl(r->guest, F_SETFL, O_NONBLOCK);
-	if (loop_init(&tl, &err) < 0 || glink_start(&r->link, &tl, sv[0], &err) < 0 ||
-	    taskproxy_start(&r->tp, &tl, &r->link, r->sock, r->shared, &err) < 0)
-		return -1;
 	*s = (struct podsnap){ .loop = &tl,
 		               .tp = &r->tp,
 		               .link = &r->link,
